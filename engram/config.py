@@ -1,0 +1,321 @@
+"""Configuration: defaults < config file < environment < command-line flags.
+
+Every setting is declared once, below, as a dataclass field carrying its default, its
+environment variables, whether it is a secret and a help line. The loader, the type
+checks, `engram config show` and the configuration reference in docs/ all read these
+declarations, so a setting cannot exist in one place and be missing in another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engram.errors import ConfigError
+
+SECTIONS = ("store", "mitmproxy", "analyzer", "recall", "proxy", "muninn", "redact")
+
+
+def setting(default: Any, help: str, *, env: tuple[str, ...] = (), secret: bool = False) -> Any:
+    """Declare one setting. `env` lists extra variable names besides ENGRAM_<SECTION>_<KEY>."""
+    if isinstance(default, (list, dict)):
+        return field(
+            default_factory=lambda d=default: type(d)(d),
+            metadata={"help": help, "env": env, "secret": secret},
+        )
+    return field(default=default, metadata={"help": help, "env": env, "secret": secret})
+
+
+@dataclass
+class StoreConfig:
+    path: str | None = setting(
+        None,
+        "SQLite database file (default: the platform's data dir, "
+        "e.g. ~/.local/share/engram/engram.db)",
+        env=("ENGRAM_DB",),
+    )
+    busy_timeout_ms: int = setting(
+        5000, "How long a command waits for another engram process's write lock (ms)"
+    )
+
+
+@dataclass
+class MitmproxyConfig:
+    pass
+
+
+@dataclass
+class AnalyzerConfig:
+    pass
+
+
+@dataclass
+class RecallConfig:
+    pass
+
+
+@dataclass
+class ProxyConfig:
+    pass
+
+
+@dataclass
+class MuninnConfig:
+    pass
+
+
+@dataclass
+class RedactConfig:
+    pass
+
+
+SECTION_TYPES: dict[str, type] = {
+    "store": StoreConfig,
+    "mitmproxy": MitmproxyConfig,
+    "analyzer": AnalyzerConfig,
+    "recall": RecallConfig,
+    "proxy": ProxyConfig,
+    "muninn": MuninnConfig,
+    "redact": RedactConfig,
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    type: Any
+    default: Any
+    help: str
+    env: tuple[str, ...]
+    secret: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+
+def all_settings() -> list[Setting]:
+    out = []
+    for section, cls in SECTION_TYPES.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            missing = f.default is dataclasses.MISSING
+            default = f.default_factory() if missing else f.default  # type: ignore[misc]
+            env = (f"ENGRAM_{section.upper()}_{f.name.upper()}", *f.metadata["env"])
+            out.append(
+                Setting(section, f.name, hints[f.name], default, f.metadata["help"], env,
+                        f.metadata["secret"])
+            )
+    return out
+
+
+@dataclass
+class Config:
+    store: StoreConfig = field(default_factory=StoreConfig)
+    mitmproxy: MitmproxyConfig = field(default_factory=MitmproxyConfig)
+    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+    recall: RecallConfig = field(default_factory=RecallConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    muninn: MuninnConfig = field(default_factory=MuninnConfig)
+    redact: RedactConfig = field(default_factory=RedactConfig)
+    file: Path | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        section, key = name.split(".", 1)
+        return getattr(getattr(self, section), key)
+
+    def set(self, name: str, value: Any, source: str) -> None:
+        section, key = name.split(".", 1)
+        setattr(getattr(self, section), key, value)
+        self.sources[name] = source
+
+    def override(self, name: str, value: Any) -> None:
+        """Apply a command-line flag; None means the flag was not given."""
+        if value is not None:
+            self.set(name, value, "flag")
+
+
+def _type_name(tp: Any) -> str:
+    if tp in (str, int, float, bool):
+        return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}[tp]
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _type_name(args[0]) if len(args) == 1 else " or ".join(map(_type_name, args))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0]).removeprefix('a ')}s"
+    if origin is dict:
+        return "a table"
+    return str(tp)
+
+
+def coerce(value: Any, tp: Any) -> Any:
+    """Check a TOML value against a declared type; raise ValueError with the expectation."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg)
+            except ValueError:
+                continue
+        raise ValueError(_type_name(tp))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(_type_name(tp))
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(_type_name(tp))
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError(_type_name(tp))
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(_type_name(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, list):
+            return [coerce(v, item) for v in value]
+        raise ValueError(_type_name(tp))
+    if origin is dict:
+        _key, item = typing.get_args(tp)
+        if isinstance(value, dict):
+            return {str(k): coerce(v, item) for k, v in value.items()}
+        raise ValueError(_type_name(tp))
+    raise ValueError(_type_name(tp))
+
+
+def parse_env(raw: str, tp: Any) -> Any:
+    """Environment values are strings: read booleans, numbers and lists from them."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if raw == "" and type(None) in typing.get_args(tp):
+            return None
+        return parse_env(raw, args[0])
+    if tp is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(_type_name(tp))
+    if tp in (int, float):
+        try:
+            return tp(raw.strip())
+        except ValueError:
+            raise ValueError(_type_name(tp)) from None
+    if origin in (list, dict):
+        text = raw.strip()
+        if text.startswith(("[", "{")):
+            try:
+                return coerce(json.loads(text), tp)
+            except json.JSONDecodeError:
+                raise ValueError(_type_name(tp)) from None
+        if origin is list:
+            return coerce([p.strip() for p in text.split(",") if p.strip()], tp)
+        raise ValueError(_type_name(tp))
+    return raw
+
+
+def load(
+    path: str | Path | None = None, env: typing.Mapping[str, str] | None = None
+) -> Config:
+    """Build the effective configuration (flags are applied afterwards by the caller)."""
+    from engram.paths import default_config_path
+
+    env = os.environ if env is None else env
+    cfg = Config()
+    explicit = path if path is not None else env.get("ENGRAM_CONFIG") or None
+    file = Path(explicit).expanduser() if explicit else default_config_path()
+    settings = {s.name: s for s in all_settings()}
+    for name in settings:
+        cfg.sources[name] = "default"
+
+    if file.exists() or explicit:
+        cfg.file = file
+        _apply_file(cfg, file, settings)
+
+    for s in settings.values():
+        for var in s.env:
+            if var in env:
+                try:
+                    cfg.set(s.name, parse_env(env[var], s.type), f"env:{var}")
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"environment variable {var} (for {s.name}) must be {exc}, "
+                        f"got {env[var]!r}"
+                    ) from None
+                break
+    return cfg
+
+
+def _apply_file(cfg: Config, file: Path, settings: dict[str, Setting]) -> None:
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    for section, table in data.items():
+        if section not in SECTION_TYPES:
+            raise ConfigError(
+                f"{file}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{file}: {section} must be a table ([{section}])")
+        for key, value in table.items():
+            name = f"{section}.{key}"
+            s = settings.get(name)
+            if s is None:
+                raise ConfigError(f"{file}: unknown key {name}")
+            try:
+                cfg.set(name, coerce(value, s.type), f"file:{file}")
+            except ValueError as exc:
+                raise ConfigError(f"{file}: {name} must be {exc}, got {value!r}") from None
+
+
+def mask(value: Any) -> str:
+    if value in (None, ""):
+        return "(not set)"
+    text = str(value)
+    return "****" + text[-4:] if len(text) >= 12 else "****"
+
+
+def effective(cfg: Config) -> list[dict[str, Any]]:
+    """Rows for `engram config show`: every setting, its value (secrets masked), its source."""
+    rows = []
+    for s in all_settings():
+        value = cfg.get(s.name)
+        rows.append(
+            {
+                "key": s.name,
+                "value": mask(value) if s.secret else value,
+                "source": cfg.sources.get(s.name, "default"),
+                "secret": s.secret,
+            }
+        )
+    return rows

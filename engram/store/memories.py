@@ -1,0 +1,179 @@
+"""Changing memories: every write goes through here, in one transaction with its event.
+
+All functions take an open ORM session from `Store.write()`; the caller's transaction
+makes a change and its log entry (and, later, its mirror outbox entry) atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engram.errors import EngramError, NotFound
+from engram.store import schema
+from engram.store.models import Event, Memory
+from engram.store.records import (
+    MemoryRecord,
+    validate_content,
+    validate_kind,
+    validate_scope,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    memory: MemoryRecord
+    created: bool  # False: the same fact was already active in this scope
+
+
+def log_event(
+    session: Session, action: str, memory_id: str | None, actor: str, **detail: Any
+) -> None:
+    session.add(
+        Event(at=schema.now_iso(), action=action, memory_id=memory_id, actor=actor,
+              detail=json.dumps(detail, ensure_ascii=False, sort_keys=True))
+    )
+
+
+def get(session: Session, memory_id: str) -> Memory:
+    memory = session.scalar(select(Memory).where(Memory.id == memory_id))
+    if memory is None:
+        raise NotFound(f"no memory with id {memory_id}")
+    return memory
+
+
+def find_active(session: Session, scope: str, chash: str) -> Memory | None:
+    return session.scalar(
+        select(Memory).where(
+            Memory.scope == scope, Memory.content_hash == chash, Memory.status == "active"
+        )
+    )
+
+
+def _unused_id(session: Session) -> str:
+    for _ in range(20):
+        candidate = schema.new_id()
+        if session.scalar(select(Memory.seq).where(Memory.id == candidate)) is None:
+            return candidate
+    raise EngramError("could not allocate a unique memory id")  # 2**40 ids: not in practice
+
+
+def add(
+    session: Session,
+    content: str,
+    *,
+    kind: str = "fact",
+    scope: str = "global",
+    source: str = "manual",
+    provenance: Iterable[str] = (),
+    created_at: str | None = None,
+    actor: str = "cli",
+    action: str = "add",
+) -> AddResult:
+    """Add a memory unless the same fact is already active in the scope (then return it)."""
+    content = validate_content(content)
+    kind = validate_kind(kind)
+    scope = validate_scope(scope)
+    chash = schema.content_hash(content)
+    existing = find_active(session, scope, chash)
+    if existing is not None:
+        new_prov = [p for p in provenance if p not in json.loads(existing.provenance)]
+        if new_prov:  # the same fact seen again: remember where, too
+            existing.provenance = json.dumps(json.loads(existing.provenance) + new_prov)
+        return AddResult(MemoryRecord.from_mapping(existing), created=False)
+    now = schema.now_iso()
+    memory = Memory(
+        id=_unused_id(session),
+        content=content,
+        kind=kind,
+        scope=scope,
+        source=source,
+        provenance=json.dumps(list(dict.fromkeys(provenance))),
+        status="active",
+        created_at=created_at or now,
+        updated_at=now,
+        use_count=0,
+        content_hash=chash,
+    )
+    session.add(memory)
+    session.flush()
+    log_event(session, action, memory.id, actor, content=content, kind=kind, scope=scope,
+              source=source)
+    return AddResult(MemoryRecord.from_mapping(memory), created=True)
+
+
+def edit(session: Session, memory_id: str, content: str, *, actor: str = "cli") -> MemoryRecord:
+    memory = get(session, memory_id)
+    content = validate_content(content)
+    chash = schema.content_hash(content)
+    if memory.status == "active":
+        other = find_active(session, memory.scope, chash)
+        if other is not None and other.id != memory.id:
+            raise EngramError(
+                f"that text is already memory {other.id}", hint=f"forget {memory.id} instead"
+            )
+    old = memory.content
+    memory.content = content
+    memory.content_hash = chash
+    memory.updated_at = schema.now_iso()
+    log_event(session, "edit", memory.id, actor, old=old, new=content)
+    return MemoryRecord.from_mapping(memory)
+
+
+def supersede(
+    session: Session,
+    memory_id: str,
+    content: str,
+    *,
+    kind: str | None = None,
+    source: str = "manual",
+    provenance: Iterable[str] = (),
+    actor: str = "cli",
+) -> tuple[MemoryRecord, MemoryRecord]:
+    """Replace a memory by a corrected one; the old one stays, marked and linked."""
+    old = get(session, memory_id)
+    if old.status != "active":
+        raise EngramError(
+            f"memory {old.id} is {old.status}; only active memories can be superseded"
+        )
+    content = validate_content(content)
+    if schema.content_hash(content) == old.content_hash:
+        raise EngramError(f"the new text is the same as memory {old.id}")
+    result = add(session, content, kind=kind or old.kind, scope=old.scope, source=source,
+                 provenance=provenance, actor=actor, action="add")
+    old.status = "superseded"
+    old.superseded_by = result.memory.id
+    old.updated_at = schema.now_iso()
+    log_event(session, "supersede", old.id, actor, by=result.memory.id)
+    return MemoryRecord.from_mapping(old), result.memory
+
+
+def forget(session: Session, memory_id: str, *, actor: str = "cli") -> MemoryRecord:
+    memory = get(session, memory_id)
+    if memory.status == "forgotten":
+        return MemoryRecord.from_mapping(memory)
+    previous = memory.status
+    memory.status = "forgotten"
+    memory.updated_at = schema.now_iso()
+    log_event(session, "forget", memory.id, actor, previous=previous)
+    return MemoryRecord.from_mapping(memory)
+
+
+def restore(session: Session, memory_id: str, *, actor: str = "cli") -> MemoryRecord:
+    memory = get(session, memory_id)
+    if memory.status == "active":
+        return MemoryRecord.from_mapping(memory)
+    other = find_active(session, memory.scope, memory.content_hash)
+    if other is not None:
+        raise EngramError(f"the same fact is active as memory {other.id}; nothing to restore")
+    previous = memory.status
+    memory.status = "active"
+    memory.superseded_by = None
+    memory.updated_at = schema.now_iso()
+    log_event(session, "restore", memory.id, actor, previous=previous)
+    return MemoryRecord.from_mapping(memory)
