@@ -1,0 +1,90 @@
+"""Shared fixtures: an isolated home, config and database for every test.
+
+Each test gets its own HOME and XDG directories so nothing reads or writes the
+developer's real ~/.config/engram or ~/.local/share/engram.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from engram.cli.app import app
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local/share"))
+    for var in list(os.environ):
+        if var.startswith(("ENGRAM_", "MUNINN_")) or var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+            monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "engram.db"
+
+
+@dataclass
+class Cli:
+    """Runs `engram` in-process through typer's runner against one database."""
+
+    db: Path
+    runner: CliRunner
+
+    def __call__(self, *args: str, input: str | bytes | None = None, ok: bool = True,
+                 env: dict[str, str] | None = None) -> Result:
+        result = self.runner.invoke(app, ["--db", str(self.db), *args], input=input, env=env,
+                                    catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, (
+                f"engram {' '.join(args)} exited {result.exit_code}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
+
+    def json(self, *args: str, **kw: Any) -> Any:
+        return json.loads(self(*args, "--json", **kw).stdout)
+
+    def fail(self, *args: str, input: str | bytes | None = None) -> Result:
+        result = self(*args, input=input, ok=False)
+        assert result.exit_code != 0, f"expected failure, got: {result.stdout}"
+        return result
+
+
+@pytest.fixture
+def cli(db_path: Path) -> Cli:
+    return Cli(db_path, CliRunner())
+
+
+ENGRAM = [sys.executable, "-m", "engram"]
+
+
+def run_engram(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
+               timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """The real command in a subprocess, as a user's shell would run it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*ENGRAM, *args], env=full_env, input=input, capture_output=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Any]:
+    from engram.store.db import Store
+
+    s = Store(db_path)
+    yield s
+    s.close()
