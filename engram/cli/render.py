@@ -52,14 +52,27 @@ def scope_label(scope: str) -> str:
     if scope == "global":
         return scope
     home = str(Path.home())
-    return "~" + scope[len(home):] if scope.startswith(home + "/") else scope
+    label = "~" + scope[len(home):] if scope.startswith(home + "/") else scope
+    if len(label) > 20:  # tables keep the distinctive end; JSON output has the full path
+        parts = Path(label).parts
+        label = "…/" + "/".join(parts[-2:])
+    return label
+
+
+WRAPPING = {"content", "detail", "value"}
 
 
 def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
+    """A plain table; only the free-text column wraps, ids and dates stay on one line."""
     from rich import box
     from rich.table import Table
 
-    t = Table(*columns, title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name in columns:
+        if name in WRAPPING:
+            t.add_column(name, ratio=1, overflow="fold")
+        else:
+            t.add_column(name, no_wrap=True)
     for row in rows:
         t.add_row(*["" if v is None else str(v) for v in row])
     out().print(t)
