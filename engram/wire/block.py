@@ -6,17 +6,13 @@ proxy trimmed whitespace around it, so removal is by its delimiters, not by posi
 
 from __future__ import annotations
 
-import re
-
 BLOCK_OPEN = '<engram-memory source="engram">'
 BLOCK_CLOSE = "</engram-memory>"
 
-# Non-greedy and DOTALL: several blocks (from repeated injections) are all removed.
-# Whitespace that only served to separate the block from its neighbours goes with it.
-_BLOCK_RE = re.compile(
-    r"\n{0,2}[ \t]*" + re.escape(BLOCK_OPEN) + r".*?" + re.escape(BLOCK_CLOSE) + r"[ \t]*\n{0,2}",
-    re.DOTALL,
-)
+# Memory text can legitimately mention the delimiters (a session spent working on engram
+# itself), and a literal closer inside a block would end it early and leak the rest into
+# stored text. `wrap_block` therefore defuses both tag names in the body it wraps.
+_DEFUSE = (("</engram-memory", "&lt;/engram-memory"), ("<engram-memory", "&lt;engram-memory"))
 
 
 def has_block(text: str) -> bool:
@@ -24,21 +20,76 @@ def has_block(text: str) -> bool:
 
 
 def remove_block(text: str) -> str:
-    """Return `text` without any engram block; text without one is returned as is."""
+    """Return `text` without any engram block; text without one is returned as is.
+
+    A block is an opener followed by the nearest closer, taking the opener closest to
+    that closer: a stray unclosed opener in the surrounding text (someone quoting the
+    tag) is not ours and must not swallow the text after it. Blocks separated only by
+    whitespace (repeated injections) go as one. Up to two newlines and the spaces/tabs
+    on each side go with a block; where it sat between two pieces of text, a paragraph
+    break (or the single newline that was there) is kept.
+    """
     if BLOCK_OPEN not in text:
         return text
-    return _BLOCK_RE.sub(_join, text)
+    spans = _merged_spans(text)
+    if not spans:
+        return text
+    pieces: list[str] = []
+    cursor = 0
+    for start, end in spans:
+        start = _extend_left(text, start, cursor)
+        end = _extend_right(text, end)
+        pieces.append(text[cursor:start])
+        if start > 0 and end < len(text):
+            newlines = text.count("\n", start, end)
+            pieces.append("\n\n" if newlines >= 2 else "\n" * newlines)
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
 
 
-def _join(match: re.Match[str]) -> str:
-    # Keep a single paragraph break where the block sat between two pieces of text.
-    start, end = match.start(), match.end()
-    text = match.string
-    if start > 0 and end < len(text):
-        return "\n\n" if match.group(0).count("\n") >= 2 else "\n" * match.group(0).count("\n")
-    return ""
+def _merged_spans(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while True:
+        start = text.find(BLOCK_OPEN, pos)
+        if start < 0:
+            break
+        close = text.find(BLOCK_CLOSE, start + len(BLOCK_OPEN))
+        if close < 0:
+            break
+        start = text.rfind(BLOCK_OPEN, start, close)
+        end = close + len(BLOCK_CLOSE)
+        if spans and not text[spans[-1][1] : start].strip():
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+        pos = end
+    return spans
+
+
+def _extend_left(text: str, start: int, floor: int) -> int:
+    while start > floor and text[start - 1] in " \t":
+        start -= 1
+    for _ in range(2):
+        if start > floor and text[start - 1] == "\n":
+            start -= 1
+    return start
+
+
+def _extend_right(text: str, end: int) -> int:
+    # Never reaches into the next block: blocks separated by whitespace were merged.
+    while end < len(text) and text[end] in " \t":
+        end += 1
+    for _ in range(2):
+        if end < len(text) and text[end] == "\n":
+            end += 1
+    return end
 
 
 def wrap_block(body: str) -> str:
     """Wrap rendered memory text in the delimiters."""
-    return f"{BLOCK_OPEN}\n{body.strip()}\n{BLOCK_CLOSE}"
+    body = body.strip()
+    for tag, safe in _DEFUSE:
+        body = body.replace(tag, safe)
+    return f"{BLOCK_OPEN}\n{body}\n{BLOCK_CLOSE}"
