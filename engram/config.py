@@ -48,7 +48,26 @@ class StoreConfig:
 
 @dataclass
 class MitmproxyConfig:
-    pass
+    url: str = setting(
+        "http://127.0.0.1:8081", "mitmweb's web API (its web port, not the proxy port)"
+    )
+    token: str | None = setting(
+        None, "mitmweb's web_password (sent as a Bearer token)",
+        env=("ENGRAM_MITMWEB_TOKEN",), secret=True,
+    )
+    interval: float = setting(5.0, "Seconds between polls of mitmweb")
+    batch: int = setting(10, "Run the analyzer once this many exchanges are pending")
+    max_wait: float = setting(
+        60.0, "Analyze a partial batch once its oldest exchange has waited this long (s)"
+    )
+    prune: bool = setting(
+        True, "Delete flows from mitmweb once they are safely in the journal (keeps it fast)"
+    )
+    body_limit_mb: float = setting(20.0, "Bodies larger than this are not fetched (recorded)")
+    hosts: list[str] = setting(
+        [], "Only capture these API hosts (suffix match); empty: any host on an LLM API path"
+    )
+    ignore_hosts: list[str] = setting([], "Never capture these hosts (suffix match)")
 
 
 @dataclass

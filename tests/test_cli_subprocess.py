@@ -7,6 +7,8 @@ from pathlib import Path
 
 from conftest import run_engram
 
+from engram.store import schema
+
 
 def test_add_list_search_in_subprocesses(tmp_path: Path) -> None:
     env = {"ENGRAM_DB": str(tmp_path / "e.db")}
@@ -42,6 +44,9 @@ def test_help_is_documentation(tmp_path: Path) -> None:
 def test_db_commands(tmp_path: Path) -> None:
     env = {"ENGRAM_DB": str(tmp_path / "new.db")}
     assert "(empty)" in run_engram("db", "current", env=env).stdout.decode()
-    assert "-> 0001" in run_engram("db", "upgrade", env=env).stdout.decode()
+    assert f"-> {schema.HEAD}" in run_engram("db", "upgrade", env=env).stdout.decode()
     assert "already at" in run_engram("db", "upgrade", env=env).stdout.decode()
-    assert "revision 0001; head 0001" in run_engram("db", "current", env=env).stdout.decode()
+    assert (
+        f"revision {schema.HEAD}; head {schema.HEAD}"
+        in run_engram("db", "current", env=env).stdout.decode()
+    )

@@ -33,10 +33,11 @@ app = typer.Typer(
     cls=EngramGroup,
     name="engram",
     help="Long-term memory for stateless AI coding agents.\n\n"
-    "engram watches your agents' LLM API traffic, distils durable facts from it, keeps\n"
+    "engram watches your agents' LLM API traffic, distils durable facts from it, keeps "
     "them in a local SQLite store and gives the relevant ones back to the agent.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -61,9 +62,10 @@ def main_options(
 
 
 def _register() -> None:
-    from engram.cli import admin, memories
+    from engram.cli import admin, memories, watch
 
     memories.register(app)
+    watch.register(app)
     admin.register(app)
 
 

@@ -4,7 +4,7 @@ these classes mirror it for reads and writes through SQLAlchemy sessions.
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -49,3 +49,61 @@ class Event(Base):
     detail: Mapped[str] = mapped_column(Text, server_default=text("'{}'"))
 
     __table_args__ = (Index("ix_events_memory", "memory_id", "id"),)
+
+
+class ExchangeRow(Base):
+    """A captured exchange in the journal (see migrations/versions/0002_journal.py)."""
+
+    __tablename__ = "exchanges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    source_key: Mapped[str] = mapped_column(Text, unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(24))
+    provider: Mapped[str] = mapped_column(String(24), default="")
+    host: Mapped[str] = mapped_column(Text, default="")
+    endpoint: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[str | None] = mapped_column(Text)
+    conversation: Mapped[str] = mapped_column(Text, default="")
+    project: Mapped[str | None] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[str | None] = mapped_column(String(32))
+    ended_at: Mapped[str | None] = mapped_column(String(32))
+    captured_at: Mapped[str] = mapped_column(String(32))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_creation_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    request_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    response_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    new_turns: Mapped[int] = mapped_column(Integer, default=0)
+    turns: Mapped[str] = mapped_column(Text, default="[]")
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    analyzed_at: Mapped[str | None] = mapped_column(String(32))
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    project: Mapped[str | None] = mapped_column(Text)
+    seen: Mapped[str] = mapped_column(Text, default="{}")
+    exchanges: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[str] = mapped_column(String(32))
+    last_at: Mapped[str] = mapped_column(String(32))
+
+
+class StateRow(Base):
+    """Small durable values: watcher cursors, one-time warnings already given, ..."""
+
+    __tablename__ = "state"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[str] = mapped_column(String(32))

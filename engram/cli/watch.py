@@ -1,0 +1,214 @@
+"""Capture commands: `engram mitmproxy`, `engram journal`, `engram ingest`, `engram addon-path`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from engram.cli import render
+from engram.cli.context import state
+from engram.errors import ConfigError, EngramError
+
+ANALYZERS = ("auto", "anthropic", "openai", "heuristic", "none")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def mitmproxy(
+        ctx: typer.Context,
+        url: str | None = typer.Option(None, "--url", help="mitmweb's web API. [default: "
+                                       "http://127.0.0.1:8081]"),
+        token: str | None = typer.Option(
+            None, "--token", help="mitmweb's web_password (env ENGRAM_MITMWEB_TOKEN)."),
+        interval: float | None = typer.Option(None, "--interval", min=0.1,
+                                              help="Seconds between polls. [default: 5]"),
+        batch: int | None = typer.Option(None, "--batch", min=1,
+                                         help="Analyze once N exchanges are pending. "
+                                         "[default: 10]"),
+        max_wait: float | None = typer.Option(
+            None, "--max-wait", min=0,
+            help="Analyze a partial batch after its oldest exchange waited S seconds. "
+            "[default: 60]"),
+        analyzer: str | None = typer.Option(
+            None, "--analyzer", help="auto, anthropic, openai, heuristic or none. "
+            "[default: auto]"),
+        prune: bool | None = typer.Option(
+            None, "--prune/--no-prune",
+            help="Delete flows from mitmweb once journaled (keeps mitmweb fast). "
+            "[default: prune]"),
+        flow_file: Path | None = typer.Option(
+            None, "--flow-file", help="Follow a growing `mitmdump -w` file instead of the web "
+            "API."),
+        once: bool = typer.Option(False, "--once", help="Poll once, analyze what is pending, "
+                                  "exit."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
+        log_json: bool = typer.Option(False, "--log-json", help="One JSON object per event."),
+    ) -> None:
+        """Watch mitmweb for LLM API traffic, journal every exchange exactly once, and
+        distil memories from the new conversation turns."""
+        from engram.cli.reporter import Reporter
+        from engram.sources import daemon
+
+        st = state(ctx)
+        cfg = st.config
+        for name, value in (("mitmproxy.url", url), ("mitmproxy.token", token),
+                            ("mitmproxy.interval", interval), ("mitmproxy.batch", batch),
+                            ("mitmproxy.max_wait", max_wait), ("mitmproxy.prune", prune)):
+            cfg.override(name, value)
+        m = cfg.mitmproxy
+        backend = analyzer or "auto"
+        if backend not in ANALYZERS:
+            raise ConfigError(f"unknown analyzer {backend!r} (one of: {', '.join(ANALYZERS)})")
+        reporter = Reporter(quiet=quiet, log_json=log_json)
+        store = st.store
+        store.ensure()
+        analyze, analyzer_label = resolve_analyzer(backend, reporter)
+        schedule = daemon.Schedule(interval=m.interval, batch=m.batch, max_wait=m.max_wait)
+        if flow_file is not None:
+            from engram.sources.flowfile import FlowFileWatcher
+
+            watcher = FlowFileWatcher(store, flow_file, body_limit=int(m.body_limit_mb * 2**20))
+            source = f"flow file {flow_file}"
+        else:
+            watcher = make_watcher(store, cfg, reporter)
+            source = m.url
+        reporter.banner("engram: watching LLM traffic", {
+            "source": source,
+            "database": str(store.path),
+            "poll interval": f"{m.interval:g}s",
+            "batch size": m.batch,
+            "max wait": f"{m.max_wait:g}s",
+            "analyzer": analyzer_label,
+            "prune": ("on: captured flows are deleted from mitmweb" if m.prune else "off")
+            if flow_file is None else "n/a",
+        })
+        runner = daemon.Daemon(watcher, reporter, schedule, analyze)  # type: ignore[arg-type]
+        if once:
+            result = runner.run_once()
+            if result is None:
+                raise typer.Exit(1)
+            return
+        runner.run_forever()
+
+    journal_app = typer.Typer(help="The journal of captured exchanges.",
+                              invoke_without_command=True)
+    app.add_typer(journal_app, name="journal")
+
+    @journal_app.callback()
+    def journal_list(
+        ctx: typer.Context,
+        failed: bool = typer.Option(False, "--failed", help="Only exchanges that failed."),
+        status: str | None = typer.Option(None, "--status",
+                                          help="pending, analyzed, skipped or failed."),
+        limit: int = typer.Option(50, "--limit", "-n", min=1),
+        json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """List captured exchanges, newest first."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from engram.store import journal
+
+        with state(ctx).store.write() as session:
+            rows = [journal.row_to_dict(r) for r in
+                    journal.list_rows(session, failed=failed, status=status, limit=limit)]
+        if json_out:
+            render.emit_json(rows)
+            return
+        if not rows:
+            render.note("the journal is empty" if not (failed or status) else "nothing matches")
+            return
+        render.table(
+            ["id", "time", "source", "kind", "model", "project", "new", "status", "content"],
+            [[r["id"], r["captured_at"][:19].replace("T", " "), r["source"], r["kind"],
+              r["model"] or "", render.scope_label(r["project"] or "") or "?", r["new_turns"],
+              r["status"], r["error"] or r["endpoint"]] for r in rows],
+        )
+
+    @journal_app.command("show")
+    def journal_show(
+        ctx: typer.Context,
+        exchange_id: int = typer.Argument(..., metavar="ID"),
+        json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Print one exchange: its metadata and the turns it added to the conversation."""
+        from engram.store import journal
+
+        with state(ctx).store.write() as session:
+            data = journal.row_to_dict(journal.get_row(session, exchange_id), with_turns=True)
+        if json_out:
+            render.emit_json(data)
+            return
+        console = render.out()
+        console.print(f"[bold]exchange {data['id']}[/]  {data['kind']}  {data['status']}")
+        for key in ("source", "source_key", "format", "endpoint", "model", "conversation",
+                    "project", "status_code", "captured_at", "input_tokens", "output_tokens",
+                    "error"):
+            if data.get(key) not in (None, ""):
+                console.print(f"  [dim]{key:>13}[/] {data[key]}", highlight=False)
+        for turn in data["turns"]:
+            console.print(f"\n[bold]{turn['role']}[/]")
+            if turn.get("text"):
+                console.print(turn["text"], markup=False, highlight=False)
+            for call in turn.get("tool_calls", []):
+                console.print(f"  -> {call['name']}({render.short(call['arguments'], 200)})",
+                              markup=False, highlight=False)
+            for res in turn.get("tool_results", []):
+                console.print(f"  <- {render.short(res['content'], 200)}", markup=False,
+                              highlight=False)
+
+    @app.command()
+    def ingest(
+        ctx: typer.Context,
+        files: list[Path] = typer.Argument(..., metavar="FILE...",
+                                           help="mitmproxy flow files (`mitmdump -w`)."),
+        json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    ) -> None:
+        """Journal the LLM exchanges in mitmproxy flow files (exactly once: ingesting a
+        file again adds nothing)."""
+        from engram.sources.flowfile import ingest_file
+
+        totals = {"flows": 0, "llm": 0, "captured": 0, "duplicates": 0, "failed": 0}
+        for path in files:
+            result = ingest_file(state(ctx).store, path)
+            for key in totals:
+                totals[key] += getattr(result, key)
+            if result.partial:
+                render.note(f"{path}: ends in a partial record (still being written?)")
+        if json_out:
+            render.emit_json(totals)
+            return
+        typer.echo(f"{totals['flows']} flows -> {totals['llm']} LLM requests -> "
+                   f"{totals['captured']} journaled, {totals['duplicates']} already there")
+
+    @app.command("addon-path")
+    def addon_path() -> None:
+        """Print the path of engram's mitmproxy addon, for `mitmweb -s "$(engram addon-path)"`."""
+        from engram.sources import addon
+
+        typer.echo(str(Path(addon.__file__).resolve()))
+
+
+def make_watcher(store, cfg, reporter):  # type: ignore[no-untyped-def]
+    from engram.sources.mitmweb import MitmwebClient
+    from engram.sources.watcher import Watcher, WatchSettings
+
+    m = cfg.mitmproxy
+    settings = WatchSettings(prune=m.prune, body_limit=int(m.body_limit_mb * 2**20),
+                             hosts=list(m.hosts), ignore_hosts=list(m.ignore_hosts))
+    client = MitmwebClient(m.url, m.token)
+    return Watcher(store, client, settings, warn=reporter.warn)
+
+
+def resolve_analyzer(backend: str, reporter):  # type: ignore[no-untyped-def]
+    """(analyze function or None, label for the banner). The analyzer backends are
+    provided by engram.analyzer; until one is configured, engram captures only."""
+    if backend == "none":
+        return None, "none (capture only)"
+    try:
+        from engram.analyzer import runner
+    except ImportError:
+        if backend != "auto":
+            raise EngramError(f"analyzer {backend!r} is not available in this build") from None
+        return None, "none (capture only: no analyzer in this build)"
+    return runner.make(backend, reporter)

@@ -1,0 +1,194 @@
+"""`engram mitmproxy` as a long-running service: scheduling, backoff, shutdown.
+
+An APScheduler poll job runs every interval (never two at once; missed runs coalesce).
+After each poll it decides whether analysis is due (a full batch, or the oldest pending
+exchange has waited max-wait) and, if so, starts the analyze job on a second worker,
+so a slow analyzer never delays capture. SIGINT/SIGTERM let the running step finish and
+commit, then the process exits 0. mitmweb being down is not an error: the watcher says
+so once, backs off, and carries on when mitmweb is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engram.cli.reporter import Reporter
+from engram.errors import EngramError
+from engram.sources.mitmweb import MitmwebAuthError, MitmwebUnavailable
+from engram.sources.watcher import PollResult, Watcher
+from engram.store import journal
+
+log = logging.getLogger("engram.daemon")
+
+# Runs the analyzer over pending exchanges and reports what it stored; None = capture only.
+AnalyzeFn = Callable[[Reporter], Any]
+
+MAX_BACKOFF = 60.0
+
+
+@dataclass
+class Schedule:
+    interval: float = 5.0
+    batch: int = 10
+    max_wait: float = 60.0
+
+
+def describe_poll(result: PollResult) -> str:
+    text = (f"Fetched {result.flows} new flows -> {result.llm} LLM requests -> "
+            f"captured {result.bytes / 1024:.1f} KB")
+    extra = []
+    if result.captured:
+        extra.append(f"{result.captured} journaled ({result.pending} to analyze)")
+    if result.duplicates:
+        extra.append(f"{result.duplicates} already journaled")
+    if result.in_flight:
+        extra.append(f"{result.in_flight} in flight")
+    if result.failed:
+        extra.append(f"{result.failed} with errors")
+    if result.pruned:
+        extra.append(f"{result.pruned} pruned")
+    return text + (" (" + ", ".join(extra) + ")" if extra else "")
+
+
+class Daemon:
+    def __init__(self, watcher: Watcher, reporter: Reporter, schedule: Schedule,
+                 analyze: AnalyzeFn | None = None) -> None:
+        self.watcher = watcher
+        self.reporter = reporter
+        self.schedule = schedule
+        self.analyze = analyze
+        self._backoff = 0.0
+        self._next_try = 0.0
+        self._down_since: float | None = None
+        self._auth_reported = False
+        self._analyzing = threading.Lock()
+        self._scheduler: Any = None
+
+    # -- one step each ---------------------------------------------------------------
+
+    def poll_once(self) -> PollResult | None:
+        """One poll with outage handling; None when mitmweb could not be asked."""
+        now = time.monotonic()
+        if now < self._next_try:
+            return None
+        try:
+            result = self.watcher.poll()
+        except MitmwebAuthError as exc:
+            self._fail(exc, auth=True)
+            return None
+        except MitmwebUnavailable as exc:
+            self._fail(exc, auth=False)
+            return None
+        if self._down_since is not None:
+            self.reporter.event("mitmweb_back", "mitmweb is reachable again", level="success")
+        self._down_since = None
+        self._backoff = 0.0
+        self._auth_reported = False
+        if result.flows or result.captured:
+            self.reporter.event("poll", describe_poll(result), flows=result.flows,
+                                llm=result.llm, captured=result.captured, bytes=result.bytes,
+                                pending=result.pending, duplicates=result.duplicates,
+                                in_flight=result.in_flight, failed=result.failed,
+                                pruned=result.pruned)
+        return result
+
+    def _fail(self, exc: EngramError, *, auth: bool) -> None:
+        self._backoff = min(MAX_BACKOFF, max(self.schedule.interval, self._backoff * 2 or 1.0))
+        self._next_try = time.monotonic() + self._backoff
+        if auth:
+            if not self._auth_reported:
+                self.reporter.error("mitmweb_auth", str(exc))
+                self._auth_reported = True
+            return
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            self.reporter.warn("mitmweb_down", f"{exc.message}; retrying with backoff "
+                               f"(up to {MAX_BACKOFF:.0f} s)", error=str(exc))
+
+    def analysis_due(self) -> bool:
+        if self.analyze is None:
+            return False
+        with self.watcher.store.write() as session:
+            rows = journal.pending(session, limit=self.schedule.batch)
+        if not rows:
+            return False
+        if len(rows) >= self.schedule.batch:
+            return True
+        from engram.store import schema
+
+        oldest = schema.parse_iso(rows[0].captured_at).timestamp()
+        return time.time() - oldest >= self.schedule.max_wait
+
+    def analyze_now(self) -> None:
+        if self.analyze is None or not self._analyzing.acquire(blocking=False):
+            return
+        try:
+            self.analyze(self.reporter)
+        except EngramError as exc:
+            self.reporter.error("analyze", str(exc))
+        except Exception as exc:  # the daemon outlives a bug in one analyzer run
+            log.exception("analyzer run failed")
+            self.reporter.error("analyze", f"analyzer run failed: {exc!r}")
+        finally:
+            self._analyzing.release()
+
+    def tick(self) -> None:
+        """The poll job: capture, then start analysis if due."""
+        try:
+            self.poll_once()
+            if self.analysis_due() and self._scheduler is not None:
+                self._scheduler.add_job(self.analyze_now, id="analyze", replace_existing=True,
+                                        max_instances=1)
+        except EngramError as exc:  # e.g. database locked for too long: try next tick
+            self.reporter.error("poll", str(exc))
+        except Exception as exc:
+            log.exception("poll failed")
+            self.reporter.error("poll", f"poll failed: {exc!r}")
+
+    # -- running ---------------------------------------------------------------------
+
+    def run_once(self) -> PollResult | None:
+        result = self.poll_once()
+        if self.analyze is not None:
+            self.analyze_now()
+        return result
+
+    def run_forever(self) -> None:
+        from datetime import datetime
+
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        scheduler = BlockingScheduler(
+            executors={"default": ThreadPoolExecutor(2)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self._scheduler = scheduler
+        scheduler.add_job(self.tick, "interval", seconds=self.schedule.interval, id="poll",
+                          next_run_time=datetime.now())
+        stopping = threading.Event()
+
+        def stop(signum: int, _frame: Any) -> None:
+            if stopping.is_set():
+                return
+            stopping.set()
+            self.reporter.event("stop", f"{signal.Signals(signum).name}: finishing the current "
+                                "step, then stopping")
+            # Running jobs finish and commit; nothing new starts.
+            threading.Thread(target=scheduler.shutdown, kwargs={"wait": True},
+                             daemon=True).start()
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        try:
+            scheduler.start()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        self.reporter.event("stopped", "stopped cleanly")

@@ -1,0 +1,166 @@
+"""mitmproxy flow files (`mitmdump -w PATH`) as a capture source.
+
+`ingest_file` reads a whole file once; `FlowFileWatcher` follows a file that mitmdump is
+still appending to, keeping the byte offset after the last whole flow in the database
+(committed with the journal rows, like the mitmweb cursor). A partial record at the tail
+raises FlowReadException: the offset stays before it and it is read again next time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engram.errors import EngramError
+from engram.sources.watcher import PollResult, WatchSettings, is_llm_flow
+from engram.store import journal
+from engram.store.db import Store
+from engram.wire.model import RawRequest, RawResponse
+
+BATCH = 25
+
+
+@dataclass
+class IngestResult:
+    flows: int = 0
+    llm: int = 0
+    captured: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    bytes: int = 0
+    partial: bool = False
+
+
+def _capture(flow: Any, body_limit: int) -> journal.Capture:
+    req = flow.request
+    errors = []
+    body = req.get_content(strict=False)
+    if body is not None and len(body) > body_limit:
+        errors.append(f"request body of {len(body)} bytes exceeds the limit; not read")
+        body = None
+    request = RawRequest(
+        headers=[(k, v) for k, v in req.headers.items(multi=True)],
+        body=body,
+        timestamp_start=req.timestamp_start,
+        timestamp_end=req.timestamp_end,
+        method=req.method,
+        scheme=req.scheme,
+        host=req.pretty_host,
+        port=req.port,
+        path=req.path,
+    )
+    response = None
+    if flow.response is not None:
+        resp = flow.response
+        rbody = resp.get_content(strict=False)
+        if rbody is not None and len(rbody) > body_limit:
+            errors.append(f"response body of {len(rbody)} bytes exceeds the limit; not read")
+            rbody = None
+        response = RawResponse(
+            headers=[(k, v) for k, v in resp.headers.items(multi=True)],
+            body=rbody,
+            timestamp_start=resp.timestamp_start,
+            timestamp_end=resp.timestamp_end,
+            status_code=resp.status_code,
+        )
+    if flow.error is not None:
+        errors.append(str(flow.error.msg))
+    return journal.Capture(source="file", source_key=f"file:{flow.id}", request=request,
+                           response=response, error="; ".join(errors) or None)
+
+
+def _is_llm(flow: Any, settings: WatchSettings) -> bool:
+    from mitmproxy import http
+
+    if not isinstance(flow, http.HTTPFlow):
+        return False
+    req = flow.request
+    meta = {"request": {"method": req.method, "pretty_host": req.pretty_host,
+                        "path": req.path}}
+    return is_llm_flow(meta, settings)
+
+
+def read_from(store: Store, path: Path, offset: int, settings: WatchSettings,
+              result: IngestResult, state_key: str | None = None) -> int:
+    """Journal the flows after `offset`; return the offset after the last whole flow."""
+    from mitmproxy import io as mio
+    from mitmproxy.exceptions import FlowReadException
+
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise EngramError(f"cannot read flow file {path}: {exc.strerror}") from None
+    with fh:
+        fh.seek(offset)
+        reader = mio.FlowReader(fh)
+        pending: list[journal.Capture] = []
+        good = offset
+        stream = reader.stream()
+        while True:
+            try:
+                flow = next(stream)
+            except StopIteration:
+                break
+            except FlowReadException:
+                result.partial = True
+                break
+            result.flows += 1
+            position = fh.tell()
+            if _is_llm(flow, settings):
+                result.llm += 1
+                pending.append(_capture(flow, settings.body_limit))
+            if len(pending) >= BATCH:
+                _commit(store, pending, position, result, state_key)
+                pending = []
+            good = position
+        _commit(store, pending, good, result, state_key)
+    return good
+
+
+def _commit(store: Store, captures: list[journal.Capture], offset: int, result: IngestResult,
+            state_key: str | None) -> None:
+    with store.write() as session:
+        for capture in captures:
+            recorded = journal.record(session, capture)
+            if not recorded.created:
+                result.duplicates += 1
+                continue
+            result.captured += 1
+            result.bytes += recorded.bytes
+            result.failed += recorded.status == "failed"
+        if state_key is not None:
+            journal.set_state(session, state_key, str(offset))
+
+
+def ingest_file(store: Store, path: Path, settings: WatchSettings | None = None) -> IngestResult:
+    result = IngestResult()
+    read_from(store, path, 0, settings or WatchSettings(), result)
+    return result
+
+
+class FlowFileWatcher:
+    """Follows a growing flow file; `poll()` has the mitmweb watcher's shape so the same
+    daemon drives either source."""
+
+    def __init__(self, store: Store, path: Path, *, body_limit: int = 20 * 2**20) -> None:
+        self.store = store
+        self.path = path.expanduser().absolute()
+        self.settings = WatchSettings(prune=False, body_limit=body_limit)
+        self.key = f"flowfile:{self.path}:offset"
+
+    def poll(self) -> PollResult:
+        with self.store.write() as session:
+            offset = int(journal.get_state(session, self.key) or 0)
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return PollResult()  # not created yet: mitmdump may start later
+        if size < offset:
+            offset = 0  # truncated or replaced: read again; the journal drops duplicates
+        result = IngestResult()
+        read_from(self.store, self.path, offset, self.settings, result, self.key)
+        return PollResult(flows=result.flows, llm=result.llm, captured=result.captured,
+                          duplicates=result.duplicates, bytes=result.bytes,
+                          failed=result.failed)

@@ -1,0 +1,139 @@
+"""The watcher as a service: SIGKILL at any point loses and duplicates nothing; SIGTERM
+stops cleanly with exit 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from engram.testing.llm_stub import LLMStub
+from engram.testing.mitmweb import Mitmweb
+
+ENGRAM = [sys.executable, "-m", "engram"]
+
+
+def send_conversations(stub: LLMStub, mitm: Mitmweb, conversations: int, turns: int) -> None:
+    """Agents repeat the whole history on every request; turns of different
+    conversations interleave."""
+    s = requests.Session()
+    s.trust_env = False
+    histories: dict[int, list[dict]] = {c: [] for c in range(conversations)}
+    for t in range(turns):
+        for c in range(conversations):
+            history = histories[c]
+            history.append({"role": "user", "content": f"conversation {c} turn {t}"})
+            r = s.post(stub.url + "/v1/messages?beta=true", proxies=mitm.proxies(), timeout=30,
+                       headers={"X-Claude-Code-Session-Id": f"conv-{c}"},
+                       json={"model": "claude-haiku-4-5", "max_tokens": 32,
+                             "system": "Primary working directory: /srv/app",
+                             "messages": history})
+            assert r.status_code == 200
+            history.append({"role": "assistant", "content": r.json()["content"]})
+
+
+def start_watcher(mitm: Mitmweb, db: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*ENGRAM, "mitmproxy", "--url", mitm.url, "--interval", "0.2", "--analyzer", "none",
+         "--quiet"],
+        env={**os.environ, "ENGRAM_DB": str(db), "ENGRAM_MITMWEB_TOKEN": mitm.password},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def user_turns(db: Path) -> list[str]:
+    conn = sqlite3.connect(db)
+    out = [t["text"] for (turns,) in conn.execute("SELECT turns FROM exchanges ORDER BY id")
+           for t in json.loads(turns) if t["role"] == "user"]
+    conn.close()
+    return out
+
+
+def test_sigkill_at_several_points_in_a_200_exchange_run(tmp_path: Path) -> None:
+    db = tmp_path / "engram.db"
+    rng = random.Random(4)
+    with LLMStub() as stub, Mitmweb() as mitm:
+        sender = threading.Thread(target=send_conversations, args=(stub, mitm, 10, 20))
+        sender.start()
+        kills = 0
+        deadline = time.monotonic() + 120
+        while sender.is_alive() and time.monotonic() < deadline:
+            watcher = start_watcher(mitm, db)
+            time.sleep(rng.uniform(0.6, 1.6))
+            watcher.send_signal(signal.SIGKILL)
+            watcher.wait(10)
+            kills += 1
+        sender.join(120)
+        assert not sender.is_alive()
+        assert kills >= 3
+        # Restart once more and let it drain.
+        for _ in range(3):
+            subprocess.run([*ENGRAM, "mitmproxy", "--url", mitm.url, "--once", "--analyzer",
+                            "none", "--quiet"], check=True, timeout=120,
+                           env={**os.environ, "ENGRAM_DB": str(db),
+                                "ENGRAM_MITMWEB_TOKEN": mitm.password})
+        s = requests.Session()
+        s.trust_env = False
+        left = s.get(mitm.url + "/flows", timeout=10,
+                     headers={"Authorization": f"Bearer {mitm.password}"}).json()
+    conn = sqlite3.connect(db)
+    count, distinct = conn.execute(
+        "SELECT count(*), count(DISTINCT source_key) FROM exchanges").fetchone()
+    conn.close()
+    assert count == distinct == 200
+    said = user_turns(db)
+    expected = [f"conversation {c} turn {t}" for t in range(20) for c in range(10)]
+    assert sorted(said) == sorted(expected)  # each user turn journaled exactly once
+    assert left == []  # every captured flow was pruned, even those a kill interrupted
+
+
+def test_sigterm_stops_cleanly_with_exit_0(tmp_path: Path) -> None:
+    with Mitmweb() as mitm:
+        proc = subprocess.Popen(
+            [*ENGRAM, "mitmproxy", "--url", mitm.url, "--interval", "0.2", "--analyzer",
+             "none"],
+            env={**os.environ, "ENGRAM_DB": str(tmp_path / "e.db"),
+                 "ENGRAM_MITMWEB_TOKEN": mitm.password},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(2.0)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err.decode()
+        assert time.monotonic() - started < 5
+        assert b"stopped cleanly" in out
+
+
+def test_mitmweb_down_at_start_then_up(tmp_path: Path) -> None:
+    """The daemon does not exit when mitmweb is missing; it captures once mitmweb is up."""
+    from engram.testing.mitmweb import free_port
+
+    web_port, proxy_port = free_port(), free_port()
+    mitm = Mitmweb(web_port=web_port, proxy_port=proxy_port)
+    db = tmp_path / "e.db"
+    watcher = start_watcher(mitm, db)
+    try:
+        time.sleep(1.5)
+        assert watcher.poll() is None  # still running
+        with LLMStub() as stub:
+            mitm.start()
+            send_conversations(stub, mitm, 1, 2)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if db.exists() and len(user_turns(db)) == 2:
+                    break
+                time.sleep(0.5)
+            assert len(user_turns(db)) == 2
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        _, err = watcher.communicate(timeout=15)
+        mitm.close()
+    assert watcher.returncode == 0, err.decode()
