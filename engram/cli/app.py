@@ -62,10 +62,11 @@ def main_options(
 
 
 def _register() -> None:
-    from engram.cli import admin, memories, watch
+    from engram.cli import admin, memories, privacy, watch
 
     memories.register(app)
     watch.register(app)
+    privacy.register(app)
     admin.register(app)
 
 
