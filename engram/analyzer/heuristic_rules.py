@@ -1,0 +1,493 @@
+"""Sentence rules of the heuristic analyzer: which of the user's own sentences state a
+durable fact, and how to phrase it.
+
+Every rule is anchored at the start of a clause (after interjections such as "ok," or
+"btw" and correction openers such as "no," are stripped): a phrase like "always" or "we
+use" in the middle of a sentence is far more often narration ("it always fails", "the
+code we use here") than an instruction. A hit must then pass filters that throw away
+what would make a bad memory: questions, transient state ("right now", "let's"),
+hedges ("maybe", "I think"), and pronouns that only make sense in the conversation
+("never do that", "this file"). Recall is traded for precision throughout, because a
+memory store full of junk is one users switch off.
+
+Matching runs on a *masked* copy of the sentence in which multi-word quoted text is
+blanked out, so a trigger inside quotes ("the docs say "always run X"") never fires,
+while the fact itself is cut from the original sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_I = re.IGNORECASE
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A fact found in one clause. `scope` is "" when the words do not settle it."""
+
+    text: str
+    kind: str
+    scope: str
+    evidence: str
+
+
+# Interjections need punctuation after them ("good tests ..." is no interjection);
+# connectives only a space.
+_LEAD = re.compile(
+    r"(?:(?:thanks|thank you|great|perfect|nice|cool|good|lgtm|awesome|sure|yes|yeah|yep"
+    r"|ok|okay|hmm|oh|hey|well|right|important|note|nb|ps)[,.!:;\u2014-]+\s*"
+    r"|(?:also|and|so|btw|by the way|fyi|plus|but|oh and|one more thing|just so you know"
+    r"|heads up)\b[\s,:\u2014-]*)+",
+    _I,
+)
+_CORRECTION = re.compile(
+    r"(?:(?:no|nope|nah|wrong|incorrect|not quite)[,.!:;\u2014-]+\s*"
+    r"|(?:that'?s|that is|this is) (?:wrong|incorrect|not right|not correct|not true)"
+    r"[,.!:;\u2014-]*\s*|actually[,:\u2014-]?\s+)+",
+    _I,
+)
+_CLAUSE_SPLIT = re.compile(
+    r";\s*|\s+[\u2014-]\s+"
+    r"|,\s*(?:and |but |so )?(?=(?:always|never|please|we (?:always |never |only )?use"
+    r"|use|don'?t|do not)\b)"
+    r"|\s+(?:and|but) (?=(?:always|never|please)\b)",
+    _I,
+)
+
+# --- filters ----------------------------------------------------------------------------
+
+_TRANSIENT = re.compile(
+    r"\b(?:right now|currently|at the moment|for now|for the moment|for the time being"
+    r"|today|tonight|tomorrow|yesterday|this time|this session|this morning|just now"
+    r"|temporarily|in a (?:sec|second|minute|moment)|next step"
+    r"|i'?m (?:working on|trying|going to|about to|looking)"
+    r"|i am (?:working on|trying|going to|about to)"
+    r"|we'?re (?:working on|trying|going to|about to)|let'?s|let us"
+    r"|can you|could you|would you|will you|can we|could we|shall we"
+    r"|i think|i guess|i believe|maybe|probably|perhaps|might|not sure"
+    r"|when you'?re (?:done|finished)|wrong|broken"
+    r"|(?:for|in) this (?:task|pr|change|ticket|one|branch|session|conversation))\b",
+    _I,
+)
+# "this file", "that library", "the first option": things only the conversation names.
+# "that" before an article or a pronoun is a conjunction ("check that the build passes").
+_DEICTIC = re.compile(
+    r"\b(?:this|these|those) (?!(?:repo|repository|project|codebase|code base|team|company"
+    r"|monorepo|app|service|org|organization)\b)\w"
+    r"|\bthat (?!(?:the|a|an|we|you|i|it|they|all|every|each|no|there|our|your|its|their|any"
+    r"|he|she|this|these|those|when|if|new|nothing|everything|something)\b)\w"
+    r"|\bthe (?:first|second|third|last|latter|former|other|next|previous|above|below) (?:one"
+    r"|option|approach|version|way|suggestion|solution|file|change)\b"
+    r"|\byou (?:just|did|didn'?t|made|broke|forgot|missed|wrote|added|changed|removed)\b"
+    r"|\b(?:for|in|on|with|like|to|about|of) (?:this|that|these|those|it|them)\s*[.!]*$"
+    r"|\b(?:the|a) (?:same (?:approach|thing|way|one|as|pattern|fix|error|issue|problem)"
+    r"|similar|previous|above|former|latter)\b",
+    _I,
+)
+# A pronoun near the start leaves the fact meaningless outside the conversation ("never
+# do that"); "that"/"this" only when they end the phrase, not as conjunctions ("check
+# that the build passes") or before a noun ("this repo", or one `_DEICTIC` catches).
+_VAGUE_START = re.compile(
+    r"^(?:[\w'-]+\s+){0,2}?(?:(?:it|them|these|those|something|stuff"
+    r"|how|what|when|where|your|you)\b|(?:that|this)(?=\s*(?:$|[.,;!]|(?:again|instead"
+    r"|here|there|anymore|for|in|on|with|when|if|please|way)\b)))",
+    _I,
+)
+_PRONOUN = re.compile(r"\b(?:it|them)\b", _I)
+
+_TOOLS = (
+    r"npm|pnpm|yarn|bun|pip|pipx|uv|poetry|pdm|conda|pytest|tox|nox|ruff|black|flake8"
+    r"|mypy|pyright|isort|eslint|prettier|biome|jest|vitest|mocha|docker|podman|kubectl"
+    r"|helm|terraform|cmake|cargo|gradle|maven|node|deno|python[\d.]*|postgres(?:ql)?"
+    r"|mysql|sqlite|redis|git|gh|nginx|django|flask|fastapi|typescript|tabs|spaces|requests"
+    r"|httpx|aiohttp|axios|lodash|pydantic|attrs|dataclasses|sqlalchemy|alembic|prisma|celery"
+    r"|structlog|loguru|logging|unittest|nose|selenium|playwright|cypress|webpack|vite"
+    r"|esbuild|rollup|babel|tsc|jq|curl|wget|bash|zsh|fish|vim|neovim|emacs|tmux|macos|linux"
+    r"|windows|wsl|ubuntu|debian|fedora|arch|nixos|makefile"
+)
+# Words that name something concrete: the evidence that a correction is about a fact and
+# not a mood ("no, that's not what I meant"), and that "use X" names a tool, not a task.
+_CONCRETE = re.compile(
+    r"(?i:`[^`]+`|(?<![\w-])--?[a-z][\w-]*|\w/\w|~/|\b\w+\.(?:py|js|ts|tsx|jsx|toml|json|ya?ml"
+    r"|md|cfg|ini|sh|go|rs|rb|java|kt|sql|env|lock|txt|conf)\b|\b\d{2,5}\b|\b\d+\.\d+"
+    rf"|\b(?:{_TOOLS})\b|\b[a-z][\w-]*\d[\w-]*\b)"
+    r"|\b[A-Z][a-z]+[A-Z]\w*|\b[A-Z]{2,}\b|\b\w+[._]\w+",
+)
+_TOOL_NAME = re.compile(rf"(?:{_TOOLS})\b")
+# "always returns 500", "never worked": a description with its subject dropped.
+_NOT_IMPERATIVE = re.compile(r"^(?:\w*[^s\W]s|\w+ed|been|had|was|were|mind)\b", _I)
+
+
+def keeps_case(word: str) -> bool:
+    """Whether a fact's first word is a name to leave lower case (`pnpm`, `web/`)."""
+    word = word.rstrip(",.;:")
+    plain = word in ("tabs", "spaces", "logging", "requests", "windows", "arch", "black", "node")
+    return bool((_TOOL_NAME.fullmatch(word) and not plain) or re.search(r"[/._\d`-]", word))
+
+
+def acceptable(text: str) -> bool:
+    """Whether a finished fact survives the filters every sentence rule shares."""
+    return not (
+        "?" in text or _TRANSIENT.search(text) or _DEICTIC.search(text) or "[REDACTED" in text
+    )
+
+
+# --- rules -------------------------------------------------------------------------------
+
+_FUTURE_TAIL = re.compile(
+    r"[\s,]*(?:for (?:the )?future(?: reference)?|for future reference|going forward"
+    r"|moving forward|from now on|in (?:the )?future)\s*[.!]*$",
+    _I,
+)
+_FUTURE = re.compile(r"\b(?:for (?:the )?future|future reference|going forward|from now on)\b",
+                     _I)
+_HABIT = re.compile(r"\b(?:always|never|every time|each time|whenever|before|after|when)\b",
+                    _I)
+_POLITE = re.compile(
+    r"^(?:please\s+|pls\s+|just\s+|you (?:should|must|need to|have to)\s+"
+    r"|make sure (?:to|that you|you)\s+|be sure to\s+|i want you to\s+|i'?d like you to\s+"
+    r"|remember to\s+)+",
+    _I,
+)
+_LETS = re.compile(r"^let'?s\s+", _I)
+
+_EXPLICIT = re.compile(
+    r"^(?:(?:please|pls)\s+)?(?:"
+    r"remember(?:\s+(?:this|the following))?(?:\s+that\b|\s*[:\u2014-])"
+    r"|(?<=please )remember\b(?!\s+(?:when|how|what|if|whether|why|where)\b)"
+    r"|remember(?=\s+to\b)"
+    r"|(?:don'?t|do not|never) forget(?:\s+that\b|\s*[:,\u2014-])?"
+    r"|(?:keep|bear) in mind(?:\s+that\b|\s*[:,\u2014-])"
+    r"|for (?:future reference|the future|the record)\s*[:,\u2014-]?"
+    r"|note (?:for|to) (?:the )?future(?: you| sessions)?\s*[:,\u2014-]?"
+    r"|(?P<note>(?:make a |take )?note(?:\s+that\b|\s*[:\u2014-]))"
+    r")\s*(?P<x>.+)$",
+    _I,
+)
+_FROM_NOW_ON = re.compile(
+    r"^(?:from now on|going forward|moving forward|in (?:the )?future|henceforth"
+    r"|for all future (?:work|sessions|tasks|changes))\s*[,:\u2014-]?\s*(?P<x>.+)$",
+    _I,
+)
+_WE_USE_NOT = re.compile(
+    r"^(?P<x>(?:(?:in this (?:repo|repository|project|codebase)|here)\s*,?\s*)?"
+    r"we(?:'re| are)? (?:always |only |now |just |generally |usually )?"
+    r"(?:use|using|run|prefer) .+?,?\s+(?:and\s+)?(?:not|instead of|rather than|over|never)"
+    r"\s+.+)$",
+    _I,
+)
+_WE_USE = re.compile(
+    r"^(?P<x>(?:(?:in this (?:repo|repository|project|codebase)|here)\s*,?\s*)?"
+    r"we (?:always |only |generally |usually |all )?use (?P<obj>.+))$",
+    _I,
+)
+_WE_DONT = re.compile(r"^(?P<x>we (?:don'?t|do not|never) use (?P<obj>.+))$", _I)
+_WE_VERB = re.compile(
+    r"^(?P<x>we (?:run|deploy|publish|release|host|ship|store|keep|name|prefix|tag|version"
+    r"|follow|squash|rebase|merge|target|support|pin|vendor|build|test|write|format|lint"
+    r"|document|log|review|require|branch) (?!into\b|out\b|\w+ing\b)(?P<obj>.+))$",
+    _I,
+)
+_WE_ON = re.compile(r"^(?P<x>(?:we|i)(?:'re|'m| are| am) on (?P<obj>.+))$", _I)
+_OUR = re.compile(
+    r"^(?P<x>our [\w -]{1,30}? (?:runs on|runs|uses|is|are|lives in|live in|is hosted on"
+    r"|deploys to|is deployed to) (?P<obj>.+))$",
+    _I,
+)
+_WE_ALWAYS = re.compile(
+    r"^(?P<x>we (?:always|never) (?!(?:have|had|get|got|seem|end|forget|run into|hit|see"
+    r"|break|lose|need|did|do)\b)(?P<obj>.+))$",
+    _I,
+)
+_PROJECT_USES = re.compile(
+    r"^(?P<x>(?:this|the|our) (?:repo|repository|project|codebase|code base|app|monorepo"
+    r"|service|backend|frontend)(?: [\w-]+)?? (?:uses|is using|runs on|is on|targets"
+    r"|requires|is built with|depends on|is deployed to|deploys to) (?P<obj>.+))$",
+    _I,
+)
+_USE_NOT = re.compile(
+    r"^(?P<x>use (?P<obj>.+?),?\s+(?:not|instead of|rather than|over)\s+.+)$", _I
+)
+_PREFER = re.compile(r"^(?P<x>prefer (?P<obj>.+?)\s+(?:over|to|rather than)\s+.+)$", _I)
+_DONT_USE = re.compile(
+    r"^(?P<x>(?:don'?t|do not|never|stop) (?:ever )?(?:use|using) (?P<obj>.+))$", _I
+)
+_ALWAYS = re.compile(
+    r"^(?P<x>(?:always|never|don'?t ever|do not ever|never ever) (?P<obj>.+))$", _I
+)
+_I_PREFER = re.compile(
+    r"^(?P<x>i (?:really |strongly |generally |usually |much |personally |always )?"
+    r"(?:prefer|like|love|dislike|hate|don'?t like|do not like|can'?t stand) (?P<obj>.+))$",
+    _I,
+)
+_I_RATHER = re.compile(r"^(?P<x>i(?:'d| would) (?:much )?rather (?P<obj>.+))$", _I)
+_MY_PREF = re.compile(
+    r"^(?P<x>my (?:preference|preferred [\w-]+(?: [\w-]+)?|style|coding style|editor|shell|os"
+    r"|default [\w-]+) (?:is|are) (?P<obj>.+))$",
+    _I,
+)
+_NOT_BUT = re.compile(
+    r"^(?P<x>(?:the|our) [^,;]{1,60}? (?:is|are|uses?|runs on) not .+?,? but .+)$", _I
+)
+_DECLARATIVE = re.compile(
+    r"^(?P<x>(?P<subj>(?:(?:the|our|my) )?[\w./-]+(?: [\w./-]+){0,4}?) (?:is|are|lives|live"
+    r"|runs|run|listens|listen"
+    r"|uses|use|should be|must be|needs to be|goes|go|belongs|belong|sits|points"
+    r"|is called|are called|is named|defaults to|default to)\b(?P<obj>.+))$",
+    _I,
+)
+_CORRECT_USE = re.compile(r"^(?P<x>use (?P<obj>.+))$", _I)
+# "No, the problem is in utils.py": where today's bug is, not a fact worth keeping.
+_TASK_SUBJECT = re.compile(
+    r"^(?:(?:the|our|my) )?(?:\w+ )?(?:problem|bug|issue|error|failure|crash|fix|test|build"
+    r"|change|diff|output|result|reason|cause|thing|one|answer|question|task|plan|difference"
+    r"|typo|culprit|regression|exception|traceback|warning)\b",
+    _I,
+)
+
+_PROCEDURE = re.compile(
+    r"^to [^,]{3,80}, (?:run|use|call|execute|type)\b|^(?:the )?(?:way|command) to .+ is\b"
+    r"|^(?:run|use|execute) `|^(?:run|use) \S+ to\b",
+    _I,
+)
+_PREFERENCE = re.compile(
+    r"^(?:i|we)(?: really| generally| always)? (?:prefer|like|want|'d rather|would rather)\b"
+    r"|^(?:always|never|prefer|don'?t use|do not use|avoid)\b|\bi (?:prefer|like|hate|dislike)\b",
+    _I,
+)
+_DECISION = re.compile(
+    r"\bwe (?:decided|chose|agreed|went with|are going with|'re going with|settled on)\b"
+    r"|\bdecided to\b",
+    _I,
+)
+_GOTCHA = re.compile(
+    r"\b(?:doesn'?t|does not|won'?t|will not|can'?t|cannot|don'?t|do not) work\b|\bbreaks?\b"
+    r"|\bfails?\b|\bbeware\b|\bcareful\b|\bwatch out\b|\bflaky\b|\bhangs?\b|\bcrash(?:es)?\b"
+    r"|\bmust not\b|\bcan'?t be\b|\bcannot be\b|\btimes? out\b",
+    _I,
+)
+
+_PROJECT_HINT = re.compile(
+    r"\b(?:we|we'?re|we'?ll|our|us|here|this (?:repo|repository|project|codebase|code base"
+    r"|app|service|monorepo|team)|the (?:repo|repository|project|codebase|monorepo))\b",
+    _I,
+)
+_PERSONAL = re.compile(
+    r"^(?:i\b|i'|my\b)|\bmy (?:style|preference|taste|editor|shell|machine|laptop|setup"
+    r"|workflow|os|terminal)\b",
+    _I,
+)
+
+
+def classify(text: str) -> str:
+    """The kind of a freely worded fact, for rules whose form does not say it."""
+    if _PROCEDURE.search(text):
+        return "procedure"
+    if _PREFERENCE.search(text):
+        return "preference"
+    if _DECISION.search(text):
+        return "decision"
+    if _GOTCHA.search(text):
+        return "gotcha"
+    return "fact"
+
+
+def scope_of(text: str) -> str:
+    """"project" for facts about "we"/this repo, "global" for facts about the user, else ""."""
+    if _PROJECT_HINT.search(text):
+        return "project"
+    if _PERSONAL.search(text):
+        return "global"
+    return ""
+
+
+def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit | None:
+    text = text.strip(" \t,;:\u2014-")
+    if not text or not acceptable(text):
+        return None
+    return Hit(text, kind, scope_of(text) if scope is None else scope, evidence)
+
+
+def _object_ok(obj: str) -> bool:
+    """The object of "use"/"don't use": something named, not "it" or "that". A pronoun
+    after a comma may refer back within the sentence ("never hardcode keys, read them
+    from the environment")."""
+    return not (_VAGUE_START.match(obj) or _PRONOUN.search(re.split(r"[,;]", obj, maxsplit=1)[0]))
+
+
+def _imperative_ok(obj: str) -> bool:
+    """What follows "always"/"never": an instruction, not "never mind" or "always fails"."""
+    return not _NOT_IMPERATIVE.match(obj) and _object_ok(obj)
+
+
+def _explicit(clause: str, masked: str) -> Hit | None:
+    """"Remember that X", "for future reference, X", "keep in mind that X": the user
+    asking for a memory outright, the strongest evidence there is."""
+    m = _EXPLICIT.match(masked)
+    if not m:
+        return None
+    if m.group("note") and not _FUTURE.search(masked):
+        return None  # "note that X" is how people point things out in a task
+    x = _FUTURE_TAIL.sub("", clause[m.start("x"):]).strip()
+    # "remember to X" (not "remember that to X, run Y", a procedure)
+    to = re.search(r"(?:remember|forget)\s*$", masked[:m.start("x")], _I) and re.match(
+        r"to\s+", x, _I
+    )
+    x = _POLITE.sub("", x[to.end():] if to else x)
+    if _VAGUE_START.match(x):
+        return None
+    if to and not _HABIT.search(x):
+        return None  # "remember to run the migrations" is about this task
+    kind = classify(x)
+    if to and kind == "fact":
+        kind = "procedure" if re.match(r"(?:run|use|execute)\b", x, _I) else "preference"
+    return _hit(x, kind, "explicit")
+
+
+def _from_now_on(clause: str, masked: str) -> Hit | None:
+    """"From now on, X" / "X going forward": a standing instruction by its own words."""
+    m = _FROM_NOW_ON.match(masked)
+    if m:
+        x = _POLITE.sub("", _LETS.sub("", clause[m.start("x"):]))
+    elif _FUTURE_TAIL.search(masked) and not re.match(r"(?:i|i'\w+|it|this|that|you|they|he"
+                                                      r"|she|there)\b", masked, _I):
+        x = _POLITE.sub("", _FUTURE_TAIL.sub("", clause))
+    else:
+        return None
+    if _VAGUE_START.match(x) or _PRONOUN.search(x) or re.match(r"i(?:'ll| will|'m| am)\b", x, _I):
+        return None  # "from now on I'll review them myself": the user's plan, not a rule
+    return _hit(x, "preference", "from-now-on")
+
+
+def _convention(clause: str, masked: str) -> Hit | None:
+    """Conventions and preferences: "we use X, not Y", "always X", "I prefer X"."""
+    def take(m: re.Match[str]) -> str:
+        return clause[m.start("x"):m.end("x")]
+
+    if m := _WE_USE_NOT.match(masked):
+        return _hit(take(m), "preference", "we-use-not", "project")
+    if m := _WE_DONT.match(masked) or _WE_ALWAYS.match(masked):
+        ok = _imperative_ok(m.group("obj"))
+        return _hit(take(m), "preference", "we-always", "project") if ok else None
+    if m := _WE_USE.match(masked):
+        obj = m.group("obj")
+        if len(obj.split()) > 10 or not _object_ok(obj) or re.match(
+            r"(?:a lot|lots|too|much|many|some|more|less|a bit)\b", obj, _I
+        ):
+            return None
+        return _hit(take(m), "preference", "we-use", "project")
+    if m := _WE_VERB.match(masked):
+        obj = m.group("obj")
+        ok = len(obj.split()) <= 15 and not _VAGUE_START.match(obj) and not _PRONOUN.search(obj)
+        return _hit(take(m), "preference", "we-verb", "project") if ok else None
+    for rule, name in ((_PROJECT_USES, "project-uses"), (_OUR, "our"), (_WE_ON, "we-on")):
+        if m := rule.match(masked):
+            ok = _object_ok(m.group("obj")) and (
+                rule is _PROJECT_USES or _CONCRETE.search(m.group("x"))
+            )
+            # "we're on 3.12 so you can use X": the fact, without what it meant for the task
+            text = re.split(r",?\s+so (?:you|we|i|that)\b", take(m), maxsplit=1, flags=_I)[0]
+            return _hit(text, "fact", name, "project") if ok else None
+    if m := _USE_NOT.match(masked):
+        # "use a dict instead of a list" is a task; a named tool or library is a convention.
+        obj = m.group("obj")
+        named = _CONCRETE.search(obj) or not re.match(
+            r"(?:a|an|the|this|that|some|my|your|our|its|their|existing)\b", obj, _I)
+        ok = _object_ok(obj) and named
+        return _hit(take(m), "preference", "use-not") if ok else None
+    for rule, name in ((_PREFER, "prefer"), (_DONT_USE, "dont-use")):
+        if m := rule.match(masked):
+            return _hit(take(m), "preference", name) if _object_ok(m.group("obj")) else None
+    if (m := _ALWAYS.match(masked)) and _imperative_ok(m.group("obj")):
+        return _hit(take(m), "preference", "always-never")
+    for rule in (_I_PREFER, _I_RATHER, _MY_PREF):
+        if m := rule.match(masked):
+            # "I don't like the naming": a reaction to what is on screen, not a taste.
+            reaction = rule is _I_PREFER and re.match(r"i (?:\w+ )?(?:like|love|dislike|hate|don'?t"
+                                                      r"|do not|can'?t)", masked, _I) and re.match(
+                r"(?:the|your|this|that)\b", m.group("obj"), _I)
+            ok = _object_ok(m.group("obj")) and not reaction
+            return _hit(take(m), "preference", "i-prefer") if ok else None
+    return None
+
+
+def _correction(clause: str, masked: str) -> Hit | None:
+    """After "no,"/"actually": a statement naming something concrete is a correction."""
+    for rule, kind in ((_DECLARATIVE, "fact"), (_CORRECT_USE, "preference")):
+        m = rule.match(masked)
+        if not m or not _CONCRETE.search(m.group("x")):
+            continue
+        obj = m.group("obj")
+        if re.search(r"\b(?:was|were|had)\b", m.group("x"), _I) or _VAGUE_START.match(obj):
+            return None
+        if _TASK_SUBJECT.match(m.group("x")) or re.match(
+            r"(?:it|that|this|they|you|i|we|he|she|there|which|what|who)\b", m.group("x"), _I
+        ):
+            return None
+        if kind == "preference" and _PRONOUN.search(obj):
+            return None
+        return _hit(clause[m.start("x"):m.end("x")], kind, "correction")
+    return None
+
+
+def _strip_openers(clause: str, masked: str) -> tuple[str, str, bool]:
+    """Drop interjections and correction openers; report whether one was a correction."""
+    corrected = False
+    while True:
+        m = _LEAD.match(masked) or _CORRECTION.match(masked)
+        if not m or not m.end():
+            return clause, masked, corrected
+        corrected = corrected or _CORRECTION.match(masked) is not None
+        clause, masked = clause[m.end():], masked[m.end():]
+
+
+def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool) -> Hit | None:
+    """The first rule that fires on a clause, strongest evidence first."""
+    clause, masked, corrected = _strip_openers(clause, masked)
+    clause, masked = clause.rstrip(" .!"), masked.rstrip(" .!")
+    if len(masked) < 8:
+        return None
+    if hit := _explicit(clause, masked):
+        return hit
+    if explicit_only:
+        return None
+    if hit := _from_now_on(clause, masked):
+        return hit
+    polite = _POLITE.match(masked)
+    cut = polite.end() if polite else 0
+    if hit := _convention(clause[cut:], masked[cut:]):
+        return hit
+    if m := _NOT_BUT.match(masked):
+        return _hit(clause[m.start("x"):m.end("x")], "fact", "not-but")
+    if corrective or corrected:
+        return _correction(clause, masked)
+    return None
+
+
+def sentence_hits(sentence: str, masked: str, *, corrective: bool = False,
+                  explicit_only: bool = False) -> Iterator[Hit]:
+    """The facts in one sentence: first the sentence as a whole, then clause by clause
+    (so "fix the typo; always run ruff first" still yields its second half)."""
+    if hit := _clause_hit(sentence, masked, corrective, explicit_only):
+        yield hit
+        return
+    start = 0
+    pieces: list[tuple[str, str]] = []
+    for m in _CLAUSE_SPLIT.finditer(masked):
+        pieces.append((sentence[start:m.start()], masked[start:m.start()]))
+        start = m.end()
+    if not pieces:
+        return
+    pieces.append((sentence[start:], masked[start:]))
+    for clause, mclause in pieces:
+        if hit := _clause_hit(clause, mclause, corrective, explicit_only):
+            yield hit
+
+
+def opens_with_correction(masked: str) -> bool:
+    """Whether a message starts by telling the assistant it got something wrong."""
+    m = _LEAD.match(masked)
+    return _CORRECTION.match(masked[m.end():] if m else masked) is not None

@@ -1,0 +1,292 @@
+"""The heuristic analyzer: precision and recall on written conversations, the command
+grammar, and robustness on whatever a journal may hold.
+
+tests/data/heuristic/*.json are conversations as engram's journal stores them (Claude
+Code, Codex, OpenAI chat and Gemini CLI shapes, with reminders, injected blocks, code
+blocks, tool calls and results). Each lists the facts it should yield (`expect`: keywords
+that must all appear in one fact, and optionally its kind and scope) and phrases that no
+fact may contain (`forbid`).
+
+The corpus doubles as the rules' training set, so its own figures flatter them. Two
+parts were measured before the rules saw them: cases 51-58 (6 facts emitted, all right;
+6 of 14 expected found) and case 61, forty one-liners written blind (18 emitted, one
+wrong; 17 of 26 found). The rules were adjusted afterwards, and misses that no cue-based
+rule can catch ("The frontend is in React") stay in the set to keep recall honest.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import string
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engram.analyzer.heuristic import NAME, Fact, analyze, extract, render
+from engram.store.schema import KINDS
+
+DATA = Path(__file__).parent / "data" / "heuristic"
+CASES = sorted(DATA.glob("*.json"))
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _matches(fact: Fact, item: dict[str, Any]) -> bool:
+    text = _norm(fact.text)
+    return (
+        all(_norm(k) in text for k in item["keywords"])
+        and item.get("kind", fact.kind) == fact.kind
+        and item.get("scope", fact.scope) == fact.scope
+    )
+
+
+def _score() -> tuple[int, int, int, int, list[str]]:
+    """(correct facts, emitted facts, expected facts found, expected facts, report lines)."""
+    correct = emitted = found = expected = 0
+    report: list[str] = []
+    for path in CASES:
+        case = _load(path)
+        facts = extract(case["conversations"])
+        items = case["expect"]
+        emitted += len(facts)
+        expected += len(items)
+        for fact in facts:
+            ok = any(_matches(fact, item) for item in items)
+            correct += ok
+            if not ok:
+                report.append(f"{path.stem}: unexpected {fact}")
+        for item in items:
+            if any(_matches(fact, item) for fact in facts):
+                found += 1
+            else:
+                report.append(f"{path.stem}: missed {item}")
+    return correct, emitted, found, expected, report
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 25
+    assert sum(len(_load(p)["expect"]) for p in CASES) >= 40
+
+
+def test_precision_and_recall() -> None:
+    correct, emitted, found, expected, report = _score()
+    precision = correct / emitted if emitted else 1.0
+    recall = found / expected
+    print(f"\nheuristic analyzer: precision {correct}/{emitted} = {precision:.3f}, "
+          f"recall {found}/{expected} = {recall:.3f}")
+    print("\n".join(report))
+    assert precision >= 0.95, report
+    assert recall >= 0.6, report
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
+def test_forbidden_phrases_never_appear(path: Path) -> None:
+    case = _load(path)
+    for fact in extract(case["conversations"]):
+        for phrase in case["forbid"]:
+            assert _norm(phrase) not in _norm(fact.text), (phrase, fact)
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
+def test_every_line_parses_back_to_its_fact(path: Path) -> None:
+    conversations = _load(path)["conversations"]
+    facts = extract(conversations)
+    lines = analyze(conversations)
+    assert len(lines) == len(facts)
+    for line, fact in zip(lines, facts, strict=True):
+        assert shlex.split(line) == [
+            "engram", "add", "--kind", fact.kind, "--scope", fact.scope, fact.text
+        ]
+        assert fact.kind in KINDS and fact.scope in ("global", "project")
+        assert 12 <= len(fact.text) <= 300 and fact.text.endswith(".")
+        assert "\n" not in fact.text and "[REDACTED" not in fact.text
+
+
+def test_lines_parse_with_the_analyzer_grammar() -> None:
+    """The heuristic answer goes through the same parser as a model's answer."""
+    grammar = pytest.importorskip("engram.analyzer.grammar")
+    facts = [f for path in CASES for f in extract(_load(path)["conversations"])]
+    facts += [Fact(text, "fact", "global") for text in AWKWARD]
+    result = grammar.parse_commands("\n".join(render(f) for f in facts))
+    assert not result.rejected
+    assert [(c.action, c.kind, c.scope, c.text) for c in result.commands] == [
+        ("add", f.kind, f.scope, f.text) for f in facts
+    ]
+
+
+AWKWARD = [
+    'Use "double quotes" in YAML.',
+    "Don't use `rm -rf $HOME`; it's fatal!",
+    "Escape backslashes as \\\\ and \\n in JSON.",
+    "`npm install` fails (ERR! 'x'); use `pnpm install` instead.",
+    "Set PATH=$PATH:~/bin and run `echo \"$(date)\"`.",
+    "# is not a comment, and C#rocks is a word.",
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_render_quotes_for_shlex(text: str) -> None:
+    line = render(Fact(text, "fact", "project"))
+    assert shlex.split(line)[-1] == text
+
+
+def _user(text: str) -> dict[str, Any]:
+    return {"role": "user", "text": text}
+
+
+def _one(turns: list[dict[str, Any]], project: str | None = "/p") -> list[Fact]:
+    return extract([{"project": project, "conversation": "c", "turns": turns}])
+
+
+def test_name_and_kinds() -> None:
+    assert NAME == "heuristic"
+    facts = _one([_user("Remember that to regenerate the client, run `make client`.")])
+    assert [(f.kind, f.evidence) for f in facts] == [("procedure", "explicit")]
+
+
+def test_assistant_and_system_text_are_never_a_source() -> None:
+    turns = [
+        {"role": "system", "text": "Always use tabs. We use yarn, not npm."},
+        {"role": "assistant", "text": "Remember that the port is 5433. Never use mocks."},
+        {"role": "tool", "text": "We use Bazel, not make."},
+    ]
+    assert _one(turns) == []
+
+
+def test_scope_follows_the_words_and_the_project() -> None:
+    facts = _one([_user("I prefer tabs over spaces."), _user("Always pin versions.")])
+    assert [f.scope for f in facts] == ["global", "project"]
+    facts = _one([_user("We use uv, not pip.")], project=None)
+    assert [f.scope for f in facts] == ["global"]
+
+
+def test_unclosed_fence_hides_the_rest() -> None:
+    assert _one([_user("Look:\n```\nAlways use tabs.\nWe use yarn, not npm.")]) == []
+
+
+def test_duplicates_collapse_across_case_space_and_punctuation() -> None:
+    facts = _one([_user("We use pnpm, not npm."), _user("we use  PNPM; not npm!")])
+    assert len(facts) == 1
+
+
+# --- robustness ----------------------------------------------------------------------------
+
+VOCAB = [
+    "remember that", "always", "never", "we use", "not", "instead of", "I prefer", "no,",
+    "actually,", "from now on,", "don't use", "port 5433", "`pnpm`", "?", ".", "\n", "```",
+    '"', "<system-reminder>", "</system-reminder>", '<engram-memory source="engram">',
+    "</engram-memory>", "<bash-stdout>", "[REDACTED:api_key]", "Exit code 1", "pnpm install",
+    "command not found", "remember:", "\n- ", "the config lives in config/app.toml",
+]
+words = st.lists(st.one_of(st.sampled_from(VOCAB), st.text(max_size=12)), max_size=30).map(
+    " ".join
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=12,
+)
+commands = st.one_of(
+    st.sampled_from(["npm install", "pnpm install", "pytest -q", "python -m pytest -q",
+                     "ls", "cd /x && make", "'unbalanced", "uv run pytest", ""]),
+    st.lists(st.sampled_from(["bash", "-lc", "npm test", "pnpm test"]), max_size=4),
+    json_values,
+)
+calls = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.sampled_from(["a", "b", "c"]) | json_values,
+        "name": st.sampled_from(["Bash", "shell", "Edit", "exec_command"]) | json_values,
+        "arguments": st.one_of(
+            st.builds(lambda c: json.dumps({"command": c}), commands),
+            st.builds(lambda c: {"cmd": c}, commands),
+            st.text(max_size=30),
+            json_values,
+        ),
+    },
+)
+results = st.fixed_dictionaries(
+    {},
+    optional={
+        "call_id": st.sampled_from(["a", "b", "c"]) | json_values,
+        "content": words | json_values,
+        "is_error": st.booleans() | json_values,
+    },
+)
+turns = st.fixed_dictionaries(
+    {},
+    optional={
+        "role": st.sampled_from(["user", "assistant", "tool", "system"]) | json_values,
+        "text": words | json_values,
+        "tool_calls": st.lists(calls | json_values, max_size=3) | json_values,
+        "tool_results": st.lists(results | json_values, max_size=3) | json_values,
+    },
+)
+deltas = st.fixed_dictionaries(
+    {},
+    optional={
+        "project": st.sampled_from(["/p", None, ""]) | json_values,
+        "conversation": st.text(max_size=5),
+        "turns": st.lists(turns | json_values, max_size=8) | json_values,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(deltas | json_values, max_size=3))
+def test_analyze_never_raises(conversations: list[Any]) -> None:
+    lines = analyze(conversations)
+    for line in lines:
+        parts = shlex.split(line)
+        assert parts[:3] == ["engram", "add", "--kind"] and len(parts) == 7
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=string.printable + "\u201c\u201d\u2014", max_size=400))
+def test_any_user_text_gives_well_formed_facts(text: str) -> None:
+    for fact in _one([_user(text)]):
+        assert 12 <= len(fact.text) <= 300 and fact.text.endswith(".")
+        assert "[REDACTED" not in fact.text
+
+
+def _big_delta() -> list[dict[str, Any]]:
+    """~1 MB: long pasted prose, a huge tool output, many short turns, adversarial runs."""
+    prose = ("We use pnpm, not npm. Remember that the port is 5433. I'm on it right now. "
+             "Always run `make check` before pushing. ") * 2500
+    turns: list[dict[str, Any]] = [
+        _user(prose[:200_000]),
+        _user("x" * 150_000),  # one sentence with no punctuation at all
+        _user('"' * 50_000 + "``` " * 10_000 + "<bash-stdout> " * 5_000),
+    ]
+    for i in range(1500):
+        call = {"id": f"t{i}", "name": "Bash",
+                "arguments": json.dumps({"command": ["npm install", "pnpm install"][i % 2]})}
+        turns.append({"role": "assistant", "text": "Trying again.", "tool_calls": [call]})
+        turns.append({"role": "user", "text": "", "tool_results": [
+            {"call_id": f"t{i}", "content": "npm ERR! x\n" * 20, "is_error": i % 2 == 0}]})
+    turns.append({"role": "tool", "text": "", "tool_results": [
+        {"call_id": "t0", "content": "Traceback\n" * 30_000, "is_error": True}]})
+    return [{"project": "/p", "conversation": "big", "turns": turns}]
+
+
+def test_one_megabyte_delta_is_fast() -> None:
+    delta = _big_delta()
+    size = len(json.dumps(delta))
+    assert size > 1_000_000
+    start = time.perf_counter()
+    lines = analyze(delta)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"{elapsed:.2f}s for {size} bytes"
+    assert len(lines) == len(set(lines))
