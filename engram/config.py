@@ -70,9 +70,55 @@ class MitmproxyConfig:
     ignore_hosts: list[str] = setting([], "Never capture these hosts (suffix match)")
 
 
+DEFAULT_PRICES = {
+    # USD per million tokens: [input, output, cache read, cache write]
+    "claude-haiku-4-5": [1.0, 5.0, 0.10, 1.25],
+    "claude-sonnet-4-5": [3.0, 15.0, 0.30, 3.75],
+    "claude-opus-4-5": [5.0, 25.0, 0.50, 6.25],
+    "gpt-4o-mini": [0.15, 0.60, 0.075, 0.0],
+}
+
+
 @dataclass
 class AnalyzerConfig:
-    pass
+    backend: str = setting(
+        "auto", "auto, anthropic, openai, heuristic or none (auto: anthropic when a key is "
+        "configured, else heuristic)"
+    )
+    model: str = setting("claude-haiku-4-5", "The Anthropic model the analyzer uses")
+    api_key: str | None = setting(
+        None, "Anthropic API key for the analyzer", env=("ANTHROPIC_API_KEY",), secret=True
+    )
+    base_url: str | None = setting(
+        None, "Anthropic API base URL (default: the SDK's). ANTHROPIC_BASE_URL is not read: "
+        "inside `engram run` it points at engram's own proxy"
+    )
+    openai_base_url: str | None = setting(
+        None, "OpenAI-compatible endpoint for the `openai` backend, e.g. "
+        "http://127.0.0.1:11434/v1 for Ollama"
+    )
+    openai_model: str = setting("gpt-4o-mini", "Model for the `openai` backend")
+    openai_api_key: str | None = setting(
+        None, "Key for the `openai` backend (local servers accept any)",
+        env=("OPENAI_API_KEY",), secret=True,
+    )
+    input_budget_tokens: int = setting(
+        30000, "Largest analyzer input per call; bigger batches are split, never truncated"
+    )
+    max_output_tokens: int = setting(1024, "Longest analyzer answer")
+    timeout: float = setting(60.0, "Seconds before an analyzer call times out")
+    retries: int = setting(3, "Retries of one call on 429/5xx/timeouts (exponential backoff, "
+                           "honouring retry-after)")
+    max_attempts: int = setting(
+        5, "Failed runs before a batch is parked as failed (`engram analyze --retry`)"
+    )
+    candidates: int = setting(
+        20, "Existing memories shown to the model with each batch, so it can update them"
+    )
+    prices: dict[str, list[float]] = setting(
+        DEFAULT_PRICES, "USD per million tokens per model: [input, output, cache read, "
+        "cache write]"
+    )
 
 
 @dataclass

@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         st = state(ctx)
         with st.store.read() as conn:
             data = reader.stats(conn)
+            data["analyzer"] = reader.analyzer_costs(conn)
+            data["journal"] = {k: n for k, n in conn.execute(
+                "SELECT status, count(*) FROM exchanges GROUP BY status")}
         data["database"] = {"path": str(st.store.path), "bytes": _size(st.store.path)}
         if json_out:
             render.emit_json(data)
@@ -41,6 +44,18 @@ def register(app: typer.Typer) -> None:
             if data[key]:
                 label = render.scope_label if key == "by_scope" else str
                 render.table([title, "count"], [[label(k), v] for k, v in data[key].items()])
+        if data["journal"]:
+            render.table(["journal", "exchanges"], [[k, v] for k, v in data["journal"].items()])
+        costs = data["analyzer"]
+        if costs["total"]["runs"]:
+            for title, rows in (("day", costs["per_day"]), ("project", costs["per_project"])):
+                render.table(
+                    [title, "runs", "tokens in", "tokens out", "cache read", "cost (USD)",
+                     "memories"],
+                    [[render.scope_label(str(r[title])) if title == "project" else r[title],
+                      r["runs"], f"{r['input_tokens']:,}", f"{r['output_tokens']:,}",
+                      f"{r['cache_read_tokens']:,}", f"{r['cost_usd']:.4f}", r["added"]]
+                     for r in rows])
 
     db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
     app.add_typer(db_app, name="db")

@@ -59,7 +59,7 @@ def scope_label(scope: str) -> str:
     return label
 
 
-WRAPPING = {"content", "detail", "value"}
+WRAPPING = {"content", "detail", "value"}  # every other column stays on one line
 
 
 def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
@@ -70,9 +70,9 @@ def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None
     t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for name in columns:
         if name in WRAPPING:
-            t.add_column(name, ratio=1, overflow="fold")
-        else:
-            t.add_column(name, no_wrap=True)
+            t.add_column(name, ratio=1, overflow="fold", min_width=20)
+        else:  # shrinks with an ellipsis on a narrow terminal rather than starving the text
+            t.add_column(name, no_wrap=True, overflow="ellipsis", max_width=16)
     for row in rows:
         t.add_row(*["" if v is None else str(v) for v in row])
     out().print(t)

@@ -57,13 +57,14 @@ def register(app: typer.Typer) -> None:
                             ("mitmproxy.max_wait", max_wait), ("mitmproxy.prune", prune)):
             cfg.override(name, value)
         m = cfg.mitmproxy
-        backend = analyzer or "auto"
+        cfg.override("analyzer.backend", analyzer)
+        backend = cfg.analyzer.backend
         if backend not in ANALYZERS:
             raise ConfigError(f"unknown analyzer {backend!r} (one of: {', '.join(ANALYZERS)})")
         reporter = Reporter(quiet=quiet, log_json=log_json)
         store = st.store
         store.ensure()
-        analyze, analyzer_label = resolve_analyzer(backend, reporter)
+        analyze, analyzer_label = resolve_analyzer(backend, store, cfg)
         schedule = daemon.Schedule(interval=m.interval, batch=m.batch, max_wait=m.max_wait)
         if flow_file is not None:
             from engram.sources.flowfile import FlowFileWatcher
@@ -118,11 +119,12 @@ def register(app: typer.Typer) -> None:
         if not rows:
             render.note("the journal is empty" if not (failed or status) else "nothing matches")
             return
+        short_kind = {"conversation": "conv", "side-call": "side", "internal": "internal"}
         render.table(
-            ["id", "time", "source", "kind", "model", "project", "new", "status", "content"],
-            [[r["id"], r["captured_at"][:19].replace("T", " "), r["source"], r["kind"],
-              r["model"] or "", render.scope_label(r["project"] or "") or "?", r["new_turns"],
-              r["status"], r["error"] or r["endpoint"]] for r in rows],
+            ["id", "captured", "kind", "new", "status", "project", "detail"],
+            [[r["id"], r["captured_at"][5:19].replace("T", " "), short_kind[r["kind"]],
+              r["new_turns"], r["status"], render.scope_label(r["project"] or "") or "?",
+              r["error"] or r["model"] or ""] for r in rows],
         )
 
     @journal_app.command("show")
@@ -181,6 +183,70 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{totals['flows']} flows -> {totals['llm']} LLM requests -> "
                    f"{totals['captured']} journaled, {totals['duplicates']} already there")
 
+    @app.command()
+    def analyze(
+        ctx: typer.Context,
+        limit: int | None = typer.Option(None, "--limit", "-n", min=1,
+                                         help="At most N pending exchanges."),
+        dry_run: bool = typer.Option(False, "--dry-run",
+                                     help="Print the commands the model proposes; apply none."),
+        retry: bool = typer.Option(False, "--retry",
+                                   help="First re-queue batches parked as failed."),
+        analyzer: str | None = typer.Option(None, "--analyzer",
+                                            help="auto, anthropic, openai or heuristic."),
+        json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
+    ) -> None:
+        """Run the analyzer on pending exchanges now (the watcher does this by itself)."""
+        from engram.analyzer import runner
+
+        st = state(ctx)
+        cfg = st.config
+        cfg.override("analyzer.backend", analyzer)
+        if retry:
+            requeued = runner.retry_failed(st.store)
+            render.note(f"re-queued {requeued} exchanges")
+        backend, label = runner.choose(cfg.analyzer.backend, cfg.analyzer)
+        if backend is None:
+            raise EngramError("the analyzer is set to `none`; pass --analyzer heuristic or "
+                              "anthropic")
+        if not json_out:
+            render.note(f"analyzer: {label}")
+        report = runner.Analyzer(st.store, backend, cfg.analyzer).run(limit=limit,
+                                                                      dry_run=dry_run)
+        if report.auth_error:
+            raise EngramError(report.auth_error)
+        if json_out:
+            render.emit_json({
+                "batches": report.batches, "exchanges": report.exchanges,
+                "added": [m.to_dict() for m in report.added],
+                "superseded": [{"old": o, "new": n.id} for o, n in report.superseded],
+                "forgotten": report.forgotten, "duplicates": report.duplicates,
+                "rejected": report.rejected, "ignored": report.ignored,
+                "failed_batches": report.failed_batches, "parked": report.parked,
+                "errors": report.errors, "input_tokens": report.input_tokens,
+                "output_tokens": report.output_tokens, "cost_usd": round(report.cost_usd, 6),
+                "proposed": report.proposed,
+            })
+            return
+        if dry_run:
+            for line in report.proposed:
+                typer.echo(line)
+            render.note(f"{report.batches} batches, {len(report.proposed)} commands proposed "
+                        "(nothing applied)")
+            return
+        for line in runner.describe(report):
+            typer.echo(line.strip())
+        render.note(
+            f"{report.exchanges} exchanges analyzed in {report.batches} batches: "
+            f"{len(report.added)} new, {len(report.superseded)} updated, "
+            f"{len(report.forgotten)} forgotten, {report.duplicates} already known, "
+            f"{len(report.rejected)} rejected; {report.input_tokens:,} tokens in, "
+            f"${report.cost_usd:.4f}")
+        for error in report.errors:
+            render.note(f"failed batch: {error}")
+        if report.failed_batches:
+            raise typer.Exit(1)
+
     @app.command("addon-path")
     def addon_path() -> None:
         """Print the path of engram's mitmproxy addon, for `mitmweb -s "$(engram addon-path)"`."""
@@ -200,15 +266,11 @@ def make_watcher(store, cfg, reporter):  # type: ignore[no-untyped-def]
     return Watcher(store, client, settings, warn=reporter.warn)
 
 
-def resolve_analyzer(backend: str, reporter):  # type: ignore[no-untyped-def]
-    """(analyze function or None, label for the banner). The analyzer backends are
-    provided by engram.analyzer; until one is configured, engram captures only."""
-    if backend == "none":
-        return None, "none (capture only)"
-    try:
-        from engram.analyzer import runner
-    except ImportError:
-        if backend != "auto":
-            raise EngramError(f"analyzer {backend!r} is not available in this build") from None
-        return None, "none (capture only: no analyzer in this build)"
-    return runner.make(backend, reporter)
+def resolve_analyzer(backend: str, store, cfg):  # type: ignore[no-untyped-def]
+    """(the daemon's analyze hook or None for capture only, the banner's analyzer line)."""
+    from engram.analyzer import runner
+
+    chosen, label = runner.choose(backend, cfg.analyzer)
+    if chosen is None:
+        return None, label
+    return runner.make_daemon_hook(store, chosen, cfg.analyzer), label
