@@ -1,7 +1,11 @@
-"""`make demo`: engram end to end on loopback, with nothing to configure.
+"""`make demo`: the whole pipeline on loopback, with nothing to configure.
 
-For now it shows the store and the memory commands on a throw-away database under
-.demo/; the watcher issue turns it into the full capture -> analyze -> recall pipeline.
+It starts a real mitmweb with engram's addon and a loopback stand-in for the Anthropic
+API, sends a scripted multi-turn coding conversation through the proxy with the real
+`anthropic` SDK (a preference, a failing command and its fix, a correction, "remember
+that ..."), runs `engram mitmproxy --once` with the offline analyzer, and shows what
+engram learned with `engram list`. Everything it started is stopped again; its files
+are under .demo/.
 """
 
 from __future__ import annotations
@@ -11,40 +15,109 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-STEPS: list[list[str]] = [
-    ["add", "We use pnpm, never npm, in this repo", "--kind", "preference", "--scope", "{project}"],
-    ["add", "The staging database is Postgres 16 on port 5433", "--scope", "{project}"],
-    ["add", "Run the test suite with `make test`; it bootstraps .venv itself",
-     "--kind", "procedure", "--scope", "{project}"],
-    ["add", "I prefer small commits with imperative subject lines", "--kind", "preference"],
-    ["add", "we use pnpm, never npm, in this repo.", "--kind", "preference",
-     "--scope", "{project}"],
-    ["list"],
-    ["search", "postgres port"],
-    ["stats"],
+PROJECT_NAME = "shop"
+
+SCRIPT: list[dict[str, Any]] = [
+    {"say": "Set up the project and run the tests. We use pnpm in this repo, not npm.",
+     "tool": ("Bash", {"command": "npm install", "description": "Install dependencies"})},
+    {"result": ("npm ERR! code EUSAGE\nnpm ERR! This project is configured to use pnpm\n"
+                "Exit code 1"), "error": True,
+     "tool": ("Bash", {"command": "pnpm install", "description": "Install with pnpm"})},
+    {"result": "Lockfile is up to date\nDone in 2.1s", "reply": "Dependencies are installed."},
+    {"say": "Remember that the staging database runs on port 5433.",
+     "reply": "Noted: staging Postgres is on 5433."},
+    {"say": "No, we run the tests with make test, not with pytest directly.",
+     "reply": "Understood, I'll use make test."},
+    {"say": "I prefer small commits with imperative subject lines.",
+     "reply": "Got it."},
 ]
 
 
+def run(cmd: list[str], env: dict[str, str]) -> None:
+    shown = ["engram", *cmd[3:]] if cmd[:3] == [sys.executable, "-m", "engram"] else cmd
+    print(f"\n$ {shlex.join(shown)}", flush=True)
+    subprocess.run(cmd, env=env, check=True)
+
+
+def replies() -> list[Any]:
+    """What the stand-in API answers, in order: one reply per scripted step."""
+    from engram.testing.llm_stub import Reply, ToolUse
+
+    out = []
+    for step in SCRIPT:
+        if "tool" in step:
+            name, args = step["tool"]
+            out.append(Reply(text="", tool_calls=[ToolUse(name, args)]))
+        else:
+            out.append(Reply(text=step["reply"]))
+    return out
+
+
+def converse(stub_url: str, proxy_url: str, project: Path) -> int:
+    """The agent's side: each request repeats the whole history, as real agents do."""
+    import anthropic
+    import httpx2
+
+    client = anthropic.Anthropic(
+        base_url=stub_url, api_key="sk-ant-api03-demo-" + "x" * 40, max_retries=0,
+        http_client=httpx2.Client(proxy=proxy_url, trust_env=False, timeout=30))
+    system = f"You are a coding agent.\nPrimary working directory: {project}\n"
+    messages: list[dict[str, Any]] = []
+    sent = 0
+    pending_tool: str | None = None
+    for step in SCRIPT:
+        if "say" in step:
+            messages.append({"role": "user", "content": step["say"]})
+            print(f"  user: {step['say']}", flush=True)
+        else:
+            messages.append({"role": "user", "content": [{
+                "type": "tool_result", "tool_use_id": pending_tool, "content": step["result"],
+                "is_error": step.get("error", False)}]})
+            print(f"  tool result: {step['result'].splitlines()[-1]}", flush=True)
+        message = client.messages.create(model="claude-sonnet-5", max_tokens=512, system=system,
+                                         messages=messages,
+                                         extra_headers={"X-Claude-Code-Session-Id": "demo-1"})
+        sent += 1
+        content = [b.model_dump(exclude_none=True) for b in message.content]
+        messages.append({"role": "assistant", "content": content})
+        for block in content:
+            if block["type"] == "tool_use":
+                pending_tool = block["id"]
+                print(f"  agent runs: {block['input']['command']}", flush=True)
+            elif block["type"] == "text" and block["text"]:
+                print(f"  agent: {block['text']}", flush=True)
+    return sent
+
+
 def main() -> int:
+    from engram.testing.llm_stub import LLMStub
+    from engram.testing.mitmweb import Mitmweb
+
+    started = time.monotonic()
     root = Path.cwd() / ".demo"
     shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    project = root / "project"
-    project.mkdir()
-    env = {**os.environ, "ENGRAM_DB": str(root / "engram.db"), "ENGRAM_CONFIG": ""}
+    project = root / PROJECT_NAME
+    project.mkdir(parents=True)
+    env = {**os.environ, "ENGRAM_DB": str(root / "engram.db"), "ENGRAM_CONFIG": "",
+           "ANTHROPIC_API_KEY": ""}
     engram = [sys.executable, "-m", "engram"]
-    print(f"engram demo: database {root / 'engram.db'}\n", flush=True)
-    for step in STEPS:
-        args = [a.replace("{project}", str(project)) for a in step]
-        print(f"$ engram {shlex.join(args)}", flush=True)
-        result = subprocess.run([*engram, *args], env=env, check=False)
-        if result.returncode != 0:
-            print(f"demo step failed with exit code {result.returncode}", file=sys.stderr)
-            return result.returncode
-        print(flush=True)
-    print("The fifth `add` was the same fact as the first: engram kept one copy.")
+    print("engram demo: mitmweb + engram's addon, a loopback Anthropic API, the anthropic SDK,"
+          f"\nthe watcher with the offline analyzer. Files under {root}.", flush=True)
+    with LLMStub(replies()) as stub, Mitmweb() as mitm:
+        print(f"\nmitmweb on {mitm.url} (proxy {mitm.proxy_url}); the agent's conversation:",
+              flush=True)
+        sent = converse(stub.url, mitm.proxy_url, project)
+        time.sleep(0.3)
+        env["ENGRAM_MITMWEB_TOKEN"] = mitm.password
+        run([*engram, "mitmproxy", "--url", mitm.url, "--once", "--analyzer", "heuristic"], env)
+    run([*engram, "journal"], env)
+    run([*engram, "list"], env)
+    print(f"\n{sent} requests captured and analyzed in {time.monotonic() - started:.0f} s; "
+          "mitmweb and the stand-in API are stopped.", flush=True)
     return 0
 
 
