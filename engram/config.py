@@ -128,7 +128,15 @@ class RecallConfig:
 
 @dataclass
 class ProxyConfig:
-    pass
+    listen: str = setting("127.0.0.1:8787", "Where `engram proxy` listens (HOST:PORT)")
+    upstream: str | None = setting(
+        None, "Where `engram proxy` forwards (default: from --agent, else Anthropic's API)"
+    )
+    recall_budget_ms: float = setting(
+        50.0, "Longest a request waits for recall; past it the original request is forwarded"
+    )
+    max_body_mb: float = setting(32.0, "Largest request the proxy accepts (MB)")
+    inject: bool = setting(True, "Inject recalled memories (false: capture only)")
 
 
 @dataclass

@@ -62,10 +62,11 @@ def main_options(
 
 
 def _register() -> None:
-    from engram.cli import admin, memories, privacy, watch
+    from engram.cli import admin, memories, privacy, proxy_cmd, watch
 
     memories.register(app)
     watch.register(app)
+    proxy_cmd.register(app)
     privacy.register(app)
     admin.register(app)
 

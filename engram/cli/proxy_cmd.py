@@ -1,0 +1,130 @@
+"""`engram proxy` and `engram run`."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any
+
+import typer
+
+from engram.cli import render
+from engram.cli.context import state
+from engram.errors import ConfigError, EngramError
+
+
+def build_proxy(st: Any, upstream: str, *, inject: bool, project_hint: str | None) -> Any:
+    """The configured Proxy: journal capture always, recall when inject is on."""
+    from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+
+    cfg = st.config
+    store = st.store
+    store.ensure()
+    settings = ProxySettings(upstream=upstream, recall_budget_ms=cfg.proxy.recall_budget_ms,
+                             max_body_bytes=int(cfg.proxy.max_body_mb * 2**20), inject=inject)
+    proxy = Proxy(settings, capture=journal_capture(store, project_hint))
+    if inject:
+        try:
+            from engram.sources.memory import make_recall
+
+            proxy.recall = make_recall(store, cfg, project_hint,
+                                       proxy.writer.defer)
+        except ImportError as exc:  # recall unavailable: still a working capture proxy
+            render.note(f"recall is unavailable ({exc}); capturing only")
+    return proxy
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    try:
+        return (host.strip("[]") or "127.0.0.1"), int(port)
+    except ValueError:
+        raise ConfigError(f"--listen must be HOST:PORT, got {text!r}") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def proxy(
+        ctx: typer.Context,
+        listen: str | None = typer.Option(None, "--listen",
+                                          help="HOST:PORT. [default: 127.0.0.1:8787]"),
+        upstream: str | None = typer.Option(None, "--upstream",
+                                            help="The real API, e.g. https://api.anthropic.com"),
+        agent: str | None = typer.Option(None, "--agent",
+                                         help="Take the upstream from this agent's settings."),
+        no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
+    ) -> None:
+        """A transparent reverse proxy for an agent's LLM API: recalls and injects memory,
+        journals every exchange. Point the agent's base URL at it."""
+        from engram.sources.agents import AGENTS, get_agent, resolve_upstream
+        from engram.sources.server import ServerThread
+
+        st = state(ctx)
+        cfg = st.config
+        cfg.override("proxy.listen", listen)
+        cfg.override("proxy.upstream", upstream)
+        chosen = get_agent(agent) if agent else AGENTS["claude"]
+        route = resolve_upstream(chosen, override=cfg.proxy.upstream)
+        host, port = parse_listen(cfg.proxy.listen)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            render.note(f"warning: listening on {host}: anyone who can reach it can use your "
+                        "API keys through it")
+        proxy_ = build_proxy(st, route.origin, inject=cfg.proxy.inject and not no_inject,
+                             project_hint=None)
+        server = ServerThread(proxy_.app(), host, port).start()
+        stop = threading.Event()
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, lambda *_: stop.set())
+        render.note(f"engram proxy on {server.url}{route.prefix} -> {route.upstream_base} "
+                    f"({'capture only' if not proxy_.recall else 'recall + inject'})")
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            server.stop()
+        render.note(f"stopped: {proxy_.stats.requests} requests, {proxy_.stats.captured} "
+                    f"captured, {proxy_.stats.injected} with memory")
+
+    @app.command(context_settings={"allow_extra_args": True,
+                                   "ignore_unknown_options": True})
+    def run(
+        ctx: typer.Context,
+        agent: str = typer.Argument(..., help="claude, codex, opencode, aider, grok, qwen, "
+                                    "gemini."),
+        upstream: str | None = typer.Option(None, "--upstream", help="The real API base URL."),
+        no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; launch nothing."),
+    ) -> None:
+        """Launch a coding agent behind an engram proxy on a random loopback port; every
+        argument after the agent's name goes to the agent (use `--` before agent flags
+        that engram also has)."""
+        from engram.sources.agents import get_agent, resolve_upstream
+        from engram.sources.launcher import plan, run_child
+        from engram.sources.server import ServerThread
+
+        st = state(ctx)
+        chosen = get_agent(agent)
+        route = resolve_upstream(chosen, override=upstream)
+        args = list(ctx.args)
+        if args[:1] == ["--"]:
+            args = args[1:]
+        inject = st.config.proxy.inject and not no_inject
+        if dry_run:
+            p = plan(chosen, route, args, "http://127.0.0.1:<port>", inject=inject)
+            for line in p.describe("http://127.0.0.1:<port>"):
+                typer.echo(line)
+            return
+        p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
+        proxy_ = build_proxy(st, route.origin, inject=inject, project_hint=p.project)
+        with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
+            p = plan(chosen, route, args, server.url, inject=inject)
+            render.note(f"engram: {chosen.name} -> {server.url}{route.prefix} -> "
+                        f"{route.upstream_base}")
+            try:
+                code = run_child(p)
+            except EngramError:
+                raise
+        render.note(f"engram: {proxy_.stats.captured} exchanges captured, "
+                    f"{proxy_.stats.injected} with memory")
+        sys.exit(code)

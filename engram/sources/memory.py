@@ -1,0 +1,38 @@
+"""The proxy's recall step: request -> query -> recall -> the block to inject.
+
+Parsing the request here is cheap (~0.3 ms for a 75 KB Claude Code body); recall itself
+is bounded by the proxy's budget. The injection is logged (and use counts bumped) on
+the capture writer, never on the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from engram.wire.model import Format, RawRequest
+
+log = logging.getLogger("engram.proxy")
+
+
+def make_recall(store: Any, config: Any, project_hint: str | None,
+                defer: Callable[[Callable[[], None]], None]) -> Callable[
+        [bytes, Format, RawRequest], str | None]:
+    """A RecallFn for the proxy. `defer` runs a function off the request path."""
+    from engram.recall.service import Recaller
+    from engram.wire import parse_exchange
+
+    recaller = Recaller(store, config)
+
+    def recall(body: bytes, fmt: Format, raw: RawRequest) -> str | None:
+        exchange = parse_exchange(raw, None, project_hint=project_hint)
+        if exchange.kind.value != "conversation" or not exchange.turns:
+            return None
+        result = recaller.recall_for(exchange)
+        if result is None or not result.injected or not result.block_text:
+            return None
+        defer(lambda: recaller.log_injection(result, exchange.conversation))
+        return result.block_text
+
+    return recall
