@@ -482,7 +482,9 @@ def test_five_megabytes_finish_quickly() -> None:
     started = time.perf_counter()
     out, findings = redact_with_findings(text)
     elapsed = time.perf_counter() - started
-    assert elapsed < 5.0, f"{elapsed:.2f}s for {len(text) / 1e6:.1f} MB"
+    # Behaviour, not a benchmark (bench/wire.py measures speed): a regression to
+    # per-rule rescans or backtracking takes minutes, so a loose bound cannot flake.
+    assert elapsed < 30.0, f"{elapsed:.2f}s for {len(text) / 1e6:.1f} MB"
     assert len(findings) >= len(SECRET_CASES) * (5_000_000 // len(unit))
     assert all(secret not in out for _, secret, _ in SECRET_CASES)
 
@@ -496,7 +498,7 @@ def test_pathological_inputs_stay_linear(unit: str) -> None:
     text = unit * (400_000 // len(unit))
     started = time.perf_counter()
     redact(text)
-    assert time.perf_counter() - started < 5.0
+    assert time.perf_counter() - started < 30.0  # quadratic backtracking would take hours
 
 
 # -- properties --------------------------------------------------------------------------
