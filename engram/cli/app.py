@@ -62,11 +62,12 @@ def main_options(
 
 
 def _register() -> None:
-    from engram.cli import admin, memories, privacy, proxy_cmd, watch
+    from engram.cli import admin, hooks_cmd, memories, privacy, proxy_cmd, watch
 
     memories.register(app)
     watch.register(app)
     proxy_cmd.register(app)
+    hooks_cmd.register(app)
     privacy.register(app)
     admin.register(app)
 
