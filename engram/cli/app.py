@@ -62,13 +62,14 @@ def main_options(
 
 
 def _register() -> None:
-    from engram.cli import admin, hooks_cmd, memories, privacy, proxy_cmd, watch
+    from engram.cli import admin, hooks_cmd, memories, privacy, proxy_cmd, service_cmd, watch
 
     memories.register(app)
     watch.register(app)
     proxy_cmd.register(app)
     hooks_cmd.register(app)
     privacy.register(app)
+    service_cmd.register(app)
     admin.register(app)
 
 
