@@ -1,24 +1,53 @@
 """engram's mitmproxy addon: `mitmweb -s "$(engram addon-path)"`.
 
-Without it, mitmproxy buffers a whole `text/event-stream` response before the agent
-sees a byte; with it, server-sent events pass through live. Streaming normally means
-mitmproxy keeps no body, so the addon also turns on `store_streamed_bodies`: the full
-response is still there for `engram mitmproxy` to read when the stream ends.
+Streaming: without it, mitmproxy buffers a whole `text/event-stream` response before the
+agent sees a byte; with it, server-sent events pass through live. Streaming normally
+means mitmproxy keeps no body, so the addon also turns on `store_streamed_bodies`: the
+full response is still there for `engram mitmproxy` to read when the stream ends.
 
-This file imports only mitmproxy, so any mitmproxy 12 installation can load it.
+Memory: when mitmproxy runs from engram's own environment (its `mitmweb`), the addon
+also recalls and injects memories into LLM completion requests, with the same recall,
+gate and time budget as `engram proxy`, failing open. The block lives only in the system
+prompt, which the journal never stores, so the watcher cannot learn it back. In another
+mitmproxy installation, where engram cannot be imported, the addon only streams.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
+from typing import Any
+
 from mitmproxy import ctx, http
 
 INTERNAL_HEADER = "X-Engram-Internal"
+log = logging.getLogger("engram.addon")
 
 
 class EngramAddon:
+    def __init__(self) -> None:
+        self._recall: Any = None
+        self._tried = False
+        self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="engram")
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engram-log")
+        self.injected = 0
+
+    def load(self, loader: Any) -> None:
+        loader.add_option("engram_inject", bool, True,
+                          "Inject engram memories into LLM requests (needs engram importable).")
+        loader.add_option("engram_budget_ms", int, 50,
+                          "Longest wait for engram's recall; past it the request goes as is.")
+
     def running(self) -> None:
         if "store_streamed_bodies" in ctx.options and not ctx.options.store_streamed_bodies:
             ctx.options.update(store_streamed_bodies=True)
+        if ctx.options.engram_inject:
+            self._setup()
+
+    def done(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=True)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -27,6 +56,72 @@ class EngramAddon:
         content_type = response.headers.get("content-type", "")
         if content_type.split(";", 1)[0].strip().lower() == "text/event-stream":
             response.stream = True
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if not ctx.options.engram_inject or self._recall is None:
+            return
+        target = self._completion_format(flow)
+        if target is None:
+            return
+        body = flow.request.get_content(strict=False)
+        if not body:
+            return
+        recall, inject_bytes, raw = self._recall
+        loop = asyncio.get_running_loop()
+        try:
+            block = await asyncio.wait_for(
+                loop.run_in_executor(self._pool, recall, body, target, raw(flow, body)),
+                ctx.options.engram_budget_ms / 1000)
+        except Exception as exc:  # includes the budget running out: fail open
+            log.debug("engram recall skipped: %r", exc)
+            return
+        if block:
+            injected = inject_bytes(body, target, block)
+            if injected is not body:
+                flow.request.set_content(injected)
+                self.injected += 1
+
+    # -- engram, when importable -----------------------------------------------------
+
+    def _setup(self) -> None:
+        if self._tried:
+            return
+        self._tried = True
+        try:
+            from engram import config as engram_config
+            from engram.paths import default_db_path
+            from engram.sources.memory import make_recall
+            from engram.store.db import Store
+            from engram.wire.injection import inject_bytes
+            from engram.wire.model import RawRequest
+        except ImportError:
+            log.info("engram is not importable here: streaming only, no memory injection")
+            return
+        cfg = engram_config.load()
+        store = Store(cfg.store.path or default_db_path(), cfg.store.busy_timeout_ms)
+        recall = make_recall(store, cfg, None, self._writer.submit, warm=True)
+
+        def raw(flow: http.HTTPFlow, body: bytes) -> Any:
+            req = flow.request
+            return RawRequest(headers=list(req.headers.items(multi=True)), body=body,
+                              method=req.method, scheme=req.scheme, host=req.pretty_host,
+                              port=req.port, path=req.path,
+                              timestamp_start=req.timestamp_start)
+
+        self._recall = (recall, inject_bytes, raw)
+
+    def _completion_format(self, flow: http.HTTPFlow) -> Any:
+        req = flow.request
+        if req.method != "POST" or req.headers.get(INTERNAL_HEADER) == "1":
+            return None
+        from engram.wire.detect import endpoint_of, format_from_path, is_side_endpoint
+        from engram.wire.model import Format
+
+        endpoint = endpoint_of(req.path)
+        fmt = format_from_path(endpoint)
+        if fmt is Format.UNKNOWN or is_side_endpoint(endpoint):
+            return None
+        return fmt
 
 
 addons = [EngramAddon()]

@@ -17,13 +17,17 @@ log = logging.getLogger("engram.proxy")
 
 
 def make_recall(store: Any, config: Any, project_hint: str | None,
-                defer: Callable[[Callable[[], None]], None]) -> Callable[
+                defer: Callable[[Callable[[], None]], Any], *, warm: bool = True) -> Callable[
         [bytes, Format, RawRequest], str | None]:
-    """A RecallFn for the proxy. `defer` runs a function off the request path."""
+    """A RecallFn for the proxy. `defer` runs a function off the request path. With
+    `warm`, the embedder and the vector matrix load in the background right away: the
+    first requests are forwarded without memory rather than waiting for them (~2 s)."""
     from engram.recall.service import Recaller
     from engram.wire import parse_exchange
 
     recaller = Recaller(store, config)
+    if warm:
+        recaller.warm(background=True)
 
     def recall(body: bytes, fmt: Format, raw: RawRequest) -> str | None:
         exchange = parse_exchange(raw, None, project_hint=project_hint)

@@ -59,7 +59,7 @@ class Mitmweb:
             mitmweb_binary(), "--listen-host", "127.0.0.1", "--listen-port",
             str(self.proxy_port), "--web-host", "127.0.0.1", "--web-port", str(self.web_port),
             "--no-web-open-browser", "--set", f"web_password={self.password}",
-            "--set", f"confdir={self.confdir}", "--set", "termlog_verbosity=warn",
+            "--set", f"confdir={self.confdir}", "--set", "termlog_verbosity=info",
         ]
         if self.addon:
             from engram.sources import addon
