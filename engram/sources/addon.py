@@ -97,9 +97,13 @@ class EngramAddon:
         except ImportError:
             log.info("engram is not importable here: streaming only, no memory injection")
             return
-        cfg = engram_config.load()
-        store = Store(cfg.store.path or default_db_path(), cfg.store.busy_timeout_ms)
-        recall = make_recall(store, cfg, None, self._writer.submit, warm=True)
+        try:
+            cfg = engram_config.load()
+            store = Store(cfg.store.path or default_db_path(), cfg.store.busy_timeout_ms)
+            recall = make_recall(store, cfg, None, self._writer.submit, warm=True)
+        except Exception as exc:  # bad config, no recall in this build: still stream
+            log.warning("engram memory injection is off: %s", exc)
+            return
 
         def raw(flow: http.HTTPFlow, body: bytes) -> Any:
             req = flow.request
