@@ -62,7 +62,16 @@ def main_options(
 
 
 def _register() -> None:
-    from engram.cli import admin, hooks_cmd, memories, privacy, proxy_cmd, service_cmd, watch
+    from engram.cli import (
+        admin,
+        hooks_cmd,
+        memories,
+        ops_cmd,
+        privacy,
+        proxy_cmd,
+        service_cmd,
+        watch,
+    )
 
     memories.register(app)
     watch.register(app)
@@ -70,6 +79,7 @@ def _register() -> None:
     hooks_cmd.register(app)
     privacy.register(app)
     service_cmd.register(app)
+    ops_cmd.register(app)
     admin.register(app)
 
 

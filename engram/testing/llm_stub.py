@@ -84,6 +84,8 @@ class _Route:
 def _route(method: str, path: str, query: dict[str, str], body: Any) -> _Route | None:
     if method == "GET" and path == "/health":
         return _Route("health")
+    if method == "GET" and path.endswith("/models"):
+        return _Route("models")
     if method != "POST":
         return None
     wants_stream = isinstance(body, dict) and body.get("stream") is True
@@ -103,15 +105,24 @@ def _route(method: str, path: str, query: dict[str, str], body: Any) -> _Route |
     return _Route(api, stream=streaming, sse=query.get("alt") == "sse")
 
 
+def _key_of(request: web.Request) -> str | None:
+    """The API key a client sent, in any of the providers' headers."""
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key")
+
+
 class LLMStub:
     """The server. `requests` lists every request received, in order (404s included);
     assign `script` at any time to change what later requests get."""
 
     def __init__(self, script: Script | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 event_delay: float = 0.0) -> None:
+                 event_delay: float = 0.0, api_keys: set[str] | None = None) -> None:
         self.host = host
         self.port = port
         self.event_delay = event_delay
+        self.api_keys = api_keys  # None: any key; a set: others get a 401
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # exceptions raised by a callable script
         self._script = script
@@ -248,6 +259,12 @@ class LLMStub:
                                                 f"{request.method} {request.path}"}}, status=404)
         if route.api == "health":
             return web.json_response({"status": "ok"})
+        if self.api_keys is not None and _key_of(request) not in self.api_keys:
+            return web.json_response({"type": "error", "error": {
+                "type": "authentication_error", "message": "invalid x-api-key"}}, status=401)
+        if route.api == "models":
+            return web.json_response({"object": "list", "data": [
+                {"id": "claude-haiku-4-5", "type": "model", "object": "model"}]})
         tokens = max(1, len(body) // 4)
         if route.api == "anthropic_count":
             return web.json_response({"input_tokens": tokens})
