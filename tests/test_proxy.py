@@ -280,3 +280,46 @@ def test_engram_run_launches_an_agent_behind_the_proxy(stub: LLMStub, tmp_path: 
     rows = journal_rows(db)
     assert len(rows) == 1 and rows[0]["project"] == str(project)
     assert stub.requests[-1].path == "/v1/messages"
+
+
+MITM_AGENT = """#!{python}
+import os, sys, time
+import requests
+# A client that honours HTTP(S)_PROXY, like agents in subscription/OAuth modes.
+assert os.environ["NODE_USE_ENV_PROXY"] == "1" and os.path.exists(os.environ["SSL_CERT_FILE"])
+for i in range(8):
+    r = requests.post("{url}/v1/messages?beta=true", timeout=30, json={{
+        "model": "claude-haiku-4-5", "max_tokens": 20,
+        "system": "You are a coding agent.",
+        "messages": [{{"role": "user", "content": "which port is staging on? try %d" % i}}]}},
+        headers={{"x-api-key": "sk-ant-api03-" + "m" * 40,
+                  "X-Claude-Code-Session-Id": "mitm-%d" % i}})
+    assert r.status_code == 200, r.text
+    time.sleep(0.5)
+"""
+
+
+def test_engram_run_mitm_captures_and_injects_through_mitmdump(stub: LLMStub,
+                                                               tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    agent = bindir / "claude"
+    agent.write_text(MITM_AGENT.format(python=sys.executable, url=stub.url))
+    agent.chmod(agent.stat().st_mode | stat.S_IEXEC)
+    project = tmp_path / "shop"
+    project.mkdir()
+    db = tmp_path / "e.db"
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "ENGRAM_DB": str(db),
+           "XDG_DATA_HOME": str(tmp_path / "data")}
+    subprocess.run([sys.executable, "-m", "engram", "add", "Staging runs on port 5433",
+                    "--scope", str(project)], env=env, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "engram", "run", "--mitm", "claude"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    rows = journal_rows(db)
+    assert len(rows) == 8 and {r["source"] for r in rows} == {"addon"}
+    assert {r["project"] for r in rows} == {str(project)}
+    systems = [json.dumps(r.json.get("system")) for r in stub.requests[-8:]]
+    assert any("engram-memory" in s and "5433" in s for s in systems)
+    assert "engram-memory" not in json.dumps(rows)
+    assert (tmp_path / "data" / "engram" / "mitmproxy" / "mitmproxy-ca-cert.pem").exists()

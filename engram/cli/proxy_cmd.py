@@ -35,6 +35,21 @@ def build_proxy(st: Any, upstream: str, *, inject: bool, project_hint: str | Non
     return proxy
 
 
+def _run_intercepted(st: Any, chosen: Any, route: Any, args: list[str], inject: bool) -> int:
+    from engram.sources.launcher import plan, run_child, start_interceptor
+
+    st.store.ensure()
+    project = str(__import__("pathlib").Path.cwd().resolve())
+    interceptor = start_interceptor(project, st.store.path, inject=inject)
+    try:
+        p = plan(chosen, route, args, "", inject=inject, intercept_env=interceptor.env())
+        render.note(f"engram: {chosen.name} -> mitmdump on 127.0.0.1:{interceptor.port} "
+                    f"(CA {interceptor.ca})")
+        return run_child(p)
+    finally:
+        interceptor.stop()
+
+
 def parse_listen(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     try:
@@ -94,6 +109,9 @@ def register(app: typer.Typer) -> None:
                                     "gemini."),
         upstream: str | None = typer.Option(None, "--upstream", help="The real API base URL."),
         no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
+        mitm: bool = typer.Option(
+            False, "--mitm", help="For agents that ignore base-URL variables: route the agent "
+            "through an engram-run mitmproxy (HTTPS_PROXY + its CA) instead."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; launch nothing."),
     ) -> None:
         """Launch a coding agent behind an engram proxy on a random loopback port; every
@@ -111,10 +129,21 @@ def register(app: typer.Typer) -> None:
             args = args[1:]
         inject = st.config.proxy.inject and not no_inject
         if dry_run:
-            p = plan(chosen, route, args, "http://127.0.0.1:<port>", inject=inject)
-            for line in p.describe("http://127.0.0.1:<port>"):
+            fake = None
+            if mitm:
+                from engram.sources.launcher import CA_VARS, PROXY_VARS
+
+                fake = {**dict.fromkeys(PROXY_VARS, "http://127.0.0.1:<port>"),
+                        **dict.fromkeys(CA_VARS, "<engram data dir>/mitmproxy/"
+                                        "mitmproxy-ca-cert.pem"), "NODE_USE_ENV_PROXY": "1"}
+            p = plan(chosen, route, args, "http://127.0.0.1:<port>", inject=inject,
+                     intercept_env=fake)
+            for line in p.describe("mitmdump on http://127.0.0.1:<port>" if mitm
+                                   else "http://127.0.0.1:<port>"):
                 typer.echo(line)
             return
+        if mitm:
+            sys.exit(_run_intercepted(st, chosen, route, args, inject))
         p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
         proxy_ = build_proxy(st, route.origin, inject=inject, project_hint=p.project)
         with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 from typing import Any
 
 from mitmproxy import ctx, http
@@ -28,6 +29,7 @@ log = logging.getLogger("engram.addon")
 class EngramAddon:
     def __init__(self) -> None:
         self._recall: Any = None
+        self._journal: Any = None
         self._tried = False
         self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="engram")
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engram-log")
@@ -38,11 +40,14 @@ class EngramAddon:
                           "Inject engram memories into LLM requests (needs engram importable).")
         loader.add_option("engram_budget_ms", int, 50,
                           "Longest wait for engram's recall; past it the request goes as is.")
+        loader.add_option("engram_capture", bool, False,
+                          "Journal finished LLM flows directly (`engram run --mitm`, where no "
+                          "watcher reads mitmweb).")
 
     def running(self) -> None:
         if "store_streamed_bodies" in ctx.options and not ctx.options.store_streamed_bodies:
             ctx.options.update(store_streamed_bodies=True)
-        if ctx.options.engram_inject:
+        if ctx.options.engram_inject or ctx.options.engram_capture:
             self._setup()
 
     def done(self) -> None:
@@ -58,13 +63,16 @@ class EngramAddon:
             response.stream = True
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        if not ctx.options.engram_inject or self._recall is None:
+        if self._recall is None:
             return
         target = self._completion_format(flow)
         if target is None:
             return
         body = flow.request.get_content(strict=False)
         if not body:
+            return
+        flow.metadata["engram_original"] = body  # what the journal records
+        if not ctx.options.engram_inject:
             return
         recall, inject_bytes, raw = self._recall
         loop = asyncio.get_running_loop()
@@ -80,6 +88,24 @@ class EngramAddon:
             if injected is not body:
                 flow.request.set_content(injected)
                 self.injected += 1
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._capture(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._capture(flow)
+
+    def _capture(self, flow: http.HTTPFlow) -> None:
+        if not ctx.options.engram_capture or self._journal is None:
+            return
+        if "engram_original" not in flow.metadata or flow.metadata.get("engram_captured"):
+            return
+        flow.metadata["engram_captured"] = True
+        record, raw, response = self._journal
+        request = raw(flow, flow.metadata["engram_original"])
+        reply = response(flow)
+        error = flow.error.msg if flow.error else None
+        self._writer.submit(record, f"addon:{flow.id}", request, reply, error)
 
     # -- engram, when importable -----------------------------------------------------
 
@@ -100,7 +126,8 @@ class EngramAddon:
         try:
             cfg = engram_config.load()
             store = Store(cfg.store.path or default_db_path(), cfg.store.busy_timeout_ms)
-            recall = make_recall(store, cfg, None, self._writer.submit, warm=True)
+            recall = make_recall(store, cfg, os.environ.get("ENGRAM_PROJECT"),
+                                 self._writer.submit, warm=True)
         except Exception as exc:  # bad config, no recall in this build: still stream
             log.warning("engram memory injection is off: %s", exc)
             return
@@ -113,6 +140,30 @@ class EngramAddon:
                               timestamp_start=req.timestamp_start)
 
         self._recall = (recall, inject_bytes, raw)
+
+        def response(flow: http.HTTPFlow) -> Any:
+            from engram.wire.model import RawResponse
+
+            if flow.response is None:
+                return None
+            resp = flow.response
+            return RawResponse(headers=list(resp.headers.items(multi=True)),
+                               body=resp.get_content(strict=False),
+                               timestamp_start=resp.timestamp_start,
+                               timestamp_end=resp.timestamp_end, status_code=resp.status_code)
+
+        def record(key: str, request: Any, reply: Any, error: str | None) -> None:
+            from engram.store import journal
+
+            try:
+                with store.write() as session:
+                    journal.record(session, journal.Capture(
+                        source="addon", source_key=key, request=request, response=reply,
+                        project_hint=os.environ.get("ENGRAM_PROJECT"), error=error))
+            except Exception as exc:
+                log.error("engram could not journal %s: %s", key, exc)
+
+        self._journal = (record, raw, response)
 
     def _completion_format(self, flow: http.HTTPFlow) -> Any:
         req = flow.request

@@ -47,14 +47,20 @@ class Plan:
 
 
 def plan(agent: Agent, route: Route, args: Sequence[str], proxy_url: str, *,
-         inject: bool = True, cwd: Path | None = None) -> Plan:
-    url = route.agent_url(proxy_url)
+         inject: bool = True, cwd: Path | None = None,
+         intercept_env: dict[str, str] | None = None) -> Plan:
+    """The launch: base-URL mode points the agent at our proxy; with `intercept_env`
+    (--mitm) the agent keeps its own upstream and goes through mitmdump instead."""
     binary = shutil.which(agent.binary) or agent.binary
+    project = str((cwd or Path.cwd()).resolve())
+    if intercept_env is not None:
+        return Plan(agent, route, [binary, *args], dict(intercept_env), project, inject)
+    url = route.agent_url(proxy_url)
     command = [binary, *(f.replace("{url}", url) for f in agent.flags), *args]
     env = {"ENGRAM_UPSTREAM": route.upstream_base}
     if agent.env_var:
         env[agent.env_var] = url
-    return Plan(agent, route, command, env, str((cwd or Path.cwd()).resolve()), inject)
+    return Plan(agent, route, command, env, project, inject)
 
 
 def run_child(plan: Plan) -> int:
@@ -79,3 +85,78 @@ def run_child(plan: Plan) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return code if code >= 0 else 128 - code
+
+
+# -- --mitm: for agents that ignore base-URL variables ---------------------------------
+
+PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY",
+              "all_proxy")
+CA_VARS = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@dataclass
+class Interceptor:
+    """An engram-owned mitmdump with the addon in regular proxy mode, capturing and
+    injecting itself (no watcher is involved)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    ca: Path
+
+    def env(self) -> dict[str, str]:
+        url = f"http://127.0.0.1:{self.port}"
+        out = dict.fromkeys(PROXY_VARS, url)
+        out.update(dict.fromkeys(CA_VARS, str(self.ca)))
+        out["NODE_USE_ENV_PROXY"] = "1"  # Node's fetch ignores HTTPS_PROXY otherwise
+        return out
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # the addon flushes its journal writes
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+
+
+def start_interceptor(project: str, db_path: Path, *, inject: bool,
+                      confdir: Path | None = None, timeout: float = 30.0) -> Interceptor:
+    import socket
+    import sys
+    import time
+
+    from engram.paths import data_dir, make_private_dir
+    from engram.sources import addon
+
+    confdir = confdir or data_dir() / "mitmproxy"
+    make_private_dir(confdir)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    binary = Path(sys.executable).parent / "mitmdump"
+    command = [str(binary if binary.exists() else "mitmdump"), "--listen-host", "127.0.0.1",
+               "--listen-port", str(port), "--set", f"confdir={confdir}",
+               "-s", str(Path(addon.__file__).resolve()), "--set", "engram_capture=true",
+               "--set", f"engram_inject={'true' if inject else 'false'}",
+               "--set", "store_streamed_bodies=true", "--set", "termlog_verbosity=warn",
+               "--set", "flow_detail=0"]
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    env.update({"ENGRAM_DB": str(db_path), "ENGRAM_PROJECT": project})
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ca = confdir / "mitmproxy-ca-cert.pem"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise EngramError(f"mitmdump exited: {err.strip()[-400:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                if ca.exists():
+                    return Interceptor(proc, port, ca)
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise EngramError("mitmdump did not start in time")
