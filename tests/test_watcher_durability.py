@@ -96,20 +96,24 @@ def test_sigkill_at_several_points_in_a_200_exchange_run(tmp_path: Path) -> None
 
 
 def test_sigterm_stops_cleanly_with_exit_0(tmp_path: Path) -> None:
-    with Mitmweb() as mitm:
+    log = tmp_path / "watcher.log"
+    with Mitmweb() as mitm, log.open("wb") as out_file:
         proc = subprocess.Popen(
             [*ENGRAM, "mitmproxy", "--url", mitm.url, "--interval", "0.2", "--analyzer",
              "none"],
             env={**os.environ, "ENGRAM_DB": str(tmp_path / "e.db"),
                  "ENGRAM_MITMWEB_TOKEN": mitm.password},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(2.0)
+            stdout=out_file, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60  # start-up (imports) can be slow on a busy machine
+        while b"watching LLM traffic" not in log.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # now inside the scheduler, polling
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=15)
+        _, err = proc.communicate(timeout=15)
         assert proc.returncode == 0, err.decode()
         assert time.monotonic() - started < 5
-        assert b"stopped cleanly" in out
+        assert b"stopped cleanly" in log.read_bytes()
 
 
 def test_mitmweb_down_at_start_then_up(tmp_path: Path) -> None:
