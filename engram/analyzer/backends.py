@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engram.errors import EngramError
+from engram.wire.model import Usage
 
 INTERNAL_HEADERS = {"X-Engram-Internal": "1"}
 
@@ -26,14 +27,6 @@ class AnalyzerError(EngramError):
         super().__init__(message)
         self.auth = auth
         self.retryable = retryable
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_creation_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

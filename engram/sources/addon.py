@@ -166,17 +166,10 @@ class EngramAddon:
         self._journal = (record, raw, response)
 
     def _completion_format(self, flow: http.HTTPFlow) -> Any:
+        from engram.wire.detect import completion_format
+
         req = flow.request
-        if req.method != "POST" or req.headers.get(INTERNAL_HEADER) == "1":
-            return None
-        from engram.wire.detect import endpoint_of, format_from_path, is_side_endpoint
-        from engram.wire.model import Format
-
-        endpoint = endpoint_of(req.path)
-        fmt = format_from_path(endpoint)
-        if fmt is Format.UNKNOWN or is_side_endpoint(endpoint):
-            return None
-        return fmt
-
+        return completion_format(req.method, req.path,
+                                 internal=req.headers.get(INTERNAL_HEADER) == "1")
 
 addons = [EngramAddon()]

@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from aiohttp.client_exceptions import ClientError
 
-from engram.wire.detect import endpoint_of, format_from_path, is_side_endpoint
+from engram.wire.detect import completion_format, endpoint_of, format_from_path
 from engram.wire.model import Format, RawRequest, RawResponse
 
 log = logging.getLogger("engram.proxy")
@@ -151,7 +151,8 @@ class Proxy:
         raw = RawRequest(headers=headers, body=body, timestamp_start=started,
                          method=request.method, scheme="https", host=self._upstream_host(),
                          path=request.path_qs)
-        fmt = self._completion_format(request, raw)
+        fmt = completion_format(request.method, request.path,
+                                internal=request.headers.get(INTERNAL_HEADER) == "1")
         send_body = body
         if fmt is not None and self.recall is not None and body:
             send_body = await self._with_memory(body, fmt, raw)
@@ -203,14 +204,6 @@ class Proxy:
             await self.writer.put(self._captured(raw, upstream, chunks, error))
         return response
 
-    def _completion_format(self, request: web.Request, raw: RawRequest) -> Format | None:
-        if request.method != "POST" or request.headers.get(INTERNAL_HEADER) == "1":
-            return None
-        endpoint = endpoint_of(request.path)
-        fmt = format_from_path(endpoint)
-        if fmt is Format.UNKNOWN or is_side_endpoint(endpoint):
-            return None
-        return fmt
 
     async def _with_memory(self, body: bytes, fmt: Format, raw: RawRequest) -> bytes:
         """The body with a memory block, or the original on error or past the budget."""

@@ -105,3 +105,15 @@ def provider_for(host: str, fmt: Format) -> str:
         if lowered == suffix or lowered.endswith("." + suffix):
             return provider
     return _FORMAT_PROVIDERS.get(fmt, "")
+
+
+def completion_format(method: str, path: str, *, internal: bool = False) -> Format | None:
+    """The format of a request that should get memory: a POST to a completion endpoint,
+    not a side call (token counting, compaction), not engram's own traffic."""
+    if method.upper() != "POST" or internal:
+        return None
+    endpoint = endpoint_of(path)
+    fmt = format_from_path(endpoint)
+    if fmt is Format.UNKNOWN or is_side_endpoint(endpoint):
+        return None
+    return fmt
