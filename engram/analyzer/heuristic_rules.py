@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _I = re.IGNORECASE
+MIN_CHARS, MAX_CHARS = 12, 300  # a fact: a sentence, not a fragment or an essay
 
 
 @dataclass(frozen=True, slots=True)
