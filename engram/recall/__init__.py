@@ -1,0 +1,5 @@
+"""Recall: which memories to put into an agent's request (docs/recall.md).
+
+service.Recaller is the entry point; query picks the words to search for, hybrid ranks
+(BM25 + vectors, fused), index/shard hold the vectors, embedder makes them, gate decides.
+"""

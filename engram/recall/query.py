@@ -1,0 +1,117 @@
+"""What to search memory for: the user's latest request, not the whole conversation.
+
+A request body carries the whole history; what decides which notes help *now* is the
+latest thing the user typed. So the query is the latest user turn that has words of the
+user's own, after harness wrappers (`<system-reminder>`, `<environment_context>`, ...)
+and engram's own block are stripped (`wire.text.user_words`) and tool results are
+ignored (they live in `Turn.tool_results`, never in the text). Harness preambles
+(Codex's AGENTS.md message, Gemini CLI's setup message) are not requests and are skipped.
+
+Fallbacks:
+- a bare confirmation ("yes", "go ahead", "fix it": fewer than two topic words) says
+  nothing on its own, so the assistant turn it answers (and the user turn before that)
+  is added, each cut to a few hundred characters;
+- no user words at all: the text of the last few user and assistant turns.
+
+Tool loops send the same history plus tool results many times per user turn; the
+query is then unchanged, and `QueryCache` lets the service hand back the previous
+result (same block, byte for byte, which also keeps the provider's prompt cache warm).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engram.recall.hybrid import query_terms
+from engram.wire.model import Turn
+from engram.wire.text import is_preamble, user_words
+
+MAX_QUERY_CHARS = 2000
+CONTEXT_CHARS = 400
+FALLBACK_TURNS = 3
+
+
+def _clip(text: str, limit: int) -> str:
+    """Head and tail of a long text: requests put the ask first or last, logs in between."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "\n…\n" + text[-half:]
+
+
+def _words(turn: Turn) -> str:
+    """The words a turn contributes: none for system prompts (OpenAI sends them as turns)
+    and tool output, which say nothing about what the user wants now."""
+    if turn.role not in ("user", "assistant") or (turn.role == "user" and is_preamble(turn.text)):
+        return ""
+    return user_words(turn.text) if turn.text else ""
+
+
+def query_from_turns(turns: Sequence[Turn], max_chars: int = MAX_QUERY_CHARS) -> str:
+    """The recall query for a conversation whose last request holds `turns`."""
+    for i in range(len(turns) - 1, -1, -1):
+        turn = turns[i]
+        if turn.role != "user":
+            continue
+        words = _words(turn)
+        if not words:
+            continue  # a tool-result turn or a bare harness message: look further back
+        if len(query_terms(words)) >= 2:
+            return _clip(words, max_chars)
+        context = [words]
+        for earlier in reversed(turns[:i]):
+            text = _words(earlier)
+            if text:
+                context.append(_clip(text, CONTEXT_CHARS))
+            if len(context) == 3:
+                break
+        return _clip("\n".join(context), max_chars)
+    recent = [w for w in (_words(t) for t in turns[-FALLBACK_TURNS * 2:]) if w]
+    return _clip("\n".join(recent[-FALLBACK_TURNS:]), max_chars)
+
+
+def query_from_exchange(exchange: Any) -> str:
+    """`query_from_turns` of a parsed request (`wire.model.Exchange`)."""
+    return query_from_turns(exchange.turns)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    key: tuple[str | None, str]  # (project, query)
+    generation: int  # the memory index generation the result was computed at
+    result: Any
+
+
+class QueryCache:
+    """The last query and result per conversation, for the most recent conversations."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, conversation: str, key: tuple[str | None, str],
+            generation: int) -> Any | None:
+        """The cached result if this conversation asked the same thing at this generation."""
+        with self._lock:
+            entry = self._entries.get(conversation)
+            if entry is None or entry.key != key or entry.generation != generation:
+                return None
+            self._entries.move_to_end(conversation)
+            return entry.result
+
+    def put(self, conversation: str, key: tuple[str | None, str], generation: int,
+            result: Any) -> None:
+        with self._lock:
+            self._entries[conversation] = CacheEntry(key, generation, result)
+            self._entries.move_to_end(conversation)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

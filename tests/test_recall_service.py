@@ -1,0 +1,300 @@
+"""Recaller end to end on real SQLite files with the real wordllama model: scope, status,
+the vector index staying current, caching, logging, errors and concurrency."""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engram.config import RecallConfig
+from engram.errors import EngramError
+from engram.recall.embedder import EmbedderError, WordLlamaEmbedder
+from engram.recall.service import Recaller, normalize_project, scopes_for
+from engram.store import memories
+from engram.store.db import Store
+from engram.wire.model import Exchange, ToolResult, Turn
+
+API = "/home/dev/work/shop-api"
+WEB = "/home/dev/work/storefront"
+
+
+@functools.cache
+def shared_embedder() -> WordLlamaEmbedder:
+    embedder = WordLlamaEmbedder(256)
+    embedder.load()
+    return embedder
+
+
+class Counting:
+    """The real embedder, counting what it is asked to embed."""
+
+    def __init__(self) -> None:
+        inner = shared_embedder()
+        self.inner, self.name, self.dim, self.coarse_dim = inner, inner.name, inner.dim, 64
+        self.texts: list[str] = []
+
+    def embed(self, texts: Any) -> np.ndarray:
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+
+def add(store: Store, content: str, scope: str = "global", kind: str = "fact") -> str:
+    with store.write() as session:
+        return memories.add(session, content, kind=kind, scope=scope).memory.id
+
+
+def make(store: Store, embedder: Any = None, **settings: Any) -> Recaller:
+    cfg = RecallConfig(**{"refresh_ms": 0, **settings})
+    return Recaller(store, cfg, embedder=embedder or Counting(), background=False)
+
+
+@pytest.fixture
+def filled(store: Store) -> dict[str, str]:
+    return {
+        "api_tests": add(store, "The shop-api integration tests need `docker compose up -d db` "
+                         "first, else they fail with connection refused.", API, "gotcha"),
+        "api_port": add(store, "The local Postgres for shop-api listens on port 5433.", API),
+        "web_tests": add(store, "storefront unit tests run with `pnpm test` (Vitest).", WEB),
+        "global_pref": add(store, "The user prefers pytest -x to stop at the first failing "
+                           "test.", "global", "preference"),
+        "unrelated": add(store, "Deploy announcements go to the #deploys Slack channel."),
+    }
+
+
+def test_recall_injects_relevant_memories_of_project_and_global(
+        store: Store, filled: dict[str, str]) -> None:
+    recaller = make(store)
+    result = recaller.recall("the integration tests fail with connection refused", API)
+    assert result.injected, result.reason
+    ids = [c.id for c in result.candidates]
+    assert result.memory_ids[0] == filled["api_tests"]
+    assert filled["web_tests"] not in ids  # another project's memory is never a candidate
+    assert result.scopes[:2] == (API, "/home/dev/work") and result.scopes[-1] == "global"
+    assert result.block_text is not None and filled["api_tests"] in result.block_text
+    assert "may be outdated" in result.block_text
+    assert all(c.score >= recaller.config.min_score for c in result.candidates if c.injected)
+    # Global only: the project's memories are out of reach.
+    result = recaller.recall("the integration tests fail with connection refused", None)
+    assert filled["api_tests"] not in [c.id for c in result.candidates]
+
+
+def test_nothing_injected_below_min_score(store: Store, filled: dict[str, str]) -> None:
+    result = make(store).recall("write a haiku about autumn leaves", API)
+    assert not result.injected and result.block_text is None
+    assert "below min_score" in result.reason
+    assert all(c.note == "below min_score" for c in result.candidates)
+    assert make(store).recall("   ", API).reason == "empty query"
+
+
+def test_superseded_and_forgotten_never_returned_even_by_a_stale_index(
+        store: Store, filled: dict[str, str]) -> None:
+    recaller = make(store, refresh_ms=10**9)  # the index will not notice the changes
+    recaller.warm()
+    with store.write() as session:
+        memories.forget(session, filled["api_tests"])
+        _old, new = memories.supersede(
+            session, filled["api_port"], "The local Postgres for shop-api listens on port 5434.")
+    assert len(recaller.index or []) == 5  # still indexed
+    for query in ("integration tests fail connection refused", "which port is postgres on"):
+        ids = [c.id for c in recaller.recall(query, API).candidates]
+        assert filled["api_tests"] not in ids and filled["api_port"] not in ids
+    ids = [c.id for c in recaller.recall("which port is postgres on", API).candidates]
+    assert new.id in ids  # BM25 reads the live table
+
+
+def test_vectors_are_stored_reused_and_recomputed_on_change(
+        store: Store, filled: dict[str, str]) -> None:
+    first = Counting()
+    make(store, first).warm()
+    assert len(first.texts) == 5
+    with store.read() as conn:
+        rows = conn.execute("SELECT v.model, v.dim, length(v.vector), v.content_hash = "
+                            "m.content_hash FROM memory_vectors v JOIN memories m ON "
+                            "m.id = v.memory_id").fetchall()
+    assert [tuple(r) for r in rows] == [("wordllama:l2_supercat:256", 256, 1024, 1)] * 5
+    second = Counting()
+    recaller = make(store, second)
+    recaller.warm()
+    assert second.texts == []  # all reused
+    with store.write() as session:
+        memories.edit(session, filled["unrelated"], "Deploys are announced in #releases.")
+    assert recaller.refresh() == 1 and second.texts == ["Deploys are announced in #releases."]
+    other = Counting()
+    other.name = "another-model"
+    make(store, other).warm()
+    assert len(other.texts) == 5  # vectors of another model are never reused
+
+
+def test_index_follows_adds_forgets_and_restores(store: Store, filled: dict[str, str]) -> None:
+    recaller = make(store)
+    recaller.warm()
+    index = recaller.index
+    assert index is not None and len(index) == 5
+    generation = index.generation
+    fresh = add(store, "Run Storybook with `pnpm storybook` on port 6006.", WEB)
+    result = recaller.recall("start storybook", WEB)
+    assert len(index) == 6 and index.generation > generation
+    hit = next(c for c in result.candidates if c.id == fresh)
+    assert hit.cosine > 0.3 and result.injected
+    with store.write() as session:
+        memories.forget(session, fresh)
+    recaller.recall("start storybook", WEB)
+    assert len(index) == 5
+    with store.write() as session:
+        memories.restore(session, fresh)
+    recaller.recall("start storybook", WEB)
+    assert len(index) == 6
+    # Our own inject events change no memory: no index work, same generation.
+    recaller.log_injection(recaller.recall("start storybook", WEB), "conv-1")
+    generation = index.generation
+    recaller.recall("start storybook again", WEB)
+    assert index.generation == generation and index.cursor == index.change_counter(
+        sqlite3.connect(store.path))
+
+
+def test_background_refresh_catches_up_without_blocking(
+        store: Store, filled: dict[str, str]) -> None:
+    recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=Counting(), background=True)
+    recaller.warm()
+    fresh = add(store, "Feature flags come from LaunchDarkly via useFlag().", WEB)
+    deadline = time.monotonic() + 10
+    while len(recaller.index or []) < 6:
+        recaller.recall("hide the reviews behind a feature flag", WEB)
+        assert time.monotonic() < deadline, "the background refresh never caught up"
+        time.sleep(0.02)
+    result = recaller.recall("hide the reviews behind a launchdarkly feature flag", WEB)
+    assert result.memory_ids[:1] == [fresh]
+
+
+def test_unchanged_query_reuses_the_result_and_is_logged_once(
+        store: Store, filled: dict[str, str]) -> None:
+    recaller = make(store)
+    query = "the integration tests fail with connection refused"
+    first = recaller.recall(query, API, conversation="conv-1")
+    again = recaller.recall(query, API, conversation="conv-1")
+    assert first.injected and not first.cached and again.cached
+    assert again.block_text == first.block_text
+    assert not recaller.recall(query, API, conversation="conv-2").cached
+    assert recaller.log_injection(first, "conv-1") == len(first.memory_ids)
+    assert recaller.log_injection(again, "conv-1") == 0
+    with store.read() as conn:
+        row = conn.execute("SELECT use_count, last_used_at FROM memories WHERE id = ?",
+                           (filled["api_tests"],)).fetchone()
+        events = conn.execute("SELECT memory_id, actor, detail FROM events WHERE action = "
+                              "'inject'").fetchall()
+    assert row["use_count"] == 1 and row["last_used_at"]
+    assert {e["memory_id"] for e in events} == set(first.memory_ids)
+    assert all('"conversation": "conv-1"' in e["detail"] and e["actor"] == "recall"
+               for e in events)
+    # A memory change invalidates the cached result.
+    add(store, "Integration tests also need Redis: docker compose up -d redis.", API)
+    assert not recaller.recall(query, API, conversation="conv-1").cached
+
+
+def test_recall_for_an_exchange_answers_warming_up_then_recalls(
+        store: Store, filled: dict[str, str]) -> None:
+    recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=Counting())
+    exchange = Exchange(project=API, conversation="c", turns=[
+        Turn("user", "<system-reminder>be brief</system-reminder>the integration tests "
+             "fail with connection refused, why?"),
+        Turn("assistant", "Let me run them."),
+        Turn("user", "", tool_results=(ToolResult("t1", "ERROR: connection refused"),)),
+    ])
+    first = recaller.recall_for(exchange)
+    assert first is not None and not first.injected and "warming up" in first.reason
+    deadline = time.monotonic() + 30
+    while not recaller.ready:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    result = recaller.recall_for(exchange)
+    assert result is not None and result.injected
+    assert result.query == "the integration tests fail with connection refused, why?"
+    assert recaller.recall_for(Exchange(turns=[])) is None
+    assert recaller.recall_for(Exchange(turns=[
+        Turn("user", "<system-reminder>context only</system-reminder>")])) is None
+
+
+class Broken:
+    name, dim, coarse_dim = "broken", 256, None
+
+    def embed(self, texts: Any) -> np.ndarray:
+        raise EmbedderError("the model fell over")
+
+
+def test_errors_surface_as_exceptions(store: Store, filled: dict[str, str]) -> None:
+    with pytest.raises(EmbedderError, match="fell over"):
+        make(store, Broken()).recall("run the tests", API)
+    background = Recaller(store, RecallConfig(), embedder=Broken())
+    background.warm(background=True)
+    assert background._warm_thread is not None
+    background._warm_thread.join(10)
+    with pytest.raises(EmbedderError):
+        background.recall("run the tests", API)
+    with pytest.raises(EngramError, match=r"recall\.fusion"):
+        Recaller(store, RecallConfig(fusion="magic"))
+
+
+def test_bm25_only_without_an_embedder(store: Store, filled: dict[str, str]) -> None:
+    recaller = Recaller(store, RecallConfig(embedder="none", min_score=0.3), background=False)
+    assert recaller.ready and recaller.index is None
+    result = recaller.recall("docker compose integration tests connection refused", API)
+    assert result.injected and result.memory_ids == [filled["api_tests"]]
+    assert result.candidates[0].cosine == 0.0
+
+
+def test_concurrent_recalls_while_memories_change(store: Store, filled: dict[str, str]) -> None:
+    recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=Counting())
+    recaller.warm()
+    errors: list[BaseException] = []
+    forgotten: list[str] = []  # appended once the forget is committed
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            while not stop.is_set():
+                gone = set(forgotten[:])  # forgotten before this recall started
+                result = recaller.recall("test fixture fails: connection refused port", API)
+                assert not gone & {c.id for c in result.candidates}
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            recaller.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(15):
+            mid = add(store, f"Test fixture number {i} needs port {6000 + i}.", API)
+            if i % 3 == 0:
+                with store.write() as session:
+                    memories.forget(session, mid)
+                forgotten.append(mid)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors[:3]
+    recaller.refresh()
+    result = recaller.recall("test fixture port", API)
+    assert not set(forgotten) & {c.id for c in result.candidates}
+    assert len(recaller.index or []) == 5 + 15 - len(forgotten)
+
+
+def test_scopes_and_project_normalization(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/dev")
+    assert scopes_for(None) == ("global",)
+    assert scopes_for("/home/dev/work/app/pkg") == (
+        "/home/dev/work/app/pkg", "/home/dev/work/app", "/home/dev/work", "global")
+    assert scopes_for("/srv/app") == ("/srv/app", "/srv", "global")
+    assert normalize_project("/home/dev/app/") == "/home/dev/app"
+    assert normalize_project("/home/dev/app/../app") == "/home/dev/app"
+    assert normalize_project(Path("/x")) == "/x"
+    assert normalize_project("") is None and normalize_project("global") is None
