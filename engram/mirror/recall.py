@@ -1,0 +1,102 @@
+"""MuninnDB as a recall source: memories other machines and agents added.
+
+Used by the recall stage when `recall.sources` includes "muninn":
+
+    hits = muninn_candidates(client, query, ["my-app", "engram-global"], limit=10,
+                             threshold=0.2, timeout=0.05)
+
+It returns within `timeout` seconds whatever happens (a slow or dead MuninnDB costs at
+most the budget, never more): one `muninn_recall` per vault runs on a short-lived
+thread and whatever has not answered by the deadline is left behind; its thread ends
+on its own within the same timeout. Errors of any kind give no hits (recall fails open).
+
+An explicit threshold is always sent: without an embedder MuninnDB scores full-text
+matches below ~0.4 and its default of 0.5 would return nothing; `memories: null` (no
+match) is an empty list. Hits are de-duplicated by engram's content hash (best score
+kept), so the caller merges them with local candidates by `content_hash`;
+`local_copies` names the hits that are MuninnDB's copies of local memories.
+Recall answers carry a summary or a 500-character preview, not always the full text.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engram.mirror.client import MuninnClient, MuninnError
+from engram.store import schema
+
+log = logging.getLogger("engram.mirror.recall")
+MAX_QUERY_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class MuninnHit:
+    id: str  # MuninnDB's id (a ULID)
+    vault: str
+    content: str
+    score: float  # MuninnDB's combined score in [0, 1]
+    concept: str
+    content_hash: str  # engram's normalized hash of `content`, for de-duplication
+
+
+def _recall(client: MuninnClient, vault: str, query: str, limit: int, threshold: float,
+            timeout: float) -> list[MuninnHit]:
+    hits = []
+    for m in client.recall(vault, [query], threshold=threshold, limit=limit, timeout=timeout):
+        content, score = m.get("content"), m.get("score", 0.0)
+        if not isinstance(content, str) or not content.strip():
+            continue
+        score = float(score) if isinstance(score, (int, float)) else 0.0
+        hits.append(MuninnHit(m["id"], vault, content, score, str(m.get("concept") or ""),
+                              schema.content_hash(content)))
+    return hits
+
+
+def muninn_candidates(client: MuninnClient, query: str, vaults: Sequence[str], limit: int,
+                      threshold: float, timeout: float) -> list[MuninnHit]:
+    """The best `limit` MuninnDB matches for `query` across `vaults`, best first."""
+    query = query.strip()[:MAX_QUERY_CHARS]
+    vaults = list(dict.fromkeys(vaults))
+    if not query or not vaults or limit < 1 or timeout <= 0:
+        return []
+    deadline = time.monotonic() + timeout
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(vaults),
+                                                 thread_name_prefix="muninn-recall")
+    try:
+        futures = [pool.submit(_recall, client, v, query, limit, threshold, timeout)
+                   for v in vaults]
+        done, _late = concurrent.futures.wait(futures,
+                                              timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    best: dict[str, MuninnHit] = {}
+    for future in done:
+        try:
+            hits = future.result()
+        except MuninnError as exc:
+            log.debug("muninn recall failed: %s", exc)
+            continue
+        except Exception:  # fail open: recall never breaks a request
+            log.exception("muninn recall failed")
+            continue
+        for hit in hits:
+            kept = best.get(hit.content_hash)
+            if kept is None or hit.score > kept.score:
+                best[hit.content_hash] = hit
+    return sorted(best.values(), key=lambda h: -h.score)[:limit]
+
+
+def local_copies(conn: sqlite3.Connection, hits: Sequence[MuninnHit]) -> dict[str, str]:
+    """MuninnDB id -> local memory id, for hits that are this store's own mirror copies."""
+    pairs = [(h.vault, h.id) for h in hits]
+    if not pairs:
+        return {}
+    where = " OR ".join("(vault = ? AND muninn_id = ?)" for _ in pairs)
+    params = [x for pair in pairs for x in pair]
+    return {r[0]: r[1] for r in conn.execute(
+        f"SELECT muninn_id, memory_id FROM mirror_ids WHERE {where}", params)}
