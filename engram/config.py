@@ -123,7 +123,43 @@ class AnalyzerConfig:
 
 @dataclass
 class RecallConfig:
-    pass
+    embedder: str = setting(
+        "wordllama", "wordllama (local, shipped in its wheel), openai (an OpenAI-compatible "
+        "/v1/embeddings endpoint) or none (BM25 only)"
+    )
+    wordllama_dim: int = setting(256, "wordllama vector size: 256, 128 or 64 (smaller: less "
+                                 "memory and time, lower quality)")
+    openai_base_url: str | None = setting(
+        None, "Endpoint for the `openai` embedder, e.g. http://127.0.0.1:11434/v1"
+    )
+    openai_model: str = setting("text-embedding-3-small", "Model for the `openai` embedder")
+    openai_api_key: str | None = setting(
+        None, "Key for the `openai` embedder (local servers accept any)", secret=True
+    )
+    openai_dim: int = setting(0, "Expected vector size of the `openai` embedder (0: any)")
+    openai_timeout: float = setting(5.0, "Seconds before an embeddings request times out")
+    fusion: str = setting(
+        "weighted", "How BM25 and vector rankings combine: weighted, rrf, vector or bm25"
+    )
+    min_score: float = setting(
+        0.34, "Inject nothing unless the best memory scores at least this (0..1; calibrated "
+        "on bench/recall_eval.py)"
+    )
+    relative_score: float = setting(
+        0.8, "Memories after the best one need at least this fraction of its score"
+    )
+    max_memories: int = setting(6, "At most this many memories per request")
+    budget_tokens: int = setting(2048, "Token budget of the injected block")
+    dedup_threshold: float = setting(
+        0.93, "Memories whose vectors are at least this similar to a better one are dropped"
+    )
+    refresh_ms: int = setting(
+        1000, "How often (ms, at most) recall checks the store for changed memories"
+    )
+    sources: list[str] = setting(
+        ["local"], "Where recall looks: local (this store), muninn (MuninnDB, merged before "
+        "the gate within the recall budget; see [muninn])"
+    )
 
 
 @dataclass
@@ -141,7 +177,41 @@ class ProxyConfig:
 
 @dataclass
 class MuninnConfig:
-    pass
+    enabled: bool = setting(
+        False, "Mirror memories to MuninnDB (memory changes are queued either way)"
+    )
+    url: str = setting(
+        "http://127.0.0.1:8750/mcp", "MuninnDB's MCP endpoint", env=("MUNINN_MCP_URL",)
+    )
+    token: str | None = setting(
+        None, "MuninnDB MCP token (default: read from token_file)",
+        env=("MUNINN_TOKEN", "MUNINN_MCP_TOKEN"), secret=True,
+    )
+    token_file: str = setting(
+        "~/.muninn/mcp.token", "File holding the token when none is set (should be 0600)"
+    )
+    vault: str | None = setting(
+        None, "Vault for project memories (default: the project directory's name, "
+        "sanitized to [a-z0-9_-]{1,64})"
+    )
+    global_vault: str = setting("engram-global", "Vault for global memories")
+    timeout: float = setting(10.0, "Seconds before one MuninnDB call times out")
+    connect_timeout: float = setting(3.0, "Seconds to wait for a connection to MuninnDB")
+    interval: float = setting(30.0, "Seconds between mirror syncs in the watcher")
+    batch: int = setting(50, "Memories per muninn_remember_batch call (1..50)")
+    max_backoff: float = setting(
+        300.0, "Longest wait between attempts while MuninnDB is unreachable (s)"
+    )
+    max_attempts: int = setting(
+        8, "Malformed answers to one operation before it is marked failed"
+    )
+    allow_plain_http: bool = setting(
+        False, "Send the token over plain http:// to a non-loopback host (refused otherwise)"
+    )
+    recall_threshold: float = setting(
+        0.2, "Lowest MuninnDB recall score kept (its default 0.5 drops full-text-only hits)"
+    )
+    recall_limit: int = setting(10, "Most MuninnDB recall results per vault")
 
 
 @dataclass

@@ -10,7 +10,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-LAST_POLL_KEY = "watcher:last_poll"
+LAST_POLL_KEY = "watcher:last_poll"  # written by engram.sources.daemon
 
 
 def _one(conn: sqlite3.Connection, sql: str, *params: Any) -> Any:

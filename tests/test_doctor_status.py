@@ -94,3 +94,15 @@ def test_status(cli: Cli) -> None:
     assert data["memories_by_kind"] == {"preference": 1}
     assert data["memories_by_project"] == {"/srv/app": 1}
     assert "captured today" in cli("status").stdout
+
+
+def test_status_shows_the_last_poll(cli: Cli, mitm: Mitmweb) -> None:
+    cli("mitmproxy", "--url", mitm.url, "--token", mitm.password, "--once", "--analyzer",
+        "none")
+    poll = cli.json("status")["last_poll"]
+    assert poll["ok"] is True and poll["summary"].startswith("Fetched")
+    cli("mitmproxy", "--url", mitm.url, "--token", "wrong", "--once", "--analyzer", "none",
+        ok=False)
+    poll = cli.json("status")["last_poll"]
+    assert poll["ok"] is False and "refused the token" in poll["summary"]
+    assert "last poll:" in cli("status").stdout

@@ -66,17 +66,21 @@ def _register() -> None:
         admin,
         hooks_cmd,
         memories,
+        mirror,
         ops_cmd,
         privacy,
         proxy_cmd,
+        recall_cmd,
         service_cmd,
         watch,
     )
 
     memories.register(app)
+    recall_cmd.register(app)
     watch.register(app)
     proxy_cmd.register(app)
     hooks_cmd.register(app)
+    mirror.register(app)
     privacy.register(app)
     service_cmd.register(app)
     ops_cmd.register(app)

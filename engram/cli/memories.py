@@ -239,23 +239,39 @@ def register(app: typer.Typer) -> None:
         scope: str | None = typer.Option(None, "--scope", "-s", help="Only this scope."),
         kind: str | None = typer.Option(None, "--kind", "-k", help=KIND_HELP),
         limit: int = typer.Option(20, "--limit", "-n", min=1),
+        mode: str = typer.Option(
+            "hybrid", "--mode", "-m",
+            help="hybrid (BM25 and meaning, as recall ranks), semantic (meaning only) or "
+            "bm25 (words only)."),
         json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
     ) -> None:
-        """Full-text search of active memories, best match first (BM25)."""
+        """Search active memories, best match first (by default as recall ranks them:
+        BM25 and embeddings fused; scores 0..1)."""
         from engram.store import reader
 
-        with state(ctx).store.read() as conn:
-            hits = reader.search(conn, query, scope=parse_scope(scope), kind=kind, limit=limit)
+        if mode not in ("hybrid", "semantic", "bm25"):
+            raise EngramError(f"--mode must be hybrid, semantic or bm25, got {mode!r}")
+        if mode == "bm25":
+            with state(ctx).store.read() as conn:
+                hits = reader.search(conn, query, scope=parse_scope(scope), kind=kind,
+                                     limit=limit)
+            scored = [(h.memory, h.score) for h in hits]
+        else:
+            from engram.recall.service import semantic_search
+
+            scored = semantic_search(state(ctx).store, state(ctx).config, query,
+                                     scope=parse_scope(scope), kind=kind, limit=limit,
+                                     fusion="vector" if mode == "semantic" else None)
         if json_out:
-            render.emit_json([{**h.memory.to_dict(), "score": round(h.score, 4)} for h in hits])
+            render.emit_json([{**m.to_dict(), "score": round(s, 4)} for m, s in scored])
             return
-        if not hits:
+        if not scored:
             render.note("no matches")
             return
         render.table(
             ["score", "id", "kind", "scope", "content"],
-            [[f"{h.score:.2f}", h.memory.id, h.memory.kind, render.scope_label(h.memory.scope),
-              render.short(h.memory.content)] for h in hits],
+            [[f"{s:.2f}", m.id, m.kind, render.scope_label(m.scope), render.short(m.content)]
+             for m, s in scored],
         )
 
     @app.command()

@@ -81,10 +81,17 @@ def register(app: typer.Typer) -> None:
             "batch size": m.batch,
             "max wait": f"{m.max_wait:g}s",
             "analyzer": analyzer_label,
+            "mirror": f"MuninnDB {cfg.muninn.url}" if cfg.muninn.enabled else "off",
             "prune": ("on: captured flows are deleted from mitmweb" if m.prune else "off")
             if flow_file is None else "n/a",
         })
-        runner = daemon.Daemon(watcher, reporter, schedule, analyze)  # type: ignore[arg-type]
+        sync = None
+        if cfg.muninn.enabled:
+            from engram.cli.mirror import daemon_hook
+
+            sync = daemon_hook(store, cfg.muninn)
+        runner = daemon.Daemon(watcher, reporter, schedule, analyze,  # type: ignore[arg-type]
+                               sync=sync, sync_interval=cfg.muninn.interval)
         if once:
             result = runner.run_once()
             if result is None:

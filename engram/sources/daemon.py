@@ -3,7 +3,8 @@
 An APScheduler poll job runs every interval (never two at once; missed runs coalesce).
 After each poll it decides whether analysis is due (a full batch, or the oldest pending
 exchange has waited max-wait) and, if so, starts the analyze job on a second worker,
-so a slow analyzer never delays capture. SIGINT/SIGTERM let the running step finish and
+so a slow analyzer never delays capture. An optional mirror job (MuninnDB sync) runs on
+its own interval, never two at once. SIGINT/SIGTERM let the running step finish and
 commit, then the process exits 0. mitmweb being down is not an error: the watcher says
 so once, backs off, and carries on when mitmweb is back.
 """
@@ -28,8 +29,11 @@ log = logging.getLogger("engram.daemon")
 
 # Runs the analyzer over pending exchanges and reports what it stored; None = capture only.
 AnalyzeFn = Callable[[Reporter], Any]
+# Pushes queued memory changes to MuninnDB (engram.cli.mirror.daemon_hook); None = no mirror.
+SyncFn = Callable[[Reporter], Any]
 
 MAX_BACKOFF = 60.0
+LAST_POLL_KEY = "watcher:last_poll"  # read by engram.status
 
 
 @dataclass
@@ -58,11 +62,15 @@ def describe_poll(result: PollResult) -> str:
 
 class Daemon:
     def __init__(self, watcher: Watcher, reporter: Reporter, schedule: Schedule,
-                 analyze: AnalyzeFn | None = None) -> None:
+                 analyze: AnalyzeFn | None = None, sync: SyncFn | None = None,
+                 sync_interval: float = 30.0) -> None:
         self.watcher = watcher
         self.reporter = reporter
         self.schedule = schedule
         self.analyze = analyze
+        self.sync = sync
+        self.sync_interval = sync_interval
+        self._syncing = threading.Lock()
         self._backoff = 0.0
         self._next_try = 0.0
         self._down_since: float | None = None
@@ -85,6 +93,8 @@ class Daemon:
         except MitmwebUnavailable as exc:
             self._fail(exc, auth=False)
             return None
+        self._record_poll(describe_poll(result), ok=True, flows=result.flows,
+                          captured=result.captured, pending=result.pending)
         if self._down_since is not None:
             self.reporter.event("mitmweb_back", "mitmweb is reachable again", level="success")
         self._down_since = None
@@ -98,7 +108,24 @@ class Daemon:
                                 pruned=result.pruned)
         return result
 
+    def _record_poll(self, summary: str, *, ok: bool, **fields: Any) -> None:
+        """What `engram status` shows as the last poll; never fatal."""
+        import json
+
+        from engram.store import schema
+
+        store = getattr(self.watcher, "store", None)
+        if store is None:
+            return
+        value = json.dumps({"at": schema.now_iso(), "ok": ok, "summary": summary, **fields})
+        try:
+            with store.write() as session:
+                journal.set_state(session, LAST_POLL_KEY, value)
+        except Exception as exc:  # housekeeping must never break a poll
+            log.warning("could not record the poll: %s", exc)
+
     def _fail(self, exc: EngramError, *, auth: bool) -> None:
+        self._record_poll(str(exc), ok=False)
         self._backoff = min(MAX_BACKOFF, max(self.schedule.interval, self._backoff * 2 or 1.0))
         self._next_try = time.monotonic() + self._backoff
         if auth:
@@ -138,6 +165,20 @@ class Daemon:
         finally:
             self._analyzing.release()
 
+    def sync_now(self) -> None:
+        """The mirror job; a failure is reported and the next run tries again."""
+        if self.sync is None or not self._syncing.acquire(blocking=False):
+            return
+        try:
+            self.sync(self.reporter)
+        except EngramError as exc:
+            self.reporter.error("mirror", str(exc))
+        except Exception as exc:  # the daemon outlives a bug in one sync
+            log.exception("mirror sync failed")
+            self.reporter.error("mirror", f"mirror sync failed: {exc!r}")
+        finally:
+            self._syncing.release()
+
     def tick(self) -> None:
         """The poll job: capture, then start analysis if due."""
         try:
@@ -157,6 +198,7 @@ class Daemon:
         result = self.poll_once()
         if self.analyze is not None:
             self.analyze_now()
+        self.sync_now()
         return result
 
     def run_forever(self) -> None:
@@ -166,12 +208,15 @@ class Daemon:
         from apscheduler.schedulers.blocking import BlockingScheduler
 
         scheduler = BlockingScheduler(
-            executors={"default": ThreadPoolExecutor(2)},
+            executors={"default": ThreadPoolExecutor(3 if self.sync is not None else 2)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._scheduler = scheduler
         scheduler.add_job(self.tick, "interval", seconds=self.schedule.interval, id="poll",
                           next_run_time=datetime.now())
+        if self.sync is not None:
+            scheduler.add_job(self.sync_now, "interval", seconds=self.sync_interval,
+                              id="mirror", next_run_time=datetime.now())
         stopping = threading.Event()
 
         def stop(signum: int, _frame: Any) -> None:

@@ -1,7 +1,8 @@
 """Changing memories: every write goes through here, in one transaction with its event.
 
 All functions take an open ORM session from `Store.write()`; the caller's transaction
-makes a change and its log entry (and, later, its mirror outbox entry) atomic.
+makes a change, its log entry and its MuninnDB mirror outbox row atomic (the outbox is
+filled whether or not the mirror is enabled: see engram/mirror/outbox.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engram.errors import EngramError, NotFound
+from engram.mirror import outbox
 from engram.store import schema
 from engram.store.models import Event, Memory
 from engram.store.records import (
@@ -104,6 +106,7 @@ def add(
     session.flush()
     log_event(session, action, memory.id, actor, content=content, kind=kind, scope=scope,
               source=source)
+    outbox.enqueue(session, memory.id, "add")
     return AddResult(MemoryRecord.from_mapping(memory), created=True)
 
 
@@ -122,6 +125,7 @@ def edit(session: Session, memory_id: str, content: str, *, actor: str = "cli") 
     memory.content_hash = chash
     memory.updated_at = schema.now_iso()
     log_event(session, "edit", memory.id, actor, old=old, new=content)
+    outbox.enqueue(session, memory.id, "edit")
     return MemoryRecord.from_mapping(memory)
 
 
@@ -150,6 +154,7 @@ def supersede(
     old.superseded_by = result.memory.id
     old.updated_at = schema.now_iso()
     log_event(session, "supersede", old.id, actor, by=result.memory.id)
+    outbox.enqueue(session, old.id, "supersede", by=result.memory.id)
     return MemoryRecord.from_mapping(old), result.memory
 
 
@@ -161,6 +166,7 @@ def forget(session: Session, memory_id: str, *, actor: str = "cli") -> MemoryRec
     memory.status = "forgotten"
     memory.updated_at = schema.now_iso()
     log_event(session, "forget", memory.id, actor, previous=previous)
+    outbox.enqueue(session, memory.id, "forget")
     return MemoryRecord.from_mapping(memory)
 
 
@@ -176,4 +182,5 @@ def restore(session: Session, memory_id: str, *, actor: str = "cli") -> MemoryRe
     memory.superseded_by = None
     memory.updated_at = schema.now_iso()
     log_event(session, "restore", memory.id, actor, previous=previous)
+    outbox.enqueue(session, memory.id, "restore")
     return MemoryRecord.from_mapping(memory)

@@ -4,7 +4,17 @@ these classes mirror it for reads and writes through SQLAlchemy sessions.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -137,3 +147,50 @@ class AnalyzerRun(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     ignored: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MemoryVector(Base):
+    """A memory's embedding for recall (see 0004_vectors.py and engram/recall/index.py)."""
+
+    __tablename__ = "memory_vectors"
+
+    memory_id: Mapped[str] = mapped_column(ForeignKey("memories.id"), primary_key=True)
+    model: Mapped[str] = mapped_column(Text)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32 LE, L2-normalized
+    content_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[str] = mapped_column(String(32))
+
+
+class MirrorOp(Base):
+    """One memory change waiting for (or done by) the MuninnDB mirror (0005_mirror.py)."""
+
+    __tablename__ = "mirror_outbox"
+    # Row ids are part of MuninnDB op_ids: never reused (the migration says AUTOINCREMENT).
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    memory_id: Mapped[str] = mapped_column(String(16))
+    op: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[str] = mapped_column(String(32))
+    done_at: Mapped[str | None] = mapped_column(String(32))
+
+
+class MirrorId(Base):
+    """What MuninnDB holds for one local memory: vault, id, text hash, state, intent."""
+
+    __tablename__ = "mirror_ids"
+
+    memory_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    vault: Mapped[str] = mapped_column(Text)
+    muninn_id: Mapped[str | None] = mapped_column(Text)
+    synced_at: Mapped[str | None] = mapped_column(String(32))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="none")
+    forgotten_at: Mapped[str | None] = mapped_column(String(32))
+    intent: Mapped[str | None] = mapped_column(Text)
