@@ -338,8 +338,13 @@ class Recaller:
         Call it off the request path (it writes). A cached result (the same query
         repeated by a tool loop) is not counted again. Returns the memories logged.
         """
-        ids = result.memory_ids
-        if not result.injected or result.cached or not ids:
+        return self.log_injections([(result, conversation)])
+
+    def log_injections(self, items: list[tuple[RecallResult, str | None]]) -> int:
+        """Several injections in one transaction: a busy proxy logs them in batches, so
+        the write costs the request path (which shares the interpreter) next to nothing."""
+        todo = [(r, c) for r, c in items if r.injected and not r.cached and r.memory_ids]
+        if not todo:
             return 0
         from sqlalchemy import update
 
@@ -349,15 +354,20 @@ class Recaller:
         from engram.store.models import Memory
 
         now = schema.now_iso()
-        scores = {c.id: round(c.score, 4) for c in result.candidates if c.injected}
-        excerpt = redact(" ".join(result.query.split()))[:120]
+        logged = 0
         with self.store.write() as session:
-            session.execute(update(Memory).where(Memory.id.in_(ids), Memory.status == "active")
-                            .values(use_count=Memory.use_count + 1, last_used_at=now))
-            for mid in ids:
-                log_event(session, "inject", mid, "recall", conversation=conversation or "",
-                          score=scores.get(mid), query=excerpt)
-        return len(ids)
+            for result, conversation in todo:
+                ids = result.memory_ids
+                scores = {c.id: round(c.score, 4) for c in result.candidates if c.injected}
+                excerpt = redact(" ".join(result.query.split()))[:120]
+                session.execute(update(Memory)
+                                .where(Memory.id.in_(ids), Memory.status == "active")
+                                .values(use_count=Memory.use_count + 1, last_used_at=now))
+                for mid in ids:
+                    log_event(session, "inject", mid, "recall", conversation=conversation or "",
+                              score=scores.get(mid), query=excerpt)
+                logged += len(ids)
+        return logged
 
 
 SEARCH_MIN_COSINE = 0.3  # semantic search: below this, wordllama pairs are unrelated

@@ -8,6 +8,7 @@ the capture writer, never on the request path.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,21 @@ def make_recall(store: Any, config: Any, project_hint: str | None,
         result = recaller.recall_for(exchange)
         if result is None or not result.injected or not result.block_text:
             return None
-        defer(lambda: recaller.log_injection(result, exchange.conversation))
+        with lock:
+            pending.append((result, exchange.conversation))
+            first = len(pending) == 1
+        if first:
+            defer(flush)  # one writer task drains everything queued by then
         return result.block_text
 
+    pending: list[tuple[Any, str]] = []
+    lock = threading.Lock()
+
+    def flush() -> None:
+        with lock:
+            items = pending[:]
+            pending.clear()
+        recaller.log_injections(items)
+
+    recall.flush = flush  # type: ignore[attr-defined]
     return recall
