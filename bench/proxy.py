@@ -89,7 +89,7 @@ def ttfb(session: requests.Session, url: str) -> float:
     return first
 
 
-THINK = 0.02  # an agent's requests are seconds apart (the model is generating); 20 ms
+THINK = 0.1  # an agent's requests are seconds apart (the model is generating); 100 ms
 # lets the proxy's background work (journaling, logging) finish as it would in use.
 
 
