@@ -116,6 +116,9 @@ class Recaller:
         self._warm_thread: threading.Thread | None = None
         self._warm_error: BaseException | None = None
         self._last_check = 0.0
+        from engram.recall.remote import MuninnSource
+
+        self.remote = MuninnSource.create(config) if config is not None else None
 
     @property
     def embedder(self) -> Embedder | None:
@@ -299,6 +302,7 @@ class Recaller:
                 start: float) -> RecallResult:
         timings: dict[str, float] = {}
         conn = self._connection()
+        remote = self.remote.start(query, project) if self.remote is not None else None
         try:
             ranked, vectors = self.rank(conn, query, scopes, timings=timings)
         except sqlite3.OperationalError as exc:
@@ -309,6 +313,10 @@ class Recaller:
                                      str(h.row["scope"]), h.score, bm25=h.bm25,
                                      cosine=h.cosine, content_hash=str(h.row["content_hash"]))
                       for h in ranked]
+        if remote is not None and self.remote is not None:
+            candidates += self.remote.collect(conn, remote, start, candidates,
+                                              self.settings.min_score)
+            candidates.sort(key=lambda c: c.score, reverse=True)
         injected, reason, block = gate.decide(candidates, vectors, self.settings)
         timings["total"] = (time.perf_counter() - start) * 1000
         return RecallResult(injected, reason, candidates, block, query, project, scopes,

@@ -1,0 +1,69 @@
+"""MuninnDB as a recall source: merged before the gate, within the budget."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engram import config as engram_config
+from engram.mirror.client import MuninnClient
+from engram.recall.service import Recaller
+from engram.store import memories
+from engram.store.db import Store
+from engram.testing.muninn_stub import MuninnStub
+
+PROJECT = "/home/dev/shop"
+
+
+@pytest.fixture
+def stub() -> Iterator[MuninnStub]:
+    with MuninnStub() as server:
+        yield server
+
+
+def cfg(stub: MuninnStub, **extra: str):
+    env = {"ENGRAM_RECALL_SOURCES": "local,muninn", "ENGRAM_MUNINN_ENABLED": "1",
+           "MUNINN_MCP_URL": stub.url, "ENGRAM_MUNINN_RECALL_THRESHOLD": "0.1", **extra}
+    return engram_config.load(env=env)
+
+
+def test_muninn_hits_join_local_candidates(stub: MuninnStub, tmp_path: Path) -> None:
+    store = Store(tmp_path / "e.db")
+    with store.write() as session:
+        memories.add(session, "We deploy with make release", scope=PROJECT)
+    client = MuninnClient(stub.url)
+    client.remember("engram-global", {"content": "The team rotates on-call every Monday"})
+    client.remember("engram-global", {"content": "We deploy with make release"})  # a dup
+    time.sleep(0.2)  # MuninnDB indexes asynchronously
+    recaller = Recaller(store, cfg(stub))
+    recaller.warm()
+    result = recaller.recall("who is on-call rotation monday", PROJECT)
+    remote = [c for c in result.candidates if c.id.startswith("muninn:")]
+    assert [c.content for c in remote] == ["The team rotates on-call every Monday"]
+    assert remote[0].injected and "rotates on-call" in (result.block_text or "")
+    # What both stores say appears once.
+    both = recaller.recall("how do we deploy with make release", PROJECT)
+    assert [c.content for c in both.candidates].count("We deploy with make release") == 1
+
+
+def test_slow_muninn_never_delays_recall_past_the_budget(stub: MuninnStub,
+                                                         tmp_path: Path) -> None:
+    store = Store(tmp_path / "e.db")
+    with store.write() as session:
+        memories.add(session, "Staging runs on port 5433", scope=PROJECT)
+    stub.latency = 1.0
+    recaller = Recaller(store, cfg(stub, ENGRAM_PROXY_RECALL_BUDGET_MS="50"))
+    recaller.warm()
+    started = time.monotonic()
+    result = recaller.recall("which port is staging on", PROJECT)
+    assert time.monotonic() - started < 0.3
+    assert not any(c.id.startswith("muninn:") for c in result.candidates)
+
+
+def test_muninn_source_needs_the_mirror_enabled(stub: MuninnStub, tmp_path: Path) -> None:
+    recaller = Recaller(Store(tmp_path / "e.db"),
+                        cfg(stub, ENGRAM_MUNINN_ENABLED="0"))
+    assert recaller.remote is None
