@@ -186,27 +186,60 @@ def check_muninn(cfg: Config) -> list[Check]:
     if not getattr(m, "enabled", False):
         return [Check("muninn", "mirror", "skip", "disabled (muninn.enabled = false)",
                       required=False)]
+    from engram.mirror.client import MuninnAuthError
+    from engram.mirror.vault import make_client, project_vault
+
     base = m.url.rstrip("/")
     try:
         health = _session().get(base + "/health", timeout=3)
         ok = health.status_code == 200
     except Exception:
         ok = False
-    return [Check("muninn", "health", "ok" if ok else "fail",
-                  f"{base}/health {'answers' if ok else 'does not answer'}",
-                  "" if ok else "start MuninnDB (`muninn start`) or fix muninn.url; "
-                  "changes wait in the outbox meanwhile")]
+    out = [Check("muninn", "health", "ok" if ok else "fail",
+                 f"{base}/health {'answers' if ok else 'does not answer'}",
+                 "" if ok else "start MuninnDB (`muninn start`) or fix muninn.url; "
+                 "changes wait in the outbox meanwhile")]
+    if not ok:
+        return out
+    try:
+        make_client(m).ping(timeout=3)
+        out.append(Check("muninn", "token", "ok", "MCP calls are authorized"))
+    except MuninnAuthError:
+        out.append(Check("muninn", "token", "fail", "MuninnDB refused the token",
+                         "set MUNINN_TOKEN or put it in muninn.token_file (0600)"))
+    except Exception as exc:
+        out.append(Check("muninn", "token", "fail", str(exc), "see `engram mirror status`"))
+    from engram.paths import project_root
+
+    vault = m.vault or project_vault(str(project_root()))
+    out.append(Check("muninn", "vaults", "ok", f"this project -> {vault}; global -> "
+                     f"{m.global_vault}", required=False))
+    return out
 
 
 def check_service() -> list[Check]:
+    import shutil
+    import subprocess
+
     manifest = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "engram" / \
         "service-manifest.json"
     if not manifest.exists():
         return [Check("service", "installed", "skip", "no engram service installed",
                       "`engram service install` runs the watcher as a user service",
                       required=False)]
-    return [Check("service", "installed", "ok", f"manifest {manifest}",
-                  "`engram service status` shows whether it runs", required=False)]
+    out = [Check("service", "installed", "ok", f"manifest {manifest}", required=False)]
+    if sys.platform != "darwin" and shutil.which("systemctl"):
+        try:
+            state = subprocess.run(["systemctl", "--user", "is-active", "engram"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            state = ""
+        if state:
+            out.append(Check("service", "running", "ok" if state == "active" else "warn",
+                             f"engram.service is {state}",
+                             "" if state == "active" else "`engram service status`; "
+                             "`engram service logs` shows why", required=False))
+    return out
 
 
 def run_all(cfg: Config, db_path: Path) -> list[Check]:

@@ -68,6 +68,9 @@ def test_each_broken_part(cli: Cli, mitm: Mitmweb, api: LLMStub, db_path: Path) 
     checks = by_name(doctor(cli, {**env, "ENGRAM_ANALYZER_BASE_URL":
                                   f"http://127.0.0.1:{free_port()}"}, ok=False))
     assert "unreachable" in checks["analyzer/anthropic"]["detail"]
+    checks = by_name(doctor(cli, {**env, "ENGRAM_MUNINN_ENABLED": "1", "MUNINN_MCP_URL":
+                                  f"http://127.0.0.1:{free_port()}/mcp"}, ok=False))
+    assert checks["muninn/health"]["status"] == "fail"
     # mitmweb not running is a warning: engram run / engram proxy work without it.
     report = doctor(cli, {**env, "ENGRAM_MITMPROXY_URL": f"http://127.0.0.1:{free_port()}"})
     assert by_name(report)["mitmweb/reachable"]["status"] == "warn"
@@ -106,3 +109,18 @@ def test_status_shows_the_last_poll(cli: Cli, mitm: Mitmweb) -> None:
     poll = cli.json("status")["last_poll"]
     assert poll["ok"] is False and "refused the token" in poll["summary"]
     assert "last poll:" in cli("status").stdout
+
+
+def test_muninn_checks(cli: Cli, mitm: Mitmweb, api: LLMStub) -> None:
+    from engram.testing.muninn_stub import MuninnStub
+
+    cli("add", "a fact")
+    with MuninnStub(token="mdb_" + "ab12" * 12) as muninn:
+        env = {**healthy_env(mitm, api), "ENGRAM_MUNINN_ENABLED": "1",
+               "MUNINN_MCP_URL": muninn.url, "MUNINN_TOKEN": "mdb_" + "ab12" * 12}
+        checks = by_name(doctor(cli, env))
+        assert checks["muninn/health"]["status"] == "ok"
+        assert checks["muninn/token"]["status"] == "ok"
+        assert "engram-global" in checks["muninn/vaults"]["detail"]
+        checks = by_name(doctor(cli, {**env, "MUNINN_TOKEN": "mdb_" + "00" * 24}, ok=False))
+        assert checks["muninn/token"]["status"] == "fail"
