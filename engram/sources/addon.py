@@ -116,10 +116,10 @@ class EngramAddon:
         try:
             from engram import config as engram_config
             from engram.paths import default_db_path
+            from engram.sources.flowfile import request_of, response_of
             from engram.sources.memory import make_recall
             from engram.store.db import Store
             from engram.wire.injection import inject_bytes
-            from engram.wire.model import RawRequest
         except ImportError:
             log.info("engram is not importable here: streaming only, no memory injection")
             return
@@ -132,25 +132,11 @@ class EngramAddon:
             log.warning("engram memory injection is off: %s", exc)
             return
 
-        def raw(flow: http.HTTPFlow, body: bytes) -> Any:
-            req = flow.request
-            return RawRequest(headers=list(req.headers.items(multi=True)), body=body,
-                              method=req.method, scheme=req.scheme, host=req.pretty_host,
-                              port=req.port, path=req.path,
-                              timestamp_start=req.timestamp_start)
-
-        self._recall = (recall, inject_bytes, raw)
+        self._recall = (recall, inject_bytes, request_of)
 
         def response(flow: http.HTTPFlow) -> Any:
-            from engram.wire.model import RawResponse
-
-            if flow.response is None:
-                return None
-            resp = flow.response
-            return RawResponse(headers=list(resp.headers.items(multi=True)),
-                               body=resp.get_content(strict=False),
-                               timestamp_start=resp.timestamp_start,
-                               timestamp_end=resp.timestamp_end, status_code=resp.status_code)
+            return response_of(flow, flow.response.get_content(strict=False)
+                               if flow.response is not None else None)
 
         def record(key: str, request: Any, reply: Any, error: str | None) -> None:
             from engram.store import journal
@@ -163,7 +149,7 @@ class EngramAddon:
             except Exception as exc:
                 log.error("engram could not journal %s: %s", key, exc)
 
-        self._journal = (record, raw, response)
+        self._journal = (record, request_of, response)
 
     def _completion_format(self, flow: http.HTTPFlow) -> Any:
         from engram.wire.detect import completion_format

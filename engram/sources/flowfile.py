@@ -33,38 +33,38 @@ class IngestResult:
     partial: bool = False
 
 
-def _capture(flow: Any, body_limit: int) -> journal.Capture:
+def request_of(flow: Any, body: bytes | None) -> RawRequest:
+    """A mitmproxy flow's request as engram's RawRequest (flow files and the addon)."""
     req = flow.request
-    errors = []
-    body = req.get_content(strict=False)
-    if body is not None and len(body) > body_limit:
-        errors.append(f"request body of {len(body)} bytes exceeds the limit; not read")
-        body = None
-    request = RawRequest(
-        headers=[(k, v) for k, v in req.headers.items(multi=True)],
-        body=body,
-        timestamp_start=req.timestamp_start,
-        timestamp_end=req.timestamp_end,
-        method=req.method,
-        scheme=req.scheme,
-        host=req.pretty_host,
-        port=req.port,
-        path=req.path,
-    )
+    return RawRequest(headers=list(req.headers.items(multi=True)), body=body,
+                      timestamp_start=req.timestamp_start, timestamp_end=req.timestamp_end,
+                      method=req.method, scheme=req.scheme, host=req.pretty_host,
+                      port=req.port, path=req.path)
+
+
+def response_of(flow: Any, body: bytes | None) -> RawResponse | None:
+    resp = flow.response
+    if resp is None:
+        return None
+    return RawResponse(headers=list(resp.headers.items(multi=True)), body=body,
+                       timestamp_start=resp.timestamp_start, timestamp_end=resp.timestamp_end,
+                       status_code=resp.status_code)
+
+
+def _bounded(message: Any, name: str, limit: int, errors: list[str]) -> bytes | None:
+    body = message.get_content(strict=False)
+    if body is not None and len(body) > limit:
+        errors.append(f"{name} body of {len(body)} bytes exceeds the limit; not read")
+        return None
+    return body
+
+
+def _capture(flow: Any, body_limit: int) -> journal.Capture:
+    errors: list[str] = []
+    request = request_of(flow, _bounded(flow.request, "request", body_limit, errors))
     response = None
     if flow.response is not None:
-        resp = flow.response
-        rbody = resp.get_content(strict=False)
-        if rbody is not None and len(rbody) > body_limit:
-            errors.append(f"response body of {len(rbody)} bytes exceeds the limit; not read")
-            rbody = None
-        response = RawResponse(
-            headers=[(k, v) for k, v in resp.headers.items(multi=True)],
-            body=rbody,
-            timestamp_start=resp.timestamp_start,
-            timestamp_end=resp.timestamp_end,
-            status_code=resp.status_code,
-        )
+        response = response_of(flow, _bounded(flow.response, "response", body_limit, errors))
     if flow.error is not None:
         errors.append(str(flow.error.msg))
     return journal.Capture(source="file", source_key=f"file:{flow.id}", request=request,
