@@ -153,31 +153,26 @@ class Daemon:
         return time.time() - oldest >= self.schedule.max_wait
 
     def analyze_now(self) -> None:
-        if self.analyze is None or not self._analyzing.acquire(blocking=False):
-            return
-        try:
-            self.analyze(self.reporter)
-        except EngramError as exc:
-            self.reporter.error("analyze", str(exc))
-        except Exception as exc:  # the daemon outlives a bug in one analyzer run
-            log.exception("analyzer run failed")
-            self.reporter.error("analyze", f"analyzer run failed: {exc!r}")
-        finally:
-            self._analyzing.release()
+        self._guarded(self.analyze, self._analyzing, "analyze", "analyzer run")
 
     def sync_now(self) -> None:
         """The mirror job; a failure is reported and the next run tries again."""
-        if self.sync is None or not self._syncing.acquire(blocking=False):
+        self._guarded(self.sync, self._syncing, "mirror", "mirror sync")
+
+    def _guarded(self, job: Callable[[Reporter], Any] | None, lock: threading.Lock,
+                 event: str, what: str) -> None:
+        """Run a job unless it is already running; the daemon outlives any failure."""
+        if job is None or not lock.acquire(blocking=False):
             return
         try:
-            self.sync(self.reporter)
+            job(self.reporter)
         except EngramError as exc:
-            self.reporter.error("mirror", str(exc))
-        except Exception as exc:  # the daemon outlives a bug in one sync
-            log.exception("mirror sync failed")
-            self.reporter.error("mirror", f"mirror sync failed: {exc!r}")
+            self.reporter.error(event, str(exc))
+        except Exception as exc:
+            log.exception("%s failed", what)
+            self.reporter.error(event, f"{what} failed: {exc!r}")
         finally:
-            self._syncing.release()
+            lock.release()
 
     def tick(self) -> None:
         """The poll job: capture, then start analysis if due."""
