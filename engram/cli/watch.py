@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from engram.cli import render
 from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
+
+if TYPE_CHECKING:
+    from engram.cli.reporter import Reporter
+    from engram.config import Config
+    from engram.sources.daemon import AnalyzeFn
+    from engram.sources.watcher import Watcher
+    from engram.store.db import Store
 
 ANALYZERS = ("auto", "anthropic", "openai", "heuristic", "none")
 
@@ -262,7 +270,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(str(Path(addon.__file__).resolve()))
 
 
-def make_watcher(store, cfg, reporter):  # type: ignore[no-untyped-def]
+def make_watcher(store: Store, cfg: Config, reporter: Reporter) -> Watcher:
     from engram.sources.mitmweb import MitmwebClient
     from engram.sources.watcher import Watcher, WatchSettings
 
@@ -273,7 +281,7 @@ def make_watcher(store, cfg, reporter):  # type: ignore[no-untyped-def]
     return Watcher(store, client, settings, warn=reporter.warn)
 
 
-def resolve_analyzer(backend: str, store, cfg):  # type: ignore[no-untyped-def]
+def resolve_analyzer(backend: str, store: Store, cfg: Config) -> tuple[AnalyzeFn | None, str]:
     """(the daemon's analyze hook or None for capture only, the banner's analyzer line)."""
     from engram.analyzer import runner
 
