@@ -271,15 +271,57 @@ def test_engram_run_launches_an_agent_behind_the_proxy(stub: LLMStub, tmp_path: 
     db = tmp_path / "e.db"
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "ENGRAM_DB": str(db),
            "ANTHROPIC_BASE_URL": stub.url}
-    done = subprocess.run([sys.executable, "-m", "engram", "run", "claude", "--",
-                           "hello", "from", "the", "agent"], cwd=project, env=env,
+    done = subprocess.run([sys.executable, "-m", "engram", "run", "claude", "--analyzer",
+                           "heuristic", "--", "Remember", "that", "the", "staging", "database",
+                           "runs", "on", "port", "5433."], cwd=project, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
-    assert "agent got: ok: hello from the agent" in done.stdout
+    assert "agent got: ok: Remember that the staging" in done.stdout
     assert f"upstream: {stub.url}" in done.stdout
     rows = journal_rows(db)
     assert len(rows) == 1 and rows[0]["project"] == str(project)
     assert stub.requests[-1].path == "/v1/messages"
+    # When the agent exited, engram distilled what it said.
+    conn = sqlite3.connect(db)
+    learned = conn.execute("SELECT content, scope FROM memories").fetchall()
+    conn.close()
+    assert learned == [("The staging database runs on port 5433.", str(project))]
+    assert rows[0]["status"] == "analyzed"
+
+
+def test_engram_proxy_analyzes_in_the_background(stub: LLMStub, tmp_path: Path) -> None:
+    from engram.testing.mitmweb import free_port
+
+    db = tmp_path / "e.db"
+    port = free_port()
+    env = {**os.environ, "ENGRAM_DB": str(db), "ENGRAM_MITMPROXY_MAX_WAIT": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "engram", "proxy", "--listen",
+                             f"127.0.0.1:{port}", "--upstream", stub.url, "--analyzer",
+                             "heuristic"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                claude(f"http://127.0.0.1:{port}").messages.create(
+                    model="claude-haiku-4-5", max_tokens=20,
+                    system="Primary working directory: /srv/app\n",
+                    messages=[{"role": "user", "content": "We use pnpm in this repo, not npm."}])
+                break
+            except anthropic.APIConnectionError:
+                time.sleep(0.2)
+        learned: list = []
+        while time.monotonic() < deadline and not learned:
+            time.sleep(0.5)
+            if db.exists():
+                conn = sqlite3.connect(db)
+                learned = conn.execute("SELECT content FROM memories").fetchall()
+                conn.close()
+        assert learned == [("We use pnpm in this repo, not npm.",)]
+    finally:
+        proc.send_signal(__import__("signal").SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
 
 
 MITM_AGENT = """#!{python}

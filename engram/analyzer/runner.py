@@ -320,6 +320,19 @@ class Analyzer:
         ))
 
 
+def analysis_due(store: Store, batch: int, max_wait: float) -> bool:
+    """A full batch is pending, or the oldest pending exchange has waited max_wait: the
+    rule every capture path uses, so the last turns of a session are never stranded."""
+    with store.write() as session:
+        rows = journal.pending(session, limit=batch)
+    if not rows:
+        return False
+    if len(rows) >= batch:
+        return True
+    oldest = schema.parse_iso(rows[0].captured_at).timestamp()
+    return time.time() - oldest >= max_wait
+
+
 def retry_failed(store: Store) -> int:
     """`engram analyze --retry`: parked batches go back to pending with a fresh count."""
     from sqlalchemy import update

@@ -35,6 +35,18 @@ def build_proxy(st: Any, upstream: str, *, inject: bool, project_hint: str | Non
     return proxy
 
 
+def _analyze_after(st: Any, analyzer: str | None) -> None:
+    """When the agent exits, distil what it said (never fails the agent's exit code)."""
+    from engram.cli.reporter import Reporter
+
+    try:
+        hook, _label = analyzer_hook(st, analyzer)
+        if hook is not None:
+            hook(Reporter())
+    except Exception as exc:
+        render.note(f"engram: analysis failed ({exc}); `engram analyze` retries it")
+
+
 def _run_intercepted(st: Any, chosen: Any, route: Any, args: list[str], inject: bool) -> int:
     from engram.sources.launcher import plan, run_child, start_interceptor
 
@@ -48,6 +60,46 @@ def _run_intercepted(st: Any, chosen: Any, route: Any, args: list[str], inject: 
         return run_child(p)
     finally:
         interceptor.stop()
+
+
+def analyzer_hook(st: Any, name: str | None) -> tuple[Any, str]:
+    """(the analyze job or None, a label) for the proxy paths, like the watcher's."""
+    from engram.analyzer import runner
+
+    cfg = st.config
+    cfg.override("analyzer.backend", name)
+    backend, label = runner.choose(cfg.analyzer.backend, cfg.analyzer)
+    if backend is None:
+        return None, label
+    return runner.make_daemon_hook(st.store, backend, cfg.analyzer), label
+
+
+class BackgroundAnalyzer:
+    """`engram proxy` analyzes on the watcher's rule (a full batch, or max-wait passed),
+    on its own thread; a failing run is reported and the next one tries again."""
+
+    def __init__(self, st: Any, hook: Any, reporter: Any) -> None:
+        self.store = st.store
+        self.batch = st.config.mitmproxy.batch
+        self.max_wait = st.config.mitmproxy.max_wait
+        self.hook = hook
+        self.reporter = reporter
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="engram-analyze", daemon=True)
+
+    def _run(self) -> None:
+        from engram.analyzer.runner import analysis_due
+
+        while not self.stop.wait(min(5.0, max(0.5, self.max_wait / 4))):
+            try:
+                if analysis_due(self.store, self.batch, self.max_wait):
+                    self.hook(self.reporter)
+            except Exception as exc:  # the proxy outlives a failing analyzer run
+                self.reporter.error("analyze", f"analyzer run failed: {exc!r}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(60)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -69,9 +121,13 @@ def register(app: typer.Typer) -> None:
         agent: str | None = typer.Option(None, "--agent",
                                          help="Take the upstream from this agent's settings."),
         no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
+        analyzer: str | None = typer.Option(
+            None, "--analyzer", help="Distil memories in the background: auto, anthropic, "
+            "openai, heuristic or none. [default: auto]"),
     ) -> None:
         """A transparent reverse proxy for an agent's LLM API: recalls and injects memory,
-        journals every exchange. Point the agent's base URL at it."""
+        journals every exchange, and distils new memories in the background. Point the
+        agent's base URL at it."""
         from engram.sources.agents import AGENTS, get_agent, resolve_upstream
         from engram.sources.server import ServerThread
 
@@ -87,17 +143,26 @@ def register(app: typer.Typer) -> None:
                         "API keys through it")
         proxy_ = build_proxy(st, route.origin, inject=cfg.proxy.inject and not no_inject,
                              project_hint=None)
+        from engram.cli.reporter import Reporter
+
+        hook, label = analyzer_hook(st, analyzer)
+        background = BackgroundAnalyzer(st, hook, Reporter()) if hook else None
         server = ServerThread(proxy_.app(), host, port).start()
+        if background is not None:
+            background.thread.start()
         stop = threading.Event()
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, lambda *_: stop.set())
         render.note(f"engram proxy on {server.url}{route.prefix} -> {route.upstream_base} "
-                    f"({'capture only' if not proxy_.recall else 'recall + inject'})")
+                    f"({'capture only' if not proxy_.recall else 'recall + inject'}; "
+                    f"analyzer: {label})")
         try:
             while not stop.wait(1.0):
                 pass
         finally:
             server.stop()
+            if background is not None:
+                background.close()
         render.note(f"stopped: {proxy_.stats.requests} requests, {proxy_.stats.captured} "
                     f"captured, {proxy_.stats.injected} with memory")
 
@@ -112,6 +177,9 @@ def register(app: typer.Typer) -> None:
         mitm: bool = typer.Option(
             False, "--mitm", help="For agents that ignore base-URL variables: route the agent "
             "through an engram-run mitmproxy (HTTPS_PROXY + its CA) instead."),
+        analyzer: str | None = typer.Option(
+            None, "--analyzer", help="Distil memories when the agent exits: auto, anthropic, "
+            "openai, heuristic or none. [default: auto]"),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; launch nothing."),
     ) -> None:
         """Launch a coding agent behind an engram proxy on a random loopback port; every
@@ -143,7 +211,9 @@ def register(app: typer.Typer) -> None:
                 typer.echo(line)
             return
         if mitm:
-            sys.exit(_run_intercepted(st, chosen, route, args, inject))
+            code = _run_intercepted(st, chosen, route, args, inject)
+            _analyze_after(st, analyzer)
+            sys.exit(code)
         p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
         proxy_ = build_proxy(st, route.origin, inject=inject, project_hint=p.project)
         with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
@@ -156,4 +226,5 @@ def register(app: typer.Typer) -> None:
                 raise
         render.note(f"engram: {proxy_.stats.captured} exchanges captured, "
                     f"{proxy_.stats.injected} with memory")
+        _analyze_after(st, analyzer)
         sys.exit(code)

@@ -139,18 +139,10 @@ class Daemon:
                                f"(up to {MAX_BACKOFF:.0f} s)", error=str(exc))
 
     def analysis_due(self) -> bool:
-        if self.analyze is None:
-            return False
-        with self.watcher.store.write() as session:
-            rows = journal.pending(session, limit=self.schedule.batch)
-        if not rows:
-            return False
-        if len(rows) >= self.schedule.batch:
-            return True
-        from engram.store import schema
+        from engram.analyzer.runner import analysis_due
 
-        oldest = schema.parse_iso(rows[0].captured_at).timestamp()
-        return time.time() - oldest >= self.schedule.max_wait
+        return self.analyze is not None and analysis_due(
+            self.watcher.store, self.schedule.batch, self.schedule.max_wait)
 
     def analyze_now(self) -> None:
         self._guarded(self.analyze, self._analyzing, "analyze", "analyzer run")
