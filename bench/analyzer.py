@@ -41,11 +41,20 @@ def session() -> list[tuple[dict, dict]]:
     for k in range(REQUESTS):
         body = bodies[k]
         following = bodies[k + 1]["messages"]
-        reply = following[len(body["messages"])] if len(following) > len(body["messages"]) \
+        reply = (
+            following[len(body["messages"])]
+            if len(following) > len(body["messages"])
             else {"role": "assistant", "content": [{"type": "text", "text": "Done."}]}
-        response = {"id": f"msg_{k}", "type": "message", "role": "assistant",
-                    "model": body["model"], "content": reply["content"],
-                    "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 1}}
+        )
+        response = {
+            "id": f"msg_{k}",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": reply["content"],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 1, "output_tokens": 1},
+        }
         pairs.append((body, response))
     return pairs
 
@@ -56,16 +65,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, LLMStub(Reply(text="NONE")) as stub:
         store = Store(Path(tmp) / "bench.db")
         settings = AnalyzerConfig()
-        backend = AnthropicBackend(api_key=FAKE_KEY, model=settings.model, base_url=stub.url,
-                                   timeout=30, retries=0, max_output_tokens=256)
+        backend = AnthropicBackend(
+            api_key=FAKE_KEY,
+            model=settings.model,
+            base_url=stub.url,
+            timeout=30,
+            retries=0,
+            max_output_tokens=256,
+        )
         analyzer = Analyzer(store, backend, settings)
         for k, (body, response) in enumerate(pairs):
-            request = RawRequest(body=json.dumps(body).encode(), path="/v1/messages?beta=true",
-                                 host="api.anthropic.com", timestamp_start=1000.0 + k)
+            request = RawRequest(
+                body=json.dumps(body).encode(),
+                path="/v1/messages?beta=true",
+                host="api.anthropic.com",
+                timestamp_start=1000.0 + k,
+            )
             with store.write() as session_:
-                journal.record(session_, journal.Capture(
-                    "proxy", f"bench-{k}", request,
-                    RawResponse(status_code=200, body=json.dumps(response).encode())))
+                journal.record(
+                    session_,
+                    journal.Capture(
+                        "proxy",
+                        f"bench-{k}",
+                        request,
+                        RawResponse(status_code=200, body=json.dumps(response).encode()),
+                    ),
+                )
             if (k + 1) % BATCH == 0:
                 analyzer.run()
         analyzer.run()

@@ -34,9 +34,11 @@ from engram.testing.mitmweb import free_port
 N_MEMORIES = int(os.environ.get("ENGRAM_BENCH_MEMORIES", "10000"))
 RUNS = int(os.environ.get("ENGRAM_BENCH_RUNS", "300"))
 PROJECT = "/home/dev/shop"
-WORDS = ("postgres redis pnpm docker pytest deploy staging migration cache token proxy port "
-         "release lint kubernetes terraform queue worker cron retry config secret vault "
-         "logging metrics nginx webhook").split()
+WORDS = (
+    "postgres redis pnpm docker pytest deploy staging migration cache token proxy port "
+    "release lint kubernetes terraform queue worker cron retry config secret vault "
+    "logging metrics nginx webhook"
+).split()
 
 
 def fill(db: Path) -> None:
@@ -45,8 +47,9 @@ def fill(db: Path) -> None:
     with store.write() as session:
         for i in range(N_MEMORIES):
             words = " ".join(rng.choices(WORDS, k=rng.randint(5, 12)))
-            memories.add(session, f"Note {i}: {words}",
-                         scope=rng.choice(["global", PROJECT, "/srv/other"]))
+            memories.add(
+                session, f"Note {i}: {words}", scope=rng.choice(["global", PROJECT, "/srv/other"])
+            )
         memories.add(session, "The staging database listens on port 5433", scope=PROJECT)
     from engram import config
     from engram.recall.service import Recaller
@@ -56,9 +59,13 @@ def fill(db: Path) -> None:
 
 
 _COUNTER = iter(range(10**9))
-QUESTIONS = ["which port does the staging database listen on?", "how do we deploy the worker?",
-             "why does the cron retry fail?", "where is the redis cache configured?",
-             "fix the flaky pytest in the migration suite"]
+QUESTIONS = [
+    "which port does the staging database listen on?",
+    "how do we deploy the worker?",
+    "why does the cron retry fail?",
+    "where is the redis cache configured?",
+    "fix the flaky pytest in the migration suite",
+]
 
 
 def body(stream: bool = False) -> dict:
@@ -66,9 +73,13 @@ def body(stream: bool = False) -> dict:
     (the anchor measured for MuninnDB-backed peers), not the tool-loop cache."""
     n = next(_COUNTER)
     question = f"{QUESTIONS[n % len(QUESTIONS)]} (case {n})"
-    return {"model": "claude-haiku-4-5", "max_tokens": 32, "stream": stream,
-            "system": f"You are a coding agent.\nPrimary working directory: {PROJECT}\n",
-            "messages": [{"role": "user", "content": question}]}
+    return {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 32,
+        "stream": stream,
+        "system": f"You are a coding agent.\nPrimary working directory: {PROJECT}\n",
+        "messages": [{"role": "user", "content": question}],
+    }
 
 
 def timed_post(session: requests.Session, url: str, payload: dict) -> float:
@@ -80,8 +91,9 @@ def timed_post(session: requests.Session, url: str, payload: dict) -> float:
 
 def ttfb(session: requests.Session, url: str) -> float:
     start = time.perf_counter()
-    with session.post(url, json=body(stream=True), stream=True,
-                      headers={"x-api-key": "sk-ant-api03-" + "b" * 40}) as r:
+    with session.post(
+        url, json=body(stream=True), stream=True, headers={"x-api-key": "sk-ant-api03-" + "b" * 40}
+    ) as r:
         next(r.iter_content(1))
         first = (time.perf_counter() - start) * 1000
         for _ in r.iter_content(4096):
@@ -125,9 +137,21 @@ def main() -> None:
         fill(db)
         port = free_port()
         env = {**os.environ, "ENGRAM_DB": str(db)}
-        proc = subprocess.Popen([sys.executable, "-m", "engram", "proxy", "--listen",
-                                 f"127.0.0.1:{port}", "--upstream", stub.url], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "engram",
+                "proxy",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--upstream",
+                stub.url,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         proxy = f"http://127.0.0.1:{port}"
         s = requests.Session()
         s.trust_env = False
@@ -159,22 +183,54 @@ def main() -> None:
         return percentile(b, p) - percentile(a, p)
 
     rows = [
-        ("requests per series", f"{RUNS}, each a fresh recall ({N_MEMORIES:,} memories; "
-         f"{injected} got memory)", "", ""),
-        ("direct p50 / p99", f"{statistics.median(direct):.2f} / {percentile(direct, 99):.2f} "
-         "ms", "", ""),
-        ("added, recall + inject, p50", f"{added(direct, via, 50):.2f} ms", "<= 3 ms",
-         verdict(added(direct, via, 50), 3)),
-        ("added, recall + inject, p99", f"{added(direct, via, 99):.2f} ms", "<= 10 ms",
-         verdict(added(direct, via, 99), 10)),
-        ("added, 16 concurrent, p50 / p99",
-         f"{added(c_direct, c_via, 50):.2f} / {added(c_direct, c_via, 99):.2f} ms", "", ""),
-        ("added, forwarded only (GET), p50", f"{added(fwd_direct, fwd_via, 50):.2f} ms",
-         "<= 1 ms", verdict(added(fwd_direct, fwd_via, 50), 1)),
-        ("streaming time to first byte, direct / via",
-         f"{statistics.median(t_direct):.2f} / {statistics.median(t_via):.2f} ms", "", ""),
-        ("proxy RSS with the embedder loaded", f"{memory:.0f} MB", "<= 250 MB",
-         verdict(memory, 250)),
+        (
+            "requests per series",
+            f"{RUNS}, each a fresh recall ({N_MEMORIES:,} memories; {injected} got memory)",
+            "",
+            "",
+        ),
+        (
+            "direct p50 / p99",
+            f"{statistics.median(direct):.2f} / {percentile(direct, 99):.2f} ms",
+            "",
+            "",
+        ),
+        (
+            "added, recall + inject, p50",
+            f"{added(direct, via, 50):.2f} ms",
+            "<= 3 ms",
+            verdict(added(direct, via, 50), 3),
+        ),
+        (
+            "added, recall + inject, p99",
+            f"{added(direct, via, 99):.2f} ms",
+            "<= 10 ms",
+            verdict(added(direct, via, 99), 10),
+        ),
+        (
+            "added, 16 concurrent, p50 / p99",
+            f"{added(c_direct, c_via, 50):.2f} / {added(c_direct, c_via, 99):.2f} ms",
+            "",
+            "",
+        ),
+        (
+            "added, forwarded only (GET), p50",
+            f"{added(fwd_direct, fwd_via, 50):.2f} ms",
+            "<= 1 ms",
+            verdict(added(fwd_direct, fwd_via, 50), 1),
+        ),
+        (
+            "streaming time to first byte, direct / via",
+            f"{statistics.median(t_direct):.2f} / {statistics.median(t_via):.2f} ms",
+            "",
+            "",
+        ),
+        (
+            "proxy RSS with the embedder loaded",
+            f"{memory:.0f} MB",
+            "<= 250 MB",
+            verdict(memory, 250),
+        ),
     ]
     print_table("proxy benchmark (engram proxy subprocess, loopback stand-in API)", rows)
 

@@ -61,8 +61,9 @@ def load(store: Store) -> tuple[list[Query], list[Query], dict[str, str]]:
     with store.write() as session:
         for m in mem["memories"]:
             scope = "global" if m["scope"] == "global" else projects[m["scope"]]
-            ids[m["key"]] = memories.add(session, m["content"], kind=m["kind"], scope=scope,
-                                         source="eval").memory.id
+            ids[m["key"]] = memories.add(
+                session, m["content"], kind=m["kind"], scope=scope, source="eval"
+            ).memory.id
     with store.write() as session:
         for m in mem["memories"]:
             status = m.get("status", "active")
@@ -71,19 +72,22 @@ def load(store: Store) -> tuple[list[Query], list[Query], dict[str, str]]:
             elif status == "superseded":
                 row = memories.get(session, ids[m["key"]])
                 row.status, row.superseded_by = "superseded", ids[m["superseded_by"]]
-                memories.log_event(session, "supersede", row.id, "eval",
-                                   by=ids[m["superseded_by"]])
+                memories.log_event(session, "supersede", row.id, "eval", by=ids[m["superseded_by"]])
 
     def query(q: dict[str, Any]) -> Query:
         project = projects[q["project"]] if q.get("project") else None
         return Query(q["q"], project, {ids[k] for k in q.get("relevant", [])})
 
-    return ([query(q) for q in qs["relevant"]], [query(q) for q in qs["none"]],
-            {v: k for k, v in ids.items()})
+    return (
+        [query(q) for q in qs["relevant"]],
+        [query(q) for q in qs["none"]],
+        {v: k for k, v in ids.items()},
+    )
 
 
-def collect(recaller: Recaller, queries: list[Query]) -> list[tuple[Query, dict[str, hybrid.Hit],
-                                                                   dict[str, Any]]]:
+def collect(
+    recaller: Recaller, queries: list[Query]
+) -> list[tuple[Query, dict[str, hybrid.Hit], dict[str, Any]]]:
     """Both rankers' raw hits per query (re-fused per method below without re-querying)."""
     out = []
     with recaller.store.read() as conn:
@@ -95,8 +99,10 @@ def collect(recaller: Recaller, queries: list[Query]) -> list[tuple[Query, dict[
 
 
 def ranking(hits: dict[str, hybrid.Hit], method: str, **kw: Any) -> list[hybrid.Hit]:
-    fresh = {k: hybrid.Hit(h.id, h.bm25, h.cosine, h.bm25_rank, h.vector_rank, row=h.row)
-             for k, h in hits.items()}
+    fresh = {
+        k: hybrid.Hit(h.id, h.bm25, h.cosine, h.bm25_rank, h.vector_rank, row=h.row)
+        for k, h in hits.items()
+    }
     return hybrid.fuse(fresh, method, **kw)
 
 
@@ -112,23 +118,32 @@ def rank_metrics(raw: list, method: str, **kw: Any) -> tuple[float, float, float
     return r1 / n, r5 / n, mrr / n
 
 
-def gate_outcomes(raw: list, method: str, settings: gate.GateSettings,
-                  **kw: Any) -> list[tuple[bool, int, int]]:
+def gate_outcomes(
+    raw: list, method: str, settings: gate.GateSettings, **kw: Any
+) -> list[tuple[bool, int, int]]:
     """Per query: (anything injected, relevant injected, total injected)."""
     out = []
     for q, hits, vecs in raw:
-        cands = [gate.Candidate(h.id, str(h.row["content"]), str(h.row["kind"]),
-                                str(h.row["scope"]), h.score,
-                                content_hash=str(h.row["content_hash"]))
-                 for h in ranking(hits, method, **kw)]
+        cands = [
+            gate.Candidate(
+                h.id,
+                str(h.row["content"]),
+                str(h.row["kind"]),
+                str(h.row["scope"]),
+                h.score,
+                content_hash=str(h.row["content_hash"]),
+            )
+            for h in ranking(hits, method, **kw)
+        ]
         injected, _reason, _block = gate.decide(cands, vecs, settings)
         chosen = [c.id for c in cands if c.injected]
         out.append((injected, len(q.relevant & set(chosen)), len(chosen)))
     return out
 
 
-def gate_metrics(rel_raw: list, none_raw: list, method: str, threshold: float,
-                 base: gate.GateSettings, **kw: Any) -> dict[str, float]:
+def gate_metrics(
+    rel_raw: list, none_raw: list, method: str, threshold: float, base: gate.GateSettings, **kw: Any
+) -> dict[str, float]:
     settings = dataclasses.replace(base, min_score=threshold)
     rel = gate_outcomes(rel_raw, method, settings, **kw)
     none = gate_outcomes(none_raw, method, settings, **kw)
@@ -145,15 +160,17 @@ def gate_metrics(rel_raw: list, none_raw: list, method: str, threshold: float,
 THRESHOLDS = [round(0.20 + 0.01 * i, 2) for i in range(61)]
 
 
-def best_threshold(rel_raw: list, none_raw: list, method: str, base: gate.GateSettings,
-                   **kw: Any) -> dict[str, float]:
+def best_threshold(
+    rel_raw: list, none_raw: list, method: str, base: gate.GateSettings, **kw: Any
+) -> dict[str, float]:
     """Max hit + silent; among ties the higher threshold (silence is the safer error)."""
     rows = [gate_metrics(rel_raw, none_raw, method, t, base, **kw) for t in THRESHOLDS]
     return max(rows, key=lambda r: (round(r["hit"] + r["silent"], 6), r["threshold"]))
 
 
-def cross_validated(rel_raw: list, none_raw: list, method: str, base: gate.GateSettings,
-                    folds: int = 5, **kw: Any) -> tuple[float, float, list[float]]:
+def cross_validated(
+    rel_raw: list, none_raw: list, method: str, base: gate.GateSettings, folds: int = 5, **kw: Any
+) -> tuple[float, float, list[float]]:
     rng = random.Random(11)
     rel_idx, none_idx = list(range(len(rel_raw))), list(range(len(none_raw)))
     rng.shuffle(rel_idx)
@@ -163,13 +180,22 @@ def cross_validated(rel_raw: list, none_raw: list, method: str, base: gate.GateS
     for f in range(folds):
         rel_test = {i for i in rel_idx[f::folds]}
         none_test = {i for i in none_idx[f::folds]}
-        train = best_threshold([r for i, r in enumerate(rel_raw) if i not in rel_test],
-                               [r for i, r in enumerate(none_raw) if i not in none_test],
-                               method, base, **kw)
+        train = best_threshold(
+            [r for i, r in enumerate(rel_raw) if i not in rel_test],
+            [r for i, r in enumerate(none_raw) if i not in none_test],
+            method,
+            base,
+            **kw,
+        )
         picked.append(train["threshold"])
-        test = gate_metrics([rel_raw[i] for i in sorted(rel_test)],
-                            [none_raw[i] for i in sorted(none_test)], method,
-                            train["threshold"], base, **kw)
+        test = gate_metrics(
+            [rel_raw[i] for i in sorted(rel_test)],
+            [none_raw[i] for i in sorted(none_test)],
+            method,
+            train["threshold"],
+            base,
+            **kw,
+        )
         hit += test["hit"] * len(rel_test)
         silent += test["silent"] * len(none_test)
     return hit / len(rel_raw), silent / len(none_raw), picked
@@ -177,20 +203,25 @@ def cross_validated(rel_raw: list, none_raw: list, method: str, base: gate.GateS
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sweep", action="store_true",
-                        help="also sweep the weighted fusion's parameters and vector sizes")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also sweep the weighted fusion's parameters and vector sizes",
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
 
     cfg = RecallConfig()
-    base = gate.GateSettings(cfg.min_score, cfg.max_memories, cfg.budget_tokens,
-                             cfg.dedup_threshold, cfg.relative_score)
+    base = gate.GateSettings(
+        cfg.min_score, cfg.max_memories, cfg.budget_tokens, cfg.dedup_threshold, cfg.relative_score
+    )
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "eval.db")
         rel_q, none_q, _names = load(store)
-        recaller = Recaller(store, cfg, embedder=WordLlamaEmbedder(cfg.wordllama_dim),
-                            background=False)
+        recaller = Recaller(
+            store, cfg, embedder=WordLlamaEmbedder(cfg.wordllama_dim), background=False
+        )
         recaller.warm()
         rel_raw, none_raw = collect(recaller, rel_q), collect(recaller, none_q)
 
@@ -199,11 +230,17 @@ def main() -> None:
             r1, r5, mrr = rank_metrics(rel_raw, method)
             g = best_threshold(rel_raw, none_raw, method, base)
             report[method] = {"recall@1": r1, "recall@5": r5, "mrr": mrr, "gate": g}
-            rows.append((method, f"R@1 {r1:.3f}  R@5 {r5:.3f}  MRR {mrr:.3f}",
-                         f"best gate t={g['threshold']:.2f}",
-                         f"hit {g['hit']:.2f} silent {g['silent']:.2f}"))
-        print_table(f"fusion methods ({len(rel_q)} requests with memories, {len(none_q)} "
-                    "without)", rows)
+            rows.append(
+                (
+                    method,
+                    f"R@1 {r1:.3f}  R@5 {r5:.3f}  MRR {mrr:.3f}",
+                    f"best gate t={g['threshold']:.2f}",
+                    f"hit {g['hit']:.2f} silent {g['silent']:.2f}",
+                )
+            )
+        print_table(
+            f"fusion methods ({len(rel_q)} requests with memories, {len(none_q)} without)", rows
+        )
 
         if args.sweep:
             sweep(rel_raw, none_raw, base, store, cfg, rel_q)
@@ -211,35 +248,61 @@ def main() -> None:
         method = cfg.fusion
         chosen = gate_metrics(rel_raw, none_raw, method, cfg.min_score, base)
         cv_hit, cv_silent, picked = cross_validated(rel_raw, none_raw, method, base)
-        sweep_rows = [gate_metrics(rel_raw, none_raw, method, t, base)
-                      for t in THRESHOLDS[::5]]
-        print_table(f"gate threshold sweep ({method})", [
-            (f"min_score {r['threshold']:.2f}", f"hit {r['hit']:.3f}",
-             f"silent {r['silent']:.3f}",
-             f"precision {r['precision']:.2f}, {r['per_request']:.1f}/request")
-            for r in sweep_rows])
+        sweep_rows = [gate_metrics(rel_raw, none_raw, method, t, base) for t in THRESHOLDS[::5]]
+        print_table(
+            f"gate threshold sweep ({method})",
+            [
+                (
+                    f"min_score {r['threshold']:.2f}",
+                    f"hit {r['hit']:.3f}",
+                    f"silent {r['silent']:.3f}",
+                    f"precision {r['precision']:.2f}, {r['per_request']:.1f}/request",
+                )
+                for r in sweep_rows
+            ],
+        )
         r1, r5, _ = rank_metrics(rel_raw, method)
-        print_table("recall with the defaults", [
-            ("fusion / min_score", f"{method} / {cfg.min_score:.2f}", "", ""),
-            ("recall@1", f"{r1:.3f}", "", ""),
-            ("recall@5", f"{r5:.3f}", "", ""),
-            ("requests given a relevant memory", f"{chosen['hit']:.3f}", "", ""),
-            ("no-memory requests left alone", f"{chosen['silent']:.3f}", "", ""),
-            ("injected memories that are relevant", f"{chosen['precision']:.3f}", "", ""),
-            ("memories per injecting request", f"{chosen['per_request']:.2f}", "", ""),
-            ("5-fold CV: hit / silent", f"{cv_hit:.3f} / {cv_silent:.3f}",
-             f"thresholds {', '.join(f'{p:.2f}' for p in picked)}", ""),
-        ])
-        report["default"] = {"fusion": method, "min_score": cfg.min_score, **chosen,
-                             "recall@1": r1, "recall@5": r5, "cv_hit": cv_hit,
-                             "cv_silent": cv_silent, "cv_thresholds": picked}
+        print_table(
+            "recall with the defaults",
+            [
+                ("fusion / min_score", f"{method} / {cfg.min_score:.2f}", "", ""),
+                ("recall@1", f"{r1:.3f}", "", ""),
+                ("recall@5", f"{r5:.3f}", "", ""),
+                ("requests given a relevant memory", f"{chosen['hit']:.3f}", "", ""),
+                ("no-memory requests left alone", f"{chosen['silent']:.3f}", "", ""),
+                ("injected memories that are relevant", f"{chosen['precision']:.3f}", "", ""),
+                ("memories per injecting request", f"{chosen['per_request']:.2f}", "", ""),
+                (
+                    "5-fold CV: hit / silent",
+                    f"{cv_hit:.3f} / {cv_silent:.3f}",
+                    f"thresholds {', '.join(f'{p:.2f}' for p in picked)}",
+                    "",
+                ),
+            ],
+        )
+        report["default"] = {
+            "fusion": method,
+            "min_score": cfg.min_score,
+            **chosen,
+            "recall@1": r1,
+            "recall@5": r5,
+            "cv_hit": cv_hit,
+            "cv_silent": cv_silent,
+            "cv_thresholds": picked,
+        }
         store.close()
     if args.json:
         print(json.dumps(report, indent=2))
 
 
-def sweep(rel_raw: list, none_raw: list, base: gate.GateSettings, store: Store,
-          cfg: RecallConfig, rel_q: list[Query]) -> None:
+def sweep(
+    rel_raw: list,
+    none_raw: list,
+    base: gate.GateSettings,
+    store: Store,
+    cfg: RecallConfig,
+    rel_q: list[Query],
+) -> None:
     rows = []
     for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         for half in (3.0, 6.0, 10.0):
@@ -250,9 +313,15 @@ def sweep(rel_raw: list, none_raw: list, base: gate.GateSettings, store: Store,
                 g = best_threshold(rel_raw, none_raw, "weighted", base, vector_weight=w)
             finally:
                 hybrid.BM25_HALF = saved
-            rows.append((f"w={w:.1f} K={half:g}", f"R@1 {r1:.3f}  R@5 {r5:.3f}",
-                         f"t={g['threshold']:.2f}", f"hit {g['hit']:.2f} silent "
-                         f"{g['silent']:.2f} J {g['hit'] + g['silent'] - 1:.2f}"))
+            rows.append(
+                (
+                    f"w={w:.1f} K={half:g}",
+                    f"R@1 {r1:.3f}  R@5 {r5:.3f}",
+                    f"t={g['threshold']:.2f}",
+                    f"hit {g['hit']:.2f} silent "
+                    f"{g['silent']:.2f} J {g['hit'] + g['silent'] - 1:.2f}",
+                )
+            )
     print_table("weighted fusion: vector weight w, BM25 half-point K", rows)
     rows = []
     for dim in (128, 64):
@@ -261,8 +330,14 @@ def sweep(rel_raw: list, none_raw: list, base: gate.GateSettings, store: Store,
         raw = collect(recaller, rel_q)
         r1, r5, _ = rank_metrics(raw, "vector")
         w1, w5, _ = rank_metrics(raw, "weighted")
-        rows.append((f"wordllama {dim}-d", f"vector R@1 {r1:.3f} R@5 {r5:.3f}",
-                     f"weighted R@1 {w1:.3f} R@5 {w5:.3f}", ""))
+        rows.append(
+            (
+                f"wordllama {dim}-d",
+                f"vector R@1 {r1:.3f} R@5 {r5:.3f}",
+                f"weighted R@1 {w1:.3f} R@5 {w5:.3f}",
+                "",
+            )
+        )
     print_table("smaller vectors", rows)
 
 

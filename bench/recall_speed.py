@@ -44,13 +44,16 @@ def synthetic(n: int, layout: str, rng: random.Random) -> list[tuple[str, str]]:
     mem = json.loads((DATA / "memories.json").read_text())["memories"]
     base = [m["content"] for m in mem]
     vocab = sorted({w.lower() for t in base for w in re.findall(r"[A-Za-z]{3,}", t)})
-    vocab += [f"{a}{b}" for a in ("svc", "job", "tbl", "mod", "api", "cfg", "pkg", "dep")
-              for b in range(250)]
+    vocab += [
+        f"{a}{b}"
+        for a in ("svc", "job", "tbl", "mod", "api", "cfg", "pkg", "dep")
+        for b in range(250)
+    ]
     projects = [PROJECT] + [f"/home/dev/work/project{i:02d}" for i in range(19)]
     out = []
     for i in range(n):
         first, second = base[i % len(base)].split(), rng.choice(base).split()
-        words = first[: rng.randint(3, len(first))] + second[rng.randint(0, len(second) - 2):]
+        words = first[: rng.randint(3, len(first))] + second[rng.randint(0, len(second) - 2) :]
         for _ in range(rng.randint(2, 6)):
             words.insert(rng.randrange(len(words) + 1), rng.choice(vocab))
         text = " ".join(words) + f" (#{i})"
@@ -79,9 +82,12 @@ def fill(path: Path, items: list[tuple[str, str]]) -> None:
     with conn:
         conn.executemany(
             "INSERT INTO memories (id, content, kind, scope, source, created_at, updated_at,"
-            " content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        conn.executemany("INSERT INTO events (at, action, memory_id, actor) VALUES (?,?,?,?)",
-                         events)
+            " content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.executemany(
+            "INSERT INTO events (at, action, memory_id, actor) VALUES (?,?,?,?)", events
+        )
     conn.close()
 
 
@@ -128,10 +134,16 @@ def measure(n: int, layout: str, tmp: Path) -> dict[str, float]:
     p50, p99 = summary(total)
     overlap = coarse_recall(recaller, qs)
     store.close()
-    return {"p50": p50, "p99": p99, "cpu_p50": summary(cpu)[0],
-            "first_build_s": first_build, "rebuild_s": rebuild,
-            **{f"{k}_p50": summary(v)[0] for k, v in parts.items()},
-            "cached_p50": summary(cached)[0], "coarse_recall": overlap}
+    return {
+        "p50": p50,
+        "p99": p99,
+        "cpu_p50": summary(cpu)[0],
+        "first_build_s": first_build,
+        "rebuild_s": rebuild,
+        **{f"{k}_p50": summary(v)[0] for k, v in parts.items()},
+        "cached_p50": summary(cached)[0],
+        "coarse_recall": overlap,
+    }
 
 
 def coarse_recall(recaller: object, qs: list[str], k: int = 20) -> float:
@@ -145,8 +157,12 @@ def coarse_recall(recaller: object, qs: list[str], k: int = 20) -> float:
     embedder = recaller.embedder  # type: ignore[attr-defined]
     shards = [index._shards[s] for s in scopes_for(PROJECT) if s in index._shards]
     ids = [mid for sh in shards for mid in sh.ids[: sh.n]]
-    full = np.concatenate([sh.fine[: sh.n].astype(np.float32) if sh.fine is not None
-                           else sh.coarse[: sh.n] for sh in shards])
+    full = np.concatenate(
+        [
+            sh.fine[: sh.n].astype(np.float32) if sh.fine is not None else sh.coarse[: sh.n]
+            for sh in shards
+        ]
+    )
     found = 0
     for q in qs:
         vec = embedder.embed([q])[0]
@@ -181,8 +197,9 @@ print(out)
 
 def rss_probe(db: Path | None) -> dict[str, float]:
     args = [sys.executable, "-c", RSS_SCRIPT] + ([str(db)] if db else [])
-    done = subprocess.run(args, capture_output=True, text=True, check=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        args, capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     return eval(done.stdout.strip().splitlines()[-1])  # our own dict literal
 
 
@@ -196,38 +213,86 @@ def main() -> None:
         tmp = Path(tmp_name)
         loads = [rss_probe(None) for _ in range(3)]
         load_s = sorted(x["load_s"] for x in loads)[1]
-        rows.append(("embedder load (import + weights, median of 3)", f"{load_s * 1000:.0f} ms",
-                     "", ""))
-        rows.append(("RSS, embedder loaded", f"{loads[0]['rss_model_mb']:.0f} MB", "<= 250 MB",
-                     verdict(loads[0]["rss_model_mb"], 250)))
+        rows.append(
+            ("embedder load (import + weights, median of 3)", f"{load_s * 1000:.0f} ms", "", "")
+        )
+        rows.append(
+            (
+                "RSS, embedder loaded",
+                f"{loads[0]['rss_model_mb']:.0f} MB",
+                "<= 250 MB",
+                verdict(loads[0]["rss_model_mb"], 250),
+            )
+        )
         for n in sizes:
             for layout in ("worst", "spread"):
                 m = measure(n, layout, tmp)
                 label = f"{n // 1000}k {'all visible' if layout == 'worst' else '20 projects'}"
-                target = "p50 <= 10 ms" if n >= 100_000 and layout == "worst" else (
-                    "p50 <= 3 ms" if n <= 10_000 else "")
+                target = (
+                    "p50 <= 10 ms"
+                    if n >= 100_000 and layout == "worst"
+                    else ("p50 <= 3 ms" if n <= 10_000 else "")
+                )
                 limit = 10 if n >= 100_000 else 3
-                rows.append((f"recall {label}: p50 / p99", f"{m['p50']:.2f} / {m['p99']:.2f} ms",
-                             target, verdict(m["p50"], limit) if target else ""))
-                rows.append(("  CPU time p50 (what an idle machine would take)",
-                             f"{m['cpu_p50']:.2f} ms", "", ""))
-                rows.append(("  parts p50: fts / embed / vectors",
-                             f"{m['bm25_p50']:.2f} / {m['embed_p50']:.2f} / "
-                             f"{m['vector_p50']:.2f} ms", "", ""))
-                rows.append(("  unchanged query (cache) p50", f"{m['cached_p50'] * 1000:.0f} µs",
-                             "", ""))
-                rows.append(("  two-pass search finds the exact top 20",
-                             f"{m['coarse_recall'] * 100:.1f}%", "", ""))
-                rows.append(("  index build: first (embed all) / restart",
-                             f"{m['first_build_s']:.2f} s / {m['rebuild_s']:.2f} s", "", ""))
+                rows.append(
+                    (
+                        f"recall {label}: p50 / p99",
+                        f"{m['p50']:.2f} / {m['p99']:.2f} ms",
+                        target,
+                        verdict(m["p50"], limit) if target else "",
+                    )
+                )
+                rows.append(
+                    (
+                        "  CPU time p50 (what an idle machine would take)",
+                        f"{m['cpu_p50']:.2f} ms",
+                        "",
+                        "",
+                    )
+                )
+                rows.append(
+                    (
+                        "  parts p50: fts / embed / vectors",
+                        f"{m['bm25_p50']:.2f} / {m['embed_p50']:.2f} / {m['vector_p50']:.2f} ms",
+                        "",
+                        "",
+                    )
+                )
+                rows.append(
+                    ("  unchanged query (cache) p50", f"{m['cached_p50'] * 1000:.0f} µs", "", "")
+                )
+                rows.append(
+                    (
+                        "  two-pass search finds the exact top 20",
+                        f"{m['coarse_recall'] * 100:.1f}%",
+                        "",
+                        "",
+                    )
+                )
+                rows.append(
+                    (
+                        "  index build: first (embed all) / restart",
+                        f"{m['first_build_s']:.2f} s / {m['rebuild_s']:.2f} s",
+                        "",
+                        "",
+                    )
+                )
                 if layout == "worst":
                     probe = rss_probe(tmp / f"speed-{n}-worst.db")
-                    rows.append((f"  RSS, embedder + {n // 1000}k index",
-                                 f"{probe['rss_index_mb']:.0f} MB", "<= 250 MB",
-                                 verdict(probe["rss_index_mb"], 250)))
+                    rows.append(
+                        (
+                            f"  RSS, embedder + {n // 1000}k index",
+                            f"{probe['rss_index_mb']:.0f} MB",
+                            "<= 250 MB",
+                            verdict(probe["rss_index_mb"], 250),
+                        )
+                    )
     load = os.getloadavg()
-    print_table(f"recall speed ({os.cpu_count()} CPUs, load average {load[0]:.1f} / "
-                f"{load[1]:.1f} at the end)", rows)
+    print_table(
+        f"recall speed ({os.cpu_count()} CPUs, load average {load[0]:.1f} / "
+        f"{load[1]:.1f} at the end)",
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -43,9 +43,12 @@ def main() -> None:
         start = time.perf_counter()
         with store.write() as session:
             for i in range(n):
-                memories.add(session, sentence(rng, i), kind=rng.choice(
-                    ["fact", "preference", "procedure"]),
-                    scope=rng.choice(["global", "/home/dev/app", "/home/dev/api"]))
+                memories.add(
+                    session,
+                    sentence(rng, i),
+                    kind=rng.choice(["fact", "preference", "procedure"]),
+                    scope=rng.choice(["global", "/home/dev/app", "/home/dev/api"]),
+                )
         insert_s = time.perf_counter() - start
 
         queries = [" ".join(rng.choices(WORDS, k=rng.randint(1, 4))) for _ in range(200)]
@@ -54,8 +57,10 @@ def main() -> None:
             qi = iter(queries * 2)
             search_ms = timed(lambda: reader.search(conn, next(qi), limit=20), 200)
             qs = iter(queries * 2)
-            scoped_ms = timed(lambda: reader.search(
-                conn, next(qs), scopes=("global", "/home/dev/app"), limit=20), 200)
+            scoped_ms = timed(
+                lambda: reader.search(conn, next(qs), scopes=("global", "/home/dev/app"), limit=20),
+                200,
+            )
 
         env = {**os.environ, "ENGRAM_DB": str(path)}
         cmd = [str(Path(sys.executable).parent / "engram"), "list", "--limit", "5"]
@@ -76,11 +81,14 @@ def main() -> None:
         [
             ("insert 10k (one transaction)", f"{insert_s:.2f} s ({n / insert_s:,.0f}/s)", "", ""),
             ("list --limit 50 p50 / p99", f"{lp50:.2f} / {lp99:.2f} ms", "", ""),
-            ("search p50 / p99", f"{sp50:.2f} / {sp99:.2f} ms", "p50 <= 5 ms",
-             verdict(sp50, 5)),
+            ("search p50 / p99", f"{sp50:.2f} / {sp99:.2f} ms", "p50 <= 5 ms", verdict(sp50, 5)),
             ("search in 2 scopes p50 / p99", f"{cp50:.2f} / {cp99:.2f} ms", "", ""),
-            ("cold start `engram list --limit 5` p50", f"{cold_p50:.0f} ms", "<= 300 ms",
-             verdict(cold_p50, 300)),
+            (
+                "cold start `engram list --limit 5` p50",
+                f"{cold_p50:.0f} ms",
+                "<= 300 ms",
+                verdict(cold_p50, 300),
+            ),
         ],
     )
 

@@ -34,10 +34,18 @@ def fill(stub: LLMStub, mitm: Mitmweb, n: int) -> None:
         s = requests.Session()
         s.trust_env = False
         history = [{"role": "user", "content": f"question {i}: how do we deploy service {i}?"}]
-        s.post(stub.url + "/v1/messages", proxies=mitm.proxies(), timeout=60,
-               headers={"X-Claude-Code-Session-Id": f"bench-{i % 50}"},
-               json={"model": "claude-haiku-4-5", "max_tokens": 64,
-                     "system": "Primary working directory: /srv/bench", "messages": history})
+        s.post(
+            stub.url + "/v1/messages",
+            proxies=mitm.proxies(),
+            timeout=60,
+            headers={"X-Claude-Code-Session-Id": f"bench-{i % 50}"},
+            json={
+                "model": "claude-haiku-4-5",
+                "max_tokens": 64,
+                "system": "Primary working directory: /srv/bench",
+                "messages": history,
+            },
+        )
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, range(n)))
@@ -66,8 +74,21 @@ def main() -> None:
 
         db = Path(tmp) / "engram.db"
         env = {**os.environ, "ENGRAM_DB": str(db), "ENGRAM_MITMWEB_TOKEN": mitm.password}
-        cmd = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "engram", "mitmproxy",
-               "--url", mitm.url, "--once", "--analyzer", "none", "--quiet"]
+        cmd = [
+            "/usr/bin/time",
+            "-f",
+            "%M",
+            sys.executable,
+            "-m",
+            "engram",
+            "mitmproxy",
+            "--url",
+            mitm.url,
+            "--once",
+            "--analyzer",
+            "none",
+            "--quiet",
+        ]
         start = time.perf_counter()
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         capture_s = time.perf_counter() - start
@@ -86,11 +107,14 @@ def main() -> None:
         f"watcher benchmark ({N:,} LLM flows held by mitmweb)",
         [
             ("sending them through mitmweb", f"{fill_s:.1f} s", "", ""),
-            ("capture all (`--once`, with prune)", f"{capture_s:.1f} s, {journaled} journaled",
-             "", ""),
+            (
+                "capture all (`--once`, with prune)",
+                f"{capture_s:.1f} s, {journaled} journaled",
+                "",
+                "",
+            ),
             ("capture rate", f"{rate:.0f} flows/s", ">= 100 flows/s", verdict(rate, 100, True)),
-            ("idle poll, flows held (--no-prune) p50/p99", f"{np50:.0f} / {np99:.0f} ms", "",
-             ""),
+            ("idle poll, flows held (--no-prune) p50/p99", f"{np50:.0f} / {np99:.0f} ms", "", ""),
             ("idle poll after pruning p50/p99", f"{p50:.1f} / {p99:.1f} ms", "", ""),
             ("watcher peak RSS", f"{rss_mb:.0f} MB", "<= 150 MB", verdict(rss_mb, 150)),
         ],

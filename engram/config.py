@@ -52,8 +52,10 @@ class MitmproxyConfig:
         "http://127.0.0.1:8081", "mitmweb's web API (its web port, not the proxy port)"
     )
     token: str | None = setting(
-        None, "mitmweb's web_password (sent as a Bearer token)",
-        env=("ENGRAM_MITMWEB_TOKEN",), secret=True,
+        None,
+        "mitmweb's web_password (sent as a Bearer token)",
+        env=("ENGRAM_MITMWEB_TOKEN",),
+        secret=True,
     )
     interval: float = setting(5.0, "Seconds between polls of mitmweb")
     batch: int = setting(10, "Run the analyzer once this many exchanges are pending")
@@ -82,33 +84,39 @@ DEFAULT_PRICES = {
 @dataclass
 class AnalyzerConfig:
     backend: str = setting(
-        "auto", "auto, anthropic, openai, heuristic or none (auto: anthropic when a key is "
-        "configured, else heuristic)"
+        "auto",
+        "auto, anthropic, openai, heuristic or none (auto: anthropic when a key is "
+        "configured, else heuristic)",
     )
     model: str = setting("claude-haiku-4-5", "The Anthropic model the analyzer uses")
     api_key: str | None = setting(
         None, "Anthropic API key for the analyzer", env=("ANTHROPIC_API_KEY",), secret=True
     )
     base_url: str | None = setting(
-        None, "Anthropic API base URL (default: the SDK's). ANTHROPIC_BASE_URL is not read: "
-        "inside `engram run` it points at engram's own proxy"
+        None,
+        "Anthropic API base URL (default: the SDK's). ANTHROPIC_BASE_URL is not read: "
+        "inside `engram run` it points at engram's own proxy",
     )
     openai_base_url: str | None = setting(
-        None, "OpenAI-compatible endpoint for the `openai` backend, e.g. "
-        "http://127.0.0.1:11434/v1 for Ollama"
+        None,
+        "OpenAI-compatible endpoint for the `openai` backend, e.g. "
+        "http://127.0.0.1:11434/v1 for Ollama",
     )
     openai_model: str = setting("gpt-4o-mini", "Model for the `openai` backend")
     openai_api_key: str | None = setting(
-        None, "Key for the `openai` backend (local servers accept any)",
-        env=("OPENAI_API_KEY",), secret=True,
+        None,
+        "Key for the `openai` backend (local servers accept any)",
+        env=("OPENAI_API_KEY",),
+        secret=True,
     )
     input_budget_tokens: int = setting(
         30000, "Largest analyzer input per call; bigger batches are split, never truncated"
     )
     max_output_tokens: int = setting(1024, "Longest analyzer answer")
     timeout: float = setting(60.0, "Seconds before an analyzer call times out")
-    retries: int = setting(3, "Retries of one call on 429/5xx/timeouts (exponential backoff, "
-                           "honouring retry-after)")
+    retries: int = setting(
+        3, "Retries of one call on 429/5xx/timeouts (exponential backoff, honouring retry-after)"
+    )
     max_attempts: int = setting(
         5, "Failed runs before a batch is parked as failed (`engram analyze --retry`)"
     )
@@ -116,19 +124,20 @@ class AnalyzerConfig:
         20, "Existing memories shown to the model with each batch, so it can update them"
     )
     prices: dict[str, list[float]] = setting(
-        DEFAULT_PRICES, "USD per million tokens per model: [input, output, cache read, "
-        "cache write]"
+        DEFAULT_PRICES, "USD per million tokens per model: [input, output, cache read, cache write]"
     )
 
 
 @dataclass
 class RecallConfig:
     embedder: str = setting(
-        "wordllama", "wordllama (local, shipped in its wheel), openai (an OpenAI-compatible "
-        "/v1/embeddings endpoint) or none (BM25 only)"
+        "wordllama",
+        "wordllama (local, shipped in its wheel), openai (an OpenAI-compatible "
+        "/v1/embeddings endpoint) or none (BM25 only)",
     )
-    wordllama_dim: int = setting(256, "wordllama vector size: 256, 128 or 64 (smaller: less "
-                                 "memory and time, lower quality)")
+    wordllama_dim: int = setting(
+        256, "wordllama vector size: 256, 128 or 64 (smaller: less memory and time, lower quality)"
+    )
     openai_base_url: str | None = setting(
         None, "Endpoint for the `openai` embedder, e.g. http://127.0.0.1:11434/v1"
     )
@@ -142,8 +151,9 @@ class RecallConfig:
         "weighted", "How BM25 and vector rankings combine: weighted, rrf, vector or bm25"
     )
     min_score: float = setting(
-        0.34, "Inject nothing unless the best memory scores at least this (0..1; calibrated "
-        "on bench/recall_eval.py)"
+        0.34,
+        "Inject nothing unless the best memory scores at least this (0..1; calibrated "
+        "on bench/recall_eval.py)",
     )
     relative_score: float = setting(
         0.8, "Memories after the best one need at least this fraction of its score"
@@ -157,8 +167,9 @@ class RecallConfig:
         1000, "How often (ms, at most) recall checks the store for changed memories"
     )
     sources: list[str] = setting(
-        ["local"], "Where recall looks: local (this store), muninn (MuninnDB, merged before "
-        "the gate within the recall budget; see [muninn])"
+        ["local"],
+        "Where recall looks: local (this store), muninn (MuninnDB, merged before "
+        "the gate within the recall budget; see [muninn])",
     )
 
 
@@ -184,15 +195,18 @@ class MuninnConfig:
         "http://127.0.0.1:8750/mcp", "MuninnDB's MCP endpoint", env=("MUNINN_MCP_URL",)
     )
     token: str | None = setting(
-        None, "MuninnDB MCP token (default: read from token_file)",
-        env=("MUNINN_TOKEN", "MUNINN_MCP_TOKEN"), secret=True,
+        None,
+        "MuninnDB MCP token (default: read from token_file)",
+        env=("MUNINN_TOKEN", "MUNINN_MCP_TOKEN"),
+        secret=True,
     )
     token_file: str = setting(
         "~/.muninn/mcp.token", "File holding the token when none is set (should be 0600)"
     )
     vault: str | None = setting(
-        None, "Vault for project memories (default: the project directory's name, "
-        "sanitized to [a-z0-9_-]{1,64})"
+        None,
+        "Vault for project memories (default: the project directory's name, "
+        "sanitized to [a-z0-9_-]{1,64})",
     )
     global_vault: str = setting("engram-global", "Vault for global memories")
     timeout: float = setting(10.0, "Seconds before one MuninnDB call times out")
@@ -202,9 +216,7 @@ class MuninnConfig:
     max_backoff: float = setting(
         300.0, "Longest wait between attempts while MuninnDB is unreachable (s)"
     )
-    max_attempts: int = setting(
-        8, "Malformed answers to one operation before it is marked failed"
-    )
+    max_attempts: int = setting(8, "Malformed answers to one operation before it is marked failed")
     allow_plain_http: bool = setting(
         False, "Send the token over plain http:// to a non-loopback host (refused otherwise)"
     )
@@ -254,8 +266,15 @@ def all_settings() -> list[Setting]:
             default = f.default_factory() if missing else f.default  # type: ignore[misc]
             env = (f"ENGRAM_{section.upper()}_{f.name.upper()}", *f.metadata["env"])
             out.append(
-                Setting(section, f.name, hints[f.name], default, f.metadata["help"], env,
-                        f.metadata["secret"])
+                Setting(
+                    section,
+                    f.name,
+                    hints[f.name],
+                    default,
+                    f.metadata["help"],
+                    env,
+                    f.metadata["secret"],
+                )
             )
     return out
 
@@ -378,9 +397,7 @@ def parse_env(raw: str, tp: Any) -> Any:
     return raw
 
 
-def load(
-    path: str | Path | None = None, env: typing.Mapping[str, str] | None = None
-) -> Config:
+def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
     """Build the effective configuration (flags are applied afterwards by the caller)."""
     from engram.paths import default_config_path
 
@@ -403,8 +420,7 @@ def load(
                     cfg.set(s.name, parse_env(env[var], s.type), f"env:{var}")
                 except ValueError as exc:
                     raise ConfigError(
-                        f"environment variable {var} (for {s.name}) must be {exc}, "
-                        f"got {env[var]!r}"
+                        f"environment variable {var} (for {s.name}) must be {exc}, got {env[var]!r}"
                     ) from None
                 break
     return cfg
@@ -425,9 +441,7 @@ def _apply_file(cfg: Config, file: Path, settings: dict[str, Setting]) -> None:
         raise ConfigError(f"{file}: invalid TOML: {exc}") from None
     for section, table in data.items():
         if section not in SECTION_TYPES:
-            raise ConfigError(
-                f"{file}: unknown section [{section}] (known: {', '.join(SECTIONS)})"
-            )
+            raise ConfigError(f"{file}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
         if not isinstance(table, dict):
             raise ConfigError(f"{file}: {section} must be a table ([{section}])")
         for key, value in table.items():

@@ -22,18 +22,27 @@ from typing import Any
 PROJECT_NAME = "shop"
 
 SCRIPT: list[dict[str, Any]] = [
-    {"say": "Set up the project and run the tests. We use pnpm in this repo, not npm.",
-     "tool": ("Bash", {"command": "npm install", "description": "Install dependencies"})},
-    {"result": ("npm ERR! code EUSAGE\nnpm ERR! This project is configured to use pnpm\n"
-                "Exit code 1"), "error": True,
-     "tool": ("Bash", {"command": "pnpm install", "description": "Install with pnpm"})},
+    {
+        "say": "Set up the project and run the tests. We use pnpm in this repo, not npm.",
+        "tool": ("Bash", {"command": "npm install", "description": "Install dependencies"}),
+    },
+    {
+        "result": (
+            "npm ERR! code EUSAGE\nnpm ERR! This project is configured to use pnpm\nExit code 1"
+        ),
+        "error": True,
+        "tool": ("Bash", {"command": "pnpm install", "description": "Install with pnpm"}),
+    },
     {"result": "Lockfile is up to date\nDone in 2.1s", "reply": "Dependencies are installed."},
-    {"say": "Remember that the staging database runs on port 5433.",
-     "reply": "Noted: staging Postgres is on 5433."},
-    {"say": "No, we run the tests with make test, not with pytest directly.",
-     "reply": "Understood, I'll use make test."},
-    {"say": "I prefer small commits with imperative subject lines.",
-     "reply": "Got it."},
+    {
+        "say": "Remember that the staging database runs on port 5433.",
+        "reply": "Noted: staging Postgres is on 5433.",
+    },
+    {
+        "say": "No, we run the tests with make test, not with pytest directly.",
+        "reply": "Understood, I'll use make test.",
+    },
+    {"say": "I prefer small commits with imperative subject lines.", "reply": "Got it."},
 ]
 
 
@@ -63,8 +72,11 @@ def converse(stub_url: str, proxy_url: str, project: Path) -> int:
     import httpx2
 
     client = anthropic.Anthropic(
-        base_url=stub_url, api_key="sk-ant-api03-demo-" + "x" * 40, max_retries=0,
-        http_client=httpx2.Client(proxy=proxy_url, trust_env=False, timeout=30))
+        base_url=stub_url,
+        api_key="sk-ant-api03-demo-" + "x" * 40,
+        max_retries=0,
+        http_client=httpx2.Client(proxy=proxy_url, trust_env=False, timeout=30),
+    )
     system = f"You are a coding agent.\nPrimary working directory: {project}\n"
     messages: list[dict[str, Any]] = []
     sent = 0
@@ -74,13 +86,27 @@ def converse(stub_url: str, proxy_url: str, project: Path) -> int:
             messages.append({"role": "user", "content": step["say"]})
             print(f"  user: {step['say']}", flush=True)
         else:
-            messages.append({"role": "user", "content": [{
-                "type": "tool_result", "tool_use_id": pending_tool, "content": step["result"],
-                "is_error": step.get("error", False)}]})
+            messages.append(
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": pending_tool,
+                            "content": step["result"],
+                            "is_error": step.get("error", False),
+                        }
+                    ],
+                }
+            )
             print(f"  tool result: {step['result'].splitlines()[-1]}", flush=True)
-        message = client.messages.create(model="claude-sonnet-5", max_tokens=512, system=system,
-                                         messages=messages,
-                                         extra_headers={"X-Claude-Code-Session-Id": "demo-1"})
+        message = client.messages.create(
+            model="claude-sonnet-5",
+            max_tokens=512,
+            system=system,
+            messages=messages,
+            extra_headers={"X-Claude-Code-Session-Id": "demo-1"},
+        )
         sent += 1
         content = [b.model_dump(exclude_none=True) for b in message.content]
         messages.append({"role": "assistant", "content": content})
@@ -102,22 +128,34 @@ def main() -> int:
     shutil.rmtree(root, ignore_errors=True)
     project = root / PROJECT_NAME
     project.mkdir(parents=True)
-    env = {**os.environ, "ENGRAM_DB": str(root / "engram.db"), "ENGRAM_CONFIG": "",
-           "ANTHROPIC_API_KEY": ""}
+    env = {
+        **os.environ,
+        "ENGRAM_DB": str(root / "engram.db"),
+        "ENGRAM_CONFIG": "",
+        "ANTHROPIC_API_KEY": "",
+    }
     engram = [sys.executable, "-m", "engram"]
-    print("engram demo: mitmweb + engram's addon, a loopback Anthropic API, the anthropic SDK,"
-          f"\nthe watcher with the offline analyzer. Files under {root}.", flush=True)
+    print(
+        "engram demo: mitmweb + engram's addon, a loopback Anthropic API, the anthropic SDK,"
+        f"\nthe watcher with the offline analyzer. Files under {root}.",
+        flush=True,
+    )
     with LLMStub(replies()) as stub, Mitmweb() as mitm:
-        print(f"\nmitmweb on {mitm.url} (proxy {mitm.proxy_url}); the agent's conversation:",
-              flush=True)
+        print(
+            f"\nmitmweb on {mitm.url} (proxy {mitm.proxy_url}); the agent's conversation:",
+            flush=True,
+        )
         sent = converse(stub.url, mitm.proxy_url, project)
         time.sleep(0.3)
         env["ENGRAM_MITMWEB_TOKEN"] = mitm.password
         run([*engram, "mitmproxy", "--url", mitm.url, "--once", "--analyzer", "heuristic"], env)
     run([*engram, "journal"], env)
     run([*engram, "list"], env)
-    print(f"\n{sent} requests captured and analyzed in {time.monotonic() - started:.0f} s; "
-          "mitmweb and the stand-in API are stopped.", flush=True)
+    print(
+        f"\n{sent} requests captured and analyzed in {time.monotonic() - started:.0f} s; "
+        "mitmweb and the stand-in API are stopped.",
+        flush=True,
+    )
     return 0
 
 

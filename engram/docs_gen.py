@@ -54,10 +54,12 @@ def configuration_md() -> str:
         out += ["| key | type | default | environment | meaning |", "|---|---|---|---|---|"]
         for s in rows:
             env = ", ".join(f"`{e}`" for e in s.env)
-            meaning = s.help.replace("|", "\\|") + (" (secret: masked in `config show`)"
-                                                     if s.secret else "")
-            out.append(f"| `{s.key}` | {_type_label(s.type)} | {_default(s.default)} | {env} "
-                       f"| {meaning} |")
+            meaning = s.help.replace("|", "\\|") + (
+                " (secret: masked in `config show`)" if s.secret else ""
+            )
+            out.append(
+                f"| `{s.key}` | {_type_label(s.type)} | {_default(s.default)} | {env} | {meaning} |"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -66,8 +68,9 @@ def _walk(command: Any, prefix: str) -> list[tuple[str, Any]]:
     found = [(prefix, command)]
     sub = getattr(command, "commands", None)
     if sub:
-        for name in (command.list_commands(None) if hasattr(command, "list_commands")
-                     else sorted(sub)):
+        for name in (
+            command.list_commands(None) if hasattr(command, "list_commands") else sorted(sub)
+        ):
             found += _walk(sub[name], f"{prefix} {name}")
     return found
 
@@ -92,9 +95,13 @@ def cli_md() -> str:
     from engram.cli.app import app
 
     root = typer.main.get_command(app)
-    out = ["# Command reference", "",
-           "Generated from the commands' own help by `python -m engram.docs_gen`; do not edit "
-           "by hand. `engram COMMAND --help` prints the same.", ""]
+    out = [
+        "# Command reference",
+        "",
+        "Generated from the commands' own help by `python -m engram.docs_gen`; do not edit "
+        "by hand. `engram COMMAND --help` prints the same.",
+        "",
+    ]
     for path, command in _walk(root, "engram"):
         doc = (command.help or "").strip()
         out += [f"## `{path}`", ""]

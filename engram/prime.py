@@ -15,8 +15,7 @@ from engram.redact import redact
 from engram.store import reader
 from engram.store.records import MemoryRecord
 
-KIND_WEIGHT = {"preference": 1.0, "gotcha": 0.9, "procedure": 0.8, "decision": 0.7,
-               "fact": 0.6}
+KIND_WEIGHT = {"preference": 1.0, "gotcha": 0.9, "procedure": 0.8, "decision": 0.7, "fact": 0.6}
 
 
 def _tokens(text: str) -> int:
@@ -42,9 +41,12 @@ class Primer:
     def render(self, project_dir: str | None) -> str:
         if not self.project and not self.global_:
             return ""
-        lines = ["# Notes from earlier sessions (engram)",
-                 "engram kept these from earlier sessions with you; they may be outdated. "
-                 "Prefer what the user says now.", ""]
+        lines = [
+            "# Notes from earlier sessions (engram)",
+            "engram kept these from earlier sessions with you; they may be outdated. "
+            "Prefer what the user says now.",
+            "",
+        ]
         if self.project:
             lines.append(f"## This project ({project_dir})")
             lines += [f"- [{m.kind}] {redact(m.content)} ({m.id})" for m in self.project]

@@ -39,8 +39,17 @@ RESTART_SEC = 5  # systemd: pause between restarts
 START_LIMIT = (300, 5)  # systemd: give up after 5 starts within 300 s
 THROTTLE_INTERVAL = 30  # launchd: at most one (re)start per 30 s, so a bad config idles
 STOP_TIMEOUT = 30  # both: SIGKILL only if a clean SIGTERM shutdown takes longer
-MITMWEB_FLAGS = ("--listen-host", "127.0.0.1", "--listen-port", "8080", "--web-host",
-                 "127.0.0.1", "--web-port", "8081", "--no-web-open-browser")
+MITMWEB_FLAGS = (
+    "--listen-host",
+    "127.0.0.1",
+    "--listen-port",
+    "8080",
+    "--web-host",
+    "127.0.0.1",
+    "--web-port",
+    "8081",
+    "--no-web-open-browser",
+)
 # launchd cannot read an env file: sh exports it, then becomes the daemon ($0 = env file).
 SH_SOURCE = 'set -a && . "$0" && set +a && exec "$@"'
 HEADER = "Written by `engram service install`; `engram service uninstall` removes it."
@@ -112,8 +121,10 @@ def resolve_platform(requested: str | None) -> str:
         return requested
     found = detect_platform()
     if found is None:
-        raise EngramError(f"no service manager support on {sys.platform}",
-                          hint="pass --platform linux or macos to write the files anyway")
+        raise EngramError(
+            f"no service manager support on {sys.platform}",
+            hint="pass --platform linux or macos to write the files anyway",
+        )
     return found
 
 
@@ -136,8 +147,10 @@ def mitmweb_path() -> str:
     local = Path(sys.executable).parent / "mitmweb"
     found = str(local) if local.exists() else shutil.which("mitmweb")
     if not found:
-        raise ConfigError("mitmweb not found next to this Python or on PATH",
-                          hint="install engram with its mitmproxy dependency")
+        raise ConfigError(
+            "mitmweb not found next to this Python or on PATH",
+            hint="install engram with its mitmproxy dependency",
+        )
     return found
 
 
@@ -145,23 +158,44 @@ def addon_path() -> str:
     return str((Path(engram.__file__).parent / "sources" / "addon.py").resolve())
 
 
-def make_jobs(*, mitmweb: bool, proxy: bool, watcher_args: tuple[str, ...] = (),
-              proxy_listen: str = "127.0.0.1:8787",
-              proxy_upstream: str = "https://api.anthropic.com") -> list[Job]:
+def make_jobs(
+    *,
+    mitmweb: bool,
+    proxy: bool,
+    watcher_args: tuple[str, ...] = (),
+    proxy_listen: str = "127.0.0.1:8787",
+    proxy_upstream: str = "https://api.anthropic.com",
+) -> list[Job]:
     """The jobs to install, in start order (mitmweb before the watcher that polls it)."""
     jobs = []
     if mitmweb:
-        argv = (mitmweb_path(), *MITMWEB_FLAGS, "-s", addon_path(),
-                "--set", "store_streamed_bodies=true")
-        jobs.append(Job(MITMWEB, "mitmweb with engram's addon (for engram)", argv,
-                        password_arg=True))
-    jobs.append(Job(WATCHER, "engram: learn memories from LLM API traffic",
-                    (*engram_argv(), "mitmproxy", *watcher_args),
-                    after=(MITMWEB,) if mitmweb else ()))
+        argv = (
+            mitmweb_path(),
+            *MITMWEB_FLAGS,
+            "-s",
+            addon_path(),
+            "--set",
+            "store_streamed_bodies=true",
+        )
+        jobs.append(
+            Job(MITMWEB, "mitmweb with engram's addon (for engram)", argv, password_arg=True)
+        )
+    jobs.append(
+        Job(
+            WATCHER,
+            "engram: learn memories from LLM API traffic",
+            (*engram_argv(), "mitmproxy", *watcher_args),
+            after=(MITMWEB,) if mitmweb else (),
+        )
+    )
     if proxy:
-        jobs.append(Job(PROXY, "engram proxy: local reverse proxy for LLM APIs",
-                        (*engram_argv(), "proxy", "--listen", proxy_listen,
-                         "--upstream", proxy_upstream)))
+        jobs.append(
+            Job(
+                PROXY,
+                "engram proxy: local reverse proxy for LLM APIs",
+                (*engram_argv(), "proxy", "--listen", proxy_listen, "--upstream", proxy_upstream),
+            )
+        )
     return jobs
 
 
@@ -207,15 +241,28 @@ def render_systemd(job: Job, layout: Layout) -> str:
     if job.after:
         deps = " ".join(f"{name}.service" for name in job.after)
         unit += [f"After={deps}", f"Wants={deps}"]
-    unit += [f"StartLimitIntervalSec={START_LIMIT[0]}", f"StartLimitBurst={START_LIMIT[1]}", "",
-             "[Service]", "Type=simple", "ExecStart=" + " ".join(words),
-             f"EnvironmentFile={_home_spec(layout.env_file, layout.home)}",
-             "Environment=PYTHONUNBUFFERED=1", "UMask=0077", "Restart=on-failure",
-             f"RestartSec={RESTART_SEC}"]
+    unit += [
+        f"StartLimitIntervalSec={START_LIMIT[0]}",
+        f"StartLimitBurst={START_LIMIT[1]}",
+        "",
+        "[Service]",
+        "Type=simple",
+        "ExecStart=" + " ".join(words),
+        f"EnvironmentFile={_home_spec(layout.env_file, layout.home)}",
+        "Environment=PYTHONUNBUFFERED=1",
+        "UMask=0077",
+        "Restart=on-failure",
+        f"RestartSec={RESTART_SEC}",
+    ]
     if job.name != MITMWEB:  # engram exits 2 on a configuration error: retrying cannot help
         unit.append(f"RestartPreventExitStatus={ConfigError.exit_code}")
-    unit += [f"TimeoutStopSec={STOP_TIMEOUT}", f"SyslogIdentifier={job.name}", "",
-             "[Install]", "WantedBy=default.target"]
+    unit += [
+        f"TimeoutStopSec={STOP_TIMEOUT}",
+        f"SyslogIdentifier={job.name}",
+        "",
+        "[Install]",
+        "WantedBy=default.target",
+    ]
     return f"# {HEADER}\n\n" + "\n".join(unit) + "\n"
 
 
@@ -278,12 +325,17 @@ def _mask(value: str) -> str:
 
 def render_env_file(values: Mapping[str, str], *, masked: bool = False) -> str:
     """Single-quoted values read the same in systemd's EnvironmentFile= and in sh."""
-    lines = [f"# {HEADER}", "# Read by the engram service units; keep it 0600. Reinstalling "
-             "keeps every variable in it."]
+    lines = [
+        f"# {HEADER}",
+        "# Read by the engram service units; keep it 0600. Reinstalling "
+        "keeps every variable in it.",
+    ]
     for key, value in values.items():
         if not _VAR.fullmatch(key) or any(c in value for c in "'\\\n"):
-            raise ConfigError(f"cannot write {key} to the service env file: values must be "
-                              "free of quotes, backslashes and newlines")
+            raise ConfigError(
+                f"cannot write {key} to the service env file: values must be "
+                "free of quotes, backslashes and newlines"
+            )
         lines.append(f"{key}='{_mask(value) if masked and is_secret_var(key) else value}'")
     return "\n".join(lines) + "\n"
 
@@ -327,16 +379,20 @@ def units(layout: Layout, names: list[str]) -> list[str]:
 def start_commands(layout: Layout, names: list[str]) -> list[list[str]]:
     if layout.platform == "linux":
         # restart, not `enable --now`: a reinstall must pick up changed unit files.
-        return [["systemctl", "--user", "daemon-reload"],
-                ["systemctl", "--user", "enable", *units(layout, names)],
-                ["systemctl", "--user", "restart", *units(layout, names)]]
+        return [
+            ["systemctl", "--user", "daemon-reload"],
+            ["systemctl", "--user", "enable", *units(layout, names)],
+            ["systemctl", "--user", "restart", *units(layout, names)],
+        ]
     domain = f"gui/{os.getuid()}"
     cmds = []
     for name in names:
         label = LABEL_PREFIX + name
-        cmds += [["launchctl", "bootout", f"{domain}/{label}"],  # may fail: not loaded yet
-                 ["launchctl", "enable", f"{domain}/{label}"],
-                 ["launchctl", "bootstrap", domain, str(layout.unit_file(name))]]
+        cmds += [
+            ["launchctl", "bootout", f"{domain}/{label}"],  # may fail: not loaded yet
+            ["launchctl", "enable", f"{domain}/{label}"],
+            ["launchctl", "bootstrap", domain, str(layout.unit_file(name))],
+        ]
     return cmds
 
 
@@ -345,35 +401,49 @@ def stop_commands(layout: Layout, names: list[str]) -> list[list[str]]:
         return []
     if layout.platform == "linux":
         return [["systemctl", "--user", "disable", "--now", *units(layout, names)]]
-    return [["launchctl", "bootout", f"gui/{os.getuid()}/{label}"]
-            for label in units(layout, names)]
+    return [
+        ["launchctl", "bootout", f"gui/{os.getuid()}/{label}"] for label in units(layout, names)
+    ]
 
 
 def status_commands(layout: Layout, names: list[str]) -> list[list[str]]:
     if layout.platform == "linux":
         return [["systemctl", "--user", "status", "--no-pager", *units(layout, names)]]
-    return [["launchctl", "print", f"gui/{os.getuid()}/{label}"]
-            for label in units(layout, names)]
+    return [["launchctl", "print", f"gui/{os.getuid()}/{label}"] for label in units(layout, names)]
 
 
 def log_command(layout: Layout, names: list[str], *, lines: int, follow: bool) -> list[str]:
     if layout.platform == "linux":
         unit_args = [arg for u in units(layout, names) for arg in ("-u", u)]
-        return ["journalctl", "--user", *unit_args, "-n", str(lines),
-                *(["-f"] if follow else ["--no-pager"])]
-    return ["tail", "-n", str(lines), *(["-F"] if follow else []),
-            *(str(layout.log_file(n)) for n in names)]
+        return [
+            "journalctl",
+            "--user",
+            *unit_args,
+            "-n",
+            str(lines),
+            *(["-f"] if follow else ["--no-pager"]),
+        ]
+    return [
+        "tail",
+        "-n",
+        str(lines),
+        *(["-F"] if follow else []),
+        *(str(layout.log_file(n)) for n in names),
+    ]
 
 
-def plan_install(layout: Layout, jobs: list[Job], env: Mapping[str, str], *,
-                 token: str | None = None) -> Plan:
+def plan_install(
+    layout: Layout, jobs: list[Job], env: Mapping[str, str], *, token: str | None = None
+) -> Plan:
     """Files and commands for `jobs`. `env` holds what the service must see that it would
     not find itself (values from the installing shell); `token` a configured mitmweb token."""
     names = [j.name for j in jobs]
     previous = read_manifest(layout) or {}
     if previous.get("platform", layout.platform) != layout.platform:
-        raise EngramError(f"the service is installed for {previous['platform']}",
-                          hint="run `engram service uninstall` first")
+        raise EngramError(
+            f"the service is installed for {previous['platform']}",
+            hint="run `engram service uninstall` first",
+        )
     stale = [n for n in previous.get("jobs", []) if n not in names]
     values = read_env_file(layout.env_file)
     if MITMWEB in stale and TOKEN_VAR not in env:
@@ -390,10 +460,22 @@ def plan_install(layout: Layout, jobs: list[Job], env: Mapping[str, str], *,
         else:
             data = render_launchd(job, layout)
             files.append(FileSpec(layout.unit_file(job.name), data, 0o644, data.decode()))
-    files.append(FileSpec(layout.env_file, render_env_file(values).encode(), 0o600,
-                          render_env_file(values, masked=True)))
-    plan = Plan(layout, jobs, files, stop_commands(layout, stale), start_commands(layout, names),
-                remove=[layout.unit_file(n) for n in stale])
+    files.append(
+        FileSpec(
+            layout.env_file,
+            render_env_file(values).encode(),
+            0o600,
+            render_env_file(values, masked=True),
+        )
+    )
+    plan = Plan(
+        layout,
+        jobs,
+        files,
+        stop_commands(layout, stale),
+        start_commands(layout, names),
+        remove=[layout.unit_file(n) for n in stale],
+    )
     if layout.platform == "macos" and MITMWEB in names:
         plan.notes.append("launchd has no start order: the watcher retries until mitmweb is up")
     return plan
@@ -407,7 +489,9 @@ def plan_uninstall(layout: Layout) -> Plan:
     files = [Path(p) for p in manifest.get("files", [])]
     stray = [p for p in files if p.parent not in layout.owned_dirs()]
     if stray:
-        raise EngramError(f"the manifest lists files outside engram's directories: {stray[0]}",
-                          hint=f"remove them yourself, then {layout.manifest}")
+        raise EngramError(
+            f"the manifest lists files outside engram's directories: {stray[0]}",
+            hint=f"remove them yourself, then {layout.manifest}",
+        )
     after = [["systemctl", "--user", "daemon-reload"]] if layout.platform == "linux" else []
     return Plan(layout, [], [], stop_commands(layout, names), after, remove=files)

@@ -55,11 +55,16 @@ def apply_install(plan: Plan) -> None:
         _mkdirs(d, created)
     for spec in plan.files:
         write_file(spec)
-    manifest = {"version": 1, "platform": layout.platform, "jobs": [j.name for j in plan.jobs],
-                "files": [str(f.path) for f in plan.files],
-                "dirs": sorted({str(d) for d in created})}
-    write_file(FileSpec(layout.manifest, (json.dumps(manifest, indent=2) + "\n").encode(),
-                        0o600, ""))
+    manifest = {
+        "version": 1,
+        "platform": layout.platform,
+        "jobs": [j.name for j in plan.jobs],
+        "files": [str(f.path) for f in plan.files],
+        "dirs": sorted({str(d) for d in created}),
+    }
+    write_file(
+        FileSpec(layout.manifest, (json.dumps(manifest, indent=2) + "\n").encode(), 0o600, "")
+    )
 
 
 def apply_uninstall(plan: Plan) -> list[Path]:
@@ -91,8 +96,10 @@ class Runner:
             return f"this machine is not {self.platform}"
         if shutil.which(tool) is None:
             return f"{tool} is not installed here"
-        probe = {"systemctl": ["systemctl", "--user", "show-environment"],
-                 "launchctl": ["launchctl", "print", f"gui/{os.getuid()}"]}.get(tool)
+        probe = {
+            "systemctl": ["systemctl", "--user", "show-environment"],
+            "launchctl": ["launchctl", "print", f"gui/{os.getuid()}"],
+        }.get(tool)
         if probe is None:
             return None
         try:

@@ -28,29 +28,60 @@ def gather(conn: sqlite3.Connection) -> dict[str, Any]:
     last_poll = json.loads(raw_poll) if raw_poll else None
     run = conn.execute(
         "SELECT started_at, backend, model, status, added, superseded, forgotten, error, "
-        "cost_usd FROM analyzer_runs ORDER BY id DESC LIMIT 1").fetchone()
+        "cost_usd FROM analyzer_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     data: dict[str, Any] = {
         "last_poll": last_poll,
-        "captured_today": _one(conn, "SELECT count(*) FROM exchanges WHERE captured_at >= ?",
-                               today),
+        "captured_today": _one(
+            conn, "SELECT count(*) FROM exchanges WHERE captured_at >= ?", today
+        ),
         "pending": _one(conn, "SELECT count(*) FROM exchanges WHERE status = 'pending'"),
         "failed": _one(conn, "SELECT count(*) FROM exchanges WHERE status = 'failed'"),
-        "failed_batches": _one(conn, "SELECT count(*) FROM exchanges WHERE status = 'failed' "
-                               "AND analysis_error IS NOT NULL"),
-        "last_analyzer_run": dict(zip(
-            ("started_at", "backend", "model", "status", "added", "superseded", "forgotten",
-             "error", "cost_usd"), run, strict=True)) if run else None,
+        "failed_batches": _one(
+            conn,
+            "SELECT count(*) FROM exchanges WHERE status = 'failed' AND analysis_error IS NOT NULL",
+        ),
+        "last_analyzer_run": dict(
+            zip(
+                (
+                    "started_at",
+                    "backend",
+                    "model",
+                    "status",
+                    "added",
+                    "superseded",
+                    "forgotten",
+                    "error",
+                    "cost_usd",
+                ),
+                run,
+                strict=True,
+            )
+        )
+        if run
+        else None,
         "memories": _one(conn, "SELECT count(*) FROM memories WHERE status = 'active'"),
-        "memories_by_kind": {k: n for k, n in conn.execute(
-            "SELECT kind, count(*) FROM memories WHERE status = 'active' GROUP BY kind "
-            "ORDER BY 2 DESC")},
-        "memories_by_project": {k: n for k, n in conn.execute(
-            "SELECT scope, count(*) FROM memories WHERE status = 'active' GROUP BY scope "
-            "ORDER BY 2 DESC")},
+        "memories_by_kind": {
+            k: n
+            for k, n in conn.execute(
+                "SELECT kind, count(*) FROM memories WHERE status = 'active' GROUP BY kind "
+                "ORDER BY 2 DESC"
+            )
+        },
+        "memories_by_project": {
+            k: n
+            for k, n in conn.execute(
+                "SELECT scope, count(*) FROM memories WHERE status = 'active' GROUP BY scope "
+                "ORDER BY 2 DESC"
+            )
+        },
         "mirror_backlog": None,
     }
     if "mirror_outbox" in _tables(conn):
-        data["mirror_backlog"] = {s: n for s, n in conn.execute(
-            "SELECT status, count(*) FROM mirror_outbox WHERE status != 'done' "
-            "GROUP BY status")}
+        data["mirror_backlog"] = {
+            s: n
+            for s, n in conn.execute(
+                "SELECT status, count(*) FROM mirror_outbox WHERE status != 'done' GROUP BY status"
+            )
+        }
     return data

@@ -45,10 +45,16 @@ class Cli:
     db: Path
     runner: CliRunner
 
-    def __call__(self, *args: str, input: str | bytes | None = None, ok: bool = True,
-                 env: dict[str, str] | None = None) -> Result:
-        result = self.runner.invoke(app, ["--db", str(self.db), *args], input=input, env=env,
-                                    catch_exceptions=False)
+    def __call__(
+        self,
+        *args: str,
+        input: str | bytes | None = None,
+        ok: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> Result:
+        result = self.runner.invoke(
+            app, ["--db", str(self.db), *args], input=input, env=env, catch_exceptions=False
+        )
         if ok:
             assert result.exit_code == 0, (
                 f"engram {' '.join(args)} exited {result.exit_code}\n"
@@ -73,12 +79,19 @@ def cli(db_path: Path) -> Cli:
 ENGRAM = [sys.executable, "-m", "engram"]
 
 
-def run_engram(*args: str, env: dict[str, str] | None = None, input: bytes | None = None,
-               timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+def run_engram(
+    *args: str, env: dict[str, str] | None = None, input: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
     """The real command in a subprocess, as a user's shell would run it."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([*ENGRAM, *args], env=full_env, input=input, capture_output=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [*ENGRAM, *args],
+        env=full_env,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -83,8 +83,10 @@ def test_precision_and_recall() -> None:
     correct, emitted, found, expected, report = _score()
     precision = correct / emitted if emitted else 1.0
     recall = found / expected
-    print(f"\nheuristic analyzer: precision {correct}/{emitted} = {precision:.3f}, "
-          f"recall {found}/{expected} = {recall:.3f}")
+    print(
+        f"\nheuristic analyzer: precision {correct}/{emitted} = {precision:.3f}, "
+        f"recall {found}/{expected} = {recall:.3f}"
+    )
     print("\n".join(report))
     assert precision >= 0.95, report
     assert recall >= 0.6, report
@@ -106,7 +108,13 @@ def test_every_line_parses_back_to_its_fact(path: Path) -> None:
     assert len(lines) == len(facts)
     for line, fact in zip(lines, facts, strict=True):
         assert shlex.split(line) == [
-            "engram", "add", "--kind", fact.kind, "--scope", fact.scope, fact.text
+            "engram",
+            "add",
+            "--kind",
+            fact.kind,
+            "--scope",
+            fact.scope,
+            fact.text,
         ]
         assert fact.kind in KINDS and fact.scope in ("global", "project")
         assert 12 <= len(fact.text) <= 300 and fact.text.endswith(".")
@@ -130,7 +138,7 @@ AWKWARD = [
     "Don't use `rm -rf $HOME`; it's fatal!",
     "Escape backslashes as \\\\ and \\n in JSON.",
     "`npm install` fails (ERR! 'x'); use `pnpm install` instead.",
-    "Set PATH=$PATH:~/bin and run `echo \"$(date)\"`.",
+    'Set PATH=$PATH:~/bin and run `echo "$(date)"`.',
     "# is not a comment, and C#rocks is a word.",
 ]
 
@@ -183,24 +191,59 @@ def test_duplicates_collapse_across_case_space_and_punctuation() -> None:
 # --- robustness ----------------------------------------------------------------------------
 
 VOCAB = [
-    "remember that", "always", "never", "we use", "not", "instead of", "I prefer", "no,",
-    "actually,", "from now on,", "don't use", "port 5433", "`pnpm`", "?", ".", "\n", "```",
-    '"', "<system-reminder>", "</system-reminder>", '<engram-memory source="engram">',
-    "</engram-memory>", "<bash-stdout>", "[REDACTED:api_key]", "Exit code 1", "pnpm install",
-    "command not found", "remember:", "\n- ", "the config lives in config/app.toml",
+    "remember that",
+    "always",
+    "never",
+    "we use",
+    "not",
+    "instead of",
+    "I prefer",
+    "no,",
+    "actually,",
+    "from now on,",
+    "don't use",
+    "port 5433",
+    "`pnpm`",
+    "?",
+    ".",
+    "\n",
+    "```",
+    '"',
+    "<system-reminder>",
+    "</system-reminder>",
+    '<engram-memory source="engram">',
+    "</engram-memory>",
+    "<bash-stdout>",
+    "[REDACTED:api_key]",
+    "Exit code 1",
+    "pnpm install",
+    "command not found",
+    "remember:",
+    "\n- ",
+    "the config lives in config/app.toml",
 ]
-words = st.lists(st.one_of(st.sampled_from(VOCAB), st.text(max_size=12)), max_size=30).map(
-    " ".join
-)
+words = st.lists(st.one_of(st.sampled_from(VOCAB), st.text(max_size=12)), max_size=30).map(" ".join)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 commands = st.one_of(
-    st.sampled_from(["npm install", "pnpm install", "pytest -q", "python -m pytest -q",
-                     "ls", "cd /x && make", "'unbalanced", "uv run pytest", ""]),
+    st.sampled_from(
+        [
+            "npm install",
+            "pnpm install",
+            "pytest -q",
+            "python -m pytest -q",
+            "ls",
+            "cd /x && make",
+            "'unbalanced",
+            "uv run pytest",
+            "",
+        ]
+    ),
     st.lists(st.sampled_from(["bash", "-lc", "npm test", "pnpm test"]), max_size=4),
     json_values,
 )
@@ -263,21 +306,40 @@ def test_any_user_text_gives_well_formed_facts(text: str) -> None:
 
 def _big_delta() -> list[dict[str, Any]]:
     """~1 MB: long pasted prose, a huge tool output, many short turns, adversarial runs."""
-    prose = ("We use pnpm, not npm. Remember that the port is 5433. I'm on it right now. "
-             "Always run `make check` before pushing. ") * 2500
+    prose = (
+        "We use pnpm, not npm. Remember that the port is 5433. I'm on it right now. "
+        "Always run `make check` before pushing. "
+    ) * 2500
     turns: list[dict[str, Any]] = [
         _user(prose[:200_000]),
         _user("x" * 150_000),  # one sentence with no punctuation at all
         _user('"' * 50_000 + "``` " * 10_000 + "<bash-stdout> " * 5_000),
     ]
     for i in range(1500):
-        call = {"id": f"t{i}", "name": "Bash",
-                "arguments": json.dumps({"command": ["npm install", "pnpm install"][i % 2]})}
+        call = {
+            "id": f"t{i}",
+            "name": "Bash",
+            "arguments": json.dumps({"command": ["npm install", "pnpm install"][i % 2]}),
+        }
         turns.append({"role": "assistant", "text": "Trying again.", "tool_calls": [call]})
-        turns.append({"role": "user", "text": "", "tool_results": [
-            {"call_id": f"t{i}", "content": "npm ERR! x\n" * 20, "is_error": i % 2 == 0}]})
-    turns.append({"role": "tool", "text": "", "tool_results": [
-        {"call_id": "t0", "content": "Traceback\n" * 30_000, "is_error": True}]})
+        turns.append(
+            {
+                "role": "user",
+                "text": "",
+                "tool_results": [
+                    {"call_id": f"t{i}", "content": "npm ERR! x\n" * 20, "is_error": i % 2 == 0}
+                ],
+            }
+        )
+    turns.append(
+        {
+            "role": "tool",
+            "text": "",
+            "tool_results": [
+                {"call_id": "t0", "content": "Traceback\n" * 30_000, "is_error": True}
+            ],
+        }
+    )
     return [{"project": "/p", "conversation": "big", "turns": turns}]
 
 

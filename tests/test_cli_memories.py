@@ -8,8 +8,17 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
-LIST_FIELDS = {"id", "content", "kind", "scope", "status", "source", "created_at",
-               "updated_at", "use_count"}
+LIST_FIELDS = {
+    "id",
+    "content",
+    "kind",
+    "scope",
+    "status",
+    "source",
+    "created_at",
+    "updated_at",
+    "use_count",
+}
 
 
 def test_add_prints_id_and_list_json_has_contract_fields(cli: Cli) -> None:
@@ -19,9 +28,15 @@ def test_add_prints_id_and_list_json_has_contract_fields(cli: Cli) -> None:
     assert len(rows) == 1
     assert rows[0].keys() >= LIST_FIELDS
     row = rows[0]
-    assert (row["id"], row["content"], row["kind"], row["scope"], row["status"],
-            row["source"], row["use_count"]) == (
-        mid, "We use pnpm, not npm", "preference", "global", "active", "manual", 0)
+    assert (
+        row["id"],
+        row["content"],
+        row["kind"],
+        row["scope"],
+        row["status"],
+        row["source"],
+        row["use_count"],
+    ) == (mid, "We use pnpm, not npm", "preference", "global", "active", "manual", 0)
     assert row["created_at"].endswith("Z")
 
 
@@ -115,8 +130,10 @@ def test_edit_supersede_forget_restore_and_log(cli: Cli) -> None:
     assert actions[:6] == ["restore", "forget", "supersede", "add", "edit", "add"]
     per_memory = cli.json("log", "--memory", mid)
     assert [e["action"] for e in per_memory] == ["supersede", "edit", "add"]
-    assert per_memory[1]["detail"] == {"old": "Tests run with pytest -x",
-                                       "new": "Tests run with make test"}
+    assert per_memory[1]["detail"] == {
+        "old": "Tests run with pytest -x",
+        "new": "Tests run with make test",
+    }
     assert "supersede" in cli("log").stdout
 
 
@@ -124,8 +141,9 @@ def test_restore_refuses_to_duplicate_an_active_fact(cli: Cli) -> None:
     mid = cli("add", "same fact").stdout.strip()
     cli("forget", mid)
     cli("add", "same fact")
-    assert "already" in cli.fail("restore", mid).stderr or "active" in cli.fail(
-        "restore", mid).stderr
+    assert (
+        "already" in cli.fail("restore", mid).stderr or "active" in cli.fail("restore", mid).stderr
+    )
 
 
 def test_edit_to_duplicate_is_refused(cli: Cli) -> None:
@@ -143,7 +161,7 @@ def test_search_ranks_by_bm25(cli: Cli) -> None:
     assert hits[0]["content"] == "The staging database is Postgres 16 on port 5433"
     assert len(hits) == 2 and hits[0]["score"] >= hits[1]["score"]
     # FTS syntax in a user's query is just words.
-    assert cli.json("search", 'pnpm -"packages" OR:') [0]["content"].startswith("Use pnpm")
+    assert cli.json("search", 'pnpm -"packages" OR:')[0]["content"].startswith("Use pnpm")
     assert cli.json("search", "???") == []
     assert "no matches" in cli("search", "kubernetes").stderr
 
@@ -172,8 +190,9 @@ def test_stats(cli: Cli) -> None:
         (["forget", "qqqq"], "no memory"),
     ],
 )
-def test_bad_input_one_line_error_and_nothing_changes(cli: Cli, args: list[str],
-                                                      message: str | None) -> None:
+def test_bad_input_one_line_error_and_nothing_changes(
+    cli: Cli, args: list[str], message: str | None
+) -> None:
     before = cli.json("list", "--all")
     if message is None:
         cli(*args)
@@ -196,8 +215,9 @@ def test_invalid_utf8_file_is_refused(cli: Cli, tmp_path: Path) -> None:
     assert cli.json("list")[0]["content"] == "Café runs on port 8080"
 
 
-def test_scope_project_is_the_git_work_tree(cli: Cli, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scope_project_is_the_git_work_tree(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
     (repo / "src").mkdir()

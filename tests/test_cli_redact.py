@@ -10,8 +10,10 @@ from conftest import Cli, run_engram
 # Fake keys shaped like real ones, so the redactor has to catch them.
 GH = "ghp_" + "R8aK2mQ9xT4vL7nP1sW6dF3hJ0bY5cE8gU2iZ"
 AWS_ID = "AKIA" + "Q3TRW7YHZ2KXN5PL"
-LOG = (f"token={GH}\nuser ran git log: commit 9fceb02d0ae598e95dc970b74767f19372d61af8\n"
-       f"aws_access_key_id = {AWS_ID}\nuuid 123e4567-e89b-12d3-a456-426614174000\n")
+LOG = (
+    f"token={GH}\nuser ran git log: commit 9fceb02d0ae598e95dc970b74767f19372d61af8\n"
+    f"aws_access_key_id = {AWS_ID}\nuuid 123e4567-e89b-12d3-a456-426614174000\n"
+)
 
 
 def test_redact_stdin_and_file(cli: Cli, tmp_path: Path) -> None:
@@ -32,7 +34,7 @@ def test_redact_json_report_has_no_values(cli: Cli) -> None:
     assert [f["line"] for f in report["findings"]] == [1, 3]
     assert GH not in json.dumps(report) and AWS_ID not in json.dumps(report)
     first = report["findings"][0]
-    assert LOG[first["start"]:first["end"]] == GH
+    assert LOG[first["start"] : first["end"]] == GH
 
 
 def test_redact_subprocess_and_missing_file(tmp_path: Path) -> None:

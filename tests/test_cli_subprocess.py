@@ -36,8 +36,22 @@ def test_help_is_documentation(tmp_path: Path) -> None:
     result = run_engram("--help")
     text = result.stdout.decode()
     assert result.returncode == 0
-    for command in ("add", "list", "show", "edit", "supersede", "forget", "restore", "search",
-                    "log", "stats", "export", "import", "db", "config"):
+    for command in (
+        "add",
+        "list",
+        "show",
+        "edit",
+        "supersede",
+        "forget",
+        "restore",
+        "search",
+        "log",
+        "stats",
+        "export",
+        "import",
+        "db",
+        "config",
+    ):
         assert command in text
 
 

@@ -41,8 +41,12 @@ def test_precedence_default_file_env_flag(cli: Cli, tmp_path: Path, isolated_hom
     rows = {r["key"]: r for r in shown["settings"]}
     # The --db flag of the test runner wins over the file.
     assert rows["store.path"]["source"] == "flag"
-    assert rows["store.busy_timeout_ms"] == {"key": "store.busy_timeout_ms", "value": 2000,
-                                             "source": f"file:{explicit}", "secret": False}
+    assert rows["store.busy_timeout_ms"] == {
+        "key": "store.busy_timeout_ms",
+        "value": 2000,
+        "source": f"file:{explicit}",
+        "secret": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -97,4 +101,5 @@ def test_every_setting_documented_in_example() -> None:
     for s in config.all_settings():
         assert f"[{s.section}]" in example
         assert f"{s.key} =" in example or f"[{s.name}]" in example, (
-            f"{s.name} missing from config.example.toml")
+            f"{s.name} missing from config.example.toml"
+        )

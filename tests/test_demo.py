@@ -9,13 +9,22 @@ from pathlib import Path
 
 
 def test_demo_learns_from_the_scripted_session(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "engram.demo"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "engram.demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     assert "Fetched 6 new flows -> 6 LLM requests" in done.stdout
     conn = sqlite3.connect(tmp_path / ".demo" / "engram.db")
-    facts = {c: (k, s) for c, k, s in conn.execute(
-        "SELECT content, kind, scope FROM memories WHERE status = 'active'")}
+    facts = {
+        c: (k, s)
+        for c, k, s in conn.execute(
+            "SELECT content, kind, scope FROM memories WHERE status = 'active'"
+        )
+    }
     text = " ".join(facts).lower()
     assert "pnpm" in text and "5433" in text and "make test" in text
     assert any(k == "gotcha" and "pnpm install" in c for c, (k, _s) in facts.items())

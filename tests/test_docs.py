@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_reference_page_matches_the_code(name: str) -> None:
     committed = (ROOT / "docs" / "reference" / name).read_text(encoding="utf-8")
     assert committed == docs_gen.PAGES[name]() + "\n", (
-        f"docs/reference/{name} is out of date: run `python -m engram.docs_gen`")
+        f"docs/reference/{name} is out of date: run `python -m engram.docs_gen`"
+    )
 
 
 def test_readme_and_docs_links_resolve() -> None:

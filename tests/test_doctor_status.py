@@ -38,9 +38,13 @@ def by_name(report: dict) -> dict[str, dict]:
 
 
 def healthy_env(mitm: Mitmweb, api: LLMStub) -> dict[str, str]:
-    return {"ENGRAM_MITMPROXY_URL": mitm.url, "ENGRAM_MITMWEB_TOKEN": mitm.password,
-            "ENGRAM_ANALYZER_BACKEND": "anthropic", "ANTHROPIC_API_KEY": KEY,
-            "ENGRAM_ANALYZER_BASE_URL": api.url}
+    return {
+        "ENGRAM_MITMPROXY_URL": mitm.url,
+        "ENGRAM_MITMWEB_TOKEN": mitm.password,
+        "ENGRAM_ANALYZER_BACKEND": "anthropic",
+        "ANTHROPIC_API_KEY": KEY,
+        "ENGRAM_ANALYZER_BASE_URL": api.url,
+    }
 
 
 def test_healthy_setup(cli: Cli, mitm: Mitmweb, api: LLMStub) -> None:
@@ -48,28 +52,50 @@ def test_healthy_setup(cli: Cli, mitm: Mitmweb, api: LLMStub) -> None:
     report = doctor(cli, healthy_env(mitm, api))
     checks = by_name(report)
     assert report["healthy"] is True
-    for name in ("database/schema", "database/integrity", "mitmweb/reachable and token",
-                 "mitmweb/store_streamed_bodies", "mitmweb/engram addon", "analyzer/anthropic"):
+    for name in (
+        "database/schema",
+        "database/integrity",
+        "mitmweb/reachable and token",
+        "mitmweb/store_streamed_bodies",
+        "mitmweb/engram addon",
+        "analyzer/anthropic",
+    ):
         assert checks[name]["status"] == "ok", checks[name]
     assert "no tokens spent" in checks["analyzer/anthropic"]["detail"]
     table = cli("doctor", env=healthy_env(mitm, api)).stdout
-    assert "mitmweb" in table and "all required checks pass" in cli("doctor", env=healthy_env(
-        mitm, api)).stderr
+    assert (
+        "mitmweb" in table
+        and "all required checks pass" in cli("doctor", env=healthy_env(mitm, api)).stderr
+    )
 
 
 def test_each_broken_part(cli: Cli, mitm: Mitmweb, api: LLMStub, db_path: Path) -> None:
     cli("add", "a fact")
     env = healthy_env(mitm, api)
     checks = by_name(doctor(cli, {**env, "ENGRAM_MITMWEB_TOKEN": "wrong"}, ok=False))
-    assert checks["mitmweb/token"]["status"] == "fail" and "web_password" in \
-        checks["mitmweb/token"]["fix"]
+    assert (
+        checks["mitmweb/token"]["status"] == "fail"
+        and "web_password" in checks["mitmweb/token"]["fix"]
+    )
     checks = by_name(doctor(cli, {**env, "ANTHROPIC_API_KEY": KEY[:-4] + "zzzz"}, ok=False))
     assert checks["analyzer/anthropic"]["status"] == "fail"
-    checks = by_name(doctor(cli, {**env, "ENGRAM_ANALYZER_BASE_URL":
-                                  f"http://127.0.0.1:{free_port()}"}, ok=False))
+    checks = by_name(
+        doctor(
+            cli, {**env, "ENGRAM_ANALYZER_BASE_URL": f"http://127.0.0.1:{free_port()}"}, ok=False
+        )
+    )
     assert "unreachable" in checks["analyzer/anthropic"]["detail"]
-    checks = by_name(doctor(cli, {**env, "ENGRAM_MUNINN_ENABLED": "1", "MUNINN_MCP_URL":
-                                  f"http://127.0.0.1:{free_port()}/mcp"}, ok=False))
+    checks = by_name(
+        doctor(
+            cli,
+            {
+                **env,
+                "ENGRAM_MUNINN_ENABLED": "1",
+                "MUNINN_MCP_URL": f"http://127.0.0.1:{free_port()}/mcp",
+            },
+            ok=False,
+        )
+    )
     assert checks["muninn/health"]["status"] == "fail"
     # mitmweb not running is a warning: engram run / engram proxy work without it.
     report = doctor(cli, {**env, "ENGRAM_MITMPROXY_URL": f"http://127.0.0.1:{free_port()}"})
@@ -90,9 +116,17 @@ def test_mitmweb_without_the_addon_is_a_warning(cli: Cli, api: LLMStub) -> None:
 def test_status(cli: Cli) -> None:
     cli("add", "Use pnpm", "--kind", "preference", "--scope", "/srv/app")
     data = cli.json("status")
-    for key in ("last_poll", "captured_today", "pending", "failed", "failed_batches",
-                "last_analyzer_run", "mirror_backlog", "memories_by_kind",
-                "memories_by_project"):
+    for key in (
+        "last_poll",
+        "captured_today",
+        "pending",
+        "failed",
+        "failed_batches",
+        "last_analyzer_run",
+        "mirror_backlog",
+        "memories_by_kind",
+        "memories_by_project",
+    ):
         assert key in data
     assert data["memories_by_kind"] == {"preference": 1}
     assert data["memories_by_project"] == {"/srv/app": 1}
@@ -100,12 +134,12 @@ def test_status(cli: Cli) -> None:
 
 
 def test_status_shows_the_last_poll(cli: Cli, mitm: Mitmweb) -> None:
-    cli("mitmproxy", "--url", mitm.url, "--token", mitm.password, "--once", "--analyzer",
-        "none")
+    cli("mitmproxy", "--url", mitm.url, "--token", mitm.password, "--once", "--analyzer", "none")
     poll = cli.json("status")["last_poll"]
     assert poll["ok"] is True and poll["summary"].startswith("Fetched")
-    cli("mitmproxy", "--url", mitm.url, "--token", "wrong", "--once", "--analyzer", "none",
-        ok=False)
+    cli(
+        "mitmproxy", "--url", mitm.url, "--token", "wrong", "--once", "--analyzer", "none", ok=False
+    )
     poll = cli.json("status")["last_poll"]
     assert poll["ok"] is False and "refused the token" in poll["summary"]
     assert "last poll:" in cli("status").stdout
@@ -116,8 +150,12 @@ def test_muninn_checks(cli: Cli, mitm: Mitmweb, api: LLMStub) -> None:
 
     cli("add", "a fact")
     with MuninnStub(token="mdb_" + "ab12" * 12) as muninn:
-        env = {**healthy_env(mitm, api), "ENGRAM_MUNINN_ENABLED": "1",
-               "MUNINN_MCP_URL": muninn.url, "MUNINN_TOKEN": "mdb_" + "ab12" * 12}
+        env = {
+            **healthy_env(mitm, api),
+            "ENGRAM_MUNINN_ENABLED": "1",
+            "MUNINN_MCP_URL": muninn.url,
+            "MUNINN_TOKEN": "mdb_" + "ab12" * 12,
+        }
         checks = by_name(doctor(cli, env))
         assert checks["muninn/health"]["status"] == "ok"
         assert checks["muninn/token"]["status"] == "ok"

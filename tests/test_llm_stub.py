@@ -29,8 +29,10 @@ from engram.testing.llm_stub import (
     running_stub,
 )
 
-TOOL_REPLY = Reply(text="Let me read that file now.",
-                   tool_calls=[ToolUse("read_file", {"path": "/etc/hosts", "lines": [1, 2]})])
+TOOL_REPLY = Reply(
+    text="Let me read that file now.",
+    tool_calls=[ToolUse("read_file", {"path": "/etc/hosts", "lines": [1, 2]})],
+)
 USER = [{"role": "user", "content": "What is in /etc/hosts?"}]
 
 
@@ -48,13 +50,21 @@ def stub() -> Iterator[LLMStub]:
 def claude(stub: LLMStub) -> anthropic.Anthropic:
     # a plain httpx2.Client: the SDK's DefaultHttpxClient mounts env proxies even when
     # trust_env=False, which would send loopback traffic to a developer's proxy
-    return anthropic.Anthropic(api_key=fake_key("sk-ant-api03-"), base_url=stub.url,
-                               max_retries=0, http_client=httpx2.Client(trust_env=False))
+    return anthropic.Anthropic(
+        api_key=fake_key("sk-ant-api03-"),
+        base_url=stub.url,
+        max_retries=0,
+        http_client=httpx2.Client(trust_env=False),
+    )
 
 
 def gpt(stub: LLMStub) -> openai.OpenAI:
-    return openai.OpenAI(api_key=fake_key("sk-proj-"), base_url=stub.url + "/v1",
-                         max_retries=0, http_client=httpx2.Client(trust_env=False))
+    return openai.OpenAI(
+        api_key=fake_key("sk-proj-"),
+        base_url=stub.url + "/v1",
+        max_retries=0,
+        http_client=httpx2.Client(trust_env=False),
+    )
 
 
 def http() -> requests.Session:
@@ -84,8 +94,9 @@ def test_anthropic_json_reply_with_tool_use(stub: LLMStub) -> None:
 
 def test_anthropic_stream_helper_assembles_text_and_tool_input(stub: LLMStub) -> None:
     stub.script = TOOL_REPLY
-    with claude(stub).messages.stream(model="claude-haiku-4-5", max_tokens=100,
-                                      messages=USER) as stream:
+    with claude(stub).messages.stream(
+        model="claude-haiku-4-5", max_tokens=100, messages=USER
+    ) as stream:
         deltas = list(stream.text_stream)
         final = stream.get_final_message()
     assert len(deltas) == 6 and "".join(deltas) == "Let me read that file now."
@@ -97,13 +108,21 @@ def test_anthropic_stream_helper_assembles_text_and_tool_input(stub: LLMStub) ->
 
 def test_anthropic_raw_stream_event_order_and_beta_path(stub: LLMStub) -> None:
     stub.script = Reply(text="deep thoughts", thinking="hmm let me see")
-    events = list(claude(stub).messages.create(model="claude-opus-4-8", max_tokens=100,
-                                               messages=USER, stream=True,
-                                               extra_query={"beta": "true"}))
+    events = list(
+        claude(stub).messages.create(
+            model="claude-opus-4-8",
+            max_tokens=100,
+            messages=USER,
+            stream=True,
+            extra_query={"beta": "true"},
+        )
+    )
     kinds = [e.type for e in events]
     assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
     assert [e.content_block.type for e in events if e.type == "content_block_start"] == [
-        "thinking", "text"]
+        "thinking",
+        "text",
+    ]
     assert kinds.count("content_block_delta") == 4 + 1 + 2  # thinking words, signature, text
     assert stub.requests[0].path == "/v1/messages?beta=true"
     assert stub.requests[0].api == "anthropic"
@@ -137,8 +156,12 @@ def test_cut_stream_drops_the_connection_mid_stream(stub: LLMStub) -> None:
 
 def test_recorded_request_has_headers_and_json(stub: LLMStub) -> None:
     client = claude(stub)
-    client.messages.create(model="claude-sonnet-5", max_tokens=10, messages=USER,
-                           extra_headers={"X-Claude-Code-Session-Id": "abc-123"})
+    client.messages.create(
+        model="claude-sonnet-5",
+        max_tokens=10,
+        messages=USER,
+        extra_headers={"X-Claude-Code-Session-Id": "abc-123"},
+    )
     rec: RecordedRequest = stub.requests[0]
     assert rec.method == "POST" and rec.header("authorization") == f"Bearer {client.api_key}"
     assert rec.header("ANTHROPIC-VERSION")
@@ -163,8 +186,11 @@ def test_chat_json_reply_with_tool_calls(stub: LLMStub) -> None:
 
 def test_chat_stream_splits_text_and_arguments_and_reports_usage(stub: LLMStub) -> None:
     stub.script = TOOL_REPLY
-    chunks = list(gpt(stub).chat.completions.create(
-        model="gpt-4.1", messages=USER, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        gpt(stub).chat.completions.create(
+            model="gpt-4.1", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+    )
     text, calls = "", {}
     for chunk in chunks:
         for choice in chunk.choices:
@@ -184,8 +210,11 @@ def test_chat_stream_splits_text_and_arguments_and_reports_usage(stub: LLMStub) 
 
 
 def test_chat_stream_without_usage_option_and_at_bare_path(stub: LLMStub) -> None:
-    raw = http().post(stub.url + "/chat/completions", stream=True,
-                      json={"model": "grok-4", "messages": USER, "stream": True})
+    raw = http().post(
+        stub.url + "/chat/completions",
+        stream=True,
+        json={"model": "grok-4", "messages": USER, "stream": True},
+    )
     assert raw.headers["content-type"] == "text/event-stream"
     lines = [line for line in raw.text.splitlines() if line.startswith("data:")]
     assert lines[-1] == "data: [DONE]"
@@ -205,8 +234,9 @@ def test_chat_rate_limit_is_a_rate_limit_error(stub: LLMStub) -> None:
 
 def test_responses_json_reply(stub: LLMStub) -> None:
     stub.script = TOOL_REPLY
-    resp = gpt(stub).responses.create(model="gpt-5-codex", input="list the files",
-                                      instructions="be brief")
+    resp = gpt(stub).responses.create(
+        model="gpt-5-codex", input="list the files", instructions="be brief"
+    )
     assert resp.output_text == "Let me read that file now."
     call = resp.output[1]
     assert call.type == "function_call" and call.name == "read_file"
@@ -242,12 +272,17 @@ def gemini_request(text: str = "hi there") -> dict[str, Any]:
 
 def test_gemini_generate_content_json(stub: LLMStub) -> None:
     stub.script = TOOL_REPLY
-    body = http().post(stub.url + "/v1beta/models/gemini-2.5-pro:generateContent",
-                       json=gemini_request()).json()
+    body = (
+        http()
+        .post(stub.url + "/v1beta/models/gemini-2.5-pro:generateContent", json=gemini_request())
+        .json()
+    )
     parts = body["candidates"][0]["content"]["parts"]
     assert parts[0] == {"text": "Let me read that file now."}
-    assert parts[1]["functionCall"] == {"name": "read_file",
-                                        "args": {"path": "/etc/hosts", "lines": [1, 2]}}
+    assert parts[1]["functionCall"] == {
+        "name": "read_file",
+        "args": {"path": "/etc/hosts", "lines": [1, 2]},
+    }
     assert body["candidates"][0]["finishReason"] == "STOP"
     assert body["modelVersion"] == "gemini-2.5-pro"
     assert body["usageMetadata"]["totalTokenCount"] > body["usageMetadata"]["promptTokenCount"]
@@ -264,19 +299,24 @@ def test_gemini_stream_sse_and_json_array(stub: LLMStub) -> None:
     array = http().post(url, json=gemini_request("tell me a story"))
     assert array.headers["content-type"] == "application/json"
     assert array.text.startswith("[{") and [c["candidates"] for c in array.json()] == [
-        c["candidates"] for c in chunks]
+        c["candidates"] for c in chunks
+    ]
 
 
 def test_code_assist_wraps_every_response(stub: LLMStub) -> None:
     request = {"model": "gemini-2.5-pro", "project": "p", "request": gemini_request("hello")}
     single = http().post(stub.url + "/v1internal:generateContent", json=request).json()
     assert single["response"]["candidates"][0]["content"]["parts"] == [{"text": "ok: hello"}]
-    streamed = sse_data(http().post(stub.url + "/v1internal:streamGenerateContent?alt=sse",
-                                    json=request).text)
+    streamed = sse_data(
+        http().post(stub.url + "/v1internal:streamGenerateContent?alt=sse", json=request).text
+    )
     assert streamed and all(set(c) == {"response"} for c in streamed)
     assert streamed[-1]["response"]["modelVersion"] == "gemini-2.5-pro"
-    count = http().post(stub.url + "/v1beta/models/gemini-2.5-pro:countTokens",
-                        json=gemini_request()).json()
+    count = (
+        http()
+        .post(stub.url + "/v1beta/models/gemini-2.5-pro:countTokens", json=gemini_request())
+        .json()
+    )
     assert count["totalTokens"] > 0
     assert [r.api for r in stub.requests] == ["code_assist", "code_assist", "gemini_count"]
 
@@ -293,23 +333,39 @@ def test_gemini_error_shape(stub: LLMStub) -> None:
 
 def test_default_reply_echoes_the_last_user_turn(stub: LLMStub) -> None:
     client = claude(stub)
-    first = client.messages.create(model="m", max_tokens=10, messages=[
-        {"role": "user", "content": [
-            {"type": "text", "text": "<system-reminder>ignore me</system-reminder>"},
-            {"type": "text", "text": "Refactor the parser please"}]}])
+    first = client.messages.create(
+        model="m",
+        max_tokens=10,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>ignore me</system-reminder>"},
+                    {"type": "text", "text": "Refactor the parser please"},
+                ],
+            }
+        ],
+    )
     assert first.content[0].text == "ok: Refactor the parser please"
-    second = client.messages.create(model="m", max_tokens=10, messages=[
-        {"role": "user", "content": "Refactor the parser please"},
-        {"role": "assistant", "content": first.content[0].text},
-        {"role": "user", "content": "Now add tests for every branch of the tokenizer code"}])
+    second = client.messages.create(
+        model="m",
+        max_tokens=10,
+        messages=[
+            {"role": "user", "content": "Refactor the parser please"},
+            {"role": "assistant", "content": first.content[0].text},
+            {"role": "user", "content": "Now add tests for every branch of the tokenizer code"},
+        ],
+    )
     assert second.content[0].text == "ok: Now add tests for every branch of the to"
 
 
 def test_list_script_runs_in_order_and_repeats_its_last_step(stub: LLMStub) -> None:
     stub.script = [Reply("one"), Reply("two")]
     client = gpt(stub)
-    texts = [client.chat.completions.create(model="m", messages=USER).choices[0].message.content
-             for _ in range(3)]
+    texts = [
+        client.chat.completions.create(model="m", messages=USER).choices[0].message.content
+        for _ in range(3)
+    ]
     assert texts == ["one", "two", "two"]
 
 
@@ -322,9 +378,12 @@ def test_callable_script_routes_and_its_errors_become_500(stub: LLMStub) -> None
     stub.script = route
     client = gpt(stub)
     assert client.responses.create(model="gpt-5", input="x").output_text == (
-        "openai_responses gpt-5")
-    assert client.chat.completions.create(model="m", messages=USER).choices[0].message.content \
+        "openai_responses gpt-5"
+    )
+    assert (
+        client.chat.completions.create(model="m", messages=USER).choices[0].message.content
         == "ok: What is in /etc/hosts?"
+    )
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model="boom", messages=USER)
     assert isinstance(stub.errors[0], ValueError)
@@ -333,8 +392,11 @@ def test_callable_script_routes_and_its_errors_become_500(stub: LLMStub) -> None
 def test_streams_are_flushed_event_by_event() -> None:
     with running_stub(Reply("a b c d e f g h i j"), event_delay=0.05) as stub:
         start = time.monotonic()
-        raw = http().post(stub.url + "/v1/messages", stream=True, json={
-            "model": "m", "max_tokens": 5, "messages": USER, "stream": True})
+        raw = http().post(
+            stub.url + "/v1/messages",
+            stream=True,
+            json={"model": "m", "max_tokens": 5, "messages": USER, "stream": True},
+        )
         chunks = raw.iter_content(chunk_size=None)
         first = next(chunks)
         first_at = time.monotonic() - start
@@ -368,8 +430,10 @@ def test_unknown_path_health_and_bounded_stop() -> None:
     stub = LLMStub(Delay(30)).start()
     assert http().get(stub.url + "/health").status_code == 200
     assert http().post(stub.url + "/v2/nothing", data=b"x").status_code == 404
-    assert [(r.api, r.path) for r in stub.requests] == [("health", "/health"),
-                                                        ("unknown", "/v2/nothing")]
+    assert [(r.api, r.path) for r in stub.requests] == [
+        ("health", "/health"),
+        ("unknown", "/v2/nothing"),
+    ]
     outcome: list[object] = []
 
     def hang() -> None:  # a request stuck in a 30 s Delay must not hold stop() up
@@ -396,5 +460,9 @@ def test_restarts_on_the_same_port() -> None:
         http().get(url + "/health", timeout=2)
     with stub:
         assert stub.url == url
-        assert http().post(url + "/v1/chat/completions", json={"messages": USER}).json()[
-            "choices"][0]["message"]["content"] == "back"
+        assert (
+            http()
+            .post(url + "/v1/chat/completions", json={"messages": USER})
+            .json()["choices"][0]["message"]["content"]
+            == "back"
+        )

@@ -56,11 +56,15 @@ def test_status_json_before_and_after_a_sync(cli: Cli, stub: MuninnStub, store: 
     assert_mirrored(store, stub)
 
 
-def test_failed_operations_show_and_retry_requeues(cli: Cli, stub: MuninnStub,
-                                                   store: Store) -> None:
+def test_failed_operations_show_and_retry_requeues(
+    cli: Cli, stub: MuninnStub, store: Store
+) -> None:
     add(store, "fine", "refused")
-    stub.fault = lambda tool, args: (Fault(rpc_error=(-32000, "tool error: disk full"))
-                                     if "refused" in json.dumps(args) else None)
+    stub.fault = lambda tool, args: (
+        Fault(rpc_error=(-32000, "tool error: disk full"))
+        if "refused" in json.dumps(args)
+        else None
+    )
     cli("mirror", "sync", env=env(stub))
     data = cli.json("mirror", "status", env=env(stub))
     assert data["failed"] == 1 and "disk full" in data["last_error"]["message"]
@@ -74,8 +78,7 @@ def test_failed_operations_show_and_retry_requeues(cli: Cli, stub: MuninnStub,
     assert_mirrored(store, stub)
 
 
-def test_401_is_one_clear_line_and_nothing_is_lost(cli: Cli, store: Store,
-                                                   tmp_path: Path) -> None:
+def test_401_is_one_clear_line_and_nothing_is_lost(cli: Cli, store: Store, tmp_path: Path) -> None:
     add(store, "secret plans")
     with MuninnStub(token="mdb_" + "b" * 48) as stub:
         result = cli("mirror", "sync", env=env(stub, MUNINN_TOKEN="mdb_wrong"), ok=False)
@@ -91,14 +94,22 @@ def test_401_is_one_clear_line_and_nothing_is_lost(cli: Cli, store: Store,
 
 
 def test_token_over_plain_http_is_refused(cli: Cli) -> None:
-    result = cli("mirror", "sync", ok=False, env={
-        "ENGRAM_MUNINN_ENABLED": "1", "MUNINN_MCP_URL": "http://192.0.2.10:8750/mcp",
-        "MUNINN_TOKEN": "mdb_x"})
+    result = cli(
+        "mirror",
+        "sync",
+        ok=False,
+        env={
+            "ENGRAM_MUNINN_ENABLED": "1",
+            "MUNINN_MCP_URL": "http://192.0.2.10:8750/mcp",
+            "MUNINN_TOKEN": "mdb_x",
+        },
+    )
     assert result.exit_code == 2 and "plain HTTP" in result.stderr
 
 
-def test_pull_into_an_empty_store_is_idempotent(cli: Cli, stub: MuninnStub, store: Store,
-                                                tmp_path: Path) -> None:
+def test_pull_into_an_empty_store_is_idempotent(
+    cli: Cli, stub: MuninnStub, store: Store, tmp_path: Path
+) -> None:
     project = "/home/alice/Shop API"
     add(store, *[f"shop fact {i}" for i in range(150)], scope=project)
     add(store, "I prefer small commits", "I review on Fridays")
@@ -128,8 +139,9 @@ def test_pull_into_an_empty_store_is_idempotent(cli: Cli, stub: MuninnStub, stor
         bob.close()
 
 
-def test_pull_does_not_resurrect_what_was_forgotten_here(cli: Cli, stub: MuninnStub,
-                                                         store: Store) -> None:
+def test_pull_does_not_resurrect_what_was_forgotten_here(
+    cli: Cli, stub: MuninnStub, store: Store
+) -> None:
     client = MuninnClient(stub.url)
     client.remember("engram-global", {"content": "use yarn", "tags": ["kind:preference"]})
     client.remember("engram-global", {"content": "tabs are fine"})
@@ -143,7 +155,8 @@ def test_pull_does_not_resurrect_what_was_forgotten_here(cli: Cli, stub: MuninnS
 
 
 def test_watcher_runs_the_mirror_job_and_reports_outages_once(
-        store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
     from engram.cli.mirror import daemon_hook
     from engram.config import MuninnConfig
 
@@ -155,8 +168,12 @@ def test_watcher_runs_the_mirror_job_and_reports_outages_once(
     stub.stop()
     cfg = MuninnConfig(enabled=True, url=stub.url)
     add(store, "remember me")
-    daemon = Daemon(DownWatcher(), Reporter(log_json=True), Schedule(),  # type: ignore[arg-type]
-                    sync=daemon_hook(store, cfg))
+    daemon = Daemon(
+        DownWatcher(),
+        Reporter(log_json=True),
+        Schedule(),  # type: ignore[arg-type]
+        sync=daemon_hook(store, cfg),
+    )
     daemon.run_once()
     daemon._next_try = 0
     daemon.run_once()
@@ -170,7 +187,9 @@ def test_watcher_runs_the_mirror_job_and_reports_outages_once(
         daemon.run_once()
         events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert [e["event"] for e in events if e["event"].startswith("mirror")] == [
-            "mirror_back", "mirror"]
+            "mirror_back",
+            "mirror",
+        ]
         assert_mirrored(store, stub)
     finally:
         stub.stop()
@@ -182,8 +201,14 @@ def test_recall_source_merges_vaults_and_handles_null(stub: MuninnStub) -> None:
     client.remember("engram-global", {"content": "payments use idempotency keys"})
     client.remember("engram-global", {"content": "I like idempotency in payments code"})
     time.sleep(0.15)  # indexing is asynchronous
-    hits = muninn_candidates(client, "payments idempotency", ["shop-api", "engram-global"],
-                             limit=10, threshold=0.1, timeout=2.0)
+    hits = muninn_candidates(
+        client,
+        "payments idempotency",
+        ["shop-api", "engram-global"],
+        limit=10,
+        threshold=0.1,
+        timeout=2.0,
+    )
     assert len(hits) == 2  # the same text in two vaults counts once
     assert all(0 < h.score < 0.4 and h.id and h.content_hash for h in hits)
     assert hits[0].score >= hits[1].score
@@ -217,7 +242,8 @@ def test_local_copies_are_recognised(cli: Cli, stub: MuninnStub, store: Store) -
     (mid,) = add(store, "deploys need a changelog entry")
     cli("mirror", "sync", env=env(stub))
     time.sleep(0.15)
-    hits = muninn_candidates(MuninnClient(stub.url), "changelog deploys", ["engram-global"],
-                             5, 0.1, 2.0)
+    hits = muninn_candidates(
+        MuninnClient(stub.url), "changelog deploys", ["engram-global"], 5, 0.1, 2.0
+    )
     with store.read() as conn:
         assert local_copies(conn, hits) == {hits[0].id: mid}

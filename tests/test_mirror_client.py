@@ -46,13 +46,20 @@ def raw(stub: MuninnStub, body: object, token: str | None = None) -> requests.Re
         return s.post(stub.url, data=data, headers=headers, timeout=5)
 
 
-def test_envelope_is_decoded_twice_and_headers_mark_internal(stub: MuninnStub,
-                                                             client: MuninnClient) -> None:
+def test_envelope_is_decoded_twice_and_headers_mark_internal(
+    stub: MuninnStub, client: MuninnClient
+) -> None:
     got = client.remember("proj", {"content": "We use pnpm", "concept": "pnpm"}, op_id="op-1")
     assert got.id and len(got.id) == 26 and got.hint is None
-    reply = raw(stub, {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                       "params": {"name": "muninn_read",
-                                  "arguments": {"vault": "proj", "id": got.id}}}).json()
+    reply = raw(
+        stub,
+        {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tools/call",
+            "params": {"name": "muninn_read", "arguments": {"vault": "proj", "id": got.id}},
+        },
+    ).json()
     text = reply["result"]["content"][0]["text"]
     assert json.loads(text)["content"] == "We use pnpm"  # a JSON string inside JSON
     headers = stub.headers[0]
@@ -79,8 +86,9 @@ def test_dedup_hint_and_op_id_replay_across_vaults(client: MuninnClient) -> None
     assert replay.id == with_op.id and replay.idempotent  # receipts are global
 
 
-def test_soft_delete_restore_and_remember_after_forget(client: MuninnClient,
-                                                       stub: MuninnStub) -> None:
+def test_soft_delete_restore_and_remember_after_forget(
+    client: MuninnClient, stub: MuninnStub
+) -> None:
     mid = client.remember("v", {"content": "to forget"}).id or ""
     client.forget("v", mid)
     client.forget("v", mid)  # repeatable
@@ -97,8 +105,9 @@ def test_soft_delete_restore_and_remember_after_forget(client: MuninnClient,
 
 def test_batch_limits_and_per_item_errors(client: MuninnClient, stub: MuninnStub) -> None:
     stub.max_content = 100
-    got = client.remember_batch("v", [{"content": "ok one"}, {"content": "x" * 101},
-                                      {"content": "ok one"}])
+    got = client.remember_batch(
+        "v", [{"content": "ok one"}, {"content": "x" * 101}, {"content": "ok one"}]
+    )
     assert got[0].id and got[1].error and "content exceeds max length" in got[1].error
     assert got[2].id and got[2].id != got[0].id  # no de-duplication inside one batch
     with pytest.raises(MuninnToolError, match=r"memories\[1\]\.content is required") as err:
@@ -110,8 +119,9 @@ def test_batch_limits_and_per_item_errors(client: MuninnClient, stub: MuninnStub
         client.remember("v", {"content": "y" * 101})
 
 
-def test_recall_null_memories_threshold_and_indexing_delay(client: MuninnClient,
-                                                           stub: MuninnStub) -> None:
+def test_recall_null_memories_threshold_and_indexing_delay(
+    client: MuninnClient, stub: MuninnStub
+) -> None:
     stub.index_delay = 0.3
     client.remember("v", {"content": "the payment service uses idempotency keys"})
     assert client.recall("v", "idempotency keys", threshold=0.1, limit=5) == []  # not indexed
@@ -129,9 +139,11 @@ def test_errors_are_sorted_into_classes(stub: MuninnStub, client: MuninnClient) 
     stub.fault = lambda tool, args: Fault(rpc_error=(-32602, "invalid params: nope"))
     with pytest.raises(MuninnToolError, match="nope"):
         client.forget("v", "x")
-    for body, kind in ((b"<html>oops</html>", MuninnProtocolError),
-                       (b'{"jsonrpc":"2.0","id":1,"result":{"content":[]}}', MuninnProtocolError),
-                       (b'{"jsonrpc":"2.0","result":{}}', MuninnProtocolError)):
+    for body, kind in (
+        (b"<html>oops</html>", MuninnProtocolError),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"content":[]}}', MuninnProtocolError),
+        (b'{"jsonrpc":"2.0","result":{}}', MuninnProtocolError),
+    ):
         stub.fault = lambda tool, args, body=body: Fault(body=body)
         with pytest.raises(kind):
             client.remember("v", {"content": "c"})
@@ -155,9 +167,14 @@ def test_errors_are_sorted_into_classes(stub: MuninnStub, client: MuninnClient) 
 def test_decode_envelope_rejects_odd_shapes() -> None:
     ok = {"content": [{"type": "text", "text": '{"ok":true}'}]}
     assert decode_envelope("t", ok) == {"ok": True}
-    for bad in (None, {}, {"content": "x"}, {"content": [{"type": "image"}]},
-                {"content": [{"type": "text", "text": "not json"}]},
-                {"content": [{"type": "text", "text": "[1]"}]}):
+    for bad in (
+        None,
+        {},
+        {"content": "x"},
+        {"content": [{"type": "image"}]},
+        {"content": [{"type": "text", "text": "not json"}]},
+        {"content": [{"type": "text", "text": "[1]"}]},
+    ):
         with pytest.raises(MuninnProtocolError):
             decode_envelope("t", bad)
     with pytest.raises(MuninnToolError):
@@ -172,8 +189,10 @@ def test_401_names_the_token_and_transport_rules(tmp_path: Path) -> None:
         with MuninnClient(stub.url, "mdb_" + "a" * 48) as c:
             c.ping()
         bad = raw(stub, {"jsonrpc": "2.0", "id": 1, "method": "ping"}, token="wrong")
-        assert bad.status_code == 401 and bad.json()["error"] == {"code": -32001,
-                                                                  "message": "unauthorized"}
+        assert bad.status_code == 401 and bad.json()["error"] == {
+            "code": -32001,
+            "message": "unauthorized",
+        }
         token = "mdb_" + "a" * 48
         arr = raw(stub, [{"jsonrpc": "2.0", "id": 1, "method": "ping"}], token)
         assert arr.json()["error"]["code"] == -32700  # batch arrays are not supported

@@ -29,8 +29,12 @@ SCOPES = ("global", "/srv/shop", "/srv/Billing Service")
 
 def add_batch(store: Store, start: int, n: int) -> list[str]:
     with store.write() as s:
-        return [memories.add(s, f"fact {i}: keep {i % 13} things in mind",
-                             scope=SCOPES[i % 3]).memory.id for i in range(start, start + n)]
+        return [
+            memories.add(
+                s, f"fact {i}: keep {i % 13} things in mind", scope=SCOPES[i % 3]
+            ).memory.id
+            for i in range(start, start + n)
+        ]
 
 
 def churn(store: Store, ids: list[str], rng: random.Random, n: int) -> None:
@@ -58,12 +62,20 @@ def test_sigkill_mid_sync_loses_and_duplicates_nothing(store: Store) -> None:
     rng = random.Random(11)
     ids = add_batch(store, 0, 2000)
     with MuninnStub(latency=0.03) as stub:
-        env = {**os.environ, "ENGRAM_DB": str(store.path), "ENGRAM_MUNINN_ENABLED": "1",
-               "MUNINN_MCP_URL": stub.url}
+        env = {
+            **os.environ,
+            "ENGRAM_DB": str(store.path),
+            "ENGRAM_MUNINN_ENABLED": "1",
+            "MUNINN_MCP_URL": stub.url,
+        }
         kills = 0
         for round_ in range(4):
-            proc = subprocess.Popen([*ENGRAM, "mirror", "sync"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [*ENGRAM, "mirror", "sync"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(rng.uniform(0.9, 1.8))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -93,10 +105,14 @@ def build_outbox(path: Path, n: int) -> None:
     conn.executemany(
         "INSERT INTO memories (id, content, kind, scope, source, provenance, status, created_at, "
         "updated_at, use_count, content_hash) VALUES (?, ?, 'fact', ?, 'manual', '[]', "
-        "'active', ?, ?, 0, ?)", [(a, b, c, d, d, e) for a, b, c, d, e in rows])
+        "'active', ?, ?, 0, ?)",
+        [(a, b, c, d, d, e) for a, b, c, d, e in rows],
+    )
     conn.executemany(
         "INSERT INTO mirror_outbox (memory_id, op, payload, status, attempts, created_at) "
-        "VALUES (?, 'add', '{}', 'pending', 0, ?)", [(r[0], now) for r in rows])
+        "VALUES (?, 'add', '{}', 'pending', 0, ?)",
+        [(r[0], now) for r in rows],
+    )
     conn.commit()
     conn.close()
 
@@ -113,8 +129,11 @@ def test_100k_outbox_drains_with_flat_memory(tmp_path: Path) -> None:
     with socket.socket() as sock:  # the stand-in runs in its own process: its 100k
         sock.bind(("127.0.0.1", 0))  # memories must not count in this process's RSS
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "engram.testing.muninn_stub", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engram.testing.muninn_stub", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     store = Store(path)
     try:
         url = (server.stdout.readline() if server.stdout else b"").decode().strip()
@@ -131,13 +150,17 @@ def test_100k_outbox_drains_with_flat_memory(tmp_path: Path) -> None:
         elapsed = time.perf_counter() - start
         with store.read() as conn:
             assert outbox.counts(conn) == {"pending": 0, "done": n, "failed": 0}
-        totals = sum(client.call("muninn_status", {"vault": v})["total"]
-                     for v in ("engram-global", "shop", "billing-service"))
+        totals = sum(
+            client.call("muninn_status", {"vault": v})["total"]
+            for v in ("engram-global", "shop", "billing-service")
+        )
         assert totals == n
         growth = max(samples[1:]) - samples[1]
-        print(f"\n100k outbox drained in {elapsed:.1f} s; RSS {samples[0]:.1f} MB after 10k "
-              f"rows, {samples[1]:.1f} after 20k, {samples[-1]:.1f} at the end, peak "
-              f"{max(samples):.1f} (growth after 20k: {growth:.1f} MB)")
+        print(
+            f"\n100k outbox drained in {elapsed:.1f} s; RSS {samples[0]:.1f} MB after 10k "
+            f"rows, {samples[1]:.1f} after 20k, {samples[-1]:.1f} at the end, peak "
+            f"{max(samples):.1f} (growth after 20k: {growth:.1f} MB)"
+        )
         assert growth < 12, samples
     finally:
         store.close()

@@ -46,8 +46,12 @@ def rows(store: Store) -> dict[str, int]:
 def test_mirror_1000_memories_in_batches(store: Store, stub: MuninnStub) -> None:
     for scope in ("global", PROJECT, "/home/me/Other Repo"):
         add(store, *[f"{scope} fact {i}" for i in range(333)], scope=scope)
-    add(store, "npm install hangs behind the VPN: use --prefer-offline", kind="gotcha",
-        scope=PROJECT)
+    add(
+        store,
+        "npm install hangs behind the VPN: use --prefer-offline",
+        kind="gotcha",
+        scope=PROJECT,
+    )
     start = time.perf_counter()
     report = syncer(store, stub).run()
     elapsed = time.perf_counter() - start
@@ -78,7 +82,7 @@ def test_supersede_and_forget_chains(store: Store, stub: MuninnStub) -> None:
     assert_mirrored(store, stub)
     # b never reached MuninnDB before being superseded: only a's copy is linked
     assert report.linked == 1 and len(stub.links) == 1
-    (_vault, src, dst, rel), = stub.links
+    ((_vault, src, dst, rel),) = stub.links
     assert rel == "supersedes" and stub.memories[dst].content == "deploys run on Fridays"
     assert stub.memories[src].content == "deploys run on Wednesdays"
     with store.write() as s:
@@ -175,8 +179,9 @@ def test_content_over_the_size_limit_is_recorded(store: Store, stub: MuninnStub)
     add(store, "short", "x" * 600)
     with store.write() as s:  # bigger than MuninnDB's 16 KiB: never sent at all
         (big,) = [memories.add(s, "placeholder").memory.id]
-        s.connection().exec_driver_sql("UPDATE memories SET content = ? WHERE id = ?",
-                                       ("é" * 9000, big))
+        s.connection().exec_driver_sql(
+            "UPDATE memories SET content = ? WHERE id = ?", ("é" * 9000, big)
+        )
     report = syncer(store, stub).run()
     assert report.failed == 2 and report.remembered == 1
     assert any("content exceeds max length 500" in e for e in report.errors)
@@ -226,13 +231,20 @@ def test_down_at_start_backs_off_durably_then_drains(store: Store) -> None:
         assert report.stopped and "unreachable" in report.stopped
         with store.read() as conn:
             state = outbox.get_states(conn)
-        waits.append((schema.parse_iso(state[outbox.K_RETRY]) - schema.parse_iso(
-            schema.now_iso())).total_seconds())
+        waits.append(
+            (
+                schema.parse_iso(state[outbox.K_RETRY]) - schema.parse_iso(schema.now_iso())
+            ).total_seconds()
+        )
     assert [round(w) for w in waits] == [1, 2, 4, 4]  # exponential, capped
     assert sync.run().skipped and "next attempt" in (sync.run().skipped or "")
     with store.read() as conn:
-        assert conn.execute("SELECT count(*) FROM mirror_outbox WHERE next_attempt_at IS "
-                            "NOT NULL").fetchone()[0] > 0
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM mirror_outbox WHERE next_attempt_at IS NOT NULL"
+            ).fetchone()[0]
+            > 0
+        )
     assert rows(store) == {"pending": 120, "done": 0, "failed": 0}  # nothing dropped
     stub.start()
     try:
@@ -271,8 +283,9 @@ def test_server_stops_mid_sync_and_restarts(store: Store, stub: MuninnStub) -> N
     assert_mirrored(store, stub)  # the lost batch was matched by content, not duplicated
 
 
-def test_lost_answers_leave_nothing_stray_after_local_changes(store: Store,
-                                                              stub: MuninnStub) -> None:
+def test_lost_answers_leave_nothing_stray_after_local_changes(
+    store: Store, stub: MuninnStub
+) -> None:
     ids = add(store, "one", "two", "three")
     (single,) = add(store, "alone", scope=PROJECT)
     dropped: set[str] = set()
@@ -320,7 +333,8 @@ def test_order_per_memory_and_backoff_per_row(store: Store, stub: MuninnStub) ->
         memories.edit(s, a, "first, edited")
         s.connection().exec_driver_sql(
             "UPDATE mirror_outbox SET next_attempt_at = ? WHERE memory_id = ? AND op = 'add'",
-            (later, a))
+            (later, a),
+        )
     report = syncer(store, stub).run()  # a's newer edit must not overtake its waiting add
     assert report.memories == 1 and [m.content for m in stub.active()] == ["second"]
     syncer(store, stub).run(force=True)
@@ -359,17 +373,20 @@ def test_migration_queues_memories_that_already_exist(tmp_path: Any) -> None:
     store = Store(tmp_path / "old.db")
     store._check_file()
     cfg = Config()
-    cfg.set_main_option("script_location", str(__import__("pathlib").Path(
-        engram.migrations.__file__).parent))
+    cfg.set_main_option(
+        "script_location", str(__import__("pathlib").Path(engram.migrations.__file__).parent)
+    )
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0004")
     conn = sqlite3.connect(store.path)
     for i, status in enumerate(("active", "forgotten", "active")):
-        conn.execute("INSERT INTO memories (id, content, kind, scope, source, status, "
-                     "created_at, updated_at, content_hash) VALUES (?, ?, 'fact', 'global', "
-                     "'manual', ?, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z', ?)",
-                     (f"m-old{i}", f"old {i}", status, f"h{i}"))
+        conn.execute(
+            "INSERT INTO memories (id, content, kind, scope, source, status, "
+            "created_at, updated_at, content_hash) VALUES (?, ?, 'fact', 'global', "
+            "'manual', ?, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z', ?)",
+            (f"m-old{i}", f"old {i}", status, f"h{i}"),
+        )
     conn.commit()
     conn.close()
     store.ensure()

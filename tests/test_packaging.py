@@ -9,11 +9,11 @@ ROOT = Path(__file__).parent.parent
 
 
 def test_every_package_is_listed_in_pyproject() -> None:
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "packages"])
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
     found = {
-        ".".join(p.parent.relative_to(ROOT).parts)
-        for p in (ROOT / "engram").rglob("__init__.py")
+        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "engram").rglob("__init__.py")
     }
     found |= {"engram.migrations", "engram.migrations.versions"}
     assert found == listed

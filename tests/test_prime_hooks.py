@@ -11,8 +11,9 @@ import pytest
 from conftest import Cli
 
 
-def test_prime_orders_by_importance_within_budget(cli: Cli, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prime_orders_by_importance_within_budget(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = tmp_path / "shop"
     (repo / ".git").mkdir(parents=True)
     monkeypatch.chdir(repo)
@@ -21,8 +22,13 @@ def test_prime_orders_by_importance_within_budget(cli: Cli, tmp_path: Path,
     cli("add", "I like terse answers", "--kind", "preference")
     cli("add", "Other project fact", "--scope", "/srv/elsewhere")
     for i in range(5):
-        cli("add", f"Deployment step {i}: run the migration script, then restart the worker "
-            "pool and watch the error rate dashboard for ten minutes", "--scope", "project")
+        cli(
+            "add",
+            f"Deployment step {i}: run the migration script, then restart the worker "
+            "pool and watch the error rate dashboard for ten minutes",
+            "--scope",
+            "project",
+        )
     out = cli("prime").stdout
     assert out.startswith("# Notes from earlier sessions (engram)")
     assert "may be outdated" in out
@@ -38,12 +44,19 @@ def test_prime_prints_nothing_without_memories(cli: Cli) -> None:
 
 
 def test_hooks_install_merges_is_idempotent_and_uninstalls_exactly(
-        cli: Cli, isolated_home: Path) -> None:
+    cli: Cli, isolated_home: Path
+) -> None:
     settings = isolated_home / ".claude" / "settings.json"
     settings.parent.mkdir(parents=True)
-    original = {"model": "opus", "hooks": {"SessionStart": [
-        {"matcher": "", "hooks": [{"type": "command", "command": "echo mine"}]}],
-        "Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]}}
+    original = {
+        "model": "opus",
+        "hooks": {
+            "SessionStart": [
+                {"matcher": "", "hooks": [{"type": "command", "command": "echo mine"}]}
+            ],
+            "Stop": [{"hooks": [{"type": "command", "command": "say done"}]}],
+        },
+    }
     settings.write_text(json.dumps(original))
     assert "installed" in cli("hooks", "install", "claude").stdout
     assert "already installed" in cli("hooks", "install", "claude", "--user").stdout
@@ -56,8 +69,9 @@ def test_hooks_install_merges_is_idempotent_and_uninstalls_exactly(
     assert "not installed" in cli("hooks", "uninstall", "claude").stdout
 
 
-def test_project_hook_and_bad_settings(cli: Cli, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_project_hook_and_bad_settings(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     cli("hooks", "install", "claude", "--project")
     path = tmp_path / ".claude" / "settings.json"
@@ -75,14 +89,37 @@ def test_hook_mode_reads_cwd_and_never_fails(tmp_path: Path) -> None:
     import os
 
     env = {**os.environ, **env_db}
-    subprocess.run([sys.executable, "-m", "engram", "add", "Run make check before commits",
-                    "--scope", str(repo)], env=env, check=True, capture_output=True)
-    done = subprocess.run([sys.executable, "-m", "engram", "prime", "--from-hook"], env=env,
-                          input=json.dumps({"cwd": str(repo / "sub"), "source": "startup"}),
-                          capture_output=True, text=True, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engram",
+            "add",
+            "Run make check before commits",
+            "--scope",
+            str(repo),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "engram", "prime", "--from-hook"],
+        env=env,
+        input=json.dumps({"cwd": str(repo / "sub"), "source": "startup"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "make check" in done.stdout
     broken = {**env, "ENGRAM_DB": str(tmp_path / "not-a-dir" / "x.db")}
     (tmp_path / "not-a-dir").write_text("a file")
-    done = subprocess.run([sys.executable, "-m", "engram", "prime", "--from-hook"], env=broken,
-                          input="{}", capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "engram", "prime", "--from-hook"],
+        env=broken,
+        input="{}",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and done.stdout == ""  # a session start is never blocked

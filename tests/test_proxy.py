@@ -24,8 +24,7 @@ from engram.store.db import Store
 from engram.testing.llm_stub import Fail, LLMStub, Reply
 from engram.wire.block import BLOCK_OPEN
 
-FAKE_KEY = ("sk-ant-api03-Pq5wE8rT2yU6iO0pA3sD7fG1hJ4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG"
-            "8hJ2kL6zX")
+FAKE_KEY = "sk-ant-api03-Pq5wE8rT2yU6iO0pA3sD7fG1hJ4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG8hJ2kL6zX"
 SYSTEM = "You are a coding agent.\nPrimary working directory: /home/dev/shop\n"
 
 
@@ -36,14 +35,21 @@ def stub() -> Iterator[LLMStub]:
 
 
 def start(store: Store, upstream: str, recall=None, **settings) -> tuple[Proxy, ServerThread]:
-    proxy = Proxy(ProxySettings(upstream=upstream, **settings), recall=recall,
-                  capture=journal_capture(store, None))
+    proxy = Proxy(
+        ProxySettings(upstream=upstream, **settings),
+        recall=recall,
+        capture=journal_capture(store, None),
+    )
     return proxy, ServerThread(proxy.app()).start()
 
 
 def claude(url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key=FAKE_KEY, max_retries=0,
-                               http_client=httpx2.Client(trust_env=False, timeout=30))
+    return anthropic.Anthropic(
+        base_url=url,
+        api_key=FAKE_KEY,
+        max_retries=0,
+        http_client=httpx2.Client(trust_env=False, timeout=30),
+    )
 
 
 def journal_rows(db: Path) -> list[dict]:
@@ -63,21 +69,31 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def test_passthrough_json_and_stream_capture_once(stub: LLMStub, store: Store,
-                                                  db_path: Path) -> None:
+def test_passthrough_json_and_stream_capture_once(
+    stub: LLMStub, store: Store, db_path: Path
+) -> None:
     _proxy, server = start(store, stub.url)
     try:
         direct = claude(stub.url).messages.create(
-            model="claude-haiku-4-5", max_tokens=50, system=SYSTEM,
-            messages=[{"role": "user", "content": "We use pnpm."}])
-        via = claude(server.url).messages.create(
-            model="claude-haiku-4-5", max_tokens=50, system=SYSTEM,
+            model="claude-haiku-4-5",
+            max_tokens=50,
+            system=SYSTEM,
             messages=[{"role": "user", "content": "We use pnpm."}],
-            extra_headers={"X-Custom-Trace": "abc123"})
+        )
+        via = claude(server.url).messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=50,
+            system=SYSTEM,
+            messages=[{"role": "user", "content": "We use pnpm."}],
+            extra_headers={"X-Custom-Trace": "abc123"},
+        )
         assert via.content[0].text == direct.content[0].text
         with claude(server.url).messages.stream(
-                model="claude-haiku-4-5", max_tokens=50, system=SYSTEM,
-                messages=[{"role": "user", "content": "Stream this please"}]) as s:
+            model="claude-haiku-4-5",
+            max_tokens=50,
+            system=SYSTEM,
+            messages=[{"role": "user", "content": "Stream this please"}],
+        ) as s:
             final = s.get_final_message()
         assert final.content[0].text.startswith("ok: Stream this please")
     finally:
@@ -87,14 +103,15 @@ def test_passthrough_json_and_stream_capture_once(stub: LLMStub, store: Store,
     assert sent.json == stub.requests[0].json  # the body passed through unchanged
     rows = journal_rows(db_path)
     assert len(rows) == 2 and {r["source"] for r in rows} == {"proxy"}
-    assert [json.loads(r["turns"])[0]["text"] for r in rows] == ["We use pnpm.",
-                                                                 "Stream this please"]
+    assert [json.loads(r["turns"])[0]["text"] for r in rows] == [
+        "We use pnpm.",
+        "Stream this please",
+    ]
     assert rows[1]["stream"] and json.loads(rows[1]["turns"])[-1]["role"] == "assistant"
     assert FAKE_KEY not in json.dumps(rows)
 
 
-def test_injection_reaches_upstream_not_journal(stub: LLMStub, store: Store,
-                                                db_path: Path) -> None:
+def test_injection_reaches_upstream_not_journal(stub: LLMStub, store: Store, db_path: Path) -> None:
     seen: list[str] = []
 
     def recall(body, fmt, raw):
@@ -104,13 +121,24 @@ def test_injection_reaches_upstream_not_journal(stub: LLMStub, store: Store,
     proxy, server = start(store, stub.url, recall=recall)
     try:
         claude(server.url).messages.create(
-            model="claude-haiku-4-5", max_tokens=50,
+            model="claude-haiku-4-5",
+            max_tokens=50,
             system=[{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}],
-            messages=[{"role": "user", "content": "Which port is staging on?"}])
-        oa = openai.OpenAI(base_url=server.url + "/v1", api_key="sk-proj-" + "a1B2" * 12,
-                           max_retries=0, http_client=httpx2.Client(trust_env=False))
-        oa.chat.completions.create(model="gpt-5", messages=[
-            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "port?"}])
+            messages=[{"role": "user", "content": "Which port is staging on?"}],
+        )
+        oa = openai.OpenAI(
+            base_url=server.url + "/v1",
+            api_key="sk-proj-" + "a1B2" * 12,
+            max_retries=0,
+            http_client=httpx2.Client(trust_env=False),
+        )
+        oa.chat.completions.create(
+            model="gpt-5",
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "port?"},
+            ],
+        )
     finally:
         server.stop()
     assert seen == ["anthropic", "openai-chat"]
@@ -137,8 +165,10 @@ def test_fail_open_on_error_and_on_slow_recall(stub: LLMStub, store: Store) -> N
         try:
             started = time.monotonic()
             claude(server.url).messages.create(
-                model="claude-haiku-4-5", max_tokens=10,
-                messages=[{"role": "user", "content": "hello"}])
+                model="claude-haiku-4-5",
+                max_tokens=10,
+                messages=[{"role": "user", "content": "hello"}],
+            )
             assert time.monotonic() - started < 0.8  # never held past the budget
         finally:
             server.stop()
@@ -146,8 +176,9 @@ def test_fail_open_on_error_and_on_slow_recall(stub: LLMStub, store: Store) -> N
     assert proxy.stats.recall_timeouts == 1
 
 
-def test_recall_blocked_by_locked_store_fails_open(stub: LLMStub, store: Store,
-                                                   db_path: Path) -> None:
+def test_recall_blocked_by_locked_store_fails_open(
+    stub: LLMStub, store: Store, db_path: Path
+) -> None:
     store.ensure()
 
     def recall(body, fmt, raw):
@@ -159,8 +190,9 @@ def test_recall_blocked_by_locked_store_fails_open(stub: LLMStub, store: Store,
     holder.execute("BEGIN IMMEDIATE")
     _proxy, server = start(store, stub.url, recall=recall, recall_budget_ms=50)
     try:
-        claude(server.url).messages.create(model="claude-haiku-4-5", max_tokens=10,
-                                           messages=[{"role": "user", "content": "hi"}])
+        claude(server.url).messages.create(
+            model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
     finally:
         holder.execute("ROLLBACK")
         holder.close()
@@ -173,8 +205,9 @@ def test_status_and_errors_pass_through(stub: LLMStub, store: Store) -> None:
     _proxy, server = start(store, stub.url)
     try:
         with pytest.raises(anthropic.RateLimitError) as err:
-            claude(server.url).messages.create(model="claude-haiku-4-5", max_tokens=10,
-                                               messages=[{"role": "user", "content": "x"}])
+            claude(server.url).messages.create(
+                model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            )
         assert err.value.response.headers["retry-after"] == "7"
     finally:
         server.stop()
@@ -186,8 +219,9 @@ def test_unreachable_upstream_is_a_502_in_the_provider_shape(store: Store) -> No
     _proxy, server = start(store, f"http://127.0.0.1:{free_port()}")
     try:
         with pytest.raises(anthropic.APIStatusError) as err:
-            claude(server.url).messages.create(model="claude-haiku-4-5", max_tokens=10,
-                                               messages=[{"role": "user", "content": "x"}])
+            claude(server.url).messages.create(
+                model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            )
         assert err.value.status_code == 502
         body = err.value.response.json()
         assert body["type"] == "error" and "unreachable" in body["error"]["message"]
@@ -202,10 +236,17 @@ def test_sse_events_arrive_before_the_stream_ends(store: Store) -> None:
             client = httpx2.Client(trust_env=False, timeout=30)
             started = time.monotonic()
             first = None
-            with client.stream("POST", server.url + "/v1/messages", json={
-                    "model": "m", "max_tokens": 50, "stream": True,
-                    "messages": [{"role": "user", "content": "go"}]},
-                    headers={"x-api-key": FAKE_KEY}) as response:
+            with client.stream(
+                "POST",
+                server.url + "/v1/messages",
+                json={
+                    "model": "m",
+                    "max_tokens": 50,
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "go"}],
+                },
+                headers={"x-api-key": FAKE_KEY},
+            ) as response:
                 for _chunk in response.iter_bytes():
                     if first is None:
                         first = time.monotonic() - started
@@ -227,9 +268,11 @@ def test_fifty_concurrent_streams(stub: LLMStub, store: Store, db_path: Path) ->
         client = claude(server.url)
         try:
             while time.monotonic() < deadline:
-                with client.messages.stream(model="claude-haiku-4-5", max_tokens=20,
-                                            messages=[{"role": "user",
-                                                       "content": f"worker {n}"}]) as s:
+                with client.messages.stream(
+                    model="claude-haiku-4-5",
+                    max_tokens=20,
+                    messages=[{"role": "user", "content": f"worker {n}"}],
+                ) as s:
                     assert s.get_final_message().content[0].text.startswith("ok:")
                 done[0] += 1
         except BaseException as exc:
@@ -269,12 +312,38 @@ def test_engram_run_launches_an_agent_behind_the_proxy(stub: LLMStub, tmp_path: 
     project = tmp_path / "myproject"
     project.mkdir()
     db = tmp_path / "e.db"
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "ENGRAM_DB": str(db),
-           "ANTHROPIC_BASE_URL": stub.url}
-    done = subprocess.run([sys.executable, "-m", "engram", "run", "claude", "--analyzer",
-                           "heuristic", "--", "Remember", "that", "the", "staging", "database",
-                           "runs", "on", "port", "5433."], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "ENGRAM_DB": str(db),
+        "ANTHROPIC_BASE_URL": stub.url,
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engram",
+            "run",
+            "claude",
+            "--analyzer",
+            "heuristic",
+            "--",
+            "Remember",
+            "that",
+            "the",
+            "staging",
+            "database",
+            "runs",
+            "on",
+            "port",
+            "5433.",
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 3, done.stderr
     assert "agent got: ok: Remember that the staging" in done.stdout
     assert f"upstream: {stub.url}" in done.stdout
@@ -295,18 +364,33 @@ def test_engram_proxy_analyzes_in_the_background(stub: LLMStub, tmp_path: Path) 
     db = tmp_path / "e.db"
     port = free_port()
     env = {**os.environ, "ENGRAM_DB": str(db), "ENGRAM_MITMPROXY_MAX_WAIT": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "engram", "proxy", "--listen",
-                             f"127.0.0.1:{port}", "--upstream", stub.url, "--analyzer",
-                             "heuristic"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engram",
+            "proxy",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--upstream",
+            stub.url,
+            "--analyzer",
+            "heuristic",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
                 claude(f"http://127.0.0.1:{port}").messages.create(
-                    model="claude-haiku-4-5", max_tokens=20,
+                    model="claude-haiku-4-5",
+                    max_tokens=20,
                     system="Primary working directory: /srv/app\n",
-                    messages=[{"role": "user", "content": "We use pnpm in this repo, not npm."}])
+                    messages=[{"role": "user", "content": "We use pnpm in this repo, not npm."}],
+                )
                 break
             except anthropic.APIConnectionError:
                 time.sleep(0.2)
@@ -341,8 +425,9 @@ for i in range(8):
 """
 
 
-def test_engram_run_mitm_captures_and_injects_through_mitmdump(stub: LLMStub,
-                                                               tmp_path: Path) -> None:
+def test_engram_run_mitm_captures_and_injects_through_mitmdump(
+    stub: LLMStub, tmp_path: Path
+) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     agent = bindir / "claude"
@@ -351,12 +436,34 @@ def test_engram_run_mitm_captures_and_injects_through_mitmdump(stub: LLMStub,
     project = tmp_path / "shop"
     project.mkdir()
     db = tmp_path / "e.db"
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "ENGRAM_DB": str(db),
-           "XDG_DATA_HOME": str(tmp_path / "data")}
-    subprocess.run([sys.executable, "-m", "engram", "add", "Staging runs on port 5433",
-                    "--scope", str(project)], env=env, check=True, capture_output=True)
-    done = subprocess.run([sys.executable, "-m", "engram", "run", "--mitm", "claude"],
-                          cwd=project, env=env, capture_output=True, text=True, timeout=180)
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "ENGRAM_DB": str(db),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engram",
+            "add",
+            "Staging runs on port 5433",
+            "--scope",
+            str(project),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "engram", "run", "--mitm", "claude"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr
     rows = journal_rows(db)
     assert len(rows) == 8 and {r["source"] for r in rows} == {"addon"}

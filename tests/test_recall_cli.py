@@ -16,8 +16,12 @@ def fill(cli: Cli) -> dict[str, str]:
         return cli("add", text, "--scope", scope, "--kind", kind).stdout.strip()
 
     return {
-        "tests": add("The integration tests need `docker compose up -d db` first, else they "
-                     "fail with connection refused.", PROJECT, "gotcha"),
+        "tests": add(
+            "The integration tests need `docker compose up -d db` first, else they "
+            "fail with connection refused.",
+            PROJECT,
+            "gotcha",
+        ),
         "port": add("The local Postgres listens on port 5433.", PROJECT),
         "other": add("ripgrab tests run with cargo nextest.", "/home/dev/src/ripgrab"),
         "pref": add("The user prefers short answers.", "global", "preference"),
@@ -26,8 +30,9 @@ def fill(cli: Cli) -> dict[str, str]:
 
 def test_recall_json_contract(cli: Cli) -> None:
     ids = fill(cli)
-    out = cli.json("recall", "the integration tests fail with connection refused",
-                   "--project", PROJECT)
+    out = cli.json(
+        "recall", "the integration tests fail with connection refused", "--project", PROJECT
+    )
     assert out["injected"] is True and isinstance(out["reason"], str)
     assert {"id", "content", "scope", "score", "injected"} <= set(out["candidates"][0])
     assert out["candidates"][0]["id"] == ids["tests"] and out["candidates"][0]["injected"]
@@ -36,18 +41,17 @@ def test_recall_json_contract(cli: Cli) -> None:
     quiet = cli.json("recall", "write a haiku about autumn", "--project", PROJECT)
     assert quiet["injected"] is False and "min_score" in quiet["reason"]
     assert not any(c["injected"] for c in quiet["candidates"])
-    only_global = cli.json("recall", "integration tests connection refused", "--project",
-                           "global")
+    only_global = cli.json("recall", "integration tests connection refused", "--project", "global")
     assert {c["scope"] for c in only_global["candidates"]} <= {"global"}
-    from_stdin = cli.json("recall", "-", "--project", PROJECT,
-                          input="which port is postgres on?")
+    from_stdin = cli.json("recall", "-", "--project", PROJECT, input="which port is postgres on?")
     assert from_stdin["query"] == "which port is postgres on?"
 
 
 def test_recall_table_shows_verdicts_and_block(cli: Cli) -> None:
     fill(cli)
-    out = cli("recall", "the integration tests fail with connection refused", "--project",
-              PROJECT).stdout
+    out = cli(
+        "recall", "the integration tests fail with connection refused", "--project", PROJECT
+    ).stdout
     assert out.startswith("inject:") and "the block the agent would get" in out
     assert "The integration tests need `docker compose up" in out
     out = cli("recall", "zzzz qqqq", "--project", PROJECT).stdout
@@ -75,8 +79,9 @@ def test_injections_show_in_engram_log(cli: Cli) -> None:
     ids = fill(cli)
     store = Store(cli.db)
     recaller = Recaller(store, RecallConfig(), background=False)
-    result = recaller.recall("the integration tests fail with connection refused", PROJECT,
-                             conversation="conv-42")
+    result = recaller.recall(
+        "the integration tests fail with connection refused", PROJECT, conversation="conv-42"
+    )
     assert recaller.log_injection(result, "conv-42") >= 1
     recaller.close()
     store.close()

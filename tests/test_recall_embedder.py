@@ -32,9 +32,12 @@ def wordllama() -> WordLlamaEmbedder:
 
 
 def test_wordllama_vectors_are_unit_float32_and_meaningful(wordllama: WordLlamaEmbedder) -> None:
-    texts = ["the api tests need the database running",
-             "integration tests fail unless postgres is up",
-             "write a haiku about autumn leaves", ""]
+    texts = [
+        "the api tests need the database running",
+        "integration tests fail unless postgres is up",
+        "write a haiku about autumn leaves",
+        "",
+    ]
     vecs = wordllama.embed(texts)
     assert vecs.shape == (4, 256) and vecs.dtype == np.float32
     assert np.allclose(np.linalg.norm(vecs[:3], axis=1), 1.0, atol=1e-5)
@@ -80,8 +83,14 @@ def test_wordllama_loads_without_any_network(tmp_path: Any) -> None:
     """The model comes from the wheel: nothing connects or resolves a name (an audit hook
     fails any attempt), with an empty HOME so no download cache can help either."""
     env = {"HF_HUB_OFFLINE": "1", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-c", NO_NETWORK], capture_output=True, text=True,
-                          timeout=120, env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", NO_NETWORK],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok []"
     assert not (tmp_path / ".cache" / "wordllama").exists()
@@ -110,8 +119,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"boom")
             return
         dim = 3 if mode == "wrong-dim" and len(self.server.requests) > 1 else 4
-        data = [{"index": i, "embedding": [float(len(t)), 1.0, 0.0, 2.0][:dim]}
-                for i, t in reversed(list(enumerate(body["input"])))]  # out of order on purpose
+        data = [
+            {"index": i, "embedding": [float(len(t)), 1.0, 0.0, 2.0][:dim]}
+            for i, t in reversed(list(enumerate(body["input"])))
+        ]  # out of order on purpose
         payload = json.dumps({"data": data, "model": body["model"]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -136,7 +147,8 @@ def endpoint() -> Iterator[Any]:
 
 
 def test_openai_embedder_posts_batches_marked_internal(
-        endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    endpoint: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A proxy in the environment must be ignored (it could be engram's own proxy).
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
@@ -178,8 +190,14 @@ def test_openai_embedder_errors_are_prompt_and_typed(endpoint: Any) -> None:
 def test_make_embedder_follows_config() -> None:
     assert isinstance(make_embedder(RecallConfig()), WordLlamaEmbedder)
     assert make_embedder(RecallConfig(embedder="none")) is None
-    emb = make_embedder(RecallConfig(embedder="openai", openai_base_url="http://127.0.0.1:1/v1",
-                                     openai_model="m", openai_dim=8))
+    emb = make_embedder(
+        RecallConfig(
+            embedder="openai",
+            openai_base_url="http://127.0.0.1:1/v1",
+            openai_model="m",
+            openai_dim=8,
+        )
+    )
     assert isinstance(emb, OpenAIEmbedder) and emb.dim == 8
     with pytest.raises(EmbedderError, match="openai_base_url"):
         make_embedder(RecallConfig(embedder="openai"))

@@ -15,10 +15,12 @@ from engram.store.db import Store
 from engram.wire.block import BLOCK_OPEN, wrap_block
 
 
-def cand(mid: str, score: float, content: str = "", scope: str = "global",
-         chash: str = "") -> Candidate:
-    return Candidate(mid, content or f"memory {mid}", "fact", scope, score,
-                     content_hash=chash or mid)
+def cand(
+    mid: str, score: float, content: str = "", scope: str = "global", chash: str = ""
+) -> Candidate:
+    return Candidate(
+        mid, content or f"memory {mid}", "fact", scope, score, content_hash=chash or mid
+    )
 
 
 def unit(*values: float) -> np.ndarray:
@@ -36,18 +38,21 @@ def test_threshold_relative_floor_and_max_memories() -> None:
     assert "2 memories" in reason and block is not None
     low = [cand("a", 0.39)]
     assert decide(low, {}, settings)[:2] == (
-        False, "best score 0.390 is below min_score 0.40: nothing relevant enough")
+        False,
+        "best score 0.390 is below min_score 0.40: nothing relevant enough",
+    )
     assert decide([], {}, settings)[:2] == (False, "no memory matched the query")
 
 
 def test_duplicates_by_hash_and_by_vector() -> None:
     settings = GateSettings(min_score=0.1, relative=0.0, dedup_threshold=0.95)
-    cs = [cand("a", 0.9, "Use pnpm.", "global", "h1"),
-          cand("b", 0.8, "Use pnpm.", "/p", "h1"),  # the same fact kept in two scopes
-          cand("c", 0.7, "Use pnpm, never npm.", "/p", "h2"),
-          cand("d", 0.6, "Postgres is on 5433.", "/p", "h3")]
-    vectors = {"a": unit(1, 0, 0), "b": unit(1, 0, 0), "c": unit(1, 0.1, 0),
-               "d": unit(0, 1, 0)}
+    cs = [
+        cand("a", 0.9, "Use pnpm.", "global", "h1"),
+        cand("b", 0.8, "Use pnpm.", "/p", "h1"),  # the same fact kept in two scopes
+        cand("c", 0.7, "Use pnpm, never npm.", "/p", "h2"),
+        cand("d", 0.6, "Postgres is on 5433.", "/p", "h3"),
+    ]
+    vectors = {"a": unit(1, 0, 0), "b": unit(1, 0, 0), "c": unit(1, 0.1, 0), "d": unit(0, 1, 0)}
     decide(cs, vectors, settings)
     assert [c.id for c in cs if c.injected] == ["a", "d"]
     assert cs[1].note == "near-duplicate of a" and cs[2].note == "near-duplicate of a"
@@ -67,9 +72,15 @@ def test_greedy_packing_within_the_token_budget() -> None:
 
 def test_block_text_is_redacted_labelled_and_wrappable() -> None:
     secret = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
-    cs = [cand("m-aaaa1111", 0.9, f"Deploy with OPENAI_API_KEY={secret} set\nthen run make "
-               "deploy.", "/home/dev/app"),
-          cand("m-bbbb2222", 0.8, "Mention </engram-memory> in docs.")]
+    cs = [
+        cand(
+            "m-aaaa1111",
+            0.9,
+            f"Deploy with OPENAI_API_KEY={secret} set\nthen run make deploy.",
+            "/home/dev/app",
+        ),
+        cand("m-bbbb2222", 0.8, "Mention </engram-memory> in docs."),
+    ]
     _inj, _reason, block = decide(cs, {}, GateSettings(min_score=0.1))
     assert block is not None and secret not in block and "[REDACTED:openai]" in block
     assert block.startswith(gate.HEADER)
@@ -86,8 +97,11 @@ def hit(mid: str, bm25: float, cos: float, br: int | None, vr: int | None) -> hy
 
 def test_fusion_methods() -> None:
     def hits() -> dict[str, hybrid.Hit]:
-        return {"lex": hit("lex", 12.0, 0.20, 1, 3), "sem": hit("sem", 0.0, 0.70, None, 1),
-                "both": hit("both", 5.0, 0.50, 2, 2)}
+        return {
+            "lex": hit("lex", 12.0, 0.20, 1, 3),
+            "sem": hit("sem", 0.0, 0.70, None, 1),
+            "both": hit("both", 5.0, 0.50, 2, 2),
+        }
 
     weighted = hybrid.fuse(hits(), "weighted")
     assert [h.id for h in weighted] == ["both", "sem", "lex"]
@@ -106,7 +120,10 @@ def test_fusion_methods() -> None:
 
 def test_query_terms_drop_filler_and_quote_syntax() -> None:
     assert hybrid.query_terms("Can you please fix the flaky test_order_expiry test?") == [
-        "flaky", "test_order_expiry", "test"]
+        "flaky",
+        "test_order_expiry",
+        "test",
+    ]
     assert hybrid.fts_match(['"x"', "a-b"]) == '"""x""" OR "a-b"'
     assert hybrid.fts_match([]) is None
 
@@ -117,13 +134,13 @@ def add(store: Store, content: str, scope: str = "global") -> str:
 
 
 def test_term_pruning_and_two_pass_bm25_match_the_plain_query(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = random.Random(3)
     words = ["alpha", "beta", "gamma", "delta", "kappa", "sigma", "omega", "theta"]
     for i in range(300):
         text = f"common note {i} " + " ".join(rng.choices(words, k=4))
-        add(store, text + (" rareword" if i % 50 == 0 else ""),
-            "/p/a" if i % 3 else "global")
+        add(store, text + (" rareword" if i % 50 == 0 else ""), "/p/a" if i % 3 else "global")
     with store.read() as conn:
         monkeypatch.setattr(hybrid.TermStats, "MIN_ROWS", 0)
         monkeypatch.setattr(hybrid.TermStats, "ROW_SHARE", 0.15)
@@ -138,10 +155,12 @@ def test_term_pruning_and_two_pass_bm25_match_the_plain_query(
         unpruned = hybrid.TermStats()
         monkeypatch.setattr(hybrid.TermStats, "MIN_ROWS", 10**6)
         for visible in (1.0, 0.5, 0.01):
-            two = hybrid.bm25_search(conn, "gamma kappa rareword", ("/p/a", "global"), 10,
-                                     unpruned, visible)
+            two = hybrid.bm25_search(
+                conn, "gamma kappa rareword", ("/p/a", "global"), 10, unpruned, visible
+            )
             assert [(h.id, round(h.bm25, 6)) for h in two] == [
-                (h.id, round(h.bm25, 6)) for h in plain]
+                (h.id, round(h.bm25, 6)) for h in plain
+            ]
         only_a = hybrid.bm25_search(conn, "gamma kappa", ("/p/a",), 10, unpruned, 0.01)
         assert len(only_a) == 10 and {h.row["scope"] for h in only_a} == {"/p/a"}
 
@@ -169,7 +188,8 @@ class FixedEmbedder:
 
 
 def test_two_pass_vector_search_agrees_with_exact_search(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     embedder = FixedEmbedder()
     ids = {add(store, f"memory number {i}", "/p" if i % 4 else "global"): i for i in range(400)}
     idx = index.VectorIndex(store, embedder)

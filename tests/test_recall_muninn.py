@@ -25,8 +25,13 @@ def stub() -> Iterator[MuninnStub]:
 
 
 def cfg(stub: MuninnStub, **extra: str):
-    env = {"ENGRAM_RECALL_SOURCES": "local,muninn", "ENGRAM_MUNINN_ENABLED": "1",
-           "MUNINN_MCP_URL": stub.url, "ENGRAM_MUNINN_RECALL_THRESHOLD": "0.1", **extra}
+    env = {
+        "ENGRAM_RECALL_SOURCES": "local,muninn",
+        "ENGRAM_MUNINN_ENABLED": "1",
+        "MUNINN_MCP_URL": stub.url,
+        "ENGRAM_MUNINN_RECALL_THRESHOLD": "0.1",
+        **extra,
+    }
     return engram_config.load(env=env)
 
 
@@ -49,8 +54,7 @@ def test_muninn_hits_join_local_candidates(stub: MuninnStub, tmp_path: Path) -> 
     assert [c.content for c in both.candidates].count("We deploy with make release") == 1
 
 
-def test_slow_muninn_never_delays_recall_past_the_budget(stub: MuninnStub,
-                                                         tmp_path: Path) -> None:
+def test_slow_muninn_never_delays_recall_past_the_budget(stub: MuninnStub, tmp_path: Path) -> None:
     store = Store(tmp_path / "e.db")
     with store.write() as session:
         memories.add(session, "Staging runs on port 5433", scope=PROJECT)
@@ -64,6 +68,5 @@ def test_slow_muninn_never_delays_recall_past_the_budget(stub: MuninnStub,
 
 
 def test_muninn_source_needs_the_mirror_enabled(stub: MuninnStub, tmp_path: Path) -> None:
-    recaller = Recaller(Store(tmp_path / "e.db"),
-                        cfg(stub, ENGRAM_MUNINN_ENABLED="0"))
+    recaller = Recaller(Store(tmp_path / "e.db"), cfg(stub, ENGRAM_MUNINN_ENABLED="0"))
     assert recaller.remote is None

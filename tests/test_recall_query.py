@@ -6,8 +6,9 @@ from engram.recall.query import MAX_QUERY_CHARS, QueryCache, query_from_turns
 from engram.wire.block import wrap_block
 from engram.wire.model import ToolCall, ToolResult, Turn
 
-REMINDER = "<system-reminder>\nThe user's todo list is empty. Do not mention this.\n" \
-           "</system-reminder>"
+REMINDER = (
+    "<system-reminder>\nThe user's todo list is empty. Do not mention this.\n</system-reminder>"
+)
 
 
 def test_latest_real_user_turn_without_harness_text() -> None:
@@ -32,14 +33,19 @@ def test_tool_loops_keep_the_query_of_the_user_turn_that_started_them() -> None:
         Turn("tool", "file contents"),  # OpenAI's role for tool output
         Turn("user", REMINDER, tool_results=(ToolResult("t2", "more output"),)),
     ]
-    assert query_from_turns(loop) == query_from_turns(start) == (
-        "run the migrations and fix what breaks")
+    assert (
+        query_from_turns(loop)
+        == query_from_turns(start)
+        == ("run the migrations and fix what breaks")
+    )
 
 
 def test_harness_preambles_are_not_requests() -> None:
-    turns = [Turn("user", "# AGENTS.md instructions for /repo\n\nUse pnpm."),
-             Turn("user", "<environment_context><cwd>/repo</cwd></environment_context>"),
-             Turn("user", "add a dark mode toggle to settings")]
+    turns = [
+        Turn("user", "# AGENTS.md instructions for /repo\n\nUse pnpm."),
+        Turn("user", "<environment_context><cwd>/repo</cwd></environment_context>"),
+        Turn("user", "add a dark mode toggle to settings"),
+    ]
     assert query_from_turns(turns) == "add a dark mode toggle to settings"
     assert query_from_turns(turns[:2]) == ""
 
@@ -56,9 +62,11 @@ def test_bare_confirmations_borrow_the_context_they_answer() -> None:
 
 
 def test_no_user_words_falls_back_to_the_last_turns() -> None:
-    turns = [Turn("system", "You are a coding agent."),
-             Turn("assistant", "I will look at the failing migration."),
-             Turn("user", REMINDER)]
+    turns = [
+        Turn("system", "You are a coding agent."),
+        Turn("assistant", "I will look at the failing migration."),
+        Turn("user", REMINDER),
+    ]
     assert query_from_turns(turns) == "I will look at the failing migration."
     assert query_from_turns([]) == ""
 

@@ -58,18 +58,28 @@ def make(store: Store, embedder: Any = None, **settings: Any) -> Recaller:
 @pytest.fixture
 def filled(store: Store) -> dict[str, str]:
     return {
-        "api_tests": add(store, "The shop-api integration tests need `docker compose up -d db` "
-                         "first, else they fail with connection refused.", API, "gotcha"),
+        "api_tests": add(
+            store,
+            "The shop-api integration tests need `docker compose up -d db` "
+            "first, else they fail with connection refused.",
+            API,
+            "gotcha",
+        ),
         "api_port": add(store, "The local Postgres for shop-api listens on port 5433.", API),
         "web_tests": add(store, "storefront unit tests run with `pnpm test` (Vitest).", WEB),
-        "global_pref": add(store, "The user prefers pytest -x to stop at the first failing "
-                           "test.", "global", "preference"),
+        "global_pref": add(
+            store,
+            "The user prefers pytest -x to stop at the first failing test.",
+            "global",
+            "preference",
+        ),
         "unrelated": add(store, "Deploy announcements go to the #deploys Slack channel."),
     }
 
 
 def test_recall_injects_relevant_memories_of_project_and_global(
-        store: Store, filled: dict[str, str]) -> None:
+    store: Store, filled: dict[str, str]
+) -> None:
     recaller = make(store)
     result = recaller.recall("the integration tests fail with connection refused", API)
     assert result.injected, result.reason
@@ -94,13 +104,15 @@ def test_nothing_injected_below_min_score(store: Store, filled: dict[str, str]) 
 
 
 def test_superseded_and_forgotten_never_returned_even_by_a_stale_index(
-        store: Store, filled: dict[str, str]) -> None:
+    store: Store, filled: dict[str, str]
+) -> None:
     recaller = make(store, refresh_ms=10**9)  # the index will not notice the changes
     recaller.warm()
     with store.write() as session:
         memories.forget(session, filled["api_tests"])
         _old, new = memories.supersede(
-            session, filled["api_port"], "The local Postgres for shop-api listens on port 5434.")
+            session, filled["api_port"], "The local Postgres for shop-api listens on port 5434."
+        )
     assert len(recaller.index or []) == 5  # still indexed
     for query in ("integration tests fail connection refused", "which port is postgres on"):
         ids = [c.id for c in recaller.recall(query, API).candidates]
@@ -110,14 +122,17 @@ def test_superseded_and_forgotten_never_returned_even_by_a_stale_index(
 
 
 def test_vectors_are_stored_reused_and_recomputed_on_change(
-        store: Store, filled: dict[str, str]) -> None:
+    store: Store, filled: dict[str, str]
+) -> None:
     first = Counting()
     make(store, first).warm()
     assert len(first.texts) == 5
     with store.read() as conn:
-        rows = conn.execute("SELECT v.model, v.dim, length(v.vector), v.content_hash = "
-                            "m.content_hash FROM memory_vectors v JOIN memories m ON "
-                            "m.id = v.memory_id").fetchall()
+        rows = conn.execute(
+            "SELECT v.model, v.dim, length(v.vector), v.content_hash = "
+            "m.content_hash FROM memory_vectors v JOIN memories m ON "
+            "m.id = v.memory_id"
+        ).fetchall()
     assert [tuple(r) for r in rows] == [("wordllama:l2_supercat:256", 256, 1024, 1)] * 5
     second = Counting()
     recaller = make(store, second)
@@ -156,11 +171,13 @@ def test_index_follows_adds_forgets_and_restores(store: Store, filled: dict[str,
     generation = index.generation
     recaller.recall("start storybook again", WEB)
     assert index.generation == generation and index.cursor == index.change_counter(
-        sqlite3.connect(store.path))
+        sqlite3.connect(store.path)
+    )
 
 
 def test_background_refresh_catches_up_without_blocking(
-        store: Store, filled: dict[str, str]) -> None:
+    store: Store, filled: dict[str, str]
+) -> None:
     recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=Counting(), background=True)
     recaller.warm()
     fresh = add(store, "Feature flags come from LaunchDarkly via useFlag().", WEB)
@@ -174,7 +191,8 @@ def test_background_refresh_catches_up_without_blocking(
 
 
 def test_unchanged_query_reuses_the_result_and_is_logged_once(
-        store: Store, filled: dict[str, str]) -> None:
+    store: Store, filled: dict[str, str]
+) -> None:
     recaller = make(store)
     query = "the integration tests fail with connection refused"
     first = recaller.recall(query, API, conversation="conv-1")
@@ -185,28 +203,37 @@ def test_unchanged_query_reuses_the_result_and_is_logged_once(
     assert recaller.log_injection(first, "conv-1") == len(first.memory_ids)
     assert recaller.log_injection(again, "conv-1") == 0
     with store.read() as conn:
-        row = conn.execute("SELECT use_count, last_used_at FROM memories WHERE id = ?",
-                           (filled["api_tests"],)).fetchone()
-        events = conn.execute("SELECT memory_id, actor, detail FROM events WHERE action = "
-                              "'inject'").fetchall()
+        row = conn.execute(
+            "SELECT use_count, last_used_at FROM memories WHERE id = ?", (filled["api_tests"],)
+        ).fetchone()
+        events = conn.execute(
+            "SELECT memory_id, actor, detail FROM events WHERE action = 'inject'"
+        ).fetchall()
     assert row["use_count"] == 1 and row["last_used_at"]
     assert {e["memory_id"] for e in events} == set(first.memory_ids)
-    assert all('"conversation": "conv-1"' in e["detail"] and e["actor"] == "recall"
-               for e in events)
+    assert all('"conversation": "conv-1"' in e["detail"] and e["actor"] == "recall" for e in events)
     # A memory change invalidates the cached result.
     add(store, "Integration tests also need Redis: docker compose up -d redis.", API)
     assert not recaller.recall(query, API, conversation="conv-1").cached
 
 
 def test_recall_for_an_exchange_answers_warming_up_then_recalls(
-        store: Store, filled: dict[str, str]) -> None:
+    store: Store, filled: dict[str, str]
+) -> None:
     recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=Counting())
-    exchange = Exchange(project=API, conversation="c", turns=[
-        Turn("user", "<system-reminder>be brief</system-reminder>the integration tests "
-             "fail with connection refused, why?"),
-        Turn("assistant", "Let me run them."),
-        Turn("user", "", tool_results=(ToolResult("t1", "ERROR: connection refused"),)),
-    ])
+    exchange = Exchange(
+        project=API,
+        conversation="c",
+        turns=[
+            Turn(
+                "user",
+                "<system-reminder>be brief</system-reminder>the integration tests "
+                "fail with connection refused, why?",
+            ),
+            Turn("assistant", "Let me run them."),
+            Turn("user", "", tool_results=(ToolResult("t1", "ERROR: connection refused"),)),
+        ],
+    )
     first = recaller.recall_for(exchange)
     assert first is not None and not first.injected and "warming up" in first.reason
     deadline = time.monotonic() + 30
@@ -217,8 +244,12 @@ def test_recall_for_an_exchange_answers_warming_up_then_recalls(
     assert result is not None and result.injected
     assert result.query == "the integration tests fail with connection refused, why?"
     assert recaller.recall_for(Exchange(turns=[])) is None
-    assert recaller.recall_for(Exchange(turns=[
-        Turn("user", "<system-reminder>context only</system-reminder>")])) is None
+    assert (
+        recaller.recall_for(
+            Exchange(turns=[Turn("user", "<system-reminder>context only</system-reminder>")])
+        )
+        is None
+    )
 
 
 class Broken:
@@ -292,7 +323,11 @@ def test_scopes_and_project_normalization(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("HOME", "/home/dev")
     assert scopes_for(None) == ("global",)
     assert scopes_for("/home/dev/work/app/pkg") == (
-        "/home/dev/work/app/pkg", "/home/dev/work/app", "/home/dev/work", "global")
+        "/home/dev/work/app/pkg",
+        "/home/dev/work/app",
+        "/home/dev/work",
+        "global",
+    )
     assert scopes_for("/srv/app") == ("/srv/app", "/srv", "global")
     assert normalize_project("/home/dev/app/") == "/home/dev/app"
     assert normalize_project("/home/dev/app/../app") == "/home/dev/app"

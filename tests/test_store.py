@@ -173,8 +173,11 @@ WRITER = textwrap.dedent(
 
 def test_two_processes_add_1000_each(db_path: Path) -> None:
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(db_path), tag],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db_path), tag],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for tag in ("left", "right")
     ]
     for p in procs:
@@ -186,15 +189,21 @@ def test_two_processes_add_1000_each(db_path: Path) -> None:
     assert conn.execute("SELECT count(DISTINCT id) FROM memories").fetchone()[0] == 2000
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2000
     # The FTS index kept up with every insert.
-    assert conn.execute(
-        "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH 'fact'").fetchone()[0] == 2000
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH 'fact'"
+        ).fetchone()[0]
+        == 2000
+    )
     conn.close()
 
 
 def test_same_fact_from_two_processes_is_stored_once(db_path: Path) -> None:
     script = WRITER.replace('f"{tag} fact {i}"', 'f"shared fact {i % 50}"')
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(db_path), t],
-                              stderr=subprocess.PIPE) for t in ("a", "b")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(db_path), t], stderr=subprocess.PIPE)
+        for t in ("a", "b")
+    ]
     for p in procs:
         _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err.decode()

@@ -10,14 +10,16 @@ from conftest import Cli
 
 def test_round_trip_and_reimport_adds_nothing(cli: Cli, tmp_path: Path, db_path: Path) -> None:
     cli("add", "We deploy with make release", "--kind", "procedure")
-    cli("add", "Ünïcode and \"quotes\" survive", "--scope", "/srv/app")
+    cli("add", 'Ünïcode and "quotes" survive', "--scope", "/srv/app")
     gone = cli("add", "An old fact").stdout.strip()
     cli("forget", gone)
     out = tmp_path / "m.jsonl"
     cli("export", "-o", str(out))
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["content"] for r in lines] == ["We deploy with make release",
-                                             'Ünïcode and "quotes" survive']
+    assert [r["content"] for r in lines] == [
+        "We deploy with make release",
+        'Ünïcode and "quotes" survive',
+    ]
 
     other = Cli(tmp_path / "other.db", cli.runner)
     assert "imported 2 new" in other("import", str(out)).stdout
@@ -36,8 +38,10 @@ def test_round_trip_and_reimport_adds_nothing(cli: Cli, tmp_path: Path, db_path:
 
 
 def test_import_from_stdin_minimal_records(cli: Cli) -> None:
-    data = ('{"content": "minimal"}\n\n'
-            '{"content": "dated", "created_at": "2024-05-01T10:00:00+02:00"}\n')
+    data = (
+        '{"content": "minimal"}\n\n'
+        '{"content": "dated", "created_at": "2024-05-01T10:00:00+02:00"}\n'
+    )
     assert cli.json("import", "-", input=data) == {"added": 2, "existing": 0, "skipped": 0}
     rows = {r["content"]: r for r in cli.json("list")}
     assert rows["minimal"]["kind"] == "fact" and rows["minimal"]["scope"] == "global"

@@ -18,8 +18,10 @@ from engram.testing.llm_stub import LLMStub
 from engram.testing.mitmweb import Mitmweb
 
 # Fake, but shaped like real keys so that the redactor must catch them.
-FAKE_ANTHROPIC_KEY = ("sk-ant-api03-Zq3xT9vLmP2wR7kN4sJ8hD1fG6bY0cV5aE3uI9oQ2tW8eR4yU7iO1pA6s"
-                      "D3fG9hJ2kL5zX8cV1bN4mQ7wE0rT")
+FAKE_ANTHROPIC_KEY = (
+    "sk-ant-api03-Zq3xT9vLmP2wR7kN4sJ8hD1fG6bY0cV5aE3uI9oQ2tW8eR4yU7iO1pA6s"
+    "D3fG9hJ2kL5zX8cV1bN4mQ7wE0rT"
+)
 FAKE_OPENAI_KEY = "sk-proj-Tq8wE3rY6uI1oP4aS7dF0gH2jK5lZ9xC3vB6nM8qW1eR4tY7uI0oP3aS6dF9gH2jK5lZ"
 
 
@@ -40,38 +42,63 @@ def http_client(mitm: Mitmweb) -> httpx2.Client:
 
 
 def claude(stub: LLMStub, mitm: Mitmweb) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=stub.url, api_key=FAKE_ANTHROPIC_KEY,
-                               http_client=http_client(mitm), max_retries=0)
+    return anthropic.Anthropic(
+        base_url=stub.url, api_key=FAKE_ANTHROPIC_KEY, http_client=http_client(mitm), max_retries=0
+    )
 
 
 def gpt(stub: LLMStub, mitm: Mitmweb) -> openai.OpenAI:
-    return openai.OpenAI(base_url=stub.url + "/v1", api_key=FAKE_OPENAI_KEY,
-                         http_client=http_client(mitm), max_retries=0)
+    return openai.OpenAI(
+        base_url=stub.url + "/v1",
+        api_key=FAKE_OPENAI_KEY,
+        http_client=http_client(mitm),
+        max_retries=0,
+    )
 
 
 SYSTEM = "You are a coding agent.\nPrimary working directory: /home/dev/shop\n"
 
 
-def converse(client: anthropic.Anthropic, session: str, turns: list[str],
-             stream: bool = False) -> None:
+def converse(
+    client: anthropic.Anthropic, session: str, turns: list[str], stream: bool = False
+) -> None:
     """A multi-turn conversation that repeats its history, as agents do."""
     messages: list[dict] = []
     for text in turns:
         messages.append({"role": "user", "content": text})
-        kwargs = dict(model="claude-haiku-4-5", max_tokens=64, system=SYSTEM,
-                      messages=messages, extra_headers={"X-Claude-Code-Session-Id": session})
+        kwargs = dict(
+            model="claude-haiku-4-5",
+            max_tokens=64,
+            system=SYSTEM,
+            messages=messages,
+            extra_headers={"X-Claude-Code-Session-Id": session},
+        )
         if stream:
             with client.messages.stream(**kwargs) as s:
                 reply = s.get_final_message()
         else:
             reply = client.messages.create(**kwargs)
-        messages.append({"role": "assistant",
-                         "content": [b.model_dump(exclude_none=True) for b in reply.content]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [b.model_dump(exclude_none=True) for b in reply.content],
+            }
+        )
 
 
 def watch(cli: Cli, mitm: Mitmweb, *extra: str, ok: bool = True):
-    return cli("mitmproxy", "--url", mitm.url, "--token", mitm.password, "--once",
-               "--analyzer", "none", *extra, ok=ok)
+    return cli(
+        "mitmproxy",
+        "--url",
+        mitm.url,
+        "--token",
+        mitm.password,
+        "--once",
+        "--analyzer",
+        "none",
+        *extra,
+        ok=ok,
+    )
 
 
 def rows(db: Path) -> list[dict]:
@@ -94,18 +121,21 @@ def user_texts(db: Path) -> list[str]:
 def flows(mitm: Mitmweb) -> list[dict]:
     s = requests.Session()
     s.trust_env = False
-    return s.get(mitm.url + "/flows", headers={"Authorization": f"Bearer {mitm.password}"},
-                 timeout=10).json()
+    return s.get(
+        mitm.url + "/flows", headers={"Authorization": f"Bearer {mitm.password}"}, timeout=10
+    ).json()
 
 
-def test_sdk_traffic_journaled_once_with_new_turns_only(cli: Cli, stub: LLMStub,
-                                                        mitm: Mitmweb, db_path: Path) -> None:
+def test_sdk_traffic_journaled_once_with_new_turns_only(
+    cli: Cli, stub: LLMStub, mitm: Mitmweb, db_path: Path
+) -> None:
     converse(claude(stub, mitm), "sess-json", ["We use pnpm here", "Run the tests"])
     converse(claude(stub, mitm), "sess-sse", ["Deploy with make release"], stream=True)
     g = gpt(stub, mitm)
     g.chat.completions.create(model="gpt-5", messages=[{"role": "user", "content": "chat one"}])
-    for _ in g.chat.completions.create(model="gpt-5", stream=True,
-                                       messages=[{"role": "user", "content": "chat streamed"}]):
+    for _ in g.chat.completions.create(
+        model="gpt-5", stream=True, messages=[{"role": "user", "content": "chat streamed"}]
+    ):
         pass
     g.responses.create(model="gpt-5", input="responses api call")
 
@@ -117,8 +147,14 @@ def test_sdk_traffic_journaled_once_with_new_turns_only(cli: Cli, stub: LLMStub,
     assert all(r["status"] == "pending" and r["source"] == "mitmweb" for r in journal)
     texts = all_turn_texts(db_path)
     # Each user turn exactly once although the second request repeated the first.
-    for words in ("We use pnpm here", "Run the tests", "Deploy with make release",
-                  "chat one", "chat streamed", "responses api call"):
+    for words in (
+        "We use pnpm here",
+        "Run the tests",
+        "Deploy with make release",
+        "chat one",
+        "chat streamed",
+        "responses api call",
+    ):
         assert sum(words in t for role, t in texts if role == "user") == 1, words
     first = next(r for r in journal if r["conversation"] == "sess-json")
     assert first["project"] == "/home/dev/shop" and first["new_turns"] == 2
@@ -133,14 +169,23 @@ def test_sdk_traffic_journaled_once_with_new_turns_only(cli: Cli, stub: LLMStub,
     assert len(rows(db_path)) == 6
 
 
-def test_side_calls_and_non_llm_traffic(cli: Cli, stub: LLMStub, mitm: Mitmweb,
-                                        db_path: Path) -> None:
+def test_side_calls_and_non_llm_traffic(
+    cli: Cli, stub: LLMStub, mitm: Mitmweb, db_path: Path
+) -> None:
     c = claude(stub, mitm)
-    c.messages.count_tokens(model="claude-haiku-4-5",
-                            messages=[{"role": "user", "content": "count me"}])
-    c.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=[{
-        "role": "user", "content": "Your task is to create a detailed summary of the "
-        "conversation so far"}])
+    c.messages.count_tokens(
+        model="claude-haiku-4-5", messages=[{"role": "user", "content": "count me"}]
+    )
+    c.messages.create(
+        model="claude-haiku-4-5",
+        max_tokens=10,
+        messages=[
+            {
+                "role": "user",
+                "content": "Your task is to create a detailed summary of the conversation so far",
+            }
+        ],
+    )
     s = requests.Session()
     s.trust_env = False
     s.get(stub.url + "/health", proxies=mitm.proxies())  # not an LLM call: never journaled
@@ -151,8 +196,9 @@ def test_side_calls_and_non_llm_traffic(cli: Cli, stub: LLMStub, mitm: Mitmweb,
     assert len(flows(mitm)) == 1  # the GET stays: engram deletes only what it captured
 
 
-def test_no_prune_cursor_survives_restart(cli: Cli, stub: LLMStub, mitm: Mitmweb,
-                                          db_path: Path) -> None:
+def test_no_prune_cursor_survives_restart(
+    cli: Cli, stub: LLMStub, mitm: Mitmweb, db_path: Path
+) -> None:
     c = claude(stub, mitm)
     converse(c, "s1", ["one", "two"])
     watch(cli, mitm, "--no-prune")
@@ -165,8 +211,9 @@ def test_no_prune_cursor_survives_restart(cli: Cli, stub: LLMStub, mitm: Mitmweb
     assert len(rows(db_path)) == 3
 
 
-def test_mitmweb_restart_loses_and_duplicates_nothing(cli: Cli, stub: LLMStub, mitm: Mitmweb,
-                                                      db_path: Path) -> None:
+def test_mitmweb_restart_loses_and_duplicates_nothing(
+    cli: Cli, stub: LLMStub, mitm: Mitmweb, db_path: Path
+) -> None:
     c = claude(stub, mitm)
     converse(c, "r1", ["before restart"])
     watch(cli, mitm, "--no-prune")
@@ -191,13 +238,15 @@ def test_wrong_token_is_one_clear_message(cli: Cli, mitm: Mitmweb) -> None:
 def test_mitmweb_not_running(cli: Cli) -> None:
     from engram.testing.mitmweb import free_port
 
-    result = cli("mitmproxy", "--url", f"http://127.0.0.1:{free_port()}", "--token", "x",
-                 "--once", ok=False)
+    result = cli(
+        "mitmproxy", "--url", f"http://127.0.0.1:{free_port()}", "--token", "x", "--once", ok=False
+    )
     assert result.exit_code == 1 and "not reachable" in result.stdout + result.stderr
 
 
 def test_streamed_body_not_stored_warns_once_and_keeps_request(
-        cli: Cli, stub: LLMStub, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli: Cli, stub: LLMStub, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import time
 
     from engram.sources import mitmweb
@@ -205,14 +254,18 @@ def test_streamed_body_not_stored_warns_once_and_keeps_request(
     monkeypatch.setattr(mitmweb, "UNSTORED_GRACE", 0.3)
     # Streaming without storing: what a user's own streaming addon does without engram's.
     own_addon = db_path.parent / "stream_only.py"
-    own_addon.write_text("class S:\n    def responseheaders(self, flow):\n"
-                         "        flow.response.stream = True\n\naddons = [S()]\n")
+    own_addon.write_text(
+        "class S:\n    def responseheaders(self, flow):\n"
+        "        flow.response.stream = True\n\naddons = [S()]\n"
+    )
     with Mitmweb(addon=False, extra=["-s", str(own_addon)]) as m:
         converse(claude(stub, m), "ns", ["first question"], stream=True)
         time.sleep(0.4)
         result = watch(cli, m)
-        assert result.stdout.count("store_streamed_bodies") + result.stdout.count(
-            "engram addon-path") >= 1
+        assert (
+            result.stdout.count("store_streamed_bodies") + result.stdout.count("engram addon-path")
+            >= 1
+        )
         converse(claude(stub, m), "ns2", ["second question"], stream=True)
         time.sleep(0.4)
         again = watch(cli, m)
@@ -223,15 +276,28 @@ def test_streamed_body_not_stored_warns_once_and_keeps_request(
     assert user_texts(db_path) == ["first question", "second question"]
 
 
-def test_body_limit_and_garbage_bodies(cli: Cli, stub: LLMStub, mitm: Mitmweb,
-                                       db_path: Path) -> None:
+def test_body_limit_and_garbage_bodies(
+    cli: Cli, stub: LLMStub, mitm: Mitmweb, db_path: Path
+) -> None:
     s = requests.Session()
     s.trust_env = False
     s.post(stub.url + "/v1/messages", data=b"\xff\xfe not json", proxies=mitm.proxies())
-    s.post(stub.url + "/v1/messages", json={"model": "m", "messages": [
-        {"role": "user", "content": "x" * 5000}]}, proxies=mitm.proxies())
-    cli("mitmproxy", "--url", mitm.url, "--token", mitm.password, "--once", "--analyzer",
-        "none", env={"ENGRAM_MITMPROXY_BODY_LIMIT_MB": "0.002"})
+    s.post(
+        stub.url + "/v1/messages",
+        json={"model": "m", "messages": [{"role": "user", "content": "x" * 5000}]},
+        proxies=mitm.proxies(),
+    )
+    cli(
+        "mitmproxy",
+        "--url",
+        mitm.url,
+        "--token",
+        mitm.password,
+        "--once",
+        "--analyzer",
+        "none",
+        env={"ENGRAM_MITMPROXY_BODY_LIMIT_MB": "0.002"},
+    )
     journal = rows(db_path)
     assert len(journal) == 2
     assert all(r["status"] == "failed" and r["error"] for r in journal)
@@ -244,8 +310,20 @@ def test_journal_cli_contract(cli: Cli, stub: LLMStub, mitm: Mitmweb) -> None:
     converse(claude(stub, mitm), "jc", ["remember the port is 5433"])
     watch(cli, mitm)
     (row,) = cli.json("journal")
-    for key in ("id", "source", "source_key", "kind", "format", "model", "conversation",
-                "project", "new_turns", "status", "error", "captured_at"):
+    for key in (
+        "id",
+        "source",
+        "source_key",
+        "kind",
+        "format",
+        "model",
+        "conversation",
+        "project",
+        "new_turns",
+        "status",
+        "error",
+        "captured_at",
+    ):
         assert key in row
     assert (row["source"], row["kind"], row["status"]) == ("mitmweb", "conversation", "pending")
     shown = cli("journal", "show", str(row["id"])).stdout
@@ -266,8 +344,9 @@ def test_ingest_flow_file_once(cli: Cli, stub: LLMStub, tmp_path: Path, db_path:
     assert user_texts(db_path) == ["from a flow file", "second turn"]
 
 
-def test_follow_flow_file_with_partial_tail(cli: Cli, stub: LLMStub, tmp_path: Path,
-                                            db_path: Path) -> None:
+def test_follow_flow_file_with_partial_tail(
+    cli: Cli, stub: LLMStub, tmp_path: Path, db_path: Path
+) -> None:
     dump = tmp_path / "flows.mitm"
     with Mitmweb(extra=["--set", f"save_stream_file={dump}"]) as m:
         converse(claude(stub, m), "tail", ["alpha", "beta"])
@@ -295,13 +374,21 @@ def test_lone_surrogates_and_odd_text_are_stored(store) -> None:
     from engram.store import journal
     from engram.wire.model import RawRequest, RawResponse
 
-    body = (b'{"model":"m","system":"Primary working directory: /p\\ud800","messages":'
-            b'[{"role":"user","content":"lone \\ud83d surrogate"}]}')
+    body = (
+        b'{"model":"m","system":"Primary working directory: /p\\ud800","messages":'
+        b'[{"role":"user","content":"lone \\ud83d surrogate"}]}'
+    )
     reply = b'{"content":[{"type":"text","text":"ok \\udc00"}],"model":"m"}'
     with store.write() as session:
-        recorded = journal.record(session, journal.Capture(
-            "proxy", "k1", RawRequest(body=body, path="/v1/messages", host="api.anthropic.com"),
-            RawResponse(status_code=200, body=reply)))
+        recorded = journal.record(
+            session,
+            journal.Capture(
+                "proxy",
+                "k1",
+                RawRequest(body=body, path="/v1/messages", host="api.anthropic.com"),
+                RawResponse(status_code=200, body=reply),
+            ),
+        )
     assert recorded.status == "pending" and recorded.new_turns == 2
     with store.write() as session:
         row = journal.get_row(session, recorded.id)

@@ -32,27 +32,49 @@ def send_conversations(stub: LLMStub, mitm: Mitmweb, conversations: int, turns: 
         for c in range(conversations):
             history = histories[c]
             history.append({"role": "user", "content": f"conversation {c} turn {t}"})
-            r = s.post(stub.url + "/v1/messages?beta=true", proxies=mitm.proxies(), timeout=30,
-                       headers={"X-Claude-Code-Session-Id": f"conv-{c}"},
-                       json={"model": "claude-haiku-4-5", "max_tokens": 32,
-                             "system": "Primary working directory: /srv/app",
-                             "messages": history})
+            r = s.post(
+                stub.url + "/v1/messages?beta=true",
+                proxies=mitm.proxies(),
+                timeout=30,
+                headers={"X-Claude-Code-Session-Id": f"conv-{c}"},
+                json={
+                    "model": "claude-haiku-4-5",
+                    "max_tokens": 32,
+                    "system": "Primary working directory: /srv/app",
+                    "messages": history,
+                },
+            )
             assert r.status_code == 200
             history.append({"role": "assistant", "content": r.json()["content"]})
 
 
 def start_watcher(mitm: Mitmweb, db: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [*ENGRAM, "mitmproxy", "--url", mitm.url, "--interval", "0.2", "--analyzer", "none",
-         "--quiet"],
+        [
+            *ENGRAM,
+            "mitmproxy",
+            "--url",
+            mitm.url,
+            "--interval",
+            "0.2",
+            "--analyzer",
+            "none",
+            "--quiet",
+        ],
         env={**os.environ, "ENGRAM_DB": str(db), "ENGRAM_MITMWEB_TOKEN": mitm.password},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def user_turns(db: Path) -> list[str]:
     conn = sqlite3.connect(db)
-    out = [t["text"] for (turns,) in conn.execute("SELECT turns FROM exchanges ORDER BY id")
-           for t in json.loads(turns) if t["role"] == "user"]
+    out = [
+        t["text"]
+        for (turns,) in conn.execute("SELECT turns FROM exchanges ORDER BY id")
+        for t in json.loads(turns)
+        if t["role"] == "user"
+    ]
     conn.close()
     return out
 
@@ -76,17 +98,30 @@ def test_sigkill_at_several_points_in_a_200_exchange_run(tmp_path: Path) -> None
         assert kills >= 3
         # Restart once more and let it drain.
         for _ in range(3):
-            subprocess.run([*ENGRAM, "mitmproxy", "--url", mitm.url, "--once", "--analyzer",
-                            "none", "--quiet"], check=True, timeout=120,
-                           env={**os.environ, "ENGRAM_DB": str(db),
-                                "ENGRAM_MITMWEB_TOKEN": mitm.password})
+            subprocess.run(
+                [
+                    *ENGRAM,
+                    "mitmproxy",
+                    "--url",
+                    mitm.url,
+                    "--once",
+                    "--analyzer",
+                    "none",
+                    "--quiet",
+                ],
+                check=True,
+                timeout=120,
+                env={**os.environ, "ENGRAM_DB": str(db), "ENGRAM_MITMWEB_TOKEN": mitm.password},
+            )
         s = requests.Session()
         s.trust_env = False
-        left = s.get(mitm.url + "/flows", timeout=10,
-                     headers={"Authorization": f"Bearer {mitm.password}"}).json()
+        left = s.get(
+            mitm.url + "/flows", timeout=10, headers={"Authorization": f"Bearer {mitm.password}"}
+        ).json()
     conn = sqlite3.connect(db)
     count, distinct = conn.execute(
-        "SELECT count(*), count(DISTINCT source_key) FROM exchanges").fetchone()
+        "SELECT count(*), count(DISTINCT source_key) FROM exchanges"
+    ).fetchone()
     conn.close()
     assert count == distinct == 200
     said = user_turns(db)
@@ -99,11 +134,15 @@ def test_sigterm_stops_cleanly_with_exit_0(tmp_path: Path) -> None:
     log = tmp_path / "watcher.log"
     with Mitmweb() as mitm, log.open("wb") as out_file:
         proc = subprocess.Popen(
-            [*ENGRAM, "mitmproxy", "--url", mitm.url, "--interval", "0.2", "--analyzer",
-             "none"],
-            env={**os.environ, "ENGRAM_DB": str(tmp_path / "e.db"),
-                 "ENGRAM_MITMWEB_TOKEN": mitm.password},
-            stdout=out_file, stderr=subprocess.PIPE)
+            [*ENGRAM, "mitmproxy", "--url", mitm.url, "--interval", "0.2", "--analyzer", "none"],
+            env={
+                **os.environ,
+                "ENGRAM_DB": str(tmp_path / "e.db"),
+                "ENGRAM_MITMWEB_TOKEN": mitm.password,
+            },
+            stdout=out_file,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60  # start-up (imports) can be slow on a busy machine
         while b"watching LLM traffic" not in log.read_bytes() and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -59,16 +59,28 @@ def _http_client(timeout: float) -> Any:
 class AnthropicBackend:
     name = "anthropic"
 
-    def __init__(self, *, api_key: str, model: str, base_url: str | None, timeout: float,
-                 retries: int, max_output_tokens: int) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        base_url: str | None,
+        timeout: float,
+        retries: int,
+        max_output_tokens: int,
+    ) -> None:
         import anthropic
 
         self.model = model
         self.max_output_tokens = max_output_tokens
         self._errors = anthropic
         self.client = anthropic.Anthropic(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries,
-            default_headers=INTERNAL_HEADERS, http_client=_http_client(timeout),
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=retries,
+            default_headers=INTERNAL_HEADERS,
+            http_client=_http_client(timeout),
         )
 
     def analyze(self, batch: Batch) -> Answer:
@@ -80,26 +92,36 @@ class AnthropicBackend:
                 # The system prompt is byte-identical on every call, so it is marked for
                 # caching; Anthropic caches only prefixes above a model's minimum length
                 # (4,096 tokens on Haiku 4.5), so this pays off with longer prompts.
-                system=[{"type": "text", "text": batch.system,
-                         "cache_control": {"type": "ephemeral"}}],
+                system=[
+                    {"type": "text", "text": batch.system, "cache_control": {"type": "ephemeral"}}
+                ],
                 messages=[{"role": "user", "content": batch.user}],
             )
         except sdk.AuthenticationError as exc:
-            raise AnalyzerError("the Anthropic API rejected the analyzer's key (401); set "
-                                "ANTHROPIC_API_KEY or analyzer.api_key", auth=True,
-                                retryable=False) from exc
+            raise AnalyzerError(
+                "the Anthropic API rejected the analyzer's key (401); set "
+                "ANTHROPIC_API_KEY or analyzer.api_key",
+                auth=True,
+                retryable=False,
+            ) from exc
         except sdk.PermissionDeniedError as exc:
-            raise AnalyzerError(f"the Anthropic API refused the request (403): {exc.message}",
-                                auth=True, retryable=False) from exc
+            raise AnalyzerError(
+                f"the Anthropic API refused the request (403): {exc.message}",
+                auth=True,
+                retryable=False,
+            ) from exc
         except sdk.APIStatusError as exc:
-            raise AnalyzerError(f"Anthropic API error {exc.status_code}: {exc.message}",
-                                retryable=exc.status_code >= 429) from exc
+            raise AnalyzerError(
+                f"Anthropic API error {exc.status_code}: {exc.message}",
+                retryable=exc.status_code >= 429,
+            ) from exc
         except sdk.APIConnectionError as exc:
             raise AnalyzerError(f"Anthropic API unreachable or timed out: {exc}") from exc
         except Exception as exc:  # an empty or malformed body fails inside the SDK's parser
             raise AnalyzerError(f"malformed response from the Anthropic API: {exc!r}") from exc
-        text = "".join(getattr(b, "text", "") for b in message.content
-                       if getattr(b, "type", "") == "text")
+        text = "".join(
+            getattr(b, "text", "") for b in message.content if getattr(b, "type", "") == "text"
+        )
         u = message.usage
         usage = Usage(
             input_tokens=u.input_tokens or 0,
@@ -115,16 +137,27 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, *, api_key: str | None, model: str, base_url: str | None,
-                 timeout: float, retries: int, max_output_tokens: int) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        model: str,
+        base_url: str | None,
+        timeout: float,
+        retries: int,
+        max_output_tokens: int,
+    ) -> None:
         import openai
 
         self.model = model
         self.max_output_tokens = max_output_tokens
         self._errors = openai
         self.client = openai.OpenAI(
-            api_key=api_key or "not-needed", base_url=base_url, timeout=timeout,
-            max_retries=retries, default_headers=INTERNAL_HEADERS,
+            api_key=api_key or "not-needed",
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=retries,
+            default_headers=INTERNAL_HEADERS,
             http_client=_http_client(timeout),
         )
 
@@ -134,21 +167,29 @@ class OpenAIBackend:
             completion = self.client.chat.completions.create(
                 model=self.model,
                 max_tokens=self.max_output_tokens,
-                messages=[{"role": "system", "content": batch.system},
-                          {"role": "user", "content": batch.user}],
+                messages=[
+                    {"role": "system", "content": batch.system},
+                    {"role": "user", "content": batch.user},
+                ],
             )
         except sdk.AuthenticationError as exc:
-            raise AnalyzerError("the OpenAI-compatible endpoint rejected the analyzer's key "
-                                "(401); set analyzer.openai_api_key", auth=True,
-                                retryable=False) from exc
+            raise AnalyzerError(
+                "the OpenAI-compatible endpoint rejected the analyzer's key "
+                "(401); set analyzer.openai_api_key",
+                auth=True,
+                retryable=False,
+            ) from exc
         except sdk.APIStatusError as exc:
-            raise AnalyzerError(f"OpenAI-compatible API error {exc.status_code}: {exc.message}",
-                                retryable=exc.status_code >= 429) from exc
+            raise AnalyzerError(
+                f"OpenAI-compatible API error {exc.status_code}: {exc.message}",
+                retryable=exc.status_code >= 429,
+            ) from exc
         except sdk.APIConnectionError as exc:
             raise AnalyzerError(f"OpenAI-compatible API unreachable or timed out: {exc}") from exc
         except Exception as exc:  # an empty or malformed body fails inside the SDK's parser
-            raise AnalyzerError(f"malformed response from the OpenAI-compatible API: {exc!r}"
-                                ) from exc
+            raise AnalyzerError(
+                f"malformed response from the OpenAI-compatible API: {exc!r}"
+            ) from exc
         choice = completion.choices[0] if completion.choices else None
         text = (choice.message.content or "") if choice else ""
         u = completion.usage
@@ -184,5 +225,9 @@ def cost(usage: Usage, model: str, prices: Mapping[str, Sequence[float]]) -> flo
     if not table:
         return 0.0
     inp, out, cread, cwrite = [*table, 0.0, 0.0, 0.0, 0.0][:4]
-    return (usage.input_tokens * inp + usage.output_tokens * out
-            + usage.cache_read_tokens * cread + usage.cache_creation_tokens * cwrite) / 1e6
+    return (
+        usage.input_tokens * inp
+        + usage.output_tokens * out
+        + usage.cache_read_tokens * cread
+        + usage.cache_creation_tokens * cwrite
+    ) / 1e6

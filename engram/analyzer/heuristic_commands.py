@@ -146,7 +146,7 @@ def _command_of(arguments: Any) -> str | None:
 
 
 def _outcome(result: Mapping[str, Any] | None) -> tuple[str, str]:
-    """"ok", "fail" or "unknown", and the output. An exit code, where the agent states one,
+    """ "ok", "fail" or "unknown", and the output. An exit code, where the agent states one,
     wins over `is_error`; a rejected or interrupted call did not run, so it is unknown."""
     if result is None:
         return "unknown", ""
@@ -259,8 +259,11 @@ def _fixes(failed: _Run, run: _Run) -> bool:
     with the same arguments, or, when `failed` was misinvoked, a flag added or removed
     or one argument changed to a similar one."""
     a, b = _family(failed.command), _family(run.command)
-    if a is None or b is None or a[0] != b[0] or _strip_cd(failed.command, run.command)[0] == (
-        _strip_cd(failed.command, run.command)[1]
+    if (
+        a is None
+        or b is None
+        or a[0] != b[0]
+        or _strip_cd(failed.command, run.command)[0] == (_strip_cd(failed.command, run.command)[1])
     ):
         return False
     (_, ra), (_, rb) = a, b
@@ -287,7 +290,7 @@ def _strip_cd(a: str, b: str) -> tuple[str, str]:
     """Both commands without a `cd dir && ` prefix they share (it says nothing)."""
     m = re.match(r"cd\s+\S+\s*&&\s*", a)
     if m and b.startswith(m.group()):
-        return a[m.end():], b[m.end():]
+        return a[m.end() :], b[m.end() :]
     return a, b
 
 

@@ -143,10 +143,8 @@ _FUTURE_TAIL = re.compile(
     r"|moving forward|from now on|in (?:the )?future)\s*[.!]*$",
     _I,
 )
-_FUTURE = re.compile(r"\b(?:for (?:the )?future|future reference|going forward|from now on)\b",
-                     _I)
-_HABIT = re.compile(r"\b(?:always|never|every time|each time|whenever|before|after|when)\b",
-                    _I)
+_FUTURE = re.compile(r"\b(?:for (?:the )?future|future reference|going forward|from now on)\b", _I)
+_HABIT = re.compile(r"\b(?:always|never|every time|each time|whenever|before|after|when)\b", _I)
 _POLITE = re.compile(
     r"^(?:please\s+|pls\s+|just\s+|you (?:should|must|need to|have to)\s+"
     r"|make sure (?:to|that you|you)\s+|be sure to\s+|i want you to\s+|i'?d like you to\s+"
@@ -209,9 +207,7 @@ _PROJECT_USES = re.compile(
     r"|requires|is built with|depends on|is deployed to|deploys to) (?P<obj>.+))$",
     _I,
 )
-_USE_NOT = re.compile(
-    r"^(?P<x>use (?P<obj>.+?),?\s+(?:not|instead of|rather than|over)\s+.+)$", _I
-)
+_USE_NOT = re.compile(r"^(?P<x>use (?P<obj>.+?),?\s+(?:not|instead of|rather than|over)\s+.+)$", _I)
 _PREFER = re.compile(r"^(?P<x>prefer (?P<obj>.+?)\s+(?:over|to|rather than)\s+.+)$", _I)
 _DONT_USE = re.compile(
     r"^(?P<x>(?:don'?t|do not|never|stop) (?:ever )?(?:use|using) (?P<obj>.+))$", _I
@@ -297,7 +293,7 @@ def classify(text: str) -> str:
 
 
 def scope_of(text: str) -> str:
-    """"project" for facts about "we"/this repo, "global" for facts about the user, else ""."""
+    """ "project" for facts about "we"/this repo, "global" for facts about the user, else ""."""
     if _PROJECT_HINT.search(text):
         return "project"
     if _PERSONAL.search(text):
@@ -325,19 +321,19 @@ def _imperative_ok(obj: str) -> bool:
 
 
 def _explicit(clause: str, masked: str) -> Hit | None:
-    """"Remember that X", "for future reference, X", "keep in mind that X": the user
+    """ "Remember that X", "for future reference, X", "keep in mind that X": the user
     asking for a memory outright, the strongest evidence there is."""
     m = _EXPLICIT.match(masked)
     if not m:
         return None
     if m.group("note") and not _FUTURE.search(masked):
         return None  # "note that X" is how people point things out in a task
-    x = _FUTURE_TAIL.sub("", clause[m.start("x"):]).strip()
+    x = _FUTURE_TAIL.sub("", clause[m.start("x") :]).strip()
     # "remember to X" (not "remember that to X, run Y", a procedure)
-    to = re.search(r"(?:remember|forget)\s*$", masked[:m.start("x")], _I) and re.match(
+    to = re.search(r"(?:remember|forget)\s*$", masked[: m.start("x")], _I) and re.match(
         r"to\s+", x, _I
     )
-    x = _POLITE.sub("", x[to.end():] if to else x)
+    x = _POLITE.sub("", x[to.end() :] if to else x)
     if _VAGUE_START.match(x):
         return None
     if to and not _HABIT.search(x):
@@ -349,12 +345,16 @@ def _explicit(clause: str, masked: str) -> Hit | None:
 
 
 def _from_now_on(clause: str, masked: str) -> Hit | None:
-    """"From now on, X" / "X going forward": a standing instruction by its own words."""
+    """ "From now on, X" / "X going forward": a standing instruction by its own words."""
     m = _FROM_NOW_ON.match(masked)
     if m:
-        x = _POLITE.sub("", _LETS.sub("", clause[m.start("x"):]))
-    elif _FUTURE_TAIL.search(masked) and not re.match(r"(?:i|i'\w+|it|this|that|you|they|he"
-                                                      r"|she|there)\b", masked, _I):
+        x = _POLITE.sub("", _LETS.sub("", clause[m.start("x") :]))
+    elif _FUTURE_TAIL.search(masked) and not re.match(
+        r"(?:i|i'\w+|it|this|that|you|they|he"
+        r"|she|there)\b",
+        masked,
+        _I,
+    ):
         x = _POLITE.sub("", _FUTURE_TAIL.sub("", clause))
     else:
         return None
@@ -365,8 +365,9 @@ def _from_now_on(clause: str, masked: str) -> Hit | None:
 
 def _convention(clause: str, masked: str) -> Hit | None:
     """Conventions and preferences: "we use X, not Y", "always X", "I prefer X"."""
+
     def take(m: re.Match[str]) -> str:
-        return clause[m.start("x"):m.end("x")]
+        return clause[m.start("x") : m.end("x")]
 
     if m := _WE_USE_NOT.match(masked):
         return _hit(take(m), "preference", "we-use-not", "project")
@@ -375,8 +376,10 @@ def _convention(clause: str, masked: str) -> Hit | None:
         return _hit(take(m), "preference", "we-always", "project") if ok else None
     if m := _WE_USE.match(masked):
         obj = m.group("obj")
-        if len(obj.split()) > 10 or not _object_ok(obj) or re.match(
-            r"(?:a lot|lots|too|much|many|some|more|less|a bit)\b", obj, _I
+        if (
+            len(obj.split()) > 10
+            or not _object_ok(obj)
+            or re.match(r"(?:a lot|lots|too|much|many|some|more|less|a bit)\b", obj, _I)
         ):
             return None
         return _hit(take(m), "preference", "we-use", "project")
@@ -396,7 +399,8 @@ def _convention(clause: str, masked: str) -> Hit | None:
         # "use a dict instead of a list" is a task; a named tool or library is a convention.
         obj = m.group("obj")
         named = _CONCRETE.search(obj) or not re.match(
-            r"(?:a|an|the|this|that|some|my|your|our|its|their|existing)\b", obj, _I)
+            r"(?:a|an|the|this|that|some|my|your|our|its|their|existing)\b", obj, _I
+        )
         ok = _object_ok(obj) and named
         return _hit(take(m), "preference", "use-not") if ok else None
     for rule, name in ((_PREFER, "prefer"), (_DONT_USE, "dont-use")):
@@ -407,9 +411,16 @@ def _convention(clause: str, masked: str) -> Hit | None:
     for rule in (_I_PREFER, _I_RATHER, _MY_PREF):
         if m := rule.match(masked):
             # "I don't like the naming": a reaction to what is on screen, not a taste.
-            reaction = rule is _I_PREFER and re.match(r"i (?:\w+ )?(?:like|love|dislike|hate|don'?t"
-                                                      r"|do not|can'?t)", masked, _I) and re.match(
-                r"(?:the|your|this|that)\b", m.group("obj"), _I)
+            reaction = (
+                rule is _I_PREFER
+                and re.match(
+                    r"i (?:\w+ )?(?:like|love|dislike|hate|don'?t"
+                    r"|do not|can'?t)",
+                    masked,
+                    _I,
+                )
+                and re.match(r"(?:the|your|this|that)\b", m.group("obj"), _I)
+            )
             ok = _object_ok(m.group("obj")) and not reaction
             return _hit(take(m), "preference", "i-prefer") if ok else None
     return None
@@ -430,7 +441,7 @@ def _correction(clause: str, masked: str) -> Hit | None:
             return None
         if kind == "preference" and _PRONOUN.search(obj):
             return None
-        return _hit(clause[m.start("x"):m.end("x")], kind, "correction")
+        return _hit(clause[m.start("x") : m.end("x")], kind, "correction")
     return None
 
 
@@ -442,7 +453,7 @@ def _strip_openers(clause: str, masked: str) -> tuple[str, str, bool]:
         if not m or not m.end():
             return clause, masked, corrected
         corrected = corrected or _CORRECTION.match(masked) is not None
-        clause, masked = clause[m.end():], masked[m.end():]
+        clause, masked = clause[m.end() :], masked[m.end() :]
 
 
 def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool) -> Hit | None:
@@ -462,14 +473,15 @@ def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool)
     if hit := _convention(clause[cut:], masked[cut:]):
         return hit
     if m := _NOT_BUT.match(masked):
-        return _hit(clause[m.start("x"):m.end("x")], "fact", "not-but")
+        return _hit(clause[m.start("x") : m.end("x")], "fact", "not-but")
     if corrective or corrected:
         return _correction(clause, masked)
     return None
 
 
-def sentence_hits(sentence: str, masked: str, *, corrective: bool = False,
-                  explicit_only: bool = False) -> Iterator[Hit]:
+def sentence_hits(
+    sentence: str, masked: str, *, corrective: bool = False, explicit_only: bool = False
+) -> Iterator[Hit]:
     """The facts in one sentence: first the sentence as a whole, then clause by clause
     (so "fix the typo; always run ruff first" still yields its second half)."""
     if hit := _clause_hit(sentence, masked, corrective, explicit_only):
@@ -478,7 +490,7 @@ def sentence_hits(sentence: str, masked: str, *, corrective: bool = False,
     start = 0
     pieces: list[tuple[str, str]] = []
     for m in _CLAUSE_SPLIT.finditer(masked):
-        pieces.append((sentence[start:m.start()], masked[start:m.start()]))
+        pieces.append((sentence[start : m.start()], masked[start : m.start()]))
         start = m.end()
     if not pieces:
         return
@@ -491,4 +503,4 @@ def sentence_hits(sentence: str, masked: str, *, corrective: bool = False,
 def opens_with_correction(masked: str) -> bool:
     """Whether a message starts by telling the assistant it got something wrong."""
     m = _LEAD.match(masked)
-    return _CORRECTION.match(masked[m.end():] if m else masked) is not None
+    return _CORRECTION.match(masked[m.end() :] if m else masked) is not None

@@ -55,8 +55,9 @@ class PlannedBatch:
         for u in self.units:
             if out and out[-1].conversation == u.conversation:
                 prev = out[-1]
-                out[-1] = prompt.ConversationInput(prev.project, prev.conversation,
-                                                   [*prev.turns, *u.turns])
+                out[-1] = prompt.ConversationInput(
+                    prev.project, prev.conversation, [*prev.turns, *u.turns]
+                )
             else:
                 out.append(prompt.ConversationInput(u.project, u.conversation, list(u.turns)))
         return out
@@ -142,8 +143,13 @@ class Analyzer:
     def source(self) -> str:
         return f"analyzer:{self.backend.model}"
 
-    def run(self, *, limit: int | None = None, dry_run: bool = False,
-            on_batch: Callable[[RunReport], None] | None = None) -> RunReport:
+    def run(
+        self,
+        *,
+        limit: int | None = None,
+        dry_run: bool = False,
+        on_batch: Callable[[RunReport], None] | None = None,
+    ) -> RunReport:
         report = RunReport()
         with self.store.write() as session:
             rows = journal.pending(session, limit)
@@ -165,13 +171,16 @@ class Analyzer:
     def _candidates(self, batch: PlannedBatch) -> list[prompt.CandidateMemory]:
         from engram.store import reader
 
-        words = " ".join(t.get("text", "") for u in batch.units for t in u.turns
-                         if t.get("role") == "user")[:4000]
+        words = " ".join(
+            t.get("text", "") for u in batch.units for t in u.turns if t.get("role") == "user"
+        )[:4000]
         scopes = ("global",) if batch.project is None else ("global", batch.project)
         with self.store.read() as conn:
             hits = reader.search(conn, words, scopes=scopes, limit=self.settings.candidates)
-        return [prompt.CandidateMemory(h.memory.id, h.memory.content, h.memory.kind,
-                                       h.memory.scope) for h in hits]
+        return [
+            prompt.CandidateMemory(h.memory.id, h.memory.content, h.memory.kind, h.memory.scope)
+            for h in hits
+        ]
 
     def _run_batch(self, batch: PlannedBatch, report: RunReport, dry_run: bool) -> bool:
         candidates = self._candidates(batch)
@@ -179,8 +188,10 @@ class Analyzer:
         request = Batch(
             system=prompt.SYSTEM_PROMPT,
             user=prompt.build_user_message(conversations, candidates),
-            conversations=[{"project": c.project, "conversation": c.conversation,
-                            "turns": list(c.turns)} for c in conversations],
+            conversations=[
+                {"project": c.project, "conversation": c.conversation, "turns": list(c.turns)}
+                for c in conversations
+            ],
         )
         started = schema.now_iso()
         report.batches += 1
@@ -207,9 +218,15 @@ class Analyzer:
         self._apply(batch, answer, parsed, candidates, started, report)
         return True
 
-    def _apply(self, batch: PlannedBatch, answer: Answer, parsed: grammar.ParseResult,
-               candidates: list[prompt.CandidateMemory], started: str,
-               report: RunReport) -> None:
+    def _apply(
+        self,
+        batch: PlannedBatch,
+        answer: Answer,
+        parsed: grammar.ParseResult,
+        candidates: list[prompt.CandidateMemory],
+        started: str,
+        report: RunReport,
+    ) -> None:
         from engram.redact import redact
         from engram.store import memories
 
@@ -231,9 +248,15 @@ class Analyzer:
                                 raise EngramError(f"the fact is over {MAX_FACT_CHARS} characters")
                         if cmd.action == "add":
                             scope = self._scope(cmd.scope, batch.project)
-                            res = memories.add(session, text or "", kind=cmd.kind or "fact",
-                                               scope=scope, source=self.source,
-                                               provenance=provenance, actor=self.source)
+                            res = memories.add(
+                                session,
+                                text or "",
+                                kind=cmd.kind or "fact",
+                                scope=scope,
+                                source=self.source,
+                                provenance=provenance,
+                                actor=self.source,
+                            )
                             if res.created:
                                 counts["added"] += 1
                                 report.added.append(res.memory)
@@ -242,8 +265,14 @@ class Analyzer:
                                 report.duplicates += 1
                         elif cmd.action == "supersede":
                             _old, new = memories.supersede(
-                                session, cmd.target or "", text or "", kind=cmd.kind,
-                                source=self.source, provenance=provenance, actor=self.source)
+                                session,
+                                cmd.target or "",
+                                text or "",
+                                kind=cmd.kind,
+                                source=self.source,
+                                provenance=provenance,
+                                actor=self.source,
+                            )
                             counts["superseded"] += 1
                             report.superseded.append((cmd.target or "", new))
                         else:
@@ -266,8 +295,14 @@ class Analyzer:
             return "global"
         return project
 
-    def _fail(self, batch: PlannedBatch, error: str, started: str, report: RunReport,
-              answer: Answer | None) -> None:
+    def _fail(
+        self,
+        batch: PlannedBatch,
+        error: str,
+        started: str,
+        report: RunReport,
+        answer: Answer | None,
+    ) -> None:
         from sqlalchemy import update
 
         from engram.store.models import ExchangeRow
@@ -276,13 +311,16 @@ class Analyzer:
         report.errors.append(error)
         ids = sorted({u.row_id for u in batch.units})
         with self.store.write() as session:
-            session.execute(update(ExchangeRow).where(ExchangeRow.id.in_(ids)).values(
-                attempts=ExchangeRow.attempts + 1, analysis_error=error))
+            session.execute(
+                update(ExchangeRow)
+                .where(ExchangeRow.id.in_(ids))
+                .values(attempts=ExchangeRow.attempts + 1, analysis_error=error)
+            )
             parked = session.execute(
                 update(ExchangeRow)
-                .where(ExchangeRow.id.in_(ids),
-                       ExchangeRow.attempts >= self.settings.max_attempts)
-                .values(status="failed")).rowcount
+                .where(ExchangeRow.id.in_(ids), ExchangeRow.attempts >= self.settings.max_attempts)
+                .values(status="failed")
+            ).rowcount
             report.parked += parked or 0
             self._record_in(session, batch, answer, started, "failed", error, report, None, {})
 
@@ -290,9 +328,18 @@ class Analyzer:
         with self.store.write() as session:
             self._record_in(session, *args)
 
-    def _record_in(self, session: Any, batch: PlannedBatch, answer: Answer | None, started: str,
-                   status: str, error: str | None, report: RunReport,
-                   parsed: grammar.ParseResult | None, counts: dict[str, int]) -> None:
+    def _record_in(
+        self,
+        session: Any,
+        batch: PlannedBatch,
+        answer: Answer | None,
+        started: str,
+        status: str,
+        error: str | None,
+        report: RunReport,
+        parsed: grammar.ParseResult | None,
+        counts: dict[str, int],
+    ) -> None:
         from engram.store.models import AnalyzerRun
 
         usage = answer.usage if answer else None
@@ -302,22 +349,31 @@ class Analyzer:
         if parsed is not None:
             report.ignored += parsed.ignored
             report.rejected.extend(f"line {n}: {why}" for n, _line, why in parsed.rejected)
-        session.add(AnalyzerRun(
-            started_at=started, ended_at=schema.now_iso(), backend=self.backend.name,
-            model=model, prompt_version=prompt.PROMPT_VERSION, project=batch.project,
-            exchanges=json.dumps(sorted({u.row_id for u in batch.units})), status=status,
-            error=error,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            cache_read_tokens=usage.cache_read_tokens if usage else 0,
-            cache_creation_tokens=usage.cache_creation_tokens if usage else 0,
-            cost_usd=usd,
-            commands=len(parsed.commands) if parsed else 0,
-            added=counts.get("added", 0), superseded=counts.get("superseded", 0),
-            forgotten=counts.get("forgotten", 0), duplicates=counts.get("duplicates", 0),
-            rejected=counts.get("rejected", 0) + (len(parsed.rejected) if parsed else 0),
-            ignored=parsed.ignored if parsed else 0,
-        ))
+        session.add(
+            AnalyzerRun(
+                started_at=started,
+                ended_at=schema.now_iso(),
+                backend=self.backend.name,
+                model=model,
+                prompt_version=prompt.PROMPT_VERSION,
+                project=batch.project,
+                exchanges=json.dumps(sorted({u.row_id for u in batch.units})),
+                status=status,
+                error=error,
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                cache_read_tokens=usage.cache_read_tokens if usage else 0,
+                cache_creation_tokens=usage.cache_creation_tokens if usage else 0,
+                cost_usd=usd,
+                commands=len(parsed.commands) if parsed else 0,
+                added=counts.get("added", 0),
+                superseded=counts.get("superseded", 0),
+                forgotten=counts.get("forgotten", 0),
+                duplicates=counts.get("duplicates", 0),
+                rejected=counts.get("rejected", 0) + (len(parsed.rejected) if parsed else 0),
+                ignored=parsed.ignored if parsed else 0,
+            )
+        )
 
 
 def analysis_due(store: Store, batch: int, max_wait: float) -> bool:
@@ -340,10 +396,14 @@ def retry_failed(store: Store) -> int:
     from engram.store.models import ExchangeRow
 
     with store.write() as session:
-        return session.execute(
-            update(ExchangeRow)
-            .where(ExchangeRow.status == "failed", ExchangeRow.analysis_error.is_not(None))
-            .values(status="pending", attempts=0)).rowcount or 0
+        return (
+            session.execute(
+                update(ExchangeRow)
+                .where(ExchangeRow.status == "failed", ExchangeRow.analysis_error.is_not(None))
+                .values(status="pending", attempts=0)
+            ).rowcount
+            or 0
+        )
 
 
 # -- choosing a backend ----------------------------------------------------------------
@@ -363,20 +423,33 @@ def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
         return None, "none (capture only)"
     if name == "heuristic":
         return HeuristicBackend(), "heuristic"
-    common = dict(timeout=settings.timeout, retries=settings.retries,
-                  max_output_tokens=settings.max_output_tokens)
+    common = dict(
+        timeout=settings.timeout,
+        retries=settings.retries,
+        max_output_tokens=settings.max_output_tokens,
+    )
     if name == "anthropic":
         if not settings.api_key:
-            raise EngramError("the anthropic analyzer needs a key: set ANTHROPIC_API_KEY or "
-                              "analyzer.api_key (or use --analyzer heuristic)")
-        return (AnthropicBackend(api_key=settings.api_key, model=settings.model,
-                                 base_url=settings.base_url, **common),  # type: ignore[arg-type]
-                f"anthropic ({settings.model})")
+            raise EngramError(
+                "the anthropic analyzer needs a key: set ANTHROPIC_API_KEY or "
+                "analyzer.api_key (or use --analyzer heuristic)"
+            )
+        return (
+            AnthropicBackend(
+                api_key=settings.api_key, model=settings.model, base_url=settings.base_url, **common
+            ),  # type: ignore[arg-type]
+            f"anthropic ({settings.model})",
+        )
     if name == "openai":
-        return (OpenAIBackend(api_key=settings.openai_api_key, model=settings.openai_model,
-                              base_url=settings.openai_base_url, **common),  # type: ignore[arg-type]
-                f"openai ({settings.openai_model} at "
-                f"{settings.openai_base_url or 'api.openai.com'})")
+        return (
+            OpenAIBackend(
+                api_key=settings.openai_api_key,
+                model=settings.openai_model,
+                base_url=settings.openai_base_url,
+                **common,
+            ),  # type: ignore[arg-type]
+            f"openai ({settings.openai_model} at {settings.openai_base_url or 'api.openai.com'})",
+        )
     raise EngramError(f"unknown analyzer {name!r} (auto, anthropic, openai, heuristic, none)")
 
 
@@ -391,8 +464,9 @@ def describe(report: RunReport) -> list[str]:
     return lines
 
 
-def make_daemon_hook(store: Store, backend: Backend, settings: AnalyzerConfig) -> Callable[
-        [Any], None]:
+def make_daemon_hook(
+    store: Store, backend: Backend, settings: AnalyzerConfig
+) -> Callable[[Any], None]:
     """The watcher's analyze job: run, then report in the original guide's style."""
     analyzer = Analyzer(store, backend, settings)
     warned_auth: list[bool] = [False]
@@ -402,8 +476,9 @@ def make_daemon_hook(store: Store, backend: Backend, settings: AnalyzerConfig) -
             pending = len(journal.pending(session))
         if not pending:
             return
-        reporter.event("analyze_start", f"Running analyzer on {pending} exchanges...",
-                       pending=pending)
+        reporter.event(
+            "analyze_start", f"Running analyzer on {pending} exchanges...", pending=pending
+        )
         started = time.monotonic()
         report = analyzer.run()
         if report.auth_error:
@@ -420,9 +495,13 @@ def make_daemon_hook(store: Store, backend: Backend, settings: AnalyzerConfig) -
             f"{len(report.forgotten)} forgotten, {report.duplicates} already known "
             f"({report.input_tokens:,} tokens in, ${report.cost_usd:.4f}, "
             f"{time.monotonic() - started:.1f}s)",
-            added=[m.id for m in report.added], exchanges=report.exchanges,
-            input_tokens=report.input_tokens, output_tokens=report.output_tokens,
-            cost_usd=round(report.cost_usd, 6), failed_batches=report.failed_batches)
+            added=[m.id for m in report.added],
+            exchanges=report.exchanges,
+            input_tokens=report.input_tokens,
+            output_tokens=report.output_tokens,
+            cost_usd=round(report.cost_usd, 6),
+            failed_batches=report.failed_batches,
+        )
         for line in describe(report):
             reporter.event("memory", line, level="success")
 

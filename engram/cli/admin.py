@@ -29,18 +29,25 @@ def register(app: typer.Typer) -> None:
         with st.store.read() as conn:
             data = reader.stats(conn)
             data["analyzer"] = reader.analyzer_costs(conn)
-            data["journal"] = {k: n for k, n in conn.execute(
-                "SELECT status, count(*) FROM exchanges GROUP BY status")}
+            data["journal"] = {
+                k: n
+                for k, n in conn.execute("SELECT status, count(*) FROM exchanges GROUP BY status")
+            }
         data["database"] = {"path": str(st.store.path), "bytes": _size(st.store.path)}
         if json_out:
             render.emit_json(data)
             return
         console = render.out()
-        console.print(f"{data['memories']} memories, {data['events']} events; database "
-                      f"{st.store.path} ({data['database']['bytes'] / 1024:.0f} KiB)",
-                      highlight=False)
-        for title, key in (("status", "by_status"), ("kind (active)", "by_kind"),
-                           ("scope (active)", "by_scope")):
+        console.print(
+            f"{data['memories']} memories, {data['events']} events; database "
+            f"{st.store.path} ({data['database']['bytes'] / 1024:.0f} KiB)",
+            highlight=False,
+        )
+        for title, key in (
+            ("status", "by_status"),
+            ("kind (active)", "by_kind"),
+            ("scope (active)", "by_scope"),
+        ):
             if data[key]:
                 label = render.scope_label if key == "by_scope" else str
                 render.table([title, "count"], [[label(k), v] for k, v in data[key].items()])
@@ -50,12 +57,28 @@ def register(app: typer.Typer) -> None:
         if costs["total"]["runs"]:
             for title, rows in (("day", costs["per_day"]), ("project", costs["per_project"])):
                 render.table(
-                    [title, "runs", "tokens in", "tokens out", "cache read", "cost (USD)",
-                     "memories"],
-                    [[render.scope_label(str(r[title])) if title == "project" else r[title],
-                      r["runs"], f"{r['input_tokens']:,}", f"{r['output_tokens']:,}",
-                      f"{r['cache_read_tokens']:,}", f"{r['cost_usd']:.4f}", r["added"]]
-                     for r in rows])
+                    [
+                        title,
+                        "runs",
+                        "tokens in",
+                        "tokens out",
+                        "cache read",
+                        "cost (USD)",
+                        "memories",
+                    ],
+                    [
+                        [
+                            render.scope_label(str(r[title])) if title == "project" else r[title],
+                            r["runs"],
+                            f"{r['input_tokens']:,}",
+                            f"{r['output_tokens']:,}",
+                            f"{r['cache_read_tokens']:,}",
+                            f"{r['cost_usd']:.4f}",
+                            r["added"],
+                        ]
+                        for r in rows
+                    ],
+                )
 
     db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
     app.add_typer(db_app, name="db")
@@ -67,8 +90,10 @@ def register(app: typer.Typer) -> None:
 
         st = state(ctx)
         revision = st.store.current_revision()
-        typer.echo(f"{st.store.path}: revision {revision or '(empty)'}; head {schema.HEAD}"
-                   + ("" if revision == schema.HEAD else " (run `engram db upgrade`)"))
+        typer.echo(
+            f"{st.store.path}: revision {revision or '(empty)'}; head {schema.HEAD}"
+            + ("" if revision == schema.HEAD else " (run `engram db upgrade`)")
+        )
 
     @db_app.command("upgrade")
     def db_upgrade(ctx: typer.Context) -> None:
@@ -78,8 +103,11 @@ def register(app: typer.Typer) -> None:
         st = state(ctx)
         before = st.store.current_revision()
         st.store.ensure()
-        typer.echo(f"{st.store.path}: revision {before or '(empty)'} -> {schema.HEAD}"
-                   if before != schema.HEAD else f"{st.store.path}: already at {schema.HEAD}")
+        typer.echo(
+            f"{st.store.path}: revision {before or '(empty)'} -> {schema.HEAD}"
+            if before != schema.HEAD
+            else f"{st.store.path}: already at {schema.HEAD}"
+        )
 
     config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
     app.add_typer(config_app, name="config")
@@ -97,6 +125,10 @@ def register(app: typer.Typer) -> None:
             render.emit_json({"file": str(cfg.file) if cfg.file else None, "settings": rows})
             return
         render.note(f"config file: {cfg.file or '(none)'}")
-        render.table(["key", "value", "source"],
-                     [[r["key"], "(not set)" if r["value"] is None else r["value"], r["source"]]
-                      for r in rows])
+        render.table(
+            ["key", "value", "source"],
+            [
+                [r["key"], "(not set)" if r["value"] is None else r["value"], r["source"]]
+                for r in rows
+            ],
+        )

@@ -48,11 +48,15 @@ app = typer.Typer(
 def main_options(
     ctx: typer.Context,
     db: str | None = typer.Option(
-        None, "--db", metavar="PATH",
+        None,
+        "--db",
+        metavar="PATH",
         help="Database file (env ENGRAM_DB; default ~/.local/share/engram/engram.db).",
     ),
     config: str | None = typer.Option(
-        None, "--config", metavar="PATH",
+        None,
+        "--config",
+        metavar="PATH",
         help="Config file (env ENGRAM_CONFIG; default ~/.config/engram/config.toml).",
     ),
 ) -> None:

@@ -41,8 +41,11 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _ours(entry: Any) -> bool:
-    return (isinstance(entry, dict) and isinstance(entry.get("command"), str)
-            and entry["command"].endswith(f"prime {HOOK_FLAG}"))
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("command"), str)
+        and entry["command"].endswith(f"prime {HOOK_FLAG}")
+    )
 
 
 def install_hook(path: Path) -> bool:
@@ -55,8 +58,12 @@ def install_hook(path: Path) -> bool:
     for group in groups:
         if isinstance(group, dict) and any(_ours(h) for h in group.get("hooks", [])):
             return False
-    groups.append({"matcher": "startup|resume|clear|compact",
-                   "hooks": [{"type": "command", "command": hook_command(), "timeout": 10}]})
+    groups.append(
+        {
+            "matcher": "startup|resume|clear|compact",
+            "hooks": [{"type": "command", "command": hook_command(), "timeout": 10}],
+        }
+    )
     _write(path, data)
     return True
 
@@ -100,9 +107,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def prime(
         ctx: typer.Context,
-        project: Path | None = typer.Option(None, "--project", "-p",
-                                            help="Project directory [default: the current "
-                                            "git work tree]."),
+        project: Path | None = typer.Option(
+            None, "--project", "-p", help="Project directory [default: the current git work tree]."
+        ),
         budget: int = typer.Option(1500, "--budget", min=100, help="Token budget."),
         from_hook: bool = typer.Option(False, HOOK_FLAG, hidden=True),
     ) -> None:
@@ -124,8 +131,9 @@ def register(app: typer.Typer) -> None:
         if text:
             sys.stdout.write(text)
 
-    hooks_app = typer.Typer(help="Agent hooks (Claude Code's SessionStart runs `engram prime`).",
-                            no_args_is_help=True)
+    hooks_app = typer.Typer(
+        help="Agent hooks (Claude Code's SessionStart runs `engram prime`).", no_args_is_help=True
+    )
     app.add_typer(hooks_app, name="hooks")
 
     def _target(agent: str, user: bool, project: bool) -> Path:
@@ -141,8 +149,9 @@ def register(app: typer.Typer) -> None:
     def hooks_install(
         agent: str = typer.Argument(..., help="claude"),
         user: bool = typer.Option(False, "--user", help="~/.claude/settings.json (default)."),
-        project: bool = typer.Option(False, "--project",
-                                     help=".claude/settings.json of this project."),
+        project: bool = typer.Option(
+            False, "--project", help=".claude/settings.json of this project."
+        ),
     ) -> None:
         """Add a SessionStart hook that runs `engram prime` (idempotent; keeps the rest)."""
         path = _target(agent, user, project)

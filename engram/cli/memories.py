@@ -61,8 +61,14 @@ def resolve(ctx: typer.Context, memory_id: str) -> str:
 
 def memory_rows(memories: list[MemoryRecord]) -> list[list[str]]:
     return [
-        [m.id, m.kind, render.scope_label(m.scope), render.short(m.content),
-         m.created_at[:10], *([m.status] if m.status != "active" else [])]
+        [
+            m.id,
+            m.kind,
+            render.scope_label(m.scope),
+            render.short(m.content),
+            m.created_at[:10],
+            *([m.status] if m.status != "active" else []),
+        ]
         for m in memories
     ]
 
@@ -83,7 +89,9 @@ def register(app: typer.Typer) -> None:
         text: str = typer.Argument("", help="The memory text; `-` reads it from stdin."),
         kind: str = typer.Option("fact", "--kind", "-k", help=KIND_HELP),
         scope: str = typer.Option(
-            "global", "--scope", "-s",
+            "global",
+            "--scope",
+            "-s",
             help="`global`, `project` (the current git work tree) or a project directory.",
         ),
         file: Path | None = typer.Option(None, "--file", "-f", help="Read the text from a file."),
@@ -112,7 +120,10 @@ def register(app: typer.Typer) -> None:
         kind: str | None = typer.Option(None, "--kind", "-k", help=KIND_HELP),
         all_: bool = typer.Option(False, "--all", "-a", help="Include superseded and forgotten."),
         limit: int | None = typer.Option(
-            None, "--limit", "-n", min=0,
+            None,
+            "--limit",
+            "-n",
+            min=0,
             help="At most N (0: no limit). Default: 50 in the table, all with --json.",
         ),
         json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -124,7 +135,10 @@ def register(app: typer.Typer) -> None:
         effective = None if effective == 0 else effective
         with state(ctx).store.read() as conn:
             rows = reader.list_memories(
-                conn, scope=parse_scope(scope), kind=kind, include_all=all_,
+                conn,
+                scope=parse_scope(scope),
+                kind=kind,
+                include_all=all_,
                 limit=None if effective is None else effective + 1,
             )
         more = effective is not None and len(rows) > effective
@@ -159,10 +173,15 @@ def register(app: typer.Typer) -> None:
         console.print(f"[bold]{memory.id}[/]  {memory.kind}  {memory.status}")
         console.print(memory.content, markup=False, highlight=False)
         facts = [
-            ("scope", memory.scope), ("source", memory.source),
-            ("created", memory.created_at), ("updated", memory.updated_at),
-            ("used", f"{memory.use_count} times" + (
-                f", last {memory.last_used_at}" if memory.last_used_at else "")),
+            ("scope", memory.scope),
+            ("source", memory.source),
+            ("created", memory.created_at),
+            ("updated", memory.updated_at),
+            (
+                "used",
+                f"{memory.use_count} times"
+                + (f", last {memory.last_used_at}" if memory.last_used_at else ""),
+            ),
         ]
         if memory.superseded_by:
             facts.append(("superseded by", memory.superseded_by))
@@ -209,9 +228,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(new.id)
 
     @app.command()
-    def forget(
-        ctx: typer.Context, memory_id: str = typer.Argument(..., metavar="ID")
-    ) -> None:
+    def forget(ctx: typer.Context, memory_id: str = typer.Argument(..., metavar="ID")) -> None:
         """Stop using a memory (kept in the store; `engram restore` undoes it)."""
         from engram.store import memories
 
@@ -221,9 +238,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"forgot {full}")
 
     @app.command()
-    def restore(
-        ctx: typer.Context, memory_id: str = typer.Argument(..., metavar="ID")
-    ) -> None:
+    def restore(ctx: typer.Context, memory_id: str = typer.Argument(..., metavar="ID")) -> None:
         """Make a forgotten or superseded memory active again."""
         from engram.store import memories
 
@@ -240,9 +255,12 @@ def register(app: typer.Typer) -> None:
         kind: str | None = typer.Option(None, "--kind", "-k", help=KIND_HELP),
         limit: int = typer.Option(20, "--limit", "-n", min=1),
         mode: str = typer.Option(
-            "hybrid", "--mode", "-m",
+            "hybrid",
+            "--mode",
+            "-m",
             help="hybrid (BM25 and meaning, as recall ranks), semantic (meaning only) or "
-            "bm25 (words only)."),
+            "bm25 (words only).",
+        ),
         json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
     ) -> None:
         """Search active memories, best match first (by default as recall ranks them:
@@ -253,15 +271,20 @@ def register(app: typer.Typer) -> None:
             raise EngramError(f"--mode must be hybrid, semantic or bm25, got {mode!r}")
         if mode == "bm25":
             with state(ctx).store.read() as conn:
-                hits = reader.search(conn, query, scope=parse_scope(scope), kind=kind,
-                                     limit=limit)
+                hits = reader.search(conn, query, scope=parse_scope(scope), kind=kind, limit=limit)
             scored = [(h.memory, h.score) for h in hits]
         else:
             from engram.recall.service import semantic_search
 
-            scored = semantic_search(state(ctx).store, state(ctx).config, query,
-                                     scope=parse_scope(scope), kind=kind, limit=limit,
-                                     fusion="vector" if mode == "semantic" else None)
+            scored = semantic_search(
+                state(ctx).store,
+                state(ctx).config,
+                query,
+                scope=parse_scope(scope),
+                kind=kind,
+                limit=limit,
+                fusion="vector" if mode == "semantic" else None,
+            )
         if json_out:
             render.emit_json([{**m.to_dict(), "score": round(s, 4)} for m, s in scored])
             return
@@ -270,8 +293,10 @@ def register(app: typer.Typer) -> None:
             return
         render.table(
             ["score", "id", "kind", "scope", "content"],
-            [[f"{s:.2f}", m.id, m.kind, render.scope_label(m.scope), render.short(m.content)]
-             for m, s in scored],
+            [
+                [f"{s:.2f}", m.id, m.kind, render.scope_label(m.scope), render.short(m.content)]
+                for m, s in scored
+            ],
         )
 
     @app.command()
@@ -310,6 +335,8 @@ def log_table(history: list) -> None:
 
     render.table(
         ["time", "action", "memory", "by", "detail"],
-        [[e.at[:19].replace("T", " "), e.action, e.memory_id, e.actor, describe(e.detail)]
-         for e in history],
+        [
+            [e.at[:19].replace("T", " "), e.action, e.memory_id, e.actor, describe(e.detail)]
+            for e in history
+        ],
     )

@@ -23,11 +23,18 @@ ENABLE_HINT = "set muninn.enabled = true in the config file, or ENGRAM_MUNINN_EN
 
 
 def describe(report: SyncReport) -> str:
-    parts = [f"{report.remembered} remembered"
-             + (f" ({report.deduplicated} already there)" if report.deduplicated else "")]
-    for n, what in ((report.restored, "restored"), (report.forgotten, "forgotten"),
-                    (report.linked, "linked"), (report.failed, "failed"),
-                    (report.retrying, "to retry"), (report.deferred, "waiting")):
+    parts = [
+        f"{report.remembered} remembered"
+        + (f" ({report.deduplicated} already there)" if report.deduplicated else "")
+    ]
+    for n, what in (
+        (report.restored, "restored"),
+        (report.forgotten, "forgotten"),
+        (report.linked, "linked"),
+        (report.failed, "failed"),
+        (report.retrying, "to retry"),
+        (report.deferred, "waiting"),
+    ):
         if n:
             parts.append(f"{n} {what}")
     return f"mirrored {report.memories} memories to MuninnDB: " + ", ".join(parts)
@@ -71,11 +78,20 @@ def status_data(store: Store, m: MuninnConfig, warn: Callable[[str], None]) -> d
         reachable, problem = (False if isinstance(exc, MuninnError) else None), str(exc)
     last_error = json.loads(states[outbox.K_ERROR]) if outbox.K_ERROR in states else None
     return {
-        "enabled": m.enabled, "reachable": reachable, "authorized": authorized,
-        "problem": problem, "url": m.url, "vault": vault, "global_vault": global_vault,
-        "pending": counts["pending"], "failed": counts["failed"], "done": counts["done"],
-        "last_success": states.get(outbox.K_SUCCESS), "last_error": last_error,
-        "next_attempt_at": states.get(outbox.K_RETRY), "failed_operations": failed,
+        "enabled": m.enabled,
+        "reachable": reachable,
+        "authorized": authorized,
+        "problem": problem,
+        "url": m.url,
+        "vault": vault,
+        "global_vault": global_vault,
+        "pending": counts["pending"],
+        "failed": counts["failed"],
+        "done": counts["done"],
+        "last_success": states.get(outbox.K_SUCCESS),
+        "last_error": last_error,
+        "next_attempt_at": states.get(outbox.K_RETRY),
+        "failed_operations": failed,
     }
 
 
@@ -105,8 +121,10 @@ def daemon_hook(store: Store, m: MuninnConfig) -> Callable[[Reporter], None]:
             if report.auth_error and not holder["auth"]:
                 reporter.error("mirror_auth", report.stopped)
             elif not report.auth_error and not holder["down"]:
-                reporter.warn("mirror_down", f"{report.stopped}; memory changes stay queued, "
-                              "retrying with backoff")
+                reporter.warn(
+                    "mirror_down",
+                    f"{report.stopped}; memory changes stay queued, retrying with backoff",
+                )
             holder["auth" if report.auth_error else "down"] = True
             return
         if holder["down"] or holder["auth"]:
@@ -121,13 +139,15 @@ def daemon_hook(store: Store, m: MuninnConfig) -> Callable[[Reporter], None]:
 
 
 def register(app: typer.Typer) -> None:
-    mirror_app = typer.Typer(help="The MuninnDB mirror (memory shared across machines and "
-                             "agents).", no_args_is_help=True)
+    mirror_app = typer.Typer(
+        help="The MuninnDB mirror (memory shared across machines and agents).", no_args_is_help=True
+    )
     app.add_typer(mirror_app, name="mirror")
 
     @mirror_app.command("status")
-    def status(ctx: typer.Context,
-               json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    def status(
+        ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print JSON.")
+    ) -> None:
         """Enabled, reachable, vaults, queued and failed operations, last success and error."""
         st = state(ctx)
         data = status_data(st.store, st.config.muninn, render.note)
@@ -136,13 +156,16 @@ def register(app: typer.Typer) -> None:
             return
         reach = {True: "yes", False: "no", None: "unknown"}[data["reachable"]]
         err = data["last_error"]
-        rows = [("enabled", "yes" if data["enabled"] else f"no ({ENABLE_HINT})"),
-                ("url", data["url"]),
-                ("reachable", reach + (f" ({data['problem']})" if data["problem"] else "")),
-                ("vault", f"{data['vault']} (this project), {data['global_vault']} (global)"),
-                ("pending", data["pending"]), ("failed", data["failed"]),
-                ("last success", data["last_success"] or "never"),
-                ("last error", f"{err['at']}: {err['message']}" if err else "none")]
+        rows = [
+            ("enabled", "yes" if data["enabled"] else f"no ({ENABLE_HINT})"),
+            ("url", data["url"]),
+            ("reachable", reach + (f" ({data['problem']})" if data["problem"] else "")),
+            ("vault", f"{data['vault']} (this project), {data['global_vault']} (global)"),
+            ("pending", data["pending"]),
+            ("failed", data["failed"]),
+            ("last success", data["last_success"] or "never"),
+            ("last error", f"{err['at']}: {err['message']}" if err else "none"),
+        ]
         if data["next_attempt_at"]:
             rows.append(("next attempt", data["next_attempt_at"]))
         for key, value in rows:  # plain lines: long errors must not be cut to fit a table
@@ -151,11 +174,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  failed {op['op']} {op['memory_id']}: {op['last_error']}")
 
     @mirror_app.command("sync")
-    def sync(ctx: typer.Context,
-             resync: bool = typer.Option(False, "--resync", help="First queue every memory "
-                                         "again (e.g. after changing muninn.vault)."),
-             json_out: bool = typer.Option(False, "--json", help="Print the report as JSON.")
-             ) -> None:
+    def sync(
+        ctx: typer.Context,
+        resync: bool = typer.Option(
+            False,
+            "--resync",
+            help="First queue every memory again (e.g. after changing muninn.vault).",
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
         """Push queued memory changes to MuninnDB now (ignores the backoff)."""
         from engram.mirror import outbox
         from engram.mirror.sync import build
@@ -189,12 +216,18 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"re-queued {n} failed operations")
 
     @mirror_app.command("pull")
-    def pull(ctx: typer.Context,
-             vault: str | None = typer.Option(None, "--vault", help="Only this vault (default: "
-                                              "this project's vault and the global vault)."),
-             scope: str | None = typer.Option(None, "--scope", help="Import into this scope: "
-                                              "`global`, `project` or a directory."),
-             json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    def pull(
+        ctx: typer.Context,
+        vault: str | None = typer.Option(
+            None,
+            "--vault",
+            help="Only this vault (default: this project's vault and the global vault).",
+        ),
+        scope: str | None = typer.Option(
+            None, "--scope", help="Import into this scope: `global`, `project` or a directory."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
         """Import a vault's memories into the local store (idempotent): a new machine
         bootstraps from the team's MuninnDB."""
         from engram.cli.memories import parse_scope
@@ -223,7 +256,9 @@ def register(app: typer.Typer) -> None:
             render.emit_json([r.to_dict() for r in reports])
             return
         for r in reports:
-            typer.echo(f"{r.vault} -> {render.scope_label(r.scope)}: {r.seen} memories, "
-                       f"{r.added} added, {r.existing} already here, {r.skipped} skipped")
+            typer.echo(
+                f"{r.vault} -> {render.scope_label(r.scope)}: {r.seen} memories, "
+                f"{r.added} added, {r.existing} already here, {r.skipped} skipped"
+            )
             for line in r.incomplete + r.rejected:
                 render.note(f"  {line}")

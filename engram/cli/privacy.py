@@ -16,8 +16,10 @@ def register(app: typer.Typer) -> None:
     def redact(
         file: Path | None = typer.Argument(None, help="A text file; stdin when omitted or `-`."),
         json_out: bool = typer.Option(
-            False, "--json",
-            help="Report what was found (type and position, never the value) instead."),
+            False,
+            "--json",
+            help="Report what was found (type and position, never the value) instead.",
+        ),
     ) -> None:
         """Print text with secrets replaced by `[REDACTED:<type>]` (API keys, tokens,
         passwords in assignments, private keys, credentials in URLs, ...)."""
@@ -37,13 +39,22 @@ def register(app: typer.Typer) -> None:
             counts: dict[str, int] = {}
             for f in findings:
                 counts[f.type] = counts.get(f.type, 0) + 1
-            render.emit_json({
-                "source": name,
-                "count": len(findings),
-                "by_type": counts,
-                "findings": [{"type": f.type, "start": f.start, "end": f.end,
-                              "line": text.count("\n", 0, f.start) + 1} for f in findings],
-            })
+            render.emit_json(
+                {
+                    "source": name,
+                    "count": len(findings),
+                    "by_type": counts,
+                    "findings": [
+                        {
+                            "type": f.type,
+                            "start": f.start,
+                            "end": f.end,
+                            "line": text.count("\n", 0, f.start) + 1,
+                        }
+                        for f in findings
+                    ],
+                }
+            )
             return
         sys.stdout.write(clean)
         sys.stdout.flush()

@@ -21,15 +21,18 @@ def build_proxy(st: Any, upstream: str, *, inject: bool, project_hint: str | Non
     cfg = st.config
     store = st.store
     store.ensure()
-    settings = ProxySettings(upstream=upstream, recall_budget_ms=cfg.proxy.recall_budget_ms,
-                             max_body_bytes=int(cfg.proxy.max_body_mb * 2**20), inject=inject)
+    settings = ProxySettings(
+        upstream=upstream,
+        recall_budget_ms=cfg.proxy.recall_budget_ms,
+        max_body_bytes=int(cfg.proxy.max_body_mb * 2**20),
+        inject=inject,
+    )
     proxy = Proxy(settings, capture=journal_capture(store, project_hint))
     if inject:
         try:
             from engram.sources.memory import make_recall
 
-            proxy.recall = make_recall(store, cfg, project_hint,
-                                       proxy.writer.defer)
+            proxy.recall = make_recall(store, cfg, project_hint, proxy.writer.defer)
         except ImportError as exc:  # recall unavailable: still a working capture proxy
             render.note(f"recall is unavailable ({exc}); capturing only")
     return proxy
@@ -55,8 +58,10 @@ def _run_intercepted(st: Any, chosen: Any, route: Any, args: list[str], inject: 
     interceptor = start_interceptor(project, st.store.path, inject=inject)
     try:
         p = plan(chosen, route, args, "", inject=inject, intercept_env=interceptor.env())
-        render.note(f"engram: {chosen.name} -> mitmdump on 127.0.0.1:{interceptor.port} "
-                    f"(CA {interceptor.ca})")
+        render.note(
+            f"engram: {chosen.name} -> mitmdump on 127.0.0.1:{interceptor.port} "
+            f"(CA {interceptor.ca})"
+        )
         return run_child(p)
     finally:
         interceptor.stop()
@@ -114,16 +119,22 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def proxy(
         ctx: typer.Context,
-        listen: str | None = typer.Option(None, "--listen",
-                                          help="HOST:PORT. [default: 127.0.0.1:8787]"),
-        upstream: str | None = typer.Option(None, "--upstream",
-                                            help="The real API, e.g. https://api.anthropic.com"),
-        agent: str | None = typer.Option(None, "--agent",
-                                         help="Take the upstream from this agent's settings."),
+        listen: str | None = typer.Option(
+            None, "--listen", help="HOST:PORT. [default: 127.0.0.1:8787]"
+        ),
+        upstream: str | None = typer.Option(
+            None, "--upstream", help="The real API, e.g. https://api.anthropic.com"
+        ),
+        agent: str | None = typer.Option(
+            None, "--agent", help="Take the upstream from this agent's settings."
+        ),
         no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
         analyzer: str | None = typer.Option(
-            None, "--analyzer", help="Distil memories in the background: auto, anthropic, "
-            "openai, heuristic or none. [default: auto]"),
+            None,
+            "--analyzer",
+            help="Distil memories in the background: auto, anthropic, "
+            "openai, heuristic or none. [default: auto]",
+        ),
     ) -> None:
         """A transparent reverse proxy for an agent's LLM API: recalls and injects memory,
         journals every exchange, and distils new memories in the background. Point the
@@ -139,10 +150,13 @@ def register(app: typer.Typer) -> None:
         route = resolve_upstream(chosen, override=cfg.proxy.upstream)
         host, port = parse_listen(cfg.proxy.listen)
         if host not in ("127.0.0.1", "localhost", "::1"):
-            render.note(f"warning: listening on {host}: anyone who can reach it can use your "
-                        "API keys through it")
-        proxy_ = build_proxy(st, route.origin, inject=cfg.proxy.inject and not no_inject,
-                             project_hint=None)
+            render.note(
+                f"warning: listening on {host}: anyone who can reach it can use your "
+                "API keys through it"
+            )
+        proxy_ = build_proxy(
+            st, route.origin, inject=cfg.proxy.inject and not no_inject, project_hint=None
+        )
         from engram.cli.reporter import Reporter
 
         hook, label = analyzer_hook(st, analyzer)
@@ -153,9 +167,11 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         for s in (signal.SIGINT, signal.SIGTERM):
             signal.signal(s, lambda *_: stop.set())
-        render.note(f"engram proxy on {server.url}{route.prefix} -> {route.upstream_base} "
-                    f"({'capture only' if not proxy_.recall else 'recall + inject'}; "
-                    f"analyzer: {label})")
+        render.note(
+            f"engram proxy on {server.url}{route.prefix} -> {route.upstream_base} "
+            f"({'capture only' if not proxy_.recall else 'recall + inject'}; "
+            f"analyzer: {label})"
+        )
         try:
             while not stop.wait(1.0):
                 pass
@@ -163,23 +179,31 @@ def register(app: typer.Typer) -> None:
             server.stop()
             if background is not None:
                 background.close()
-        render.note(f"stopped: {proxy_.stats.requests} requests, {proxy_.stats.captured} "
-                    f"captured, {proxy_.stats.injected} with memory")
+        render.note(
+            f"stopped: {proxy_.stats.requests} requests, {proxy_.stats.captured} "
+            f"captured, {proxy_.stats.injected} with memory"
+        )
 
-    @app.command(context_settings={"allow_extra_args": True,
-                                   "ignore_unknown_options": True})
+    @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def run(
         ctx: typer.Context,
-        agent: str = typer.Argument(..., help="claude, codex, opencode, aider, grok, qwen, "
-                                    "gemini."),
+        agent: str = typer.Argument(
+            ..., help="claude, codex, opencode, aider, grok, qwen, gemini."
+        ),
         upstream: str | None = typer.Option(None, "--upstream", help="The real API base URL."),
         no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
         mitm: bool = typer.Option(
-            False, "--mitm", help="For agents that ignore base-URL variables: route the agent "
-            "through an engram-run mitmproxy (HTTPS_PROXY + its CA) instead."),
+            False,
+            "--mitm",
+            help="For agents that ignore base-URL variables: route the agent "
+            "through an engram-run mitmproxy (HTTPS_PROXY + its CA) instead.",
+        ),
         analyzer: str | None = typer.Option(
-            None, "--analyzer", help="Distil memories when the agent exits: auto, anthropic, "
-            "openai, heuristic or none. [default: auto]"),
+            None,
+            "--analyzer",
+            help="Distil memories when the agent exits: auto, anthropic, "
+            "openai, heuristic or none. [default: auto]",
+        ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; launch nothing."),
     ) -> None:
         """Launch a coding agent behind an engram proxy on a random loopback port; every
@@ -201,13 +225,17 @@ def register(app: typer.Typer) -> None:
             if mitm:
                 from engram.sources.launcher import CA_VARS, PROXY_VARS
 
-                fake = {**dict.fromkeys(PROXY_VARS, "http://127.0.0.1:<port>"),
-                        **dict.fromkeys(CA_VARS, "<engram data dir>/mitmproxy/"
-                                        "mitmproxy-ca-cert.pem"), "NODE_USE_ENV_PROXY": "1"}
-            p = plan(chosen, route, args, "http://127.0.0.1:<port>", inject=inject,
-                     intercept_env=fake)
-            for line in p.describe("mitmdump on http://127.0.0.1:<port>" if mitm
-                                   else "http://127.0.0.1:<port>"):
+                fake = {
+                    **dict.fromkeys(PROXY_VARS, "http://127.0.0.1:<port>"),
+                    **dict.fromkeys(CA_VARS, "<engram data dir>/mitmproxy/mitmproxy-ca-cert.pem"),
+                    "NODE_USE_ENV_PROXY": "1",
+                }
+            p = plan(
+                chosen, route, args, "http://127.0.0.1:<port>", inject=inject, intercept_env=fake
+            )
+            for line in p.describe(
+                "mitmdump on http://127.0.0.1:<port>" if mitm else "http://127.0.0.1:<port>"
+            ):
                 typer.echo(line)
             return
         if mitm:
@@ -218,13 +246,16 @@ def register(app: typer.Typer) -> None:
         proxy_ = build_proxy(st, route.origin, inject=inject, project_hint=p.project)
         with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
             p = plan(chosen, route, args, server.url, inject=inject)
-            render.note(f"engram: {chosen.name} -> {server.url}{route.prefix} -> "
-                        f"{route.upstream_base}")
+            render.note(
+                f"engram: {chosen.name} -> {server.url}{route.prefix} -> {route.upstream_base}"
+            )
             try:
                 code = run_child(p)
             except EngramError:
                 raise
-        render.note(f"engram: {proxy_.stats.captured} exchanges captured, "
-                    f"{proxy_.stats.injected} with memory")
+        render.note(
+            f"engram: {proxy_.stats.captured} exchanges captured, "
+            f"{proxy_.stats.injected} with memory"
+        )
         _analyze_after(st, analyzer)
         sys.exit(code)

@@ -52,7 +52,7 @@ def scope_label(scope: str) -> str:
     if scope == "global":
         return scope
     home = str(Path.home())
-    label = "~" + scope[len(home):] if scope.startswith(home + "/") else scope
+    label = "~" + scope[len(home) :] if scope.startswith(home + "/") else scope
     if len(label) > 20:  # tables keep the distinctive end; JSON output has the full path
         parts = Path(label).parts
         label = "…/" + "/".join(parts[-2:])

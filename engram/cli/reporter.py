@@ -27,8 +27,13 @@ class Reporter:
 
     def event(self, name: str, message: str, *, level: str = "info", **fields: Any) -> None:
         if self.log_json:
-            record = {"ts": round(time.time(), 3), "level": level, "event": name,
-                      "message": message, **fields}
+            record = {
+                "ts": round(time.time(), 3),
+                "level": level,
+                "event": name,
+                "message": message,
+                **fields,
+            }
             stream = sys.stderr if level == "error" else sys.stdout
             stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             stream.flush()
@@ -40,8 +45,12 @@ class Reporter:
         if self.quiet:
             return
         style = {"warning": "yellow", "success": "green"}.get(level, "")
-        self.console.print(f"[{style}]{message}[/]" if style else message, markup=bool(style),
-                           highlight=False, soft_wrap=True)
+        self.console.print(
+            f"[{style}]{message}[/]" if style else message,
+            markup=bool(style),
+            highlight=False,
+            soft_wrap=True,
+        )
 
     def banner(self, title: str, settings: dict[str, Any]) -> None:
         if self.log_json:

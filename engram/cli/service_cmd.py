@@ -28,24 +28,41 @@ def register(app: typer.Typer) -> None:
     service_app = typer.Typer(
         help="Run engram's watcher (and optionally mitmweb, `engram proxy`) as a per-user "
         "service: systemd user units on Linux, launchd agents on macOS.",
-        no_args_is_help=True)
+        no_args_is_help=True,
+    )
     app.add_typer(service_app, name="service")
 
     @service_app.command("install")
     def install(
         ctx: typer.Context,
-        mitmweb: bool = typer.Option(False, "--mitmweb", help="Also run mitmweb with engram's "
-                                     "addon, sharing a generated password with the watcher."),
+        mitmweb: bool = typer.Option(
+            False,
+            "--mitmweb",
+            help="Also run mitmweb with engram's "
+            "addon, sharing a generated password with the watcher.",
+        ),
         proxy: bool = typer.Option(False, "--proxy", help="Also run `engram proxy`."),
-        proxy_listen: str = typer.Option("127.0.0.1:8787", "--proxy-listen", metavar="HOST:PORT",
-                                         help="Where `engram proxy` listens."),
-        proxy_upstream: str = typer.Option("https://api.anthropic.com", "--proxy-upstream",
-                                           metavar="URL", help="Where `engram proxy` forwards."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Print the files (secrets "
-                                     "masked) and commands; change nothing."),
+        proxy_listen: str = typer.Option(
+            "127.0.0.1:8787",
+            "--proxy-listen",
+            metavar="HOST:PORT",
+            help="Where `engram proxy` listens.",
+        ),
+        proxy_upstream: str = typer.Option(
+            "https://api.anthropic.com",
+            "--proxy-upstream",
+            metavar="URL",
+            help="Where `engram proxy` forwards.",
+        ),
+        dry_run: bool = typer.Option(
+            False,
+            "--dry-run",
+            help="Print the files (secrets masked) and commands; change nothing.",
+        ),
         platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP),
         watcher_args: list[str] | None = typer.Argument(
-            None, metavar="-- WATCHER_ARGS", help="Passed to `engram mitmproxy`."),
+            None, metavar="-- WATCHER_ARGS", help="Passed to `engram mitmproxy`."
+        ),
     ) -> None:
         """Write and enable the service units; reinstalling replaces them (same password)."""
         from engram import service, service_ops
@@ -55,10 +72,14 @@ def register(app: typer.Typer) -> None:
         _check_watcher_args(ctx, args)
         st = state(ctx)
         layout = service.layout_for(plat)
-        jobs = service.make_jobs(mitmweb=mitmweb, proxy=proxy, watcher_args=args,
-                                 proxy_listen=proxy_listen, proxy_upstream=proxy_upstream)
-        plan = service.plan_install(layout, jobs, captured_env(st),
-                                    token=st.config.mitmproxy.token)
+        jobs = service.make_jobs(
+            mitmweb=mitmweb,
+            proxy=proxy,
+            watcher_args=args,
+            proxy_listen=proxy_listen,
+            proxy_upstream=proxy_upstream,
+        )
+        plan = service.plan_install(layout, jobs, captured_env(st), token=st.config.mitmproxy.token)
         for note in plan.notes:
             typer.echo(f"note: {note}")
         if dry_run:
@@ -78,8 +99,10 @@ def register(app: typer.Typer) -> None:
         for path in plan.remove:
             typer.echo(f"removed {path}")
         if why is not None:
-            typer.echo(f"{tool} cannot be used here ({why}); the files are written. Where it "
-                       "can, start the service with:")
+            typer.echo(
+                f"{tool} cannot be used here ({why}); the files are written. Where it "
+                "can, start the service with:"
+            )
             _echo_commands("", plan.stop + plan.start)
             return
         failures += _run_all(runner, plan.start)
@@ -88,8 +111,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"started: {', '.join(service.units(layout, [j.name for j in jobs]))}")
 
     @service_app.command("status")
-    def status(platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP)
-               ) -> None:
+    def status(platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP)) -> None:
         """What is installed, then the service manager's view of it (its exit status)."""
         from engram import service
 
@@ -97,8 +119,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"installed ({layout.platform}): {', '.join(service.units(layout, names))}")
         for path in (*(layout.unit_file(n) for n in names), layout.env_file):
             typer.echo(f"  {path}{'' if path.exists() else '  (missing!)'}")
-        _passthrough(layout.platform, _manager(layout.platform),
-                     service.status_commands(layout, names))
+        _passthrough(
+            layout.platform, _manager(layout.platform), service.status_commands(layout, names)
+        )
 
     @service_app.command("logs")
     def logs(
@@ -115,8 +138,9 @@ def register(app: typer.Typer) -> None:
 
     @service_app.command("uninstall")
     def uninstall(
-        dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be stopped "
-                                     "and removed; change nothing."),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="Print what would be stopped and removed; change nothing."
+        ),
         platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP),
     ) -> None:
         """Stop the services and remove exactly the files install wrote."""
@@ -154,8 +178,7 @@ def captured_env(st: State) -> dict[str, str]:
         if source.startswith("env:"):
             var = source.removeprefix("env:")
             value = os.environ[var]
-            env[var] = str(Path(value).expanduser().absolute()) if name == "store.path" \
-                else value
+            env[var] = str(Path(value).expanduser().absolute()) if name == "store.path" else value
     if st.db_flag:
         env["ENGRAM_DB"] = str(Path(st.db_flag).expanduser().absolute())
     config_file = st.config_flag or os.environ.get("ENGRAM_CONFIG")
@@ -190,9 +213,10 @@ def _check_watcher_args(ctx: typer.Context, args: tuple[str, ...]) -> None:
             raise
         raise ConfigError(f"watcher arguments: {message()}") from None
     if params.get("token"):
-        raise ConfigError("watcher arguments: --token would put the secret in the unit file",
-                          hint="export ENGRAM_MITMWEB_TOKEN before installing: it goes to "
-                          "the 0600 env file")
+        raise ConfigError(
+            "watcher arguments: --token would put the secret in the unit file",
+            hint="export ENGRAM_MITMWEB_TOKEN before installing: it goes to the 0600 env file",
+        )
     if params.get("once"):
         raise ConfigError("watcher arguments: --once exits after one poll; a service runs on")
 
@@ -208,8 +232,10 @@ def _installed(requested: str | None) -> tuple[Layout, list[str]]:
     probe = service.layout_for(service.resolve_platform(requested) if requested else "linux")
     manifest = service.read_manifest(probe)
     if manifest is None:
-        raise EngramError("engram's service is not installed",
-                          hint=f"no {probe.manifest}; see `engram service install`")
+        raise EngramError(
+            "engram's service is not installed",
+            hint=f"no {probe.manifest}; see `engram service install`",
+        )
     layout = service.layout_for(str(manifest.get("platform", probe.platform)))
     return layout, [str(n) for n in manifest.get("jobs", [])]
 

@@ -63,8 +63,11 @@ def register(app: typer.Typer) -> None:
         with state(ctx).store.write() as session:
             result = transfer.apply_import(session, records, skipped)
         if json_out:
-            render.emit_json({"added": result.added, "existing": result.existing,
-                              "skipped": result.skipped})
+            render.emit_json(
+                {"added": result.added, "existing": result.existing, "skipped": result.skipped}
+            )
             return
-        typer.echo(f"imported {result.added} new, {result.existing} already known"
-                   + (f", {result.skipped} inactive skipped" if result.skipped else ""))
+        typer.echo(
+            f"imported {result.added} new, {result.existing} already known"
+            + (f", {result.skipped} inactive skipped" if result.skipped else "")
+        )

@@ -25,31 +25,39 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def mitmproxy(
         ctx: typer.Context,
-        url: str | None = typer.Option(None, "--url", help="mitmweb's web API. [default: "
-                                       "http://127.0.0.1:8081]"),
+        url: str | None = typer.Option(
+            None, "--url", help="mitmweb's web API. [default: http://127.0.0.1:8081]"
+        ),
         token: str | None = typer.Option(
-            None, "--token", help="mitmweb's web_password (env ENGRAM_MITMWEB_TOKEN)."),
-        interval: float | None = typer.Option(None, "--interval", min=0.1,
-                                              help="Seconds between polls. [default: 5]"),
-        batch: int | None = typer.Option(None, "--batch", min=1,
-                                         help="Analyze once N exchanges are pending. "
-                                         "[default: 10]"),
+            None, "--token", help="mitmweb's web_password (env ENGRAM_MITMWEB_TOKEN)."
+        ),
+        interval: float | None = typer.Option(
+            None, "--interval", min=0.1, help="Seconds between polls. [default: 5]"
+        ),
+        batch: int | None = typer.Option(
+            None, "--batch", min=1, help="Analyze once N exchanges are pending. [default: 10]"
+        ),
         max_wait: float | None = typer.Option(
-            None, "--max-wait", min=0,
+            None,
+            "--max-wait",
+            min=0,
             help="Analyze a partial batch after its oldest exchange waited S seconds. "
-            "[default: 60]"),
+            "[default: 60]",
+        ),
         analyzer: str | None = typer.Option(
-            None, "--analyzer", help="auto, anthropic, openai, heuristic or none. "
-            "[default: auto]"),
+            None, "--analyzer", help="auto, anthropic, openai, heuristic or none. [default: auto]"
+        ),
         prune: bool | None = typer.Option(
-            None, "--prune/--no-prune",
-            help="Delete flows from mitmweb once journaled (keeps mitmweb fast). "
-            "[default: prune]"),
+            None,
+            "--prune/--no-prune",
+            help="Delete flows from mitmweb once journaled (keeps mitmweb fast). [default: prune]",
+        ),
         flow_file: Path | None = typer.Option(
-            None, "--flow-file", help="Follow a growing `mitmdump -w` file instead of the web "
-            "API."),
-        once: bool = typer.Option(False, "--once", help="Poll once, analyze what is pending, "
-                                  "exit."),
+            None, "--flow-file", help="Follow a growing `mitmdump -w` file instead of the web API."
+        ),
+        once: bool = typer.Option(
+            False, "--once", help="Poll once, analyze what is pending, exit."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
         log_json: bool = typer.Option(False, "--log-json", help="One JSON object per event."),
     ) -> None:
@@ -60,9 +68,14 @@ def register(app: typer.Typer) -> None:
 
         st = state(ctx)
         cfg = st.config
-        for name, value in (("mitmproxy.url", url), ("mitmproxy.token", token),
-                            ("mitmproxy.interval", interval), ("mitmproxy.batch", batch),
-                            ("mitmproxy.max_wait", max_wait), ("mitmproxy.prune", prune)):
+        for name, value in (
+            ("mitmproxy.url", url),
+            ("mitmproxy.token", token),
+            ("mitmproxy.interval", interval),
+            ("mitmproxy.batch", batch),
+            ("mitmproxy.max_wait", max_wait),
+            ("mitmproxy.prune", prune),
+        ):
             cfg.override(name, value)
         m = cfg.mitmproxy
         cfg.override("analyzer.backend", analyzer)
@@ -82,24 +95,34 @@ def register(app: typer.Typer) -> None:
         else:
             watcher = make_watcher(store, cfg, reporter)
             source = m.url
-        reporter.banner("engram: watching LLM traffic", {
-            "source": source,
-            "database": str(store.path),
-            "poll interval": f"{m.interval:g}s",
-            "batch size": m.batch,
-            "max wait": f"{m.max_wait:g}s",
-            "analyzer": analyzer_label,
-            "mirror": f"MuninnDB {cfg.muninn.url}" if cfg.muninn.enabled else "off",
-            "prune": ("on: captured flows are deleted from mitmweb" if m.prune else "off")
-            if flow_file is None else "n/a",
-        })
+        reporter.banner(
+            "engram: watching LLM traffic",
+            {
+                "source": source,
+                "database": str(store.path),
+                "poll interval": f"{m.interval:g}s",
+                "batch size": m.batch,
+                "max wait": f"{m.max_wait:g}s",
+                "analyzer": analyzer_label,
+                "mirror": f"MuninnDB {cfg.muninn.url}" if cfg.muninn.enabled else "off",
+                "prune": ("on: captured flows are deleted from mitmweb" if m.prune else "off")
+                if flow_file is None
+                else "n/a",
+            },
+        )
         sync = None
         if cfg.muninn.enabled:
             from engram.cli.mirror import daemon_hook
 
             sync = daemon_hook(store, cfg.muninn)
-        runner = daemon.Daemon(watcher, reporter, schedule, analyze,  # type: ignore[arg-type]
-                               sync=sync, sync_interval=cfg.muninn.interval)
+        runner = daemon.Daemon(
+            watcher,
+            reporter,
+            schedule,
+            analyze,  # type: ignore[arg-type]
+            sync=sync,
+            sync_interval=cfg.muninn.interval,
+        )
         if once:
             result = runner.run_once()
             if result is None:
@@ -107,16 +130,18 @@ def register(app: typer.Typer) -> None:
             return
         runner.run_forever()
 
-    journal_app = typer.Typer(help="The journal of captured exchanges.",
-                              invoke_without_command=True)
+    journal_app = typer.Typer(
+        help="The journal of captured exchanges.", invoke_without_command=True
+    )
     app.add_typer(journal_app, name="journal")
 
     @journal_app.callback()
     def journal_list(
         ctx: typer.Context,
         failed: bool = typer.Option(False, "--failed", help="Only exchanges that failed."),
-        status: str | None = typer.Option(None, "--status",
-                                          help="pending, analyzed, skipped or failed."),
+        status: str | None = typer.Option(
+            None, "--status", help="pending, analyzed, skipped or failed."
+        ),
         limit: int = typer.Option(50, "--limit", "-n", min=1),
         json_out: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
@@ -126,8 +151,10 @@ def register(app: typer.Typer) -> None:
         from engram.store import journal
 
         with state(ctx).store.write() as session:
-            rows = [journal.row_to_dict(r) for r in
-                    journal.list_rows(session, failed=failed, status=status, limit=limit)]
+            rows = [
+                journal.row_to_dict(r)
+                for r in journal.list_rows(session, failed=failed, status=status, limit=limit)
+            ]
         if json_out:
             render.emit_json(rows)
             return
@@ -137,9 +164,18 @@ def register(app: typer.Typer) -> None:
         short_kind = {"conversation": "conv", "side-call": "side", "internal": "internal"}
         render.table(
             ["id", "captured", "kind", "new", "status", "project", "detail"],
-            [[r["id"], r["captured_at"][5:19].replace("T", " "), short_kind[r["kind"]],
-              r["new_turns"], r["status"], render.scope_label(r["project"] or "") or "?",
-              r["error"] or r["model"] or ""] for r in rows],
+            [
+                [
+                    r["id"],
+                    r["captured_at"][5:19].replace("T", " "),
+                    short_kind[r["kind"]],
+                    r["new_turns"],
+                    r["status"],
+                    render.scope_label(r["project"] or "") or "?",
+                    r["error"] or r["model"] or "",
+                ]
+                for r in rows
+            ],
         )
 
     @journal_app.command("show")
@@ -158,9 +194,20 @@ def register(app: typer.Typer) -> None:
             return
         console = render.out()
         console.print(f"[bold]exchange {data['id']}[/]  {data['kind']}  {data['status']}")
-        for key in ("source", "source_key", "format", "endpoint", "model", "conversation",
-                    "project", "status_code", "captured_at", "input_tokens", "output_tokens",
-                    "error"):
+        for key in (
+            "source",
+            "source_key",
+            "format",
+            "endpoint",
+            "model",
+            "conversation",
+            "project",
+            "status_code",
+            "captured_at",
+            "input_tokens",
+            "output_tokens",
+            "error",
+        ):
             if data.get(key) not in (None, ""):
                 console.print(f"  [dim]{key:>13}[/] {data[key]}", highlight=False)
         for turn in data["turns"]:
@@ -168,17 +215,22 @@ def register(app: typer.Typer) -> None:
             if turn.get("text"):
                 console.print(turn["text"], markup=False, highlight=False)
             for call in turn.get("tool_calls", []):
-                console.print(f"  -> {call['name']}({render.short(call['arguments'], 200)})",
-                              markup=False, highlight=False)
+                console.print(
+                    f"  -> {call['name']}({render.short(call['arguments'], 200)})",
+                    markup=False,
+                    highlight=False,
+                )
             for res in turn.get("tool_results", []):
-                console.print(f"  <- {render.short(res['content'], 200)}", markup=False,
-                              highlight=False)
+                console.print(
+                    f"  <- {render.short(res['content'], 200)}", markup=False, highlight=False
+                )
 
     @app.command()
     def ingest(
         ctx: typer.Context,
-        files: list[Path] = typer.Argument(..., metavar="FILE...",
-                                           help="mitmproxy flow files (`mitmdump -w`)."),
+        files: list[Path] = typer.Argument(
+            ..., metavar="FILE...", help="mitmproxy flow files (`mitmdump -w`)."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
     ) -> None:
         """Journal the LLM exchanges in mitmproxy flow files (exactly once: ingesting a
@@ -195,20 +247,26 @@ def register(app: typer.Typer) -> None:
         if json_out:
             render.emit_json(totals)
             return
-        typer.echo(f"{totals['flows']} flows -> {totals['llm']} LLM requests -> "
-                   f"{totals['captured']} journaled, {totals['duplicates']} already there")
+        typer.echo(
+            f"{totals['flows']} flows -> {totals['llm']} LLM requests -> "
+            f"{totals['captured']} journaled, {totals['duplicates']} already there"
+        )
 
     @app.command()
     def analyze(
         ctx: typer.Context,
-        limit: int | None = typer.Option(None, "--limit", "-n", min=1,
-                                         help="At most N pending exchanges."),
-        dry_run: bool = typer.Option(False, "--dry-run",
-                                     help="Print the commands the model proposes; apply none."),
-        retry: bool = typer.Option(False, "--retry",
-                                   help="First re-queue batches parked as failed."),
-        analyzer: str | None = typer.Option(None, "--analyzer",
-                                            help="auto, anthropic, openai or heuristic."),
+        limit: int | None = typer.Option(
+            None, "--limit", "-n", min=1, help="At most N pending exchanges."
+        ),
+        dry_run: bool = typer.Option(
+            False, "--dry-run", help="Print the commands the model proposes; apply none."
+        ),
+        retry: bool = typer.Option(
+            False, "--retry", help="First re-queue batches parked as failed."
+        ),
+        analyzer: str | None = typer.Option(
+            None, "--analyzer", help="auto, anthropic, openai or heuristic."
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
     ) -> None:
         """Run the analyzer on pending exchanges now (the watcher does this by itself)."""
@@ -222,32 +280,42 @@ def register(app: typer.Typer) -> None:
             render.note(f"re-queued {requeued} exchanges")
         backend, label = runner.choose(cfg.analyzer.backend, cfg.analyzer)
         if backend is None:
-            raise EngramError("the analyzer is set to `none`; pass --analyzer heuristic or "
-                              "anthropic")
+            raise EngramError(
+                "the analyzer is set to `none`; pass --analyzer heuristic or anthropic"
+            )
         if not json_out:
             render.note(f"analyzer: {label}")
-        report = runner.Analyzer(st.store, backend, cfg.analyzer).run(limit=limit,
-                                                                      dry_run=dry_run)
+        report = runner.Analyzer(st.store, backend, cfg.analyzer).run(limit=limit, dry_run=dry_run)
         if report.auth_error:
             raise EngramError(report.auth_error)
         if json_out:
-            render.emit_json({
-                "batches": report.batches, "exchanges": report.exchanges,
-                "added": [m.to_dict() for m in report.added],
-                "superseded": [{"old": o, "new": n.id} for o, n in report.superseded],
-                "forgotten": report.forgotten, "duplicates": report.duplicates,
-                "rejected": report.rejected, "ignored": report.ignored,
-                "failed_batches": report.failed_batches, "parked": report.parked,
-                "errors": report.errors, "input_tokens": report.input_tokens,
-                "output_tokens": report.output_tokens, "cost_usd": round(report.cost_usd, 6),
-                "proposed": report.proposed,
-            })
+            render.emit_json(
+                {
+                    "batches": report.batches,
+                    "exchanges": report.exchanges,
+                    "added": [m.to_dict() for m in report.added],
+                    "superseded": [{"old": o, "new": n.id} for o, n in report.superseded],
+                    "forgotten": report.forgotten,
+                    "duplicates": report.duplicates,
+                    "rejected": report.rejected,
+                    "ignored": report.ignored,
+                    "failed_batches": report.failed_batches,
+                    "parked": report.parked,
+                    "errors": report.errors,
+                    "input_tokens": report.input_tokens,
+                    "output_tokens": report.output_tokens,
+                    "cost_usd": round(report.cost_usd, 6),
+                    "proposed": report.proposed,
+                }
+            )
             return
         if dry_run:
             for line in report.proposed:
                 typer.echo(line)
-            render.note(f"{report.batches} batches, {len(report.proposed)} commands proposed "
-                        "(nothing applied)")
+            render.note(
+                f"{report.batches} batches, {len(report.proposed)} commands proposed "
+                "(nothing applied)"
+            )
             return
         for line in runner.describe(report):
             typer.echo(line.strip())
@@ -256,7 +324,8 @@ def register(app: typer.Typer) -> None:
             f"{len(report.added)} new, {len(report.superseded)} updated, "
             f"{len(report.forgotten)} forgotten, {report.duplicates} already known, "
             f"{len(report.rejected)} rejected; {report.input_tokens:,} tokens in, "
-            f"${report.cost_usd:.4f}")
+            f"${report.cost_usd:.4f}"
+        )
         for error in report.errors:
             render.note(f"failed batch: {error}")
         if report.failed_batches:
@@ -275,8 +344,12 @@ def make_watcher(store: Store, cfg: Config, reporter: Reporter) -> Watcher:
     from engram.sources.watcher import Watcher, WatchSettings
 
     m = cfg.mitmproxy
-    settings = WatchSettings(prune=m.prune, body_limit=int(m.body_limit_mb * 2**20),
-                             hosts=list(m.hosts), ignore_hosts=list(m.ignore_hosts))
+    settings = WatchSettings(
+        prune=m.prune,
+        body_limit=int(m.body_limit_mb * 2**20),
+        hosts=list(m.hosts),
+        ignore_hosts=list(m.ignore_hosts),
+    )
     client = MitmwebClient(m.url, m.token)
     return Watcher(store, client, settings, warn=reporter.warn)
 

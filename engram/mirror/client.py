@@ -79,18 +79,28 @@ class MuninnClient:
     """Synchronous and thread-safe enough for a few parallel recall calls (requests'
     connection pool is); one instance per process is plenty."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 10.0,
-                 connect_timeout: float = 3.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 10.0,
+        connect_timeout: float = 3.0,
+    ) -> None:
         self.url = url
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._ids = itertools.count(1)
         self.session = requests.Session()
         self.session.trust_env = False  # never through HTTP(S)_PROXY: no self-capture
-        self.session.headers.update({"Content-Type": "application/json",
-                                     "Accept": "application/json",
-                                     "User-Agent": "engram-mirror",
-                                     "X-Engram-Internal": "1"})
+        self.session.headers.update(
+            {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": "engram-mirror",
+                "X-Engram-Internal": "1",
+            }
+        )
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
@@ -105,35 +115,46 @@ class MuninnClient:
 
     # -- transport -------------------------------------------------------------------
 
-    def rpc(self, method: str, params: dict[str, Any] | None = None, *,
-            timeout: float | None = None) -> Any:
+    def rpc(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
         """One JSON-RPC call; returns `result` or raises one of the error classes."""
         rid = next(self._ids)
-        body = encode({"jsonrpc": "2.0", "id": rid, "method": method,
-                       **({"params": params} if params is not None else {})})
+        body = encode(
+            {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "method": method,
+                **({"params": params} if params is not None else {}),
+            }
+        )
         if len(body) > MAX_BODY:
-            raise MuninnToolError(f"request of {len(body)} bytes is over MuninnDB's 1 MiB "
-                                  "limit")
+            raise MuninnToolError(f"request of {len(body)} bytes is over MuninnDB's 1 MiB limit")
         read = self.timeout if timeout is None else timeout
         try:
-            resp = self.session.post(self.url, data=body,
-                                     timeout=(min(self.connect_timeout, read), read))
+            resp = self.session.post(
+                self.url, data=body, timeout=(min(self.connect_timeout, read), read)
+            )
         except requests.Timeout:
-            raise MuninnUnavailable(f"MuninnDB at {self.url} did not answer within "
-                                    f"{read:g} s") from None
+            raise MuninnUnavailable(
+                f"MuninnDB at {self.url} did not answer within {read:g} s"
+            ) from None
         except requests.RequestException as exc:
-            raise MuninnUnavailable(f"MuninnDB at {self.url} is unreachable "
-                                    f"({type(exc).__name__})") from None
+            raise MuninnUnavailable(
+                f"MuninnDB at {self.url} is unreachable ({type(exc).__name__})"
+            ) from None
         if resp.status_code in (401, 403):
-            raise MuninnAuthError(f"MuninnDB rejected the token (HTTP {resp.status_code})",
-                                  hint=TOKEN_HELP)
+            raise MuninnAuthError(
+                f"MuninnDB rejected the token (HTTP {resp.status_code})", hint=TOKEN_HELP
+            )
         if resp.status_code >= 500 or resp.status_code in (408, 429):
             raise MuninnUnavailable(f"MuninnDB answered HTTP {resp.status_code}")
         try:
             data = resp.json()
         except ValueError:
-            raise MuninnProtocolError(f"MuninnDB answered HTTP {resp.status_code} with "
-                                      f"non-JSON: {resp.text[:120]!r}") from None
+            raise MuninnProtocolError(
+                f"MuninnDB answered HTTP {resp.status_code} with non-JSON: {resp.text[:120]!r}"
+            ) from None
         if not isinstance(data, dict):
             raise MuninnProtocolError(f"unexpected JSON-RPC answer: {str(data)[:120]}")
         error = data.get("error")
@@ -143,19 +164,20 @@ class MuninnClient:
             code, message = error.get("code"), str(error.get("message", ""))
             if code == -32001:
                 raise MuninnAuthError(f"MuninnDB refused the call: {message}", hint=TOKEN_HELP)
-            raise MuninnToolError(f"MuninnDB error {code}: {message}",
-                                  code if isinstance(code, int) else None)
+            raise MuninnToolError(
+                f"MuninnDB error {code}: {message}", code if isinstance(code, int) else None
+            )
         if resp.status_code != 200:
             raise MuninnProtocolError(f"MuninnDB answered HTTP {resp.status_code}")
         if "result" not in data or data.get("id") != rid:
             raise MuninnProtocolError("JSON-RPC answer without a result for our request id")
         return data["result"]
 
-    def call(self, tool: str, arguments: dict[str, Any], *,
-             timeout: float | None = None) -> dict[str, Any]:
+    def call(
+        self, tool: str, arguments: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
         """`tools/call` and decode the double-encoded envelope into a dict."""
-        result = self.rpc("tools/call", {"name": tool, "arguments": arguments},
-                          timeout=timeout)
+        result = self.rpc("tools/call", {"name": tool, "arguments": arguments}, timeout=timeout)
         return decode_envelope(tool, result)
 
     # -- tools -----------------------------------------------------------------------
@@ -163,8 +185,7 @@ class MuninnClient:
     def remember(self, vault: str, item: dict[str, Any], op_id: str | None = None) -> Remembered:
         args = {"vault": vault, **item, **({"op_id": op_id} if op_id else {})}
         data = self.call("muninn_remember", args)
-        return Remembered(_id(data), _opt_str(data.get("hint")),
-                          data.get("idempotent") is True)
+        return Remembered(_id(data), _opt_str(data.get("hint")), data.get("idempotent") is True)
 
     def remember_batch(self, vault: str, items: list[dict[str, Any]]) -> list[Remembered]:
         """1..50 items without op_id; per-item refusals come back as `error`."""
@@ -184,8 +205,9 @@ class MuninnClient:
             else:
                 out[index] = Remembered(_id(r), _opt_str(r.get("hint")))
         if any(r is None for r in out):
-            raise MuninnProtocolError(f"muninn_remember_batch answered {len(results)} of "
-                                      f"{len(items)} items")
+            raise MuninnProtocolError(
+                f"muninn_remember_batch answered {len(results)} of {len(items)} items"
+            )
         return [r for r in out if r is not None]
 
     def forget(self, vault: str, muninn_id: str) -> None:
@@ -196,18 +218,32 @@ class MuninnClient:
         return _opt_str(data.get("id")) or muninn_id
 
     def link(self, vault: str, source_id: str, target_id: str, relation: str) -> None:
-        self.call("muninn_link", {"vault": vault, "source_id": source_id,
-                                  "target_id": target_id, "relation": relation})
+        self.call(
+            "muninn_link",
+            {"vault": vault, "source_id": source_id, "target_id": target_id, "relation": relation},
+        )
 
     def read(self, vault: str, muninn_id: str) -> dict[str, Any]:
         return self.call("muninn_read", {"vault": vault, "id": muninn_id})
 
-    def recall(self, vault: str, context: str | list[str], *, threshold: float,
-               limit: int, timeout: float | None = None,
-               **extra: Any) -> list[dict[str, Any]]:
+    def recall(
+        self,
+        vault: str,
+        context: str | list[str],
+        *,
+        threshold: float,
+        limit: int,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> list[dict[str, Any]]:
         """Matches, best first; `memories: null` (nothing matched) becomes []."""
-        args = {"vault": vault, "context": context, "threshold": threshold,
-                "limit": max(1, min(100, limit)), **extra}
+        args = {
+            "vault": vault,
+            "context": context,
+            "threshold": threshold,
+            "limit": max(1, min(100, limit)),
+            **extra,
+        }
         data = self.call("muninn_recall", args, timeout=timeout)
         memories = data.get("memories")
         if memories is None:
@@ -225,8 +261,9 @@ def decode_envelope(tool: str, result: Any) -> dict[str, Any]:
     """`{"content":[{"type":"text","text":"<JSON>"}]}` -> the inner JSON object."""
     if not isinstance(result, dict) or not isinstance(result.get("content"), list):
         raise MuninnProtocolError(f"{tool}: result has no content list")
-    texts = [c.get("text") for c in result["content"]
-             if isinstance(c, dict) and c.get("type") == "text"]
+    texts = [
+        c.get("text") for c in result["content"] if isinstance(c, dict) and c.get("type") == "text"
+    ]
     if not texts or not isinstance(texts[0], str):
         raise MuninnProtocolError(f"{tool}: result has no text content")
     if result.get("isError") is True:

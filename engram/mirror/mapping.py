@@ -39,8 +39,13 @@ def concept(content: str) -> str:
 def tags(memory: dict[str, Any]) -> list[str]:
     scope = memory["scope"]
     where = "scope:global" if scope == "global" else f"project:{Path(scope).name or '/'}"
-    out = ["engram", f"engram:{memory['id']}", f"kind:{memory['kind']}",
-           f"source:{memory['source']}", where]
+    out = [
+        "engram",
+        f"engram:{memory['id']}",
+        f"kind:{memory['kind']}",
+        f"source:{memory['source']}",
+        where,
+    ]
     return [t[:MAX_TAG] for t in out]
 
 
@@ -58,8 +63,12 @@ def rfc3339(text: str | None) -> str | None:
 
 def remember_item(memory: dict[str, Any]) -> dict[str, Any]:
     """The `muninn_remember` arguments (without vault and op_id) for a memories row."""
-    item: dict[str, Any] = {"content": memory["content"], "concept": concept(memory["content"]),
-                            "type": memory["kind"], "tags": tags(memory)}
+    item: dict[str, Any] = {
+        "content": memory["content"],
+        "concept": concept(memory["content"]),
+        "type": memory["kind"],
+        "tags": tags(memory),
+    }
     created = rfc3339(memory.get("created_at"))
     if created:
         item["created_at"] = created
@@ -84,5 +93,5 @@ def kind_from_tags(tag_list: list[str] | None) -> str:
 def local_id_from_tags(tag_list: list[str] | None) -> str | None:
     for tag in tag_list or []:
         if tag.startswith(f"engram:{schema.ID_PREFIX}"):
-            return tag[len("engram:"):]
+            return tag[len("engram:") :]
     return None

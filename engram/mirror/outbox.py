@@ -40,9 +40,16 @@ def enqueue(session: Session, memory_id: str, op: str, **detail: Any) -> None:
     """Queue one memory change in the caller's transaction."""
     from engram.store.models import MirrorOp
 
-    session.add(MirrorOp(memory_id=memory_id, op=op, status="pending", attempts=0,
-                         payload=json.dumps(detail, sort_keys=True) if detail else "{}",
-                         created_at=schema.now_iso()))
+    session.add(
+        MirrorOp(
+            memory_id=memory_id,
+            op=op,
+            status="pending",
+            attempts=0,
+            payload=json.dumps(detail, sort_keys=True) if detail else "{}",
+            created_at=schema.now_iso(),
+        )
+    )
 
 
 @dataclass
@@ -82,16 +89,26 @@ class Outcome:
     mirror: Mirror | None = None  # the new mirror state (None: unchanged)
 
 
-_MEMORY_COLS = ("id", "content", "kind", "scope", "source", "status", "superseded_by",
-                "created_at", "content_hash")
+_MEMORY_COLS = (
+    "id",
+    "content",
+    "kind",
+    "scope",
+    "source",
+    "status",
+    "superseded_by",
+    "created_at",
+    "content_hash",
+)
 
 
 def _in(ids: list[str]) -> str:
     return ",".join("?" * len(ids))
 
 
-def load_page(conn: sqlite3.Connection, after: int, limit: int, now: str,
-              force: bool) -> tuple[list[Target], int]:
+def load_page(
+    conn: sqlite3.Connection, after: int, limit: int, now: str, force: bool
+) -> tuple[list[Target], int]:
     """The memories behind the next `limit` due pending rows after row `after`, in row
     order, with everything needed to reconcile them read in one snapshot; and the last
     row id seen (the cursor). The outbox is read first so that the memory state read
@@ -101,20 +118,33 @@ def load_page(conn: sqlite3.Connection, after: int, limit: int, now: str,
         rows = conn.execute(
             "SELECT id, memory_id FROM mirror_outbox WHERE status = 'pending' AND id > ? "
             "AND (? OR next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
-            (after, int(force), now, limit)).fetchall()
+            (after, int(force), now, limit),
+        ).fetchall()
         if not rows:
             return [], after
         ids = list(dict.fromkeys(r[1] for r in rows))
-        pending = {r[0]: (r[1], r[2]) for r in conn.execute(
-            f"SELECT memory_id, max(id), max(next_attempt_at) FROM mirror_outbox "
-            f"WHERE status = 'pending' AND memory_id IN ({_in(ids)}) GROUP BY memory_id", ids)}
-        local = {r[0]: dict(zip(_MEMORY_COLS, r, strict=True)) for r in conn.execute(
-            f"SELECT {', '.join(_MEMORY_COLS)} FROM memories WHERE id IN ({_in(ids)})", ids)}
+        pending = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(
+                f"SELECT memory_id, max(id), max(next_attempt_at) FROM mirror_outbox "
+                f"WHERE status = 'pending' AND memory_id IN ({_in(ids)}) GROUP BY memory_id",
+                ids,
+            )
+        }
+        local = {
+            r[0]: dict(zip(_MEMORY_COLS, r, strict=True))
+            for r in conn.execute(
+                f"SELECT {', '.join(_MEMORY_COLS)} FROM memories WHERE id IN ({_in(ids)})", ids
+            )
+        }
         mirrors = load_mirrors(conn, ids)
     finally:
         conn.execute("COMMIT")
-    targets = [Target(mid, pending[mid][0], pending[mid][1], local.get(mid),
-                      mirrors.get(mid, Mirror())) for mid in ids if mid in pending]
+    targets = [
+        Target(mid, pending[mid][0], pending[mid][1], local.get(mid), mirrors.get(mid, Mirror()))
+        for mid in ids
+        if mid in pending
+    ]
     return targets, rows[-1][0]
 
 
@@ -123,27 +153,40 @@ def load_mirrors(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Mirror]:
         return {}
     out = {}
     for mid, vault, muninn_id, chash, state, forgotten_at, intent in conn.execute(
-            f"SELECT memory_id, vault, muninn_id, content_hash, state, forgotten_at, intent "
-            f"FROM mirror_ids WHERE memory_id IN ({_in(ids)})", ids):
-        out[mid] = Mirror(vault, muninn_id, chash, state, forgotten_at,
-                          json.loads(intent) if intent else None)
+        f"SELECT memory_id, vault, muninn_id, content_hash, state, forgotten_at, intent "
+        f"FROM mirror_ids WHERE memory_id IN ({_in(ids)})",
+        ids,
+    ):
+        out[mid] = Mirror(
+            vault, muninn_id, chash, state, forgotten_at, json.loads(intent) if intent else None
+        )
     return out
 
 
 def has_pending(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    return {r[0] for r in conn.execute(
-        f"SELECT DISTINCT memory_id FROM mirror_outbox WHERE status = 'pending' "
-        f"AND memory_id IN ({_in(ids)})", ids)}
+    return {
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT memory_id FROM mirror_outbox WHERE status = 'pending' "
+            f"AND memory_id IN ({_in(ids)})",
+            ids,
+        )
+    }
 
 
 def claimed(conn: sqlite3.Connection, vault: str, muninn_id: str, besides: str) -> bool:
     """Another local memory's active mirror is the same MuninnDB memory (content
     de-duplication can map several local memories to one)."""
-    return conn.execute(
-        "SELECT 1 FROM mirror_ids WHERE vault = ? AND muninn_id = ? AND memory_id != ? "
-        "AND state = 'active' LIMIT 1", (vault, muninn_id, besides)).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM mirror_ids WHERE vault = ? AND muninn_id = ? AND memory_id != ? "
+            "AND state = 'active' LIMIT 1",
+            (vault, muninn_id, besides),
+        ).fetchone()
+        is not None
+    )
 
 
 def write_intents(store: Store, intents: dict[str, tuple[str, dict[str, Any]]]) -> None:
@@ -154,57 +197,89 @@ def write_intents(store: Store, intents: dict[str, tuple[str, dict[str, Any]]]) 
     from sqlalchemy import text
 
     with store.write() as session:
-        session.execute(text(
-            "INSERT INTO mirror_ids (memory_id, vault, state, intent) VALUES (:m, :v, 'none', :i) "
-            "ON CONFLICT(memory_id) DO UPDATE SET intent = excluded.intent"),
-            [{"m": mid, "v": vault, "i": json.dumps(intent, ensure_ascii=False)}
-             for mid, (vault, intent) in intents.items()])
+        session.execute(
+            text(
+                "INSERT INTO mirror_ids (memory_id, vault, state, intent) "
+                "VALUES (:m, :v, 'none', :i) "
+                "ON CONFLICT(memory_id) DO UPDATE SET intent = excluded.intent"
+            ),
+            [
+                {"m": mid, "v": vault, "i": json.dumps(intent, ensure_ascii=False)}
+                for mid, (vault, intent) in intents.items()
+            ],
+        )
 
 
-def commit(store: Store, outcomes: Iterable[Outcome], *, max_attempts: int,
-           retry_at: str | None, state: dict[str, str | None]) -> None:
+def commit(
+    store: Store,
+    outcomes: Iterable[Outcome],
+    *,
+    max_attempts: int,
+    retry_at: str | None,
+    state: dict[str, str | None],
+) -> None:
     """Settle each reconciled memory's rows (up to its `upto`) and its mirror state, and
     update the sync's durable state, in one transaction."""
     from sqlalchemy import text
 
     now = schema.now_iso()
-    settle: dict[str, list[dict[str, Any]]] = {"done": [], "failed": [], "retry": [],
-                                               "wait": []}
+    settle: dict[str, list[dict[str, Any]]] = {"done": [], "failed": [], "retry": [], "wait": []}
     mirrors = []
     for o in outcomes:
         t = o.target
-        settle[o.status].append({"m": t.memory_id, "u": t.upto, "e": o.error, "now": now,
-                                 "at": retry_at, "max": max_attempts})
+        settle[o.status].append(
+            {
+                "m": t.memory_id,
+                "u": t.upto,
+                "e": o.error,
+                "now": now,
+                "at": retry_at,
+                "max": max_attempts,
+            }
+        )
         if o.mirror is not None:
             m = o.mirror
-            mirrors.append({"m": t.memory_id, "v": m.vault or "", "id": m.muninn_id,
-                            "h": m.content_hash, "s": m.state, "f": m.forgotten_at,
-                            "i": json.dumps(m.intent) if m.intent else None, "now": now})
+            mirrors.append(
+                {
+                    "m": t.memory_id,
+                    "v": m.vault or "",
+                    "id": m.muninn_id,
+                    "h": m.content_hash,
+                    "s": m.state,
+                    "f": m.forgotten_at,
+                    "i": json.dumps(m.intent) if m.intent else None,
+                    "now": now,
+                }
+            )
     sql = {
         "done": "UPDATE mirror_outbox SET status = 'done', done_at = :now, last_error = :e, "
-                "next_attempt_at = NULL WHERE memory_id = :m AND id <= :u "
-                "AND status IN ('pending', 'failed')",
+        "next_attempt_at = NULL WHERE memory_id = :m AND id <= :u "
+        "AND status IN ('pending', 'failed')",
         "failed": "UPDATE mirror_outbox SET status = 'failed', attempts = attempts + 1, "
-                  "last_error = :e WHERE memory_id = :m AND id <= :u AND status = 'pending'",
+        "last_error = :e WHERE memory_id = :m AND id <= :u AND status = 'pending'",
         "retry": "UPDATE mirror_outbox SET attempts = attempts + 1, last_error = :e, "
-                 "next_attempt_at = :at, status = CASE WHEN attempts + 1 >= :max "
-                 "THEN 'failed' ELSE 'pending' END "
-                 "WHERE memory_id = :m AND id <= :u AND status = 'pending'",
+        "next_attempt_at = :at, status = CASE WHEN attempts + 1 >= :max "
+        "THEN 'failed' ELSE 'pending' END "
+        "WHERE memory_id = :m AND id <= :u AND status = 'pending'",
         "wait": "UPDATE mirror_outbox SET last_error = :e, next_attempt_at = :at "
-                "WHERE memory_id = :m AND id <= :u AND status = 'pending'",
+        "WHERE memory_id = :m AND id <= :u AND status = 'pending'",
     }
     with store.write() as session:
         for status, params in settle.items():
             if params:
                 session.execute(text(sql[status]), params)
         if mirrors:
-            session.execute(text(
-                "INSERT INTO mirror_ids (memory_id, vault, muninn_id, content_hash, state, "
-                "forgotten_at, intent, synced_at) VALUES (:m, :v, :id, :h, :s, :f, :i, :now) "
-                "ON CONFLICT(memory_id) DO UPDATE SET vault = excluded.vault, "
-                "muninn_id = excluded.muninn_id, content_hash = excluded.content_hash, "
-                "state = excluded.state, forgotten_at = excluded.forgotten_at, "
-                "intent = excluded.intent, synced_at = excluded.synced_at"), mirrors)
+            session.execute(
+                text(
+                    "INSERT INTO mirror_ids (memory_id, vault, muninn_id, content_hash, state, "
+                    "forgotten_at, intent, synced_at) VALUES (:m, :v, :id, :h, :s, :f, :i, :now) "
+                    "ON CONFLICT(memory_id) DO UPDATE SET vault = excluded.vault, "
+                    "muninn_id = excluded.muninn_id, content_hash = excluded.content_hash, "
+                    "state = excluded.state, forgotten_at = excluded.forgotten_at, "
+                    "intent = excluded.intent, synced_at = excluded.synced_at"
+                ),
+                mirrors,
+            )
         set_states(session, state)
 
 
@@ -214,22 +289,33 @@ def record_pulled(session: Session, memory_id: str, mirror: Mirror) -> None:
 
     now = schema.now_iso()
     session.flush()
-    session.execute(text(
-        "INSERT INTO mirror_ids (memory_id, vault, muninn_id, content_hash, state, synced_at) "
-        "VALUES (:m, :v, :id, :h, 'active', :now) ON CONFLICT(memory_id) DO NOTHING"),
-        {"m": memory_id, "v": mirror.vault, "id": mirror.muninn_id, "h": mirror.content_hash,
-         "now": now})
-    session.execute(text(
-        "UPDATE mirror_outbox SET status = 'done', done_at = :now, last_error = 'pulled' "
-        "WHERE memory_id = :m AND status = 'pending'"), {"m": memory_id, "now": now})
+    session.execute(
+        text(
+            "INSERT INTO mirror_ids (memory_id, vault, muninn_id, content_hash, state, synced_at) "
+            "VALUES (:m, :v, :id, :h, 'active', :now) ON CONFLICT(memory_id) DO NOTHING"
+        ),
+        {
+            "m": memory_id,
+            "v": mirror.vault,
+            "id": mirror.muninn_id,
+            "h": mirror.content_hash,
+            "now": now,
+        },
+    )
+    session.execute(
+        text(
+            "UPDATE mirror_outbox SET status = 'done', done_at = :now, last_error = 'pulled' "
+            "WHERE memory_id = :m AND status = 'pending'"
+        ),
+        {"m": memory_id, "now": now},
+    )
 
 
 # -- durable sync state (the `state` table) ----------------------------------------------
 
 
 def get_states(conn: sqlite3.Connection) -> dict[str, str]:
-    return {k: v for k, v in conn.execute(
-        "SELECT key, value FROM state WHERE key LIKE 'mirror.%'")}
+    return {k: v for k, v in conn.execute("SELECT key, value FROM state WHERE key LIKE 'mirror.%'")}
 
 
 def set_states(session: Session, values: dict[str, str | None]) -> None:
@@ -239,11 +325,14 @@ def set_states(session: Session, values: dict[str, str | None]) -> None:
         if value is None:
             session.execute(text("DELETE FROM state WHERE key = :k"), {"k": key})
         else:
-            session.execute(text(
-                "INSERT INTO state (key, value, updated_at) VALUES (:k, :v, :now) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
-                "updated_at = excluded.updated_at"),
-                {"k": key, "v": value, "now": schema.now_iso()})
+            session.execute(
+                text(
+                    "INSERT INTO state (key, value, updated_at) VALUES (:k, :v, :now) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                    "updated_at = excluded.updated_at"
+                ),
+                {"k": key, "v": value, "now": schema.now_iso()},
+            )
 
 
 def install_id(store: Store) -> str:
@@ -256,8 +345,9 @@ def install_id(store: Store) -> str:
     from sqlalchemy import text
 
     with store.write() as session:
-        row = session.execute(text("SELECT value FROM state WHERE key = :k"),
-                              {"k": K_INSTALL}).first()
+        row = session.execute(
+            text("SELECT value FROM state WHERE key = :k"), {"k": K_INSTALL}
+        ).first()
         if row is not None:
             return str(row[0])
         value = secrets.token_hex(8)
@@ -274,10 +364,14 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def failed_rows(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any]]:
-    return [dict(zip(("id", "memory_id", "op", "attempts", "last_error", "created_at"), r,
-                     strict=True)) for r in conn.execute(
-        "SELECT id, memory_id, op, attempts, last_error, created_at FROM mirror_outbox "
-        "WHERE status = 'failed' ORDER BY id DESC LIMIT ?", (limit,))]
+    return [
+        dict(zip(("id", "memory_id", "op", "attempts", "last_error", "created_at"), r, strict=True))
+        for r in conn.execute(
+            "SELECT id, memory_id, op, attempts, last_error, created_at FROM mirror_outbox "
+            "WHERE status = 'failed' ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+    ]
 
 
 def retry_failed(store: Store) -> int:
@@ -285,11 +379,18 @@ def retry_failed(store: Store) -> int:
     from sqlalchemy import text
 
     with store.write() as session:
-        n = session.execute(text(
-            "UPDATE mirror_outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL "
-            "WHERE status = 'failed'")).rowcount
-        session.execute(text("UPDATE mirror_outbox SET next_attempt_at = NULL "
-                             "WHERE status = 'pending' AND next_attempt_at IS NOT NULL"))
+        n = session.execute(
+            text(
+                "UPDATE mirror_outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL "
+                "WHERE status = 'failed'"
+            )
+        ).rowcount
+        session.execute(
+            text(
+                "UPDATE mirror_outbox SET next_attempt_at = NULL "
+                "WHERE status = 'pending' AND next_attempt_at IS NOT NULL"
+            )
+        )
         set_states(session, {K_RETRY: None, K_FAILURES: None})
     return int(n or 0)
 
@@ -299,10 +400,13 @@ def resync(store: Store) -> int:
     from sqlalchemy import text
 
     with store.write() as session:
-        n = session.execute(text(
-            "INSERT INTO mirror_outbox (memory_id, op, payload, status, attempts, created_at) "
-            "SELECT id, 'resync', '{}', 'pending', 0, :now FROM memories ORDER BY seq"),
-            {"now": schema.now_iso()}).rowcount
+        n = session.execute(
+            text(
+                "INSERT INTO mirror_outbox (memory_id, op, payload, status, attempts, created_at) "
+                "SELECT id, 'resync', '{}', 'pending', 0, :now FROM memories ORDER BY seq"
+            ),
+            {"now": schema.now_iso()},
+        ).rowcount
     return int(n or 0)
 
 
@@ -314,8 +418,11 @@ def prune(store: Store, now: str, batch: int = 5000) -> int:
 
     cutoff = schema.to_iso(schema.parse_iso(now) - timedelta(days=PRUNE_AFTER_DAYS))
     with store.write() as session:
-        n = session.execute(text(
-            "DELETE FROM mirror_outbox WHERE id IN (SELECT id FROM mirror_outbox WHERE "
-            "status = 'done' AND done_at < :c ORDER BY id LIMIT :n)"),
-            {"c": cutoff, "n": batch}).rowcount
+        n = session.execute(
+            text(
+                "DELETE FROM mirror_outbox WHERE id IN (SELECT id FROM mirror_outbox WHERE "
+                "status = 'done' AND done_at < :c ORDER BY id LIMIT :n)"
+            ),
+            {"c": cutoff, "n": batch},
+        ).rowcount
     return int(n or 0)

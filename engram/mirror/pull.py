@@ -62,8 +62,9 @@ def walk(client: MuninnClient, vault: str, report: PullReport) -> Iterator[list[
     while stack and report.windows < MAX_WINDOWS:
         lo, hi = stack.pop()
         report.windows += 1
-        hits = client.recall(vault, ["engram"], threshold=0.0, limit=100, since=_iso(lo),
-                             before=_iso(hi))
+        hits = client.recall(
+            vault, ["engram"], threshold=0.0, limit=100, since=_iso(lo), before=_iso(hi)
+        )
         if len(hits) >= FULL:
             if hi - lo > timedelta(milliseconds=1):
                 mid = lo + (hi - lo) / 2
@@ -112,10 +113,16 @@ def pull(store: Store, client: MuninnClient, vault: str, scope: str, own_vault: 
                 try:
                     with session.begin_nested():
                         result = memories.add(
-                            session, content, kind=mapping.kind_from_tags(tags), scope=scope,
-                            source="muninn", provenance=[f"muninn:{vault}/{mid}"],
-                            created_at=_local_time(created), actor="mirror-pull",
-                            action="import")
+                            session,
+                            content,
+                            kind=mapping.kind_from_tags(tags),
+                            scope=scope,
+                            source="muninn",
+                            provenance=[f"muninn:{vault}/{mid}"],
+                            created_at=_local_time(created),
+                            actor="mirror-pull",
+                            action="import",
+                        )
                 except EngramError as exc:  # e.g. longer than engram's 4000 characters
                     report.skipped += 1
                     if len(report.rejected) < 20:
@@ -124,8 +131,9 @@ def pull(store: Store, client: MuninnClient, vault: str, scope: str, own_vault: 
                 report.added += result.created
                 report.existing += not result.created
                 if vault == own_vault:
-                    outbox.record_pulled(session, result.memory.id,
-                                         outbox.Mirror(vault, mid, chash, "active"))
+                    outbox.record_pulled(
+                        session, result.memory.id, outbox.Mirror(vault, mid, chash, "active")
+                    )
     return report
 
 
@@ -151,6 +159,9 @@ def _retired(session: Any, scope: str, chash: str) -> bool:
 
     from engram.store.models import Memory
 
-    statuses = set(session.scalars(select(Memory.status).where(
-        Memory.scope == scope, Memory.content_hash == chash)))
+    statuses = set(
+        session.scalars(
+            select(Memory.status).where(Memory.scope == scope, Memory.content_hash == chash)
+        )
+    )
     return bool(statuses) and "active" not in statuses

@@ -44,34 +44,52 @@ class MuninnHit:
     content_hash: str  # engram's normalized hash of `content`, for de-duplication
 
 
-def _recall(client: MuninnClient, vault: str, query: str, limit: int, threshold: float,
-            timeout: float) -> list[MuninnHit]:
+def _recall(
+    client: MuninnClient, vault: str, query: str, limit: int, threshold: float, timeout: float
+) -> list[MuninnHit]:
     hits = []
     for m in client.recall(vault, [query], threshold=threshold, limit=limit, timeout=timeout):
         content, score = m.get("content"), m.get("score", 0.0)
         if not isinstance(content, str) or not content.strip():
             continue
         score = float(score) if isinstance(score, (int, float)) else 0.0
-        hits.append(MuninnHit(m["id"], vault, content, score, str(m.get("concept") or ""),
-                              schema.content_hash(content)))
+        hits.append(
+            MuninnHit(
+                m["id"],
+                vault,
+                content,
+                score,
+                str(m.get("concept") or ""),
+                schema.content_hash(content),
+            )
+        )
     return hits
 
 
-def muninn_candidates(client: MuninnClient, query: str, vaults: Sequence[str], limit: int,
-                      threshold: float, timeout: float) -> list[MuninnHit]:
+def muninn_candidates(
+    client: MuninnClient,
+    query: str,
+    vaults: Sequence[str],
+    limit: int,
+    threshold: float,
+    timeout: float,
+) -> list[MuninnHit]:
     """The best `limit` MuninnDB matches for `query` across `vaults`, best first."""
     query = query.strip()[:MAX_QUERY_CHARS]
     vaults = list(dict.fromkeys(vaults))
     if not query or not vaults or limit < 1 or timeout <= 0:
         return []
     deadline = time.monotonic() + timeout
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(vaults),
-                                                 thread_name_prefix="muninn-recall")
+    pool = concurrent.futures.ThreadPoolExecutor(
+        max_workers=len(vaults), thread_name_prefix="muninn-recall"
+    )
     try:
-        futures = [pool.submit(_recall, client, v, query, limit, threshold, timeout)
-                   for v in vaults]
-        done, _late = concurrent.futures.wait(futures,
-                                              timeout=max(0.0, deadline - time.monotonic()))
+        futures = [
+            pool.submit(_recall, client, v, query, limit, threshold, timeout) for v in vaults
+        ]
+        done, _late = concurrent.futures.wait(
+            futures, timeout=max(0.0, deadline - time.monotonic())
+        )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     best: dict[str, MuninnHit] = {}
@@ -98,5 +116,7 @@ def local_copies(conn: sqlite3.Connection, hits: Sequence[MuninnHit]) -> dict[st
         return {}
     where = " OR ".join("(vault = ? AND muninn_id = ?)" for _ in pairs)
     params = [x for pair in pairs for x in pair]
-    return {r[0]: r[1] for r in conn.execute(
-        f"SELECT muninn_id, memory_id FROM mirror_ids WHERE {where}", params)}
+    return {
+        r[0]: r[1]
+        for r in conn.execute(f"SELECT muninn_id, memory_id FROM mirror_ids WHERE {where}", params)
+    }

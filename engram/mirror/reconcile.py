@@ -63,9 +63,13 @@ class MirrorSettings:
 
     @classmethod
     def from_config(cls, m: MuninnConfig) -> MirrorSettings:
-        return cls(vault=m.vault, global_vault=m.global_vault,
-                   batch=max(1, min(50, m.batch)), max_backoff=m.max_backoff,
-                   max_attempts=max(1, m.max_attempts))
+        return cls(
+            vault=m.vault,
+            global_vault=m.global_vault,
+            batch=max(1, min(50, m.batch)),
+            max_backoff=m.max_backoff,
+            max_attempts=max(1, m.max_attempts),
+        )
 
     def vault_for(self, scope: str) -> str:
         return vault_for_scope(scope, self.vault, self.global_vault)
@@ -124,8 +128,15 @@ class _Work:
 
 
 class PageReconciler:
-    def __init__(self, store: Store, client: MuninnClient, settings: MirrorSettings,
-                 install: str, report: SyncReport, now: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: MuninnClient,
+        settings: MirrorSettings,
+        install: str,
+        report: SyncReport,
+        now: str,
+    ) -> None:
         self.store, self.client, self.settings = store, client, settings
         self.install, self.report, self.now = install, report, now
         self.works: list[_Work] = []
@@ -139,8 +150,11 @@ class PageReconciler:
                 self.report.deferred += 1
                 continue
             loc = t.local
-            want = ((self.settings.vault_for(loc["scope"]), loc["content_hash"])
-                    if loc is not None and loc["status"] == "active" else None)
+            want = (
+                (self.settings.vault_for(loc["scope"]), loc["content_hash"])
+                if loc is not None and loc["status"] == "active"
+                else None
+            )
             self.works.append(_Work(t, want, Mirror(**t.mirror.__dict__)))
         stop = None
         try:
@@ -205,8 +219,13 @@ class PageReconciler:
             self._forget(w, m.vault or "", m.muninn_id or "")
             m.state, m.forgotten_at, w.touched = "forgotten", self.now, True
             self._released.add(w.memory_id)
-        if (m.state == "forgotten" and m.muninn_id and (m.vault, m.content_hash) == w.want
-                and m.forgotten_at and self._restorable(m.forgotten_at)):
+        if (
+            m.state == "forgotten"
+            and m.muninn_id
+            and (m.vault, m.content_hash) == w.want
+            and m.forgotten_at
+            and self._restorable(m.forgotten_at)
+        ):
             try:
                 restored = self.client.restore(vault, m.muninn_id)
             except MuninnToolError:
@@ -230,8 +249,9 @@ class PageReconciler:
             w.op_id = intent.get("op_id")
             return
         vault = str(intent.get("vault"))
-        got = self.client.remember(vault, {"content": intent.get("content", "")},
-                                   op_id=intent.get("op_id"))
+        got = self.client.remember(
+            vault, {"content": intent.get("content", "")}, op_id=intent.get("op_id")
+        )
         if got.id and not (m.active and (m.vault, m.muninn_id) == (vault, got.id)):
             self._forget(w, vault, got.id)
         m.intent, w.touched = None, True
@@ -264,7 +284,9 @@ class PageReconciler:
         with self.store.read() as conn:
             rows = conn.execute(
                 "SELECT memory_id FROM mirror_ids WHERE vault = ? AND muninn_id = ? "
-                "AND state = 'active' AND memory_id != ?", (vault, muninn_id, besides))
+                "AND state = 'active' AND memory_id != ?",
+                (vault, muninn_id, besides),
+            )
             return any(r[0] not in self._released for r in rows)
 
     # -- phase 2: remembers, batched per vault -----------------------------------------
@@ -276,16 +298,21 @@ class PageReconciler:
         by_vault: dict[str, list[_Work]] = {}
         for w in works:
             vault = w.want[0] if w.want else ""
-            w.mirror.intent = {"vault": vault, "hash": w.hash, "op_id": w.op_id,
-                               "content": (w.item or {})["content"]}
+            w.mirror.intent = {
+                "vault": vault,
+                "hash": w.hash,
+                "op_id": w.op_id,
+                "content": (w.item or {})["content"],
+            }
             intents[w.memory_id] = (vault, w.mirror.intent)
             by_vault.setdefault(vault, []).append(w)
         outbox.write_intents(self.store, intents)
         for vault, group in by_vault.items():
             for chunk in self._chunks(group):
                 for w, got in zip(chunk, self._send(vault, chunk), strict=True):
-                    self._guard(w, lambda w=w, got=got, vault=vault:
-                                self._remembered(w, vault, got))
+                    self._guard(
+                        w, lambda w=w, got=got, vault=vault: self._remembered(w, vault, got)
+                    )
 
     def _chunks(self, works: list[_Work]) -> Iterator[list[_Work]]:
         rest = list(works)
@@ -296,8 +323,11 @@ class PageReconciler:
             size = 0
             for w in rest:
                 n = len(encode(w.item)) + 64
-                if len(chunk) >= self.settings.batch or (chunk and size + n > BATCH_BODY) or (
-                        w.hash in hashes):
+                if (
+                    len(chunk) >= self.settings.batch
+                    or (chunk and size + n > BATCH_BODY)
+                    or (w.hash in hashes)
+                ):
                     later.append(w)
                     continue
                 chunk.append(w)
@@ -351,9 +381,13 @@ class PageReconciler:
                 for _hop in range(10):
                     other = here.get(sid)
                     loc = other.target.local if other else None
-                    row = ((loc["status"], loc["superseded_by"]) if loc else conn.execute(
-                        "SELECT status, superseded_by FROM memories WHERE id = ?",
-                        (sid,)).fetchone()) or (None, None)
+                    row = (
+                        (loc["status"], loc["superseded_by"])
+                        if loc
+                        else conn.execute(
+                            "SELECT status, superseded_by FROM memories WHERE id = ?", (sid,)
+                        ).fetchone()
+                    ) or (None, None)
                     if row[0] != "superseded" or not row[1]:
                         break
                     sid = row[1]
@@ -363,8 +397,10 @@ class PageReconciler:
                 elif other is not None and other.outcome is not None:
                     out[w.memory_id] = (other.mirror, False)
                 else:
-                    out[w.memory_id] = (outbox.load_mirrors(conn, [sid]).get(sid),
-                                        bool(outbox.has_pending(conn, [sid])))
+                    out[w.memory_id] = (
+                        outbox.load_mirrors(conn, [sid]).get(sid),
+                        bool(outbox.has_pending(conn, [sid])),
+                    )
         return out
 
     def _retire(self, w: _Work, successors: dict[str, tuple[Mirror | None, bool]]) -> None:
@@ -375,8 +411,9 @@ class PageReconciler:
         new, queued = successors.get(w.memory_id, (None, False))
         if new is not None and new.active and new.vault == m.vault:
             try:
-                self.client.link(m.vault or "", new.muninn_id or "", m.muninn_id or "",
-                                 "supersedes")
+                self.client.link(
+                    m.vault or "", new.muninn_id or "", m.muninn_id or "", "supersedes"
+                )
                 self.report.linked += 1
             except MuninnToolError as exc:
                 note = f"supersedes link not made: {exc}"

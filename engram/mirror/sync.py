@@ -46,8 +46,14 @@ __all__ = ["MirrorSettings", "SyncReport", "Syncer", "build", "mirror_lock"]
 
 
 class Syncer:
-    def __init__(self, store: Store, client: MuninnClient, settings: MirrorSettings | None = None,
-                 *, clock: Callable[[], str] = schema.now_iso) -> None:
+    def __init__(
+        self,
+        store: Store,
+        client: MuninnClient,
+        settings: MirrorSettings | None = None,
+        *,
+        clock: Callable[[], str] = schema.now_iso,
+    ) -> None:
         self.store = store
         self.client = client
         self.settings = settings or MirrorSettings()
@@ -75,13 +81,13 @@ class Syncer:
             while max_pages is None or pages < max_pages:
                 now = self.clock()
                 with self.store.read() as conn:
-                    targets, cursor = outbox.load_page(conn, after, self.settings.page, now,
-                                                       force)
+                    targets, cursor = outbox.load_page(conn, after, self.settings.page, now, force)
                 if cursor == after:
                     break
                 after, pages = cursor, pages + 1
-                page = PageReconciler(self.store, self.client, self.settings, self._install,
-                                      report, now)
+                page = PageReconciler(
+                    self.store, self.client, self.settings, self._install, report, now
+                )
                 outcomes, stop = page.run(targets, force)
                 state: dict[str, str | None] = {}
                 next_at = None
@@ -89,23 +95,31 @@ class Syncer:
                     failures += 1
                     delay = min(self.settings.max_backoff, 2.0 ** (failures - 1))
                     next_at = schema.to_iso(schema.parse_iso(now) + timedelta(seconds=delay))
-                    state = {outbox.K_RETRY: next_at, outbox.K_FAILURES: str(failures),
-                             outbox.K_ERROR: _error_json(now, str(stop.error))}
+                    state = {
+                        outbox.K_RETRY: next_at,
+                        outbox.K_FAILURES: str(failures),
+                        outbox.K_ERROR: _error_json(now, str(stop.error)),
+                    }
                     report.stopped = str(stop.error)
                     report.auth_error = isinstance(stop.error, MuninnAuthError)
                 elif report.errors:
                     state[outbox.K_ERROR] = _error_json(now, report.errors[-1])
-                outbox.commit(self.store, outcomes, max_attempts=self.settings.max_attempts,
-                              retry_at=next_at, state=state)
+                outbox.commit(
+                    self.store,
+                    outcomes,
+                    max_attempts=self.settings.max_attempts,
+                    retry_at=next_at,
+                    state=state,
+                )
                 if stop is not None:
                     return report
             now = self.clock()
             with self.store.write() as session:
-                outbox.set_states(session, {outbox.K_SUCCESS: now, outbox.K_RETRY: None,
-                                            outbox.K_FAILURES: None})
+                outbox.set_states(
+                    session, {outbox.K_SUCCESS: now, outbox.K_RETRY: None, outbox.K_FAILURES: None}
+                )
             outbox.prune(self.store, now)
         return report
-
 
 
 @contextlib.contextmanager

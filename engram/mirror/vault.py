@@ -78,12 +78,19 @@ def read_token(token: str | None, token_file: str, warn: Warn | None = None) -> 
     except FileNotFoundError:
         return None
     except OSError as exc:
-        once(f"token-read:{path}", f"cannot read the MuninnDB token file {path}: "
-             f"{exc.strerror}", warn)
+        once(
+            f"token-read:{path}",
+            f"cannot read the MuninnDB token file {path}: {exc.strerror}",
+            warn,
+        )
         return None
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        once(f"token-mode:{path}", f"the MuninnDB token file {path} is readable by other "
-             f"users (mode {stat.S_IMODE(mode):o}); run `chmod 600 {path}`", warn)
+        once(
+            f"token-mode:{path}",
+            f"the MuninnDB token file {path} is readable by other "
+            f"users (mode {stat.S_IMODE(mode):o}); run `chmod 600 {path}`",
+            warn,
+        )
     return text or None
 
 
@@ -96,8 +103,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_url(url: str, has_token: bool, allow_plain_http: bool,
-              warn: Warn | None = None) -> None:
+def check_url(url: str, has_token: bool, allow_plain_http: bool, warn: Warn | None = None) -> None:
     """Refuse to send a token over plain HTTP to another machine.
 
     The token grants read and write access to the team's memory; on an http:// URL to a
@@ -112,11 +118,14 @@ def check_url(url: str, has_token: bool, allow_plain_http: bool,
     if not allow_plain_http:
         raise ConfigError(
             f"refusing to send the MuninnDB token over plain HTTP to {parts.hostname}",
-            hint="use https://, or set muninn.allow_plain_http = true if the network is "
-            "trusted",
+            hint="use https://, or set muninn.allow_plain_http = true if the network is trusted",
         )
-    once(f"plain-http:{parts.hostname}", f"WARNING: the MuninnDB token is sent in clear "
-         f"text to {parts.hostname} (muninn.allow_plain_http is on)", warn)
+    once(
+        f"plain-http:{parts.hostname}",
+        f"WARNING: the MuninnDB token is sent in clear "
+        f"text to {parts.hostname} (muninn.allow_plain_http is on)",
+        warn,
+    )
 
 
 def token_mode_ok(path: Path) -> bool:

@@ -101,13 +101,17 @@ class WordLlamaEmbedder:
                 wordllama = _import_wordllama()
                 package_dir = Path(wordllama.__file__).parent
                 self._model = wordllama.WordLlama.load(
-                    config=WORDLLAMA_CONFIG, dim=256,
+                    config=WORDLLAMA_CONFIG,
+                    dim=256,
                     trunc_dim=None if self.dim == 256 else self.dim,
-                    cache_dir=package_dir, disable_download=True,
+                    cache_dir=package_dir,
+                    disable_download=True,
                 )
             except ImportError as exc:
-                raise EmbedderError(f"wordllama is not installed ({exc})",
-                                    hint="pip install wordllama, or set recall.embedder") from None
+                raise EmbedderError(
+                    f"wordllama is not installed ({exc})",
+                    hint="pip install wordllama, or set recall.embedder",
+                ) from None
             except (OSError, ValueError) as exc:
                 raise EmbedderError(f"cannot load the wordllama model: {exc}") from None
 
@@ -122,8 +126,14 @@ class WordLlamaEmbedder:
 class OpenAIEmbedder:
     """Any OpenAI-compatible `/v1/embeddings` endpoint."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None,
-                 timeout: float = 5.0, dim: int | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout: float = 5.0,
+        dim: int | None = None,
+    ) -> None:
         url = base_url.rstrip("/")
         self.url = url if url.endswith("/embeddings") else url + "/embeddings"
         self.model = model
@@ -155,16 +165,17 @@ class OpenAIEmbedder:
 
         out: list[np.ndarray] = []
         for start in range(0, len(texts), 256):
-            batch = list(texts[start:start + 256])
+            batch = list(texts[start : start + 256])
             try:
-                resp = self._http().post(self.url, json={"model": self.model, "input": batch},
-                                         timeout=self.timeout)
+                resp = self._http().post(
+                    self.url, json={"model": self.model, "input": batch}, timeout=self.timeout
+                )
             except requests.RequestException as exc:
                 raise EmbedderError(f"embeddings request to {self.url} failed: {exc}") from None
             if resp.status_code != 200:
                 raise EmbedderError(
-                    f"embeddings endpoint {self.url} answered {resp.status_code}: "
-                    f"{resp.text[:200]}")
+                    f"embeddings endpoint {self.url} answered {resp.status_code}: {resp.text[:200]}"
+                )
             out.append(self._parse(resp, len(batch)))
         return normalize(np.concatenate(out))
 
@@ -175,11 +186,14 @@ class OpenAIEmbedder:
         except (ValueError, KeyError, TypeError) as exc:
             raise EmbedderError(f"unreadable answer from {self.url}: {exc!r}") from None
         if matrix.ndim != 2 or matrix.shape[0] != expected:
-            raise EmbedderError(f"{self.url} returned {matrix.shape[0] if matrix.ndim else 0} "
-                                f"vectors for {expected} texts")
+            raise EmbedderError(
+                f"{self.url} returned {matrix.shape[0] if matrix.ndim else 0} "
+                f"vectors for {expected} texts"
+            )
         if self.dim and matrix.shape[1] != self.dim:
-            raise EmbedderError(f"{self.url} returned {matrix.shape[1]}-d vectors, "
-                                f"expected {self.dim}")
+            raise EmbedderError(
+                f"{self.url} returned {matrix.shape[1]}-d vectors, expected {self.dim}"
+            )
         self.dim = int(matrix.shape[1])
         return matrix
 
@@ -196,8 +210,13 @@ def make_embedder(config: Any) -> Embedder | None:
     if kind == "openai":
         if not rc.openai_base_url:
             raise EmbedderError("recall.embedder is 'openai' but recall.openai_base_url is unset")
-        return OpenAIEmbedder(rc.openai_base_url, rc.openai_model, rc.openai_api_key,
-                              rc.openai_timeout, rc.openai_dim or None)
+        return OpenAIEmbedder(
+            rc.openai_base_url,
+            rc.openai_model,
+            rc.openai_api_key,
+            rc.openai_timeout,
+            rc.openai_dim or None,
+        )
     if kind == "none":
         return None
     raise EmbedderError(f"unknown recall.embedder {kind!r} (wordllama, openai or none)")

@@ -44,9 +44,17 @@ class Candidate:
     content_hash: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "content": self.content, "kind": self.kind, "scope": self.scope,
-                "score": round(self.score, 4), "injected": self.injected, "note": self.note,
-                "bm25": round(self.bm25, 4), "cosine": round(self.cosine, 4)}
+        return {
+            "id": self.id,
+            "content": self.content,
+            "kind": self.kind,
+            "scope": self.scope,
+            "score": round(self.score, 4),
+            "injected": self.injected,
+            "note": self.note,
+            "bm25": round(self.bm25, 4),
+            "cosine": round(self.cosine, 4),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +78,9 @@ def memory_line(candidate: Candidate, project_scope: bool) -> str:
     return f"- [{candidate.id}] ({where}, {candidate.kind}) {text}"
 
 
-def decide(candidates: Sequence[Candidate], vectors: dict[str, np.ndarray],
-           settings: GateSettings) -> tuple[bool, str, str | None]:
+def decide(
+    candidates: Sequence[Candidate], vectors: dict[str, np.ndarray], settings: GateSettings
+) -> tuple[bool, str, str | None]:
     """Mark each candidate injected or not (with a note); return (injected, reason, block).
 
     `candidates` are in rank order; `vectors` hold the unit vectors known for them (a
@@ -83,8 +92,14 @@ def decide(candidates: Sequence[Candidate], vectors: dict[str, np.ndarray],
     if best.score < settings.min_score:
         for c in candidates:
             c.note = "below min_score"
-        return False, (f"best score {best.score:.3f} is below min_score "
-                       f"{settings.min_score:.2f}: nothing relevant enough"), None
+        return (
+            False,
+            (
+                f"best score {best.score:.3f} is below min_score "
+                f"{settings.min_score:.2f}: nothing relevant enough"
+            ),
+            None,
+        )
     floor = max(settings.min_score, settings.relative * best.score)
     used = estimate_tokens(HEADER) + 2
     chosen: list[Candidate] = []
@@ -92,8 +107,11 @@ def decide(candidates: Sequence[Candidate], vectors: dict[str, np.ndarray],
     hashes: dict[str, str] = {}
     for c in candidates:
         if c.score < floor:
-            c.note = ("below min_score" if c.score < settings.min_score
-                      else f"below {settings.relative:.2f} x the best score")
+            c.note = (
+                "below min_score"
+                if c.score < settings.min_score
+                else f"below {settings.relative:.2f} x the best score"
+            )
             continue
         if len(chosen) >= settings.max_memories:
             c.note = f"max_memories ({settings.max_memories}) reached"
@@ -117,13 +135,16 @@ def decide(candidates: Sequence[Candidate], vectors: dict[str, np.ndarray],
             hashes[c.content_hash] = c.id
     if not chosen:
         return False, "no memory fit the token budget", None
-    reason = (f"{len(chosen)} memor{'y' if len(chosen) == 1 else 'ies'} at or above min_score "
-              f"{settings.min_score:.2f} (best {best.score:.3f}), ~{used} tokens")
+    reason = (
+        f"{len(chosen)} memor{'y' if len(chosen) == 1 else 'ies'} at or above min_score "
+        f"{settings.min_score:.2f} (best {best.score:.3f}), ~{used} tokens"
+    )
     return True, reason, HEADER + "\n" + "\n".join(lines)
 
 
-def _near_duplicate(c: Candidate, chosen: list[Candidate], vectors: dict[str, np.ndarray],
-                    threshold: float) -> str | None:
+def _near_duplicate(
+    c: Candidate, chosen: list[Candidate], vectors: dict[str, np.ndarray], threshold: float
+) -> str | None:
     vec = vectors.get(c.id)
     if vec is None:
         return None

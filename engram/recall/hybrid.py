@@ -38,7 +38,8 @@ TWO_PASS_ROWS = 5000  # see bm25_search
 # a short memory gave BM25 ~5 on its own, as much as a real topic word). Dropping them
 # keeps BM25 to the topic and the FTS query cheap at 100k memories (a term in every row
 # makes FTS5 score every row). Measured: recall@1 +0.02, gate J +0.02.
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against all also am an and any are aren as at be because been
 before being below between both but by can cannot could couldn did didn do does doesn doing
 don down during each else ever few for from further get gets got had has have having he her
@@ -49,7 +50,8 @@ there these they this those through to too under until up us ve very want was we
 when where which while who whom why will with would yes yet you your yours
 add again better change check create explain fix get give good help instead know look make
 new real run set show take tell thing try update use using way write
-""".split())
+""".split()
+)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -113,8 +115,10 @@ class TermStats:
         if not terms:
             return terms
         rows = int(conn.execute("SELECT coalesce(max(seq), 0) FROM memories").fetchone()[0])
-        if (abs(rows - self._counted_at) > 0.02 * max(self._counted_at, 1)
-                or len(self._counts) > 50_000):
+        if (
+            abs(rows - self._counted_at) > 0.02 * max(self._counted_at, 1)
+            or len(self._counts) > 50_000
+        ):
             self._counts, self._counted_at = {}, rows
         self._rows = rows
         budget = max(self.MIN_ROWS, int(self.ROW_SHARE * rows))
@@ -133,14 +137,24 @@ class TermStats:
     def _count(self, conn: sqlite3.Connection, term: str) -> int:
         n = self._counts.get(term)
         if n is None:
-            n = int(conn.execute("SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
-                                 (fts_match([term]),)).fetchone()[0])
+            n = int(
+                conn.execute(
+                    "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
+                    (fts_match([term]),),
+                ).fetchone()[0]
+            )
             self._counts[term] = n
         return n
 
 
-def bm25_search(conn: sqlite3.Connection, text: str, scopes: Sequence[str], limit: int,
-                stats: TermStats | None = None, visible: float = 1.0) -> list[Hit]:
+def bm25_search(
+    conn: sqlite3.Connection,
+    text: str,
+    scopes: Sequence[str],
+    limit: int,
+    stats: TermStats | None = None,
+    visible: float = 1.0,
+) -> list[Hit]:
     """Best BM25 matches among active memories of `scopes`; rows carry the memory fields.
 
     In a large store (over TWO_PASS_ROWS) FTS5 first ranks on its own and only its best
@@ -166,16 +180,24 @@ def bm25_search(conn: sqlite3.Connection, text: str, scopes: Sequence[str], limi
             f"SELECT {columns}, f.rank FROM (SELECT rowid, rank FROM memories_fts"
             " WHERE memories_fts MATCH ? ORDER BY rank LIMIT ?) f"
             f" JOIN memories m ON m.seq = f.rowid WHERE {where} ORDER BY f.rank LIMIT ?",
-            [match, inner, *scopes, limit]).fetchall()
+            [match, inner, *scopes, limit],
+        ).fetchall()
     if len(rows) < limit:
         rows = conn.execute(
             f"SELECT {columns}, bm25(memories_fts) AS rank FROM memories_fts"
             f" JOIN memories m ON m.seq = memories_fts.rowid"
             f" WHERE memories_fts MATCH ? AND {where} ORDER BY rank LIMIT ?",
-            [match, *scopes, limit]).fetchall()
-    return [Hit(mid, bm25=-float(rank), bm25_rank=i,
-                row={"content": content, "kind": kind, "scope": scope, "content_hash": chash})
-            for i, (mid, content, kind, scope, chash, rank) in enumerate(rows, start=1)]
+            [match, *scopes, limit],
+        ).fetchall()
+    return [
+        Hit(
+            mid,
+            bm25=-float(rank),
+            bm25_rank=i,
+            row={"content": content, "kind": kind, "scope": scope, "content_hash": chash},
+        )
+        for i, (mid, content, kind, scope, chash, rank) in enumerate(rows, start=1)
+    ]
 
 
 def bm25_part(bm25: float) -> float:
@@ -197,8 +219,9 @@ def merge(bm25_hits: list[Hit], vector_hits: list[tuple[str, float]]) -> dict[st
     return hits
 
 
-def fill_cosines(hits: dict[str, Hit], query_vec: np.ndarray | None,
-                 vectors: dict[str, np.ndarray]) -> None:
+def fill_cosines(
+    hits: dict[str, Hit], query_vec: np.ndarray | None, vectors: dict[str, np.ndarray]
+) -> None:
     """The cosine of BM25-only hits, from their vectors in RAM (no ranker left blind)."""
     if query_vec is None:
         return
@@ -207,8 +230,13 @@ def fill_cosines(hits: dict[str, Hit], query_vec: np.ndarray | None,
             hit.cosine = float(vectors[mid] @ query_vec)
 
 
-def fuse(hits: dict[str, Hit], method: str, *, has_vectors: bool = True,
-         vector_weight: float = VECTOR_WEIGHT) -> list[Hit]:
+def fuse(
+    hits: dict[str, Hit],
+    method: str,
+    *,
+    has_vectors: bool = True,
+    vector_weight: float = VECTOR_WEIGHT,
+) -> list[Hit]:
     """Score every hit and return them best first (ties: the id, for stable output).
 
     `score` is what the gate compares with recall.min_score: the weighted score for

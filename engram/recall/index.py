@@ -91,8 +91,10 @@ class VectorIndex:
         """The k memories of these scopes most similar to `query` (a unit vector), best first."""
         query = np.asarray(query, dtype=np.float32)
         if self.dim and query.shape[0] != self.dim:
-            raise EmbedderError(f"query vector has {query.shape[0]} dimensions, the stored "
-                                f"ones {self.dim}: was the embedding model changed?")
+            raise EmbedderError(
+                f"query vector has {query.shape[0]} dimensions, the stored "
+                f"ones {self.dim}: was the embedding model changed?"
+            )
         query_coarse = prefix(query[None, :], self.coarse_dim)[0]
         best_ids: list[str] = []
         best_scores: list[np.ndarray] = []
@@ -146,16 +148,23 @@ class VectorIndex:
         missing: list[str] = []
         with self.store.read() as conn:
             cursor = self.change_counter(conn)
-            sizes = dict(conn.execute(
-                "SELECT scope, count(*) FROM memories WHERE status = 'active' GROUP BY scope"))
-            dim = self.embedder.dim or int(conn.execute(
-                "SELECT coalesce(max(dim), 0) FROM memory_vectors WHERE model = ?",
-                (self.embedder.name,)).fetchone()[0])
+            sizes = dict(
+                conn.execute(
+                    "SELECT scope, count(*) FROM memories WHERE status = 'active' GROUP BY scope"
+                )
+            )
+            dim = self.embedder.dim or int(
+                conn.execute(
+                    "SELECT coalesce(max(dim), 0) FROM memory_vectors WHERE model = ?",
+                    (self.embedder.name,),
+                ).fetchone()[0]
+            )
             rows = conn.execute(
                 "SELECT m.id, m.scope, m.content_hash, v.content_hash, v.vector"
                 " FROM memories m LEFT JOIN memory_vectors v"
                 " ON v.memory_id = m.id AND v.model = ? WHERE m.status = 'active'",
-                (self.embedder.name,))
+                (self.embedder.name,),
+            )
             while chunk := rows.fetchmany(4096):
                 found: dict[str, tuple[list[str], list[bytes]]] = {}
                 for mid, scope, chash, vhash, blob in chunk:
@@ -169,14 +178,25 @@ class VectorIndex:
                     matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(ids), dim)
                     self._extend(shards, scope_of, scope, ids, matrix, sizes.get(scope, 0))
             for start in range(0, len(missing), EMBED_BATCH):
-                chunk_ids = missing[start:start + EMBED_BATCH]
-                fresh = [_Row(*r) for r in conn.execute(
-                    "SELECT id, scope, content, content_hash FROM memories WHERE status ="
-                    f" 'active' AND id IN ({','.join('?' * len(chunk_ids))})", chunk_ids)]
+                chunk_ids = missing[start : start + EMBED_BATCH]
+                fresh = [
+                    _Row(*r)
+                    for r in conn.execute(
+                        "SELECT id, scope, content, content_hash FROM memories WHERE status ="
+                        f" 'active' AND id IN ({','.join('?' * len(chunk_ids))})",
+                        chunk_ids,
+                    )
+                ]
                 vectors = self._complete(fresh, {})
                 for row in fresh:
-                    self._extend(shards, scope_of, row.scope, [row.id],
-                                 vectors[row.id][None, :], sizes.get(row.scope, 0))
+                    self._extend(
+                        shards,
+                        scope_of,
+                        row.scope,
+                        [row.id],
+                        vectors[row.id][None, :],
+                        sizes.get(row.scope, 0),
+                    )
         with self._lock:
             self.dim = dim or next((sh.dim for sh in shards.values()), 0)
             self._shards = shards
@@ -186,8 +206,15 @@ class VectorIndex:
         release_freed_memory()
         return len(scope_of)
 
-    def _extend(self, shards: dict[str, Shard], scope_of: dict[str, str], scope: str,
-                ids: list[str], matrix: np.ndarray, capacity: int) -> None:
+    def _extend(
+        self,
+        shards: dict[str, Shard],
+        scope_of: dict[str, str],
+        scope: str,
+        ids: list[str],
+        matrix: np.ndarray,
+        capacity: int,
+    ) -> None:
         shard = shards.get(scope)
         if shard is None:
             dim = int(matrix.shape[1])
@@ -207,16 +234,27 @@ class VectorIndex:
                 return 0
             if cursor < self.cursor:  # the events table went backwards: a restored backup
                 return self.build()
-            changed = list(dict.fromkeys(
-                r[0] for r in conn.execute(
-                    "SELECT memory_id FROM events WHERE id > ? AND id <= ? "
-                    "AND action != 'inject' AND memory_id IS NOT NULL", (self.cursor, cursor))))
+            changed = list(
+                dict.fromkeys(
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT memory_id FROM events WHERE id > ? AND id <= ? "
+                        "AND action != 'inject' AND memory_id IS NOT NULL",
+                        (self.cursor, cursor),
+                    )
+                )
+            )
             rows: list[_Row] = []
             for start in range(0, len(changed), 500):
-                chunk = changed[start:start + 500]
-                rows.extend(_Row(*r) for r in conn.execute(
-                    "SELECT id, scope, content, content_hash FROM memories "
-                    f"WHERE status = 'active' AND id IN ({','.join('?' * len(chunk))})", chunk))
+                chunk = changed[start : start + 500]
+                rows.extend(
+                    _Row(*r)
+                    for r in conn.execute(
+                        "SELECT id, scope, content, content_hash FROM memories "
+                        f"WHERE status = 'active' AND id IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
             stored = self._stored_vectors(conn, [r.id for r in rows])
         vectors = self._complete(rows, stored)
         active = {r.id for r in rows}
@@ -230,8 +268,7 @@ class VectorIndex:
                 shard = self._shards.get(row.scope)
                 if shard is None:
                     self.dim = self.dim or int(vectors[row.id].shape[0])
-                    shard = self._shards[row.scope] = Shard(self.dim,
-                                                             self._coarse_dim(self.dim))
+                    shard = self._shards[row.scope] = Shard(self.dim, self._coarse_dim(self.dim))
                 shard.put(row.id, vectors[row.id])
                 self._scope_of[row.id] = row.scope
             self.cursor = cursor
@@ -254,21 +291,24 @@ class VectorIndex:
 
     # -- vectors in the store ------------------------------------------------------------
 
-    def _stored_vectors(self, conn: sqlite3.Connection,
-                        ids: list[str]) -> dict[str, tuple[str, bytes]]:
+    def _stored_vectors(
+        self, conn: sqlite3.Connection, ids: list[str]
+    ) -> dict[str, tuple[str, bytes]]:
         """{memory id: (content hash, vector bytes)} stored for this embedder."""
         sql = "SELECT memory_id, content_hash, vector FROM memory_vectors WHERE model = ?"
         out: dict[str, tuple[str, bytes]] = {}
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+            chunk = ids[start : start + 500]
             for mid, chash, blob in conn.execute(
-                    sql + f" AND memory_id IN ({','.join('?' * len(chunk))})",
-                    [self.embedder.name, *chunk]):
+                sql + f" AND memory_id IN ({','.join('?' * len(chunk))})",
+                [self.embedder.name, *chunk],
+            ):
                 out[mid] = (chash, blob)
         return out
 
-    def _complete(self, rows: list[_Row],
-                  stored: dict[str, tuple[str, bytes]]) -> dict[str, np.ndarray]:
+    def _complete(
+        self, rows: list[_Row], stored: dict[str, tuple[str, bytes]]
+    ) -> dict[str, np.ndarray]:
         """Vectors for all `rows`: stored ones where current, fresh ones (then saved) else."""
         vectors: dict[str, np.ndarray] = {}
         missing: list[_Row] = []
@@ -284,7 +324,7 @@ class VectorIndex:
             return vectors
         fresh: list[tuple[_Row, np.ndarray]] = []
         for start in range(0, len(missing), EMBED_BATCH):
-            batch = missing[start:start + EMBED_BATCH]
+            batch = missing[start : start + EMBED_BATCH]
             matrix = self.embedder.embed([r.content for r in batch])
             fresh.extend(zip(batch, matrix, strict=True))
         for row, vec in fresh:
@@ -302,14 +342,22 @@ class VectorIndex:
             from engram.store.models import MemoryVector
 
             now = schema.now_iso()
-            values = [{"memory_id": row.id, "model": self.embedder.name, "dim": int(vec.shape[0]),
-                       "vector": np.asarray(vec, dtype="<f4").tobytes(),
-                       "content_hash": row.content_hash, "updated_at": now}
-                      for row, vec in fresh]
+            values = [
+                {
+                    "memory_id": row.id,
+                    "model": self.embedder.name,
+                    "dim": int(vec.shape[0]),
+                    "vector": np.asarray(vec, dtype="<f4").tobytes(),
+                    "content_hash": row.content_hash,
+                    "updated_at": now,
+                }
+                for row, vec in fresh
+            ]
             with self.store.write() as session:
                 for start in range(0, len(values), 1000):
-                    session.execute(insert(MemoryVector).prefix_with("OR REPLACE"),
-                                    values[start:start + 1000])
+                    session.execute(
+                        insert(MemoryVector).prefix_with("OR REPLACE"), values[start : start + 1000]
+                    )
         except (DatabaseLocked, sqlite3.Error, OSError) as exc:
             log.warning("could not store %d memory vectors: %s", len(fresh), exc)
         except Exception as exc:  # SQLAlchemy's errors wrap sqlite3's

@@ -71,7 +71,7 @@ def query_from_turns(turns: Sequence[Turn], max_chars: int = MAX_QUERY_CHARS) ->
             if len(context) == 3:
                 break
         return _clip("\n".join(context), max_chars)
-    recent = [w for w in (_words(t) for t in turns[-FALLBACK_TURNS * 2:]) if w]
+    recent = [w for w in (_words(t) for t in turns[-FALLBACK_TURNS * 2 :]) if w]
     return _clip("\n".join(recent[-FALLBACK_TURNS:]), max_chars)
 
 
@@ -95,8 +95,7 @@ class QueryCache:
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, conversation: str, key: tuple[str | None, str],
-            generation: int) -> Any | None:
+    def get(self, conversation: str, key: tuple[str | None, str], generation: int) -> Any | None:
         """The cached result if this conversation asked the same thing at this generation."""
         with self._lock:
             entry = self._entries.get(conversation)
@@ -105,8 +104,9 @@ class QueryCache:
             self._entries.move_to_end(conversation)
             return entry.result
 
-    def put(self, conversation: str, key: tuple[str | None, str], generation: int,
-            result: Any) -> None:
+    def put(
+        self, conversation: str, key: tuple[str | None, str], generation: int, result: Any
+    ) -> None:
         with self._lock:
             self._entries[conversation] = CacheEntry(key, generation, result)
             self._entries.move_to_end(conversation)

@@ -56,11 +56,16 @@ class MuninnSource:
         from engram.mirror.vault import vault_for_scope
 
         scopes = ["global"] + ([project] if project else [])
-        vaults = [vault_for_scope(s, self.muninn.vault, self.muninn.global_vault)
-                  for s in scopes]
-        return self.pool.submit(muninn_candidates, self.client, query, vaults,
-                                self.muninn.recall_limit, self.muninn.recall_threshold,
-                                self.budget_s)
+        vaults = [vault_for_scope(s, self.muninn.vault, self.muninn.global_vault) for s in scopes]
+        return self.pool.submit(
+            muninn_candidates,
+            self.client,
+            query,
+            vaults,
+            self.muninn.recall_limit,
+            self.muninn.recall_threshold,
+            self.budget_s,
+        )
 
     def scale(self, score: float, min_score: float) -> float:
         low = self.muninn.recall_threshold
@@ -68,8 +73,14 @@ class MuninnSource:
             return 0.0
         return min_score + (score - low) / (1 - low) * (1 - min_score)
 
-    def collect(self, conn: Any, future: concurrent.futures.Future[Any], started: float,
-                local: list[gate.Candidate], min_score: float) -> list[gate.Candidate]:
+    def collect(
+        self,
+        conn: Any,
+        future: concurrent.futures.Future[Any],
+        started: float,
+        local: list[gate.Candidate],
+        min_score: float,
+    ) -> list[gate.Candidate]:
         """The MuninnDB hits that add something, as candidates; [] past the deadline."""
         from engram.mirror.recall import local_copies
 
@@ -85,7 +96,14 @@ class MuninnSource:
             if hit.id in own or hit.content_hash in known:
                 continue
             known.add(hit.content_hash)
-            out.append(gate.Candidate(f"muninn:{hit.id}", hit.content, "fact",
-                                      f"muninn:{hit.vault}", self.scale(hit.score, min_score),
-                                      content_hash=hit.content_hash))
+            out.append(
+                gate.Candidate(
+                    f"muninn:{hit.id}",
+                    hit.content,
+                    "fact",
+                    f"muninn:{hit.vault}",
+                    self.scale(hit.score, min_score),
+                    content_hash=hit.content_hash,
+                )
+            )
         return out

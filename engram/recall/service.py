@@ -58,11 +58,17 @@ class RecallResult:
         return [c.id for c in self.candidates if c.injected]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"injected": self.injected, "reason": self.reason,
-                "candidates": [c.to_dict() for c in self.candidates],
-                "block_text": self.block_text, "query": self.query, "project": self.project,
-                "scopes": list(self.scopes), "cached": self.cached,
-                "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()}}
+        return {
+            "injected": self.injected,
+            "reason": self.reason,
+            "candidates": [c.to_dict() for c in self.candidates],
+            "block_text": self.block_text,
+            "query": self.query,
+            "project": self.project,
+            "scopes": list(self.scopes),
+            "cached": self.cached,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
 
 
 def normalize_project(project: str | os.PathLike[str] | None) -> str | None:
@@ -95,17 +101,20 @@ def scopes_for(project: str | None) -> tuple[str, ...]:
 class Recaller:
     """Recall for one store; thread-safe; loads the embedder and index once, lazily."""
 
-    def __init__(self, store: Store, config: Any = None, *, embedder: Any = _DEFAULT,
-                 background: bool = True) -> None:
+    def __init__(
+        self, store: Store, config: Any = None, *, embedder: Any = _DEFAULT, background: bool = True
+    ) -> None:
         from engram.config import RecallConfig
 
         self.store = store
         self.config: RecallConfig = getattr(config, "recall", config) or RecallConfig()
         if self.config.fusion not in hybrid.FUSIONS:
-            raise EngramError(f"unknown recall.fusion {self.config.fusion!r} "
-                              f"(one of {', '.join(hybrid.FUSIONS)})")
-        self._embedder: Embedder | None = (make_embedder(self.config) if embedder is _DEFAULT
-                                           else embedder)
+            raise EngramError(
+                f"unknown recall.fusion {self.config.fusion!r} (one of {', '.join(hybrid.FUSIONS)})"
+            )
+        self._embedder: Embedder | None = (
+            make_embedder(self.config) if embedder is _DEFAULT else embedder
+        )
         self.index = VectorIndex(store, self._embedder) if self._embedder else None
         self.background = background
         self.cache = QueryCache()
@@ -132,8 +141,9 @@ class Recaller:
     @property
     def settings(self) -> gate.GateSettings:
         c = self.config
-        return gate.GateSettings(c.min_score, c.max_memories, c.budget_tokens,
-                                 c.dedup_threshold, c.relative_score)
+        return gate.GateSettings(
+            c.min_score, c.max_memories, c.budget_tokens, c.dedup_threshold, c.relative_score
+        )
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -148,8 +158,9 @@ class Recaller:
             return
         with self._warm_lock:
             if self._warm_thread is None or not self._warm_thread.is_alive():
-                self._warm_thread = threading.Thread(target=self._warm_quietly,
-                                                     name="engram-recall-warm", daemon=True)
+                self._warm_thread = threading.Thread(
+                    target=self._warm_quietly, name="engram-recall-warm", daemon=True
+                )
                 self._warm_thread.start()
 
     def _warm_quietly(self) -> None:
@@ -180,8 +191,9 @@ class Recaller:
         newest = self.index.change_counter(conn)
         if newest == cursor:
             return
-        real = conn.execute("SELECT 1 FROM events WHERE id > ? AND action != 'inject' LIMIT 1",
-                            (cursor,)).fetchone()
+        real = conn.execute(
+            "SELECT 1 FROM events WHERE id > ? AND action != 'inject' LIMIT 1", (cursor,)
+        ).fetchone()
         if real is None and newest > cursor:  # only our own inject events: nothing to redo
             if self._refresh_lock.acquire(blocking=False):
                 try:
@@ -193,8 +205,9 @@ class Recaller:
         if not self.background:
             self.refresh()
         elif not self._refresh_lock.locked():
-            threading.Thread(target=self._refresh_quietly, name="engram-recall-refresh",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._refresh_quietly, name="engram-recall-refresh", daemon=True
+            ).start()
 
     def _refresh_quietly(self) -> None:
         try:
@@ -215,8 +228,14 @@ class Recaller:
             return None
         return self.recall(query, exchange.project, exchange.conversation or None, wait=wait)
 
-    def recall(self, query: str, project: str | os.PathLike[str] | None = None,
-               conversation: str | None = None, *, wait: bool = True) -> RecallResult:
+    def recall(
+        self,
+        query: str,
+        project: str | os.PathLike[str] | None = None,
+        conversation: str | None = None,
+        *,
+        wait: bool = True,
+    ) -> RecallResult:
         """What to inject for `query` in `project` (None: global memories only)."""
         start = time.perf_counter()
         query = query.strip()
@@ -230,8 +249,13 @@ class Recaller:
         if not self.ready:
             if not wait:
                 self.warm(background=True)
-                return RecallResult(False, "warming up: the embedding model is loading",
-                                    query=query, project=project, scopes=scopes)
+                return RecallResult(
+                    False,
+                    "warming up: the embedding model is loading",
+                    query=query,
+                    project=project,
+                    scopes=scopes,
+                )
             self.warm()
         conn = self._connection()
         try:
@@ -243,16 +267,24 @@ class Recaller:
         if conversation:
             cached = self.cache.get(conversation, key, generation)
             if cached is not None:
-                return replace(cached, cached=True, timings_ms={
-                    "total": (time.perf_counter() - start) * 1000})
+                return replace(
+                    cached, cached=True, timings_ms={"total": (time.perf_counter() - start) * 1000}
+                )
         result = self._search(query, project, scopes, start)
         if conversation:
             self.cache.put(conversation, key, generation, result)
         return result
 
-    def rank(self, conn: Any, query: str, scopes: tuple[str, ...], *,
-             fusion: str | None = None, pool: int | None = None,
-             timings: dict[str, float] | None = None) -> tuple[list[hybrid.Hit], dict[str, Any]]:
+    def rank(
+        self,
+        conn: Any,
+        query: str,
+        scopes: tuple[str, ...],
+        *,
+        fusion: str | None = None,
+        pool: int | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> tuple[list[hybrid.Hit], dict[str, Any]]:
         """Both rankers, fused, best first, with the finalists' rows loaded (inactive ones
         dropped); and the unit vectors known for them (for near-duplicate checks)."""
         pool = pool or max(20, self.config.max_memories * 4)
@@ -273,8 +305,9 @@ class Recaller:
         hits = hybrid.merge(bm25_hits, vector_hits)
         vectors = self.index.vectors(list(hits)) if self.index is not None else {}
         hybrid.fill_cosines(hits, qvec, vectors)
-        ranked = hybrid.fuse(hits, fusion or self.config.fusion,
-                             has_vectors=qvec is not None)[:pool]
+        ranked = hybrid.fuse(hits, fusion or self.config.fusion, has_vectors=qvec is not None)[
+            :pool
+        ]
         self._load_rows(conn, ranked)
         return [h for h in ranked if h.row], vectors
 
@@ -298,8 +331,9 @@ class Recaller:
             self._local.conn = None
             conn.close()
 
-    def _search(self, query: str, project: str | None, scopes: tuple[str, ...],
-                start: float) -> RecallResult:
+    def _search(
+        self, query: str, project: str | None, scopes: tuple[str, ...], start: float
+    ) -> RecallResult:
         timings: dict[str, float] = {}
         conn = self._connection()
         remote = self.remote.start(query, project) if self.remote is not None else None
@@ -309,18 +343,29 @@ class Recaller:
             if is_lock_error(exc):
                 raise self.store.locked_error() from None
             raise
-        candidates = [gate.Candidate(h.id, str(h.row["content"]), str(h.row["kind"]),
-                                     str(h.row["scope"]), h.score, bm25=h.bm25,
-                                     cosine=h.cosine, content_hash=str(h.row["content_hash"]))
-                      for h in ranked]
+        candidates = [
+            gate.Candidate(
+                h.id,
+                str(h.row["content"]),
+                str(h.row["kind"]),
+                str(h.row["scope"]),
+                h.score,
+                bm25=h.bm25,
+                cosine=h.cosine,
+                content_hash=str(h.row["content_hash"]),
+            )
+            for h in ranked
+        ]
         if remote is not None and self.remote is not None:
-            candidates += self.remote.collect(conn, remote, start, candidates,
-                                              self.settings.min_score)
+            candidates += self.remote.collect(
+                conn, remote, start, candidates, self.settings.min_score
+            )
             candidates.sort(key=lambda c: c.score, reverse=True)
         injected, reason, block = gate.decide(candidates, vectors, self.settings)
         timings["total"] = (time.perf_counter() - start) * 1000
-        return RecallResult(injected, reason, candidates, block, query, project, scopes,
-                            timings_ms=timings)
+        return RecallResult(
+            injected, reason, candidates, block, query, project, scopes, timings_ms=timings
+        )
 
     @staticmethod
     def _load_rows(conn: Any, ranked: list[hybrid.Hit]) -> None:
@@ -329,14 +374,20 @@ class Recaller:
         need = [h.id for h in ranked if not h.row]
         if not need:
             return
-        sql = ("SELECT id, content, kind, scope, content_hash FROM memories "
-               f"WHERE status = 'active' AND id IN ({','.join('?' * len(need))})")
+        sql = (
+            "SELECT id, content, kind, scope, content_hash FROM memories "
+            f"WHERE status = 'active' AND id IN ({','.join('?' * len(need))})"
+        )
         rows = {r[0]: r for r in conn.execute(sql, need)}
         for hit in ranked:
             row = rows.get(hit.id)
             if not hit.row and row is not None:
-                hit.row = {"content": row[1], "kind": row[2], "scope": row[3],
-                           "content_hash": row[4]}
+                hit.row = {
+                    "content": row[1],
+                    "kind": row[2],
+                    "scope": row[3],
+                    "content_hash": row[4],
+                }
 
     # -- after the request --------------------------------------------------------------
 
@@ -368,12 +419,21 @@ class Recaller:
                 ids = result.memory_ids
                 scores = {c.id: round(c.score, 4) for c in result.candidates if c.injected}
                 excerpt = redact(" ".join(result.query.split()))[:120]
-                session.execute(update(Memory)
-                                .where(Memory.id.in_(ids), Memory.status == "active")
-                                .values(use_count=Memory.use_count + 1, last_used_at=now))
+                session.execute(
+                    update(Memory)
+                    .where(Memory.id.in_(ids), Memory.status == "active")
+                    .values(use_count=Memory.use_count + 1, last_used_at=now)
+                )
                 for mid in ids:
-                    log_event(session, "inject", mid, "recall", conversation=conversation or "",
-                              score=scores.get(mid), query=excerpt)
+                    log_event(
+                        session,
+                        "inject",
+                        mid,
+                        "recall",
+                        conversation=conversation or "",
+                        score=scores.get(mid),
+                        query=excerpt,
+                    )
                 logged += len(ids)
         return logged
 
@@ -381,9 +441,16 @@ class Recaller:
 SEARCH_MIN_COSINE = 0.3  # semantic search: below this, wordllama pairs are unrelated
 
 
-def semantic_search(store: Store, config: Any, query: str, *, scope: str | None = None,
-                    kind: str | None = None, limit: int = 20,
-                    fusion: str | None = None) -> list[tuple[Any, float]]:
+def semantic_search(
+    store: Store,
+    config: Any,
+    query: str,
+    *,
+    scope: str | None = None,
+    kind: str | None = None,
+    limit: int = 20,
+    fusion: str | None = None,
+) -> list[tuple[Any, float]]:
     """`engram search` with recall's ranking: (MemoryRecord, score) best first, over one
     scope or all of them, without the gate but with a floor, since the vector ranker
     scores every memory and a search should list related ones only: a memory stays if
@@ -395,12 +462,19 @@ def semantic_search(store: Store, config: Any, query: str, *, scope: str | None 
     recaller.warm()
     pool = max(limit * 3, 40)
     with store.read() as conn:
-        scopes = (scope,) if scope else tuple(r[0] for r in conn.execute(
-            "SELECT DISTINCT scope FROM memories WHERE status = 'active'"))
+        scopes = (
+            (scope,)
+            if scope
+            else tuple(
+                r[0]
+                for r in conn.execute("SELECT DISTINCT scope FROM memories WHERE status = 'active'")
+            )
+        )
         ranked, _vectors = recaller.rank(conn, query, scopes, fusion=fusion, pool=pool)
         if fusion == "vector":
-            ranked = [h for h in ranked
-                      if h.vector_rank is not None and h.cosine >= SEARCH_MIN_COSINE]
+            ranked = [
+                h for h in ranked if h.vector_rank is not None and h.cosine >= SEARCH_MIN_COSINE
+            ]
         else:
             floor = recaller.config.min_score / 2
             ranked = [h for h in ranked if h.bm25_rank is not None or h.score >= floor]

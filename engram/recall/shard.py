@@ -42,9 +42,9 @@ class Shard:
         end = self.n + len(ids)
         if end > self.coarse.shape[0]:
             self._grow(max(end, self.n * 2, 16))
-        self.coarse[self.n:end] = prefix(vectors, self.coarse.shape[1])
+        self.coarse[self.n : end] = prefix(vectors, self.coarse.shape[1])
         if self.fine is not None:
-            self.fine[self.n:end] = vectors
+            self.fine[self.n : end] = vectors
         for i, mid in enumerate(ids, start=self.n):
             self.pos[mid] = i
         self.ids.extend(ids)
@@ -92,14 +92,14 @@ class Shard:
         self.ids.pop()
         self.n = last
 
-    def top(self, query: np.ndarray, query_coarse: np.ndarray,
-            k: int) -> tuple[np.ndarray, np.ndarray]:
+    def top(
+        self, query: np.ndarray, query_coarse: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(row indexes, exact cosines) of this shard's best k rows."""
         scores = self.coarse[: self.n] @ query_coarse
         if self.fine is not None:
             wide = min(self.n, max(COARSE_CANDIDATES, 4 * k))
-            rows = (np.argpartition(scores, -wide)[-wide:] if self.n > wide
-                    else np.arange(self.n))
+            rows = np.argpartition(scores, -wide)[-wide:] if self.n > wide else np.arange(self.n)
             scores = self.fine[rows].astype(np.float32) @ query
         else:
             rows = np.arange(self.n)
@@ -109,8 +109,12 @@ class Shard:
         return rows, scores
 
 
-_BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                 "openblas_set_num_threads64_", "openblas_set_num_threads")
+_BLAS_SETTERS = (
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "openblas_set_num_threads",
+)
 
 
 def single_threaded_blas() -> bool:

@@ -36,13 +36,25 @@ class EngramAddon:
         self.injected = 0
 
     def load(self, loader: Any) -> None:
-        loader.add_option("engram_inject", bool, True,
-                          "Inject engram memories into LLM requests (needs engram importable).")
-        loader.add_option("engram_budget_ms", int, 50,
-                          "Longest wait for engram's recall; past it the request goes as is.")
-        loader.add_option("engram_capture", bool, False,
-                          "Journal finished LLM flows directly (`engram run --mitm`, where no "
-                          "watcher reads mitmweb).")
+        loader.add_option(
+            "engram_inject",
+            bool,
+            True,
+            "Inject engram memories into LLM requests (needs engram importable).",
+        )
+        loader.add_option(
+            "engram_budget_ms",
+            int,
+            50,
+            "Longest wait for engram's recall; past it the request goes as is.",
+        )
+        loader.add_option(
+            "engram_capture",
+            bool,
+            False,
+            "Journal finished LLM flows directly (`engram run --mitm`, where no "
+            "watcher reads mitmweb).",
+        )
 
     def running(self) -> None:
         if "store_streamed_bodies" in ctx.options and not ctx.options.store_streamed_bodies:
@@ -79,7 +91,8 @@ class EngramAddon:
         try:
             block = await asyncio.wait_for(
                 loop.run_in_executor(self._pool, recall, body, target, raw(flow, body)),
-                ctx.options.engram_budget_ms / 1000)
+                ctx.options.engram_budget_ms / 1000,
+            )
         except Exception as exc:  # includes the budget running out: fail open
             log.debug("engram recall skipped: %r", exc)
             return
@@ -126,8 +139,9 @@ class EngramAddon:
         try:
             cfg = engram_config.load()
             store = Store(cfg.store.path or default_db_path(), cfg.store.busy_timeout_ms)
-            recall = make_recall(store, cfg, os.environ.get("ENGRAM_PROJECT"),
-                                 self._writer.submit, warm=True)
+            recall = make_recall(
+                store, cfg, os.environ.get("ENGRAM_PROJECT"), self._writer.submit, warm=True
+            )
         except Exception as exc:  # bad config, no recall in this build: still stream
             log.warning("engram memory injection is off: %s", exc)
             return
@@ -135,17 +149,26 @@ class EngramAddon:
         self._recall = (recall, inject_bytes, request_of)
 
         def response(flow: http.HTTPFlow) -> Any:
-            return response_of(flow, flow.response.get_content(strict=False)
-                               if flow.response is not None else None)
+            return response_of(
+                flow, flow.response.get_content(strict=False) if flow.response is not None else None
+            )
 
         def record(key: str, request: Any, reply: Any, error: str | None) -> None:
             from engram.store import journal
 
             try:
                 with store.write() as session:
-                    journal.record(session, journal.Capture(
-                        source="addon", source_key=key, request=request, response=reply,
-                        project_hint=os.environ.get("ENGRAM_PROJECT"), error=error))
+                    journal.record(
+                        session,
+                        journal.Capture(
+                            source="addon",
+                            source_key=key,
+                            request=request,
+                            response=reply,
+                            project_hint=os.environ.get("ENGRAM_PROJECT"),
+                            error=error,
+                        ),
+                    )
             except Exception as exc:
                 log.error("engram could not journal %s: %s", key, exc)
 
@@ -155,7 +178,9 @@ class EngramAddon:
         from engram.wire.detect import completion_format
 
         req = flow.request
-        return completion_format(req.method, req.path,
-                                 internal=req.headers.get(INTERNAL_HEADER) == "1")
+        return completion_format(
+            req.method, req.path, internal=req.headers.get(INTERNAL_HEADER) == "1"
+        )
+
 
 addons = [EngramAddon()]

@@ -25,18 +25,30 @@ class Agent:
     upstream_env: tuple[str, ...] = ()  # other variables naming the real upstream
 
 
-AGENTS: dict[str, Agent] = {a.name: a for a in (
-    Agent("claude", "claude", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-    Agent("codex", "codex", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
-    Agent("opencode", "opencode", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
-    Agent("aider", "aider", "OPENAI_API_BASE", "https://api.openai.com/v1"),
-    Agent("grok", "grok", "GROK_MODELS_BASE_URL", "https://api.x.ai/v1"),
-    Agent("qwen", "qwen", None, "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
-          flags=("--auth-type", "openai", "--openai-base-url", "{url}"),
-          upstream_env=("OPENAI_BASE_URL",)),
-    Agent("gemini", "gemini", "GOOGLE_GEMINI_BASE_URL",
-          "https://generativelanguage.googleapis.com"),
-)}
+AGENTS: dict[str, Agent] = {
+    a.name: a
+    for a in (
+        Agent("claude", "claude", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+        Agent("codex", "codex", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        Agent("opencode", "opencode", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        Agent("aider", "aider", "OPENAI_API_BASE", "https://api.openai.com/v1"),
+        Agent("grok", "grok", "GROK_MODELS_BASE_URL", "https://api.x.ai/v1"),
+        Agent(
+            "qwen",
+            "qwen",
+            None,
+            "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+            flags=("--auth-type", "openai", "--openai-base-url", "{url}"),
+            upstream_env=("OPENAI_BASE_URL",),
+        ),
+        Agent(
+            "gemini",
+            "gemini",
+            "GOOGLE_GEMINI_BASE_URL",
+            "https://generativelanguage.googleapis.com",
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -58,8 +70,9 @@ def get_agent(name: str) -> Agent:
     return agent
 
 
-def resolve_upstream(agent: Agent, env: Mapping[str, str] | None = None,
-                     override: str | None = None) -> Route:
+def resolve_upstream(
+    agent: Agent, env: Mapping[str, str] | None = None, override: str | None = None
+) -> Route:
     """The real upstream: --upstream, else ENGRAM_UPSTREAM (set by an enclosing `engram
     run`, so a nested launch does not proxy to its parent), else the agent's own
     variable if the user set it, else the agent's default."""
@@ -71,5 +84,8 @@ def resolve_upstream(agent: Agent, env: Mapping[str, str] | None = None,
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise EngramError(f"upstream {base!r} is not an http(s) URL")
-    return Route(upstream_base=base.rstrip("/"), origin=f"{parts.scheme}://{parts.netloc}",
-                 prefix=parts.path.rstrip("/"))
+    return Route(
+        upstream_base=base.rstrip("/"),
+        origin=f"{parts.scheme}://{parts.netloc}",
+        prefix=parts.path.rstrip("/"),
+    )

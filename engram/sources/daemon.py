@@ -44,8 +44,10 @@ class Schedule:
 
 
 def describe_poll(result: PollResult) -> str:
-    text = (f"Fetched {result.flows} new flows -> {result.llm} LLM requests -> "
-            f"captured {result.bytes / 1024:.1f} KB")
+    text = (
+        f"Fetched {result.flows} new flows -> {result.llm} LLM requests -> "
+        f"captured {result.bytes / 1024:.1f} KB"
+    )
     extra = []
     if result.captured:
         extra.append(f"{result.captured} journaled ({result.pending} to analyze)")
@@ -61,9 +63,15 @@ def describe_poll(result: PollResult) -> str:
 
 
 class Daemon:
-    def __init__(self, watcher: Watcher, reporter: Reporter, schedule: Schedule,
-                 analyze: AnalyzeFn | None = None, sync: SyncFn | None = None,
-                 sync_interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        watcher: Watcher,
+        reporter: Reporter,
+        schedule: Schedule,
+        analyze: AnalyzeFn | None = None,
+        sync: SyncFn | None = None,
+        sync_interval: float = 30.0,
+    ) -> None:
         self.watcher = watcher
         self.reporter = reporter
         self.schedule = schedule
@@ -93,19 +101,32 @@ class Daemon:
         except MitmwebUnavailable as exc:
             self._fail(exc, auth=False)
             return None
-        self._record_poll(describe_poll(result), ok=True, flows=result.flows,
-                          captured=result.captured, pending=result.pending)
+        self._record_poll(
+            describe_poll(result),
+            ok=True,
+            flows=result.flows,
+            captured=result.captured,
+            pending=result.pending,
+        )
         if self._down_since is not None:
             self.reporter.event("mitmweb_back", "mitmweb is reachable again", level="success")
         self._down_since = None
         self._backoff = 0.0
         self._auth_reported = False
         if result.flows or result.captured:
-            self.reporter.event("poll", describe_poll(result), flows=result.flows,
-                                llm=result.llm, captured=result.captured, bytes=result.bytes,
-                                pending=result.pending, duplicates=result.duplicates,
-                                in_flight=result.in_flight, failed=result.failed,
-                                pruned=result.pruned)
+            self.reporter.event(
+                "poll",
+                describe_poll(result),
+                flows=result.flows,
+                llm=result.llm,
+                captured=result.captured,
+                bytes=result.bytes,
+                pending=result.pending,
+                duplicates=result.duplicates,
+                in_flight=result.in_flight,
+                failed=result.failed,
+                pruned=result.pruned,
+            )
         return result
 
     def _record_poll(self, summary: str, *, ok: bool, **fields: Any) -> None:
@@ -135,14 +156,18 @@ class Daemon:
             return
         if self._down_since is None:
             self._down_since = time.monotonic()
-            self.reporter.warn("mitmweb_down", f"{exc.message}; retrying with backoff "
-                               f"(up to {MAX_BACKOFF:.0f} s)", error=str(exc))
+            self.reporter.warn(
+                "mitmweb_down",
+                f"{exc.message}; retrying with backoff (up to {MAX_BACKOFF:.0f} s)",
+                error=str(exc),
+            )
 
     def analysis_due(self) -> bool:
         from engram.analyzer.runner import analysis_due
 
         return self.analyze is not None and analysis_due(
-            self.watcher.store, self.schedule.batch, self.schedule.max_wait)
+            self.watcher.store, self.schedule.batch, self.schedule.max_wait
+        )
 
     def analyze_now(self) -> None:
         self._guarded(self.analyze, self._analyzing, "analyze", "analyzer run")
@@ -151,8 +176,9 @@ class Daemon:
         """The mirror job; a failure is reported and the next run tries again."""
         self._guarded(self.sync, self._syncing, "mirror", "mirror sync")
 
-    def _guarded(self, job: Callable[[Reporter], Any] | None, lock: threading.Lock,
-                 event: str, what: str) -> None:
+    def _guarded(
+        self, job: Callable[[Reporter], Any] | None, lock: threading.Lock, event: str, what: str
+    ) -> None:
         """Run a job unless it is already running; the daemon outlives any failure."""
         if job is None or not lock.acquire(blocking=False):
             return
@@ -171,8 +197,9 @@ class Daemon:
         try:
             self.poll_once()
             if self.analysis_due() and self._scheduler is not None:
-                self._scheduler.add_job(self.analyze_now, id="analyze", replace_existing=True,
-                                        max_instances=1)
+                self._scheduler.add_job(
+                    self.analyze_now, id="analyze", replace_existing=True, max_instances=1
+                )
         except EngramError as exc:  # e.g. database locked for too long: try next tick
             self.reporter.error("poll", str(exc))
         except Exception as exc:
@@ -199,22 +226,32 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._scheduler = scheduler
-        scheduler.add_job(self.tick, "interval", seconds=self.schedule.interval, id="poll",
-                          next_run_time=datetime.now())
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.schedule.interval,
+            id="poll",
+            next_run_time=datetime.now(),
+        )
         if self.sync is not None:
-            scheduler.add_job(self.sync_now, "interval", seconds=self.sync_interval,
-                              id="mirror", next_run_time=datetime.now())
+            scheduler.add_job(
+                self.sync_now,
+                "interval",
+                seconds=self.sync_interval,
+                id="mirror",
+                next_run_time=datetime.now(),
+            )
         stopping = threading.Event()
 
         def stop(signum: int, _frame: Any) -> None:
             if stopping.is_set():
                 return
             stopping.set()
-            self.reporter.event("stop", f"{signal.Signals(signum).name}: finishing the current "
-                                "step, then stopping")
+            self.reporter.event(
+                "stop", f"{signal.Signals(signum).name}: finishing the current step, then stopping"
+            )
             # Running jobs finish and commit; nothing new starts.
-            threading.Thread(target=scheduler.shutdown, kwargs={"wait": True},
-                             daemon=True).start()
+            threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
 
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         logging.getLogger("apscheduler").setLevel(logging.WARNING)

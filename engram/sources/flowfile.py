@@ -36,19 +36,30 @@ class IngestResult:
 def request_of(flow: Any, body: bytes | None) -> RawRequest:
     """A mitmproxy flow's request as engram's RawRequest (flow files and the addon)."""
     req = flow.request
-    return RawRequest(headers=list(req.headers.items(multi=True)), body=body,
-                      timestamp_start=req.timestamp_start, timestamp_end=req.timestamp_end,
-                      method=req.method, scheme=req.scheme, host=req.pretty_host,
-                      port=req.port, path=req.path)
+    return RawRequest(
+        headers=list(req.headers.items(multi=True)),
+        body=body,
+        timestamp_start=req.timestamp_start,
+        timestamp_end=req.timestamp_end,
+        method=req.method,
+        scheme=req.scheme,
+        host=req.pretty_host,
+        port=req.port,
+        path=req.path,
+    )
 
 
 def response_of(flow: Any, body: bytes | None) -> RawResponse | None:
     resp = flow.response
     if resp is None:
         return None
-    return RawResponse(headers=list(resp.headers.items(multi=True)), body=body,
-                       timestamp_start=resp.timestamp_start, timestamp_end=resp.timestamp_end,
-                       status_code=resp.status_code)
+    return RawResponse(
+        headers=list(resp.headers.items(multi=True)),
+        body=body,
+        timestamp_start=resp.timestamp_start,
+        timestamp_end=resp.timestamp_end,
+        status_code=resp.status_code,
+    )
 
 
 def _bounded(message: Any, name: str, limit: int, errors: list[str]) -> bytes | None:
@@ -67,8 +78,13 @@ def _capture(flow: Any, body_limit: int) -> journal.Capture:
         response = response_of(flow, _bounded(flow.response, "response", body_limit, errors))
     if flow.error is not None:
         errors.append(str(flow.error.msg))
-    return journal.Capture(source="file", source_key=f"file:{flow.id}", request=request,
-                           response=response, error="; ".join(errors) or None)
+    return journal.Capture(
+        source="file",
+        source_key=f"file:{flow.id}",
+        request=request,
+        response=response,
+        error="; ".join(errors) or None,
+    )
 
 
 def _is_llm(flow: Any, settings: WatchSettings) -> bool:
@@ -77,13 +93,18 @@ def _is_llm(flow: Any, settings: WatchSettings) -> bool:
     if not isinstance(flow, http.HTTPFlow):
         return False
     req = flow.request
-    meta = {"request": {"method": req.method, "pretty_host": req.pretty_host,
-                        "path": req.path}}
+    meta = {"request": {"method": req.method, "pretty_host": req.pretty_host, "path": req.path}}
     return is_llm_flow(meta, settings)
 
 
-def read_from(store: Store, path: Path, offset: int, settings: WatchSettings,
-              result: IngestResult, state_key: str | None = None) -> int:
+def read_from(
+    store: Store,
+    path: Path,
+    offset: int,
+    settings: WatchSettings,
+    result: IngestResult,
+    state_key: str | None = None,
+) -> int:
     """Journal the flows after `offset`; return the offset after the last whole flow."""
     from mitmproxy import io as mio
     from mitmproxy.exceptions import FlowReadException
@@ -119,8 +140,13 @@ def read_from(store: Store, path: Path, offset: int, settings: WatchSettings,
     return good
 
 
-def _commit(store: Store, captures: list[journal.Capture], offset: int, result: IngestResult,
-            state_key: str | None) -> None:
+def _commit(
+    store: Store,
+    captures: list[journal.Capture],
+    offset: int,
+    result: IngestResult,
+    state_key: str | None,
+) -> None:
     with store.write() as session:
         for capture in captures:
             recorded = journal.record(session, capture)
@@ -161,6 +187,11 @@ class FlowFileWatcher:
             offset = 0  # truncated or replaced: read again; the journal drops duplicates
         result = IngestResult()
         read_from(self.store, self.path, offset, self.settings, result, self.key)
-        return PollResult(flows=result.flows, llm=result.llm, captured=result.captured,
-                          duplicates=result.duplicates, bytes=result.bytes,
-                          failed=result.failed)
+        return PollResult(
+            flows=result.flows,
+            llm=result.llm,
+            captured=result.captured,
+            duplicates=result.duplicates,
+            bytes=result.bytes,
+            failed=result.failed,
+        )

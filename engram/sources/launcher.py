@@ -46,9 +46,16 @@ class Plan:
         return lines
 
 
-def plan(agent: Agent, route: Route, args: Sequence[str], proxy_url: str, *,
-         inject: bool = True, cwd: Path | None = None,
-         intercept_env: dict[str, str] | None = None) -> Plan:
+def plan(
+    agent: Agent,
+    route: Route,
+    args: Sequence[str],
+    proxy_url: str,
+    *,
+    inject: bool = True,
+    cwd: Path | None = None,
+    intercept_env: dict[str, str] | None = None,
+) -> Plan:
     """The launch: base-URL mode points the agent at our proxy; with `intercept_env`
     (--mitm) the agent keeps its own upstream and goes through mitmdump instead."""
     binary = shutil.which(agent.binary) or agent.binary
@@ -89,8 +96,7 @@ def run_child(plan: Plan) -> int:
 
 # -- --mitm: for agents that ignore base-URL variables ---------------------------------
 
-PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY",
-              "all_proxy")
+PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY", "all_proxy")
 CA_VARS = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
@@ -120,8 +126,9 @@ class Interceptor:
                 self.proc.wait(timeout)
 
 
-def start_interceptor(project: str, db_path: Path, *, inject: bool,
-                      confdir: Path | None = None, timeout: float = 30.0) -> Interceptor:
+def start_interceptor(
+    project: str, db_path: Path, *, inject: bool, confdir: Path | None = None, timeout: float = 30.0
+) -> Interceptor:
     import socket
     import sys
     import time
@@ -135,16 +142,36 @@ def start_interceptor(project: str, db_path: Path, *, inject: bool,
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     binary = Path(sys.executable).parent / "mitmdump"
-    command = [str(binary if binary.exists() else "mitmdump"), "--listen-host", "127.0.0.1",
-               "--listen-port", str(port), "--set", f"confdir={confdir}",
-               "-s", str(Path(addon.__file__).resolve()), "--set", "engram_capture=true",
-               "--set", f"engram_inject={'true' if inject else 'false'}",
-               "--set", "store_streamed_bodies=true", "--set", "termlog_verbosity=warn",
-               "--set", "flow_detail=0"]
+    command = [
+        str(binary if binary.exists() else "mitmdump"),
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        str(port),
+        "--set",
+        f"confdir={confdir}",
+        "-s",
+        str(Path(addon.__file__).resolve()),
+        "--set",
+        "engram_capture=true",
+        "--set",
+        f"engram_inject={'true' if inject else 'false'}",
+        "--set",
+        "store_streamed_bodies=true",
+        "--set",
+        "termlog_verbosity=warn",
+        "--set",
+        "flow_detail=0",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
     env.update({"ENGRAM_DB": str(db_path), "ENGRAM_PROJECT": project})
-    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     ca = confdir / "mitmproxy-ca-cert.pem"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

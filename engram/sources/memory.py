@@ -17,9 +17,14 @@ from engram.wire.model import Format, RawRequest
 log = logging.getLogger("engram.proxy")
 
 
-def make_recall(store: Any, config: Any, project_hint: str | None,
-                defer: Callable[[Callable[[], None]], Any], *, warm: bool = True) -> Callable[
-        [bytes, Format, RawRequest], str | None]:
+def make_recall(
+    store: Any,
+    config: Any,
+    project_hint: str | None,
+    defer: Callable[[Callable[[], None]], Any],
+    *,
+    warm: bool = True,
+) -> Callable[[bytes, Format, RawRequest], str | None]:
     """A RecallFn for the proxy. `defer` runs a function off the request path. With
     `warm`, the embedder and the vector matrix load in the background right away: the
     first requests are forwarded without memory rather than waiting for them (~2 s)."""

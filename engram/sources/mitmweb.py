@@ -64,8 +64,9 @@ class MitmwebClient:
         if method != "GET":
             headers["X-XSRFToken"] = self._xsrf
         try:
-            response = self.session.request(method, self.url + path, headers=headers,
-                                            timeout=self.timeout, **kwargs)
+            response = self.session.request(
+                method, self.url + path, headers=headers, timeout=self.timeout, **kwargs
+            )
         except requests.ConnectionError as exc:
             raise MitmwebUnavailable(f"mitmweb at {self.url} is not reachable") from exc
         except requests.Timeout as exc:
@@ -93,8 +94,10 @@ class MitmwebClient:
         if response.status_code == 404:
             raise FlowGone(f"flow {flow_id} is gone")
         if response.status_code != 200:
-            raise BodyMissing(f"flow {flow_id} has no stored {message} body "
-                              f"(mitmweb answered {response.status_code})")
+            raise BodyMissing(
+                f"flow {flow_id} has no stored {message} body "
+                f"(mitmweb answered {response.status_code})"
+            )
         return response.content
 
     def delete(self, flow_ids: list[str]) -> int:

@@ -31,10 +31,21 @@ from engram.wire.model import Format, RawRequest, RawResponse
 
 log = logging.getLogger("engram.proxy")
 
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "host", "proxy-connection",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "proxy-connection",
+    }
+)
 INTERNAL_HEADER = "x-engram-internal"
 
 # (request body, format, raw request) -> text of the memory block to inject, or None.
@@ -103,8 +114,12 @@ def decode_body(body: bytes, encoding: str | None) -> bytes:
 
 
 class Proxy:
-    def __init__(self, settings: ProxySettings, recall: RecallFn | None = None,
-                 capture: CaptureFn | None = None) -> None:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        recall: RecallFn | None = None,
+        capture: CaptureFn | None = None,
+    ) -> None:
         self.settings = settings
         self.recall = recall if settings.inject else None
         self.capture = capture if settings.capture else None
@@ -128,8 +143,10 @@ class Proxy:
     async def _start(self, _app: web.Application) -> None:
         self._session = ClientSession(
             connector=TCPConnector(limit=0, ttl_dns_cache=300),
-            auto_decompress=False, trust_env=False,
-            timeout=ClientTimeout(total=None, sock_connect=30, sock_read=600))
+            auto_decompress=False,
+            trust_env=False,
+            timeout=ClientTimeout(total=None, sock_connect=30, sock_read=600),
+        )
 
     async def _stop(self, _app: web.Application) -> None:
         if self._session is not None:
@@ -148,11 +165,18 @@ class Proxy:
         started = time.time()
         body = await request.read()
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-        raw = RawRequest(headers=headers, body=body, timestamp_start=started,
-                         method=request.method, scheme="https", host=self._upstream_host(),
-                         path=request.path_qs)
-        fmt = completion_format(request.method, request.path,
-                                internal=request.headers.get(INTERNAL_HEADER) == "1")
+        raw = RawRequest(
+            headers=headers,
+            body=body,
+            timestamp_start=started,
+            method=request.method,
+            scheme="https",
+            host=self._upstream_host(),
+            path=request.path_qs,
+        )
+        fmt = completion_format(
+            request.method, request.path, internal=request.headers.get(INTERNAL_HEADER) == "1"
+        )
         send_body = body
         if fmt is not None and self.recall is not None and body:
             send_body = await self._with_memory(body, fmt, raw)
@@ -160,8 +184,12 @@ class Proxy:
         assert self._session is not None
         try:
             upstream = await self._session.request(
-                request.method, self.upstream + request.path_qs, headers=out_headers,
-                data=send_body if send_body else None, allow_redirects=False)
+                request.method,
+                self.upstream + request.path_qs,
+                headers=out_headers,
+                data=send_body if send_body else None,
+                allow_redirects=False,
+            )
         except (TimeoutError, ClientError, OSError) as exc:
             self.stats.upstream_errors += 1
             guess = fmt or format_from_path(endpoint_of(request.path))
@@ -172,8 +200,9 @@ class Proxy:
         finally:
             upstream.release()
 
-    async def _relay(self, request: web.Request, upstream: Any, raw: RawRequest,
-                     fmt: Format | None) -> web.StreamResponse:
+    async def _relay(
+        self, request: web.Request, upstream: Any, raw: RawRequest, fmt: Format | None
+    ) -> web.StreamResponse:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for key, value in upstream.headers.items():
             if key.lower() not in HOP_BY_HOP:
@@ -193,8 +222,9 @@ class Proxy:
             await response.write_eof()
         except asyncio.CancelledError:
             if keep:  # the client went away: keep what arrived, marked as interrupted
-                self.writer.put_nowait(self._captured(raw, upstream, chunks,
-                                                      "client disconnected mid-stream"))
+                self.writer.put_nowait(
+                    self._captured(raw, upstream, chunks, "client disconnected mid-stream")
+                )
             raise
         except (ClientError, ConnectionResetError) as exc:
             error = f"stream interrupted: {exc!r}"
@@ -203,7 +233,6 @@ class Proxy:
                 error = f"response body of {size} bytes exceeds the capture limit"
             await self.writer.put(self._captured(raw, upstream, chunks, error))
         return response
-
 
     async def _with_memory(self, body: bytes, fmt: Format, raw: RawRequest) -> bytes:
         """The body with a memory block, or the original on error or past the budget."""
@@ -230,14 +259,18 @@ class Proxy:
 
     # -- capture ---------------------------------------------------------------------
 
-    def _captured(self, raw: RawRequest, upstream: Any, chunks: list[bytes],
-                  error: str | None) -> Captured:
+    def _captured(
+        self, raw: RawRequest, upstream: Any, chunks: list[bytes], error: str | None
+    ) -> Captured:
         body = decode_body(b"".join(chunks), upstream.headers.get("Content-Encoding"))
         raw.timestamp_end = time.time()
         response = RawResponse(
-            headers=[(k, v) for k, v in upstream.headers.items()], body=body,
-            timestamp_start=raw.timestamp_start, timestamp_end=raw.timestamp_end,
-            status_code=upstream.status)
+            headers=[(k, v) for k, v in upstream.headers.items()],
+            body=body,
+            timestamp_start=raw.timestamp_start,
+            timestamp_end=raw.timestamp_end,
+            status_code=upstream.status,
+        )
         return (raw, response, error)
 
     def _upstream_host(self) -> str:
@@ -327,10 +360,17 @@ def journal_capture(store: Any, project_hint: str | None) -> CaptureFn:
             try:
                 with store.write() as session:
                     for raw, response, error in items:
-                        journal.record(session, journal.Capture(
-                            source="proxy", source_key=f"proxy:{uuid.uuid4().hex}",
-                            request=raw, response=response, project_hint=project_hint,
-                            error=error))
+                        journal.record(
+                            session,
+                            journal.Capture(
+                                source="proxy",
+                                source_key=f"proxy:{uuid.uuid4().hex}",
+                                request=raw,
+                                response=response,
+                                project_hint=project_hint,
+                                error=error,
+                            ),
+                        )
                 return
             except DatabaseLocked:
                 if attempt == 9:

@@ -132,8 +132,9 @@ class Watcher:
     def _prune_leftovers(self, old: list[dict[str, Any]]) -> int:
         """Flows below the cursor that are still listed: journaled, but the process died
         before pruning them. Delete those the journal holds (and only those)."""
-        keys = {f"mitmweb:{f.get('id')}": str(f.get("id")) for f in old
-                if is_llm_flow(f, self.settings)}
+        keys = {
+            f"mitmweb:{f.get('id')}": str(f.get("id")) for f in old if is_llm_flow(f, self.settings)
+        }
         if not keys:
             return 0
         with self.store.write() as session:
@@ -144,8 +145,9 @@ class Watcher:
             log.warning("pruning mitmweb flows failed: %s", exc)
             return 0
 
-    def _capture_chunk(self, chunk: list[dict[str, Any]], new_cursor: float | None,
-                       result: PollResult) -> list[str]:
+    def _capture_chunk(
+        self, chunk: list[dict[str, Any]], new_cursor: float | None, result: PollResult
+    ) -> list[str]:
         captures: list[journal.Capture] = []
         for flow in chunk:
             capture = self._fetch(flow, result)
@@ -203,8 +205,10 @@ class Watcher:
         meta = flow.get(message) or {}
         length = meta.get("contentLength")
         if length is not None and length > self.settings.body_limit:
-            errors.append(f"{message} body of {length} bytes exceeds the "
-                          f"{self.settings.body_limit} byte limit; not fetched")
+            errors.append(
+                f"{message} body of {length} bytes exceeds the "
+                f"{self.settings.body_limit} byte limit; not fetched"
+            )
             return None
         if length == 0:
             return b""
@@ -233,8 +237,9 @@ def _ts(flow: dict[str, Any]) -> float:
         return 0.0
 
 
-def safe_cursor(fresh: list[dict[str, Any]], unhandled_min: float | None,
-                old: float | None) -> float | None:
+def safe_cursor(
+    fresh: list[dict[str, Any]], unhandled_min: float | None, old: float | None
+) -> float | None:
     """The new cursor: the largest listed timestamp strictly below the earliest flow that
     is still unhandled (in flight, or in a later chunk); all listed flows when none is.
     Flows sharing a timestamp with an unhandled one stay above the cursor."""

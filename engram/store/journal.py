@@ -85,8 +85,7 @@ def turn_to_json(turn: Turn, redact: Any) -> dict[str, Any]:
     data: dict[str, Any] = {"role": turn.role, "text": redact(turn.text)}
     if turn.tool_calls:
         data["tool_calls"] = [
-            {"id": c.id, "name": c.name, "arguments": redact(c.arguments)}
-            for c in turn.tool_calls
+            {"id": c.id, "name": c.name, "arguments": redact(c.arguments)} for c in turn.tool_calls
         ]
     if turn.tool_results:
         data["tool_results"] = [
@@ -123,8 +122,9 @@ def record(session: Session, capture: Capture) -> Recorded:
     fp = fingerprint(request, response)
     existing = find(session, capture.source_key, fp)
     if existing is not None:
-        return Recorded(existing.id, False, existing.kind, existing.status, existing.new_turns,
-                        size)
+        return Recorded(
+            existing.id, False, existing.kind, existing.status, existing.new_turns, size
+        )
 
     exchange = parse_exchange(request, response, project_hint=capture.project_hint)
     exchange.project = clean(exchange.project)
@@ -185,16 +185,18 @@ def record(session: Session, capture: Capture) -> Recorded:
     return Recorded(row.id, True, row.kind, row.status, row.new_turns, size)
 
 
-def _advance_conversation(session: Session, exchange: Exchange, *,
-                          transport_failed: bool) -> list[Turn]:
+def _advance_conversation(
+    session: Session, exchange: Exchange, *, transport_failed: bool
+) -> list[Turn]:
     from engram.wire import compute_delta
 
     key = exchange.conversation or "unknown"
     conv = session.get(Conversation, key)
     now = schema.now_iso()
     if conv is None:
-        conv = Conversation(key=key, project=exchange.project, seen="{}", exchanges=0,
-                            first_at=now, last_at=now)
+        conv = Conversation(
+            key=key, project=exchange.project, seen="{}", exchanges=0, first_at=now, last_at=now
+        )
         session.add(conv)
     # A truncated reply is left out: the agent's next request carries what it kept of it.
     reply = [exchange.reply] if exchange.reply and not exchange.truncated else []
@@ -213,8 +215,9 @@ def existing_keys(session: Session, keys: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(keys), 500):
         part = keys[start : start + 500]
-        found.update(session.scalars(select(ExchangeRow.source_key)
-                                     .where(ExchangeRow.source_key.in_(part))))
+        found.update(
+            session.scalars(select(ExchangeRow.source_key).where(ExchangeRow.source_key.in_(part)))
+        )
     return found
 
 
@@ -237,9 +240,26 @@ def set_state(session: Session, key: str, value: str) -> None:
 
 # -- reading -------------------------------------------------------------------------
 
-JOURNAL_FIELDS = ("id", "source", "source_key", "kind", "format", "model", "conversation",
-                  "project", "new_turns", "status", "error", "captured_at", "status_code",
-                  "endpoint", "truncated", "attempts", "input_tokens", "output_tokens")
+JOURNAL_FIELDS = (
+    "id",
+    "source",
+    "source_key",
+    "kind",
+    "format",
+    "model",
+    "conversation",
+    "project",
+    "new_turns",
+    "status",
+    "error",
+    "captured_at",
+    "status_code",
+    "endpoint",
+    "truncated",
+    "attempts",
+    "input_tokens",
+    "output_tokens",
+)
 
 
 def row_to_dict(row: ExchangeRow, with_turns: bool = False) -> dict[str, Any]:
@@ -249,8 +269,9 @@ def row_to_dict(row: ExchangeRow, with_turns: bool = False) -> dict[str, Any]:
     return data
 
 
-def list_rows(session: Session, *, failed: bool = False, status: str | None = None,
-              limit: int = 50) -> list[ExchangeRow]:
+def list_rows(
+    session: Session, *, failed: bool = False, status: str | None = None, limit: int = 50
+) -> list[ExchangeRow]:
     query = select(ExchangeRow).order_by(ExchangeRow.id.desc()).limit(limit)
     if failed:
         query = query.where(ExchangeRow.status == "failed")

@@ -37,8 +37,13 @@ def log_event(
     session: Session, action: str, memory_id: str | None, actor: str, **detail: Any
 ) -> None:
     session.add(
-        Event(at=schema.now_iso(), action=action, memory_id=memory_id, actor=actor,
-              detail=json.dumps(detail, ensure_ascii=False, sort_keys=True))
+        Event(
+            at=schema.now_iso(),
+            action=action,
+            memory_id=memory_id,
+            actor=actor,
+            detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        )
     )
 
 
@@ -104,8 +109,9 @@ def add(
     )
     session.add(memory)
     session.flush()
-    log_event(session, action, memory.id, actor, content=content, kind=kind, scope=scope,
-              source=source)
+    log_event(
+        session, action, memory.id, actor, content=content, kind=kind, scope=scope, source=source
+    )
     outbox.enqueue(session, memory.id, "add")
     return AddResult(MemoryRecord.from_mapping(memory), created=True)
 
@@ -148,8 +154,16 @@ def supersede(
     content = validate_content(content)
     if schema.content_hash(content) == old.content_hash:
         raise EngramError(f"the new text is the same as memory {old.id}")
-    result = add(session, content, kind=kind or old.kind, scope=old.scope, source=source,
-                 provenance=provenance, actor=actor, action="add")
+    result = add(
+        session,
+        content,
+        kind=kind or old.kind,
+        scope=old.scope,
+        source=source,
+        provenance=provenance,
+        actor=actor,
+        action="add",
+    )
     old.status = "superseded"
     old.superseded_by = result.memory.id
     old.updated_at = schema.now_iso()

@@ -163,21 +163,40 @@ def stats(conn: sqlite3.Connection) -> dict[str, Any]:
 
 def analyzer_costs(conn: sqlite3.Connection, days: int = 14) -> dict[str, Any]:
     """Tokens and estimated cost of analyzer calls, per day (UTC) and per project."""
-    select = ("count(*) AS runs, sum(input_tokens) AS input_tokens, "
-              "sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,"
-              " sum(cache_creation_tokens) AS cache_creation_tokens, "
-              "round(sum(cost_usd), 6) AS cost_usd, sum(added) AS added")
-    cols = ("runs", "input_tokens", "output_tokens", "cache_read_tokens",
-            "cache_creation_tokens", "cost_usd", "added")
+    select = (
+        "count(*) AS runs, sum(input_tokens) AS input_tokens, "
+        "sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,"
+        " sum(cache_creation_tokens) AS cache_creation_tokens, "
+        "round(sum(cost_usd), 6) AS cost_usd, sum(added) AS added"
+    )
+    cols = (
+        "runs",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
+        "cost_usd",
+        "added",
+    )
 
     def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
-        return [{k: (r[k] if r[k] is not None else 0) for k in r.keys()}  # noqa: SIM118 (a Row iterates values)
-                for r in conn.execute(sql, params)]
+        return [
+            {k: (r[k] if r[k] is not None else 0) for k in r.keys()}  # noqa: SIM118 (a Row iterates values)
+            for r in conn.execute(sql, params)
+        ]
 
-    per_day = rows(f"SELECT substr(started_at, 1, 10) AS day, {select} FROM analyzer_runs "
-                   "GROUP BY day ORDER BY day DESC LIMIT ?", days)
-    per_project = rows(f"SELECT coalesce(project, '(none)') AS project, {select} "
-                       "FROM analyzer_runs GROUP BY project ORDER BY cost_usd DESC")
+    per_day = rows(
+        f"SELECT substr(started_at, 1, 10) AS day, {select} FROM analyzer_runs "
+        "GROUP BY day ORDER BY day DESC LIMIT ?",
+        days,
+    )
+    per_project = rows(
+        f"SELECT coalesce(project, '(none)') AS project, {select} "
+        "FROM analyzer_runs GROUP BY project ORDER BY cost_usd DESC"
+    )
     total = rows(f"SELECT {select} FROM analyzer_runs")[0]
-    return {"total": {k: total.get(k, 0) for k in cols}, "per_day": per_day,
-            "per_project": per_project}
+    return {
+        "total": {k: total.get(k, 0) for k in cols},
+        "per_day": per_day,
+        "per_project": per_project,
+    }

@@ -15,8 +15,19 @@ from engram.errors import EngramError
 from engram.store import schema
 
 MEMORY_COLUMNS = (
-    "id", "content", "kind", "scope", "source", "provenance", "status", "superseded_by",
-    "created_at", "updated_at", "use_count", "last_used_at", "content_hash",
+    "id",
+    "content",
+    "kind",
+    "scope",
+    "source",
+    "provenance",
+    "status",
+    "superseded_by",
+    "created_at",
+    "updated_at",
+    "use_count",
+    "last_used_at",
+    "content_hash",
 )
 
 
@@ -63,8 +74,14 @@ class EventRecord:
     @classmethod
     def from_mapping(cls, row: Any) -> EventRecord:
         get = row.__getitem__ if hasattr(row, "keys") else lambda k: getattr(row, k)
-        return cls(get("id"), get("at"), get("action"), get("memory_id"), get("actor"),
-                   json.loads(get("detail") or "{}"))
+        return cls(
+            get("id"),
+            get("at"),
+            get("action"),
+            get("memory_id"),
+            get("actor"),
+            json.loads(get("detail") or "{}"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

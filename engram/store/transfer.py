@@ -103,8 +103,16 @@ def apply_import(session: Session, records: list[ImportRecord], skipped: int = 0
 
     added = existing = 0
     for r in records:
-        result = memories.add(session, r.content, kind=r.kind, scope=r.scope, source="import",
-                              created_at=r.created_at, actor="import", action="import")
+        result = memories.add(
+            session,
+            r.content,
+            kind=r.kind,
+            scope=r.scope,
+            source="import",
+            created_at=r.created_at,
+            actor="import",
+            action="import",
+        )
         added += result.created
         existing += not result.created
     return ImportResult(added, existing, skipped)

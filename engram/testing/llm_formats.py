@@ -138,7 +138,7 @@ def words(text: str) -> list[str]:
 def pieces(text: str, count: int = 4) -> list[str]:
     """A string cut into `count` roughly equal parts (tool arguments arrive this way)."""
     size = max(1, -(-len(text) // count))
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 def estimate_output(reply: Reply) -> int:
@@ -192,8 +192,12 @@ def sse(data: Any, event: str | None = None, eol: str = "\n") -> bytes:
 
 
 def _anthropic_usage(turn: Turn, output: int) -> dict[str, Any]:
-    return {"input_tokens": turn.input_tokens, "output_tokens": output,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    return {
+        "input_tokens": turn.input_tokens,
+        "output_tokens": output,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
 
 
 def _anthropic_tool_id(turn: Turn, call: ToolUse) -> str:
@@ -204,15 +208,25 @@ def anthropic_json(turn: Turn) -> dict[str, Any]:
     """A complete `message` object, as `POST /v1/messages` returns without `stream`."""
     content: list[dict[str, Any]] = []
     if turn.reply.thinking:
-        content.append({"type": "thinking", "thinking": turn.reply.thinking,
-                        "signature": "stub-signature"})
+        content.append(
+            {"type": "thinking", "thinking": turn.reply.thinking, "signature": "stub-signature"}
+        )
     if turn.reply.text:
         content.append({"type": "text", "text": turn.reply.text})
-    content += [{"type": "tool_use", "id": _anthropic_tool_id(turn, c), "name": c.name,
-                 "input": c.input} for c in turn.reply.tool_calls]
-    return {"id": turn.new_id("msg_stub"), "type": "message", "role": "assistant",
-            "model": turn.model, "content": content, "stop_reason": turn.stop,
-            "stop_sequence": None, "usage": _anthropic_usage(turn, turn.output_tokens)}
+    content += [
+        {"type": "tool_use", "id": _anthropic_tool_id(turn, c), "name": c.name, "input": c.input}
+        for c in turn.reply.tool_calls
+    ]
+    return {
+        "id": turn.new_id("msg_stub"),
+        "type": "message",
+        "role": "assistant",
+        "model": turn.model,
+        "content": content,
+        "stop_reason": turn.stop,
+        "stop_sequence": None,
+        "usage": _anthropic_usage(turn, turn.output_tokens),
+    }
 
 
 def anthropic_events(turn: Turn) -> list[bytes]:
@@ -220,8 +234,10 @@ def anthropic_events(turn: Turn) -> list[bytes]:
     message = anthropic_json(turn)
     blocks = message["content"]
     start = {**message, "content": [], "stop_reason": None, "usage": _anthropic_usage(turn, 1)}
-    out = [sse({"type": "message_start", "message": start}, "message_start"),
-           sse({"type": "ping"}, "ping")]
+    out = [
+        sse({"type": "message_start", "message": start}, "message_start"),
+        sse({"type": "ping"}, "ping"),
+    ]
     for index, block in enumerate(blocks):
         if block["type"] == "thinking":
             head = {"type": "thinking", "thinking": "", "signature": ""}
@@ -232,54 +248,95 @@ def anthropic_events(turn: Turn) -> list[bytes]:
             deltas = [{"type": "text_delta", "text": w} for w in words(block["text"])]
         else:
             head = {**block, "input": {}}
-            deltas = [{"type": "input_json_delta", "partial_json": p}
-                      for p in pieces(json.dumps(block["input"]))]
-        out.append(sse({"type": "content_block_start", "index": index, "content_block": head},
-                       "content_block_start"))
-        out += [sse({"type": "content_block_delta", "index": index, "delta": d},
-                    "content_block_delta") for d in deltas]
+            deltas = [
+                {"type": "input_json_delta", "partial_json": p}
+                for p in pieces(json.dumps(block["input"]))
+            ]
+        out.append(
+            sse(
+                {"type": "content_block_start", "index": index, "content_block": head},
+                "content_block_start",
+            )
+        )
+        out += [
+            sse({"type": "content_block_delta", "index": index, "delta": d}, "content_block_delta")
+            for d in deltas
+        ]
         out.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
-    delta = {"type": "message_delta", "delta": {"stop_reason": turn.stop, "stop_sequence": None},
-             "usage": {"output_tokens": turn.output_tokens}}
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": turn.stop, "stop_sequence": None},
+        "usage": {"output_tokens": turn.output_tokens},
+    }
     out += [sse(delta, "message_delta"), sse({"type": "message_stop"}, "message_stop")]
     return out
 
 
 # --- OpenAI Chat Completions -------------------------------------------------------------
 
-_CHAT_FINISH = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length",
-                "stop_sequence": "stop"}
+_CHAT_FINISH = {
+    "end_turn": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "stop_sequence": "stop",
+}
 
 
 def _chat_usage(turn: Turn) -> dict[str, int]:
-    return {"prompt_tokens": turn.input_tokens, "completion_tokens": turn.output_tokens,
-            "total_tokens": turn.input_tokens + turn.output_tokens}
+    return {
+        "prompt_tokens": turn.input_tokens,
+        "completion_tokens": turn.output_tokens,
+        "total_tokens": turn.input_tokens + turn.output_tokens,
+    }
 
 
 def _chat_calls(turn: Turn) -> list[dict[str, Any]]:
-    return [{"id": c.id or turn.new_id("call_stub"), "type": "function",
-             "function": {"name": c.name, "arguments": json.dumps(c.input)}}
-            for c in turn.reply.tool_calls]
+    return [
+        {
+            "id": c.id or turn.new_id("call_stub"),
+            "type": "function",
+            "function": {"name": c.name, "arguments": json.dumps(c.input)},
+        }
+        for c in turn.reply.tool_calls
+    ]
 
 
 def chat_json(turn: Turn) -> dict[str, Any]:
     """A `chat.completion` object with one choice."""
-    message: dict[str, Any] = {"role": "assistant", "content": turn.reply.text or None,
-                               "refusal": None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": turn.reply.text or None,
+        "refusal": None,
+    }
     if turn.reply.tool_calls:
         message["tool_calls"] = _chat_calls(turn)
-    choice = {"index": 0, "message": message, "logprobs": None,
-              "finish_reason": _CHAT_FINISH.get(turn.stop, turn.stop)}
-    return {"id": turn.new_id("chatcmpl-stub"), "object": "chat.completion",
-            "created": int(time.time()), "model": turn.model, "choices": [choice],
-            "usage": _chat_usage(turn), "system_fingerprint": "fp_stub"}
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": None,
+        "finish_reason": _CHAT_FINISH.get(turn.stop, turn.stop),
+    }
+    return {
+        "id": turn.new_id("chatcmpl-stub"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": turn.model,
+        "choices": [choice],
+        "usage": _chat_usage(turn),
+        "system_fingerprint": "fp_stub",
+    }
 
 
 def chat_events(turn: Turn, include_usage: bool) -> list[bytes]:
     """Role chunk, a chunk per word, tool calls (name first, then argument pieces), a
     finish chunk, the usage chunk when asked for, and `data: [DONE]`."""
-    head = {"id": turn.new_id("chatcmpl-stub"), "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": turn.model, "system_fingerprint": "fp_stub"}
+    head = {
+        "id": turn.new_id("chatcmpl-stub"),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": turn.model,
+        "system_fingerprint": "fp_stub",
+    }
     extra = {"usage": None} if include_usage else {}
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -290,10 +347,24 @@ def chat_events(turn: Turn, include_usage: bool) -> list[bytes]:
     out += [chunk({"content": w}) for w in words(turn.reply.text)]
     for index, call in enumerate(_chat_calls(turn)):
         fn = call["function"]
-        out.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
-                                          "function": {"name": fn["name"], "arguments": ""}}]}))
-        out += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
-                for p in pieces(fn["arguments"])]
+        out.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": fn["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+        out += [
+            chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
+            for p in pieces(fn["arguments"])
+        ]
     out.append(chunk({}, _CHAT_FINISH.get(turn.stop, turn.stop)))
     if include_usage:
         out.append(sse({**head, "choices": [], "usage": _chat_usage(turn)}))
@@ -309,27 +380,53 @@ def responses_json(turn: Turn, request: dict[str, Any]) -> dict[str, Any]:
     output: list[dict[str, Any]] = []
     if turn.reply.text:
         part = {"type": "output_text", "text": turn.reply.text, "annotations": [], "logprobs": []}
-        output.append({"type": "message", "id": turn.new_id("msg_stub"), "status": "completed",
-                       "role": "assistant", "content": [part]})
-    output += [{"type": "function_call", "id": turn.new_id("fc_stub"),
-                "call_id": c.id or turn.new_id("call_stub"), "name": c.name,
-                "arguments": json.dumps(c.input), "status": "completed"}
-               for c in turn.reply.tool_calls]
+        output.append(
+            {
+                "type": "message",
+                "id": turn.new_id("msg_stub"),
+                "status": "completed",
+                "role": "assistant",
+                "content": [part],
+            }
+        )
+    output += [
+        {
+            "type": "function_call",
+            "id": turn.new_id("fc_stub"),
+            "call_id": c.id or turn.new_id("call_stub"),
+            "name": c.name,
+            "arguments": json.dumps(c.input),
+            "status": "completed",
+        }
+        for c in turn.reply.tool_calls
+    ]
     incomplete = turn.stop == "max_tokens"
     return {
-        "id": turn.new_id("resp_stub"), "object": "response", "created_at": int(time.time()),
-        "status": "incomplete" if incomplete else "completed", "error": None,
+        "id": turn.new_id("resp_stub"),
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "incomplete" if incomplete else "completed",
+        "error": None,
         "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
-        "instructions": request.get("instructions"), "model": turn.model, "output": output,
-        "parallel_tool_calls": True, "tool_choice": request.get("tool_choice", "auto"),
-        "tools": request.get("tools", []), "temperature": 1.0, "top_p": 1.0,
-        "text": {"format": {"type": "text"}}, "metadata": {}, "store": False,
+        "instructions": request.get("instructions"),
+        "model": turn.model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": request.get("tool_choice", "auto"),
+        "tools": request.get("tools", []),
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "text": {"format": {"type": "text"}},
+        "metadata": {},
+        "store": False,
         "previous_response_id": request.get("previous_response_id"),
-        "usage": {"input_tokens": turn.input_tokens,
-                  "input_tokens_details": {"cached_tokens": 0},
-                  "output_tokens": turn.output_tokens,
-                  "output_tokens_details": {"reasoning_tokens": 0},
-                  "total_tokens": turn.input_tokens + turn.output_tokens},
+        "usage": {
+            "input_tokens": turn.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": turn.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": turn.input_tokens + turn.output_tokens,
+        },
     }
 
 
@@ -337,8 +434,13 @@ def responses_events(turn: Turn, request: dict[str, Any]) -> list[bytes]:
     """Typed events with `sequence_number`, ending in response.completed (or .incomplete)
     that carries the whole response, usage included."""
     final = responses_json(turn, request)
-    pending = {**final, "status": "in_progress", "output": [], "usage": None,
-               "incomplete_details": None}
+    pending = {
+        **final,
+        "status": "in_progress",
+        "output": [],
+        "usage": None,
+        "incomplete_details": None,
+    }
     seq = iter(range(1_000_000))
 
     def ev(kind: str, **fields: Any) -> bytes:
@@ -350,22 +452,44 @@ def responses_events(turn: Turn, request: dict[str, Any]) -> list[bytes]:
         if item["type"] == "message":
             text = item["content"][0]["text"]
             empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-            out.append(ev("response.output_item.added", output_index=index,
-                          item={**item, "status": "in_progress", "content": []}))
+            out.append(
+                ev(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "status": "in_progress", "content": []},
+                )
+            )
             out.append(ev("response.content_part.added", **at, content_index=0, part=empty))
-            out += [ev("response.output_text.delta", **at, content_index=0, delta=w, logprobs=[])
-                    for w in words(text)]
-            out.append(ev("response.output_text.done", **at, content_index=0, text=text,
-                          logprobs=[]))
-            out.append(ev("response.content_part.done", **at, content_index=0,
-                          part=item["content"][0]))
+            out += [
+                ev("response.output_text.delta", **at, content_index=0, delta=w, logprobs=[])
+                for w in words(text)
+            ]
+            out.append(
+                ev("response.output_text.done", **at, content_index=0, text=text, logprobs=[])
+            )
+            out.append(
+                ev("response.content_part.done", **at, content_index=0, part=item["content"][0])
+            )
         else:
-            out.append(ev("response.output_item.added", output_index=index,
-                          item={**item, "status": "in_progress", "arguments": ""}))
-            out += [ev("response.function_call_arguments.delta", **at, delta=p)
-                    for p in pieces(item["arguments"])]
-            out.append(ev("response.function_call_arguments.done", **at, name=item["name"],
-                          arguments=item["arguments"]))
+            out.append(
+                ev(
+                    "response.output_item.added",
+                    output_index=index,
+                    item={**item, "status": "in_progress", "arguments": ""},
+                )
+            )
+            out += [
+                ev("response.function_call_arguments.delta", **at, delta=p)
+                for p in pieces(item["arguments"])
+            ]
+            out.append(
+                ev(
+                    "response.function_call_arguments.done",
+                    **at,
+                    name=item["name"],
+                    arguments=item["arguments"],
+                )
+            )
         out.append(ev("response.output_item.done", output_index=index, item=item))
     done = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
     out.append(ev(done, response=final))
@@ -374,21 +498,30 @@ def responses_events(turn: Turn, request: dict[str, Any]) -> list[bytes]:
 
 # --- Gemini generateContent --------------------------------------------------------------
 
-_GEMINI_FINISH = {"end_turn": "STOP", "tool_use": "STOP", "max_tokens": "MAX_TOKENS",
-                  "stop_sequence": "STOP"}
+_GEMINI_FINISH = {
+    "end_turn": "STOP",
+    "tool_use": "STOP",
+    "max_tokens": "MAX_TOKENS",
+    "stop_sequence": "STOP",
+}
 
 
-def _gemini_chunk(turn: Turn, parts: list[dict[str, Any]], rid: str,
-                  last: bool) -> dict[str, Any]:
+def _gemini_chunk(turn: Turn, parts: list[dict[str, Any]], rid: str, last: bool) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
     usage = {"promptTokenCount": turn.input_tokens, "totalTokenCount": turn.input_tokens}
     if last:
         candidate["finishReason"] = _GEMINI_FINISH.get(turn.stop, turn.stop)
-        usage = {"promptTokenCount": turn.input_tokens,
-                 "candidatesTokenCount": turn.output_tokens,
-                 "totalTokenCount": turn.input_tokens + turn.output_tokens}
-    return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": turn.model,
-            "responseId": rid}
+        usage = {
+            "promptTokenCount": turn.input_tokens,
+            "candidatesTokenCount": turn.output_tokens,
+            "totalTokenCount": turn.input_tokens + turn.output_tokens,
+        }
+    return {
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": turn.model,
+        "responseId": rid,
+    }
 
 
 def _gemini_parts(turn: Turn) -> list[dict[str, Any]]:
@@ -422,25 +555,51 @@ def gemini_chunks(turn: Turn) -> list[dict[str, Any]]:
 
 # --- errors ------------------------------------------------------------------------------
 
-_ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error",
-                     403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-                     429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
-_OPENAI_ERRORS = {400: ("invalid_request_error", None), 401: ("invalid_request_error",
-                  "invalid_api_key"), 404: ("invalid_request_error", "model_not_found"),
-                  429: ("requests", "rate_limit_exceeded"), 500: ("server_error", None)}
-_GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                  404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-                  503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_ANTHROPIC_ERRORS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+_OPENAI_ERRORS = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+}
+_GEMINI_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 def error_json(api: str, status: int, message: str) -> dict[str, Any]:
     """The error body each provider sends, so SDKs map it to their typed exceptions."""
     if api.startswith("anthropic"):
         kind = _ANTHROPIC_ERRORS.get(status, "api_error")
-        return {"type": "error", "error": {"type": kind, "message": message},
-                "request_id": "req_stub"}
+        return {
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": "req_stub",
+        }
     if api.startswith(("gemini", "code_assist")):
-        return {"error": {"code": status, "message": message,
-                          "status": _GEMINI_STATUS.get(status, "UNKNOWN")}}
+        return {
+            "error": {
+                "code": status,
+                "message": message,
+                "status": _GEMINI_STATUS.get(status, "UNKNOWN"),
+            }
+        }
     kind, code = _OPENAI_ERRORS.get(status, ("server_error", None))
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}

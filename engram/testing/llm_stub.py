@@ -63,13 +63,24 @@ from engram.testing.llm_formats import (
 )
 
 __all__ = [
-    "CutStream", "Delay", "Empty", "Fail", "LLMStub", "RecordedRequest", "Reply", "Script",
-    "Step", "ToolUse", "running_stub",
+    "CutStream",
+    "Delay",
+    "Empty",
+    "Fail",
+    "LLMStub",
+    "RecordedRequest",
+    "Reply",
+    "Script",
+    "Step",
+    "ToolUse",
+    "running_stub",
 ]
 
 _STEPS = (Reply, Fail, Delay, CutStream, Empty)
-_GEMINI_PATH = re.compile(r"(/v1internal|/models/[^/:]+):(generateContent|streamGenerateContent|"
-                          r"countTokens)$")
+_GEMINI_PATH = re.compile(
+    r"(/v1internal|/models/[^/:]+):(generateContent|streamGenerateContent|"
+    r"countTokens)$"
+)
 _JSON = "application/json"
 _SSE = "text/event-stream"
 
@@ -91,8 +102,11 @@ def _route(method: str, path: str, query: dict[str, str], body: Any) -> _Route |
     wants_stream = isinstance(body, dict) and body.get("stream") is True
     if path.endswith("/messages/count_tokens"):
         return _Route("anthropic_count")
-    for suffix, api in (("/messages", "anthropic"), ("/chat/completions", "openai_chat"),
-                        ("/responses", "openai_responses")):
+    for suffix, api in (
+        ("/messages", "anthropic"),
+        ("/chat/completions", "openai_chat"),
+        ("/responses", "openai_responses"),
+    ):
         if path.endswith(suffix):
             return _Route(api, stream=wants_stream)
     found = _GEMINI_PATH.search(path)
@@ -117,8 +131,15 @@ class LLMStub:
     """The server. `requests` lists every request received, in order (404s included);
     assign `script` at any time to change what later requests get."""
 
-    def __init__(self, script: Script | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 event_delay: float = 0.0, api_keys: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        event_delay: float = 0.0,
+        api_keys: set[str] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.event_delay = event_delay
@@ -158,15 +179,15 @@ class LLMStub:
             raise RuntimeError("LLMStub already started")
         self._ready.clear()
         self._start_error = self._stopping = None
-        self._thread = threading.Thread(target=self._run, name=f"llm-stub:{self.port}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"llm-stub:{self.port}", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout=10):
             raise TimeoutError("LLMStub did not start listening within 10 s")
         if self._start_error is not None:
             self._thread.join(timeout=5)
             raise RuntimeError(f"LLMStub failed to start: {self._start_error}") from (
-                self._start_error)
+                self._start_error
+            )
         return self
 
     def stop(self) -> None:
@@ -247,24 +268,40 @@ class LLMStub:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
-        rec = RecordedRequest(method=request.method, path=request.raw_path,
-                              headers=list(request.headers.items()), body=body, json=parsed)
+        rec = RecordedRequest(
+            method=request.method,
+            path=request.raw_path,
+            headers=list(request.headers.items()),
+            body=body,
+            json=parsed,
+        )
         route = _route(request.method, request.path, dict(request.query), parsed)
         rec.api = route.api if route else "unknown"
         with self._lock:
             self.requests.append(rec)
             self._lock.notify_all()
         if route is None:
-            return web.json_response({"error": {"message": f"stub: no route for "
-                                                f"{request.method} {request.path}"}}, status=404)
+            return web.json_response(
+                {"error": {"message": f"stub: no route for {request.method} {request.path}"}},
+                status=404,
+            )
         if route.api == "health":
             return web.json_response({"status": "ok"})
         if self.api_keys is not None and _key_of(request) not in self.api_keys:
-            return web.json_response({"type": "error", "error": {
-                "type": "authentication_error", "message": "invalid x-api-key"}}, status=401)
+            return web.json_response(
+                {
+                    "type": "error",
+                    "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+                },
+                status=401,
+            )
         if route.api == "models":
-            return web.json_response({"object": "list", "data": [
-                {"id": "claude-haiku-4-5", "type": "model", "object": "model"}]})
+            return web.json_response(
+                {
+                    "object": "list",
+                    "data": [{"id": "claude-haiku-4-5", "type": "model", "object": "model"}],
+                }
+            )
         tokens = max(1, len(body) // 4)
         if route.api == "anthropic_count":
             return web.json_response({"input_tokens": tokens})
@@ -272,8 +309,9 @@ class LLMStub:
             return web.json_response({"totalTokens": tokens})
         return await self._play(request, rec, route, self._next_step(rec))
 
-    async def _play(self, request: web.Request, rec: RecordedRequest, route: _Route,
-                    step: Step) -> web.StreamResponse:
+    async def _play(
+        self, request: web.Request, rec: RecordedRequest, route: _Route, step: Step
+    ) -> web.StreamResponse:
         while isinstance(step, Delay):
             await asyncio.sleep(step.seconds)
             step = step.then if step.then is not None else default_reply(rec.json)
@@ -296,8 +334,13 @@ class LLMStub:
 
     def _turn(self, rec: RecordedRequest, reply: Reply) -> Turn:
         usage = reply.usage or (max(1, len(rec.body) // 4), estimate_output(reply))
-        return Turn(model=reply.model or rec.model or "stub-model", reply=reply,
-                    input_tokens=usage[0], output_tokens=usage[1], new_id=self._new_id)
+        return Turn(
+            model=reply.model or rec.model or "stub-model",
+            reply=reply,
+            input_tokens=usage[0],
+            output_tokens=usage[1],
+            new_id=self._new_id,
+        )
 
     def _ids_header(self, route: _Route) -> dict[str, str]:
         name = "request-id" if route.api == "anthropic" else "x-request-id"
@@ -342,14 +385,21 @@ class LLMStub:
         if route.sse:
             return [sse(c, eol="\r\n") for c in chunks]  # Google ends events with CRLF CRLF
         # one JSON array, written element by element: "[" c0 ",\r\n" c1 ... "]"
-        return [(b",\r\n" if i else b"[") + json.dumps(c).encode()
-                for i, c in enumerate(chunks)] + [b"]"]
+        return [
+            (b",\r\n" if i else b"[") + json.dumps(c).encode() for i, c in enumerate(chunks)
+        ] + [b"]"]
 
-    async def _send(self, request: web.Request, route: _Route, ctype: str, events: list[bytes],
-                    cut: int | None, length: int | None = None) -> web.StreamResponse:
+    async def _send(
+        self,
+        request: web.Request,
+        route: _Route,
+        ctype: str,
+        events: list[bytes],
+        cut: int | None,
+        length: int | None = None,
+    ) -> web.StreamResponse:
         """Write events one by one; with `cut`, drop the connection after that many."""
-        resp = web.StreamResponse(headers={"Cache-Control": "no-cache",
-                                           **self._ids_header(route)})
+        resp = web.StreamResponse(headers={"Cache-Control": "no-cache", **self._ids_header(route)})
         resp.content_type = ctype
         if length is not None:
             resp.content_length = length
@@ -383,4 +433,3 @@ def running_stub(script: Script | None = None, **kw: Any) -> Iterator[LLMStub]:
         yield stub
     finally:
         stub.stop()
-

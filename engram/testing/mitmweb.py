@@ -33,9 +33,16 @@ def mitmweb_binary() -> str:
 
 
 class Mitmweb:
-    def __init__(self, *, addon: bool = True, password: str | None = None,
-                 extra: list[str] | None = None, confdir: Path | None = None,
-                 proxy_port: int | None = None, web_port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        addon: bool = True,
+        password: str | None = None,
+        extra: list[str] | None = None,
+        confdir: Path | None = None,
+        proxy_port: int | None = None,
+        web_port: int | None = None,
+    ) -> None:
         self.password = password or secrets.token_hex(12)
         self.addon = addon
         self.extra = extra or []
@@ -56,10 +63,22 @@ class Mitmweb:
 
     def command(self) -> list[str]:
         cmd = [
-            mitmweb_binary(), "--listen-host", "127.0.0.1", "--listen-port",
-            str(self.proxy_port), "--web-host", "127.0.0.1", "--web-port", str(self.web_port),
-            "--no-web-open-browser", "--set", f"web_password={self.password}",
-            "--set", f"confdir={self.confdir}", "--set", "termlog_verbosity=info",
+            mitmweb_binary(),
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            str(self.proxy_port),
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(self.web_port),
+            "--no-web-open-browser",
+            "--set",
+            f"web_password={self.password}",
+            "--set",
+            f"confdir={self.confdir}",
+            "--set",
+            "termlog_verbosity=info",
         ]
         if self.addon:
             from engram.sources import addon
@@ -68,12 +87,20 @@ class Mitmweb:
         return cmd + self.extra
 
     def start(self, timeout: float = 30.0) -> Mitmweb:
-        env = {k: v for k, v in os.environ.items()
-               if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+        }
         with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, env=env,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         session = requests.Session()
         session.trust_env = False
@@ -81,8 +108,11 @@ class Mitmweb:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mitmweb exited: {self.log.read_text(errors='replace')}")
             try:
-                r = session.get(self.url + "/flows", timeout=1,
-                                headers={"Authorization": f"Bearer {self.password}"})
+                r = session.get(
+                    self.url + "/flows",
+                    timeout=1,
+                    headers={"Authorization": f"Bearer {self.password}"},
+                )
                 if r.status_code == 200:
                     return self
             except requests.RequestException:

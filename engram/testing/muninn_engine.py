@@ -29,9 +29,17 @@ VAULT_RULE = re.compile(r"[a-z0-9_-]{1,64}")
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _WORD = re.compile(r"\w+")
 _MODES = {"semantic": 0.3, "recent": 0.2, "balanced": 0.0, "deep": 0.1}
-TOOLS = ("muninn_remember", "muninn_remember_batch", "muninn_recall", "muninn_read",
-         "muninn_forget", "muninn_restore", "muninn_link", "muninn_status",
-         "muninn_where_left_off")
+TOOLS = (
+    "muninn_remember",
+    "muninn_remember_batch",
+    "muninn_recall",
+    "muninn_read",
+    "muninn_forget",
+    "muninn_restore",
+    "muninn_link",
+    "muninn_status",
+    "muninn_where_left_off",
+)
 
 
 class ToolError(Exception):
@@ -55,14 +63,23 @@ class StubMemory:
     access_count: int = 0
 
     def as_json(self, *, full: bool, score: float | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "concept": self.concept,
-                                "content": self.content if full else
-                                (self.summary or self.content[:500])}
+        data: dict[str, Any] = {
+            "id": self.id,
+            "concept": self.concept,
+            "content": self.content if full else (self.summary or self.content[:500]),
+        }
         if score is not None:
             data["score"] = score
-        data.update({"confidence": 1, "state": self.state if full else "",
-                     "created_at": _iso(self.created_at), "last_access": _iso(self.created_at),
-                     "access_count": self.access_count, "trust": "inferred"})
+        data.update(
+            {
+                "confidence": 1,
+                "state": self.state if full else "",
+                "created_at": _iso(self.created_at),
+                "last_access": _iso(self.created_at),
+                "access_count": self.access_count,
+                "trust": "inferred",
+            }
+        )
         if full and self.tags:
             data["tags"] = list(self.tags)
         if not full:
@@ -78,8 +95,9 @@ def _parse_time(text: Any, name: str) -> datetime:
     try:
         value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
-        raise ToolError(-32602, f"invalid '{name}': must be ISO 8601 (e.g. "
-                        "2026-01-15T09:00:00Z)") from None
+        raise ToolError(
+            -32602, f"invalid '{name}': must be ISO 8601 (e.g. 2026-01-15T09:00:00Z)"
+        ) from None
     if value.tzinfo is None:
         raise ToolError(-32602, f"invalid '{name}': must be ISO 8601 (e.g. 2026-01-15T09:00:00Z)")
     return value.astimezone(UTC)
@@ -102,8 +120,11 @@ class MuninnEngine:
 
     def active(self, vault: str | None = None) -> list[StubMemory]:
         with self.lock:
-            return [m for m in self.memories.values()
-                    if m.state == "active" and (vault is None or m.vault == vault)]
+            return [
+                m
+                for m in self.memories.values()
+                if m.state == "active" and (vault is None or m.vault == vault)
+            ]
 
     def purge(self, muninn_id: str) -> None:
         """Hard-delete, as the server does once the 7-day recovery window has passed."""
@@ -121,8 +142,11 @@ class MuninnEngine:
 
     def _write(self, vault: str, args: dict[str, Any]) -> tuple[str, str | None]:
         content = args.get("content")
-        created = (_parse_time(args["created_at"], "created_at") if args.get("created_at")
-                   else datetime.now(UTC))
+        created = (
+            _parse_time(args["created_at"], "created_at")
+            if args.get("created_at")
+            else datetime.now(UTC)
+        )
         key = (vault, _sha(content))
         existing = self.memories.get(self.hashes.get(key, ""))
         if existing is not None and existing.state == "active":
@@ -130,14 +154,25 @@ class MuninnEngine:
             return existing.id, "duplicate_content"
         size = len(content.encode("utf-8"))
         if size > self.max_content:
-            raise ToolError(-32000, f"tool error: write engram: erf: content exceeds max "
-                            f"length {self.max_content} (got {size})")
+            raise ToolError(
+                -32000,
+                f"tool error: write engram: erf: content exceeds max "
+                f"length {self.max_content} (got {size})",
+            )
         concept = args.get("concept") if isinstance(args.get("concept"), str) else ""
         if len(concept.encode("utf-8")) > 512:
             raise ToolError(-32000, "tool error: concept exceeds max length 512")
         tags = [t for t in args.get("tags") or [] if isinstance(t, str) and 0 < len(t) <= 128]
-        mem = StubMemory(self._new_id(created), vault, content, concept, tags[:50],
-                         str(args.get("type") or ""), str(args.get("summary") or ""), created)
+        mem = StubMemory(
+            self._new_id(created),
+            vault,
+            content,
+            concept,
+            tags[:50],
+            str(args.get("type") or ""),
+            str(args.get("summary") or ""),
+            created,
+        )
         self.memories[mem.id] = mem
         self.hashes[key] = mem.id
         return mem.id, None
@@ -175,16 +210,18 @@ class MuninnEngine:
         if name == "muninn_restore":
             mem = self._get(vault, args)
             if mem.state != "soft_deleted":
-                raise ToolError(-32000, f"tool error: restore: engram {mem.id} is not "
-                                "soft-deleted or archived")
+                raise ToolError(
+                    -32000, f"tool error: restore: engram {mem.id} is not soft-deleted or archived"
+                )
             mem.state = "active"
             self.hashes[(vault, _sha(mem.content))] = mem.id
             return {"id": mem.id, "concept": mem.concept, "restored": True, "state": "active"}
         if name == "muninn_link":
             src, dst, rel = (args.get(k) for k in ("source_id", "target_id", "relation"))
             if not all(isinstance(v, str) for v in (src, dst, rel)):
-                raise ToolError(-32602, "invalid params: 'source_id', 'target_id', 'relation' "
-                                "are required")
+                raise ToolError(
+                    -32602, "invalid params: 'source_id', 'target_id', 'relation' are required"
+                )
             for mid in (src, dst):
                 self._get(vault, {"id": mid})
             self.links[(vault, src, dst, rel)] = float(args.get("weight") or 0.8)
@@ -194,15 +231,19 @@ class MuninnEngine:
         if name == "muninn_where_left_off":
             limit = max(1, min(50, int(args.get("limit") or 10)))
             recent = sorted(self.active(vault), key=lambda m: m.created_at, reverse=True)
-            return {"memories": [m.as_json(full=False) for m in recent[:limit]],
-                    "count": min(limit, len(recent)), "hint": "most recent"}
+            return {
+                "memories": [m.as_json(full=False) for m in recent[:limit]],
+                "count": min(limit, len(recent)),
+                "hint": "most recent",
+            }
         raise ToolError(-32602, f"unknown tool: {name}")
 
     def _batch(self, vault: str, args: dict[str, Any]) -> dict[str, Any]:
         items = args.get("memories")
         if not isinstance(items, list) or not items:
-            raise ToolError(-32602, "invalid params: 'memories' is required and must be a "
-                            "non-empty array")
+            raise ToolError(
+                -32602, "invalid params: 'memories' is required and must be a non-empty array"
+            )
         if len(items) > 50:
             raise ToolError(-32602, "invalid params: 'memories' exceeds maximum of 50")
         for i, item in enumerate(items):
@@ -220,13 +261,19 @@ class MuninnEngine:
                     self.hashes.pop(key, None)
                 mid, _hint = self._write(vault, item)
                 fresh.add(key)
-                results.append({"index": i, "id": mid, "concept": item.get("concept") or "",
-                                "status": "ok"})
+                results.append(
+                    {"index": i, "id": mid, "concept": item.get("concept") or "", "status": "ok"}
+                )
             except ToolError as exc:
                 if exc.code == -32602:
                     raise
-                results.append({"index": i, "status": "error",
-                                "error": exc.args[0].removeprefix("tool error: ")})
+                results.append(
+                    {
+                        "index": i,
+                        "status": "error",
+                        "error": exc.args[0].removeprefix("tool error: "),
+                    }
+                )
         return {"results": results, "total": len(results)}
 
     def _recall(self, vault: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +296,8 @@ class MuninnEngine:
 
         def in_window(m: StubMemory) -> bool:
             return (since is None or m.created_at >= since) and (
-                before is None or m.created_at < before)
+                before is None or m.created_at < before
+            )
 
         # Candidates as the engine gathers them: full-text hits (once indexed), the 30
         # most recent, and with a time bound the 90 earliest memories in the window.
@@ -259,23 +307,25 @@ class MuninnEngine:
             hit = len(terms & words) / len(terms) if terms else 0.0
             if hit and now - m.written >= self.index_delay:
                 scores[m.id] = round(0.39 * hit, 6)
-        extra = live[-30:] + ([m for m in live if in_window(m)][:90]
-                              if since or before else [])
+        extra = live[-30:] + ([m for m in live if in_window(m)][:90] if since or before else [])
         for m in extra:
             scores.setdefault(m.id, 0.0)
-        found = [(s, self.memories[i]) for i, s in scores.items()
-                 if s >= threshold and in_window(self.memories[i])]
+        found = [
+            (s, self.memories[i])
+            for i, s in scores.items()
+            if s >= threshold and in_window(self.memories[i])
+        ]
         found.sort(key=lambda p: (-p[0], p[1].id))
         memories = [m.as_json(full=False, score=s) for s, m in found[:limit]] or None
         out: dict[str, Any] = {"memories": memories, "total": len(found)}
         if memories is None:
-            out["hint"] = ("No results matched. For session continuity try mode='recent', or "
-                           "use muninn_where_left_off. For semantic recall, provide more "
-                           "specific context.")
+            out["hint"] = (
+                "No results matched. For session continuity try mode='recent', or "
+                "use muninn_where_left_off. For semantic recall, provide more "
+                "specific context."
+            )
         return out
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-

@@ -51,8 +51,15 @@ class Fault:
 
 
 class MuninnStub(MuninnEngine):
-    def __init__(self, *, token: str | None = None, port: int = 0, latency: float = 0.0,
-                 index_delay: float = 0.08, max_content: int = 16384) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        port: int = 0,
+        latency: float = 0.0,
+        index_delay: float = 0.08,
+        max_content: int = 16384,
+    ) -> None:
         super().__init__(index_delay=index_delay, max_content=max_content)
         self.host = "127.0.0.1"
         self.port = port
@@ -77,8 +84,12 @@ class MuninnStub(MuninnEngine):
         server = _Server((self.host, self.port), _handler_for(self))
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"muninn-stub:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"muninn-stub:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -107,6 +118,7 @@ class MuninnStub(MuninnEngine):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -157,8 +169,13 @@ def _handler_for(stub: MuninnStub) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             if length > stub.max_body:
                 self.close_connection = True
-                self.send(413, {"jsonrpc": "2.0", "error": {"code": -32700,
-                                                            "message": "request body too large"}})
+                self.send(
+                    413,
+                    {
+                        "jsonrpc": "2.0",
+                        "error": {"code": -32700, "message": "request body too large"},
+                    },
+                )
                 return
             raw = self.rfile.read(length)
             stub.headers.append(dict(self.headers.items()))
@@ -166,8 +183,9 @@ def _handler_for(stub: MuninnStub) -> type[BaseHTTPRequestHandler]:
                 self.send(404, {"error": "not found"})
                 return
             if stub.token and self.headers.get("Authorization") != f"Bearer {stub.token}":
-                self.send(401, {"jsonrpc": "2.0", "error": {"code": -32001,
-                                                            "message": "unauthorized"}})
+                self.send(
+                    401, {"jsonrpc": "2.0", "error": {"code": -32001, "message": "unauthorized"}}
+                )
                 return
             self.rpc(raw)
 
@@ -177,22 +195,32 @@ def _handler_for(stub: MuninnStub) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 req = None
             if not isinstance(req, dict):  # batch arrays are not supported either
-                self.send(200, {"jsonrpc": "2.0", "id": None,
-                                "error": {"code": -32700, "message": "parse error"}})
+                self.send(
+                    200,
+                    {
+                        "jsonrpc": "2.0",
+                        "id": None,
+                        "error": {"code": -32700, "message": "parse error"},
+                    },
+                )
                 return
             rid, method = req.get("id"), req.get("method")
 
             def error(code: int, message: str) -> None:
-                self.send(200, {"jsonrpc": "2.0", "id": rid,
-                                "error": {"code": code, "message": message}})
+                self.send(
+                    200, {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+                )
 
             if req.get("jsonrpc") != "2.0":
                 return error(-32600, "invalid request: jsonrpc must be '2.0'")
             if isinstance(method, str) and method.startswith("notifications/"):
                 return self.send(202, None)
             if method == "initialize":
-                result: Any = {"protocolVersion": "2024-11-05", "capabilities": {"tools": {}},
-                               "serverInfo": {"name": "muninn", "version": "stub"}}
+                result: Any = {
+                    "protocolVersion": "2024-11-05",
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "muninn", "version": "stub"},
+                }
             elif method == "ping":
                 result = {}
             elif method == "tools/list":
@@ -215,8 +243,11 @@ def _handler_for(stub: MuninnStub) -> type[BaseHTTPRequestHandler]:
         def call(self, name: str, args: dict[str, Any]) -> Any:
             vault = args.get("vault") or "default"
             if not isinstance(vault, str) or not VAULT_RULE.fullmatch(vault):
-                raise ToolError(-32602, "invalid params: invalid vault name: must be 1-64 "
-                                "lowercase alphanumeric, hyphen, or underscore characters")
+                raise ToolError(
+                    -32602,
+                    "invalid params: invalid vault name: must be 1-64 "
+                    "lowercase alphanumeric, hyphen, or underscore characters",
+                )
             fault = stub.fault(name, args) if stub.fault is not None else None
             with stub.lock:
                 stub.calls[name] += 1
@@ -250,15 +281,17 @@ def running_stub(**kw: Any) -> Iterator[MuninnStub]:
         stub.stop()
 
 
-def local_active(store: Store, vault: str | None = None,
-                 global_vault: str = "engram-global") -> collections.Counter[tuple[str, str]]:
+def local_active(
+    store: Store, vault: str | None = None, global_vault: str = "engram-global"
+) -> collections.Counter[tuple[str, str]]:
     """(vault, content) of every active local memory, as the mirror maps them."""
     from engram.mirror.vault import vault_for_scope
 
     with store.read() as conn:
         rows = conn.execute("SELECT scope, content FROM memories WHERE status = 'active'")
-        return collections.Counter((vault_for_scope(scope, vault, global_vault), content)
-                                   for scope, content in rows)
+        return collections.Counter(
+            (vault_for_scope(scope, vault, global_vault), content) for scope, content in rows
+        )
 
 
 def assert_mirrored(store: Store, stub: MuninnEngine, **vaults: Any) -> None:
@@ -270,7 +303,8 @@ def assert_mirrored(store: Store, stub: MuninnEngine, **vaults: Any) -> None:
     missing, extra = local - remote, remote - local
     assert not missing and not extra, (
         f"{len(missing)} local memories missing from MuninnDB (e.g. {list(missing)[:3]}), "
-        f"{len(extra)} extra in MuninnDB (e.g. {list(extra)[:3]})")
+        f"{len(extra)} extra in MuninnDB (e.g. {list(extra)[:3]})"
+    )
 
 
 def main() -> None:  # `python -m engram.testing.muninn_stub [PORT]`: for manual trials

@@ -51,10 +51,12 @@ def upgrade() -> None:
         sa.Column("error", sa.Text, nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("analyzed_at", sa.String(32), nullable=True),
-        sa.CheckConstraint("status IN ('pending','analyzed','skipped','failed')",
-                           name="ck_exchanges_status"),
-        sa.CheckConstraint("kind IN ('conversation','side-call','internal')",
-                           name="ck_exchanges_kind"),
+        sa.CheckConstraint(
+            "status IN ('pending','analyzed','skipped','failed')", name="ck_exchanges_status"
+        ),
+        sa.CheckConstraint(
+            "kind IN ('conversation','side-call','internal')", name="ck_exchanges_kind"
+        ),
     )
     op.create_index("ix_exchanges_status", "exchanges", ["status", "id"])
     op.create_index("ix_exchanges_conversation", "exchanges", ["conversation", "id"])
