@@ -10,7 +10,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-LAST_POLL_KEY = "watcher:last_poll"  # written by engram.sources.daemon
+LAST_POLL_KEY = "watcher:last_poll"  # the watcher daemon writes it after every poll
 
 
 def _one(conn: sqlite3.Connection, sql: str, *params: Any) -> Any:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -373,9 +374,7 @@ def test_migration_queues_memories_that_already_exist(tmp_path: Any) -> None:
     store = Store(tmp_path / "old.db")
     store._check_file()
     cfg = Config()
-    cfg.set_main_option(
-        "script_location", str(__import__("pathlib").Path(engram.migrations.__file__).parent)
-    )
+    cfg.set_main_option("script_location", str(Path(engram.migrations.__file__).parent))
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0004")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -17,6 +18,7 @@ import anthropic
 import httpx2
 import openai
 import pytest
+import sqlalchemy
 
 from engram.sources.proxy import Proxy, ProxySettings, journal_capture
 from engram.sources.server import ServerThread
@@ -183,7 +185,7 @@ def test_recall_blocked_by_locked_store_fails_open(
 
     def recall(body, fmt, raw):
         with store.write() as session:  # waits on the lock held below
-            session.execute(__import__("sqlalchemy").text("SELECT 1"))
+            session.execute(sqlalchemy.text("SELECT 1"))
         return "never"
 
     holder = sqlite3.connect(db_path, isolation_level=None)
@@ -403,7 +405,7 @@ def test_engram_proxy_analyzes_in_the_background(stub: LLMStub, tmp_path: Path) 
                 conn.close()
         assert learned == [("We use pnpm in this repo, not npm.",)]
     finally:
-        proc.send_signal(__import__("signal").SIGTERM)
+        proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
 

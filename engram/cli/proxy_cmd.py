@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -54,7 +55,7 @@ def _run_intercepted(st: Any, chosen: Any, route: Any, args: list[str], inject: 
     from engram.sources.launcher import plan, run_child, start_interceptor
 
     st.store.ensure()
-    project = str(__import__("pathlib").Path.cwd().resolve())
+    project = str(Path.cwd().resolve())
     interceptor = start_interceptor(project, st.store.path, inject=inject)
     try:
         p = plan(chosen, route, args, "", inject=inject, intercept_env=interceptor.env())

@@ -23,6 +23,7 @@ from engram.cli.reporter import Reporter
 from engram.errors import EngramError
 from engram.sources.mitmweb import MitmwebAuthError, MitmwebUnavailable
 from engram.sources.watcher import PollResult, Watcher
+from engram.status import LAST_POLL_KEY
 from engram.store import journal
 
 log = logging.getLogger("engram.daemon")
@@ -33,7 +34,6 @@ AnalyzeFn = Callable[[Reporter], Any]
 SyncFn = Callable[[Reporter], Any]
 
 MAX_BACKOFF = 60.0
-LAST_POLL_KEY = "watcher:last_poll"  # read by engram.status
 
 
 @dataclass

@@ -58,5 +58,4 @@ def make_recall(
             pending.clear()
         recaller.log_injections(items)
 
-    recall.flush = flush  # type: ignore[attr-defined]
     return recall
