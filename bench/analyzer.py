@@ -26,8 +26,8 @@ from engram.analyzer.runner import Analyzer
 from engram.config import AnalyzerConfig
 from engram.store import journal
 from engram.store.db import Store
-from engram.testing.llm_stub import LLMStub, Reply
 from engram.wire.model import RawRequest, RawResponse
+from tests.support.llm_stub import LLMStub, Reply
 
 REQUESTS = 40
 BATCH = 10

@@ -28,8 +28,8 @@ from _util import percentile, print_table, verdict
 
 from engram.store import memories
 from engram.store.db import Store
-from engram.testing.llm_stub import LLMStub
-from engram.testing.mitmweb import free_port
+from tests.support.llm_stub import LLMStub
+from tests.support.mitmweb import free_port
 
 N_MEMORIES = int(os.environ.get("ENGRAM_BENCH_MEMORIES", "10000"))
 RUNS = int(os.environ.get("ENGRAM_BENCH_RUNS", "300"))

@@ -23,8 +23,8 @@ from _util import print_table, summary, verdict
 from engram.sources.mitmweb import MitmwebClient
 from engram.sources.watcher import Watcher, WatchSettings
 from engram.store.db import Store
-from engram.testing.llm_stub import LLMStub
-from engram.testing.mitmweb import Mitmweb
+from tests.support.llm_stub import LLMStub
+from tests.support.mitmweb import Mitmweb
 
 N = int(os.environ.get("ENGRAM_BENCH_FLOWS", "2000"))
 

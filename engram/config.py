@@ -26,8 +26,12 @@ SECTIONS = ("store", "mitmproxy", "analyzer", "recall", "proxy", "muninn", "reda
 def setting(default: Any, help: str, *, env: tuple[str, ...] = (), secret: bool = False) -> Any:
     """Declare one setting. `env` lists extra variable names besides ENGRAM_<SECTION>_<KEY>."""
     if isinstance(default, (list, dict)):
+
+        def factory(d: Any = default) -> Any:
+            return type(d)(d)
+
         return field(
-            default_factory=lambda d=default: type(d)(d),
+            default_factory=factory,
             metadata={"help": help, "env": env, "secret": secret},
         )
     return field(default=default, metadata={"help": help, "env": env, "secret": secret})
@@ -263,7 +267,7 @@ def all_settings() -> list[Setting]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             missing = f.default is dataclasses.MISSING
-            default = f.default_factory() if missing else f.default  # type: ignore[misc]
+            default = f.default_factory() if missing else f.default  # type: ignore[operator]
             env = (f"ENGRAM_{section.upper()}_{f.name.upper()}", *f.metadata["env"])
             out.append(
                 Setting(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engram.config import Config
+from engram.wire.markers import INTERNAL_HEADERS
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def _session() -> Any:
 
     s = requests.Session()
     s.trust_env = False  # never through a proxy: that may be the very thing being checked
-    s.headers["X-Engram-Internal"] = "1"
+    s.headers.update(INTERNAL_HEADERS)
     return s
 
 

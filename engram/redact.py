@@ -168,8 +168,8 @@ def _compile() -> tuple[re.Pattern[str], dict[int, tuple[_Rule, dict[str, int]]]
     pattern = re.compile("|".join(alts))
     groups: dict[tuple[int, int], dict[str, int]] = {}
     for name, index in pattern.groupindex.items():
-        kind, i, j = name.split("_")
-        groups.setdefault((int(i), int(j)), {})[kind] = index
+        kind, si, sj = name.split("_")
+        groups.setdefault((int(si), int(sj)), {})[kind] = index
     return pattern, {g.pop("r"): (_RULES[i], g) for (i, _), g in groups.items()}
 
 

@@ -13,9 +13,9 @@ import httpx2
 import pytest
 from conftest import Cli
 
-from engram.testing.llm_stub import LLMStub
-from engram.testing.mitmweb import Mitmweb
 from engram.wire.block import BLOCK_OPEN
+from tests.support.llm_stub import LLMStub
+from tests.support.mitmweb import Mitmweb
 
 FAKE_KEY = "sk-ant-api03-" + "Hn4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG8hJ2kL6zXq" * 2
 PROJECT = "/home/dev/shop"

@@ -12,8 +12,8 @@ from conftest import Cli
 
 from engram.store import journal, memories
 from engram.store.db import Store
-from engram.testing.llm_stub import Delay, Empty, Fail, LLMStub, Reply
 from engram.wire.model import RawRequest, RawResponse
+from tests.support.llm_stub import Delay, Empty, Fail, LLMStub, Reply
 
 FAKE_KEY = "sk-ant-api03-Lk7pQ2wX9rT4vN8mB3hJ6fD1sA5gK0zC7xV2bN9mQ4wE8rT1yU6iO3pL5kJ8hG2fD4sA7zX"
 PROJECT = "/home/dev/shop"

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+DEMO = Path(__file__).resolve().parent.parent / "scripts" / "demo.py"
+
 
 def test_demo_learns_from_the_scripted_session(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "engram.demo"],
+        [sys.executable, str(DEMO)],
         cwd=tmp_path,
         capture_output=True,
         text=True,

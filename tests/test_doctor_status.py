@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
-from engram.testing.llm_stub import LLMStub
-from engram.testing.mitmweb import Mitmweb, free_port
+from tests.support.llm_stub import LLMStub
+from tests.support.mitmweb import Mitmweb, free_port
 
 KEY = "sk-ant-api03-" + "Dr7fT2yU6iO0pA3sD7fG1hJ4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG8hJ2k"
 
@@ -146,7 +146,7 @@ def test_status_shows_the_last_poll(cli: Cli, mitm: Mitmweb) -> None:
 
 
 def test_muninn_checks(cli: Cli, mitm: Mitmweb, api: LLMStub) -> None:
-    from engram.testing.muninn_stub import MuninnStub
+    from tests.support.muninn_stub import MuninnStub
 
     cli("add", "a fact")
     with MuninnStub(token="mdb_" + "ab12" * 12) as muninn:

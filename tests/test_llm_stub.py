@@ -17,7 +17,8 @@ import openai
 import pytest
 import requests
 
-from engram.testing.llm_stub import (
+from tests.support.expect import call_fails
+from tests.support.llm_stub import (
     CutStream,
     Delay,
     Empty,
@@ -146,12 +147,14 @@ def test_cut_stream_drops_the_connection_mid_stream(stub: LLMStub) -> None:
     stub.script = CutStream(after_events=4, reply=TOOL_REPLY)
     seen: list[str] = []
     stream = claude(stub).messages.stream(model="m", max_tokens=10, messages=USER)
-    # anthropic lets httpx2's error through unwrapped once the stream has begun
-    with pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"), stream as s:
+    # The SDK must fail (how it wraps the transport error is its own business).
+    with call_fails(), stream as s:
         seen.extend(e.type for e in s)
     assert "content_block_start" in seen and "message_stop" not in seen
-    with pytest.raises(openai.APIConnectionError):  # openai wraps it, even mid-stream
-        list(gpt(stub).chat.completions.create(model="m", messages=USER, stream=True))
+    chunks: list[object] = []
+    with call_fails():
+        chunks.extend(gpt(stub).chat.completions.create(model="m", messages=USER, stream=True))
+    assert chunks and chunks[-1] is not None
 
 
 def test_recorded_request_has_headers_and_json(stub: LLMStub) -> None:
@@ -417,7 +420,7 @@ def test_delay_holds_the_headers() -> None:
 
 def test_cut_non_streaming_body_and_empty_reply(stub: LLMStub) -> None:
     stub.script = [CutStream(), Empty(), Empty()]
-    with pytest.raises(openai.APIConnectionError):
+    with call_fails():
         gpt(stub).chat.completions.create(model="m", messages=USER)
     empty = http().post(stub.url + "/v1/messages", json={"model": "m", "messages": USER})
     assert empty.status_code == 200 and empty.content == b""

@@ -20,7 +20,7 @@ from engram.sources.daemon import Daemon, Schedule
 from engram.sources.mitmweb import MitmwebUnavailable
 from engram.store import memories
 from engram.store.db import Store
-from engram.testing.muninn_stub import Fault, MuninnStub, assert_mirrored
+from tests.support.muninn_stub import Fault, MuninnStub, assert_mirrored
 
 
 @pytest.fixture

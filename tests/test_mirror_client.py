@@ -1,5 +1,5 @@
 """The MuninnDB MCP client against the stand-in server: envelope, errors, safety rules;
-and the stand-in's fidelity to the reference (engram/testing/muninn_engine.py)."""
+and the stand-in's fidelity to the reference (tests/support/muninn_engine.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from engram.mirror.client import (
     MuninnUnavailable,
     decode_envelope,
 )
-from engram.testing.muninn_stub import Fault, MuninnStub
+from tests.support.muninn_stub import Fault, MuninnStub
 
 
 @pytest.fixture

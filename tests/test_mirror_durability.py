@@ -22,7 +22,7 @@ from engram.mirror.client import MuninnClient
 from engram.mirror.sync import MirrorSettings, Syncer
 from engram.store import memories, schema
 from engram.store.db import Store
-from engram.testing.muninn_stub import MuninnStub, assert_mirrored
+from tests.support.muninn_stub import MuninnStub, assert_mirrored
 
 SCOPES = ("global", "/srv/shop", "/srv/Billing Service")
 
@@ -130,7 +130,7 @@ def test_100k_outbox_drains_with_flat_memory(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))  # memories must not count in this process's RSS
         port = sock.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "engram.testing.muninn_stub", str(port)],
+        [sys.executable, "-m", "tests.support.muninn_stub", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )

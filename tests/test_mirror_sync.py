@@ -18,7 +18,7 @@ from engram.mirror.client import MuninnClient
 from engram.mirror.sync import MirrorSettings, Syncer
 from engram.store import memories, schema
 from engram.store.db import Store
-from engram.testing.muninn_stub import Fault, MuninnStub, assert_mirrored
+from tests.support.muninn_stub import Fault, MuninnStub, assert_mirrored
 
 PROJECT = "/srv/Shop API"  # -> vault "shop-api"
 

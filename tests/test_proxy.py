@@ -23,8 +23,8 @@ import sqlalchemy
 from engram.sources.proxy import Proxy, ProxySettings, journal_capture
 from engram.sources.server import ServerThread
 from engram.store.db import Store
-from engram.testing.llm_stub import Fail, LLMStub, Reply
 from engram.wire.block import BLOCK_OPEN
+from tests.support.llm_stub import Fail, LLMStub, Reply
 
 FAKE_KEY = "sk-ant-api03-Pq5wE8rT2yU6iO0pA3sD7fG1hJ4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG8hJ2kL6zX"
 SYSTEM = "You are a coding agent.\nPrimary working directory: /home/dev/shop\n"
@@ -216,7 +216,7 @@ def test_status_and_errors_pass_through(stub: LLMStub, store: Store) -> None:
 
 
 def test_unreachable_upstream_is_a_502_in_the_provider_shape(store: Store) -> None:
-    from engram.testing.mitmweb import free_port
+    from tests.support.mitmweb import free_port
 
     _proxy, server = start(store, f"http://127.0.0.1:{free_port()}")
     try:
@@ -361,7 +361,7 @@ def test_engram_run_launches_an_agent_behind_the_proxy(stub: LLMStub, tmp_path: 
 
 
 def test_engram_proxy_analyzes_in_the_background(stub: LLMStub, tmp_path: Path) -> None:
-    from engram.testing.mitmweb import free_port
+    from tests.support.mitmweb import free_port
 
     db = tmp_path / "e.db"
     port = free_port()

@@ -13,7 +13,7 @@ from engram.mirror.client import MuninnClient
 from engram.recall.service import Recaller
 from engram.store import memories
 from engram.store.db import Store
-from engram.testing.muninn_stub import MuninnStub
+from tests.support.muninn_stub import MuninnStub
 
 PROJECT = "/home/dev/shop"
 

@@ -14,8 +14,8 @@ import pytest
 import requests
 from conftest import Cli
 
-from engram.testing.llm_stub import LLMStub
-from engram.testing.mitmweb import Mitmweb
+from tests.support.llm_stub import LLMStub
+from tests.support.mitmweb import Mitmweb
 
 # Fake, but shaped like real keys so that the redactor must catch them.
 FAKE_ANTHROPIC_KEY = (
@@ -236,7 +236,7 @@ def test_wrong_token_is_one_clear_message(cli: Cli, mitm: Mitmweb) -> None:
 
 
 def test_mitmweb_not_running(cli: Cli) -> None:
-    from engram.testing.mitmweb import free_port
+    from tests.support.mitmweb import free_port
 
     result = cli(
         "mitmproxy", "--url", f"http://127.0.0.1:{free_port()}", "--token", "x", "--once", ok=False

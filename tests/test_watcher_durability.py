@@ -16,8 +16,8 @@ from pathlib import Path
 
 import requests
 
-from engram.testing.llm_stub import LLMStub
-from engram.testing.mitmweb import Mitmweb
+from tests.support.llm_stub import LLMStub
+from tests.support.mitmweb import Mitmweb
 
 ENGRAM = [sys.executable, "-m", "engram"]
 
@@ -157,7 +157,7 @@ def test_sigterm_stops_cleanly_with_exit_0(tmp_path: Path) -> None:
 
 def test_mitmweb_down_at_start_then_up(tmp_path: Path) -> None:
     """The daemon does not exit when mitmweb is missing; it captures once mitmweb is up."""
-    from engram.testing.mitmweb import free_port
+    from tests.support.mitmweb import free_port
 
     web_port, proxy_port = free_port(), free_port()
     mitm = Mitmweb(web_port=web_port, proxy_port=proxy_port)

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engram.errors import EngramError
+from engram.wire.markers import INTERNAL_HEADERS
 from engram.wire.model import Usage
-
-INTERNAL_HEADERS = {"X-Engram-Internal": "1"}
 
 
 class AnalyzerError(EngramError):
@@ -79,7 +78,7 @@ class AnthropicBackend:
             base_url=base_url,
             timeout=timeout,
             max_retries=retries,
-            default_headers=INTERNAL_HEADERS,
+            default_headers=dict(INTERNAL_HEADERS),
             http_client=_http_client(timeout),
         )
 
@@ -157,7 +156,7 @@ class OpenAIBackend:
             base_url=base_url,
             timeout=timeout,
             max_retries=retries,
-            default_headers=INTERNAL_HEADERS,
+            default_headers=dict(INTERNAL_HEADERS),
             http_client=_http_client(timeout),
         )
 

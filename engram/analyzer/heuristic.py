@@ -81,14 +81,14 @@ def extract(conversations: Sequence[Mapping[str, Any]]) -> list[Fact]:
                 found.append((hit.text, hit.kind, hit.scope, hit.evidence))
         for text in commands.command_facts(turns):
             found.append((text, "gotcha", "", "command-fix"))
-        for text, kind, scope, evidence in found:
-            text = _finish(text)
-            key = _dedupe_key(text) if text else ""
-            if not text or key in seen:
+        for raw, kind, scope, evidence in found:
+            finished = _finish(raw)
+            key = _dedupe_key(finished) if finished else ""
+            if not finished or key in seen:
                 continue
             seen.add(key)
             scope = (scope or "project") if has_project else "global"
-            facts.append(Fact(text, kind, scope, evidence))
+            facts.append(Fact(finished, kind, scope, evidence))
     return facts
 
 

@@ -114,8 +114,8 @@ def _shell_events(turns: Sequence[Mapping[str, Any]]) -> Iterator[_Run | object]
                     yield _EDIT
                 continue
             call_id = call.get("id")
-            result = results.get(call_id) if isinstance(call_id, str) else None
-            outcome, output = _outcome(result)
+            found = results.get(call_id) if isinstance(call_id, str) else None
+            outcome, output = _outcome(found)
             yield _Run(command, outcome, output)
 
 

@@ -390,7 +390,7 @@ def _convention(clause: str, masked: str) -> Hit | None:
     for rule, name in ((_PROJECT_USES, "project-uses"), (_OUR, "our"), (_WE_ON, "we-on")):
         if m := rule.match(masked):
             ok = _object_ok(m.group("obj")) and (
-                rule is _PROJECT_USES or _CONCRETE.search(m.group("x"))
+                rule is _PROJECT_USES or bool(_CONCRETE.search(m.group("x")))
             )
             # "we're on 3.12 so you can use X": the fact, without what it meant for the task
             text = re.split(r",?\s+so (?:you|we|i|that)\b", take(m), maxsplit=1, flags=_I)[0]
@@ -398,7 +398,7 @@ def _convention(clause: str, masked: str) -> Hit | None:
     if m := _USE_NOT.match(masked):
         # "use a dict instead of a list" is a task; a named tool or library is a convention.
         obj = m.group("obj")
-        named = _CONCRETE.search(obj) or not re.match(
+        named = bool(_CONCRETE.search(obj)) or not re.match(
             r"(?:a|an|the|this|that|some|my|your|our|its|their|existing)\b", obj, _I
         )
         ok = _object_ok(obj) and named

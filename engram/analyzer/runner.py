@@ -23,7 +23,7 @@ from engram.analyzer.backends import AnalyzerError, Answer, Backend, Batch, cost
 from engram.config import AnalyzerConfig
 from engram.errors import EngramError
 from engram.store import journal, schema
-from engram.store.db import Store
+from engram.store.db import Store, affected
 from engram.store.records import MemoryRecord
 
 MAX_FACT_CHARS = 1000  # an analyzer's fact is a sentence or two, not a document
@@ -316,11 +316,15 @@ class Analyzer:
                 .where(ExchangeRow.id.in_(ids))
                 .values(attempts=ExchangeRow.attempts + 1, analysis_error=error)
             )
-            parked = session.execute(
-                update(ExchangeRow)
-                .where(ExchangeRow.id.in_(ids), ExchangeRow.attempts >= self.settings.max_attempts)
-                .values(status="failed")
-            ).rowcount
+            parked = affected(
+                session.execute(
+                    update(ExchangeRow)
+                    .where(
+                        ExchangeRow.id.in_(ids), ExchangeRow.attempts >= self.settings.max_attempts
+                    )
+                    .values(status="failed")
+                )
+            )
             report.parked += parked or 0
             self._record_in(session, batch, answer, started, "failed", error, report, None, {})
 
@@ -397,11 +401,13 @@ def retry_failed(store: Store) -> int:
 
     with store.write() as session:
         return (
-            session.execute(
-                update(ExchangeRow)
-                .where(ExchangeRow.status == "failed", ExchangeRow.analysis_error.is_not(None))
-                .values(status="pending", attempts=0)
-            ).rowcount
+            affected(
+                session.execute(
+                    update(ExchangeRow)
+                    .where(ExchangeRow.status == "failed", ExchangeRow.analysis_error.is_not(None))
+                    .values(status="pending", attempts=0)
+                )
+            )
             or 0
         )
 
@@ -423,7 +429,7 @@ def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
         return None, "none (capture only)"
     if name == "heuristic":
         return HeuristicBackend(), "heuristic"
-    common = dict(
+    common: dict[str, Any] = dict(
         timeout=settings.timeout,
         retries=settings.retries,
         max_output_tokens=settings.max_output_tokens,
@@ -437,7 +443,7 @@ def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
         return (
             AnthropicBackend(
                 api_key=settings.api_key, model=settings.model, base_url=settings.base_url, **common
-            ),  # type: ignore[arg-type]
+            ),
             f"anthropic ({settings.model})",
         )
     if name == "openai":
@@ -447,7 +453,7 @@ def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
                 model=settings.openai_model,
                 base_url=settings.openai_base_url,
                 **common,
-            ),  # type: ignore[arg-type]
+            ),
             f"openai ({settings.openai_model} at {settings.openai_base_url or 'api.openai.com'})",
         )
     raise EngramError(f"unknown analyzer {name!r} (auto, anthropic, openai, heuristic, none)")

@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
         store.ensure()
         analyze, analyzer_label = resolve_analyzer(backend, store, cfg)
         schedule = daemon.Schedule(interval=m.interval, batch=m.batch, max_wait=m.max_wait)
+        watcher: daemon.PollSource
         if flow_file is not None:
             from engram.sources.flowfile import FlowFileWatcher
 
@@ -119,7 +120,7 @@ def register(app: typer.Typer) -> None:
             watcher,
             reporter,
             schedule,
-            analyze,  # type: ignore[arg-type]
+            analyze,
             sync=sync,
             sync_interval=cfg.muninn.interval,
         )

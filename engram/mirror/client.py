@@ -29,6 +29,7 @@ from typing import Any
 import requests
 
 from engram.errors import EngramError
+from engram.wire.markers import INTERNAL_HEADERS
 
 TOKEN_HELP = "set MUNINN_TOKEN or put MuninnDB's token in ~/.muninn/mcp.token"
 MAX_BODY = 1_000_000  # MuninnDB refuses request bodies over 1 MiB; stay clear of it
@@ -98,7 +99,7 @@ class MuninnClient:
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "User-Agent": "engram-mirror",
-                "X-Engram-Internal": "1",
+                **INTERNAL_HEADERS,
             }
         )
         if token:

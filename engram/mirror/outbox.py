@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engram.store import schema
+from engram.store.db import affected
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -379,12 +380,14 @@ def retry_failed(store: Store) -> int:
     from sqlalchemy import text
 
     with store.write() as session:
-        n = session.execute(
-            text(
-                "UPDATE mirror_outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL "
-                "WHERE status = 'failed'"
+        n = affected(
+            session.execute(
+                text(
+                    "UPDATE mirror_outbox SET status = 'pending', attempts = 0, "
+                    "next_attempt_at = NULL WHERE status = 'failed'"
+                )
             )
-        ).rowcount
+        )
         session.execute(
             text(
                 "UPDATE mirror_outbox SET next_attempt_at = NULL "
@@ -392,7 +395,7 @@ def retry_failed(store: Store) -> int:
             )
         )
         set_states(session, {K_RETRY: None, K_FAILURES: None})
-    return int(n or 0)
+    return n
 
 
 def resync(store: Store) -> int:
@@ -400,14 +403,17 @@ def resync(store: Store) -> int:
     from sqlalchemy import text
 
     with store.write() as session:
-        n = session.execute(
-            text(
-                "INSERT INTO mirror_outbox (memory_id, op, payload, status, attempts, created_at) "
-                "SELECT id, 'resync', '{}', 'pending', 0, :now FROM memories ORDER BY seq"
-            ),
-            {"now": schema.now_iso()},
-        ).rowcount
-    return int(n or 0)
+        n = affected(
+            session.execute(
+                text(
+                    "INSERT INTO mirror_outbox "
+                    "(memory_id, op, payload, status, attempts, created_at) "
+                    "SELECT id, 'resync', '{}', 'pending', 0, :now FROM memories ORDER BY seq"
+                ),
+                {"now": schema.now_iso()},
+            )
+        )
+    return n
 
 
 def prune(store: Store, now: str, batch: int = 5000) -> int:
@@ -418,11 +424,13 @@ def prune(store: Store, now: str, batch: int = 5000) -> int:
 
     cutoff = schema.to_iso(schema.parse_iso(now) - timedelta(days=PRUNE_AFTER_DAYS))
     with store.write() as session:
-        n = session.execute(
-            text(
-                "DELETE FROM mirror_outbox WHERE id IN (SELECT id FROM mirror_outbox WHERE "
-                "status = 'done' AND done_at < :c ORDER BY id LIMIT :n)"
-            ),
-            {"c": cutoff, "n": batch},
-        ).rowcount
-    return int(n or 0)
+        n = affected(
+            session.execute(
+                text(
+                    "DELETE FROM mirror_outbox WHERE id IN (SELECT id FROM mirror_outbox WHERE "
+                    "status = 'done' AND done_at < :c ORDER BY id LIMIT :n)"
+                ),
+                {"c": cutoff, "n": batch},
+            )
+        )
+    return n

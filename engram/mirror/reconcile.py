@@ -23,6 +23,7 @@ the batches produced. Intents are written before the batches are sent.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -159,12 +160,12 @@ class PageReconciler:
         stop = None
         try:
             for w in self.works:
-                self._guard(w, lambda w=w: self._prepare(w))
+                self._guard(w, functools.partial(self._prepare, w))
             self._remember_all([w for w in self.works if w.item is not None and not w.outcome])
             gone = [w for w in self.works if w.want is None and w.outcome is None]
             successors = self._successors(gone)
             for w in gone:
-                self._guard(w, lambda w=w: self._retire(w, successors))
+                self._guard(w, functools.partial(self._retire, w, successors))
         except (Stop, MuninnUnavailable, MuninnAuthError) as exc:
             stop = exc if isinstance(exc, Stop) else Stop(exc)
             for w in self.works:
@@ -310,9 +311,7 @@ class PageReconciler:
         for vault, group in by_vault.items():
             for chunk in self._chunks(group):
                 for w, got in zip(chunk, self._send(vault, chunk), strict=True):
-                    self._guard(
-                        w, lambda w=w, got=got, vault=vault: self._remembered(w, vault, got)
-                    )
+                    self._guard(w, functools.partial(self._remembered, w, vault, got))
 
     def _chunks(self, works: list[_Work]) -> Iterator[list[_Work]]:
         rest = list(works)

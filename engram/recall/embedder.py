@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from engram.errors import EngramError
+from engram.wire.markers import INTERNAL_HEADERS
 
 log = logging.getLogger("engram.recall")
 
@@ -152,7 +153,7 @@ class OpenAIEmbedder:
 
                 session = requests.Session()
                 session.trust_env = False  # never through HTTP(S)_PROXY: that may be engram
-                session.headers["X-Engram-Internal"] = "1"
+                session.headers.update(INTERNAL_HEADERS)
                 if self.api_key:
                     session.headers["Authorization"] = f"Bearer {self.api_key}"
                 self._session = session

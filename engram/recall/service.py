@@ -26,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -399,7 +400,7 @@ class Recaller:
         """
         return self.log_injections([(result, conversation)])
 
-    def log_injections(self, items: list[tuple[RecallResult, str | None]]) -> int:
+    def log_injections(self, items: Sequence[tuple[RecallResult, str | None]]) -> int:
         """Several injections in one transaction: a busy proxy logs them in batches, so
         the write costs the request path (which shares the interpreter) next to nothing."""
         todo = [(r, c) for r, c in items if r.injected and not r.cached and r.memory_ids]

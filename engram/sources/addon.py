@@ -22,7 +22,6 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-INTERNAL_HEADER = "X-Engram-Internal"
 log = logging.getLogger("engram.addon")
 
 
@@ -176,10 +175,11 @@ class EngramAddon:
 
     def _completion_format(self, flow: http.HTTPFlow) -> Any:
         from engram.wire.detect import completion_format
+        from engram.wire.markers import INTERNAL_HEADER, is_internal
 
         req = flow.request
         return completion_format(
-            req.method, req.path, internal=req.headers.get(INTERNAL_HEADER) == "1"
+            req.method, req.path, internal=is_internal(req.headers.get(INTERNAL_HEADER))
         )
 
 

@@ -17,14 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from engram.cli.reporter import Reporter
 from engram.errors import EngramError
 from engram.sources.mitmweb import MitmwebAuthError, MitmwebUnavailable
-from engram.sources.watcher import PollResult, Watcher
+from engram.sources.watcher import PollResult
 from engram.status import LAST_POLL_KEY
 from engram.store import journal
+from engram.store.db import Store
 
 log = logging.getLogger("engram.daemon")
 
@@ -34,6 +35,14 @@ AnalyzeFn = Callable[[Reporter], Any]
 SyncFn = Callable[[Reporter], Any]
 
 MAX_BACKOFF = 60.0
+
+
+class PollSource(Protocol):
+    """What the daemon polls: the mitmweb watcher, the flow-file follower."""
+
+    store: Store
+
+    def poll(self) -> PollResult: ...
 
 
 @dataclass
@@ -65,7 +74,7 @@ def describe_poll(result: PollResult) -> str:
 class Daemon:
     def __init__(
         self,
-        watcher: Watcher,
+        watcher: PollSource,
         reporter: Reporter,
         schedule: Schedule,
         analyze: AnalyzeFn | None = None,

@@ -118,7 +118,7 @@ def read_from(
         reader = mio.FlowReader(fh)
         pending: list[journal.Capture] = []
         good = offset
-        stream = reader.stream()
+        stream = iter(reader.stream())
         while True:
             try:
                 flow = next(stream)

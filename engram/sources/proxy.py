@@ -27,6 +27,7 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from aiohttp.client_exceptions import ClientError
 
 from engram.wire.detect import completion_format, endpoint_of, format_from_path
+from engram.wire.markers import INTERNAL_HEADER, error_body, is_internal
 from engram.wire.model import Format, RawRequest, RawResponse
 
 log = logging.getLogger("engram.proxy")
@@ -46,7 +47,6 @@ HOP_BY_HOP = frozenset(
         "proxy-connection",
     }
 )
-INTERNAL_HEADER = "x-engram-internal"
 
 # (request body, format, raw request) -> text of the memory block to inject, or None.
 RecallFn = Callable[[bytes, Format, RawRequest], "str | None"]
@@ -76,15 +76,6 @@ class ProxySettings:
     inject: bool = True
     capture: bool = True
     stats: ProxyStats = field(default_factory=ProxyStats)
-
-
-def error_body(fmt: Format, status: int, message: str) -> dict[str, Any]:
-    """An error in the provider's own shape, so the agent's SDK reports it sensibly."""
-    if fmt is Format.ANTHROPIC:
-        return {"type": "error", "error": {"type": "api_error", "message": message}}
-    if fmt is Format.GEMINI:
-        return {"error": {"code": status, "message": message, "status": "UNAVAILABLE"}}
-    return {"error": {"message": message, "type": "engram_proxy_error", "code": status}}
 
 
 def decode_body(body: bytes, encoding: str | None) -> bytes:
@@ -175,7 +166,7 @@ class Proxy:
             path=request.path_qs,
         )
         fmt = completion_format(
-            request.method, request.path, internal=request.headers.get(INTERNAL_HEADER) == "1"
+            request.method, request.path, internal=is_internal(request.headers.get(INTERNAL_HEADER))
         )
         send_body = body
         if fmt is not None and self.recall is not None and body:

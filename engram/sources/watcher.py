@@ -196,7 +196,7 @@ class Watcher:
         return journal.Capture(
             source="mitmweb",
             source_key=f"mitmweb:{flow_id}",
-            request=raw_request(flow, req_body),  # type: ignore[arg-type]
+            request=raw_request(flow, req_body),
             response=raw_response(flow, resp_body),
             error="; ".join(errors) or None,
         )

@@ -11,6 +11,7 @@ Two ways in, both to the same file:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -123,10 +124,12 @@ class Store:
         from alembic import command
         from alembic.config import Config as AlembicConfig
 
-        import engram.migrations
+        # Imported by name: the package is mapped from the top-level migrations/ at build
+        # time (pyproject's package-dir), which static analysis cannot follow.
+        migrations = importlib.import_module("engram.migrations")
 
         cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(Path(engram.migrations.__file__).parent))
+        cfg.set_main_option("script_location", str(Path(str(migrations.__file__)).parent))
         with self.engine.begin() as conn:
             # Another process may have finished the upgrade while we waited for the lock.
             cfg.attributes["connection"] = conn
@@ -213,3 +216,12 @@ def _make_engine(path: Path, busy_timeout_ms: int) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def affected(result: Any) -> int:
+    """Rows changed by an UPDATE/INSERT/DELETE executed through a Session.
+
+    `Session.execute` is typed as returning a plain `Result`; for DML it is a
+    `CursorResult`, which has the count.
+    """
+    return int(getattr(result, "rowcount", 0) or 0)

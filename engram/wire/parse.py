@@ -35,6 +35,7 @@ from engram.wire.detect import (
     is_side_endpoint,
     provider_for,
 )
+from engram.wire.markers import INTERNAL_HEADER, is_internal
 from engram.wire.model import Exchange, Format, Kind, RawRequest, RawResponse, Turn
 from engram.wire.sse import JSONStream, decode_json_array, decode_sse
 from engram.wire.text import is_preamble, project_from_system, user_words
@@ -121,7 +122,7 @@ def _parse_into(
     if response is not None:
         exchange.ended_at = response.timestamp_end
         exchange.status_code = response.status_code
-    internal = (request.header("X-Engram-Internal") or "").strip() == "1"
+    internal = is_internal(request.header(INTERNAL_HEADER))
     if internal:
         exchange.kind = Kind.INTERNAL
 

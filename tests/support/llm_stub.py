@@ -37,7 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
-from engram.testing.llm_formats import (
+from tests.support.llm_formats import (
     CutStream,
     Delay,
     Empty,
@@ -248,18 +248,18 @@ class LLMStub:
         with self._lock:
             script = self._script
             if isinstance(script, Sequence) and script:
-                step: Step | None = script[min(self._cursor, len(script) - 1)]
+                step: Step = script[min(self._cursor, len(script) - 1)]
                 self._cursor += 1
                 return step
         if isinstance(script, _STEPS):
             return script
         if callable(script):
             try:
-                step = script(rec)
+                chosen = script(rec)
             except Exception as exc:  # shown to the client as a 500, kept for the test
                 self.errors.append(exc)
                 return Fail(500, message=f"stub script raised {exc!r}")
-            return step if step is not None else default_reply(rec.json)
+            return chosen if chosen is not None else default_reply(rec.json)
         return default_reply(rec.json)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:

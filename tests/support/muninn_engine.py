@@ -1,4 +1,4 @@
-"""The data side of the MuninnDB stand-in (engram/testing/muninn_stub.py): an in-memory
+"""The data side of the MuninnDB stand-in (tests/support/muninn_stub.py): an in-memory
 MuninnDB that answers tool calls the way the real server does.
 
 Reproduced, after /work/shared/reference/muninndb.md and the server's source: content
@@ -141,7 +141,7 @@ class MuninnEngine:
         return "".join(_B32[(n >> (5 * i)) & 31] for i in reversed(range(26)))
 
     def _write(self, vault: str, args: dict[str, Any]) -> tuple[str, str | None]:
-        content = args.get("content")
+        content = str(args.get("content") or "")
         created = (
             _parse_time(args["created_at"], "created_at")
             if args.get("created_at")
@@ -159,7 +159,7 @@ class MuninnEngine:
                 f"tool error: write engram: erf: content exceeds max "
                 f"length {self.max_content} (got {size})",
             )
-        concept = args.get("concept") if isinstance(args.get("concept"), str) else ""
+        concept = str(args["concept"]) if isinstance(args.get("concept"), str) else ""
         if len(concept.encode("utf-8")) > 512:
             raise ToolError(-32000, "tool error: concept exceeds max length 512")
         tags = [t for t in args.get("tags") or [] if isinstance(t, str) and 0 < len(t) <= 128]
@@ -218,7 +218,7 @@ class MuninnEngine:
             return {"id": mem.id, "concept": mem.concept, "restored": True, "state": "active"}
         if name == "muninn_link":
             src, dst, rel = (args.get(k) for k in ("source_id", "target_id", "relation"))
-            if not all(isinstance(v, str) for v in (src, dst, rel)):
+            if not (isinstance(src, str) and isinstance(dst, str) and isinstance(rel, str)):
                 raise ToolError(
                     -32602, "invalid params: 'source_id', 'target_id', 'relation' are required"
                 )

@@ -19,6 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The stand-in API and the mitmweb launcher are test equipment (tests/support), not part
+# of the installed package: the demo runs from a checkout.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
 PROJECT_NAME = "shop"
 
 SCRIPT: list[dict[str, Any]] = [
@@ -54,7 +59,7 @@ def run(cmd: list[str], env: dict[str, str]) -> None:
 
 def replies() -> list[Any]:
     """What the stand-in API answers, in order: one reply per scripted step."""
-    from engram.testing.llm_stub import Reply, ToolUse
+    from tests.support.llm_stub import Reply, ToolUse
 
     out = []
     for step in SCRIPT:
@@ -120,8 +125,8 @@ def converse(stub_url: str, proxy_url: str, project: Path) -> int:
 
 
 def main() -> int:
-    from engram.testing.llm_stub import LLMStub
-    from engram.testing.mitmweb import Mitmweb
+    from tests.support.llm_stub import LLMStub
+    from tests.support.mitmweb import Mitmweb
 
     started = time.monotonic()
     root = Path.cwd() / ".demo"

@@ -239,6 +239,8 @@ def anthropic_events(turn: Turn) -> list[bytes]:
         sse({"type": "ping"}, "ping"),
     ]
     for index, block in enumerate(blocks):
+        head: dict[str, Any]
+        deltas: list[dict[str, Any]]
         if block["type"] == "thinking":
             head = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [{"type": "thinking_delta", "thinking": w} for w in words(block["thinking"])]

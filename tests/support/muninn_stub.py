@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from engram.testing.muninn_engine import TOOLS, VAULT_RULE, MuninnEngine, StubMemory, ToolError
+from tests.support.muninn_engine import TOOLS, VAULT_RULE, MuninnEngine, StubMemory, ToolError
 
 if TYPE_CHECKING:
     from engram.store.db import Store
@@ -307,7 +307,7 @@ def assert_mirrored(store: Store, stub: MuninnEngine, **vaults: Any) -> None:
     )
 
 
-def main() -> None:  # `python -m engram.testing.muninn_stub [PORT]`: for manual trials
+def main() -> None:  # `python -m tests.support.muninn_stub [PORT]`: for manual trials
     import sys
 
     stub = MuninnStub(port=int(sys.argv[1]) if len(sys.argv) > 1 else 8750).start()
