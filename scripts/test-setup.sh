@@ -1,16 +1,41 @@
 #!/usr/bin/env bash
-# Best effort, before `make test`: provide `systemd-analyze`, so tests/test_service.py can
-# verify the systemd units engram renders. It never fails the build: without the tool that
-# one test is skipped with a reason. Fast and silent when the tool is already there.
-command -v systemd-analyze >/dev/null 2>&1 && exit 0
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "test-setup: no systemd-analyze (and no root apt-get to install it);" \
-       "systemd unit verification will be skipped" >&2
-  exit 0
+# Before `make test`: the system programs some tests use, installed when missing. Fast and
+# silent when everything is already there. It never fails the build itself: a test whose
+# tool is missing says so (and fails under CI=true, where everything must be present).
+#  - systemd-analyze (Debian `systemd`): tests/test_service.py verifies rendered units.
+#  - the real agent CLIs, at the versions tests/agents/package-lock.json pins (with their
+#    integrity hashes), into .tools/agents: tests run them against loopback stand-ins.
+#    `npm install --no-save` rather than `npm ci`: npm 11 leaves some packages' optional
+#    per-platform binaries out of the lock and `npm ci` then refuses to run at all.
+set -u
+cd "$(dirname "$0")/.."
+
+apt_install() {  # apt_install PACKAGE...: as root only; refresh the lists only if needed
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 900 apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { timeout 600 apt-get update -qq >/dev/null 2>&1 \
+         && timeout 900 apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1; }
+}
+
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  apt_install systemd \
+    || echo "test-setup: no systemd-analyze; systemd unit verification will be skipped" >&2
 fi
-export DEBIAN_FRONTEND=noninteractive
-install_systemd() { timeout 600 apt-get install -y -qq --no-install-recommends systemd >/dev/null 2>&1; }
-# The package lists may be missing or stale in a fresh container: update only if needed.
-install_systemd || { timeout 600 apt-get update -qq >/dev/null 2>&1 && install_systemd; } \
-  || echo "test-setup: could not install systemd; systemd unit verification will be skipped" >&2
+
+agents=.tools/agents
+lock=tests/agents/package-lock.json
+stamp="$agents/.installed-$(sha256sum "$lock" | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    rm -rf "$agents" && mkdir -p "$agents" \
+      && cp tests/agents/package.json "$lock" "$agents/" \
+      && (cd "$agents" && timeout 900 npm install --no-save --no-audit --no-fund --loglevel=error \
+          >/dev/null 2>&1) \
+      && touch "$stamp" \
+      || echo "test-setup: could not install the agent CLIs (npm install in $agents failed)" >&2
+  else
+    echo "test-setup: no npm; tests with the real agent CLIs will be skipped" >&2
+  fi
+fi
 exit 0
