@@ -26,7 +26,7 @@ from engram.store import schema
 from engram.store.models import Conversation, ExchangeRow, StateRow
 from engram.wire.model import Exchange, Kind, RawRequest, RawResponse, Turn
 
-STATUSES = ("pending", "analyzed", "skipped", "failed")
+STATUSES = tuple(schema.ExchangeStatus)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -11,10 +11,57 @@ import re
 import secrets
 import unicodedata
 from datetime import UTC, datetime
+from enum import StrEnum
 
-KINDS = ("preference", "decision", "fact", "procedure", "gotcha")
-STATUSES = ("active", "superseded", "forgotten")
-ACTIONS = ("add", "edit", "supersede", "forget", "restore", "inject", "import")
+
+class Kind(StrEnum):
+    """What a memory is; shown to the analyzer and used as a recall prior."""
+
+    PREFERENCE = "preference"
+    DECISION = "decision"
+    FACT = "fact"
+    PROCEDURE = "procedure"
+    GOTCHA = "gotcha"
+
+
+class MemoryStatus(StrEnum):
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    FORGOTTEN = "forgotten"
+
+
+class Action(StrEnum):
+    """What an event records."""
+
+    ADD = "add"
+    EDIT = "edit"
+    SUPERSEDE = "supersede"
+    FORGET = "forget"
+    RESTORE = "restore"
+    INJECT = "inject"
+    IMPORT = "import"
+
+
+class ExchangeStatus(StrEnum):
+    """A journaled exchange's place in the analysis pipeline."""
+
+    PENDING = "pending"
+    ANALYZED = "analyzed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    """A queued mirror operation."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+KINDS = tuple(Kind)
+STATUSES = tuple(MemoryStatus)
+ACTIONS = tuple(Action)
 
 MAX_CONTENT_CHARS = 4000
 
