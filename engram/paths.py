@@ -49,3 +49,20 @@ def project_root(start: Path | None = None) -> Path:
         if (p / ".git").exists():
             return p
     return here
+
+
+# The working directory of engram's own `claude -p` analyzer runs (the claude-code backend).
+# Claude Code files their transcripts under a project named after this directory, so every
+# source (transcripts, proxy, watcher) can recognise and skip engram's own sessions.
+ANALYZER_WORKDIR_NAME = "claude-code-analyzer"
+
+
+def analyzer_workdir() -> Path:
+    return data_dir() / ANALYZER_WORKDIR_NAME
+
+
+def is_engram_internal_project(project: str | Path | None) -> bool:
+    """Whether a project directory is one engram itself works in (its analyzer's)."""
+    if not project:
+        return False
+    return Path(project).name == ANALYZER_WORKDIR_NAME
