@@ -30,7 +30,7 @@ from engram.redact import (
     redact_with_findings,
 )
 
-DATA = Path(__file__).parent / "data" / "redaction"
+DATA = Path(__file__).parent / "data" / "redaction" / "source"
 
 
 def _lines(name: str) -> list[str]:
@@ -38,8 +38,8 @@ def _lines(name: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-SECRET_CASES = [tuple(line.split("\t")) for line in _lines("secrets.txt")]
-BENIGN_CASES = _lines("benign.txt")
+SECRET_CASES = [tuple(line.split("\t")) for line in _lines("round1-secrets.txt")]
+BENIGN_CASES = _lines("round1-benign.txt")
 
 # Fake keys for unit tests, built from fixed random strings (not real, not from any leak).
 _R = random.Random(4242)
