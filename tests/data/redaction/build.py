@@ -17,7 +17,8 @@ benign record's `type` is the kind of look-alike; nothing in its text may be red
 The split is made once, before any rule is tuned, and committed with the data: within each
 type the records are shuffled with a fixed seed and dealt alternately to the two halves, so
 every type is in both. The round-1 corpus (`source/round1-*.txt`), which the round-1 rules
-were tuned on, goes to the tuning half only. Values come from one seeded generator, so a
+were tuned on, goes to the tuning half only, and so do `source/tuning-*.txt`, written after
+the split to widen the tuning half. Values come from one seeded generator, so a
 rerun reproduces the files byte for byte; the committed files are the corpus of record.
 """
 
@@ -153,7 +154,7 @@ def _generate(rng: random.Random, spec: str) -> str:
     if name == "pem":
         return _pem(rng, arg)
     if name == "pemj":
-        return _pem(rng, arg).replace("\n", "\\n") + "\\n"
+        return _pem(rng, arg).replace("\n", "\\n")
     if name == "pub":
         body = "\n".join(_pem_body(rng, 6))
         return f"-----BEGIN {arg}-----\n{body}\n-----END {arg}-----"
@@ -255,6 +256,16 @@ def build() -> dict[str, list[dict[str, object]]]:
     for i, record in enumerate(_round1()):
         record["id"] = f"r1-{i + 1}"
         halves["tuning"].append(record)
+    # Written after the split, to widen what the rules are tuned on: tuning half only.
+    extra = random.Random(SEED + 1)
+    for label, name in (("secret", "tuning-secrets.txt"), ("benign", "tuning-lookalikes.txt")):
+        for i, (kind, context, template) in enumerate(_source(name)):
+            text, secrets = expand(template, kind, extra)
+            assert (label == "secret") == bool(secrets), template
+            record = {"id": f"t{label[0]}-{i + 1}", "label": label, "type": kind}
+            halves["tuning"].append(
+                {**record, "context": context, "secrets": secrets, "text": text}
+            )
     return halves
 
 
