@@ -30,10 +30,9 @@ def redact(
 
     API keys and tokens of ~80 services, passwords and secrets in assignments (.env,
     YAML, JSON, code, netrc, command lines), private keys, credentials in URLs and
-    headers, Kubernetes Secret data. The argument is a path, never the text itself:
-    text on a command line lands in shell history, so pipe it instead,
-    `echo '...' | engram redact`. A path that does not exist is an error that does not
-    repeat the argument (it may be a secret)."""
+    headers, Kubernetes Secret data. The argument is a path, never the text itself: pipe
+    text through stdin, `echo '...' | engram redact`. A path that does not exist is an
+    error that does not repeat the argument (it may be a secret)."""
     from engram.redact import redact_with_findings
 
     if file is None or file == "-":
