@@ -412,3 +412,34 @@ def test_is_secret_key(name: str, secret: bool) -> None:
 )  # fmt: skip
 def test_is_placeholder(value: str, placeholder: bool) -> None:
     assert is_placeholder(value) is placeholder
+
+
+# -- found after the held-out measurement (see docs/privacy.md, "Measured") -----------------
+
+
+def test_kubernetes_secret_placeholders_are_kept() -> None:
+    text = "kind: Secret\nstringData:\n  password: <set-me>\n  token: ${TOKEN}\n  key: abc123"
+    assert redact(text) == text
+
+
+def test_url_password_may_start_with_an_at_sign() -> None:
+    text = f"postgres://svc:@{PASSWORD}@db.internal:5432/app"
+    assert redact(text) == "postgres://svc:[REDACTED:url-credentials]@db.internal:5432/app"
+    assert is_placeholder("@DB_PASSWORD@")  # a build-time substitution stays a placeholder
+
+
+def test_dotted_passphrase_is_no_type_annotation() -> None:
+    assert redact("password: amber.maple.tulip.orbit7") == (
+        "password: [REDACTED:secret-assignment]"
+    )
+    for code in ("password: t.Optional", "token: auth.AccessToken", "key: np.ndarray"):
+        assert redact(code) == code
+
+
+def test_warm_compiles_once() -> None:
+    from engram.redact import warm
+    from engram.redact.scan import compiled
+
+    warm()
+    warm()
+    assert compiled.cache_info().currsize == 1

@@ -163,13 +163,13 @@ def _k8s(m: Candidate, rule: Rule, groups: Groups) -> list[Hit] | None:
             elif entry[1] != indent:
                 break  # the map under data: ends where the indentation changes
             value = entry[2].strip("\"'")
-            if value in ("|", ">", "|-", ">-") or not value or "[REDACTED:" in value:
+            if value in ("|", ">", "|-", ">-") or not value or is_placeholder(value):
                 continue
             start = lo + block.start(2) + entry.start(2) + entry[2].find(value)
             hits.append((rule.type, start, start + len(value)))
     for block in _K8S_JSON.finditer(doc):
         for entry in _K8S_JSON_ENTRY.finditer(block[1]):
-            if "[REDACTED:" not in entry[1]:
+            if not is_placeholder(entry[1]):
                 start = lo + block.start(1) + entry.start(1)
                 hits.append((rule.type, start, start + len(entry[1])))
     return hits or None

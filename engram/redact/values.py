@@ -131,7 +131,7 @@ def sequential_share(value: str) -> float:
 
 # Documentation values, template variables and masks are not secrets:
 # ${X} $X %s {{x}} <k> @X@ [MASK] #{x}, a colour #fff, a YAML tag !vault, an Ansible lookup.
-_PH_START = re.compile(r"[$%{<@\[]|#\{|#[0-9a-fA-F]{3,8}$|![A-Za-z]+$")
+_PH_START = re.compile(r"[$%{<\[]|@\w+@$|#\{|#[0-9a-fA-F]{3,8}$|![A-Za-z]+$")
 _PH_SHAPES = re.compile(r"\{[\w.]*\}|\{\{|<[\w -]+>|\.\.\.|…|\*\*\*|•|x{5}|X{5}")
 _PH_TEXT = ("example", "placeholder", "changeme", "change-me", "change_me", "redacted",
             "replace-me", "replace_me", "replaceme", "replace-with", "replace_with",
@@ -180,7 +180,7 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _TYPE_WORDS = frozenset(
     """str string bytes bytearray int float number bool boolean any unknown object dict list
     tuple set optional union none void buffer uint8array char byte rune secretstr secretbytes
-    secret text varchar""".split()
+    secret text varchar ndarray tensor path""".split()
 )
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\??\.[A-Za-z_$][\w$]*)+!?")
@@ -200,8 +200,11 @@ def is_annotation(value: str) -> bool:
         return True
     if "$" in value:
         return False  # JS identifiers may hold `$`, type names don't: `Raven58$` is a value
-    if _DOTTED.fullmatch(value):
-        return all(reads_as_words(p) or p.lower() in _TYPE_WORDS for p in value.split("."))
+    if _DOTTED.fullmatch(value):  # t.Optional, np.ndarray, models.User: a type's name last
+        parts = value.split(".")
+        if not (parts[-1][:1].isupper() or parts[-1].lower() in _TYPE_WORDS):
+            return False
+        return all(reads_as_words(p) or p.lower() in _TYPE_WORDS for p in parts)
     return bool(_IDENT.fullmatch(value)) and value[0].isupper() and reads_as_words(value)
 
 
