@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -17,8 +18,16 @@ from engram.errors import EngramError
 HOOK_FLAG = "--from-hook"
 
 
-def hook_command() -> str:
-    """What Claude Code runs: this installation's engram, by absolute path."""
+def hook_command(scope: str = "user") -> str:
+    """What Claude Code runs at session start.
+
+    In the user's own settings: this installation's engram, by absolute path (a venv's
+    engram need not be on the PATH Claude Code sees). In a project's settings, which are
+    committed and shared: `engram` through PATH, and a teammate without engram gets no
+    error, since Claude Code runs hook commands through a shell (`|| true`).
+    """
+    if scope == "project":
+        return f"engram prime {HOOK_FLAG} 2>/dev/null || true"
     exe = Path(sys.executable).parent / "engram"
     return f"{exe if exe.exists() else 'engram'} prime {HOOK_FLAG}"
 
@@ -45,11 +54,11 @@ def _ours(entry: Any) -> bool:
     return (
         isinstance(entry, dict)
         and isinstance(entry.get("command"), str)
-        and entry["command"].endswith(f"prime {HOOK_FLAG}")
+        and f"prime {HOOK_FLAG}" in entry["command"]
     )
 
 
-def install_hook(path: Path) -> bool:
+def install_hook(path: Path, scope: str = "user") -> bool:
     """Add the SessionStart hook, keeping everything else; False if it was there."""
     data = _load(path)
     hooks = data.setdefault("hooks", {})
@@ -62,7 +71,7 @@ def install_hook(path: Path) -> bool:
     groups.append(
         {
             "matcher": "startup|resume|clear|compact",
-            "hooks": [{"type": "command", "command": hook_command(), "timeout": 10}],
+            "hooks": [{"type": "command", "command": hook_command(scope), "timeout": 10}],
         }
     )
     _write(path, data)
@@ -93,7 +102,12 @@ def uninstall_hook(path: Path) -> bool:
         del data["hooks"]["SessionStart"]
         if not data["hooks"]:
             del data["hooks"]
-    _write(path, data)
+    if data:
+        _write(path, data)
+    else:  # nothing left but what install created: leave no empty `{}` behind
+        path.unlink()
+        with contextlib.suppress(OSError):  # .claude/ too, if engram made it and it is empty
+            path.parent.rmdir()
     return True
 
 
@@ -156,7 +170,7 @@ def hooks_install(
 ) -> None:
     """Add a SessionStart hook that runs `engram prime` (idempotent; keeps the rest)."""
     path = _target(agent, user, project)
-    changed = install_hook(path)
+    changed = install_hook(path, "project" if project else "user")
     typer.echo(f"{'installed' if changed else 'already installed'}: {path}")
 
 

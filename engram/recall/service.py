@@ -35,6 +35,7 @@ from engram.recall import gate, hybrid
 from engram.recall.embedder import Embedder, make_embedder
 from engram.recall.index import VectorIndex
 from engram.recall.query import QueryCache, query_from_exchange
+from engram.recall.remote import RemoteSource
 from engram.store.db import Store, is_lock_error
 
 log = logging.getLogger("engram.recall")
@@ -103,7 +104,13 @@ class Recaller:
     """Recall for one store; thread-safe; loads the embedder and index once, lazily."""
 
     def __init__(
-        self, store: Store, config: Any = None, *, embedder: Any = _DEFAULT, background: bool = True
+        self,
+        store: Store,
+        config: Any = None,
+        *,
+        embedder: Any = _DEFAULT,
+        background: bool = True,
+        remote: RemoteSource | None = None,
     ) -> None:
         from engram.config import RecallConfig
 
@@ -126,9 +133,8 @@ class Recaller:
         self._warm_thread: threading.Thread | None = None
         self._warm_error: BaseException | None = None
         self._last_check = 0.0
-        from engram.recall.remote import MuninnSource
-
-        self.remote = MuninnSource.create(config) if config is not None else None
+        # Another store to ask as well (MuninnDB), built by the composition root.
+        self.remote = remote
 
     @property
     def embedder(self) -> Embedder | None:
