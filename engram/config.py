@@ -20,7 +20,7 @@ from typing import Any
 
 from engram.errors import ConfigError
 
-SECTIONS = ("store", "mitmproxy", "analyzer", "recall", "proxy", "muninn", "redact")
+SECTIONS = ("store", "mitmproxy", "analyzer", "recall", "proxy", "muninn", "redact", "mcp")
 
 
 def setting(default: Any, help: str, *, env: tuple[str, ...] = (), secret: bool = False) -> Any:
@@ -235,6 +235,16 @@ class RedactConfig:
     pass
 
 
+@dataclass
+class McpConfig:
+    token: str | None = setting(
+        None,
+        "Bearer token `engram mcp --http` requires (default: a new random one, printed at "
+        "start-up)",
+        secret=True,
+    )
+
+
 SECTION_TYPES: dict[str, type] = {
     "store": StoreConfig,
     "mitmproxy": MitmproxyConfig,
@@ -243,6 +253,7 @@ SECTION_TYPES: dict[str, type] = {
     "proxy": ProxyConfig,
     "muninn": MuninnConfig,
     "redact": RedactConfig,
+    "mcp": McpConfig,
 }
 
 
@@ -292,6 +303,7 @@ class Config:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     muninn: MuninnConfig = field(default_factory=MuninnConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
     file: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
 

@@ -74,6 +74,7 @@ def _register() -> None:
     from engram.cli import (
         admin,
         hooks_cmd,
+        mcp_cmd,
         memories,
         mirror,
         ops_cmd,
@@ -89,6 +90,7 @@ def _register() -> None:
     watch.register(app)
     proxy_cmd.register(app)
     hooks_cmd.register(app)
+    mcp_cmd.register(app)
     mirror.register(app)
     privacy.register(app)
     service_cmd.register(app)

@@ -108,12 +108,15 @@ class BackgroundAnalyzer:
         self.thread.join(60)
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     try:
-        return (host.strip("[]") or "127.0.0.1"), int(port)
+        number = int(port)
     except ValueError:
-        raise ConfigError(f"--listen must be HOST:PORT, got {text!r}") from None
+        raise ConfigError(f"{flag} must be HOST:PORT, got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"{flag}: port {number} is out of range (0-65535)")
+    return (host.strip("[]") or "127.0.0.1"), number
 
 
 def register(app: typer.Typer) -> None:
