@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import EngramError
 
@@ -97,112 +98,114 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     jsonfile.write(path, data)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def prime(
-        ctx: typer.Context,
-        project: Path | None = typer.Option(
-            None, "--project", "-p", help="Project directory [default: the current git work tree]."
-        ),
-        budget: int = typer.Option(1500, "--budget", min=100, help="Token budget."),
-        from_hook: bool = typer.Option(False, HOOK_FLAG, hidden=True),
-    ) -> None:
-        """Print the project's and global memories that matter most, for an agent's
-        session-start context (Claude Code: `engram hooks install claude`)."""
-        from engram.paths import project_root
-        from engram.prime import prime as build
+@app.command()
+def prime(
+    ctx: typer.Context,
+    project: Path | None = typer.Option(
+        None, "--project", "-p", help="Project directory [default: the current git work tree]."
+    ),
+    budget: int = typer.Option(1500, "--budget", min=100, help="Token budget."),
+    from_hook: bool = typer.Option(False, HOOK_FLAG, hidden=True),
+) -> None:
+    """Print the project's and global memories that matter most, for an agent's
+    session-start context (Claude Code: `engram hooks install claude`)."""
+    from engram.paths import project_root
+    from engram.prime import prime as build
 
-        try:
-            directory = project or _hook_project() if from_hook else project
-            root = str(project_root(directory) if directory else project_root())
-            with state(ctx).store.read() as conn:
-                text = build(conn, root, budget).render(root)
-        except Exception as exc:
-            if from_hook:  # a session must never fail to start because of engram
-                sys.stderr.write(f"engram prime: {exc}\n")
-                return
-            raise
-        if text:
-            sys.stdout.write(text)
-
-    hooks_app = typer.Typer(
-        help="Agent hooks (Claude Code's SessionStart runs `engram prime`).", no_args_is_help=True
-    )
-    app.add_typer(hooks_app, name="hooks")
-
-    def _target(agent: str, user: bool, project: bool) -> Path:
-        if agent != "claude":
-            raise EngramError(f"hooks exist for claude only, not {agent!r}")
-        if user and project:
-            raise EngramError("choose --user or --project, not both")
-        from engram.paths import project_root
-
-        return settings_path("project" if project else "user", project_root())
-
-    @hooks_app.command("install")
-    def hooks_install(
-        ctx: typer.Context,
-        agent: str = typer.Argument(..., help="claude"),
-        user: bool = typer.Option(False, "--user", help="~/.claude/settings.json (default)."),
-        project: bool = typer.Option(
-            False, "--project", help=".claude/settings.json of this project."
-        ),
-        mcp: bool = typer.Option(
-            False,
-            "--mcp",
-            help="Register the `engram mcp` server instead of the hook (user: ~/.claude.json, "
-            "project: .mcp.json; through `claude mcp add` when claude is on PATH).",
-        ),
-    ) -> None:
-        """Add a SessionStart hook that runs `engram prime` (idempotent; keeps the rest),
-        or with --mcp register engram's MCP server with Claude Code."""
-        if mcp:
-            from engram.mcp import register
-
-            scope, root = _mcp_target(agent, user, project)
-            outcome = register.install(scope, root, _global_args(ctx))
-            typer.echo(f"{outcome}: MCP server engram in {register.config_path(scope, root)}")
+    try:
+        directory = project or _hook_project() if from_hook else project
+        root = str(project_root(directory) if directory else project_root())
+        with state(ctx).store.read() as conn:
+            text = build(conn, root, budget).render(root)
+    except Exception as exc:
+        if from_hook:  # a session must never fail to start because of engram
+            sys.stderr.write(f"engram prime: {exc}\n")
             return
-        path = _target(agent, user, project)
-        changed = install_hook(path)
-        typer.echo(f"{'installed' if changed else 'already installed'}: {path}")
+        raise
+    if text:
+        sys.stdout.write(text)
 
-    @hooks_app.command("uninstall")
-    def hooks_uninstall(
-        agent: str = typer.Argument(..., help="claude"),
-        user: bool = typer.Option(False, "--user"),
-        project: bool = typer.Option(False, "--project"),
-        mcp: bool = typer.Option(False, "--mcp", help="Remove the MCP server entry instead."),
-    ) -> None:
-        """Remove exactly the hook (or with --mcp the MCP server) `engram hooks install`
-        added."""
-        if mcp:
-            from engram.mcp import register
 
-            scope, root = _mcp_target(agent, user, project)
-            removed = register.uninstall(scope, root)
-            where = register.config_path(scope, root)
-            typer.echo(f"{'removed' if removed else 'not installed'}: MCP server engram in {where}")
-            return
-        path = _target(agent, user, project)
-        changed = uninstall_hook(path)
-        typer.echo(f"{'removed' if changed else 'not installed'}: {path}")
+hooks_app = typer.Typer(
+    help="Agent hooks (Claude Code's SessionStart runs `engram prime`).", no_args_is_help=True
+)
+app.add_typer(hooks_app, name="hooks")
 
-    def _mcp_target(agent: str, user: bool, project: bool) -> tuple[str, Path]:
-        _target(agent, user, project)  # the same checks as for the hook
-        from engram.paths import project_root
 
-        return ("project" if project else "user"), project_root()
+def _target(agent: str, user: bool, project: bool) -> Path:
+    if agent != "claude":
+        raise EngramError(f"hooks exist for claude only, not {agent!r}")
+    if user and project:
+        raise EngramError("choose --user or --project, not both")
+    from engram.paths import project_root
 
-    def _global_args(ctx: typer.Context) -> list[str]:
-        """--db/--config given to this command, passed on to the registered server."""
-        st = state(ctx)
-        args = []
-        if st.db_flag:
-            args += ["--db", str(Path(st.db_flag).expanduser().resolve())]
-        if st.config_flag:
-            args += ["--config", str(Path(st.config_flag).expanduser().resolve())]
-        return args
+    return settings_path("project" if project else "user", project_root())
+
+
+@hooks_app.command("install")
+def hooks_install(
+    ctx: typer.Context,
+    agent: str = typer.Argument(..., help="claude"),
+    user: bool = typer.Option(False, "--user", help="~/.claude/settings.json (default)."),
+    project: bool = typer.Option(False, "--project", help=".claude/settings.json of this project."),
+    mcp: bool = typer.Option(
+        False,
+        "--mcp",
+        help="Register the `engram mcp` server instead of the hook (user: ~/.claude.json, "
+        "project: .mcp.json; through `claude mcp add` when claude is on PATH).",
+    ),
+) -> None:
+    """Add a SessionStart hook that runs `engram prime` (idempotent; keeps the rest), or
+    with --mcp register engram's MCP server with Claude Code."""
+    if mcp:
+        from engram.mcp import register
+
+        scope, root = _mcp_target(agent, user, project)
+        outcome = register.install(scope, root, _global_args(ctx))
+        typer.echo(f"{outcome}: MCP server engram in {register.config_path(scope, root)}")
+        return
+    path = _target(agent, user, project)
+    changed = install_hook(path)
+    typer.echo(f"{'installed' if changed else 'already installed'}: {path}")
+
+
+@hooks_app.command("uninstall")
+def hooks_uninstall(
+    agent: str = typer.Argument(..., help="claude"),
+    user: bool = typer.Option(False, "--user"),
+    project: bool = typer.Option(False, "--project"),
+    mcp: bool = typer.Option(False, "--mcp", help="Remove the MCP server entry instead."),
+) -> None:
+    """Remove exactly the hook (or with --mcp the MCP server) `engram hooks install` added."""
+    if mcp:
+        from engram.mcp import register
+
+        scope, root = _mcp_target(agent, user, project)
+        removed = register.uninstall(scope, root)
+        where = register.config_path(scope, root)
+        typer.echo(f"{'removed' if removed else 'not installed'}: MCP server engram in {where}")
+        return
+    path = _target(agent, user, project)
+    changed = uninstall_hook(path)
+    typer.echo(f"{'removed' if changed else 'not installed'}: {path}")
+
+
+def _mcp_target(agent: str, user: bool, project: bool) -> tuple[str, Path]:
+    _target(agent, user, project)  # the same checks as for the hook
+    from engram.paths import project_root
+
+    return ("project" if project else "user"), project_root()
+
+
+def _global_args(ctx: typer.Context) -> list[str]:
+    """--db/--config given to this command, passed on to the registered server."""
+    st = state(ctx)
+    args = []
+    if st.db_flag:
+        args += ["--db", str(Path(st.db_flag).expanduser().resolve())]
+    if st.config_flag:
+        args += ["--config", str(Path(st.config_flag).expanduser().resolve())]
+    return args
 
 
 def _hook_project() -> Path | None:

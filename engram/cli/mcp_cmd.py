@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
 
@@ -41,67 +42,66 @@ def loopback_socket(listen: str) -> socket.socket:
         raise EngramError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("mcp")
-    def mcp_(
-        ctx: typer.Context,
-        http: str | None = typer.Option(
-            None,
-            "--http",
-            metavar="HOST:PORT",
-            help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (loopback "
-            "only; clients send `Authorization: Bearer TOKEN`, TOKEN from mcp.token or "
-            "printed at start).",
-        ),
-        project: Path | None = typer.Option(
-            None,
-            "--project",
-            "-p",
-            help="The project when the client offers no roots and the server's directory "
-            "is not a git work tree.",
-        ),
-        budget: int = typer.Option(
-            4000,
-            "--budget",
-            min=100,
-            max=100_000,
-            help="Token budget of the engram://project/memories resource.",
-        ),
-    ) -> None:
-        """Serve engram's memory to an agent over MCP: tools memory_search, memory_add,
-        memory_supersede, memory_forget, memory_recent and memory_explain, and the
-        resource engram://project/memories. Stdio by default (what agents start from their
-        config; see docs/mcp.md, or `engram hooks install claude --mcp`)."""
-        from engram.mcp.memory import MemoryTools
+@app.command("mcp")
+def mcp_(
+    ctx: typer.Context,
+    http: str | None = typer.Option(
+        None,
+        "--http",
+        metavar="HOST:PORT",
+        help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (loopback "
+        "only; clients send `Authorization: Bearer TOKEN`, TOKEN from mcp.token or "
+        "printed at start).",
+    ),
+    project: Path | None = typer.Option(
+        None,
+        "--project",
+        "-p",
+        help="The project when the client offers no roots and the server's directory "
+        "is not a git work tree.",
+    ),
+    budget: int = typer.Option(
+        4000,
+        "--budget",
+        min=100,
+        max=100_000,
+        help="Token budget of the engram://project/memories resource.",
+    ),
+) -> None:
+    """Serve engram's memory to an agent over MCP: tools memory_search, memory_add,
+    memory_supersede, memory_forget, memory_recent and memory_explain, and the
+    resource engram://project/memories. Stdio by default (what agents start from their
+    config; see docs/mcp.md, or `engram hooks install claude --mcp`)."""
+    from engram.mcp.memory import MemoryTools
 
-        st = state(ctx)
-        tools = MemoryTools(st.store, st.config)
-        st.store.ensure()  # a broken database fails here, as one line
-        sock = loopback_socket(http) if http is not None else None
-        from engram.mcp import server  # the SDK: ~0.5 s, before the model starts loading
+    st = state(ctx)
+    tools = MemoryTools(st.store, st.config)
+    st.store.ensure()  # a broken database fails here, as one line
+    sock = loopback_socket(http) if http is not None else None
+    from engram.mcp import server  # the SDK: ~0.5 s, before the model starts loading
 
-        if sock is None:
-            app_ = server.build(tools, cwd=Path.cwd(), project_flag=project, budget=budget)
-            tools.warm(background=True)
-            server.run_stdio(app_)
-            return
-        host, port = sock.getsockname()[:2]
-        import secrets
-
-        token = st.config.mcp.token or secrets.token_urlsafe(32)
-        app_ = server.build(
-            tools, cwd=Path.cwd(), project_flag=project, budget=budget, http=(host, port, token)
-        )
-        url_host = f"[{host}]" if ":" in host else host
-        sys.stderr.write(f"engram mcp: serving http://{url_host}:{port}/mcp\n")
-        if not st.config.mcp.token:
-            sys.stderr.write(
-                f"engram mcp: bearer token {token}\n"
-                "  (a new one at every start; set mcp.token or ENGRAM_MCP_TOKEN to keep one)\n"
-            )
-        sys.stderr.flush()
+    if sock is None:
+        app_ = server.build(tools, cwd=Path.cwd(), project_flag=project, budget=budget)
         tools.warm(background=True)
-        try:
-            server.run_http(app_, sock)
-        finally:
-            sock.close()
+        server.run_stdio(app_)
+        return
+    host, port = sock.getsockname()[:2]
+    import secrets
+
+    token = st.config.mcp.token or secrets.token_urlsafe(32)
+    app_ = server.build(
+        tools, cwd=Path.cwd(), project_flag=project, budget=budget, http=(host, port, token)
+    )
+    url_host = f"[{host}]" if ":" in host else host
+    sys.stderr.write(f"engram mcp: serving http://{url_host}:{port}/mcp\n")
+    if not st.config.mcp.token:
+        sys.stderr.write(
+            f"engram mcp: bearer token {token}\n"
+            "  (a new one at every start; set mcp.token or ENGRAM_MCP_TOKEN to keep one)\n"
+        )
+    sys.stderr.flush()
+    tools.warm(background=True)
+    try:
+        server.run_http(app_, sock)
+    finally:
+        sock.close()
