@@ -22,6 +22,7 @@ in-process, the same ranking as recall plus one primary-key lookup per hit.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +111,19 @@ class MemoryTools:
         self.store = store
         self.config = config
         self.recaller = recaller or Recaller(store, config)
+        self._refresh_s = self.recaller.config.refresh_ms / 1000
+        self._checked = 0.0
+        self._dirty = False
+
+    def _catch_up(self) -> None:
+        """Bring the vector index up to date before a search: at once after a write of
+        ours (a fact just added is found by meaning too), otherwise at most every
+        recall.refresh_ms (other processes' writes; the check costs ~1 ms)."""
+        now = time.monotonic()
+        if self._dirty or now - self._checked >= self._refresh_s:
+            self._dirty = False
+            self._checked = now
+            self.recaller.refresh()
 
     def warm(self, background: bool = True) -> None:
         """Load the embedding model and index now (or off-thread), not on the first search."""
@@ -125,6 +139,8 @@ class MemoryTools:
         text = _query(query)
         limit = _bounded(limit, SEARCH_LIMIT, "limit")
         scopes = self._search_scopes(caller, scope)
+        self.recaller.warm()
+        self._catch_up()
         hits = semantic_search(
             self.store, self.config, text, scopes=scopes, limit=limit, recaller=self.recaller
         )
@@ -180,6 +196,7 @@ class MemoryTools:
                 source=caller.actor,
                 actor=caller.actor,
             )
+        self._dirty = True
         out: dict[str, Any] = {
             "id": result.memory.id,
             "created": result.created,
@@ -198,6 +215,7 @@ class MemoryTools:
             old, new = memories.supersede(
                 session, full, clean, source=caller.actor, actor=caller.actor
             )
+        self._dirty = True
         out = {"id": new.id, "superseded": old.id, "memory": memory_view(new)}
         return _with_redaction_note(out, secrets)
 
@@ -208,6 +226,7 @@ class MemoryTools:
         why = redact(" ".join(reason.split()))[:MAX_REASON_CHARS] if reason else None
         with self.store.write() as session:
             after = memories.forget(session, before.id, actor=caller.actor, reason=why or None)
+        self._dirty = True
         out: dict[str, Any] = {"id": after.id, "status": after.status}
         out["note"] = (
             f"{after.id} was already forgotten"

@@ -460,15 +460,11 @@ def semantic_search(
     stays if it shares a word with the query (BM25 matched it) or scores half of
     recall.min_score; semantic search (`fusion="vector"`) keeps cosines of
     SEARCH_MIN_COSINE and up. A long-lived caller (the MCP server) passes its own warm
-    `recaller`, caught up with memory changes here so that a fact added a moment ago is
-    found by meaning too."""
+    `recaller` and keeps it current itself (`Recaller.refresh`)."""
     from engram.store import reader
 
-    caught_up = recaller is None  # a new one's index is built from the current state
     recaller = recaller or Recaller(store, config, background=False)
     recaller.warm()
-    if not caught_up:
-        recaller.refresh()
     pool = max(limit * 3, 40)
     with store.read() as conn:
         if scopes is None:
