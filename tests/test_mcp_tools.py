@@ -9,6 +9,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from engram.mcp import project
 from engram.mcp.memory import Caller, MemoryTools, client_label
 from engram.store.db import Store
 from tests.conftest import Cli
+from tests.support.wait import wait_until
 
 
 @pytest.fixture
@@ -55,31 +57,51 @@ def test_client_names_are_safe_actor_labels() -> None:
     assert len(client_label("x" * 500)) == 64
 
 
-def test_reads_work_while_another_process_holds_the_write_lock(
+def test_reads_never_wait_for_another_process_holding_the_write_lock(
     cli: Cli, db_path: Path, repo: Path
 ) -> None:
     cli("add", "--scope", str(repo), "The API is served by gunicorn behind nginx")
-    config = Config()
-    config.store.busy_timeout_ms = 300
-    tools = MemoryTools(Store(db_path, 300), config)
+    tools = MemoryTools(Store(db_path, 30_000), Config())  # a writer would wait 30 s
     tools.warm(background=False)
+    # Another process adds a memory the index has not seen (its vector is not stored)...
+    cli("add", "--scope", str(repo), "Gunicorn runs four workers per core")
     me = Caller("tester", str(repo))
     writer = sqlite3.connect(db_path, isolation_level=None)
     try:
-        writer.execute("BEGIN IMMEDIATE")  # the proxy or watcher in mid-write
-        found = tools.search(me, "what serves the API")
-        assert [m["content"] for m in found["memories"]] == [
-            "The API is served by gunicorn behind nginx"
-        ]
-        assert tools.recent(me)["memories"]
-        assert tools.explain(me, "what serves the API")["candidates"]
-        assert "gunicorn" in tools.project_markdown(me, 1000)
-        with pytest.raises(EngramError, match="locked"):
-            tools.add(me, "Workers are restarted nightly")
+        writer.execute("BEGIN IMMEDIATE")  # ...and the proxy or watcher is mid-write.
+        answers: list[object] = []
+
+        def read_all() -> None:
+            answers.append(tools.search(me, "gunicorn workers"))
+            answers.append(tools.recent(me))
+            answers.append(tools.explain(me, "what serves the API"))
+            answers.append(tools.project_markdown(me, 1000))
+
+        reader = threading.Thread(target=read_all, daemon=True)
+        reader.start()
+        wait_until(lambda: len(answers) == 4, timeout=10, what="reads while locked")
+        found = answers[0]["memories"]  # type: ignore[index]
+        assert {m["content"] for m in found} >= {"Gunicorn runs four workers per core"}
+        assert "gunicorn" in str(answers[3])
     finally:
         writer.execute("ROLLBACK")
         writer.close()
     assert tools.add(me, "Workers are restarted nightly")["created"]
+
+
+def test_a_write_waits_for_the_busy_timeout_then_says_locked(
+    cli: Cli, db_path: Path, repo: Path
+) -> None:
+    tools = MemoryTools(Store(db_path, 200), Config())
+    tools.store.ensure()
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        with pytest.raises(EngramError, match="locked"):
+            tools.add(Caller("tester", str(repo)), "Workers are restarted nightly")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_a_session_without_project_sees_and_writes_global_only(cli: Cli, db_path: Path) -> None:

@@ -21,7 +21,9 @@ in-process, the same ranking as recall plus one primary-key lookup per hit.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,8 @@ from engram.redact import redact, redact_with_findings
 from engram.store import reader, schema
 from engram.store.db import Store
 from engram.store.records import MemoryRecord
+
+log = logging.getLogger("engram.mcp")
 
 MAX_QUERY_CHARS = 8000
 MAX_REASON_CHARS = 500
@@ -113,17 +117,36 @@ class MemoryTools:
         self.recaller = recaller or Recaller(store, config)
         self._refresh_s = self.recaller.config.refresh_ms / 1000
         self._checked = 0.0
-        self._dirty = False
+        self._refreshing = threading.Lock()
 
-    def _catch_up(self) -> None:
-        """Bring the vector index up to date before a search: at once after a write of
-        ours (a fact just added is found by meaning too), otherwise at most every
-        recall.refresh_ms (other processes' writes; the check costs ~1 ms)."""
+    def _catch_up_later(self) -> None:
+        """Other processes' changes reach the vector index off the search path, at most
+        every recall.refresh_ms: applying them may embed and store new memories' vectors,
+        a write that must not make a search wait for another process's write lock (BM25
+        finds a new memory by its words meanwhile; a forgotten one is never returned)."""
         now = time.monotonic()
-        if self._dirty or now - self._checked >= self._refresh_s:
-            self._dirty = False
-            self._checked = now
-            self.recaller.refresh()
+        if now - self._checked < self._refresh_s or not self._refreshing.acquire(blocking=False):
+            return
+        self._checked = now
+
+        def run() -> None:
+            try:
+                self.recaller.refresh()
+            except Exception as exc:  # the next check tries again
+                log.warning("engram mcp: recall index refresh failed: %s", exc)
+            finally:
+                self._refreshing.release()
+
+        threading.Thread(target=run, name="engram-mcp-refresh", daemon=True).start()
+
+    def _caught_up(self) -> None:
+        """After a write of ours, on the writing thread: the next search finds the new
+        memory by meaning too."""
+        with self._refreshing:
+            try:
+                self.recaller.refresh()
+            except Exception as exc:
+                log.warning("engram mcp: recall index refresh failed: %s", exc)
 
     def warm(self, background: bool = True) -> None:
         """Load the embedding model and index now (or off-thread), not on the first search."""
@@ -140,7 +163,7 @@ class MemoryTools:
         limit = _bounded(limit, SEARCH_LIMIT, "limit")
         scopes = self._search_scopes(caller, scope)
         self.recaller.warm()
-        self._catch_up()
+        self._catch_up_later()
         hits = semantic_search(
             self.store, self.config, text, scopes=scopes, limit=limit, recaller=self.recaller
         )
@@ -196,7 +219,7 @@ class MemoryTools:
                 source=caller.actor,
                 actor=caller.actor,
             )
-        self._dirty = True
+        self._caught_up()
         out: dict[str, Any] = {
             "id": result.memory.id,
             "created": result.created,
@@ -215,7 +238,7 @@ class MemoryTools:
             old, new = memories.supersede(
                 session, full, clean, source=caller.actor, actor=caller.actor
             )
-        self._dirty = True
+        self._caught_up()
         out = {"id": new.id, "superseded": old.id, "memory": memory_view(new)}
         return _with_redaction_note(out, secrets)
 
@@ -226,7 +249,7 @@ class MemoryTools:
         why = redact(" ".join(reason.split()))[:MAX_REASON_CHARS] if reason else None
         with self.store.write() as session:
             after = memories.forget(session, before.id, actor=caller.actor, reason=why or None)
-        self._dirty = True
+        self._caught_up()
         out: dict[str, Any] = {"id": after.id, "status": after.status}
         out["note"] = (
             f"{after.id} was already forgotten"
