@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engram.store import schema
 from tests.conftest import Cli
 from tests.support.mcp_client import error_text, payload, stdio_session
 
@@ -69,6 +71,8 @@ async def test_tools_search_add_correct_and_explain(cli: Cli, db_path: Path, sho
         add_schema = next(t for t in listed.tools if t.name == "memory_add").inputSchema
         assert set(add_schema["properties"]) == {"content", "kind", "scope"}
         assert add_schema["required"] == ["content"]
+        kinds = json.dumps(add_schema["properties"]["kind"])
+        assert all(f'"{kind}"' in kinds for kind in schema.KINDS)
 
         added = payload(
             await s.call_tool(
@@ -202,3 +206,18 @@ async def test_project_without_roots_is_the_servers_git_tree(db_path: Path, shop
     async with stdio_session(db_path, cwd=sub, roots=None) as s:
         added = payload(await s.call_tool("memory_add", {"content": "src holds the app code"}))
         assert added["memory"]["scope"] == str(shop)
+
+
+async def test_project_follows_the_clients_roots(db_path: Path, shop: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    roots = [shop]
+    async with stdio_session(db_path, cwd=tmp_path, roots=roots) as s:
+        first = payload(await s.call_tool("memory_add", {"content": "Shop uses Postgres 16"}))
+        assert first["memory"]["scope"] == str(shop)
+        roots[:] = [other]
+        await s.send_roots_list_changed()
+        second = payload(await s.call_tool("memory_add", {"content": "Other uses SQLite"}))
+        assert second["memory"]["scope"] == str(other)
+        mine = payload(await s.call_tool("memory_recent", {}))
+        assert [m["content"] for m in mine["memories"]] == ["Other uses SQLite"]

@@ -99,6 +99,12 @@ RESOURCE_DOC = (
 )
 
 READ = types.ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+ADD = types.ToolAnnotations(
+    readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False
+)
+CHANGE = types.ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False)
+# engram.store.schema.Kind, spelled out for the tool's schema (a test keeps them equal).
+KindName = Literal["fact", "decision", "preference", "procedure", "gotcha"]
 
 
 class Sessions:
@@ -207,18 +213,12 @@ def build(
     ) -> dict[str, Any]:
         return await _run(tools.search, await sessions.caller(ctx), query, limit, scope)
 
-    @app.tool(
-        name="memory_add",
-        description=ADD_DOC,
-        annotations=types.ToolAnnotations(
-            readOnlyHint=False, destructiveHint=False, idempotentHint=True, openWorldHint=False
-        ),
-    )
+    @app.tool(name="memory_add", description=ADD_DOC, annotations=ADD)
     async def memory_add(
         ctx: Context[Any, Any, Any],
         content: Annotated[str, Field(description="The fact, as one self-contained statement.")],
         kind: Annotated[
-            Literal["fact", "decision", "preference", "procedure", "gotcha"] | None,
+            KindName | None,
             Field(description="What it is. Default: fact."),
         ] = None,
         scope: Annotated[
@@ -228,13 +228,7 @@ def build(
     ) -> dict[str, Any]:
         return await _run(tools.add, await sessions.caller(ctx), content, kind, scope)
 
-    @app.tool(
-        name="memory_supersede",
-        description=SUPERSEDE_DOC,
-        annotations=types.ToolAnnotations(
-            readOnlyHint=False, destructiveHint=True, openWorldHint=False
-        ),
-    )
+    @app.tool(name="memory_supersede", description=SUPERSEDE_DOC, annotations=CHANGE)
     async def memory_supersede(
         ctx: Context[Any, Any, Any],
         id: Annotated[str, Field(description="The memory to correct, e.g. m-7k2q9x4d.")],
@@ -242,13 +236,7 @@ def build(
     ) -> dict[str, Any]:
         return await _run(tools.supersede, await sessions.caller(ctx), id, content)
 
-    @app.tool(
-        name="memory_forget",
-        description=FORGET_DOC,
-        annotations=types.ToolAnnotations(
-            readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False
-        ),
-    )
+    @app.tool(name="memory_forget", description=FORGET_DOC, annotations=CHANGE)
     async def memory_forget(
         ctx: Context[Any, Any, Any],
         id: Annotated[str, Field(description="The memory to forget, e.g. m-7k2q9x4d.")],
