@@ -52,7 +52,9 @@ class Served:
 
     @property
     def url(self) -> str:
-        return wait_until(lambda: self.find(r"serving (\S+)"), what="the server's address")
+        # Start-up under a loaded 2-core CI machine (a new database, the SDK import) takes
+        # seconds; bounded generously.
+        return wait_until(lambda: self.find(r"serving (\S+)"), timeout=60, what="the address")
 
 
 @pytest.fixture
