@@ -21,7 +21,7 @@ from typing import Any
 
 from engram.errors import ConfigError
 
-SECTIONS = ("store", "mitmproxy", "analyzer", "recall", "proxy", "muninn", "redact")
+SECTIONS = ("store", "mitmproxy", "analyzer", "recall", "proxy", "muninn", "redact", "mcp")
 
 
 def setting(
@@ -311,6 +311,16 @@ class RedactConfig:
     pass
 
 
+@dataclass
+class McpConfig:
+    token: str | None = setting(
+        None,
+        "Bearer token `engram mcp --http` requires (default: a new random one, printed at "
+        "start-up)",
+        secret=True,
+    )
+
+
 SECTION_TYPES: dict[str, type] = {
     "store": StoreConfig,
     "mitmproxy": MitmproxyConfig,
@@ -319,6 +329,7 @@ SECTION_TYPES: dict[str, type] = {
     "proxy": ProxyConfig,
     "muninn": MuninnConfig,
     "redact": RedactConfig,
+    "mcp": McpConfig,
 }
 
 
@@ -412,6 +423,7 @@ class Config:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     muninn: MuninnConfig = field(default_factory=MuninnConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
     file: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
     # Deprecated names that were used; the CLI prints each once as a warning.

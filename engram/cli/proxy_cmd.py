@@ -45,12 +45,15 @@ def _run_intercepted(st: Any, chosen: Any, route: Any, args: list[str], inject: 
         interceptor.stop()
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     try:
-        return (host.strip("[]") or "127.0.0.1"), int(port)
+        number = int(port)
     except ValueError:
-        raise ConfigError(f"--listen must be HOST:PORT, got {text!r}") from None
+        raise ConfigError(f"{flag} must be HOST:PORT, got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"{flag}: port {number} is out of range (0-65535)")
+    return (host.strip("[]") or "127.0.0.1"), number
 
 
 @app.command()
