@@ -60,6 +60,17 @@ def resolve(ctx: typer.Context, memory_id: str) -> str:
         return reader.resolve_id(conn, memory_id)
 
 
+def note_redaction(given: str, stored: str) -> None:
+    """Say so when the store redacted a secret from what the user typed."""
+    marker = "[REDACTED:"
+    found = stored.count(marker) - given.count(marker)
+    if found > 0:
+        render.note(
+            f"note: {found} secret{'s' if found > 1 else ''} redacted before storing "
+            "(engram never stores credentials)"
+        )
+
+
 def memory_rows(memories: list[MemoryRecord]) -> list[list[str]]:
     return [
         [
@@ -113,6 +124,7 @@ def add(
     typer.echo(result.memory.id)
     if not result.created:
         render.note(f"already remembered as {result.memory.id}; nothing added")
+    note_redaction(content, result.memory.content)
 
 
 @app.command("list")
@@ -212,8 +224,9 @@ def edit(
     content = read_text_arg(text, file)
     full = resolve(ctx, memory_id)
     with state(ctx).store.write() as session:
-        memories.edit(session, full, content)
+        record = memories.edit(session, full, content)
     typer.echo(full)
+    note_redaction(content, record.content)
 
 
 @app.command()
@@ -233,6 +246,7 @@ def supersede(
     with state(ctx).store.write() as session:
         _old, new = memories.supersede(session, full, content, kind=kind)
     typer.echo(new.id)
+    note_redaction(content, new.content)
 
 
 @app.command()
