@@ -43,6 +43,15 @@ def is_lock_error(exc: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
+def is_full_error(exc: BaseException) -> bool:
+    """SQLITE_FULL: the disk (or its quota) has no room for the write."""
+    return "database or disk is full" in str(exc).lower()
+
+
+class DiskFull(EngramError):
+    pass
+
+
 class Store:
     """One engram database file. Cheap to construct; touches the disk on first use."""
 
@@ -116,9 +125,24 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if is_lock_error(exc):
                 raise self.locked_error() from None
+            if is_full_error(exc) or self._disk_full():
+                # Opening in WAL mode needs room for the -shm/-wal files: on a full disk
+                # SQLite says "disk I/O error", which would read as a corrupt database.
+                raise DiskFull(
+                    f"the disk holding {self.path} is full: cannot open the database",
+                    hint="free some space and start again",
+                ) from None
             raise EngramError(f"{self.path} is not a usable SQLite database: {exc}") from None
         finally:
             conn.close()
+
+    def _disk_full(self) -> bool:
+        import shutil
+
+        try:
+            return shutil.disk_usage(self.path.parent).free < 64 * 1024
+        except OSError:
+            return False
 
     def current_revision(self) -> str | None:
         self._check_file()
@@ -189,6 +213,12 @@ class Store:
         except OperationalError as exc:
             if is_lock_error(exc):
                 raise self.locked_error() from None
+            if is_full_error(exc):
+                raise DiskFull(
+                    f"the disk holding {self.path} is full: nothing new can be recorded",
+                    hint="free some space; the transaction was rolled back, and sources "
+                    "offer what they had not journaled again",
+                ) from None
             raise
 
     def locked_error(self) -> DatabaseLocked:
