@@ -81,11 +81,13 @@ def _register() -> None:
         proxy_cmd,
         recall_cmd,
         service_cmd,
+        ui_cmd,
         watch,
     )
 
     memories.register(app)
     recall_cmd.register(app)
+    ui_cmd.register(app)
     watch.register(app)
     proxy_cmd.register(app)
     hooks_cmd.register(app)

@@ -451,15 +451,17 @@ def semantic_search(
     kind: str | None = None,
     limit: int = 20,
     fusion: str | None = None,
+    recaller: Recaller | None = None,
 ) -> list[tuple[Any, float]]:
     """`engram search` with recall's ranking: (MemoryRecord, score) best first, over one
     scope or all of them, without the gate but with a floor, since the vector ranker
     scores every memory and a search should list related ones only: a memory stays if
     it shares a word with the query (BM25 matched it) or scores half of recall.min_score;
-    semantic search (`fusion="vector"`) keeps cosines of SEARCH_MIN_COSINE and up."""
+    semantic search (`fusion="vector"`) keeps cosines of SEARCH_MIN_COSINE and up.
+    A long-lived caller (the web UI) passes its warm `recaller`; the CLI makes one."""
     from engram.store import reader
 
-    recaller = Recaller(store, config, background=False)
+    recaller = recaller or Recaller(store, config, background=False)
     recaller.warm()
     pool = max(limit * 3, 40)
     with store.read() as conn:

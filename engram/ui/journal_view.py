@@ -1,0 +1,185 @@
+"""Conversation and request pages (what each agent request carried, what recall gave it
+and what the analyzer learned from it) and the recall playground."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engram.store import journal_pages, memory_pages, schema
+from engram.store.journal_pages import ExchangeFilter, ExchangeView
+from engram.ui.web import BadRequest, Deps, Page, Req, pages
+
+PER_PAGE = 50
+PER_CONVERSATION = 25
+TURN_CHARS = 20_000  # longer texts (tool results, pasted files) are cut, with a note
+
+
+def _exchange_id(req: Req) -> int:
+    raw = req.match["id"]
+    if not raw.isdigit():
+        raise BadRequest(f"{raw!r} is not an exchange id")
+    return int(raw)
+
+
+def _decorate(conn: Any, views: list[ExchangeView]) -> list[dict[str, Any]]:
+    """Each exchange with the memories derived from it and its recall audit."""
+    derived = memory_pages.derived_from(conn, [v.id for v in views])
+    return [
+        {
+            "x": v.row,
+            "turns": [_cut(t) for t in v.turns],
+            "derived": derived.get(v.id, []),
+            "audit": audit_of(v.row),
+        }
+        for v in views
+    ]
+
+
+def audit_of(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The recall decision recorded for an exchange, if its source recorded one."""
+    return None
+
+
+def _cut(turn: dict[str, Any]) -> dict[str, Any]:
+    def cut(text: str | None) -> tuple[str, int]:
+        text = text or ""
+        return (text, 0) if len(text) <= TURN_CHARS else (text[:TURN_CHARS], len(text))
+
+    text, full = cut(turn.get("text"))
+    out = {**turn, "text": text, "cut": full}
+    out["tool_results"] = [
+        {**r, "content": cut(r.get("content"))[0], "cut": cut(r.get("content"))[1]}
+        for r in turn.get("tool_results") or []
+    ]
+    return out
+
+
+def requests_list(deps: Deps, req: Req) -> Page:
+    where = ExchangeFilter(
+        project=req.arg("project"), source=req.arg("source"), status=req.arg("status")
+    )
+    before = req.int_arg("before", 0, low=0) or None
+    with deps.store.read() as conn:
+        views = journal_pages.page(conn, where, before=before, limit=PER_PAGE + 1)
+        more = len(views) > PER_PAGE
+        views = views[:PER_PAGE]
+        items = _decorate(conn, views)
+        projects = journal_pages.distinct_values(conn, "project")
+        sources = journal_pages.distinct_values(conn, "source")
+    return Page(
+        "requests.html",
+        {
+            "title": "Requests",
+            "nav": "requests",
+            "items": items,
+            "next_before": views[-1].id if more and views else None,
+            "where": where,
+            "projects": projects,
+            "sources": sources,
+            "statuses": tuple(schema.ExchangeStatus),
+        },
+    )
+
+
+def request_detail(deps: Deps, req: Req) -> Page:
+    exchange_id = _exchange_id(req)
+    with deps.store.read() as conn:
+        view = journal_pages.get(conn, exchange_id)
+        item = _decorate(conn, [view])[0]
+        runs = journal_pages.analyzer_runs_for(conn, exchange_id)
+    return Page(
+        "request.html",
+        {"title": f"Request {exchange_id}", "nav": "requests", "item": item, "runs": runs},
+    )
+
+
+def conversations_list(deps: Deps, req: Req) -> Page:
+    project = req.arg("project")
+    page = req.int_arg("page", 1, low=1)
+    with deps.store.read() as conn:
+        rows, total = journal_pages.conversations(
+            conn, project=project, offset=(page - 1) * PER_PAGE, limit=PER_PAGE
+        )
+        projects = journal_pages.projects(conn)
+    return Page(
+        "conversations.html",
+        {
+            "title": "Conversations",
+            "nav": "conversations",
+            "rows": rows,
+            "total": total,
+            "page": page,
+            "pages": pages(total, PER_PAGE),
+            "project": project,
+            "projects": projects,
+        },
+    )
+
+
+def conversation_detail(deps: Deps, req: Req) -> Page:
+    key = req.arg("key")
+    if key is None:
+        raise BadRequest("which conversation? (key=...)")
+    after = req.int_arg("after", 0, low=0) or None
+    with deps.store.read() as conn:
+        conv = journal_pages.conversation(conn, key)
+        where = ExchangeFilter(conversation=key)
+        views = journal_pages.page(
+            conn,
+            where,
+            before=after,
+            limit=PER_CONVERSATION + 1,
+            with_turns=True,
+            oldest_first=True,
+        )
+        more = len(views) > PER_CONVERSATION
+        views = views[:PER_CONVERSATION]
+        items = _decorate(conn, views)
+        total = journal_pages.count(conn, where)
+    return Page(
+        "conversation.html",
+        {
+            "title": "Conversation",
+            "nav": "conversations",
+            "conv": conv,
+            "items": items,
+            "total": total,
+            "next_after": views[-1].id if more and views else None,
+        },
+    )
+
+
+def playground(deps: Deps, req: Req) -> Page:
+    """`engram recall` in the browser: the same Recaller, a dry run (nothing logged, no
+    use counts), every candidate with its score and the gate's verdict."""
+    query = req.arg("q")
+    project = req.arg("project")
+    result = None
+    if query is not None:
+        recaller = deps.recaller
+        recaller.refresh()
+        result = recaller.recall(query, project, None, wait=True)
+    with deps.store.read() as conn:
+        facets = memory_pages.facets(conn)
+    projects = [s for s, _n in facets["scope"] if s != "global"]
+    return Page(
+        "playground.html",
+        {
+            "title": "Recall playground",
+            "nav": "playground",
+            "q": query or "",
+            "project": project or "",
+            "projects": projects,
+            "result": result,
+            "settings": deps.recaller.config,
+        },
+    )
+
+
+ROUTES = (
+    ("GET", "/requests", requests_list),
+    ("GET", "/requests/{id}", request_detail),
+    ("GET", "/conversations", conversations_list),
+    ("GET", "/conversation", conversation_detail),
+    ("GET", "/playground", playground),
+)
