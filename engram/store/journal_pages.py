@@ -133,34 +133,10 @@ def get_many(conn: sqlite3.Connection, ids: list[int]) -> dict[int, dict[str, An
     return out
 
 
-def distinct_values(conn: sqlite3.Connection, column: str) -> list[str]:
-    """Projects from the conversations table (small), sources and statuses from the
-    journal's own small vocabularies."""
-    if column == "project":
-        sql = "SELECT DISTINCT project FROM conversations WHERE project IS NOT NULL ORDER BY 1"
-    elif column in ("source", "status"):
-        # A loose index scan: one probe per distinct value instead of a pass over 100k rows.
-        return _skip_scan(conn, column)
-    else:
-        raise ValueError(column)
+def projects_seen(conn: sqlite3.Connection) -> list[str]:
+    """Every project with a conversation (the conversations table is small)."""
+    sql = "SELECT DISTINCT project FROM conversations WHERE project IS NOT NULL ORDER BY 1"
     return [str(r[0]) for r in conn.execute(sql)]
-
-
-def _skip_scan(conn: sqlite3.Connection, column: str) -> list[str]:
-    if column == "status":
-        values: list[str] = []
-        row = conn.execute("SELECT min(status) FROM exchanges").fetchone()
-        while row and row[0] is not None:
-            values.append(row[0])
-            row = conn.execute(
-                "SELECT min(status) FROM exchanges WHERE status > ?", (row[0],)
-            ).fetchone()
-        return values
-    # source has no index; sources are few and the newest 5000 rows name the live ones.
-    rows = conn.execute(
-        "SELECT DISTINCT source FROM (SELECT source FROM exchanges ORDER BY id DESC LIMIT 5000)"
-    )
-    return sorted(str(r[0]) for r in rows)
 
 
 # -- conversations -------------------------------------------------------------------

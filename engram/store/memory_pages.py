@@ -56,7 +56,7 @@ def page(
 
 def facets(conn: sqlite3.Connection) -> dict[str, list[tuple[str, int]]]:
     """Every value of scope, kind, status and source with its count (the filter menus):
-    one pass over the table, ~6 ms at 10k memories."""
+    one pass over the table, ~25 ms at 10k memories (cache it: see `change_mark`)."""
     out: dict[str, dict[str, int]] = {f: {} for f in FACETS}
     for row in conn.execute(
         "SELECT scope, kind, status, source, count(*) FROM memories GROUP BY 1, 2, 3, 4"
@@ -64,6 +64,17 @@ def facets(conn: sqlite3.Connection) -> dict[str, list[tuple[str, int]]]:
         for i, facet in enumerate(FACETS):
             out[facet][row[i]] = out[facet].get(row[i], 0) + row[4]
     return {f: sorted(v.items(), key=lambda kv: (-kv[1], kv[0])) for f, v in out.items()}
+
+
+def change_mark(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Changes when any memory changes: the newest event that is not an injection (every
+    add, edit, supersede, forget, restore and import logs one) and the row count. Two
+    index seeks; lets the UI keep `facets` until the memories change."""
+    row = conn.execute(
+        "SELECT (SELECT id FROM events WHERE action != 'inject' ORDER BY id DESC LIMIT 1), "
+        "(SELECT count(*) FROM memories)"
+    ).fetchone()
+    return int(row[0] or 0), int(row[1])
 
 
 def count_status(conn: sqlite3.Connection, status: str) -> int:

@@ -1,8 +1,10 @@
 """Per-day aggregates for the web UI's health page (plain sqlite3 connection).
 
-Captures per day and source, conversation requests and injections per day, analyzer
-tokens and dollars per day and project. The journal side walks `ix_exchanges_captured`
-over the window only; at 100k exchanges in 30 days that is the page's biggest cost.
+Captures per day and source, agent requests and injections per day, analyzer tokens
+and dollars per day and project. Counting 100k journal rows by day costs ~100 ms on a
+loaded 2-core machine (SQLite has no counted index), so the UI keeps past days'
+counts (`engram/ui/daily.py`) and asks here only for the days it lacks: the `*_mark`
+and `*_rows_after` functions tell it when rows it counted have gone.
 """
 
 from __future__ import annotations
@@ -11,41 +13,62 @@ import sqlite3
 from typing import Any
 
 
-def captures_per_day(conn: sqlite3.Connection, since: str) -> list[tuple[str, str, int]]:
-    """(day, source, exchanges) for exchanges captured since `since` (ISO date)."""
-    return [
-        (str(day), str(source), int(n))
-        for day, source, n in conn.execute(
-            "SELECT substr(captured_at, 1, 10) AS day, source, count(*) FROM exchanges "
-            "WHERE captured_at >= ? GROUP BY day, source ORDER BY day",
-            (since,),
-        )
-    ]
+def journal_mark(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(rows, highest id) of the journal: both O(1)-ish, to tell whether rows that were
+    already counted have since been deleted (a cache of past days is then stale)."""
+    # Two statements: a bare count(*) is SQLite's fast page count, not a row walk.
+    count = conn.execute("SELECT count(*) FROM exchanges").fetchone()[0]
+    top = conn.execute("SELECT max(id) FROM exchanges").fetchone()[0]
+    return int(count), int(top or 0)
 
 
-def requests_per_day(conn: sqlite3.Connection, since: str) -> dict[str, int]:
-    """Agent requests (conversation exchanges, side calls excluded) per day."""
+def journal_rows_after(conn: sqlite3.Connection, row_id: int) -> int:
+    return int(conn.execute("SELECT count(*) FROM exchanges WHERE id > ?", (row_id,)).fetchone()[0])
+
+
+def journal_days(
+    conn: sqlite3.Connection, since: str, until: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per day (UTC) in [since, until): exchanges by source, and agent requests
+    (conversation exchanges; side calls like title generation are not requests)."""
+    sql = (
+        "SELECT substr(captured_at, 1, 10) AS day, source, kind, count(*) FROM exchanges "
+        "WHERE captured_at >= ?" + (" AND captured_at < ?" if until else "") + " GROUP BY 1, 2, 3"
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for day, source, kind, n in conn.execute(sql, (since, until) if until else (since,)):
+        entry = out.setdefault(str(day), {"sources": {}, "requests": 0})
+        entry["sources"][source] = entry["sources"].get(source, 0) + int(n)
+        if kind == "conversation":
+            entry["requests"] += int(n)
+    return out
+
+
+def events_mark(conn: sqlite3.Connection) -> tuple[int, int]:
+    count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    top = conn.execute("SELECT max(id) FROM events").fetchone()[0]
+    return int(count), int(top or 0)
+
+
+def events_rows_after(conn: sqlite3.Connection, row_id: int) -> int:
+    return int(conn.execute("SELECT count(*) FROM events WHERE id > ?", (row_id,)).fetchone()[0])
+
+
+def injection_days(
+    conn: sqlite3.Connection, since: str, until: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per day in [since, until): requests that got memory and memories injected, from
+    the `inject` events (one per memory, sharing the time and conversation)."""
+    sql = (
+        "SELECT substr(at, 1, 10) AS day, "
+        "count(DISTINCT at || json_extract(detail, '$.conversation')), count(*) "
+        "FROM events WHERE action = 'inject' AND at >= ?"
+        + (" AND at < ?" if until else "")
+        + " GROUP BY day"
+    )
     return {
-        str(day): int(n)
-        for day, n in conn.execute(
-            "SELECT substr(captured_at, 1, 10) AS day, count(*) FROM exchanges "
-            "WHERE captured_at >= ? AND kind = 'conversation' GROUP BY day",
-            (since,),
-        )
-    }
-
-
-def injections_per_day(conn: sqlite3.Connection, since: str) -> dict[str, tuple[int, int]]:
-    """Per day: (requests that got memory, memories injected), from the `inject` events.
-    One injection logs one event per memory, with the same time and conversation."""
-    return {
-        str(day): (int(requests), int(memories))
-        for day, requests, memories in conn.execute(
-            "SELECT substr(at, 1, 10) AS day, "
-            "count(DISTINCT at || json_extract(detail, '$.conversation')), count(*) "
-            "FROM events WHERE action = 'inject' AND at >= ? GROUP BY day",
-            (since,),
-        )
+        str(day): {"with_memory": int(requests), "memories": int(memories)}
+        for day, requests, memories in conn.execute(sql, (since, until) if until else (since,))
     }
 
 
@@ -55,7 +78,7 @@ def analyzer_per_day(conn: sqlite3.Connection, since: str) -> list[dict[str, Any
         "SELECT substr(started_at, 1, 10) AS day, coalesce(project, '') AS project, "
         "count(*) AS runs, sum(input_tokens + cache_read_tokens + cache_creation_tokens) "
         "AS input_tokens, sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd, "
-        "sum(added) AS added, sum(status != 'ok') AS failed FROM analyzer_runs "
+        "sum(added) AS added, sum(status = 'failed') AS failed FROM analyzer_runs "
         "WHERE started_at >= ? GROUP BY day, project ORDER BY day",
         (since,),
     )

@@ -8,31 +8,55 @@ from typing import Any
 
 from engram.store import usage
 from engram.ui import charts
+from engram.ui.daily import DayCache
 from engram.ui.web import Deps, Page, Req
 
 DAYS = 30
 DOCTOR_TTL_S = 60.0  # doctor asks mitmweb, the analyzer API and MuninnDB: not per click
 
 
+def caches(deps: Deps) -> tuple[DayCache, DayCache]:
+    """The journal's and the injections' per-day counts, kept for the server's life."""
+    with deps.lock:
+        if "journal_days" not in deps.memo:
+            deps.memo["journal_days"] = DayCache(
+                usage.journal_days, usage.journal_mark, usage.journal_rows_after
+            )
+            deps.memo["injection_days"] = DayCache(
+                usage.injection_days, usage.events_mark, usage.events_rows_after
+            )
+        return deps.memo["journal_days"], deps.memo["injection_days"]
+
+
+def warm(deps: Deps) -> None:
+    """Count the past days now (server start) so the first visit does not wait."""
+    days = charts.days_back(DAYS)
+    journal_cache, injection_cache = caches(deps)
+    with deps.store.read() as conn:
+        journal_cache.get(conn, days)
+        injection_cache.get(conn, days)
+
+
 def health(deps: Deps, req: Req) -> Page:
     from engram.status import gather
 
     days = charts.days_back(DAYS)
-    since = days[0]
+    journal_cache, injection_cache = caches(deps)
     with deps.store.read() as conn:
-        captures = usage.captures_per_day(conn, since)
-        requests = usage.requests_per_day(conn, since)
-        injections = usage.injections_per_day(conn, since)
-        analyzer = usage.analyzer_per_day(conn, since)
+        journal = journal_cache.get(conn, days)
+        injected = injection_cache.get(conn, days)
+        analyzer = usage.analyzer_per_day(conn, days[0])
         status = gather(conn)
 
     by_source: dict[str, dict[str, float]] = {}
-    for day, source, n in captures:
-        by_source.setdefault(source, {})[day] = n
-    with_memory = {d: float(v[0]) for d, v in injections.items()}
-    without = {d: max(0.0, requests.get(d, 0) - with_memory.get(d, 0)) for d in days}
+    for day, entry in journal.items():
+        for source, n in entry.get("sources", {}).items():
+            by_source.setdefault(source, {})[day] = n
+    requests = {d: float(journal[d].get("requests", 0)) for d in days}
+    with_memory = {d: float(min(requests[d], injected[d].get("with_memory", 0))) for d in days}
+    without = {d: requests[d] - with_memory[d] for d in days}
     asked = sum(requests.values())
-    given = sum(v[0] for v in injections.values())
+    given = sum(with_memory.values())
 
     cost_by_project: dict[str, dict[str, float]] = {}
     tokens_by_project: dict[str, dict[str, float]] = {}
@@ -58,7 +82,7 @@ def health(deps: Deps, req: Req) -> Page:
             "nav": "health",
             "days": DAYS,
             "captures_chart": charts.stacked_bars(days, by_source, label="captures"),
-            "captured": sum(n for _d, _s, n in captures),
+            "captured": sum(sum(e.get("sources", {}).values()) for e in journal.values()),
             "inject_chart": charts.stacked_bars(
                 days, {"with memory": with_memory, "without": without}, label="requests"
             ),
@@ -80,11 +104,11 @@ def doctor(deps: Deps, req: Req) -> Page:
     """The doctor's checks as a fragment, cached for a minute (`?fresh=1` re-runs)."""
     from engram.doctor import run_all
 
-    cached = deps.doctor_cache.get("result")
+    cached = deps.memo.get("doctor")
     if cached is None or req.arg("fresh") or time.monotonic() - cached[0] > DOCTOR_TTL_S:
         checks = run_all(deps.config, deps.store.path)
         cached = (time.monotonic(), checks, time.time())
-        deps.doctor_cache["result"] = cached
+        deps.memo["doctor"] = cached
     _at, checks, wall = cached
     context: dict[str, Any] = {
         "checks": checks,

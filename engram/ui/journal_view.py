@@ -54,6 +54,16 @@ def _cut(turn: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def recent_sources(deps: Deps, conn: Any) -> list[str]:
+    """The capture sources seen in the health page's window (its per-day counts are
+    cached), not a scan of the journal on every list."""
+    from engram.ui import charts, health_view
+
+    journal_cache, _ = health_view.caches(deps)
+    days = journal_cache.get(conn, charts.days_back(health_view.DAYS))
+    return sorted({s for entry in days.values() for s in entry.get("sources", {})})
+
+
 def requests_list(deps: Deps, req: Req) -> Page:
     where = ExchangeFilter(
         project=req.arg("project"), source=req.arg("source"), status=req.arg("status")
@@ -64,8 +74,8 @@ def requests_list(deps: Deps, req: Req) -> Page:
         more = len(views) > PER_PAGE
         views = views[:PER_PAGE]
         items = _decorate(conn, views)
-        projects = journal_pages.distinct_values(conn, "project")
-        sources = journal_pages.distinct_values(conn, "source")
+        projects = journal_pages.projects_seen(conn)
+        sources = recent_sources(deps, conn)
     return Page(
         "requests.html",
         {
@@ -159,9 +169,10 @@ def playground(deps: Deps, req: Req) -> Page:
         recaller = deps.recaller
         recaller.refresh()
         result = recaller.recall(query, project, None, wait=True)
+    from engram.ui.memories_view import facets
+
     with deps.store.read() as conn:
-        facets = memory_pages.facets(conn)
-    projects = [s for s, _n in facets["scope"] if s != "global"]
+        projects = [s for s, _n in facets(deps, conn)["scope"] if s != "global"]
     return Page(
         "playground.html",
         {

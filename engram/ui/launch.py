@@ -102,7 +102,7 @@ async def _serve(
         url = guard.url("/")
         print(url, flush=True)
         note(f"engram ui: serving {deps.store.path} on 127.0.0.1:{guard.port}; Ctrl-C stops it")
-        # The embedding model and index load off-thread: the first search does not wait.
+        # Past days' counts, the embedding model and the index load off-thread.
         threading.Thread(target=_warm, args=(deps,), name="engram-ui-warm", daemon=True).start()
         if open_browser and has_display():
             threading.Thread(target=_open, args=(url,), daemon=True).start()
@@ -116,6 +116,12 @@ async def _serve(
 
 
 def _warm(deps: Deps) -> None:
+    from engram.ui import health_view
+
+    try:
+        health_view.warm(deps)
+    except Exception as exc:  # the page counts them itself then
+        print(f"engram ui: could not count the journal: {exc}", file=sys.stderr, flush=True)
     try:
         deps.recaller.warm()
     except Exception as exc:  # search reports it when used; the pages work without it

@@ -4,6 +4,7 @@ and the review queue of quarantined memories."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from engram.errors import EngramError
@@ -28,6 +29,16 @@ def _filter(req: Req) -> MemoryFilter:
     )
 
 
+def facets(deps: Deps, conn: Any) -> dict[str, list[tuple[str, int]]]:
+    """The filter menus' values and counts, recounted only when memories change."""
+    mark = memory_pages.change_mark(conn)
+    cached = deps.memo.get("facets")
+    if cached is None or cached[0] != mark:
+        cached = (mark, memory_pages.facets(conn))
+        deps.memo["facets"] = cached
+    return cached[1]
+
+
 def memory_list(deps: Deps, req: Req) -> Page:
     where = _filter(req)
     query = req.arg("q")
@@ -37,7 +48,7 @@ def memory_list(deps: Deps, req: Req) -> Page:
     total = 0
     mode = ""
     with deps.store.read() as conn:
-        facets = memory_pages.facets(conn)
+        menus = facets(deps, conn)
         if query is None:
             rows, total = memory_pages.page(
                 conn, where, offset=(page - 1) * PER_PAGE, limit=PER_PAGE
@@ -57,7 +68,7 @@ def memory_list(deps: Deps, req: Req) -> Page:
             "total": total,
             "page": page,
             "pages": pages(total, PER_PAGE),
-            "facets": facets,
+            "facets": menus,
             "where": where,
             "kinds": schema.KINDS,
         },

@@ -12,7 +12,8 @@ UI can change it, so a page on loopback is not trusted for being on loopback:
   from (Origin, Sec-Fetch-Site), coming from this origin. SameSite does not stop another
   port on 127.0.0.1: that is the same *site*, so the token and the origin check do.
 - **Headers.** A Content-Security-Policy allowing this origin only (no inline script, no
-  third-party origin), no framing, no referrer (the token never leaks in a Referer).
+  third-party origin), no framing, no Referer to other sites; the token leaves the
+  address bar at once (a redirect), so no page URL carries it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` on our
+    # own form POSTs, which the origin check must refuse. Other sites get no Referer.
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
