@@ -206,7 +206,7 @@ def test_edit_supersede_forget_restore_through_the_pages(
     shown = mcli.json("show", memory_id)
     assert shown["content"].startswith("The cache TTL is 90 seconds")
     assert key not in shown["content"] and "REDACTED" in shown["content"]  # redacted on write
-    edit_event = [e for e in shown["events"] if e["action"] == "edit"][0]
+    edit_event = next(e for e in shown["events"] if e["action"] == "edit")
     assert edit_event["actor"] == "ui"
 
     superseded = post("supersede", content="The cache TTL is 120 seconds.", kind="decision")
