@@ -168,7 +168,27 @@ def small(store: Store) -> Seeded:
                 added=3,
             )
         )
+    _inject(
+        store,
+        [
+            ("how do I run the tests here?", shop, "conv-shop-1"),
+            ("add the date-fns package", shop, "conv-shop-1"),
+            ("is the api behind nginx?", api, "conv-api-1"),
+        ],
+    )
     return out
+
+
+def _inject(store: Store, requests: list[tuple[str, str, str]]) -> None:
+    """Recall for a few requests and log what it gave, as the proxy does after a request."""
+    from engram.recall.service import Recaller
+
+    recaller = Recaller(store, None, background=False)
+    try:
+        for query, project, conversation in requests:
+            recaller.log_injection(recaller.recall(query, project), conversation)
+    finally:
+        recaller.close()
 
 
 # -- the benchmark's store ---------------------------------------------------------------
