@@ -151,6 +151,7 @@ def small(store: Store) -> Seeded:
         gone = memories.add(session, "Use yarn for the frontend.", scope=shop, actor="cli").memory
         memories.forget(session, gone.id, actor="cli")
         now = schema.now_iso()
+        journal.mark(session, out.exchange_ids[:2], "analyzed")
         session.add(
             AnalyzerRun(
                 started_at=now,
