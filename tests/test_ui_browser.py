@@ -1,6 +1,6 @@
 """`engram ui` in a real headless Chromium (Debian's `chromium`, driven by Playwright).
 
-One browser for the session, one server per module. Playwright's own browser download
+One browser for the session, one ui_server per module. Playwright's own browser download
 never runs: the system Chromium is launched by path. Without it the tests skip, except
 under CI=true, where they fail (scripts/test-setup.sh installs it).
 
@@ -23,7 +23,6 @@ import pytest
 from conftest import Cli
 from typer.testing import CliRunner
 
-from engram.store.db import Store
 from tests.support import ui_seed
 from tests.support.ui_server import UiServer
 from tests.support.wait import wait_until
@@ -65,23 +64,6 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ui_seed.Seeded]:
-    db = tmp_path_factory.mktemp("ui-browser") / "engram.db"
-    store = Store(db)
-    data = ui_seed.small(store)
-    store.close()
-    return db, data
-
-
-@pytest.fixture(scope="module")
-def server(
-    seeded: tuple[Path, ui_seed.Seeded], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[UiServer]:
-    with UiServer(seeded[0], tmp_path_factory.mktemp("home")) as running:
-        yield running
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
@@ -107,12 +89,12 @@ def shot(page: Any, tmp_path: Path, name: str) -> Path:
 
 
 def test_log_in_search_edit_forget_and_see_it_in_the_cli(
-    page: Any, server: UiServer, seeded: tuple[Path, ui_seed.Seeded], tmp_path: Path
+    page: Any, ui_server: UiServer, ui_seeded: tuple[Path, ui_seed.Seeded], tmp_path: Path
 ) -> None:
-    db, data = seeded
+    db, data = ui_seeded
     cli = Cli(db, CliRunner())
-    page.goto(server.url)
-    assert page.url == server.base + "/memories"  # the token traded for the cookie
+    page.goto(ui_server.url)
+    assert page.url == ui_server.base + "/memories"  # the token traded for the cookie
     assert page.locator("h1").inner_text() == "Memories"
     assert "This project uses pnpm, never npm." in page.locator("#results").inner_text()
     shot(page, tmp_path, "memories")
@@ -149,10 +131,10 @@ def test_log_in_search_edit_forget_and_see_it_in_the_cli(
 
 
 def test_a_requests_audit_and_what_it_taught(
-    page: Any, server: UiServer, seeded: tuple[Path, ui_seed.Seeded], tmp_path: Path
+    page: Any, ui_server: UiServer, ui_seeded: tuple[Path, ui_seed.Seeded], tmp_path: Path
 ) -> None:
-    _db, data = seeded
-    page.goto(server.url)
+    _db, data = ui_seeded
+    page.goto(ui_server.url)
     page.click("nav >> text=Requests")
     page.click(f"a[href='/requests/{data.exchange_ids[0]}']")
     page.wait_for_selector("#audit")
@@ -164,14 +146,14 @@ def test_a_requests_audit_and_what_it_taught(
     assert page.locator("article.exchange").count() == 2
     assert "[REDACTED" in page.content() and "sk-ant-api03" not in page.content()
     shot(page, tmp_path, "conversation")
-    page.goto(server.base + "/playground")
+    page.goto(ui_server.base + "/playground")
     page.fill("textarea[name=q]", "how do I run the tests?")
     page.fill("input[name=project]", "/home/dev/shop")
     page.click("button:text('Recall')")
     page.wait_for_selector("#verdict")
     assert "make test" in page.locator("#block").inner_text()
     shot(page, tmp_path, "playground")
-    page.goto(server.base + "/health")
+    page.goto(ui_server.base + "/health")
     page.wait_for_selector("#doctor table", timeout=60_000)  # loaded after the page
     assert page.locator("svg.chart").count() >= 4
     shot(page, tmp_path, "health")
@@ -200,13 +182,13 @@ class _Evil(BaseHTTPRequestHandler):
 
 
 def test_a_cross_site_post_from_the_browser_is_refused(
-    page: Any, server: UiServer, seeded: tuple[Path, ui_seed.Seeded]
+    page: Any, ui_server: UiServer, ui_seeded: tuple[Path, ui_seed.Seeded]
 ) -> None:
-    db, data = seeded
+    db, data = ui_seeded
     cli = Cli(db, CliRunner())
     victim = data.memory_ids["The user prefers short answers without preamble."]
-    page.goto(server.url)  # logged in: the browser holds the session cookie
-    _Evil.target = f"{server.base}/memories/{victim}/forget"
+    page.goto(ui_server.url)  # logged in: the browser holds the session cookie
+    _Evil.target = f"{ui_server.base}/memories/{victim}/forget"
     evil = ThreadingHTTPServer(("127.0.0.1", 0), _Evil)
     thread = threading.Thread(target=evil.serve_forever, daemon=True)
     thread.start()

@@ -12,7 +12,6 @@ import json
 import re
 import socket
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ import requests
 from conftest import Cli, run_engram
 from typer.testing import CliRunner
 
-from engram.store.db import Store
 from tests.support import ui_seed
 from tests.support.ui_server import UiServer
 from tests.support.wait import wait_until
@@ -29,30 +27,13 @@ STATIC = Path(__file__).parent.parent / "engram" / "ui" / "static"
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ui_seed.Seeded]:
-    db = tmp_path_factory.mktemp("ui") / "engram.db"
-    store = Store(db)
-    data = ui_seed.small(store)
-    store.close()
-    return db, data
-
-
-@pytest.fixture(scope="module")
-def server(
-    seeded: tuple[Path, ui_seed.Seeded], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[UiServer]:
-    with UiServer(seeded[0], tmp_path_factory.mktemp("home")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def web(server: UiServer) -> requests.Session:
-    return server.session()
+def web(ui_server: UiServer) -> requests.Session:
+    return ui_server.session()
 
 
 @pytest.fixture
-def mcli(seeded: tuple[Path, ui_seed.Seeded]) -> Cli:
-    return Cli(seeded[0], CliRunner())
+def mcli(ui_seeded: tuple[Path, ui_seed.Seeded]) -> Cli:
+    return Cli(ui_seeded[0], CliRunner())
 
 
 def plain() -> requests.Session:
@@ -67,40 +48,47 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def new_memory(mcli: Cli, text: str) -> str:
-    return mcli("add", text, "--scope", "/home/dev/shop").stdout.strip()
+def new_memory(mcli: Cli, web: requests.Session, ui_server: UiServer, text: str) -> tuple[str, str]:
+    """A memory added through the CLI, and the CSRF token from its page."""
+    memory_id = mcli("add", text, "--scope", "/home/dev/shop").stdout.strip()
+    page = web.get(f"{ui_server.base}/memories/{memory_id}", timeout=10).text
+    return memory_id, csrf_of(page)
 
 
 # -- getting in --------------------------------------------------------------------------
 
 
-def test_without_the_token_everything_is_403(server: UiServer) -> None:
+def test_without_the_token_everything_is_403(ui_server: UiServer) -> None:
     client = plain()
     for path in ("/", "/memories", "/requests/1", "/static/htmx.min.js", "/health/doctor"):
-        response = client.get(server.base + path, allow_redirects=False, timeout=10)
+        response = client.get(ui_server.base + path, allow_redirects=False, timeout=10)
         assert response.status_code == 403, path
         assert "engram ui" in response.text and "token" in response.text
-    assert client.get(server.base + "/memories?token=not-it", timeout=10).status_code == 403
-    forged = client.get(server.base + "/memories", cookies={"engram_ui": "guess"}, timeout=10)
+    assert client.get(ui_server.base + "/memories?token=not-it", timeout=10).status_code == 403
+    forged = client.get(ui_server.base + "/memories", cookies={"engram_ui": "guess"}, timeout=10)
     assert forged.status_code == 403
-    response = client.post(server.base + "/memories/m-0000/forget", data={"csrf": "x"}, timeout=10)
+    response = client.post(
+        ui_server.base + "/memories/m-0000/forget", data={"csrf": "x"}, timeout=10
+    )
     assert response.status_code == 403
 
 
-def test_the_token_becomes_a_strict_httponly_cookie_and_leaves_the_url(server: UiServer) -> None:
+def test_the_token_becomes_a_strict_httponly_cookie_and_leaves_the_url(ui_server: UiServer) -> None:
     client = plain()
-    response = client.get(server.url, allow_redirects=False, timeout=10)
+    response = client.get(ui_server.url, allow_redirects=False, timeout=10)
     assert response.status_code == 303
     assert "token" not in response.headers["Location"]
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
-    assert server.token not in cookie  # the session cookie is not the URL's token
-    page = client.get(server.base + response.headers["Location"], timeout=10)
+    assert ui_server.token not in cookie  # the session cookie is not the URL's token
+    page = client.get(ui_server.base + response.headers["Location"], timeout=10)
     assert page.status_code == 200 and "Memories" in page.text
 
 
-def test_security_headers_allow_this_origin_only(web: requests.Session, server: UiServer) -> None:
-    response = web.get(server.base + "/memories", timeout=10)
+def test_security_headers_allow_this_origin_only(
+    web: requests.Session, ui_server: UiServer
+) -> None:
+    response = web.get(ui_server.base + "/memories", timeout=10)
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'none'" in csp and "script-src 'self'" in csp
     assert "frame-ancestors 'none'" in csp and "unsafe" not in csp
@@ -113,28 +101,28 @@ def test_security_headers_allow_this_origin_only(web: requests.Session, server: 
         assert url.startswith(("/", "?", "#")), url
 
 
-def test_a_foreign_host_name_is_refused(web: requests.Session, server: UiServer) -> None:
+def test_a_foreign_host_name_is_refused(web: requests.Session, ui_server: UiServer) -> None:
     """DNS rebinding: a page at evil.example resolving to 127.0.0.1 sends its own Host."""
     response = web.get(
-        server.base + "/memories", headers={"Host": f"evil.example:{server.port}"}, timeout=10
+        ui_server.base + "/memories", headers={"Host": f"evil.example:{ui_server.port}"}, timeout=10
     )
     assert response.status_code == 403
     cookie = f"engram_ui={web.cookies['engram_ui']}"  # the jar files it under 127.0.0.1
     ok = plain().get(
-        server.base + "/memories",
-        headers={"Host": f"localhost:{server.port}", "Cookie": cookie},
+        ui_server.base + "/memories",
+        headers={"Host": f"localhost:{ui_server.port}", "Cookie": cookie},
         timeout=10,
     )
     assert ok.status_code == 200
 
 
-def test_listens_on_loopback_only(server: UiServer) -> None:
+def test_listens_on_loopback_only(ui_server: UiServer) -> None:
     """Bound to 127.0.0.1 itself, not to every address: another address of this machine
     (127.0.0.2 here; the tests send no traffic off loopback) gets no answer, and the
     kernel's socket table shows the one listening address."""
     with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.2", server.port), timeout=2).close()
-    socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+        socket.create_connection(("127.0.0.2", ui_server.port), timeout=2).close()
+    socket.create_connection(("127.0.0.1", ui_server.port), timeout=2).close()
     listening = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -143,7 +131,7 @@ def test_listens_on_loopback_only(server: UiServer) -> None:
             continue
         for line in lines:
             local, state = line.split()[1], line.split()[3]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == server.port:
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == ui_server.port:
                 listening.append(local.rsplit(":", 1)[0])
     if listening:  # Linux: exactly one socket, on 127.0.0.1 (0100007F in the table)
         assert listening == ["0100007F"]
@@ -153,12 +141,10 @@ def test_listens_on_loopback_only(server: UiServer) -> None:
 
 
 def test_cross_site_and_tokenless_posts_are_refused(
-    web: requests.Session, server: UiServer, mcli: Cli
+    web: requests.Session, ui_server: UiServer, mcli: Cli
 ) -> None:
-    memory_id = new_memory(mcli, "The CI runner image is debian-12-slim.")
-    page = web.get(f"{server.base}/memories/{memory_id}", timeout=10).text
-    token = csrf_of(page)
-    url = f"{server.base}/memories/{memory_id}/forget"
+    memory_id, token = new_memory(mcli, web, ui_server, "The CI runner image is debian-12-slim.")
+    url = f"{ui_server.base}/memories/{memory_id}/forget"
     attempts = [
         ({}, {}),  # no CSRF token
         ({"csrf": "wrong"}, {}),
@@ -177,7 +163,7 @@ def test_cross_site_and_tokenless_posts_are_refused(
     ok = web.post(
         url,
         data={"csrf": token},
-        headers={"Origin": server.base, "Sec-Fetch-Site": "same-origin"},
+        headers={"Origin": ui_server.base, "Sec-Fetch-Site": "same-origin"},
         allow_redirects=False,
         timeout=10,
     )
@@ -186,17 +172,15 @@ def test_cross_site_and_tokenless_posts_are_refused(
 
 
 def test_edit_supersede_forget_restore_through_the_pages(
-    web: requests.Session, server: UiServer, mcli: Cli
+    web: requests.Session, ui_server: UiServer, mcli: Cli
 ) -> None:
-    memory_id = new_memory(mcli, "The cache TTL is 60 seconds.")
-    page = web.get(f"{server.base}/memories/{memory_id}", timeout=10).text
-    token = csrf_of(page)
+    memory_id, token = new_memory(mcli, web, ui_server, "The cache TTL is 60 seconds.")
 
     def post(action: str, **data: str) -> requests.Response:
         return web.post(
-            f"{server.base}/memories/{memory_id}/{action}",
+            f"{ui_server.base}/memories/{memory_id}/{action}",
             data={"csrf": token, **data},
-            headers={"Origin": server.base},
+            headers={"Origin": ui_server.base},
             timeout=10,
         )
 
@@ -215,13 +199,13 @@ def test_edit_supersede_forget_restore_through_the_pages(
     assert new_id != memory_id
     assert mcli.json("show", memory_id)["status"] == "superseded"
     assert mcli.json("show", new_id)["kind"] == "decision"
-    versions = web.get(f"{server.base}/memories/{new_id}", timeout=10).text
+    versions = web.get(f"{ui_server.base}/memories/{new_id}", timeout=10).text
     assert "Versions" in versions and memory_id in versions  # the chain, both ways
 
     forgotten = web.post(
-        f"{server.base}/memories/{new_id}/forget",
+        f"{ui_server.base}/memories/{new_id}/forget",
         data={"csrf": token},
-        headers={"Origin": server.base},
+        headers={"Origin": ui_server.base},
         timeout=10,
     )
     assert "Forgotten" in forgotten.text
@@ -241,73 +225,73 @@ def test_edit_supersede_forget_restore_through_the_pages(
 
 
 def test_memory_list_filters_pages_and_search(
-    web: requests.Session, server: UiServer, mcli: Cli
+    web: requests.Session, ui_server: UiServer, mcli: Cli
 ) -> None:
-    everything = web.get(server.base + "/memories", timeout=10).text
+    everything = web.get(ui_server.base + "/memories", timeout=10).text
     assert "This project uses pnpm, never npm." in everything
     assert "Use yarn for the frontend." not in everything  # forgotten: not in the default list
-    forgotten = web.get(server.base + "/memories?status=forgotten", timeout=10).text
+    forgotten = web.get(ui_server.base + "/memories?status=forgotten", timeout=10).text
     assert "Use yarn for the frontend." in forgotten
-    api_only = web.get(server.base + "/memories?project=/home/dev/api", timeout=10).text
+    api_only = web.get(ui_server.base + "/memories?project=/home/dev/api", timeout=10).text
     assert "port 8080" in api_only and "pnpm" not in api_only
-    kind = web.get(server.base + "/memories?kind=gotcha", timeout=10).text
+    kind = web.get(ui_server.base + "/memories?kind=gotcha", timeout=10).text
     assert "read-only on Sundays" in kind and "pnpm" not in kind
-    manual = web.get(server.base + "/memories?source=manual", timeout=10).text
+    manual = web.get(ui_server.base + "/memories?source=manual", timeout=10).text
     assert "British spelling" in manual and "pnpm" not in manual
     # The same ranking as `engram search`: the same memories in the same order.
     for query in ("how do we run the tests", "deploy to staging", "nginx port"):
-        found = web.get(server.base + "/memories", params={"q": query}, timeout=30).text
+        found = web.get(ui_server.base + "/memories", params={"q": query}, timeout=30).text
         assert "BM25 and meaning" in found
         ids = re.findall(r'<td><a class="mid" href="/memories/(m-[0-9a-z]+)"', found)
         assert ids and ids == [m["id"] for m in mcli.json("search", query, "--limit", "50")]
-    bad = web.get(server.base + "/memories?kind=nonsense", timeout=10)
+    bad = web.get(ui_server.base + "/memories?kind=nonsense", timeout=10)
     assert bad.status_code == 400
-    assert web.get(server.base + "/memories?page=x", timeout=10).status_code == 400
+    assert web.get(ui_server.base + "/memories?page=x", timeout=10).status_code == 400
 
 
 def test_memory_detail_shows_history_and_provenance(
-    web: requests.Session, server: UiServer, seeded: tuple[Path, ui_seed.Seeded]
+    web: requests.Session, ui_server: UiServer, ui_seeded: tuple[Path, ui_seed.Seeded]
 ) -> None:
-    _db, data = seeded
+    _db, data = ui_seeded
     pnpm = data.memory_ids["This project uses pnpm, never npm."]
-    page = web.get(f"{server.base}/memories/{pnpm}", timeout=10).text
+    page = web.get(f"{ui_server.base}/memories/{pnpm}", timeout=10).text
     assert "History" in page and "analyzer" in page
     assert f'href="/requests/{data.exchange_ids[0]}"' in page  # where it came from
-    short = web.get(f"{server.base}/memories/{pnpm[:6]}", timeout=10)
+    short = web.get(f"{ui_server.base}/memories/{pnpm[:6]}", timeout=10)
     assert short.url.endswith(f"/memories/{pnpm}")  # a prefix redirects to the full id
-    missing = web.get(f"{server.base}/memories/m-zzzzzzzz", timeout=10)
+    missing = web.get(f"{ui_server.base}/memories/m-zzzzzzzz", timeout=10)
     assert missing.status_code == 404 and "no memory" in missing.text
 
 
 def test_requests_and_conversations_show_turns_redacted_and_what_was_learned(
-    web: requests.Session, server: UiServer, seeded: tuple[Path, ui_seed.Seeded]
+    web: requests.Session, ui_server: UiServer, ui_seeded: tuple[Path, ui_seed.Seeded]
 ) -> None:
-    _db, data = seeded
-    listing = web.get(server.base + "/requests", timeout=10).text
+    _db, data = ui_seeded
+    listing = web.get(ui_server.base + "/requests", timeout=10).text
     for exchange_id in data.exchange_ids:
         assert f'href="/requests/{exchange_id}"' in listing
-    second = web.get(f"{server.base}/requests/{data.exchange_ids[1]}", timeout=10).text
+    second = web.get(f"{ui_server.base}/requests/{data.exchange_ids[1]}", timeout=10).text
     assert "Now run the tests" in second
     assert "sk-ant-api03" not in second and "[REDACTED" in second  # as stored
     assert "Recall decision" in second
-    first = web.get(f"{server.base}/requests/{data.exchange_ids[0]}", timeout=10).text
+    first = web.get(f"{ui_server.base}/requests/{data.exchange_ids[0]}", timeout=10).text
     assert "This project uses pnpm, never npm." in first  # learned from it
     assert "anthropic" in first and "claude-haiku-4-5" in first  # the analyzer run
-    conversations = web.get(server.base + "/conversations", timeout=10).text
+    conversations = web.get(ui_server.base + "/conversations", timeout=10).text
     assert "conv-shop-1" in conversations and "conv-api-1" in conversations
-    shop = web.get(server.base + "/conversations?project=/home/dev/shop", timeout=10).text
+    shop = web.get(ui_server.base + "/conversations?project=/home/dev/shop", timeout=10).text
     assert "conv-shop-1" in shop and "conv-api-1" not in shop
-    conv = web.get(server.base + "/conversation?key=conv-shop-1", timeout=10).text
+    conv = web.get(ui_server.base + "/conversation?key=conv-shop-1", timeout=10).text
     assert conv.count('class="exchange"') == 2 and "We use pnpm here" in conv
-    assert web.get(server.base + "/conversation?key=nope", timeout=10).status_code == 404
-    assert web.get(server.base + "/requests/abc", timeout=10).status_code == 400
+    assert web.get(ui_server.base + "/conversation?key=nope", timeout=10).status_code == 404
+    assert web.get(ui_server.base + "/requests/abc", timeout=10).status_code == 400
 
 
-def test_playground_is_a_dry_run(web: requests.Session, server: UiServer, mcli: Cli) -> None:
+def test_playground_is_a_dry_run(web: requests.Session, ui_server: UiServer, mcli: Cli) -> None:
     before = {m["id"]: m["use_count"] for m in mcli.json("list")}
     events = len(mcli.json("log", "--limit", "1000"))
     page = web.get(
-        server.base + "/playground",
+        ui_server.base + "/playground",
         params={"q": "how do I run the tests?", "project": "/home/dev/shop"},
         timeout=30,
     ).text
@@ -317,30 +301,32 @@ def test_playground_is_a_dry_run(web: requests.Session, server: UiServer, mcli: 
     assert len(mcli.json("log", "--limit", "1000")) == events  # nothing logged
 
 
-def test_health_renders_charts_and_doctor(web: requests.Session, server: UiServer) -> None:
-    page = web.get(server.base + "/health", timeout=10).text
+def test_health_renders_charts_and_doctor(web: requests.Session, ui_server: UiServer) -> None:
+    page = web.get(ui_server.base + "/health", timeout=10).text
     assert page.count("<svg") >= 4 and "Captures per day" in page
     assert 'hx-get="/health/doctor"' in page
     assert "style=" not in page  # the CSP forbids inline styles; charts use classes
-    doctor = web.get(server.base + "/health/doctor", timeout=60).text
+    doctor = web.get(ui_server.base + "/health/doctor", timeout=60).text
     assert "database" in doctor and "integrity" in doctor
 
 
-def test_review_queue_lists_quarantined_memories(web: requests.Session, server: UiServer) -> None:
-    page = web.get(server.base + "/review", timeout=10)
+def test_review_queue_lists_quarantined_memories(
+    web: requests.Session, ui_server: UiServer
+) -> None:
+    page = web.get(ui_server.base + "/review", timeout=10)
     assert page.status_code == 200 and "Review" in page.text
 
 
-def test_vendored_htmx_is_the_recorded_file(web: requests.Session, server: UiServer) -> None:
+def test_vendored_htmx_is_the_recorded_file(web: requests.Session, ui_server: UiServer) -> None:
     recorded = (STATIC / "VENDORED.txt").read_text()
     digest = hashlib.sha256((STATIC / "htmx.min.js").read_bytes()).hexdigest()
     assert f"sha256:   {digest}" in recorded
-    served = web.get(server.base + "/static/htmx.min.js", timeout=10)
+    served = web.get(ui_server.base + "/static/htmx.min.js", timeout=10)
     assert served.status_code == 200 and served.headers["Content-Type"].startswith(
         "text/javascript"
     )
     assert hashlib.sha256(served.content).hexdigest() == digest
-    assert web.get(server.base + "/static/../ui.db", timeout=10).status_code == 404
+    assert web.get(ui_server.base + "/static/../ui.db", timeout=10).status_code == 404
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -349,18 +335,18 @@ def test_vendored_htmx_is_the_recorded_file(web: requests.Session, server: UiSer
 def test_doctor_lists_a_running_ui_and_it_stops_cleanly(tmp_path: Path) -> None:
     db = tmp_path / "engram.db"
     home = tmp_path / "home"
-    server = UiServer(db, home).start()
+    ui_server = UiServer(db, home).start()
     try:
-        env = server.env
+        env = ui_server.env
         found = json.loads(run_engram("doctor", "--json", env=env).stdout)
         ui = [c for c in found["checks"] if c["area"] == "ui"]
-        assert ui and ui[0]["status"] == "ok" and str(server.port) in ui[0]["detail"]
+        assert ui and ui[0]["status"] == "ok" and str(ui_server.port) in ui[0]["detail"]
         assert "token" not in json.dumps(ui)
-        busy = run_engram("ui", "--no-open", "--port", str(server.port), env=env, timeout=30)
+        busy = run_engram("ui", "--no-open", "--port", str(ui_server.port), env=env, timeout=30)
         assert busy.returncode != 0
         assert busy.stderr.decode().startswith("error: port") and b"in use" in busy.stderr
     finally:
-        assert server.stop() == 0
+        assert ui_server.stop() == 0
     after = json.loads(run_engram("doctor", "--json", env=env).stdout)
     ui = [c for c in after["checks"] if c["area"] == "ui"]
     assert ui[0]["status"] == "skip" and "not running" in ui[0]["detail"]
@@ -393,10 +379,10 @@ def run_engram_python(code: str) -> str:
     ).stdout.strip()
 
 
-def test_store_functions_behind_the_pages(seeded: tuple[Path, ui_seed.Seeded]) -> None:
+def test_store_functions_behind_the_pages(ui_seeded: tuple[Path, ui_seed.Seeded]) -> None:
     from engram.store import journal_pages, memory_pages
 
-    db, data = seeded
+    db, data = ui_seeded
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
     try:

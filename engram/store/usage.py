@@ -3,8 +3,8 @@
 Captures per day and source, agent requests and injections per day, analyzer tokens
 and dollars per day and project. Counting 100k journal rows by day costs ~100 ms on a
 loaded 2-core machine (SQLite has no counted index), so the UI keeps past days'
-counts (`engram/ui/daily.py`) and asks here only for the days it lacks: the `*_mark`
-and `*_rows_after` functions tell it when rows it counted have gone.
+counts (`engram/ui/daily.py`) and asks here only for the days it lacks; `mark` and
+`rows_after` tell it when rows it counted have gone.
 """
 
 from __future__ import annotations
@@ -12,18 +12,24 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+COUNTED = ("exchanges", "events")  # the tables per-day counts are kept for
 
-def journal_mark(conn: sqlite3.Connection) -> tuple[int, int]:
-    """(rows, highest id) of the journal: both O(1)-ish, to tell whether rows that were
-    already counted have since been deleted (a cache of past days is then stale)."""
+
+def mark(conn: sqlite3.Connection, table: str) -> tuple[int, int]:
+    """(rows, highest id) of `table`: cheap, to tell whether rows that were already
+    counted have since been deleted (a cache of past days is then stale)."""
+    if table not in COUNTED:
+        raise ValueError(table)
     # Two statements: a bare count(*) is SQLite's fast page count, not a row walk.
-    count = conn.execute("SELECT count(*) FROM exchanges").fetchone()[0]
-    top = conn.execute("SELECT max(id) FROM exchanges").fetchone()[0]
+    count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    top = conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
     return int(count), int(top or 0)
 
 
-def journal_rows_after(conn: sqlite3.Connection, row_id: int) -> int:
-    return int(conn.execute("SELECT count(*) FROM exchanges WHERE id > ?", (row_id,)).fetchone()[0])
+def rows_after(conn: sqlite3.Connection, table: str, row_id: int) -> int:
+    if table not in COUNTED:
+        raise ValueError(table)
+    return int(conn.execute(f"SELECT count(*) FROM {table} WHERE id > ?", (row_id,)).fetchone()[0])
 
 
 def journal_days(
@@ -42,16 +48,6 @@ def journal_days(
         if kind == "conversation":
             entry["requests"] += int(n)
     return out
-
-
-def events_mark(conn: sqlite3.Connection) -> tuple[int, int]:
-    count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    top = conn.execute("SELECT max(id) FROM events").fetchone()[0]
-    return int(count), int(top or 0)
-
-
-def events_rows_after(conn: sqlite3.Connection, row_id: int) -> int:
-    return int(conn.execute("SELECT count(*) FROM events WHERE id > ?", (row_id,)).fetchone()[0])
 
 
 def injection_days(

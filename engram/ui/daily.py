@@ -15,16 +15,17 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from engram.store import usage
+
 Compute = Callable[[sqlite3.Connection, str, str | None], dict[str, dict[str, Any]]]
-Mark = Callable[[sqlite3.Connection], tuple[int, int]]
-After = Callable[[sqlite3.Connection, int], int]
 
 
 class DayCache:
-    def __init__(self, compute: Compute, mark: Mark, rows_after: After) -> None:
+    """`compute(conn, since, until)` counted once per past day of `table`'s rows."""
+
+    def __init__(self, compute: Compute, table: str) -> None:
         self._compute = compute
-        self._mark = mark
-        self._rows_after = rows_after
+        self._table = table
         self._lock = threading.Lock()
         self._days: dict[str, dict[str, Any]] = {}
         self._counted: tuple[int, int] | None = None  # (rows, max id) when past days were counted
@@ -39,7 +40,7 @@ class DayCache:
                 self._through = ""
             if self._through < today:
                 start = self._through if self._through and self._through > days[0] else days[0]
-                counted = self._mark(conn)
+                counted = usage.mark(conn, self._table)
                 fresh = self._compute(conn, start, today)
                 for day in days:
                     if start <= day < today:
@@ -54,5 +55,5 @@ class DayCache:
         if self._counted is None:
             return True  # nothing cached yet
         rows, top = self._counted
-        now_rows, _now_top = self._mark(conn)
-        return now_rows - self._rows_after(conn, top) == rows
+        now_rows, _now_top = usage.mark(conn, self._table)
+        return now_rows - usage.rows_after(conn, self._table, top) == rows

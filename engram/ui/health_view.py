@@ -19,12 +19,8 @@ def caches(deps: Deps) -> tuple[DayCache, DayCache]:
     """The journal's and the injections' per-day counts, kept for the server's life."""
     with deps.lock:
         if "journal_days" not in deps.memo:
-            deps.memo["journal_days"] = DayCache(
-                usage.journal_days, usage.journal_mark, usage.journal_rows_after
-            )
-            deps.memo["injection_days"] = DayCache(
-                usage.injection_days, usage.events_mark, usage.events_rows_after
-            )
+            deps.memo["journal_days"] = DayCache(usage.journal_days, "exchanges")
+            deps.memo["injection_days"] = DayCache(usage.injection_days, "events")
         return deps.memo["journal_days"], deps.memo["injection_days"]
 
 
