@@ -1,6 +1,6 @@
 """`engram ui` in a real headless Chromium (Debian's `chromium`, driven by Playwright).
 
-One browser for the session, one ui_server per module. Playwright's own browser download
+One browser for the session, one server per module. Playwright's own browser download
 never runs: the system Chromium is launched by path. Without it the tests skip, except
 under CI=true, where they fail (scripts/test-setup.sh installs it).
 
