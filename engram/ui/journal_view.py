@@ -3,6 +3,7 @@ and what the analyzer learned from it) and the recall playground."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from engram.store import journal_pages, memory_pages, schema
@@ -22,22 +23,54 @@ def _exchange_id(req: Req) -> int:
 
 
 def _decorate(conn: Any, views: list[ExchangeView]) -> list[dict[str, Any]]:
-    """Each exchange with the memories derived from it and its recall audit."""
+    """Each exchange with its recall audit (the injected memories' texts filled in) and
+    the memories derived from it."""
     derived = memory_pages.derived_from(conn, [v.id for v in views])
+    audits = {v.id: audit_of(v.row) for v in views}
+    ids = {m["id"] for a in audits.values() if a for m in a["memories"]}
+    known = memory_pages.get_many(conn, sorted(ids)) if ids else {}
+    for audit in audits.values():
+        for item in audit["memories"] if audit else ():
+            memory = known.get(item["id"])
+            item["content"] = memory.content if memory else ""
+            item["status"] = memory.status if memory else "gone"
     return [
         {
             "x": v.row,
             "turns": [_cut(t) for t in v.turns],
             "derived": derived.get(v.id, []),
-            "audit": audit_of(v.row),
+            "audit": audits[v.id],
         }
         for v in views
     ]
 
 
 def audit_of(row: dict[str, Any]) -> dict[str, Any] | None:
-    """The recall decision recorded for an exchange, if its source recorded one."""
-    return None
+    """The recall decision the proxy or addon recorded for an exchange (`exchanges.recall`,
+    engram/recall/audit.py), or None where none was (watcher, flow files, older rows)."""
+    raw = row.get("recall")
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = {"outcome": "unreadable", "reason": "the recorded decision is not JSON"}
+    if not isinstance(data, dict):
+        data = {"outcome": "unreadable"}
+    outcome = str(data.get("outcome") or "?")
+    memories = [
+        {"id": str(m.get("id", "")), "score": m.get("score")}
+        for m in data.get("memories") or []
+        if isinstance(m, dict)
+    ]
+    return {
+        "outcome": outcome,
+        "injected": outcome == "injected" and bool(memories),
+        "reason": str(data.get("reason") or outcome),
+        "memories": memories,
+        "ms": data.get("ms"),
+        "cached": bool(data.get("cached")),
+    }
 
 
 def _cut(turn: dict[str, Any]) -> dict[str, Any]:

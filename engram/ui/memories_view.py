@@ -39,6 +39,12 @@ def facets(deps: Deps, conn: Any) -> dict[str, list[tuple[str, int]]]:
     return cached[1]
 
 
+def waiting_for_review(deps: Deps) -> int:
+    """For the navigation bar on every page (from the cached menus: ~0.1 ms)."""
+    with deps.store.read() as conn:
+        return dict(facets(deps, conn)["status"]).get(REVIEW, 0)
+
+
 def memory_list(deps: Deps, req: Req) -> Page:
     where = _filter(req)
     query = req.arg("q")

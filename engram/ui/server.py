@@ -144,6 +144,7 @@ def _render(app: web.Application, fn: View, req: Req) -> web.StreamResponse:
         return web.HTTPSeeOther(result.location)
     context = {
         "nav": "",
+        "review_waiting": 0 if result.template.startswith("_") else _waiting(app[DEPS]),
         **result.context,
         "csrf": req.csrf,
         "path": req.path,
@@ -151,6 +152,15 @@ def _render(app: web.Application, fn: View, req: Req) -> web.StreamResponse:
     }
     html = app[ENV].get_template(result.template).render(context)
     return web.Response(text=html, status=result.status, content_type="text/html")
+
+
+def _waiting(deps: Deps) -> int:
+    from engram.ui.memories_view import waiting_for_review
+
+    try:
+        return waiting_for_review(deps)
+    except Exception:  # the page itself says what is wrong with the store
+        return 0
 
 
 def _error(req: Req, title: str, exc: EngramError, status: int) -> Page:
