@@ -249,6 +249,19 @@ def test_memory_list_filters_pages_and_search(
     assert web.get(ui_server.base + "/memories?page=x", timeout=10).status_code == 400
 
 
+def test_stored_text_is_shown_not_run(
+    web: requests.Session, ui_server: UiServer, mcli: Cli
+) -> None:
+    """A memory (or a captured turn) is data: markup in it is escaped, never executed."""
+    memory_id, _token = new_memory(
+        mcli, web, ui_server, 'Use <script>alert("x")</script> and <b onclick=x>bold</b> never.'
+    )
+    for path in (f"/memories/{memory_id}", "/memories?project=/home/dev/shop"):
+        html = web.get(ui_server.base + path, timeout=10).text
+        assert "<script>alert" not in html and "<b onclick" not in html
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+
+
 def test_memory_detail_shows_history_and_provenance(
     web: requests.Session, ui_server: UiServer, ui_seeded: tuple[Path, ui_seed.Seeded]
 ) -> None:
