@@ -393,7 +393,7 @@ def run_engram_python(code: str) -> str:
 
 
 def test_store_functions_behind_the_pages(ui_seeded: tuple[Path, ui_seed.Seeded]) -> None:
-    from engram.store import journal_pages, memory_pages
+    from engram.store import journal_pages, memory_pages, runs
 
     db, data = ui_seeded
     conn = sqlite3.connect(db)
@@ -407,8 +407,8 @@ def test_store_functions_behind_the_pages(ui_seeded: tuple[Path, ui_seed.Seeded]
         first = journal_pages.page(conn, journal_pages.ExchangeFilter(), limit=2)
         older = journal_pages.page(conn, journal_pages.ExchangeFilter(), before=first[-1].id)
         assert [v.id for v in first + older] == sorted(data.exchange_ids, reverse=True)
-        runs = journal_pages.analyzer_runs_for(conn, data.exchange_ids[0])
-        assert len(runs) == 1 and runs[0]["backend"] == "anthropic"
-        assert journal_pages.analyzer_runs_for(conn, data.exchange_ids[2]) == []
+        covering = runs.covering(conn, data.exchange_ids[0])
+        assert len(covering) == 1 and covering[0]["backend"] == "anthropic"
+        assert runs.covering(conn, data.exchange_ids[2]) == []
     finally:
         conn.close()

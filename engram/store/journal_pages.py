@@ -184,19 +184,3 @@ def projects(conn: sqlite3.Connection) -> list[tuple[str, int, str]]:
             "GROUP BY 1 ORDER BY 3 DESC"
         )
     ]
-
-
-def analyzer_runs_for(conn: sqlite3.Connection, exchange_id: int) -> list[dict[str, Any]]:
-    """The analyzer runs whose batch held this exchange (retries included)."""
-    needle = f"%{exchange_id}%"
-    rows = conn.execute(
-        "SELECT id, started_at, backend, model, status, error, input_tokens, output_tokens, "
-        "cost_usd, added, superseded, forgotten, exchanges FROM analyzer_runs "
-        "WHERE exchanges LIKE ? ORDER BY id",
-        (needle,),
-    ).fetchall()
-    out = []
-    for row in rows:
-        if exchange_id in json.loads(row["exchanges"] or "[]"):
-            out.append({k: row[k] for k in row.keys() if k != "exchanges"})  # noqa: SIM118
-    return out

@@ -66,16 +66,3 @@ def injection_days(
         str(day): {"with_memory": int(requests), "memories": int(memories)}
         for day, requests, memories in conn.execute(sql, (since, until) if until else (since,))
     }
-
-
-def analyzer_per_day(conn: sqlite3.Connection, since: str) -> list[dict[str, Any]]:
-    """Analyzer calls per day and project: runs, tokens, dollars, memories added."""
-    rows = conn.execute(
-        "SELECT substr(started_at, 1, 10) AS day, coalesce(project, '') AS project, "
-        "count(*) AS runs, sum(input_tokens + cache_read_tokens + cache_creation_tokens) "
-        "AS input_tokens, sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd, "
-        "sum(added) AS added, sum(status = 'failed') AS failed FROM analyzer_runs "
-        "WHERE started_at >= ? GROUP BY day, project ORDER BY day",
-        (since,),
-    )
-    return [{k: r[k] for k in r.keys()} for r in rows]  # noqa: SIM118 (a Row iterates values)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engram.store import usage
+from engram.store import runs, usage
 from engram.ui import charts
 from engram.ui.daily import DayCache
 from engram.ui.web import Deps, Page, Req
@@ -41,7 +41,7 @@ def health(deps: Deps, req: Req) -> Page:
     with deps.store.read() as conn:
         journal = journal_cache.get(conn, days)
         injected = injection_cache.get(conn, days)
-        analyzer = usage.analyzer_per_day(conn, days[0])
+        analyzer = runs.per_day_and_project(conn, days[0])
         status = gather(conn)
 
     by_source: dict[str, dict[str, float]] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engram.store import journal_pages, memory_pages, schema
+from engram.store import journal_pages, memory_pages, runs, schema
 from engram.store.journal_pages import ExchangeFilter, ExchangeView
 from engram.ui.web import BadRequest, Deps, Page, Req, pages
 
@@ -129,10 +129,10 @@ def request_detail(deps: Deps, req: Req) -> Page:
     with deps.store.read() as conn:
         view = journal_pages.get(conn, exchange_id)
         item = _decorate(conn, [view])[0]
-        runs = journal_pages.analyzer_runs_for(conn, exchange_id)
+        analyzer_runs = runs.covering(conn, exchange_id)
     return Page(
         "request.html",
-        {"title": f"Request {exchange_id}", "nav": "requests", "item": item, "runs": runs},
+        {"title": f"Request {exchange_id}", "nav": "requests", "item": item, "runs": analyzer_runs},
     )
 
 

@@ -1,6 +1,6 @@
 """A store that looks lived-in, for the web UI's tests, screenshots and bench/ui.py.
 
-`small()` goes through the real write paths (journal.record on real Anthropic-shaped
+`small()` goes through the real write paths (journaling.record on real Anthropic-shaped
 bodies, memories.add with provenance, Recaller.log_injection, an analyzer run row):
 what the UI shows is what engram really stores. `big()` bulk-inserts the same shapes
 (10k memories, 100k exchanges in ~20 s) because a million ORM round trips would make
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engram import journaling
 from engram.store import journal, memories, schema
 from engram.store.db import Store
 from engram.wire.model import RawRequest, RawResponse
@@ -80,9 +81,9 @@ def capture(
 ) -> int:
     """Journal one agent request the way the proxy does (parse, delta, redact)."""
     with store.write() as session:
-        recorded = journal.record(
+        recorded = journaling.record(
             session,
-            journal.Capture(
+            journaling.Capture(
                 "proxy",
                 key,
                 RawRequest(
