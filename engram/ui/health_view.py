@@ -3,10 +3,12 @@ and `engram doctor`'s checks (loaded after the page: they wait on the network)."
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
-from engram.store import runs, usage
+from engram.store import journal, journal_pages, outbox, reader, runs, state, usage
+from engram.store.journal_pages import ExchangeFilter
 from engram.ui import charts
 from engram.ui.daily import DayCache
 from engram.ui.web import Deps, Page, Req
@@ -33,22 +35,37 @@ def warm(deps: Deps) -> None:
         injection_cache.get(conn, days)
 
 
-def health(deps: Deps, req: Req) -> Page:
-    from engram.status import gather
+def status(conn: Any) -> dict[str, Any]:
+    """`engram status`'s facts that stay cheap at 100k exchanges (its per-status count of
+    the whole journal walks every row: here pending and failed are index ranges)."""
+    raw_poll = state.read(conn, state.LAST_POLL)
+    pending, _oldest = journal.pending_summary(conn)
+    backlog = outbox.counts(conn)
+    return {
+        "last_poll": json.loads(raw_poll) if raw_poll else None,
+        "captured_today": journal.captured_since(conn, charts.days_back(1)[0]),
+        "pending": pending,
+        "failed": journal_pages.count(conn, ExchangeFilter(status="failed")),
+        "last_analyzer_run": runs.last(conn),
+        "memories": reader.active_count(conn),
+        "mirror_backlog": {k: n for k, n in backlog.items() if k != "done" and n},
+    }
 
+
+def health(deps: Deps, req: Req) -> Page:
     days = charts.days_back(DAYS)
     journal_cache, injection_cache = caches(deps)
     with deps.store.read() as conn:
-        journal = journal_cache.get(conn, days)
+        journal_by_day = journal_cache.get(conn, days)
         injected = injection_cache.get(conn, days)
         analyzer = runs.per_day_and_project(conn, days[0])
-        status = gather(conn)
+        facts = status(conn)
 
     by_source: dict[str, dict[str, float]] = {}
-    for day, entry in journal.items():
+    for day, entry in journal_by_day.items():
         for source, n in entry.get("sources", {}).items():
             by_source.setdefault(source, {})[day] = n
-    requests = {d: float(journal[d].get("requests", 0)) for d in days}
+    requests = {d: float(journal_by_day[d].get("requests", 0)) for d in days}
     with_memory = {d: float(min(requests[d], injected[d].get("with_memory", 0))) for d in days}
     without = {d: requests[d] - with_memory[d] for d in days}
     asked = sum(requests.values())
@@ -78,7 +95,7 @@ def health(deps: Deps, req: Req) -> Page:
             "nav": "health",
             "days": DAYS,
             "captures_chart": charts.stacked_bars(days, by_source, label="captures"),
-            "captured": sum(sum(e.get("sources", {}).values()) for e in journal.values()),
+            "captured": sum(sum(e.get("sources", {}).values()) for e in journal_by_day.values()),
             "inject_chart": charts.stacked_bars(
                 days, {"with memory": with_memory, "without": without}, label="requests"
             ),
@@ -90,7 +107,7 @@ def health(deps: Deps, req: Req) -> Page:
             ),
             "tokens_chart": charts.stacked_bars(days, tokens_by_project, label="analyzer tokens"),
             "projects": sorted(totals.items(), key=lambda kv: -kv[1]["cost_usd"]),
-            "status": status,
+            "status": facts,
             "mirror_on": bool(getattr(deps.config.muninn, "enabled", False)),
         },
     )
