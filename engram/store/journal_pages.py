@@ -77,8 +77,21 @@ class ExchangeView:
         return int(self.row["id"])
 
 
+AUDIT = "recall"  # the recall decision per exchange (engram/recall/audit.py), when kept
+
+
+def has_audit(conn: sqlite3.Connection) -> bool:
+    """Whether this database keeps recall decisions (the column arrived with a later
+    migration than the journal; one PRAGMA, ~0.05 ms)."""
+    return any(r[1] == AUDIT for r in conn.execute("PRAGMA table_info(exchanges)"))
+
+
+def _summary(conn: sqlite3.Connection) -> str:
+    return _SUMMARY + (f", {AUDIT}" if has_audit(conn) else "")
+
+
 def _view(row: sqlite3.Row, with_turns: bool) -> ExchangeView:
-    data = {k: row[k] for k in SUMMARY_COLUMNS}
+    data = {k: row[k] for k in row.keys() if k != "turns"}  # noqa: SIM118 (a Row iterates values)
     turns = json.loads(row["turns"] or "[]") if with_turns else []
     return ExchangeView(data, turns)
 
@@ -99,7 +112,7 @@ def page(
         op = ">" if oldest_first else "<"
         sql_where += (" AND " if sql_where else " WHERE ") + f"id {op} ?"
         params.append(before)
-    columns = _SUMMARY + (", turns" if with_turns else "")
+    columns = _summary(conn) + (", turns" if with_turns else "")
     order = "ASC" if oldest_first else "DESC"
     rows = conn.execute(
         f"SELECT {columns} FROM exchanges{sql_where} ORDER BY id {order} LIMIT ?",
@@ -115,7 +128,7 @@ def count(conn: sqlite3.Connection, where: ExchangeFilter) -> int:
 
 def get(conn: sqlite3.Connection, exchange_id: int) -> ExchangeView:
     row = conn.execute(
-        f"SELECT {_SUMMARY}, turns FROM exchanges WHERE id = ?", (exchange_id,)
+        f"SELECT {_summary(conn)}, turns FROM exchanges WHERE id = ?", (exchange_id,)
     ).fetchone()
     if row is None:
         raise NotFound(f"no exchange with id {exchange_id}")

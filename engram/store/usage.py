@@ -35,18 +35,34 @@ def rows_after(conn: sqlite3.Connection, table: str, row_id: int) -> int:
 def journal_days(
     conn: sqlite3.Connection, since: str, until: str | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Per day (UTC) in [since, until): exchanges by source, and agent requests
-    (conversation exchanges; side calls like title generation are not requests)."""
+    """Per day (UTC) in [since, until): exchanges by source; agent requests (conversation
+    exchanges: side calls like title generation are not requests); and, where the
+    journal keeps recall decisions, how many of those requests were given memory
+    (`injected`) and how many went through recall without getting any (`not_injected`)."""
+    from engram.store.journal_pages import AUDIT, has_audit
+
+    outcome = (
+        f"CASE WHEN {AUDIT} IS NULL THEN NULL "
+        f"WHEN json_extract({AUDIT}, '$.outcome') = 'injected' THEN 1 ELSE 0 END"
+        if has_audit(conn)
+        else "NULL"
+    )
     sql = (
-        "SELECT substr(captured_at, 1, 10) AS day, source, kind, count(*) FROM exchanges "
-        "WHERE captured_at >= ?" + (" AND captured_at < ?" if until else "") + " GROUP BY 1, 2, 3"
+        f"SELECT substr(captured_at, 1, 10) AS day, source, kind, {outcome}, count(*) "
+        "FROM exchanges WHERE captured_at >= ?"
+        + (" AND captured_at < ?" if until else "")
+        + " GROUP BY 1, 2, 3, 4"
     )
     out: dict[str, dict[str, Any]] = {}
-    for day, source, kind, n in conn.execute(sql, (since, until) if until else (since,)):
-        entry = out.setdefault(str(day), {"sources": {}, "requests": 0})
+    for day, source, kind, injected, n in conn.execute(sql, (since, until) if until else (since,)):
+        entry = out.setdefault(
+            str(day), {"sources": {}, "requests": 0, "injected": 0, "not_injected": 0}
+        )
         entry["sources"][source] = entry["sources"].get(source, 0) + int(n)
         if kind == "conversation":
             entry["requests"] += int(n)
+            if injected is not None:
+                entry["injected" if injected else "not_injected"] += int(n)
     return out
 
 

@@ -57,7 +57,9 @@ def health(deps: Deps, req: Req) -> Page:
     journal_cache, injection_cache = caches(deps)
     with deps.store.read() as conn:
         journal_by_day = journal_cache.get(conn, days)
-        injected = injection_cache.get(conn, days)
+        audited = any(e.get("injected") or e.get("not_injected") for e in journal_by_day.values())
+        # Before the journal kept recall decisions: from the `inject` events instead.
+        injected = {} if audited else injection_cache.get(conn, days)
         analyzer = runs.per_day_and_project(conn, days[0])
         facts = status(conn)
 
@@ -66,9 +68,24 @@ def health(deps: Deps, req: Req) -> Page:
         for source, n in entry.get("sources", {}).items():
             by_source.setdefault(source, {})[day] = n
     requests = {d: float(journal_by_day[d].get("requests", 0)) for d in days}
-    with_memory = {d: float(min(requests[d], injected[d].get("with_memory", 0))) for d in days}
-    without = {d: requests[d] - with_memory[d] for d in days}
-    asked = sum(requests.values())
+    if audited:
+        with_memory = {d: float(journal_by_day[d].get("injected", 0)) for d in days}
+        without = {d: float(journal_by_day[d].get("not_injected", 0)) for d in days}
+        series = {
+            "with memory": with_memory,
+            "nothing injected": without,
+            "not through recall": {d: requests[d] - with_memory[d] - without[d] for d in days},
+        }
+        asked = sum(with_memory.values()) + sum(without.values())
+    else:
+        with_memory = {
+            d: float(min(requests[d], injected.get(d, {}).get("with_memory", 0))) for d in days
+        }
+        series = {
+            "with memory": with_memory,
+            "without": {d: requests[d] - with_memory[d] for d in days},
+        }
+        asked = sum(requests.values())
     given = sum(with_memory.values())
 
     cost_by_project: dict[str, dict[str, float]] = {}
@@ -96,9 +113,8 @@ def health(deps: Deps, req: Req) -> Page:
             "days": DAYS,
             "captures_chart": charts.stacked_bars(days, by_source, label="captures"),
             "captured": sum(sum(e.get("sources", {}).values()) for e in journal_by_day.values()),
-            "inject_chart": charts.stacked_bars(
-                days, {"with memory": with_memory, "without": without}, label="requests"
-            ),
+            "inject_chart": charts.stacked_bars(days, series, label="requests"),
+            "audited": audited,
             "asked": asked,
             "given": given,
             "rate": (given / asked) if asked else None,

@@ -3,6 +3,7 @@ and the review queue of quarantined memories."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -195,18 +196,34 @@ def restore(deps: Deps, req: Req) -> Redirect:
 # -- review queue --------------------------------------------------------------------
 
 
+def _guard() -> Any:
+    """engram.store.review, the guard's quarantine (issue 14.4): accept carries out the
+    supersede a memory was held with, reject retires it for good. Until it is merged
+    the page falls back to restore/forget (same statuses, without those two extras)."""
+    try:
+        return importlib.import_module("engram.store.review")
+    except ImportError:
+        return None
+
+
 def review_list(deps: Deps, req: Req) -> Page:
     page = req.int_arg("page", 1, low=1)
+    guard = _guard()
+    reasons: dict[str, tuple[list[str], str | None]] = {}
     with deps.store.read() as conn:
         rows, total = memory_pages.page(
             conn, MemoryFilter(status=REVIEW), offset=(page - 1) * PER_PAGE, limit=PER_PAGE
         )
+        if guard is not None and rows:
+            for held in guard.held(conn):
+                reasons[held.memory.id] = (list(held.reasons), held.supersedes)
     return Page(
         "review.html",
         {
             "title": "Review",
             "nav": "review",
             "rows": rows,
+            "reasons": reasons,
             "total": total,
             "page": page,
             "pages": pages(total, PER_PAGE),
@@ -216,17 +233,24 @@ def review_list(deps: Deps, req: Req) -> Page:
 
 
 def _review(deps: Deps, req: Req, accept: bool) -> Redirect:
-    from engram.store import memories
-
     memory_id = _memory_id(deps, req)
+    guard = _guard()
     with deps.store.write() as session:
-        current = memories.get(session, memory_id)
-        if current.status != REVIEW:
-            raise EngramError(f"memory {memory_id} is {current.status}, not waiting for review")
-        if accept:
-            memories.restore(session, memory_id, actor=ACTOR)
+        if guard is not None:
+            if accept:
+                guard.accept(session, memory_id, actor=ACTOR)
+            else:
+                guard.reject(session, memory_id, actor=ACTOR)
         else:
-            memories.forget(session, memory_id, actor=ACTOR)
+            from engram.store import memories
+
+            current = memories.get(session, memory_id)
+            if current.status != REVIEW:
+                raise EngramError(f"memory {memory_id} is {current.status}, not held for review")
+            if accept:
+                memories.restore(session, memory_id, actor=ACTOR)
+            else:
+                memories.forget(session, memory_id, actor=ACTOR)
     return Redirect(f"/review?done={'accepted' if accept else 'rejected'}")
 
 
