@@ -92,8 +92,10 @@ class Store:
         itself the only user and delete the WAL under this process's open connections
         (their later commits then vanish; seen as lost writes and "database disk image is
         malformed" when `engram ui` ran doctor). SQLite keeps its descriptors open until
-        that is safe. A non-database is only read, never written."""
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000)
+        that is safe. `immutable` reads the file itself (not a WAL that may still hold a
+        valid page 1 of a file since overwritten) and takes no locks; a non-database is
+        only read, never written."""
+        conn = sqlite3.connect(self.path.as_uri() + "?immutable=1", uri=True)
         try:
             conn.execute("PRAGMA schema_version").fetchone()
         except sqlite3.DatabaseError as exc:
