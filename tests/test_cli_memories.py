@@ -224,3 +224,30 @@ def test_scope_project_is_the_git_work_tree(
     monkeypatch.chdir(repo / "src")
     data = cli.json("add", "src layout", "--scope", "project")
     assert data["scope"] == str(repo.resolve())
+
+
+def test_first_hour_details(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """export -o is private whatever the umask; a scope that does not exist is allowed but
+    warned about; `log` shows changes, and injections only when asked for."""
+    import os
+
+    from engram.store import memories
+    from engram.store.db import Store
+
+    missing = tmp_path / "does" / "not" / "exist"
+    added = cli("add", "Deploys go through make release", "--scope", str(missing))
+    assert "does not exist" in added.stderr
+    mid = added.stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o022)
+    try:
+        cli("export", "-o", "out.jsonl")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.jsonl").stat().st_mode & 0o777 == 0o600
+    with Store(cli.db).write() as session:
+        memories.log_event(session, "inject", mid, "proxy", conversation="c1")
+    assert [e["action"] for e in cli.json("log")] == ["add"]
+    assert [e["action"] for e in cli.json("log", "--all")] == ["inject", "add"]
+    assert [e["action"] for e in cli.json("log", "--action", "inject")] == ["inject"]
+    assert "unknown action" in cli.fail("log", "--action", "bogus").stderr

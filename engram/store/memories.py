@@ -171,14 +171,18 @@ def supersede(
     return MemoryRecord.from_mapping(old), result.memory
 
 
-def forget(session: Session, memory_id: str, *, actor: str = "cli") -> MemoryRecord:
+def forget(
+    session: Session, memory_id: str, *, actor: str = "cli", reason: str | None = None
+) -> MemoryRecord:
+    """Stop using a memory; `reason` (why, in the caller's words) goes into its event."""
     memory = get(session, memory_id)
     if memory.status == "forgotten":
         return MemoryRecord.from_mapping(memory)
     previous = memory.status
     memory.status = "forgotten"
     memory.updated_at = schema.now_iso()
-    log_event(session, "forget", memory.id, actor, previous=previous)
+    extra = {"reason": reason} if reason else {}
+    log_event(session, "forget", memory.id, actor, previous=previous, **extra)
     outbox.enqueue(session, memory.id, "forget")
     return MemoryRecord.from_mapping(memory)
 
