@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from engram.config import Config
+from engram.runtime import Runtime
 from engram.store.db import Store
 from engram.ui import health_view, journal_view
 from engram.ui.launch import make_deps
@@ -28,6 +29,7 @@ def audited(tmp_path: Path) -> tuple[Deps, ui_seed.Seeded]:
     db = tmp_path / "engram.db"
     store = Store(db)
     data = ui_seed.small(store)
+    store.close()
     pnpm = data.memory_ids["This project uses pnpm, never npm."]
     conn = sqlite3.connect(db)
     if "recall" not in {r[1] for r in conn.execute("PRAGMA table_info(exchanges)")}:
@@ -46,7 +48,9 @@ def audited(tmp_path: Path) -> tuple[Deps, ui_seed.Seeded]:
         )
     conn.commit()
     conn.close()
-    deps = make_deps(store, Config())
+    config = Config()
+    config.override("store.path", str(db))
+    deps = make_deps(Runtime(config))
     yield deps, data
     deps.close()
 

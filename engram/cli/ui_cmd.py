@@ -30,5 +30,4 @@ def ui(
     start; without it the server answers 403. Ctrl-C stops it. See docs/ui.md."""
     from engram.ui.launch import run
 
-    st = state(ctx)
-    run(st.store, st.config, port=port, open_browser=not no_open)
+    run(state(ctx).runtime, port=port, open_browser=not no_open)

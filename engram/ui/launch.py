@@ -22,8 +22,7 @@ from engram.ui.security import Guard
 from engram.ui.web import Deps
 
 if TYPE_CHECKING:
-    from engram.config import Config
-    from engram.store.db import Store
+    from engram.runtime import Runtime
 
 DEFAULT_PORT = 8789  # engram proxy is 8787; a busy default moves on to a free port
 PORT_TRIES = 10
@@ -37,14 +36,14 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def make_deps(store: Store, config: Config) -> Deps:
+def make_deps(runtime: Runtime) -> Deps:
+    """The UI's parts from the composition root (engram/runtime.py)."""
+
     def make_recaller() -> Any:
-        from engram.recall.service import Recaller
-
         # Refreshes inline (background=False): a search right after an edit sees it.
-        return Recaller(store, config, background=False)
+        return runtime.recaller(background=False)
 
-    return Deps(store=store, config=config, make_recaller=make_recaller)
+    return Deps(store=runtime.store, config=runtime.config, make_recaller=make_recaller)
 
 
 async def _bind(deps: Deps, port: int | None, guard: Guard) -> Any:
@@ -71,16 +70,15 @@ async def _bind(deps: Deps, port: int | None, guard: Guard) -> Any:
 
 
 def run(
-    store: Store,
-    config: Config,
+    runtime: Runtime,
     *,
     port: int | None = None,
     open_browser: bool = True,
     note: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True),
 ) -> None:
     """Serve until Ctrl-C or SIGTERM."""
-    store.ensure()  # a bad database fails here, in one line, before anything listens
-    deps = make_deps(store, config)
+    runtime.store.ensure()  # a bad database fails here, in one line, before anything listens
+    deps = make_deps(runtime)
     asyncio.run(_serve(deps, port, open_browser, note))
 
 
