@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "memories",
     "transfer",
     "recall_cmd",
+    "ui_cmd",
     "watch",
     "proxy_cmd",
     "hooks_cmd",
