@@ -14,6 +14,7 @@ its last word), classified, and the value judged for that class:
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Protocol
 
@@ -42,12 +43,16 @@ class Candidate(Protocol):
 
     def span(self, group: int = 0, /) -> tuple[int, int]: ...
 
+    @property
+    def regs(self) -> tuple[tuple[int, int], ...]: ...  # every group's span, (-1, -1) if none
+
 
 def span_of(m: Candidate, groups: Groups, *names: str) -> tuple[int, int] | None:
     """The span of the first of the named groups that took part in the match."""
+    regs = m.regs
     for name in names:
-        if name in groups and m.start(groups[name]) >= 0:
-            return m.span(groups[name])
+        if name in groups and (span := regs[groups[name]])[0] >= 0:
+            return span
     return None
 
 
@@ -85,18 +90,18 @@ _NEGATIONS = frozenset(
     foreign routing dedup dedupe object bucket kms gpg pgp ssh fingerprint sentinel""".split()
 )
 _PROSE_KEY = re.compile(r"([A-Za-z]+) $")
+_KEY_TAIL = re.compile(r"[A-Za-z0-9_.\-]*")
 
 
 def key_span(text: str, pos: int) -> tuple[str, int]:
     """The whole key name around `pos` (`DB_PASSWORD` around its `P`, `--api-key` around `k`)
     and where it starts; `API key` in prose."""
-    start = end = pos
+    start = pos
     while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_-."):
         if text[start - 1] in "nrt" and text[start - 2 : start - 1] == "\\":
             break  # the `n` of a `\\n` escape is no part of the name
         start -= 1
-    while end < len(text) and (text[end].isalnum() or text[end] in "_-."):
-        end += 1
+    end = _KEY_TAIL.match(text, pos).end()  # type: ignore[union-attr]  # `*` always matches
     key = text[start:end]
     if key.lower() in ("key", "token") and text[start - 1 : start] == " ":
         before = _PROSE_KEY.search(text, max(0, start - 20), start)
@@ -105,14 +110,16 @@ def key_span(text: str, pos: int) -> tuple[str, int]:
     return key, start
 
 
-def key_words(key: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def key_words(key: str) -> tuple[str, ...]:
     """`AWS_SECRET_ACCESS_KEY` -> aws secret access key; `apiKeyValue` -> api key."""
     words = [w.lower() for w in _KEY_WORDS.findall(key)]
     while len(words) > 1 and words[-1] in _NEUTRAL_SUFFIX:
         words.pop()
-    return words
+    return tuple(words)
 
 
+@functools.lru_cache(maxsize=4096)  # keys repeat: `token`, `password`, `API_KEY`
 def classify_key(key: str) -> str | None:
     """What a key says its value is: `human` (a password someone chose), `machine` (a
     generated secret or API key), `token`/`auth` (overloaded words: the value must look

@@ -19,6 +19,7 @@ checklist of which services exist); the expressions are our own.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -251,7 +252,7 @@ _SEP = (
     rf"[ \t]*(?>(?P<ann>:[ \t]*{_TYPE}(?:[ \t]*\|[ \t]*{_TYPE}){{0,3}}[ \t]+=(?![=>]))|:=|=>"
     r"|=(?!=)|:(?![:/])|(?P<xml>>(?=[^<\s]{1,512}</))|(?P<attr>[ \t]+[vV]alue=)|(?P<pair>,)"
     r"|(?P<env>(?:\r?\n|\\n)[ \t]*(?:-[ \t]+)?value:)"
-    r"|(?P<is>[ \t]+(?:is|was|to)[ \t])|(?P<ws>[ \t]+(?=[^\s:=])))[ \t]*"
+    r"|(?P<is>[ \t]+(?:is|was|to)[ \t])|(?P<ws>[ \t]+(?=[^\s:=]{6}|[\"'`])))[ \t]*"
 )
 # A quoted value (string prefixes b"", r'' allowed) or a bare one; the bare one must not be
 # followed by `(`/`[` (a call or subscript: `pwd = os.getcwd()`, `token = tokens[0]`).
@@ -333,6 +334,7 @@ _FILTER = "(?=[A-Za-z0-9+/=_.~-]{16})"
 _PASSES = (("cCpPuUbBkKzZ",), ("ABCEFGHIJLMNOPS",), (".",), ("_",), (":",), ("-",),
            ("~", "$", "@", "/", "x", "&", "?"))  # fmt: skip
 _KEY_WORD_CHECKS = frozenset({"assign", "header", "bearer", "basic"})
+_LATE = frozenset({"assign", "header", "bearer", "basic", "url", "curl", "mysql", "cliflag"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,21 +342,21 @@ class Pass:
     """One compiled pattern and, for each rule's end marker, the rule and its groups.
 
     An alternation stops at the first alternative that matches; if the check then rejects
-    that rule, `after` gives the rules that come after it, one pattern each, to try at the
-    same position (`-p` is no mysql password here, but `sk-proj-...` is an OpenAI key)."""
+    that rule, `after` gives the rules that come after it, each as its own pattern, to try at
+    the same position. Vendor formats come first in each group, so this is rare; each
+    pattern is compiled the first time it is needed."""
 
     pattern: re.Pattern[str]
     markers: dict[int, tuple[Rule, dict[str, int]]]
     order: tuple[tuple[int, str], ...]  # (marker, the rule's own pattern), in pattern order
-    _after: dict[int, list[tuple[Rule, re.Pattern[str], dict[str, int]]]] = field(
-        default_factory=dict
-    )
+    _singles: dict[int, tuple[re.Pattern[str], dict[str, int]]] = field(default_factory=dict)
 
-    def after(self, marker: int) -> list[tuple[Rule, re.Pattern[str], dict[str, int]]]:
-        if marker not in self._after:
-            later = self.order[[m for m, _ in self.order].index(marker) + 1 :]
-            self._after[marker] = [(self.markers[m][0], *_single(src)) for m, src in later]
-        return self._after[marker]
+    def after(self, marker: int) -> Iterator[tuple[Rule, re.Pattern[str], dict[str, int]]]:
+        markers = [m for m, _ in self.order]
+        for m, source in self.order[markers.index(marker) + 1 :]:
+            if m not in self._singles:
+                self._singles[m] = _single(source)
+            yield (self.markers[m][0], *self._singles[m])
 
 
 def _single(source: str) -> tuple[re.Pattern[str], dict[str, int]]:
@@ -391,11 +393,14 @@ def compile_rules(rules: tuple[Rule, ...] = RULES) -> list[Pass]:
         alts, order = [], []
         for group in groups:
             lead = re.escape(group) if len(group) == 1 else "[" + re.escape(group) + "]"
-            inner = [alt for _, alt in plain.get((n, group), [])]
-            order += [(i, lead + alt) for i, alt in plain.get((n, group), [])]
-            if (n, group) in filtered:
+            inner = []
+            if (n, group) in filtered:  # vendor formats first: a context rule's rejection
                 inner.append(_FILTER + "(?:" + "|".join(a for _, a in filtered[n, group]) + ")")
                 order += [(i, lead + _FILTER + alt) for i, alt in filtered[n, group]]
+            # then the other formats, then the context rules (`-p`, `key=`)
+            rest = sorted(plain.get((n, group), []), key=lambda ia: rules[ia[0]].check in _LATE)
+            inner += [alt for _, alt in rest]
+            order += [(i, lead + alt) for i, alt in rest]
             if inner:
                 alts.append(lead + "(?:" + "|".join(inner) + ")")
         if alts:

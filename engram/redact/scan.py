@@ -42,6 +42,10 @@ class _Original:
     def span(self, group: int = 0, /) -> tuple[int, int]:
         return self.m.span(group)
 
+    @property
+    def regs(self) -> tuple[tuple[int, int], ...]:
+        return self.m.regs
+
 
 # Long base64 runs (an image in a notebook, a blob in tool output) would stop the scan at
 # nearly every letter (~10 MB/s): their interior is blanked in the scanned copy (~100 MB/s).
@@ -78,13 +82,29 @@ def _blank(text: str, runs: list[tuple[int, int]]) -> str:
     return "".join(parts)
 
 
-def candidates(text: str) -> list[Span]:
-    """Every confirmed secret span in `text`, unordered, possibly overlapping.
+def candidates(text: str, regions: list[tuple[int, int]] | None = None) -> list[Span]:
+    """Every confirmed secret span in `text` (or starting in one of `regions`), unordered,
+    possibly overlapping.
 
     Each pass scans the whole text, so a vendor's token inside an assigned value, or a token
     between a key and its value, is found by its own pass; `merge` keeps the telling type."""
     runs = _long_runs(text)
     subject = _blank(text, runs) if runs else text
+    found: list[Span] = []
+    for lo, hi in regions if regions is not None else [(0, len(text))]:
+        found += _in_region(text, subject, runs, lo, hi)
+    if runs:  # a secret that reaches a blanked interior runs to the end of its base64 run
+        ends = {start + _KEEP: end for start, end in runs}
+        found = [(kind, start, ends.get(end, end)) for kind, start, end in found]
+    return found
+
+
+def _in_region(
+    text: str, subject: str, runs: list[tuple[int, int]], lo: int, hi: int
+) -> list[Span]:
+    # Candidates starting in [lo, hi) are searched for a little past `hi`, then matched
+    # again without a limit: a token or a block may run on past the region.
+    limit = min(len(subject), hi + 1024)
 
     def read(m: re.Match[str]) -> Candidate:
         return _Original(m, text) if runs else m
@@ -92,8 +112,10 @@ def candidates(text: str) -> list[Span]:
     found: list[Span] = []
     for scan in compiled():
         search, markers = scan.pattern.search, scan.markers
-        at = k8s_until = 0
-        while (m := search(subject, at)) is not None:
+        at, k8s_until = lo, 0
+        while (m := search(subject, at, limit)) is not None and m.start() < hi:
+            if limit < len(subject):
+                m = scan.pattern.match(subject, m.start()) or m
             rule, groups = markers[m.lastindex or 0]
             if rule.check == "k8s":  # one `kind: Secret` per document is enough
                 if m.start() < k8s_until:
@@ -115,9 +137,6 @@ def candidates(text: str) -> list[Span]:
                 at = max(m.start() + 1, min(start for _, start, _ in hits))
             else:
                 at = max(m.end(), m.start() + 1)
-    if runs:  # a secret that reaches a blanked interior runs to the end of its base64 run
-        ends = {start + _KEEP: end for start, end in runs}
-        found = [(kind, start, ends.get(end, end)) for kind, start, end in found]
     return found
 
 
@@ -141,6 +160,6 @@ def merge(spans: list[Span]) -> list[Span]:
     return merged
 
 
-def scan(text: str) -> list[Span]:
-    """The secrets in `text`: sorted, non-overlapping (type, start, end)."""
-    return merge(candidates(text))
+def scan(text: str, regions: list[tuple[int, int]] | None = None) -> list[Span]:
+    """The secrets in `text` (or starting in `regions`): sorted, non-overlapping spans."""
+    return merge(candidates(text, regions))
