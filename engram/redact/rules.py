@@ -1,15 +1,16 @@
-"""The rules, and the one regular expression they compile into.
+"""The rules, and the seven patterns they compile into.
 
-Speed matters because every request body goes through the redactor, so all rules live in ONE
-pattern that Python's `re` scans with its first-character bitmap: the matcher is entered only
-at a rule's *lead*, one literal character of it. Entering costs ~90 ns and each alternative
-tried under a lead ~10 ns (measured on engram's source), so leads are chosen among characters
-that are rare in code and prose: a vendor token leads with the separator inside its prefix
-(`ghp_` on `_`, `pypi-` on `-`, `hvs.` on `.`) or with an upper-case first letter (`AKIA`), and
-the rest of the prefix is checked by a lookbehind. Alternatives start with a literal or a
-character class wherever possible, which `re` rejects without entering them. The leads that
-are frequent (`_`, `-`, `.`) first require 16 token characters ahead, which ordinary
-identifiers and prose rarely have.
+Speed matters because every captured text goes through the redactor. Python's `re` scans
+for a pattern's first character quickly and enters the matcher only there, so every rule
+starts with a *lead*, one literal character of it, and rules are grouped by lead into seven
+passes (see `_PASSES` for what each costs). Leads are chosen among characters that are rare
+in code and prose: a vendor token leads with the separator inside its prefix (`ghp_` on `_`,
+`pypi-` on `-`, `hvs.` on `.`) or with an upper-case first letter (`AKIA`), a key word with
+its own first letter (`password`, `secret`, `token`, `key`, `auth`, `bearer`). The rest of a
+prefix, and the lead itself where a group shares several, is checked by a lookbehind after
+the first literal, which `re` rejects without entering the alternative. The frequent leads
+(`_`, `-`, `.`) first require 16 token characters ahead, which identifiers and prose
+rarely have.
 
 A rule's `check` names the Python confirmation in `checks.py`; the regex only finds candidates.
 Vendor formats come from the vendors' documentation (gitleaks' rule list served as the
