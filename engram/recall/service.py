@@ -36,6 +36,7 @@ from engram.recall.embedder import Embedder, make_embedder
 from engram.recall.index import VectorIndex
 from engram.recall.query import QueryCache, query_from_exchange
 from engram.recall.remote import RemoteSource
+from engram.redact import warm as warm_redaction
 from engram.store.db import Store, is_lock_error
 
 log = logging.getLogger("engram.recall")
@@ -156,6 +157,7 @@ class Recaller:
 
     def warm(self, background: bool = False) -> None:
         """Load the embedder and build the index now (or on a daemon thread)."""
+        warm_redaction()  # the gate redacts every block within the request's budget
         if self.ready:
             return
         if not background:
