@@ -153,7 +153,9 @@ class Analyzer:
         report = RunReport()
         with self.store.write() as session:
             rows = journal.pending(session, limit)
-        batches = plan(rows, self.settings.input_budget_tokens)
+        budget = self.settings.input_budget_tokens
+        budget = min(budget, getattr(self.backend, "max_input_tokens", budget))
+        batches = plan(rows, budget)
         blocked: set[str | None] = set()  # a failed batch holds back its project's later ones
         for batch in batches:
             if batch.project in blocked:
@@ -192,6 +194,7 @@ class Analyzer:
                 {"project": c.project, "conversation": c.conversation, "turns": list(c.turns)}
                 for c in conversations
             ],
+            candidate_ids=[c.id for c in candidates],
         )
         started = schema.now_iso()
         report.batches += 1
@@ -348,7 +351,10 @@ class Analyzer:
 
         usage = answer.usage if answer else None
         model = answer.model if answer else self.backend.model
-        usd = cost(usage, model, self.settings.prices) if usage else 0.0
+        if answer is not None and answer.cost_usd is not None:
+            usd = answer.cost_usd
+        else:
+            usd = cost(usage, model, self.settings.prices) if usage else 0.0
         report.cost_usd += usd
         if parsed is not None:
             report.ignored += parsed.ignored
@@ -415,20 +421,36 @@ def retry_failed(store: Store) -> int:
 # -- choosing a backend ----------------------------------------------------------------
 
 
-def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
-    """(backend or None for capture only, a line saying what was chosen and why)."""
-    from engram.analyzer.backends import AnthropicBackend, HeuristicBackend, OpenAIBackend
+BACKENDS = ("auto", "anthropic", "claude-code", "local", "openai", "heuristic", "none")
 
+
+def choose(
+    name: str, settings: AnalyzerConfig, *, proxy_listen: Sequence[str] = ()
+) -> tuple[Backend | None, str]:
+    """(backend or None for capture only, a line saying what was chosen and why).
+
+    `proxy_listen`: where engram's own proxy listens, so the claude-code backend never
+    sends its traffic through it.
+    """
     if name == "auto":
-        if settings.api_key:
-            backend, why = choose("anthropic", settings)
-            return backend, f"auto -> {why} (an Anthropic key is configured)"
-        backend, why = choose("heuristic", settings)
-        return backend, f"auto -> {why} (no ANTHROPIC_API_KEY: offline rules)"
+        return _auto(settings, proxy_listen)
     if name == "none":
         return None, "none (capture only)"
+    return _named(name, settings, proxy_listen)
+
+
+def _named(name: str, settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> tuple[Backend, str]:
+    from engram.analyzer.backends import AnthropicBackend, HeuristicBackend, OpenAIBackend
+
     if name == "heuristic":
         return HeuristicBackend(), "heuristic"
+    if name == "claude-code":
+        return _claude_code(
+            settings, proxy_listen
+        ), f"claude-code (claude -p --model {settings.claude_model})"
+    if name == "local":
+        backend = _local(settings)
+        return backend, f"local ({backend.path.name}, {backend.threads} threads)"
     common: dict[str, Any] = dict(
         timeout=settings.timeout,
         retries=settings.retries,
@@ -438,7 +460,7 @@ def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
         if not settings.api_key:
             raise EngramError(
                 "the anthropic analyzer needs a key: set ANTHROPIC_API_KEY or "
-                "analyzer.api_key (or use --analyzer heuristic)"
+                "analyzer.api_key (or use --analyzer claude-code, local or heuristic)"
             )
         return (
             AnthropicBackend(
@@ -456,7 +478,77 @@ def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
             ),
             f"openai ({settings.openai_model} at {settings.openai_base_url or 'api.openai.com'})",
         )
-    raise EngramError(f"unknown analyzer {name!r} (auto, anthropic, openai, heuristic, none)")
+    raise EngramError(f"unknown analyzer {name!r} (one of: {', '.join(BACKENDS)})")
+
+
+def _auto(settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> tuple[Backend, str]:
+    """API key -> anthropic; else Claude Code on PATH -> claude-code (the user's
+    subscription); else an installed local model -> local; else the heuristic."""
+    import importlib.util
+    import shutil
+
+    from engram.analyzer import models
+    from engram.analyzer.backends import HeuristicBackend
+
+    if settings.api_key:
+        backend, why = _named("anthropic", settings, proxy_listen)
+        return backend, f"auto -> {why}: an Anthropic API key is configured"
+    claude = shutil.which(settings.claude_command)
+    if claude:
+        backend, why = _named("claude-code", settings, proxy_listen)
+        return (
+            backend,
+            f"auto -> {why}: no API key, and Claude Code is installed ({claude}); it uses "
+            "your Claude login",
+        )
+    model = models.default_model(settings.local_model)
+    if model is not None and model.is_file() and importlib.util.find_spec("xllamacpp"):
+        backend, why = _named("local", settings, proxy_listen)
+        return (
+            backend,
+            f"auto -> {why}: no API key or Claude Code; a local model is installed",
+        )
+    hint = (
+        "`engram models fetch` installs a local model"
+        if importlib.util.find_spec("xllamacpp")
+        else "pip install 'engram-tap[local]' and `engram models fetch` add a local model"
+    )
+    return (
+        HeuristicBackend(),
+        f"auto -> heuristic: no API key, no Claude Code, no local model ({hint})",
+    )
+
+
+def _claude_code(settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> Backend:
+    from engram.analyzer.backend_claude_code import ClaudeCodeBackend
+    from engram.paths import analyzer_workdir
+
+    return ClaudeCodeBackend(
+        model=settings.claude_model,
+        command=settings.claude_command,
+        workdir=analyzer_workdir(),
+        timeout=settings.timeout,
+        engram_listen=proxy_listen,
+    )
+
+
+def _local(settings: AnalyzerConfig) -> Any:
+    from engram.analyzer import models
+    from engram.analyzer.backend_local import LocalBackend
+
+    path = models.default_model(settings.local_model)
+    if path is None:
+        raise EngramError(
+            f"the local analyzer has no model: none in {models.models_dir()} and "
+            "analyzer.local_model is unset",
+            hint="engram models fetch 1.5b (or 0.5b), or set analyzer.local_model to a GGUF file",
+        )
+    return LocalBackend(
+        model_path=path,
+        threads=settings.local_threads,
+        context=settings.local_context,
+        max_output_tokens=min(settings.max_output_tokens, 512),
+    )
 
 
 def describe(report: RunReport) -> list[str]:

@@ -76,6 +76,7 @@ def _register() -> None:
         hooks_cmd,
         memories,
         mirror,
+        models_cmd,
         ops_cmd,
         privacy,
         proxy_cmd,
@@ -90,6 +91,7 @@ def _register() -> None:
     proxy_cmd.register(app)
     hooks_cmd.register(app)
     mirror.register(app)
+    models_cmd.register(app)
     privacy.register(app)
     service_cmd.register(app)
     ops_cmd.register(app)

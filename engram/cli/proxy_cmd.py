@@ -74,7 +74,9 @@ def analyzer_hook(st: Any, name: str | None) -> tuple[Any, str]:
 
     cfg = st.config
     cfg.override("analyzer.backend", name)
-    backend, label = runner.choose(cfg.analyzer.backend, cfg.analyzer)
+    backend, label = runner.choose(
+        cfg.analyzer.backend, cfg.analyzer, proxy_listen=[cfg.proxy.listen]
+    )
     if backend is None:
         return None, label
     return runner.make_daemon_hook(st.store, backend, cfg.analyzer), label
@@ -134,7 +136,7 @@ def register(app: typer.Typer) -> None:
             None,
             "--analyzer",
             help="Distil memories in the background: auto, anthropic, "
-            "openai, heuristic or none. [default: auto]",
+            "claude-code, local, openai, heuristic or none. [default: auto]",
         ),
     ) -> None:
         """A transparent reverse proxy for an agent's LLM API: recalls and injects memory,
@@ -203,7 +205,7 @@ def register(app: typer.Typer) -> None:
             None,
             "--analyzer",
             help="Distil memories when the agent exits: auto, anthropic, "
-            "openai, heuristic or none. [default: auto]",
+            "claude-code, local, openai, heuristic or none. [default: auto]",
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; launch nothing."),
     ) -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from engram.sources.watcher import Watcher
     from engram.store.db import Store
 
-ANALYZERS = ("auto", "anthropic", "openai", "heuristic", "none")
+ANALYZERS = ("auto", "anthropic", "claude-code", "local", "openai", "heuristic", "none")
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +45,9 @@ def register(app: typer.Typer) -> None:
             "[default: 60]",
         ),
         analyzer: str | None = typer.Option(
-            None, "--analyzer", help="auto, anthropic, openai, heuristic or none. [default: auto]"
+            None,
+            "--analyzer",
+            help="auto, anthropic, claude-code, local, openai, heuristic or none. [default: auto]",
         ),
         prune: bool | None = typer.Option(
             None,
@@ -266,7 +268,7 @@ def register(app: typer.Typer) -> None:
             False, "--retry", help="First re-queue batches parked as failed."
         ),
         analyzer: str | None = typer.Option(
-            None, "--analyzer", help="auto, anthropic, openai or heuristic."
+            None, "--analyzer", help="auto, anthropic, claude-code, local, openai or heuristic."
         ),
         json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
     ) -> None:
@@ -279,7 +281,9 @@ def register(app: typer.Typer) -> None:
         if retry:
             requeued = runner.retry_failed(st.store)
             render.note(f"re-queued {requeued} exchanges")
-        backend, label = runner.choose(cfg.analyzer.backend, cfg.analyzer)
+        backend, label = runner.choose(
+            cfg.analyzer.backend, cfg.analyzer, proxy_listen=[cfg.proxy.listen]
+        )
         if backend is None:
             raise EngramError(
                 "the analyzer is set to `none`; pass --analyzer heuristic or anthropic"
@@ -359,7 +363,7 @@ def resolve_analyzer(backend: str, store: Store, cfg: Config) -> tuple[AnalyzeFn
     """(the daemon's analyze hook or None for capture only, the banner's analyzer line)."""
     from engram.analyzer import runner
 
-    chosen, label = runner.choose(backend, cfg.analyzer)
+    chosen, label = runner.choose(backend, cfg.analyzer, proxy_listen=[cfg.proxy.listen])
     if chosen is None:
         return None, label
     return runner.make_daemon_hook(store, chosen, cfg.analyzer), label
