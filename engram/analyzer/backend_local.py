@@ -66,6 +66,7 @@ def default_threads() -> int:
 
 class LocalBackend:
     name = "local"
+    strict = True  # small models write junk: validation is harder (engram.analyzer.validate)
 
     def __init__(
         self,

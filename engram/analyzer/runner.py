@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engram.analyzer import grammar, prompt
+from engram.analyzer import grammar, prompt, validate
 from engram.analyzer.backends import AnalyzerError, Answer, Backend, Batch, cost
 from engram.config import AnalyzerConfig
 from engram.errors import EngramError
@@ -80,6 +80,8 @@ class RunReport:
     output_tokens: int = 0
     cost_usd: float = 0.0
     proposed: list[str] = field(default_factory=list)  # --dry-run: the commands, rendered
+    # --dry-run: each proposed command with what validation decided and why
+    decisions: list[dict[str, Any]] = field(default_factory=list)
     auth_error: str | None = None
 
 
@@ -134,10 +136,21 @@ def _split(unit: Unit, budget: int) -> list[Unit]:
 
 
 class Analyzer:
-    def __init__(self, store: Store, backend: Backend, settings: AnalyzerConfig) -> None:
+    """`embedder`: recall's embedder (anything with `embed(texts)`), used to fold a
+    proposed fact into an active memory that says it already; None: lexical overlap."""
+
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        settings: AnalyzerConfig,
+        *,
+        embedder: validate.Embedder | None = None,
+    ) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
+        self.near = validate.NearDuplicates(embedder)
 
     @property
     def source(self) -> str:
@@ -214,18 +227,71 @@ class Analyzer:
             why = "empty answer" if not answer.text.strip() else "unparseable answer"
             self._fail(batch, f"{why} from {self.backend.name}", started, report, answer)
             return False
+        verdicts = self._judge(request, parsed.commands, candidates, batch.project)
         if dry_run:
-            report.proposed.extend(grammar.render_command(c) for c in parsed.commands)
+            for cmd, verdict in zip(parsed.commands, verdicts, strict=True):
+                line = grammar.render_command(cmd)
+                report.proposed.append(f"{line}  # {verdict.render()}")
+                report.decisions.append(
+                    {
+                        "command": line,
+                        "decision": verdict.decision,
+                        "reason": verdict.reason,
+                        "target": verdict.target,
+                    }
+                )
             self._record(batch, answer, started, "dry-run", None, report, parsed, {})
             return True
-        self._apply(batch, answer, parsed, candidates, started, report)
+        self._apply(batch, answer, parsed, verdicts, candidates, started, report)
         return True
+
+    def _judge(
+        self,
+        request: Batch,
+        commands: Sequence[grammar.Command],
+        candidates: Sequence[prompt.CandidateMemory],
+        project: str | None,
+    ) -> list[validate.Verdict]:
+        """What validation decides for each command (see engram.analyzer.validate)."""
+        from engram.store import reader
+
+        said = validate.batch_text(request.conversations)
+        strict = bool(getattr(self.backend, "strict", False))
+        known = "\n".join(c.content for c in candidates)
+        scopes = ("global",) if project is None else ("global", project)
+        offered = [validate.Existing(c.id, c.content) for c in candidates]
+        kept: list[tuple[int, str]] = []
+        verdicts: list[validate.Verdict] = []
+        for cmd in commands:
+            if cmd.text is None:
+                verdicts.append(validate.KEEP)
+                continue
+            verdict = validate.judge_text(cmd.text, said, strict=strict, known=known)
+            if verdict.decision == "keep" and cmd.action == "add":
+                with self.store.read() as conn:
+                    hits = reader.search(conn, cmd.text, scopes=scopes, limit=5)
+                pool = {e.id: e for e in offered}
+                pool.update(
+                    {h.memory.id: validate.Existing(h.memory.id, h.memory.content) for h in hits}
+                )
+                verdict = self.near.find(cmd.text, list(pool.values())) or verdict
+                if verdict.decision == "keep":
+                    earlier = self.near.find(
+                        cmd.text, [validate.Existing(f"line {n}", t) for n, t in kept]
+                    )
+                    if earlier is not None:
+                        verdict = validate.Verdict("reject", f"repeats {earlier.target}")
+                    else:
+                        kept.append((cmd.line, cmd.text))
+            verdicts.append(verdict)
+        return verdicts
 
     def _apply(
         self,
         batch: PlannedBatch,
         answer: Answer,
         parsed: grammar.ParseResult,
+        verdicts: Sequence[validate.Verdict],
         candidates: list[prompt.CandidateMemory],
         started: str,
         report: RunReport,
@@ -237,7 +303,16 @@ class Analyzer:
         provenance = [f"x-{i}" for i in sorted({u.row_id for u in batch.units})]
         counts = {"added": 0, "superseded": 0, "forgotten": 0, "duplicates": 0, "rejected": 0}
         with self.store.write() as session:
-            for cmd in parsed.commands:
+            for cmd, verdict in zip(parsed.commands, verdicts, strict=True):
+                if verdict.decision == "reject":
+                    counts["rejected"] += 1
+                    report.rejected.append(f"line {cmd.line}: {verdict.reason}")
+                    continue
+                if verdict.decision == "fold" and verdict.target:
+                    memories.extend_provenance(session, verdict.target, provenance)
+                    counts["duplicates"] += 1
+                    report.duplicates += 1
+                    continue
                 try:
                     with session.begin_nested():
                         if cmd.action in ("supersede", "forget") and cmd.target not in offered:
@@ -562,14 +637,59 @@ def describe(report: RunReport) -> list[str]:
     return lines
 
 
+def formation_embedder(config: Any) -> validate.Embedder | None:
+    """Recall's embedder (`recall.embedder`), which validation uses to fold restated
+    facts; None when recall has none or it cannot be built (validation then compares
+    words)."""
+    from engram.recall.embedder import EmbedderError, make_embedder
+
+    try:
+        return make_embedder(config)
+    except EmbedderError:
+        return None
+
+
+class Backoff:
+    """After a failed run, the next waits: 15 s, doubling to 10 minutes; a good run resets.
+
+    The watcher polls every few seconds; without this, a rate-limited or logged-out
+    backend would be called (and a `claude -p` started) on every poll, and a batch would
+    burn through `analyzer.max_attempts` in a minute.
+    """
+
+    def __init__(self, base: float = 15.0, cap: float = 600.0) -> None:
+        self.base, self.cap = base, cap
+        self.failures = 0
+        self.until = 0.0
+
+    def ready(self) -> bool:
+        return time.monotonic() >= self.until
+
+    def failed(self) -> float:
+        delay = min(self.cap, self.base * 2**self.failures)
+        self.failures += 1
+        self.until = time.monotonic() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures, self.until = 0, 0.0
+
+
 def make_daemon_hook(
-    store: Store, backend: Backend, settings: AnalyzerConfig
+    store: Store,
+    backend: Backend,
+    settings: AnalyzerConfig,
+    *,
+    embedder: validate.Embedder | None = None,
 ) -> Callable[[Any], None]:
     """The watcher's analyze job: run, then report in the original guide's style."""
-    analyzer = Analyzer(store, backend, settings)
+    analyzer = Analyzer(store, backend, settings, embedder=embedder)
     warned_auth: list[bool] = [False]
+    backoff = Backoff()
 
     def hook(reporter: Any) -> None:
+        if not backoff.ready():
+            return
         with store.write() as session:
             pending = len(journal.pending(session))
         if not pending:
@@ -580,13 +700,23 @@ def make_daemon_hook(
         started = time.monotonic()
         report = analyzer.run()
         if report.auth_error:
+            delay = backoff.failed()
             if not warned_auth[0]:
-                reporter.error("analyzer_auth", report.auth_error + "; capture continues")
+                reporter.error(
+                    "analyzer_auth",
+                    f"{report.auth_error}; capture continues, analysis retries in {delay:.0f}s",
+                )
                 warned_auth[0] = True
             return
         warned_auth[0] = False
-        for error in report.errors:
-            reporter.warn("analyze_failed", f"analyzer batch failed: {error} (will retry)")
+        if report.failed_batches:
+            delay = backoff.failed()
+            for error in report.errors:
+                reporter.warn(
+                    "analyze_failed", f"analyzer batch failed: {error} (retry in {delay:.0f}s)"
+                )
+        else:
+            backoff.succeeded()
         reporter.event(
             "analyzed",
             f"   -> {len(report.added)} new, {len(report.superseded)} updated, "

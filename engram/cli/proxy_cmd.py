@@ -79,7 +79,8 @@ def analyzer_hook(st: Any, name: str | None) -> tuple[Any, str]:
     )
     if backend is None:
         return None, label
-    return runner.make_daemon_hook(st.store, backend, cfg.analyzer), label
+    embedder = runner.formation_embedder(cfg)
+    return runner.make_daemon_hook(st.store, backend, cfg.analyzer, embedder=embedder), label
 
 
 class BackgroundAnalyzer:

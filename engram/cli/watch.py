@@ -290,7 +290,9 @@ def register(app: typer.Typer) -> None:
             )
         if not json_out:
             render.note(f"analyzer: {label}")
-        report = runner.Analyzer(st.store, backend, cfg.analyzer).run(limit=limit, dry_run=dry_run)
+        embedder = runner.formation_embedder(cfg)
+        analyzer_ = runner.Analyzer(st.store, backend, cfg.analyzer, embedder=embedder)
+        report = analyzer_.run(limit=limit, dry_run=dry_run)
         if report.auth_error:
             raise EngramError(report.auth_error)
         if json_out:
@@ -311,6 +313,7 @@ def register(app: typer.Typer) -> None:
                     "output_tokens": report.output_tokens,
                     "cost_usd": round(report.cost_usd, 6),
                     "proposed": report.proposed,
+                    "decisions": report.decisions,
                 }
             )
             return
@@ -366,4 +369,5 @@ def resolve_analyzer(backend: str, store: Store, cfg: Config) -> tuple[AnalyzeFn
     chosen, label = runner.choose(backend, cfg.analyzer, proxy_listen=[cfg.proxy.listen])
     if chosen is None:
         return None, label
-    return runner.make_daemon_hook(store, chosen, cfg.analyzer), label
+    embedder = runner.formation_embedder(cfg)
+    return runner.make_daemon_hook(store, chosen, cfg.analyzer, embedder=embedder), label
