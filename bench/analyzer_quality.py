@@ -51,6 +51,7 @@ from engram.wire.model import RawRequest, RawResponse
 
 FAKE_KEY = "sk-ant-api03-" + "benchquality" * 6
 BACKENDS = ("heuristic", "local-0.5b", "local-1.5b", "anthropic-standin")
+REJECTED: list[str] = []  # what validation rejected, for --details
 
 
 def model_path(name: str) -> Path | None:
@@ -90,7 +91,9 @@ def run_conversation(
                     project_hint=conv.project,
                 ),
             )
-        Analyzer(store, backend, settings, embedder=embedder).run()
+        report = Analyzer(store, backend, settings, embedder=embedder).run()
+        REJECTED.extend(f"{conv.id}: {r}" for r in report.rejected)
+        REJECTED.extend(f"{conv.id}: error {e}" for e in report.errors)
         with store.read() as conn:
             rows = conn.execute(
                 "SELECT id, content FROM memories WHERE status = 'active'"
@@ -202,6 +205,7 @@ def main() -> None:
                 score = qs.Score()
                 convs = [c for c in halves[half] if not only or c.id in only]
                 started = time.monotonic()
+                REJECTED.clear()
                 for conv in convs:
                     setup(conv)
                     score.add(conv, run_conversation(conv, backend, settings, embedder))
@@ -217,7 +221,7 @@ def main() -> None:
                     f"{elapsed:.1f}",
                 )
                 if args.details and half == "tuning":
-                    for line in score.misses + score.junk:
+                    for line in score.misses + score.junk + ["rejected:"] + REJECTED:
                         console.print(f"  {line}", markup=False)
         finally:
             teardown()

@@ -13,6 +13,9 @@ haiku` for exactly this). Each batch is one `claude -p` run:
   `--permission-mode dontAsk`, and `--no-session-persistence` (no transcript at all);
   flags an older CLI does not list in its `--help` are left out rather than failing;
 - working directory `engram.paths.analyzer_workdir()`, a project every source skips;
+- the CLI's own retries (429, 5xx, and by default even a 401, ten times over minutes)
+  limited to `analyzer.retries` (`CLAUDE_CODE_MAX_RETRIES`), and a timeout
+  (`analyzer.timeout`) that kills the CLI's whole process group;
 - its traffic is marked `X-Engram-Internal: 1` (`ANTHROPIC_CUSTOM_HEADERS`, which
   Claude Code sends on every request), and it never goes through engram: an
   `ANTHROPIC_BASE_URL` that points at an engram proxy is replaced by the real upstream
@@ -113,10 +116,12 @@ class ClaudeCodeBackend:
         command: str,
         workdir: Path,
         timeout: float,
+        retries: int = 3,
         engram_listen: Sequence[str] = (),
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.model = model
+        self.retries = retries
         self.command = command
         self.workdir = workdir
         self.timeout = timeout
@@ -177,6 +182,9 @@ class ClaudeCodeBackend:
         binary = self.binary()
         make_private_dir(self.workdir)
         env = child_env(os.environ if self._environ is None else self._environ, self.engram_listen)
+        # The CLI retries failed calls itself (a 401 too, ten times with backoff, by
+        # default): as many as the API backends' SDKs do, `analyzer.retries`.
+        env["CLAUDE_CODE_MAX_RETRIES"] = str(self.retries)
         argv = self.argv(batch, binary, env)
         try:
             proc = subprocess.Popen(

@@ -306,7 +306,8 @@ class Analyzer:
             for cmd, verdict in zip(parsed.commands, verdicts, strict=True):
                 if verdict.decision == "reject":
                     counts["rejected"] += 1
-                    report.rejected.append(f"line {cmd.line}: {verdict.reason}")
+                    shown = grammar.fold_text(cmd.text or "")[:80]
+                    report.rejected.append(f"line {cmd.line}: {verdict.reason}: {shown!r}")
                     continue
                 if verdict.decision == "fold" and verdict.target:
                     memories.extend_provenance(session, verdict.target, provenance)
@@ -603,6 +604,7 @@ def _claude_code(settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> Backe
         command=settings.claude_command,
         workdir=analyzer_workdir(),
         timeout=settings.timeout,
+        retries=settings.retries,
         engram_listen=proxy_listen,
     )
 

@@ -150,11 +150,13 @@ _CHATTER = re.compile(
     re.IGNORECASE,
 )
 _NARRATION = re.compile(
-    r"^(?:i\b|i'(?:ll|ve|m|d)\b|let me\b|let'?s\b|we'll\b|now\b|next\b|the user\b(?! (?:prefers"
+    r"^(?:i(?:'ll|'ve| will| have| did| ran| see| don'?t know| can'?t| was| just)\b"
+    r"|i'?m (?:going|trying|working|looking|updating|adding|fixing|running|done)\b"
+    r"|let me\b|let'?s\b|we'll\b|now\b|next\b|the user\b(?! (?:prefers"
     r"|wants|likes|uses))|the assistant\b|(?:updated|added|fixed|created|moved|changed|ran"
     r"|re-?ran|reverted|installed|switched|removed|renamed|committed|started|stopped|marked"
     r"|regenerated|applied|deleted|edited|implemented|refactored|wrote|checked|tested"
-    r"|configured|set up|resolved)\b)"
+    r"|configured|set up|resolved)\b|we (?:added|fixed|changed|moved|updated|removed|renamed)\b)"
     r"|\b(?:tests? (?:now )?pass(?:es|ed)?\b|all \d+ (?:\w+ )?tests"
     r"|(?:build|deploy|run|migration)s? (?:succeeded|passed|failed)\b|\bis (?:now )?done\b"
     r"|\bwas (?:fixed|updated|added))",
@@ -163,8 +165,32 @@ _NARRATION = re.compile(
 _TRANSIENT = re.compile(
     r"\b(?:today|tonight|tomorrow|yesterday|right now|for now|at the moment|this session"
     r"|this morning|this afternoon|next hour|in a (?:sec|second|minute|moment)|later today"
-    r"|currently (?:failing|broken|working on)|is failing|are failing)\b",
+    r"|currently (?:failing|broken|working on)|is failing|are failing|last time|so far"
+    r"|just now|earlier today)\b",
     re.IGNORECASE,
+)
+# A memory is a statement, never a reply: "Yes, ...", "Understood - ...", "Sorry, ...".
+_REPLY_START = re.compile(
+    r"^(?:yes|yeah|yep|no|nope|ok(?:ay)?|sure|right|understood|got it|noted|sorry|thanks|great"
+    r"|perfect|done|agreed|hi|hello)\b\s*[,.!:;\u2014\u2013-]",
+    re.IGNORECASE,
+)
+_SPECULATION = re.compile(
+    r"\b(?:maybe|perhaps|possibly|probably|might|could|i think|i guess|i assume|not sure"
+    r"|would be better|we should consider)\b",
+    re.IGNORECASE,
+)
+# Results of one run: counts of errors or tests, timings, benchmark figures.
+_RUN_RESULT = re.compile(
+    r"\b\d+ (?:errors?|warnings?|failures?|problems?|passed|failed|skipped|snapshots?"
+    r"|files? (?:changed|reformatted|left))\b|\b\d+\.\d+\s?m?s\b|\bns/op\b"
+    r"|\bfailed (?:once|twice|\d+ times)\b|\bout of \d+ runs\b",
+    re.IGNORECASE,
+)
+# Log lines: decoration and level prefixes tools print.
+_LOG_LINE = re.compile(
+    r"={3,}|-{4,}|^\s*(?:INFO|DEBUG|WARN(?:ING)?|ERROR|E|W|FATAL|npm ERR!|error)\b\s*[:!\[]"
+    r"|^\s*[\u2713\u2714\u2716\u2717\u2718\u25cf]|\\[tn]|\t",
 )
 _DEICTIC_START = re.compile(
     r"^(?:it|this|that|they|these|those|he|she|him|her|there)\b"
@@ -182,8 +208,14 @@ def judge_text(text: str, said: BatchText, *, strict: bool, known: str = "") -> 
         return Verdict("reject", "too short to stand alone")
     if _QUESTION.search(plain):
         return Verdict("reject", "a question, not a fact")
-    if _CHATTER.match(plain):
-        return Verdict("reject", "transient chatter")
+    if _CHATTER.match(plain) or _REPLY_START.match(plain):
+        return Verdict("reject", "transient chatter (a reply, not a statement)")
+    if _LOG_LINE.search(text) or _copied_output(plain, said):
+        return Verdict("reject", "a line of tool output, not a fact")
+    if _RUN_RESULT.search(plain):
+        return Verdict("reject", "a result of this run (counts, timings)")
+    if _SPECULATION.search(plain) and not _said_by_user(plain, said):
+        return Verdict("reject", "speculation (maybe, could, I think)")
     if _NARRATION.search(plain):
         return Verdict("reject", "the agent's report of this session's work (task state)")
     if _TRANSIENT.search(plain):
@@ -213,6 +245,22 @@ def judge_text(text: str, said: BatchText, *, strict: bool, known: str = "") -> 
     return KEEP
 
 
+def _copied_output(text: str, said: BatchText) -> bool:
+    """Most of `text` appears verbatim in tool output and not in the user's words."""
+    if not said.tools:
+        return False
+    core = text.strip(" .!").lower()
+    if len(core) < 12:
+        return False
+    tools = " ".join(said.tools.lower().split())
+    return core in tools and core not in " ".join(said.user.lower().split())
+
+
+def _said_by_user(text: str, said: BatchText) -> bool:
+    core = " ".join(text.strip(" .!").lower().split())
+    return bool(core) and core in " ".join(said.user.lower().split())
+
+
 # -- near-duplicates ----------------------------------------------------------------------
 
 
@@ -229,11 +277,11 @@ class Existing:
 
 
 # Calibrated with wordllama (recall's default embedder) on paraphrase pairs written for
-# this: a restated memory scores 0.72-0.93, a related but different fact 0.39-0.58, the
+# this: a restated memory scores 0.58-0.93, a related but different fact 0.39-0.58, the
 # same sentence with another number 0.96 (hence the concrete-token guard: a changed port
 # or version is an update, never a duplicate).
 FOLD_COSINE = 0.85
-FOLD_COSINE_WITH_OVERLAP = 0.65
+FOLD_COSINE_WITH_OVERLAP = 0.55
 FOLD_OVERLAP = 0.5
 
 
