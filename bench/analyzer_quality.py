@@ -209,6 +209,8 @@ def main() -> None:
                 for conv in convs:
                     setup(conv)
                     score.add(conv, run_conversation(conv, backend, settings, embedder))
+                    print(".", end="", file=sys.stderr, flush=True)
+                print(file=sys.stderr)
                 elapsed = (time.monotonic() - started) / max(1, len(convs))
                 table.add_row(
                     half,
