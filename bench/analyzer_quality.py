@@ -146,7 +146,7 @@ def make_backend(
 
         path = model_path(name.split("-", 1)[1])
         if path is None:
-            raise SystemExit(f"{name}: model not installed (engram models fetch)")
+            raise LookupError(f"{name}: model not installed (engram models fetch)")
         return LocalBackend(model_path=path, max_output_tokens=512), lambda _c: None, lambda: None
     if name == "anthropic-standin":
         from engram.analyzer.backends import AnthropicBackend
@@ -188,7 +188,11 @@ def main() -> None:
     settings = AnalyzerConfig()
     console = Console()
     for name in args.backends.split(","):
-        backend, setup, teardown = make_backend(name)
+        try:
+            backend, setup, teardown = make_backend(name)
+        except LookupError as exc:
+            console.print(f"skipped: {exc}")
+            continue
         table = Table(
             "half",
             "convs",
