@@ -42,10 +42,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 import quality_set as qs
 
+from engram import journaling
 from engram.analyzer.backends import Backend
 from engram.analyzer.runner import Analyzer
 from engram.config import AnalyzerConfig
-from engram.store import journal, memories
+from engram.store import memories
 from engram.store.db import Store
 from engram.wire.model import RawRequest, RawResponse
 
@@ -81,9 +82,9 @@ def run_conversation(
                 host="api.anthropic.com" if conv.shape == "cc" else "api.openai.com",
                 timestamp_start=1_000_000.0,
             )
-            journal.record(
+            journaling.record(
                 session,
-                journal.Capture(
+                journaling.Capture(
                     "file",
                     f"quality-{conv.id}",
                     request,
