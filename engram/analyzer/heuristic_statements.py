@@ -20,9 +20,8 @@ from engram.analyzer.heuristic_rules import (
     _TASK_SUBJECT,
     _VAGUE_START,
     Hit,
-    acceptable,
-    scope_of,
 )
+from engram.analyzer.heuristic_rules import _hit as rule_hit
 
 _I = re.IGNORECASE
 
@@ -115,13 +114,12 @@ def normalise(text: str) -> str:
 def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit | None:
     """The hit, or its first clause when what follows a comma spoils it ("the model is
     gpt-4o-mini, keep it that way"), as long as that clause still names something."""
-    text = text.strip(" \t,;:\u2014-")
-    if text and not acceptable(text):
-        head = re.split(r",\s+", text, maxsplit=1)[0]
-        text = head if head != text and _CONCRETE.search(head) else ""
-    if not text or not acceptable(text):
-        return None
-    return Hit(text, kind, scope_of(text) if scope is None else scope, evidence)
+    hit = rule_hit(text, kind, evidence, scope)
+    if hit is None:
+        head = re.split(r",\s+", text.strip(), maxsplit=1)[0]
+        if head != text.strip() and _CONCRETE.search(head):
+            hit = rule_hit(head, kind, evidence, scope)
+    return hit
 
 
 def statement_hit(clause: str, masked: str) -> Hit | None:
