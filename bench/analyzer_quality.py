@@ -170,15 +170,72 @@ def make_backend(
     raise SystemExit(f"unknown backend {name!r} (one of {', '.join(BACKENDS)})")
 
 
+def table(title: str) -> Any:
+    from rich.table import Table
+
+    return Table(
+        "half",
+        "convs",
+        "found",
+        "precision",
+        "violations",
+        "secrets",
+        "stored",
+        "s/conv",
+        title=title,
+    )
+
+
+def row(half: str, convs: int, score: qs.Score, seconds: float) -> list[str]:
+    return [
+        half,
+        str(convs),
+        f"{score.found_rate:.2f} ({score.found}/{score.expected})",
+        f"{score.precision:.2f} ({score.correct}/{score.stored})",
+        f"{score.violation_rate:.1%} ({score.violations}/{score.forbidden})",
+        str(score.secrets),
+        str(score.stored),
+        f"{seconds:.1f}",
+    ]
+
+
+def summarize(path: Path, console: Any) -> None:
+    """Tables from a --out file (a long local-model run can be read while it goes on)."""
+    by_id = {c.id: c for c in qs.load()}
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        results.setdefault(r["backend"], {}).setdefault(r["half"], []).append(r)
+    for name, halves in results.items():
+        t = table(f"analyzer quality: {name}")
+        for half in ("tuning", "heldout"):
+            rs = halves.get(half, [])
+            if rs:
+                score = qs.Score()
+                for r in rs:
+                    score.add(by_id[r["id"]], r["stored"])
+                t.add_row(*row(half, len(rs), score, sum(r["seconds"] for r in rs) / len(rs)))
+        console.print(t)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--half", default="both", choices=("tuning", "heldout", "both"))
     parser.add_argument("--details", action="store_true", help="misses and junk (tuning only)")
     parser.add_argument("--only", default="", help="comma-separated conversation ids")
+    parser.add_argument(
+        "--out", type=Path, help="append each conversation's result to this JSONL file"
+    )
+    parser.add_argument(
+        "--summarize", type=Path, help="print the tables from a --out file and exit"
+    )
     args = parser.parse_args()
     from rich.console import Console
-    from rich.table import Table
+
+    if args.summarize:
+        summarize(args.summarize, Console())
+        return
 
     from engram.recall.embedder import WordLlamaEmbedder
 
@@ -194,17 +251,7 @@ def main() -> None:
         except LookupError as exc:
             console.print(f"skipped: {exc}")
             continue
-        table = Table(
-            "half",
-            "convs",
-            "found",
-            "precision",
-            "violations",
-            "secrets",
-            "stored",
-            "s/conv",
-            title=f"analyzer quality: {name}",
-        )
+        tab = table(f"analyzer quality: {name}")
         try:
             for half in wanted:
                 score = qs.Score()
@@ -213,26 +260,24 @@ def main() -> None:
                 REJECTED.clear()
                 for conv in convs:
                     setup(conv)
-                    score.add(conv, run_conversation(conv, backend, settings, embedder))
+                    t0 = time.monotonic()
+                    stored = run_conversation(conv, backend, settings, embedder)
+                    score.add(conv, stored)
+                    if args.out:
+                        with open(args.out, "a", encoding="utf-8") as f:
+                            record = {"backend": name, "half": half, "id": conv.id}
+                            record |= {"stored": stored, "seconds": time.monotonic() - t0}
+                            f.write(json.dumps(record) + "\n")
                     print(".", end="", file=sys.stderr, flush=True)
                 print(file=sys.stderr)
                 elapsed = (time.monotonic() - started) / max(1, len(convs))
-                table.add_row(
-                    half,
-                    str(len(convs)),
-                    f"{score.found_rate:.2f} ({score.found}/{score.expected})",
-                    f"{score.precision:.2f} ({score.correct}/{score.stored})",
-                    f"{score.violation_rate:.1%} ({score.violations}/{score.forbidden})",
-                    str(score.secrets),
-                    str(score.stored),
-                    f"{elapsed:.1f}",
-                )
+                tab.add_row(*row(half, len(convs), score, elapsed))
                 if args.details and half == "tuning":
                     for line in score.misses + score.junk + ["rejected:"] + REJECTED:
                         console.print(f"  {line}", markup=False)
         finally:
             teardown()
-        console.print(table)
+        console.print(tab)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ class AnalyzerConfig:
         "see `engram models fetch`)",
     )
     local_threads: int = setting(
-        0, "CPU threads for the `local` backend (0: one per core, leaving one free above 2)"
+        0, "CPU threads for the `local` backend (0: half the logical cores, at least one)"
     )
     local_context: int = setting(
         8192, "Context size of the `local` backend's model (tokens); caps its batch size"
