@@ -31,20 +31,18 @@ from tests.support.models import ROOT, local_model
 def test_local_model_analyzes_a_batch(cli: Cli, store: Store, db_path: Path) -> None:
     model = local_model()
     capture(store, "a", "c1", ["No, we use pnpm in this repo, never npm. Remember that."])
-    env = {"ENGRAM_ANALYZER_LOCAL_MODEL": str(model), "ENGRAM_ANALYZER_LOCAL_THREADS": "2"}
-    dry = cli.json("analyze", "--analyzer", "local", "--dry-run", env=env)
-    assert dry["failed_batches"] == 0 and not dry["errors"]
-    # Every line the grammar let through parsed, and validation judged each one.
-    assert len(dry["decisions"]) == len(dry["proposed"])
-    assert all(d["decision"] in ("keep", "reject", "fold") for d in dry["decisions"])
+    env = {"ENGRAM_ANALYZER_LOCAL_MODEL": str(model)}
     report = cli.json("analyze", "--analyzer", "local", env=env)
-    assert report["failed_batches"] == 0 and report["exchanges"] == 1
+    # The grammar keeps the model to engram's commands: the batch never fails to parse.
+    assert report["failed_batches"] == 0 and not report["errors"]
+    assert report["exchanges"] == 1
     conn = sqlite3.connect(db_path)
     backend, cost, status = conn.execute(
-        "SELECT r.backend, r.cost_usd, r.status FROM analyzer_runs r ORDER BY r.id DESC"
+        "SELECT backend, cost_usd, status FROM analyzer_runs ORDER BY id DESC"
     ).fetchone()
+    exchange = conn.execute("SELECT status FROM exchanges").fetchone()[0]
     conn.close()
-    assert (backend, cost, status) == ("local", 0.0, "ok")
+    assert (backend, cost, status, exchange) == ("local", 0.0, "ok", "analyzed")
 
 
 def test_grammar_allows_only_offered_ids_and_known_scopes() -> None:
