@@ -64,7 +64,7 @@ _I_HABIT = re.compile(
 )
 # "the db is on 5433", "local pg runs in the devcontainer on port 15432", "you need X".
 _STATEMENT = re.compile(
-    r"^(?P<x>(?P<subj>(?:the |our |my |local |staging |prod )?[\w./-]+(?: [\w./-]+){0,3}?)"
+    r"^(?P<x>(?P<subj>(?:the |our |my |local |staging |prod )?[a-z][\w./-]*(?: [\w./-]+){0,3}?)"
     r" (?:is|are|runs|run|lives|live|listens|goes|go|sits|needs|need|requires|require|uses"
     r"|has to be|must be|should be|can be|can'?t be|cannot be|must not be|is at|are at|is in"
     r"|are in|is on|are on)\b(?P<obj>.{2,120}))$",
