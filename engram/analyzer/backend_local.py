@@ -85,9 +85,9 @@ class LocalBackend:
         self.threads = threads or default_threads()
         self.context = context
         self.max_output_tokens = max_output_tokens
-        # The runner packs batches under this: the system prompt (~1,100 tokens) and the
-        # answer must fit in the context beside them.
-        self.max_input_tokens = max(1000, context - max_output_tokens - 1500)
+        # The runner packs a batch's turns under this; the system prompt (~800 tokens),
+        # up to 20 candidate memories (~600) and the answer must fit beside them.
+        self.max_input_tokens = max(1000, context - max_output_tokens - 2000)
         self._server: Any = None
         self._lock = threading.Lock()
 
