@@ -638,18 +638,6 @@ def describe(report: RunReport) -> list[str]:
     return lines
 
 
-def formation_embedder(config: Any) -> validate.Embedder | None:
-    """Recall's embedder (`recall.embedder`), which validation uses to fold restated
-    facts; None when recall has none or it cannot be built (validation then compares
-    words)."""
-    from engram.recall.embedder import EmbedderError, make_embedder
-
-    try:
-        return make_embedder(config)
-    except EmbedderError:
-        return None
-
-
 class Backoff:
     """After a failed run, the next waits: 15 s, doubling to 10 minutes; a good run resets.
 
