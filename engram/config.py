@@ -103,10 +103,34 @@ DEFAULT_PRICES = {
 class AnalyzerConfig:
     backend: str = setting(
         "auto",
-        "auto, anthropic, openai, heuristic or none (auto: anthropic when a key is "
-        "configured, else heuristic)",
+        "auto, anthropic, claude-code, local, openai, heuristic or none (auto: anthropic "
+        "with a key, else claude-code when `claude` is on PATH, else local when a model "
+        "is installed, else heuristic)",
     )
     model: str = setting("claude-haiku-4-5", "The Anthropic model the analyzer uses")
+    claude_model: str = setting(
+        "haiku", "Model for the `claude-code` backend (a Claude Code alias or a full name)"
+    )
+    claude_command: str = setting(
+        "claude", "The Claude Code CLI the `claude-code` backend runs (a name on PATH or a path)"
+    )
+    local_model: str | None = setting(
+        None,
+        "GGUF file for the `local` backend (default: the best model in <data dir>/models/, "
+        "see `engram models fetch`)",
+    )
+    local_threads: int = setting(
+        0,
+        "CPU threads for the `local` backend (0: half the logical cores, at least one)",
+        min=0,
+        max=256,
+    )
+    local_context: int = setting(
+        8192,
+        "Context size of the `local` backend's model (tokens); caps its batch size",
+        min=2048,
+        max=131072,
+    )
     api_key: str | None = setting(
         None, "Anthropic API key for the analyzer", env=("ANTHROPIC_API_KEY",), secret=True
     )

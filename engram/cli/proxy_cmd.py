@@ -73,7 +73,7 @@ def proxy(
         None,
         "--analyzer",
         help="Distil memories in the background: auto, anthropic, "
-        "openai, heuristic or none. [default: auto]",
+        "claude-code, local, openai, heuristic or none. [default: auto]",
     ),
 ) -> None:
     """A transparent reverse proxy for an agent's LLM API: recalls and injects memory,
@@ -147,7 +147,7 @@ def run(
         None,
         "--analyzer",
         help="Distil memories when the agent exits: auto, anthropic, "
-        "openai, heuristic or none. [default: auto]",
+        "claude-code, local, openai, heuristic or none. [default: auto]",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; launch nothing."),
 ) -> None:
