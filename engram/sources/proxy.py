@@ -176,6 +176,10 @@ class Proxy:
     # -- request path ----------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").strip().lower() == "websocket":
+            from engram.sources.ws_proxy import splice
+
+            return await splice(self, request)
         self.stats.requests += 1
         started = time.time()
         fmt = completion_format(
@@ -280,7 +284,9 @@ class Proxy:
             self.stats.upstream_errors += 1
             error = f"stream interrupted: {exc.cause!r}"
             if keep:
-                await self.writer.put(self._captured(raw, upstream, chunks, error))
+                await self.writer.put_durable(
+                    self._captured(raw, upstream, chunks, error), self.settings.durable_wait_s
+                )
             abort(request)
         except ConnectionError:  # writing to the agent failed: it went away
             self._client_gone(upstream, raw, chunks if keep else None)
@@ -319,7 +325,8 @@ class Proxy:
         self.stats.upstream_errors += 1
         if fmt is not None and self.capture is not None:
             raw.timestamp_end = time.time()
-            await self.writer.put((raw, None, message if note is None else f"{message}; {note}"))
+            error = message if note is None else f"{message}; {note}"
+            await self.writer.put_durable((raw, None, error), self.settings.durable_wait_s)
         guess = fmt or format_from_path(endpoint_of(request.path))
         return web.json_response(error_body(guess, 502, f"engram proxy: {message}"), status=502)
 
@@ -336,7 +343,7 @@ class Proxy:
         )
         if fmt is not None and self.capture is not None:
             raw.timestamp_end = time.time()
-            await self.writer.put((raw, None, message))
+            await self.writer.put_durable((raw, None, message), self.settings.durable_wait_s)
         guess = fmt or format_from_path(endpoint_of(request.path))
         response = web.json_response(error_body(guess, 413, message), status=413)
         response.force_close()  # the rest of the body is still on the wire
