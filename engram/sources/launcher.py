@@ -32,9 +32,13 @@ class Plan:
     project: str
     inject: bool
 
-    def describe(self, proxy_url: str) -> list[str]:
+    def describe(self, proxy_url: str, version: str | None = None) -> list[str]:
+        found = shutil.which(self.command[0]) is not None or Path(self.command[0]).exists()
+        installed = (version or "version unknown") if found else "not installed"
+        tested = f"; tested with {self.agent.tested}" if self.agent.tested else ""
         lines = [
-            f"agent:     {self.agent.name} ({self.command[0]})",
+            f"agent:     {self.agent.name} ({self.command[0]}, {installed}{tested})",
+            f"routing:   {self.agent.routing or 'HTTPS_PROXY (--mitm)'}",
             f"project:   {self.project}",
             f"proxy:     {proxy_url} -> {self.route.origin}",
             f"upstream:  {self.route.upstream_base}",
@@ -70,10 +74,30 @@ def plan(
     return Plan(agent, route, command, env, project, inject)
 
 
-def run_child(plan: Plan) -> int:
+def require_binary(plan: Plan) -> None:
     if shutil.which(plan.command[0]) is None and not Path(plan.command[0]).exists():
-        raise EngramError(f"{plan.agent.binary} is not installed (not found on PATH)")
-    env = {**os.environ, **plan.env_changes}
+        where = f" (from {plan.agent.package})" if plan.agent.package else ""
+        raise EngramError(
+            f"{plan.agent.binary} is not installed (not found on PATH)",
+            hint=f"install {plan.agent.name}{where}, or check PATH",
+        )
+
+
+def preflight(plan: Plan, env: dict[str, str] | None = None) -> list[str]:
+    """What will make the agent refuse to run headless, said before it does (engram
+    changes none of the agent's settings). Empty when nothing is known to be wrong."""
+    from engram.sources import agent_checks
+
+    return agent_checks.problems(
+        plan.agent.name, plan.project, dict(env or os.environ), plan.command[1:]
+    )
+
+
+def run_child(plan: Plan) -> int:
+    require_binary(plan)
+    # PWD too: some agents (opencode) take their directory from it, and it is stale when
+    # engram itself was started by something that changed directory without a shell.
+    env = {**os.environ, "PWD": plan.project, **plan.env_changes}
     child = subprocess.Popen(plan.command, env=env, cwd=plan.project)
 
     def forward(signum: int, _frame: Any) -> None:
