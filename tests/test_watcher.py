@@ -391,7 +391,7 @@ def test_lone_surrogates_and_odd_text_are_stored(store) -> None:
             ),
         )
     assert recorded.status == "pending" and recorded.new_turns == 2
-    with store.write() as session:
-        row = journal.get_row(session, recorded.id)
-        assert row.project == "/p\ufffd"
-        assert json.loads(row.turns)[0]["text"] == "lone \ufffd surrogate"
+    with store.read() as conn:
+        row = journal.get_exchange(conn, recorded.id)
+    assert row["project"] == "/p\ufffd"
+    assert row["turns"][0]["text"] == "lone \ufffd surrogate"

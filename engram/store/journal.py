@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engram.errors import NotFound
@@ -95,34 +95,52 @@ JOURNAL_FIELDS = (
 )
 
 
-def row_to_dict(row: ExchangeRow, with_turns: bool = False) -> dict[str, Any]:
-    data = {f: getattr(row, f) for f in JOURNAL_FIELDS}
+_BOOL_FIELDS = ("truncated",)
+
+
+def _as_dict(row: sqlite3.Row | tuple[Any, ...], with_turns: bool) -> dict[str, Any]:
+    data = dict(zip(JOURNAL_FIELDS, row, strict=False))
+    for f in _BOOL_FIELDS:
+        data[f] = bool(data[f])
     if with_turns:
-        data["turns"] = json.loads(row.turns)
+        data["turns"] = json.loads(row[len(JOURNAL_FIELDS)])
     return data
 
 
-def list_rows(
-    session: Session, *, failed: bool = False, status: str | None = None, limit: int = 50
-) -> list[ExchangeRow]:
-    query = select(ExchangeRow).order_by(ExchangeRow.id.desc()).limit(limit)
+def list_exchanges(
+    conn: sqlite3.Connection, *, failed: bool = False, status: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Journal rows as `engram journal --json` shows them, newest first."""
+    where = ""
+    params_: tuple[Any, ...] = ()
     if failed:
-        query = query.where(ExchangeRow.status == "failed")
+        where = "WHERE status = 'failed'"
     elif status:
-        query = query.where(ExchangeRow.status == status)
-    return list(session.scalars(query))
+        where, params_ = "WHERE status = ?", (status,)
+    rows = conn.execute(
+        f"SELECT {', '.join(JOURNAL_FIELDS)} FROM exchanges {where} ORDER BY id DESC LIMIT ?",
+        (*params_, limit),
+    )
+    return [_as_dict(r, False) for r in rows]
 
 
-def get_row(session: Session, exchange_id: int) -> ExchangeRow:
-    row = session.get(ExchangeRow, exchange_id)
+def get_exchange(conn: sqlite3.Connection, exchange_id: int) -> dict[str, Any]:
+    """One journal row with the turns it added."""
+    row = conn.execute(
+        f"SELECT {', '.join(JOURNAL_FIELDS)}, turns FROM exchanges WHERE id = ?", (exchange_id,)
+    ).fetchone()
     if row is None:
         raise NotFound(f"no exchange with id {exchange_id}")
-    return row
+    return _as_dict(row, True)
 
 
-def counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(ExchangeRow.status, func.count()).group_by(ExchangeRow.status))
-    return {status: n for status, n in rows}
+def pending_summary(conn: sqlite3.Connection) -> tuple[int, str | None]:
+    """How many exchanges await analysis and when the oldest was captured: what decides
+    whether an analyzer run is due, read without taking the write lock."""
+    n, oldest = conn.execute(
+        "SELECT count(*), min(captured_at) FROM exchanges WHERE status = 'pending'"
+    ).fetchone()
+    return int(n), oldest
 
 
 def pending(session: Session, limit: int | None = None) -> list[ExchangeRow]:
