@@ -101,3 +101,14 @@ def store(db_path: Path) -> Iterator[Any]:
     s = Store(db_path)
     yield s
     s.close()
+
+
+@pytest.fixture
+def proxied(store: Any) -> Iterator[Any]:
+    """`proxied(upstream, recall=None, **settings) -> (proxy, url)`: an in-process proxy
+    journaling into `store` (tests/support/proxied.py)."""
+    from tests.support.proxied import Proxies
+
+    proxies = Proxies(store)
+    yield proxies
+    proxies.stop()

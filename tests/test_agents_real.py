@@ -38,6 +38,8 @@ MEMORY = "Which port does the staging database listen on? Port 5433, not the def
 OPENAI_KEY = "sk-proj-" + "Tq8vN3kL5pR2xW7z" * 3
 ANTHROPIC_KEY = "sk-ant-api03-" + "Hv4nB8qW2eR6tY0u" * 5
 GEMINI_KEY = "AIzaSy" + "Dk3mQ8vX2pL5nR7tY9wB4cF6hJ1sA0eZ3u"
+GEMINI_ENV = {"GEMINI_API_KEY": GEMINI_KEY, "GEMINI_CLI_TRUST_WORKSPACE": "true"}
+GEMINI_SETTINGS = {"security": {"auth": {"selectedType": "gemini-api-key"}}}
 # Completion calls each agent makes, by the stand-in's name for them.
 COMPLETIONS = {"anthropic", "openai_chat", "openai_responses", "openai_responses_ws", "gemini"}
 
@@ -173,10 +175,8 @@ def test_gemini(tmp_path: Path, stub: LLMStub) -> None:
         "gemini",
         ["-p", PROMPT],
         upstream=stub.url,
-        env={"GEMINI_API_KEY": GEMINI_KEY, "GEMINI_CLI_TRUST_WORKSPACE": "true"},
-        home_files={
-            ".gemini/settings.json": {"security": {"auth": {"selectedType": "gemini-api-key"}}}
-        },
+        env=GEMINI_ENV,
+        home_files={".gemini/settings.json": GEMINI_SETTINGS},
     )
     check(run, lambda body: json.dumps(body.get("systemInstruction")))
 
@@ -189,7 +189,7 @@ def test_gemini_refusal_is_explained(tmp_path: Path, stub: LLMStub) -> None:
         "gemini",
         ["-p", PROMPT],
         upstream=stub.url,
-        env={"GEMINI_API_KEY": GEMINI_KEY, "GEMINI_CLI_TRUST_WORKSPACE": "true"},
+        env=GEMINI_ENV,
     )
     assert run.done.returncode != 0
     assert "selectedType" in run.done.stderr and "likely why" in run.done.stderr

@@ -11,9 +11,8 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
-import sqlite3
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,10 +23,8 @@ import httpx2
 import pytest
 import zstandard
 
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
-from engram.sources.server import ServerThread
-from engram.store.db import Store
 from engram.wire.block import BLOCK_CLOSE, remove_block, wrap_block
+from tests.support.proxied import journal_rows
 from tests.support.raw_upstream import RawUpstream, Send, http_head
 
 FAKE_KEY = "sk-ant-api03-Lp2wE8rT2yU6iO0pA3sD7fG1hJ4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG8hJ2kL6zX"
@@ -70,24 +67,6 @@ DECODERS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
-@pytest.fixture
-def proxied(store: Store) -> Iterator[Callable[..., tuple[Proxy, str]]]:
-    started: list[ServerThread] = []
-    store.ensure()
-
-    def start(upstream: str, **settings: Any) -> tuple[Proxy, str]:
-        proxy = Proxy(
-            ProxySettings(upstream=upstream, **settings), capture=journal_capture(store, None)
-        )
-        server = ServerThread(proxy.app()).start()
-        started.append(server)
-        return proxy, server.url
-
-    yield start
-    for server in started:
-        server.stop()
-
-
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
     """POST with exactly these headers (plus Host and Content-Length)."""
     parts = urlsplit(url)
@@ -110,14 +89,6 @@ def split_request(raw: bytes) -> tuple[dict[str, str], bytes]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return headers, body
-
-
-def journal(db: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    rows = [dict(r) for r in conn.execute("SELECT * FROM exchanges ORDER BY id")]
-    conn.close()
-    return rows
 
 
 @pytest.mark.parametrize("encoding", sorted(ENCODERS))
@@ -145,7 +116,7 @@ def test_compressed_request_bodies_are_forwarded_byte_exact(
     assert headers["content-length"] == str(len(body))
     # Nothing the client did not send: no Accept-Encoding, Accept or User-Agent of aiohttp's.
     assert not {"accept-encoding", "accept", "user-agent"} & set(headers)
-    rows = journal(db_path)  # capture read a decoded copy
+    rows = journal_rows(db_path)  # capture read a decoded copy
     assert len(rows) == 1 and "staging database" in rows[0]["turns"]
 
 
@@ -164,7 +135,7 @@ def test_memory_injected_into_a_gzip_body_is_gzip_again(proxied: Any, db_path: P
     assert headers["content-encoding"] == "gzip"
     sent = json.loads(gzip.decompress(forwarded))
     assert "7777" in json.dumps(sent["system"])
-    assert "7777" not in json.dumps(journal(db_path))  # the block never reaches the journal
+    assert "7777" not in json.dumps(journal_rows(db_path))  # the block never reaches the journal
 
 
 def test_a_gzip_bomb_is_read_bounded_and_forwarded_as_is(proxied: Any, db_path: Path) -> None:
@@ -174,7 +145,7 @@ def test_a_gzip_bomb_is_read_bounded_and_forwarded_as_is(proxied: Any, db_path: 
         status, _ = post(url, bomb, {"Content-Encoding": "gzip", "x-api-key": FAKE_KEY})
     assert status == 200
     assert split_request(up.connections[0].request)[1] == bomb
-    rows = journal(db_path)
+    rows = journal_rows(db_path)
     assert len(rows) == 1 and "exceeds" in rows[0]["error"]
 
 
@@ -197,7 +168,7 @@ def test_an_oversized_body_is_a_provider_shaped_journaled_413(proxied: Any, db_p
     body = err.value.response.json()
     assert body["type"] == "error" and "max_body_mb" in body["error"]["message"]
     assert up.connections == []  # nothing went upstream
-    rows = journal(db_path)
+    rows = journal_rows(db_path)
     assert len(rows) == 1
     assert rows[0]["status"] == "failed" and "max_body_mb" in rows[0]["error"]
 

@@ -8,11 +8,8 @@ kill -9 in that window lost it (49/50 in the red-team run).
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import httpx2
 
 from tests.support.llm_stub import LLMStub
 from tests.support.mitmweb import free_port
+from tests.support.proxied import engram_proxy
 from tests.support.wait import wait_until
 
 FAKE_KEY = "sk-ant-api03-Dk3wE8rT2yU6iO0pA3sD7fG1hJ4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG8hJ2kL6zX"
@@ -31,24 +29,7 @@ def test_kill_9_after_streams_complete_loses_nothing(tmp_path: Path) -> None:
     db = tmp_path / "e.db"
     port = free_port()
     with LLMStub() as stub:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "engram",
-                "proxy",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--upstream",
-                stub.url,
-                "--analyzer",
-                "none",
-                "--no-inject",
-            ],
-            env={**os.environ, "ENGRAM_DB": str(db)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc = engram_proxy(port, stub.url, db, "--analyzer", "none", "--no-inject")
         try:
             client = anthropic.Anthropic(
                 base_url=f"http://127.0.0.1:{port}",

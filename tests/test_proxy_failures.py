@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,9 @@ import httpx2
 import openai
 import pytest
 
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
-from engram.sources.server import ServerThread
-from engram.store.db import Store
 from tests.support.expect import call_fails
 from tests.support.llm_formats import Reply, Turn, anthropic_events, anthropic_json, chat_events
+from tests.support.proxied import journal_rows
 from tests.support.raw_upstream import (
     SSE_HEAD,
     Close,
@@ -55,22 +52,6 @@ def _turn(text: str) -> Turn:
 
 
 ANTHROPIC_EVENTS = anthropic_events(_turn("The staging database listens on port 5433 today."))
-
-
-@pytest.fixture
-def proxied(store: Store) -> Iterator[Callable[[str], tuple[Proxy, str]]]:
-    started: list[ServerThread] = []
-    store.ensure()
-
-    def start(upstream: str) -> tuple[Proxy, str]:
-        proxy = Proxy(ProxySettings(upstream=upstream), capture=journal_capture(store, None))
-        server = ServerThread(proxy.app()).start()
-        started.append(server)
-        return proxy, server.url
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def claude(url: str, timeout: float = 120) -> anthropic.Anthropic:
@@ -119,14 +100,6 @@ def create(url: str) -> Any:
     )
 
 
-def journal(db: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    rows = [dict(r) for r in conn.execute("SELECT * FROM exchanges ORDER BY id")]
-    conn.close()
-    return rows
-
-
 def test_reset_mid_sse_stream_is_a_transport_error_not_a_clean_end(
     proxied: Any, db_path: Path
 ) -> None:
@@ -137,7 +110,7 @@ def test_reset_mid_sse_stream_is_a_transport_error_not_a_clean_end(
         with call_fails():
             finishes(lambda: stream_text(url))
     assert proxy.stats.upstream_errors == 1
-    rows = wait_until(lambda: journal(db_path), what="the interrupted exchange journaled")
+    rows = wait_until(lambda: journal_rows(db_path), what="the interrupted exchange journaled")
     assert len(rows) == 1 and "interrupted" in (rows[0]["error"] or "")
 
 

@@ -12,42 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
-from engram.sources.server import ServerThread
-from engram.store.db import Store
 from engram.wire.block import BLOCK_OPEN
 from tests.support.llm_stub import LLMStub
+from tests.support.proxied import journal_rows
 from tests.support.wait import wait_until
 
 KEY = "sk-proj-" + "Wd7k" * 12
 PROJECT = "/home/dev/shop"
 MEMORY = "- The staging database listens on port 5433 (m-abcd1234)"
-
-
-@pytest.fixture
-def proxied(store: Store) -> Iterator[Callable[..., tuple[Proxy, str]]]:
-    started: list[ServerThread] = []
-    store.ensure()
-
-    def start(upstream: str, recall: Any = None) -> tuple[Proxy, str]:
-        proxy = Proxy(
-            ProxySettings(upstream=upstream), recall=recall, capture=journal_capture(store, None)
-        )
-        server = ServerThread(proxy.app()).start()
-        started.append(server)
-        return proxy, server.url
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def create(text: str, previous: str | None = None, history: bool = True) -> dict[str, Any]:
@@ -118,14 +96,6 @@ async def turns(url: str, compress: int) -> tuple[list[list[dict[str, Any]]], st
     return out, extensions
 
 
-def journal(db: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    rows = [dict(r) for r in conn.execute("SELECT * FROM exchanges ORDER BY id")]
-    conn.close()
-    return rows
-
-
 @pytest.mark.parametrize("compress", [15, 0], ids=["permessage-deflate", "uncompressed"])
 def test_codex_responses_over_websocket_are_injected_and_journaled(
     proxied: Any, db_path: Path, compress: int
@@ -144,7 +114,7 @@ def test_codex_responses_over_websocket_are_injected_and_journaled(
         assert BLOCK_OPEN in message["instructions"] and "5433" in message["instructions"]
     assert sent[1]["previous_response_id"] and len(sent[1]["input"]) == 1  # as the agent sent it
     assert proxy.stats.websockets == 1 and proxy.stats.websockets_uncaptured == 0
-    rows = wait_until(lambda: len(journal(db_path)) == 2 and journal(db_path))
+    rows = wait_until(lambda: len(journal_rows(db_path)) == 2 and journal_rows(db_path))
     assert {r["format"] for r in rows} == {"openai-responses"}
     assert {r["project"] for r in rows} == {PROJECT}
     assert len({r["conversation"] for r in rows}) == 1  # the rebuilt input continues it
@@ -173,7 +143,7 @@ def test_other_websocket_protocols_pass_through_unread(proxied: Any, db_path: Pa
         got = asyncio.run(echo(url))
     assert got == ["hello " * 1000, bytes(range(256)) * 300]
     assert proxy.stats.websockets == 1 and proxy.stats.websockets_uncaptured == 1
-    assert journal(db_path) == []
+    assert journal_rows(db_path) == []
 
 
 def test_a_refused_upgrade_is_relayed_as_the_upstream_answered(proxied: Any) -> None:
@@ -208,5 +178,5 @@ def test_an_agent_that_hangs_up_mid_turn_keeps_the_turn_as_interrupted(
     with LLMStub(Delay(30)) as stub:
         _proxy, url = proxied(stub.url)
         asyncio.run(hang_up(url))
-        rows = wait_until(lambda: journal(db_path), what="the interrupted turn journaled")
+        rows = wait_until(lambda: journal_rows(db_path), what="the interrupted turn journaled")
     assert "closed before the turn completed" in rows[0]["error"]

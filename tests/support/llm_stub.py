@@ -249,6 +249,21 @@ class LLMStub:
 
     # --- request handling (on the server's loop) ----------------------------------------
 
+    def record(self, request: web.Request, api: str, body: bytes, parsed: Any) -> RecordedRequest:
+        """Keep a request (or a WebSocket message) for the test, waking its waiters."""
+        rec = RecordedRequest(
+            method=request.method,
+            path=request.raw_path,
+            headers=list(request.headers.items()),
+            body=body,
+            json=parsed,
+        )
+        rec.api = api
+        with self._lock:
+            self.requests.append(rec)
+            self._lock.notify_all()
+        return rec
+
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):06d}"
 
@@ -280,18 +295,8 @@ class LLMStub:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
-        rec = RecordedRequest(
-            method=request.method,
-            path=request.raw_path,
-            headers=list(request.headers.items()),
-            body=body,
-            json=parsed,
-        )
         route = _route(request.method, request.path, dict(request.query), parsed)
-        rec.api = route.api if route else "unknown"
-        with self._lock:
-            self.requests.append(rec)
-            self._lock.notify_all()
+        rec = self.record(request, route.api if route else "unknown", body, parsed)
         if route is None:
             return web.json_response(
                 {"error": {"message": f"stub: no route for {request.method} {request.path}"}},

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
@@ -27,30 +27,12 @@ from tests.support.llm_formats import (
     CutStream,
     Delay,
     Fail,
-    RecordedRequest,
     Reply,
     default_reply,
 )
 
 if TYPE_CHECKING:
     from tests.support.llm_stub import LLMStub
-
-
-def _record(
-    stub: LLMStub, request: web.Request, api: str, body: bytes, parsed: Any
-) -> RecordedRequest:
-    rec = RecordedRequest(
-        method=request.method,
-        path=request.raw_path,
-        headers=list(request.headers.items()),
-        body=body,
-        json=parsed,
-    )
-    rec.api = api
-    with stub._lock:
-        stub.requests.append(rec)
-        stub._lock.notify_all()
-    return rec
 
 
 def _event_payloads(events: list[bytes]) -> list[str]:
@@ -66,7 +48,7 @@ def _event_payloads(events: list[bytes]) -> list[str]:
 async def serve_responses_ws(stub: LLMStub, request: web.Request) -> web.StreamResponse:
     from tests.support.llm_formats import responses_events
 
-    _record(stub, request, "openai_responses_ws_upgrade", b"", None)
+    stub.record(request, "openai_responses_ws_upgrade", b"", None)
     if stub.websocket and request.path.endswith("/realtime"):
         return await _echo(stub, request)
     if not stub.websocket or not request.path.endswith("/responses"):
@@ -84,7 +66,7 @@ async def serve_responses_ws(stub: LLMStub, request: web.Request) -> web.StreamR
             continue
         if not isinstance(body, dict) or body.get("type") != "response.create":
             continue
-        rec = _record(stub, request, "openai_responses_ws", msg.data.encode(), body)
+        rec = stub.record(request, "openai_responses_ws", msg.data.encode(), body)
         step = stub._next_step(rec)
         while isinstance(step, Delay):
             await asyncio.sleep(step.seconds)
