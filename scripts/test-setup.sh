@@ -7,6 +7,7 @@
 #    integrity hashes), into .tools/agents: tests run them against loopback stand-ins.
 #    `npm install --no-save` rather than `npm ci`: npm 11 leaves some packages' optional
 #    per-platform binaries out of the lock and `npm ci` then refuses to run at all.
+#  - aider from PyPI, hash-locked (tests/agents/aider-requirements.txt), into .tools/aider.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,23 @@ if [ ! -f "$stamp" ]; then
       || echo "test-setup: could not install the agent CLIs (npm install in $agents failed)" >&2
   else
     echo "test-setup: no npm; tests with the real agent CLIs will be skipped" >&2
+  fi
+fi
+# aider (PyPI aider-chat) in a venv of its own under .tools/aider, from a hash-locked
+# requirements file: it pins ~100 packages of its own and must never enter uv.lock.
+aider_req=tests/agents/aider-requirements.txt
+aider=.tools/aider
+aider_stamp="$aider/.installed-$(sha256sum "$aider_req" | cut -c1-16)"
+if [ ! -f "$aider_stamp" ]; then
+  py=$(.venv/bin/python -c 'import sys; print(sys._base_executable)' 2>/dev/null || command -v python3.12)
+  if [ -n "$py" ]; then
+    rm -rf "$aider" && "$py" -m venv "$aider" \
+      && timeout 900 "$aider/bin/pip" install --quiet --disable-pip-version-check \
+          --require-hashes --no-deps -r "$aider_req" >/dev/null 2>&1 \
+      && touch "$aider_stamp" \
+      || echo "test-setup: could not install aider into $aider" >&2
+  else
+    echo "test-setup: no Python 3.12 for aider; its real-CLI test will be skipped" >&2
   fi
 fi
 exit 0

@@ -223,3 +223,28 @@ def test_opencode(tmp_path: Path, stub: LLMStub) -> None:
             body.get("messages") or body.get("instructions") or body.get("input")
         ),
     )
+
+
+def test_aider(tmp_path: Path, stub: LLMStub) -> None:
+    run = engram_run(
+        tmp_path,
+        stub,
+        "aider",
+        [
+            "--message",
+            PROMPT,
+            "--model",
+            "openai/gpt-4o-mini",
+            "--yes-always",
+            "--no-git",
+            "--no-check-update",
+            "--analytics-disable",
+            "--no-show-model-warnings",
+            "--no-pretty",
+            "--no-fancy-input",
+        ],
+        upstream=stub.url + "/v1",
+        # litellm reads its model price map from the network unless told to use its own.
+        env={"OPENAI_API_KEY": OPENAI_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    check(run, lambda body: json.dumps(body.get("messages")))
