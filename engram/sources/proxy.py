@@ -503,8 +503,13 @@ class CaptureWriter:
             if item is None:
                 return
             # Let a burst gather: one transaction for many exchanges costs the request
-            # path (which shares the interpreter) far less than one per exchange.
-            time.sleep(0.01)
+            # path (which shares the interpreter) far less than one per exchange. Not
+            # when a response waits for its row (`put_durable`): a busy proxy batches
+            # anyway (what queues during one commit is the next batch), and an idle one
+            # must not add the gather time to every answer (measured: +19 ms with it,
+            # ~2 ms without).
+            if not isinstance(item, _Durable):
+                time.sleep(0.01)
             batch = [item]
             while len(batch) < 200:
                 try:
