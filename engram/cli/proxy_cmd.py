@@ -13,7 +13,7 @@ import typer
 from engram.cli import render
 from engram.cli.base import app
 from engram.cli.context import state
-from engram.errors import ConfigError, EngramError
+from engram.errors import ConfigError
 
 
 def _analyze_after(st: Any, analyzer: str | None) -> None:
@@ -23,7 +23,7 @@ def _analyze_after(st: Any, analyzer: str | None) -> None:
     try:
         hook, _label = st.runtime.analyzer(analyzer)
         if hook is not None:
-            hook(Reporter())
+            hook(Reporter(stderr=True))  # the agent's stdout stays the agent's
     except Exception as exc:
         render.note(f"engram: analysis failed ({exc}); `engram analyze` retries it")
 
@@ -155,7 +155,7 @@ def run(
     argument after the agent's name goes to the agent (use `--` before agent flags
     that engram also has)."""
     from engram.sources.agents import get_agent, resolve_upstream
-    from engram.sources.launcher import plan, run_child
+    from engram.sources.launcher import plan, preflight, require_binary, run_child
     from engram.sources.server import ServerThread
 
     st = state(ctx)
@@ -175,29 +175,43 @@ def run(
                 **dict.fromkeys(CA_VARS, "<engram data dir>/mitmproxy/mitmproxy-ca-cert.pem"),
                 "NODE_USE_ENV_PROXY": "1",
             }
+        import shutil
+
+        from engram.sources.agents import installed_version
+
         p = plan(chosen, route, args, "http://127.0.0.1:<port>", inject=inject, intercept_env=fake)
+        found = shutil.which(p.command[0])
+        version = installed_version(found) if found else None
         for line in p.describe(
-            "mitmdump on http://127.0.0.1:<port>" if mitm else "http://127.0.0.1:<port>"
+            "mitmdump on http://127.0.0.1:<port>" if mitm else "http://127.0.0.1:<port>",
+            version,
         ):
             typer.echo(line)
+        for line in preflight(p):
+            typer.echo(f"warning:   {line}")
         return
+    p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
+    require_binary(p)  # before any banner: a missing agent is the whole story
     if mitm:
         code = _run_intercepted(st, chosen, route, args, inject)
         _analyze_after(st, analyzer)
         sys.exit(code)
-    p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
+    warnings = preflight(p)
+    for line in warnings:
+        render.note(f"engram: {line}")
     proxy_ = st.runtime.proxy(
         route.origin, inject=inject, project_hint=p.project, on_recall_unavailable=render.note
     )
     with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
         p = plan(chosen, route, args, server.url, inject=inject)
         render.note(f"engram: {chosen.name} -> {server.url}{route.prefix} -> {route.upstream_base}")
-        try:
-            code = run_child(p)
-        except EngramError:
-            raise
-    render.note(
-        f"engram: {proxy_.stats.captured} exchanges captured, {proxy_.stats.injected} with memory"
-    )
+        code = run_child(p)
+    stats = proxy_.stats
+    summary = f"engram: {stats.captured} exchanges captured, {stats.injected} with memory"
+    if stats.websockets_uncaptured:
+        summary += f", {stats.websockets_uncaptured} WebSocket sessions not captured"
+    render.note(summary)
+    if code != 0 and warnings:
+        render.note(f"engram: {chosen.name} exited {code}; likely why: {warnings[0]}")
     _analyze_after(st, analyzer)
     sys.exit(code)

@@ -46,10 +46,15 @@ def _clip(text: str, limit: int) -> str:
 
 def _words(turn: Turn) -> str:
     """The words a turn contributes: none for system prompts (OpenAI sends them as turns)
-    and tool output, which say nothing about what the user wants now."""
-    if turn.role not in ("user", "assistant") or (turn.role == "user" and is_preamble(turn.text)):
+    and tool output, which say nothing about what the user wants now. A harness preamble
+    contributes what is left once its blocks are removed: Gemini CLI 0.61 sends its
+    `<session_context>` and the user's prompt as one user turn."""
+    if turn.role not in ("user", "assistant") or not turn.text:
         return ""
-    return user_words(turn.text) if turn.text else ""
+    words = user_words(turn.text)
+    if turn.role == "user" and is_preamble(turn.text) and (not words or is_preamble(words)):
+        return ""
+    return words
 
 
 def query_from_turns(turns: Sequence[Turn], max_chars: int = MAX_QUERY_CHARS) -> str:

@@ -33,6 +33,8 @@ class EngramAddon:
         self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="engram")
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engram-log")
         self.injected = 0
+        self.journal_failures = 0
+        self._reported: set[str] = set()
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -64,6 +66,22 @@ class EngramAddon:
     def done(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._writer.shutdown(wait=True)
+        if self.journal_failures:
+            log.error(
+                "engram: %d exchanges could not be journaled (see the first error above)",
+                self.journal_failures,
+            )
+
+    def _journal_failed(self, exc: BaseException) -> None:
+        """Counted always, said once per distinct error: a full disk fails every flow."""
+        self.journal_failures += 1
+        # The database's own error, one line: SQLAlchemy's text would add the statement
+        # and its parameters, which hold conversation text.
+        cause = getattr(exc, "orig", None) or exc
+        text = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+        if text not in self._reported:
+            self._reported.add(text)
+            log.error("engram could not journal an exchange: %s", text)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -164,7 +182,7 @@ class EngramAddon:
                         ),
                     )
             except Exception as exc:
-                log.error("engram could not journal %s: %s", key, exc)
+                self._journal_failed(exc)
 
         self._journal = (record, request_of, response)
 
