@@ -31,7 +31,7 @@ def build_proxy(st: Any, upstream: str, *, inject: bool, project_hint: str | Non
     proxy = Proxy(settings, capture=journal_capture(store, project_hint))
     if inject:
         try:
-            from engram.sources.memory import make_recall
+            from engram.sources.recall_step import make_recall
 
             proxy.recall = make_recall(store, cfg, project_hint, proxy.writer.defer)
         except ImportError as exc:  # recall unavailable: still a working capture proxy

@@ -129,7 +129,7 @@ class EngramAddon:
             from engram import config as engram_config
             from engram.paths import default_db_path
             from engram.sources.flowfile import request_of, response_of
-            from engram.sources.memory import make_recall
+            from engram.sources.recall_step import make_recall
             from engram.store.db import Store
             from engram.wire.injection import inject_bytes
         except ImportError:
