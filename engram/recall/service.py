@@ -298,7 +298,7 @@ class Recaller:
         vector_hits: list[tuple[str, float]] = []
         if self.index is not None and self._embedder is not None:
             t = time.perf_counter()
-            qvec = self._embedder.embed([query])[0]
+            qvec = self._embedder.embed_query(query)
             timings["embed"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             vector_hits = self.index.search(qvec, scopes, pool)
