@@ -161,16 +161,14 @@ class RecallConfig:
     )
     openai_dim: int = setting(0, "Expected vector size of the `openai` embedder (0: any)")
     openai_timeout: float = setting(5.0, "Seconds before an embeddings request times out")
-    fusion: str = setting(
-        "weighted", "How BM25 and vector rankings combine: weighted, rrf, vector or bm25"
-    )
-    min_score: float = setting(
-        0.34,
-        "Inject nothing unless the best memory scores at least this (0..1; calibrated "
-        "on bench/recall_eval.py)",
+    min_score: float | None = setting(
+        None,
+        "Inject a memory only if the gate model gives it at least this probability of "
+        "helping (0..1; default: the threshold calibrated with the model, see "
+        "docs/recall.md)",
     )
     relative_score: float = setting(
-        0.8, "Memories after the best one need at least this fraction of its score"
+        0.5, "Memories after the best one need at least this fraction of its probability"
     )
     max_memories: int = setting(6, "At most this many memories per request")
     budget_tokens: int = setting(2048, "Token budget of the injected block")
@@ -195,6 +193,11 @@ class ProxyConfig:
     )
     recall_budget_ms: float = setting(
         50.0, "Longest a request waits for recall; past it the original request is forwarded"
+    )
+    first_request_budget_ms: float = setting(
+        300.0,
+        "Longest the first request of a conversation waits for recall (agents' first "
+        "requests take seconds anyway, and it is where a one-shot run gets its memory)",
     )
     max_body_mb: float = setting(32.0, "Largest request the proxy accepts (MB)")
     inject: bool = setting(True, "Inject recalled memories (false: capture only)")

@@ -10,6 +10,7 @@ import pytest
 
 from engram import config as engram_config
 from engram.mirror.client import MuninnClient
+from engram.mirror.source import MuninnSource
 from engram.recall.service import Recaller
 from engram.store import memories
 from engram.store.db import Store
@@ -43,7 +44,8 @@ def test_muninn_hits_join_local_candidates(stub: MuninnStub, tmp_path: Path) -> 
     client.remember("engram-global", {"content": "The team rotates on-call every Monday"})
     client.remember("engram-global", {"content": "We deploy with make release"})  # a dup
     time.sleep(0.2)  # MuninnDB indexes asynchronously
-    recaller = Recaller(store, cfg(stub))
+    config = cfg(stub)
+    recaller = Recaller(store, config, remote=MuninnSource.create(config))
     recaller.warm()
     result = recaller.recall("who is on-call rotation monday", PROJECT)
     remote = [c for c in result.candidates if c.id.startswith("muninn:")]
@@ -59,7 +61,8 @@ def test_slow_muninn_never_delays_recall_past_the_budget(stub: MuninnStub, tmp_p
     with store.write() as session:
         memories.add(session, "Staging runs on port 5433", scope=PROJECT)
     stub.latency = 1.0
-    recaller = Recaller(store, cfg(stub, ENGRAM_PROXY_RECALL_BUDGET_MS="50"))
+    config = cfg(stub, ENGRAM_PROXY_RECALL_BUDGET_MS="50")
+    recaller = Recaller(store, config, remote=MuninnSource.create(config))
     recaller.warm()
     started = time.monotonic()
     result = recaller.recall("which port is staging on", PROJECT)
@@ -68,5 +71,4 @@ def test_slow_muninn_never_delays_recall_past_the_budget(stub: MuninnStub, tmp_p
 
 
 def test_muninn_source_needs_the_mirror_enabled(stub: MuninnStub, tmp_path: Path) -> None:
-    recaller = Recaller(Store(tmp_path / "e.db"), cfg(stub, ENGRAM_MUNINN_ENABLED="0"))
-    assert recaller.remote is None
+    assert MuninnSource.create(cfg(stub, ENGRAM_MUNINN_ENABLED="0")) is None

@@ -32,9 +32,12 @@ def build_proxy(st: Any, upstream: str, *, inject: bool, project_hint: str | Non
     proxy = Proxy(settings, capture=journal_capture(store, project_hint))
     if inject:
         try:
+            from engram.mirror.source import MuninnSource
             from engram.sources.recall_step import make_recall
 
-            proxy.recall = make_recall(store, cfg, project_hint, proxy.writer.defer)
+            proxy.recall = make_recall(
+                store, cfg, project_hint, proxy.writer.defer, remote=MuninnSource.create(cfg)
+            )
         except ImportError as exc:  # recall unavailable: still a working capture proxy
             render.note(f"recall is unavailable ({exc}); capturing only")
     return proxy

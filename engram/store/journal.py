@@ -179,6 +179,7 @@ def record(session: Session, capture: Capture) -> Recorded:
         turns=json.dumps([turn_to_json(t, scrub) for t in new], ensure_ascii=False),
         status=status,
         error=scrub(error) if error else None,
+        recall=json.dumps(request.recall, ensure_ascii=False) if request.recall else None,
     )
     session.add(row)
     session.flush()
@@ -264,6 +265,7 @@ JOURNAL_FIELDS = (
 
 def row_to_dict(row: ExchangeRow, with_turns: bool = False) -> dict[str, Any]:
     data = {f: getattr(row, f) for f in JOURNAL_FIELDS}
+    data["recall"] = json.loads(row.recall) if row.recall else None
     if with_turns:
         data["turns"] = json.loads(row.turns)
     return data

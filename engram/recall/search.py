@@ -1,0 +1,51 @@
+"""`engram search` with recall's ranking (hybrid, the default) or by meaning alone.
+
+A search lists related memories rather than deciding what to inject, so it has no
+gate, only a floor: in hybrid mode a memory stays if it shares a word with the query
+(BM25 matched it) or the gate model gives it at least SEARCH_FLOOR; in semantic mode,
+a cosine of at least SEARCH_MIN_COSINE. Both floors were checked on the labelled set
+(bench/recall_eval.py): they keep 99% of the relevant memories of the tuning half in
+the list while cutting most of the unrelated ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engram.recall.service import Recaller
+from engram.store import reader
+from engram.store import vectors as vector_store
+from engram.store.db import Store
+
+SEARCH_FLOOR = 0.05  # the gate model's probability
+SEARCH_MIN_COSINE = 0.2  # MiniLM: unrelated developer notes sit around 0.0-0.15
+
+
+def semantic_search(
+    store: Store,
+    config: Any,
+    query: str,
+    *,
+    scope: str | None = None,
+    kind: str | None = None,
+    limit: int = 20,
+    semantic_only: bool = False,
+) -> list[tuple[Any, float]]:
+    """(MemoryRecord, score) best first, over one scope or all of them."""
+    recaller = Recaller(store, config, background=False)
+    recaller.warm()
+    pool = max(limit * 3, 40)
+    with store.read() as conn:
+        scopes = (scope,) if scope else tuple(vector_store.active_scopes(conn))
+        ranking = recaller.rank(conn, query, scopes, pool=pool)
+        hits = ranking.hits
+        if semantic_only:
+            hits = [h for h in hits if ranking.has_vectors and h.cosine >= SEARCH_MIN_COSINE]
+            hits.sort(key=lambda h: (-h.cosine, h.id))
+            scored = [(h, h.cosine) for h in hits]
+        else:
+            scored = [
+                (h, h.score) for h in hits if h.bm25_rank is not None or h.score >= SEARCH_FLOOR
+            ]
+        scored = [(h, s) for h, s in scored if kind is None or h.row["kind"] == kind][:limit]
+        return [(reader.get_memory(conn, h.id), s) for h, s in scored]
