@@ -447,7 +447,8 @@ def write_models(fitted: dict[str, Any]) -> None:
                 "candidates": info["candidates"],
                 "positives": info["positives"],
                 "l2": info["l2"],
-                "selection": "leave-one-author-out CV on tune/; threshold maximizes min(hit, silent)",
+                "selection": "leave-one-author-out CV on tune/; "
+                "threshold maximizes min(hit, silent)",
             },
             "scores": {
                 "tune_cross_validated": _rounded(info["cv_tune"]),
