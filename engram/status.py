@@ -22,6 +22,19 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
+def recall_outcomes_since(conn: sqlite3.Connection, since: str) -> dict[str, int]:
+    """{recall outcome: exchanges} captured since `since` (uses the captured_at index):
+    today's injection rate. Rows from before migration 0006 have no `recall` column."""
+    if "recall" not in {r[1] for r in conn.execute("PRAGMA table_info(exchanges)")}:
+        return {}
+    rows = conn.execute(
+        "SELECT json_extract(recall, '$.outcome'), count(*) FROM exchanges "
+        "WHERE captured_at >= ? AND recall IS NOT NULL GROUP BY 1",
+        (since,),
+    )
+    return {str(outcome): int(n) for outcome, n in rows}
+
+
 def gather(conn: sqlite3.Connection) -> dict[str, Any]:
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     raw_poll = _one(conn, "SELECT value FROM state WHERE key = ?", LAST_POLL_KEY)
@@ -76,6 +89,7 @@ def gather(conn: sqlite3.Connection) -> dict[str, Any]:
             )
         },
         "mirror_backlog": None,
+        "recall_today": recall_outcomes_since(conn, today),
     }
     if "mirror_outbox" in _tables(conn):
         data["mirror_backlog"] = {

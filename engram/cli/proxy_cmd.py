@@ -43,6 +43,26 @@ def build_proxy(st: Any, upstream: str, *, inject: bool, project_hint: str | Non
     return proxy
 
 
+RECALL_WARM_WAIT_S = 3.0
+
+
+def wait_for_recall(proxy: Any, agent: str) -> None:
+    """Hold the agent back until recall is warm (model, index, a first query embedded),
+    so a one-shot run's only request does not go out bare; at most RECALL_WARM_WAIT_S."""
+    recaller = getattr(proxy.recall, "recaller", None)
+    if recaller is None:
+        return
+    if recaller.wait_ready(RECALL_WARM_WAIT_S):
+        return
+    if recaller.warm_error is not None:
+        render.note(f"engram: recall could not start ({recaller.warm_error}); capturing only")
+    else:
+        render.note(
+            f"engram: recall is still loading after {RECALL_WARM_WAIT_S:.0f} s; starting "
+            f"{agent} anyway (its first requests may go without memory)"
+        )
+
+
 def _analyze_after(st: Any, analyzer: str | None) -> None:
     """When the agent exits, distil what it said (never fails the agent's exit code)."""
     from engram.cli.reporter import Reporter
@@ -248,12 +268,13 @@ def run(
     with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
         p = plan(chosen, route, args, server.url, inject=inject)
         render.note(f"engram: {chosen.name} -> {server.url}{route.prefix} -> {route.upstream_base}")
+        wait_for_recall(proxy_, chosen.name)
         try:
             code = run_child(p)
         except EngramError:
             raise
-    render.note(
-        f"engram: {proxy_.stats.captured} exchanges captured, {proxy_.stats.injected} with memory"
-    )
+    from engram.recall.audit import summarize
+
+    render.note(f"engram: {summarize(proxy_.stats.recall_outcomes)}")
     _analyze_after(st, analyzer)
     sys.exit(code)

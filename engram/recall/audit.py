@@ -70,3 +70,41 @@ def describe(record: dict[str, Any] | None) -> str:
     if record.get("cached"):
         text += " [same turn as before]"
     return text
+
+
+_SHORT = {
+    Outcome.BELOW_GATE: "gate",
+    Outcome.NO_CANDIDATES: "none",
+    Outcome.BUDGET: "budget",
+    Outcome.WARMING: "warming",
+    Outcome.DISABLED: "off",
+    Outcome.NO_USER_TURN: "no turn",
+    Outcome.SIDE_CALL: "side",
+    Outcome.FAILED: "failed",
+}
+
+
+def short(record: dict[str, Any] | None) -> str:
+    """A table cell: the number of memories injected, or a one-word reason."""
+    if not record:
+        return ""
+    outcome = str(record.get("outcome"))
+    if outcome == Outcome.INJECTED:
+        return f"{len(record.get('memories', []))} in"
+    known = {o.value: o for o in Outcome}
+    return _SHORT.get(known[outcome], outcome) if outcome in known else outcome
+
+
+def summarize(outcomes: dict[str, int]) -> str:
+    """`engram run`'s last line from {outcome: requests}:
+    `12 exchanges, 9 with memory (2 below gate, 1 side call)`."""
+    total = sum(outcomes.values())
+    injected = outcomes.get(Outcome.INJECTED.value, 0)
+    rest = sorted(
+        ((n, o) for o, n in outcomes.items() if o != Outcome.INJECTED.value and n),
+        key=lambda item: (-item[0], item[1]),
+    )
+    text = f"{total} exchange{'s' if total != 1 else ''}, {injected} with memory"
+    if rest:
+        text += " (" + ", ".join(f"{n} {o}" for n, o in rest) + ")"
+    return text

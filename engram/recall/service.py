@@ -173,6 +173,7 @@ class Recaller:
         self._warm_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._ready = threading.Event()
+        self._warm_done = threading.Event()  # a background warm-up ended (well or not)
         self._warm_thread: threading.Thread | None = None
         self._warm_error: BaseException | None = None
         self._reindex_thread: threading.Thread | None = None
@@ -203,6 +204,7 @@ class Recaller:
         if background:
             with self._warm_lock:
                 if self._warm_thread is None or not self._warm_thread.is_alive():
+                    self._warm_done.clear()
                     self._warm_thread = threading.Thread(
                         target=self._warm_quietly, name="engram-recall-warm", daemon=True
                     )
@@ -222,10 +224,13 @@ class Recaller:
             self._ready.set()
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait (bounded) until recall is warm; starts warming if nobody has."""
-        if not self.ready:
-            self.warm(background=True)
-        return self._ready.wait(max(0.0, timeout))
+        """Wait (bounded) until recall is warm, or its warm-up failed (`warm_error`);
+        starts warming if nobody has. True when ready."""
+        if self.ready:
+            return True
+        self.warm(background=True)
+        self._warm_done.wait(max(0.0, timeout))
+        return self.ready
 
     @property
     def warm_error(self) -> BaseException | None:
@@ -238,6 +243,8 @@ class Recaller:
         except Exception as exc:  # reported by the next recall, which raises it
             log.warning("recall could not start: %s", exc)
             self._warm_error = exc
+        finally:
+            self._warm_done.set()
 
     def _start_reindex(self) -> None:
         assert self.index is not None and self._embedder is not None

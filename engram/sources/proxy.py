@@ -66,6 +66,8 @@ class ProxyStats:
     capture_failed: int = 0
     capture_waits: int = 0  # times a request waited for the writer (backpressure)
     upstream_errors: int = 0
+    # recall outcomes of the completion requests (recall/audit.py), for `engram run`
+    recall_outcomes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -174,6 +176,9 @@ class Proxy:
             send_body = await self._with_memory(body, fmt, raw)
         elif fmt is not None and body:
             raw.recall = {"outcome": "disabled"}
+        if raw.recall is not None:
+            outcome = str(raw.recall.get("outcome"))
+            self.stats.recall_outcomes[outcome] = self.stats.recall_outcomes.get(outcome, 0) + 1
         out_headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         assert self._session is not None
         try:
