@@ -188,7 +188,10 @@ def test_openai_embedder_errors_are_prompt_and_typed(endpoint: Any) -> None:
 
 
 def test_make_embedder_follows_config() -> None:
-    assert isinstance(make_embedder(RecallConfig()), WordLlamaEmbedder)
+    from engram.recall.onnx_embedder import OnnxEmbedder
+
+    assert isinstance(make_embedder(RecallConfig()), OnnxEmbedder)
+    assert isinstance(make_embedder(RecallConfig(embedder="wordllama")), WordLlamaEmbedder)
     assert make_embedder(RecallConfig(embedder="none")) is None
     emb = make_embedder(
         RecallConfig(

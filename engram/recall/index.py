@@ -139,12 +139,12 @@ class VectorIndex:
         """Whether memories may have changed since the index last caught up (one seek)."""
         return self.change_counter(conn) != self.cursor
 
-    def build(self, *, inline_limit: int = INLINE_EMBED_LIMIT) -> int:
+    def build(self, *, inline_limit: int | None = None) -> int:
         """(Re)load every active memory's vector. Returns the memories indexed.
 
         Missing vectors are computed (then stored) when there are at most
-        `inline_limit` of them; otherwise they are left in `pending` for a background
-        re-embedding, and the index holds only what was stored.
+        `inline_limit` (INLINE_EMBED_LIMIT) of them; otherwise they are left in
+        `pending` for a background re-embedding, and the index holds only what was stored.
 
         Streams rows in chunks into preallocated arrays: at 100k memories, holding every
         row and blob at once cost ~150 MB of peak memory the process never gave back.
@@ -170,7 +170,8 @@ class VectorIndex:
             for scope, chunk in found.items():
                 self._flush(shards, scope_of, scope, chunk, dim, sizes)
             pending: list[str] = []
-            if len(missing) > inline_limit:
+            limit = INLINE_EMBED_LIMIT if inline_limit is None else inline_limit
+            if len(missing) > limit:
                 pending = missing
             else:
                 for start in range(0, len(missing), EMBED_BATCH):

@@ -21,6 +21,8 @@ Details that matter, all measured:
   thread mostly waits. Passages are embedded in batches of similar length (sorted), so
   little padding is computed, and with onnxruntime's memory arena off, so a one-off
   burst of re-embedding does not stay in the proxy's RSS.
+- onnxruntime's telemetry is switched off before it is imported (ORT_DISABLE_TELEMETRY):
+  otherwise its import writes a device id into the user's home directory.
 - Queries are cut to `max_query_tokens` (64): a long pasted log costs ~20 ms per 128
   tokens, and the head of a request carries its topic (the query builder already keeps
   the head and tail of long text). Memories get up to 256 tokens (the model's
@@ -29,6 +31,7 @@ Details that matter, all measured:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +110,10 @@ class OnnxEmbedder:
             if self._session is not None:
                 return
             model, tokenizer = self.files()
+            # onnxruntime >= 1.2x carries a telemetry client and, on import, writes a
+            # device id under ~/.cache/Microsoft/DeveloperTools unless this is set
+            # (measured: no file, no socket with it; a user's explicit setting wins).
+            os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
             try:
                 import onnxruntime
                 import tokenizers
@@ -115,6 +122,7 @@ class OnnxEmbedder:
                     f"the onnx embedder needs onnxruntime and tokenizers ({exc})",
                     hint="pip install onnxruntime tokenizers, or set recall.embedder = wordllama",
                 ) from None
+            onnxruntime.disable_telemetry_events()
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
