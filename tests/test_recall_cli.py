@@ -64,8 +64,8 @@ def test_search_modes_keep_the_json_fields(cli: Cli) -> None:
     assert hybrid[0]["id"] == ids["tests"] and 0 < hybrid[0]["score"] <= 1
     assert {"id", "content", "kind", "scope", "status", "score"} <= set(hybrid[0])
     semantic = cli.json("search", "postgres port", "--mode", "semantic")
-    assert [h["id"] for h in semantic] == [ids["port"]]  # the rest is below the floor
-    assert all(h["score"] >= 0.3 for h in semantic)
+    assert semantic[0]["id"] == ids["port"] and ids["other"] not in {h["id"] for h in semantic}
+    assert all(h["score"] >= 0.2 for h in semantic)  # cosines; unrelated ones stay below
     assert cli.json("search", "kubernetes helm chart") == []  # nothing related: no list
     bm25 = cli.json("search", "cargo", "--mode", "bm25")
     assert [h["id"] for h in bm25] == [ids["other"]]
