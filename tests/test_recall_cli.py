@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from conftest import Cli
 
 from engram.config import RecallConfig
@@ -91,3 +94,23 @@ def test_injections_show_in_engram_log(cli: Cli) -> None:
     assert "connection refused" in inject["detail"]["query"]
     assert cli.json("show", ids["tests"])["use_count"] == 1
     assert "inject" in cli("log").stdout
+
+
+def test_readme_example_search_finds_the_paraphrase(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: `engram add "We use pnpm, never npm, in this repo" --scope project`, then
+    `engram search "package manager"` finds it, and recall injects it for the question."""
+    repo = tmp_path / "shop"
+    (repo / ".git").mkdir(parents=True)
+    monkeypatch.chdir(repo)
+    mid = cli(
+        "add", "We use pnpm, never npm, in this repo", "--kind", "preference", "--scope", "project"
+    ).stdout.strip()
+    cli("add", "I prefer small commits with imperative subjects", "--kind", "preference")
+    found = cli.json("search", "package manager")
+    assert found and found[0]["id"] == mid
+    out = cli.json("recall", "which package manager do we use?")
+    assert out["injected"] and out["candidates"][0]["id"] == mid, out["reason"]
+    assert "reindex" in cli("recall", "--help").stdout  # the group lists its commands
+    assert cli.json("recall", "query", "reindex")["query"] == "reindex"  # the word itself

@@ -149,8 +149,12 @@ def query_info(text: str, doc_freq: Callable[[str], int] | None = None, rows: in
 
 
 def _scope_kind(scope: str, project: str | None) -> tuple[float, float]:
-    if scope == "global" or project is None:
+    if scope == "global":
         return 0.0, 0.0
+    if project is None:
+        # Recall without a project sees global memories only; a search across every
+        # scope (`engram search`) treats each project memory as its own project's.
+        return 1.0, 0.0
     if scope == project:
         return 1.0, 0.0
     return 0.0, 1.0  # a directory above the project (scopes_for): a parent repository
