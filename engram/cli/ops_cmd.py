@@ -52,8 +52,7 @@ def status(
         got = outcomes.get("injected", 0)
         rate = 100 * got / max(sum(outcomes.values()), 1)
         console.print(
-            f"recall today: {summarize(outcomes).replace(' exchanges', ' requests')} "
-            f"[{rate:.0f}% injected]",
+            f"recall today: {summarize(outcomes, 'request')} [{rate:.0f}% injected]",
             highlight=False,
             markup=False,
         )

@@ -95,7 +95,7 @@ def short(record: dict[str, Any] | None) -> str:
     return _SHORT.get(known[outcome], outcome) if outcome in known else outcome
 
 
-def summarize(outcomes: dict[str, int]) -> str:
+def summarize(outcomes: dict[str, int], noun: str = "exchange") -> str:
     """`engram run`'s last line from {outcome: requests}:
     `12 exchanges, 9 with memory (2 below gate, 1 side call)`."""
     total = sum(outcomes.values())
@@ -104,7 +104,7 @@ def summarize(outcomes: dict[str, int]) -> str:
         ((n, o) for o, n in outcomes.items() if o != Outcome.INJECTED.value and n),
         key=lambda item: (-item[0], item[1]),
     )
-    text = f"{total} exchange{'s' if total != 1 else ''}, {injected} with memory"
+    text = f"{total} {noun}{'s' if total != 1 else ''}, {injected} with memory"
     if rest:
         text += " (" + ", ".join(f"{n} {o}" for n, o in rest) + ")"
     return text
