@@ -23,15 +23,13 @@ def stats(
     ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print JSON.")
 ) -> None:
     """Counts by kind, scope and status, and the database size."""
-    from engram.store import reader
+    from engram.store import journal, reader, runs
 
     st = state(ctx)
     with st.store.read() as conn:
         data = reader.stats(conn)
-        data["analyzer"] = reader.analyzer_costs(conn)
-        data["journal"] = {
-            k: n for k, n in conn.execute("SELECT status, count(*) FROM exchanges GROUP BY status")
-        }
+        data["analyzer"] = runs.costs(conn)
+        data["journal"] = journal.status_counts(conn)
     data["database"] = {"path": str(st.store.path), "bytes": _size(st.store.path)}
     if json_out:
         render.emit_json(data)

@@ -56,8 +56,8 @@ def _vaults(m: MuninnConfig) -> tuple[str, str, str]:
 
 
 def status_data(store: Store, m: MuninnConfig, warn: Callable[[str], None]) -> dict[str, Any]:
-    from engram.mirror import outbox
     from engram.mirror.client import MuninnAuthError, MuninnError
+    from engram.store import outbox
 
     _scope, vault, global_vault = _vaults(m)
     with store.read() as conn:
@@ -186,8 +186,8 @@ def sync(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Push queued memory changes to MuninnDB now (ignores the backoff)."""
-    from engram.mirror import outbox
     from engram.mirror.sync import build
+    from engram.store import outbox
 
     st = state(ctx)
     _require_enabled(st.config.muninn)
@@ -213,7 +213,7 @@ def sync(
 @mirror_app.command("retry")
 def retry(ctx: typer.Context) -> None:
     """Re-queue failed operations (the next sync tries them again)."""
-    from engram.mirror import outbox
+    from engram.store import outbox
 
     n = outbox.retry_failed(state(ctx).store)
     typer.echo(f"re-queued {n} failed operations")

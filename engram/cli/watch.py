@@ -148,11 +148,8 @@ def journal_list(
         return
     from engram.store import journal
 
-    with state(ctx).store.write() as session:
-        rows = [
-            journal.row_to_dict(r)
-            for r in journal.list_rows(session, failed=failed, status=status, limit=limit)
-        ]
+    with state(ctx).store.read() as conn:
+        rows = journal.list_exchanges(conn, failed=failed, status=status, limit=limit)
     if json_out:
         render.emit_json(rows)
         return
@@ -189,8 +186,8 @@ def journal_show(
     """Print one exchange: its metadata and the turns it added to the conversation."""
     from engram.store import journal
 
-    with state(ctx).store.write() as session:
-        data = journal.row_to_dict(journal.get_row(session, exchange_id), with_turns=True)
+    with state(ctx).store.read() as conn:
+        data = journal.get_exchange(conn, exchange_id)
     if json_out:
         render.emit_json(data)
         return
