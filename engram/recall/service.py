@@ -449,18 +449,15 @@ class Recaller:
         query: str,
         scopes: tuple[str, ...],
         *,
-        project: str | None = None,
-        pool: int = POOL,
         timings: dict[str, float] | None = None,
-        use_vectors: bool | None = None,
+        **options: Any,
     ) -> Ranking:
-        """The candidates scored by the gate model (`score`: the probability that the
-        memory helps), best first."""
+        """`candidates` (same options: project, pool, use_vectors) scored by the gate
+        model (`score`: the probability that the memory helps), best first."""
         timings = {} if timings is None else timings
         hits, vectors, has_vectors, x = self.candidates(
-            conn, query, scopes, project=project, pool=pool, timings=timings,
-            use_vectors=use_vectors,
-        )  # fmt: skip
+            conn, query, scopes, timings=timings, **options
+        )
         t = time.perf_counter()
         model = gate_model.model_for(
             self._embedder.name if self._embedder else None, has_vectors=has_vectors
