@@ -443,6 +443,13 @@ def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = 
     return cfg
 
 
+# Keys a config file may still hold from an older engram: ignored, with one warning,
+# instead of refusing to start (an upgrade must not break a working setup).
+RETIRED = {
+    "recall.fusion": "recall now ranks with its fitted gate model (docs/recall.md)",
+}
+
+
 def _apply_file(cfg: Config, file: Path, settings: dict[str, Setting]) -> None:
     try:
         raw = file.read_bytes()
@@ -464,6 +471,11 @@ def _apply_file(cfg: Config, file: Path, settings: dict[str, Setting]) -> None:
         for key, value in table.items():
             name = f"{section}.{key}"
             s = settings.get(name)
+            if s is None and name in RETIRED:
+                import sys
+
+                sys.stderr.write(f"warning: {file}: {name} is ignored: {RETIRED[name]}\n")
+                continue
             if s is None:
                 raise ConfigError(f"{file}: unknown key {name}")
             try:

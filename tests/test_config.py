@@ -103,3 +103,13 @@ def test_every_setting_documented_in_example() -> None:
         assert f"{s.key} =" in example or f"[{s.name}]" in example, (
             f"{s.name} missing from config.example.toml"
         )
+
+
+def test_a_retired_key_is_ignored_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "config.toml"
+    file.write_text('[recall]\nfusion = "weighted"\nmax_memories = 3\n')
+    cfg = config.load(path=file, env={})
+    assert cfg.recall.max_memories == 3
+    assert "recall.fusion is ignored" in capsys.readouterr().err
