@@ -72,7 +72,6 @@ def recall(
     """Show which memories would be injected for QUERY (the default: `engram recall
     QUERY`), with scores and reasons."""
     from engram.cli.memories import decode_utf8
-    from engram.recall.service import Recaller
 
     if query == "-":
         query = decode_utf8(sys.stdin.buffer.read(), "stdin")
@@ -82,11 +81,7 @@ def recall(
         if project == "global"
         else str(Path(project).expanduser().resolve() if project else Path.cwd())
     )
-    from engram.mirror.source import MuninnSource
-
-    recaller = Recaller(
-        st.store, st.config, background=False, remote=MuninnSource.create(st.config)
-    )
+    recaller = st.runtime.recaller(background=False)
     try:
         recaller.warm()  # model and index first, so the time shown is recall's own
         result = recaller.recall(query, where)

@@ -1,12 +1,12 @@
-"""Other places recall can ask besides this store (`recall.sources`), as one interface.
+"""Other recall sources besides this store, merged before the gate (`recall.sources`).
 
-Recall defines what it needs of a remote source and nothing else: the MuninnDB source
-(engram/mirror/source.py) implements it and is built by the composition root from the
-config, so recall never imports the mirror's client code.
+recall defines what it needs from such a source; the composition root (engram/runtime.py)
+builds the concrete one (MuninnDB: engram/mirror/recall.py) and passes it in, so recall
+never imports a client for another service.
 
-A source's query starts before local ranking, so the two overlap, and its answer is
-waited for only until the recall deadline: a slow or unreachable source never delays a
-request past the proxy's budget (its answer is then simply not used).
+A source's query starts before local ranking, so the two overlap, and is waited for only
+until the recall deadline: a slow or unreachable source never delays a request past the
+proxy's budget (its answer is then simply not used).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from engram.recall import gate
 
 class RemoteSource(Protocol):
     def start(self, query: str, project: str | None) -> concurrent.futures.Future[Any]:
-        """Begin a query in the background."""
+        """Begin the remote query for `query` in `project` (and global); don't wait."""
         ...
 
     def collect(
@@ -31,7 +31,6 @@ class RemoteSource(Protocol):
         local: list[gate.Candidate],
         min_score: float,
     ) -> list[gate.Candidate]:
-        """The hits that add something to `local`, as candidates on recall's score scale
-        (a hit that just clears the source's own threshold scores `min_score`); [] past
-        the deadline (`started` is the recall's perf_counter start)."""
+        """The remote hits that add something to `local`, as candidates on the local
+        score scale; [] when the deadline passed or the query failed."""
         ...

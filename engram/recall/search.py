@@ -30,16 +30,21 @@ def semantic_search(
     query: str,
     *,
     scope: str | None = None,
+    scopes: tuple[str, ...] | None = None,
     kind: str | None = None,
     limit: int = 20,
     semantic_only: bool = False,
+    recaller: Recaller | None = None,
 ) -> list[tuple[Any, float]]:
-    """(MemoryRecord, score) best first, over one scope or all of them."""
-    recaller = Recaller(store, config, background=False)
+    """(MemoryRecord, score) best first, over one scope, several (`scopes`) or all of
+    them. A long-lived caller (the MCP server, the web UI) passes its own warm `recaller`
+    and keeps it current itself (`Recaller.refresh`)."""
+    recaller = recaller or Recaller(store, config, background=False)
     recaller.warm()
     pool = max(limit * 3, 40)
     with store.read() as conn:
-        scopes = (scope,) if scope else tuple(vector_store.active_scopes(conn))
+        if scopes is None:
+            scopes = (scope,) if scope else tuple(vector_store.active_scopes(conn))
         ranking = recaller.rank(conn, query, scopes, pool=pool)
         hits = ranking.hits
         if semantic_only:

@@ -571,3 +571,11 @@ class Recaller:
             return 0
         with self.store.write() as session:
             return injections.record(session, todo)
+
+
+def semantic_search(*args: Any, **kwargs: Any) -> list[tuple[Any, float]]:
+    """`engram.recall.search.semantic_search`, also importable from here (the MCP server
+    and the web UI import it from this module)."""
+    from engram.recall.search import semantic_search as search
+
+    return search(*args, **kwargs)

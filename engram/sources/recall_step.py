@@ -129,27 +129,24 @@ class RecallStep:
 
 
 def make_recall(
-    store: Any,
-    config: Any,
+    recaller: Any,
     project_hint: str | None,
     defer: Callable[[Callable[[], None]], Any],
     *,
     warm: bool = True,
-    remote: Any = None,
+    budget_ms: float = 50.0,
+    first_request_budget_ms: float = 300.0,
 ) -> RecallStep:
-    """The recall step for a proxy or the addon. With `warm`, the model loads, the index
+    """The recall step for a proxy or the addon (the composition root passes this
+    process's recaller and the proxy's budgets). With `warm`, the model loads, the index
     builds and a warm-up query is embedded in the background right away, so the first
     request does not pay for them."""
-    from engram.recall.service import Recaller
-
-    recaller = Recaller(store, config, remote=remote)
     if warm:
         recaller.warm(background=True)
-    proxy = getattr(config, "proxy", None)
     return RecallStep(
         recaller,
         project_hint,
         defer,
-        budget_ms=proxy.recall_budget_ms if proxy else 50.0,
-        first_request_budget_ms=proxy.first_request_budget_ms if proxy else 300.0,
+        budget_ms=budget_ms,
+        first_request_budget_ms=first_request_budget_ms,
     )
