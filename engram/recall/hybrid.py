@@ -29,7 +29,8 @@ from engram.store import fts
 
 FUSIONS = ("weighted", "rrf", "vector", "bm25")
 
-# Measured on bench/recall_eval.py (see docs/recall.md); recall.fusion picks the method.
+# Round 1's fusion, measured on bench/recall_eval.py. Recall now ranks with its gate model
+# (gate_model.py); `fuse` remains for `engram search --mode` and the benchmark baselines.
 VECTOR_WEIGHT = 0.6
 BM25_HALF = 6.0  # the BM25 score that counts as half a full match
 RRF_K = 60
