@@ -16,8 +16,8 @@ import openai
 import pytest
 
 from engram.config import load as load_config
+from engram.runtime import Runtime
 from engram.sources.proxy import Proxy, ProxySettings, journal_capture
-from engram.sources.recall_step import make_recall
 from engram.sources.server import ServerThread
 from engram.store import memories
 from engram.store.db import Store
@@ -54,10 +54,9 @@ def test_every_request_records_its_recall_decision(
 ) -> None:
     with store.write() as session:
         mid = memories.add(session, FACT, scope=PROJECT).memory.id
-    cfg = load_config(env={})
-    proxy = Proxy(ProxySettings(upstream=stub.url), capture=journal_capture(store, PROJECT))
-    proxy.recall = make_recall(store, cfg, PROJECT, proxy.writer.defer)
-    proxy.recall.recaller.wait_ready(60)
+    runtime = Runtime(load_config(env={"ENGRAM_DB": str(db_path)}))
+    proxy = runtime.proxy(stub.url, inject=True, project_hint=PROJECT)
+    assert proxy.recall is not None and proxy.recall.recaller.wait_ready(60)
     server = ServerThread(proxy.app()).start()
     try:
         claude = anthropic.Anthropic(
