@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from engram.sources.flowfile import FlowFileWatcher
     from engram.sources.proxy import Proxy
     from engram.sources.recall_step import RecallStep
-    from engram.sources.scheduler import Job, Reporter
+    from engram.sources.scheduler import Job, PollSource, Reporter, Scheduler
     from engram.sources.watcher import Watcher
     from engram.store.db import Store
 
@@ -184,11 +184,11 @@ class Runtime:
         self,
         reporter: Reporter,
         *,
-        sources: list[Any] | None = None,
+        sources: list[PollSource] | None = None,
         analyze: JobFn | None = None,
         sync: JobFn | None = None,
         extra: list[Job] | None = None,
-    ) -> Any:
+    ) -> Scheduler:
         """The one scheduler for every background job of this process: polling capture
         sources, the analyzer when a batch is due, the mirror."""
         from engram.sources.scheduler import Scheduler, Timing

@@ -71,7 +71,7 @@ def test_greedy_packing_within_the_token_budget() -> None:
 
 
 def test_block_text_is_redacted_labelled_and_wrappable() -> None:
-    secret = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
+    secret = "sk-proj-Xq4vT9mLr2Kd8NwPz6YbHc3Fj7Gs1Ae5"  # an alphabet run reads as a placeholder
     cs = [
         cand(
             "m-aaaa1111",

@@ -46,6 +46,7 @@ from engram.recall.embedder import Embedder, make_embedder
 from engram.recall.index import VectorIndex
 from engram.recall.query import QueryCache
 from engram.recall.remote import RemoteSource
+from engram.redact import warm as warm_redaction
 from engram.store import vectors as vector_store
 from engram.store.db import Store, is_lock_error
 
@@ -199,6 +200,7 @@ class Recaller:
     def warm(self, background: bool = False) -> None:
         """Load the embedder, build the index and embed a warm-up query (or start that on a
         daemon thread); re-embedding for a changed model goes on in the background."""
+        warm_redaction()  # the gate redacts every block within the request's budget
         if self.ready:
             return
         if background:
