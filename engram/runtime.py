@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from engram.recall.remote import RemoteSource
     from engram.recall.service import Recaller
     from engram.sources.flowfile import FlowFileWatcher
-    from engram.sources.proxy import Proxy, RecallFn
+    from engram.sources.proxy import Proxy
+    from engram.sources.recall_step import RecallStep
     from engram.sources.scheduler import Job, PollSource, Reporter, Scheduler
     from engram.sources.watcher import Watcher
     from engram.store.db import Store
@@ -92,11 +93,19 @@ class Runtime:
 
     def proxy_recall(
         self, project_hint: str | None, defer: Callable[[Callable[[], None]], Any]
-    ) -> RecallFn:
-        """The proxy's and the addon's recall step (request -> the block to inject)."""
-        from engram.sources.memory import make_recall
+    ) -> RecallStep:
+        """The proxy's and the addon's recall step (request -> the block to inject and
+        the decision's audit), with the proxy's budgets."""
+        from engram.sources.recall_step import make_recall
 
-        return make_recall(self.recaller(), project_hint, defer)
+        p = self.config.proxy
+        return make_recall(
+            self.recaller(),
+            project_hint,
+            defer,
+            budget_ms=p.recall_budget_ms,
+            first_request_budget_ms=p.first_request_budget_ms,
+        )
 
     # -- the analyzer -----------------------------------------------------------------
 

@@ -15,6 +15,25 @@ from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import ConfigError
 
+RECALL_WARM_WAIT_S = 3.0
+
+
+def wait_for_recall(proxy: Any, agent: str) -> None:
+    """Hold the agent back until recall is warm (model, index, a first query embedded),
+    so a one-shot run's only request does not go out bare; at most RECALL_WARM_WAIT_S."""
+    recaller = getattr(proxy.recall, "recaller", None)
+    if recaller is None:
+        return
+    if recaller.wait_ready(RECALL_WARM_WAIT_S):
+        return
+    if recaller.warm_error is not None:
+        render.note(f"engram: recall could not start ({recaller.warm_error}); capturing only")
+    else:
+        render.note(
+            f"engram: recall is still loading after {RECALL_WARM_WAIT_S:.0f} s; starting "
+            f"{agent} anyway (its first requests may go without memory)"
+        )
+
 
 def _analyze_after(st: Any, analyzer: str | None) -> None:
     """When the agent exits, distil what it said (never fails the agent's exit code)."""
@@ -205,9 +224,12 @@ def run(
     with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
         p = plan(chosen, route, args, server.url, inject=inject)
         render.note(f"engram: {chosen.name} -> {server.url}{route.prefix} -> {route.upstream_base}")
+        wait_for_recall(proxy_, chosen.name)
         code = run_child(p)
+    from engram.recall.audit import summarize
+
     stats = proxy_.stats
-    summary = f"engram: {stats.captured} exchanges captured, {stats.injected} with memory"
+    summary = f"engram: {summarize(stats.recall_outcomes)}"
     if stats.websockets_uncaptured:
         summary += f", {stats.websockets_uncaptured} WebSocket sessions not captured"
     render.note(summary)

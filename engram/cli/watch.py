@@ -139,9 +139,11 @@ def journal_list(
     if not rows:
         render.note("the journal is empty" if not (failed or status) else "nothing matches")
         return
+    from engram.recall.audit import short
+
     short_kind = {"conversation": "conv", "side-call": "side", "internal": "internal"}
     render.table(
-        ["id", "captured", "kind", "new", "status", "project", "detail"],
+        ["id", "captured", "kind", "new", "status", "memory", "project", "detail"],
         [
             [
                 r["id"],
@@ -149,6 +151,7 @@ def journal_list(
                 short_kind[r["kind"]],
                 r["new_turns"],
                 r["status"],
+                short(r["recall"]),
                 render.scope_label(r["project"] or "") or "?",
                 r["error"] or r["model"] or "",
             ]
@@ -189,6 +192,10 @@ def journal_show(
     ):
         if data.get(key) not in (None, ""):
             console.print(f"  [dim]{key:>13}[/] {data[key]}", highlight=False)
+    if data.get("recall") is not None or data["source"] in ("proxy", "addon"):
+        from engram.recall.audit import describe
+
+        console.print(f"  [dim]{'recall':>13}[/] {describe(data.get('recall'))}", highlight=False)
     for turn in data["turns"]:
         console.print(f"\n[bold]{turn['role']}[/]")
         if turn.get("text"):

@@ -46,8 +46,10 @@ class EngramAddon:
         loader.add_option(
             "engram_budget_ms",
             int,
-            50,
-            "Longest wait for engram's recall; past it the request goes as is.",
+            0,
+            "Longest wait for engram's recall, in ms; past it the request goes as is "
+            "(0: engram's proxy.recall_budget_ms, proxy.first_request_budget_ms for a "
+            "conversation's first request).",
         )
         loader.add_option(
             "engram_capture",
@@ -102,19 +104,32 @@ class EngramAddon:
             return
         flow.metadata["engram_original"] = body  # what the journal records
         if not ctx.options.engram_inject:
+            flow.metadata["engram_recall"] = {"outcome": "disabled"}
             return
-        recall, inject_bytes, raw = self._recall
-        loop = asyncio.get_running_loop()
+        step, inject_bytes, raw = self._recall
+        request = raw(flow, body)
         try:
-            block = await asyncio.wait_for(
-                loop.run_in_executor(self._pool, recall, body, target, raw(flow, body)),
-                ctx.options.engram_budget_ms / 1000,
-            )
-        except Exception as exc:  # includes the budget running out: fail open
-            log.debug("engram recall skipped: %r", exc)
+            job = step.prepare(body, target, request)
+            if hasattr(job, "budget_ms"):
+                if ctx.options.engram_budget_ms > 0:  # an explicit budget from mitmproxy
+                    job.budget_ms = float(ctx.options.engram_budget_ms)
+                budget = job.budget_ms
+                loop = asyncio.get_running_loop()
+                job = await asyncio.wait_for(
+                    loop.run_in_executor(self._pool, step.run, job), budget / 1000
+                )
+        except TimeoutError:
+            from engram.recall.audit import budget_exceeded
+
+            flow.metadata["engram_recall"] = budget_exceeded(job.budget_ms)
             return
-        if block:
-            injected = inject_bytes(body, target, block)
+        except Exception as exc:  # fail open
+            log.debug("engram recall skipped: %r", exc)
+            flow.metadata["engram_recall"] = {"outcome": "failed", "reason": f"failed: {exc}"}
+            return
+        flow.metadata["engram_recall"] = job.record
+        if job.block:
+            injected = inject_bytes(body, target, job.block)
             if injected is not body:
                 flow.request.set_content(injected)
                 self.injected += 1
@@ -133,6 +148,7 @@ class EngramAddon:
         flow.metadata["engram_captured"] = True
         record, raw, response = self._journal
         request = raw(flow, flow.metadata["engram_original"])
+        request.recall = flow.metadata.get("engram_recall")
         reply = response(flow)
         error = flow.error.msg if flow.error else None
         self._writer.submit(record, f"addon:{flow.id}", request, reply, error)

@@ -61,8 +61,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-# (request body, format, raw request) -> text of the memory block to inject, or None.
-RecallFn = Callable[[bytes, Format, RawRequest], "str | None"]
+# The recall step (sources/recall_step.py): `prepare(body, format, raw)` on the event
+# loop answers at once or returns a job for `run(job)` on a worker thread.
+RecallFn = Any
 # Finished exchanges for the journal, written together; runs on the writer thread.
 Captured = tuple[RawRequest, "RawResponse | None", "str | None"]
 CaptureFn = Callable[[list[Captured]], None]
@@ -82,6 +83,8 @@ class ProxyStats:
     too_large: int = 0
     websockets: int = 0  # WebSocket sessions spliced through
     websockets_uncaptured: int = 0  # ... of a protocol engram does not read
+    # recall outcomes of the completion requests (recall/audit.py), for `engram run`
+    recall_outcomes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -212,6 +215,11 @@ class Proxy:
             injected = await self._with_memory(plain, fmt, raw)
             if injected is not plain:
                 send_body = (bodies.encode(injected, encoding) or body) if encoding else injected
+        elif fmt is not None and body:
+            raw.recall = {"outcome": "disabled"}
+        if raw.recall is not None:
+            outcome = str(raw.recall.get("outcome"))
+            self.stats.recall_outcomes[outcome] = self.stats.recall_outcomes.get(outcome, 0) + 1
         out_headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         assert self._session is not None
         try:
@@ -350,21 +358,36 @@ class Proxy:
         return response
 
     async def _with_memory(self, body: bytes, fmt: Format, raw: RawRequest) -> bytes:
-        """The body with a memory block, or the original on error or past the budget."""
+        """The body with a memory block, or the original on error or past the budget.
+        The decision, whatever it is, is recorded on `raw.recall` for the journal."""
+        from engram.recall.audit import Outcome, audit, budget_exceeded
         from engram.wire.injection import inject_bytes
 
         assert self.recall is not None
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._recaller, self.recall, body, fmt, raw)
+        budget = self.settings.recall_budget_ms
         try:
-            block = await asyncio.wait_for(future, self.settings.recall_budget_ms / 1000)
+            prepare = getattr(self.recall, "prepare", None)
+            if prepare is not None:  # the recall step: answers at once or hands a job
+                job: Any = prepare(body, fmt, raw)
+                work: Any = (self.recall.run, job) if hasattr(job, "budget_ms") else None
+                budget = getattr(job, "budget_ms", budget)
+            else:  # a plain function (body, fmt, raw) -> block
+                work = (self.recall, body, fmt, raw)
+            if work is not None:
+                loop = asyncio.get_running_loop()
+                future = loop.run_in_executor(self._recaller, *work)
+                job = await asyncio.wait_for(future, budget / 1000)
         except TimeoutError:
             self.stats.recall_timeouts += 1
+            raw.recall = budget_exceeded(budget)
             return body
         except Exception as exc:
             self.stats.recall_errors += 1
             log.warning("recall failed, forwarding the original request: %r", exc)
+            raw.recall = audit(Outcome.FAILED, f"failed: {exc}")
             return body
+        block = getattr(job, "block", job)
+        raw.recall = getattr(job, "record", None)
         if not block:
             return body
         injected = inject_bytes(body, fmt, block)
