@@ -74,6 +74,7 @@ def _register() -> None:
     from engram.cli import (
         admin,
         hooks_cmd,
+        ingest_cmd,
         memories,
         mirror,
         ops_cmd,
@@ -87,6 +88,7 @@ def _register() -> None:
     memories.register(app)
     recall_cmd.register(app)
     watch.register(app)
+    ingest_cmd.register(app)
     proxy_cmd.register(app)
     hooks_cmd.register(app)
     mirror.register(app)

@@ -1,4 +1,4 @@
-"""Capture commands: `engram mitmproxy`, `engram journal`, `engram ingest`, `engram addon-path`."""
+"""Capture commands: `engram mitmproxy`, `engram journal`, `engram analyze`, `engram addon-path`."""
 
 from __future__ import annotations
 
@@ -54,6 +54,13 @@ def register(app: typer.Typer) -> None:
         ),
         flow_file: Path | None = typer.Option(
             None, "--flow-file", help="Follow a growing `mitmdump -w` file instead of the web API."
+        ),
+        transcripts: str | None = typer.Option(
+            None,
+            "--transcripts",
+            metavar="AGENTS",
+            help="Also follow these agents' transcripts (claude,codex,gemini,qwen or all) "
+            "in the same process.",
         ),
         once: bool = typer.Option(
             False, "--once", help="Poll once, analyze what is pending, exit."
@@ -116,6 +123,9 @@ def register(app: typer.Typer) -> None:
             from engram.cli.mirror import daemon_hook
 
             sync = daemon_hook(store, cfg.muninn)
+        from engram.cli.ingest_cmd import parse_agents, transcript_sources
+
+        agents = parse_agents([transcripts] if transcripts else None)
         runner = daemon.Daemon(
             watcher,
             reporter,
@@ -123,6 +133,7 @@ def register(app: typer.Typer) -> None:
             analyze,
             sync=sync,
             sync_interval=cfg.muninn.interval,
+            extra_sources=transcript_sources(store, cfg, agents),
         )
         if once:
             result = runner.run_once()
@@ -225,33 +236,6 @@ def register(app: typer.Typer) -> None:
                 console.print(
                     f"  <- {render.short(res['content'], 200)}", markup=False, highlight=False
                 )
-
-    @app.command()
-    def ingest(
-        ctx: typer.Context,
-        files: list[Path] = typer.Argument(
-            ..., metavar="FILE...", help="mitmproxy flow files (`mitmdump -w`)."
-        ),
-        json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
-    ) -> None:
-        """Journal the LLM exchanges in mitmproxy flow files (exactly once: ingesting a
-        file again adds nothing)."""
-        from engram.sources.flowfile import ingest_file
-
-        totals = {"flows": 0, "llm": 0, "captured": 0, "duplicates": 0, "failed": 0}
-        for path in files:
-            result = ingest_file(state(ctx).store, path)
-            for key in totals:
-                totals[key] += getattr(result, key)
-            if result.partial:
-                render.note(f"{path}: ends in a partial record (still being written?)")
-        if json_out:
-            render.emit_json(totals)
-            return
-        typer.echo(
-            f"{totals['flows']} flows -> {totals['llm']} LLM requests -> "
-            f"{totals['captured']} journaled, {totals['duplicates']} already there"
-        )
 
     @app.command()
     def analyze(

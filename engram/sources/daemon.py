@@ -38,7 +38,9 @@ MAX_BACKOFF = 60.0
 
 
 class PollSource(Protocol):
-    """What the daemon polls: the mitmweb watcher, the flow-file follower."""
+    """What the daemon polls: the mitmweb watcher, the flow-file follower, the
+    transcript follower. A source may also have `describe(result) -> str` for its log
+    line (the default speaks of flows)."""
 
     store: Store
 
@@ -71,6 +73,11 @@ def describe_poll(result: PollResult) -> str:
     return text + (" (" + ", ".join(extra) + ")" if extra else "")
 
 
+def _describe(source: object, result: PollResult) -> str:
+    describe = getattr(source, "describe", None)
+    return str(describe(result)) if callable(describe) else describe_poll(result)
+
+
 class Daemon:
     def __init__(
         self,
@@ -80,8 +87,10 @@ class Daemon:
         analyze: AnalyzeFn | None = None,
         sync: SyncFn | None = None,
         sync_interval: float = 30.0,
+        extra_sources: list[PollSource] | None = None,
     ) -> None:
         self.watcher = watcher
+        self.extra_sources = list(extra_sources or [])
         self.reporter = reporter
         self.schedule = schedule
         self.analyze = analyze
@@ -111,7 +120,7 @@ class Daemon:
             self._fail(exc, auth=False)
             return None
         self._record_poll(
-            describe_poll(result),
+            _describe(self.watcher, result),
             ok=True,
             flows=result.flows,
             captured=result.captured,
@@ -125,7 +134,7 @@ class Daemon:
         if result.flows or result.captured:
             self.reporter.event(
                 "poll",
-                describe_poll(result),
+                _describe(self.watcher, result),
                 flows=result.flows,
                 llm=result.llm,
                 captured=result.captured,
@@ -201,10 +210,26 @@ class Daemon:
         finally:
             lock.release()
 
+    def poll_extra(self) -> None:
+        """Poll the sources beside the main one; each failure is its own, reported."""
+        for source in self.extra_sources:
+            try:
+                result = source.poll()
+            except EngramError as exc:
+                self.reporter.error("poll", str(exc))
+                continue
+            except Exception as exc:
+                log.exception("poll of %r failed", source)
+                self.reporter.error("poll", f"poll failed: {exc!r}")
+                continue
+            if result.flows or result.captured:
+                self.reporter.event("poll", _describe(source, result), captured=result.captured)
+
     def tick(self) -> None:
         """The poll job: capture, then start analysis if due."""
         try:
             self.poll_once()
+            self.poll_extra()
             if self.analysis_due() and self._scheduler is not None:
                 self._scheduler.add_job(
                     self.analyze_now, id="analyze", replace_existing=True, max_instances=1
@@ -219,6 +244,7 @@ class Daemon:
 
     def run_once(self) -> PollResult | None:
         result = self.poll_once()
+        self.poll_extra()
         if self.analyze is not None:
             self.analyze_now()
         self.sync_now()

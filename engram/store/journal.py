@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from engram.errors import NotFound
 from engram.store import schema
 from engram.store.models import Conversation, ExchangeRow, StateRow
-from engram.wire.model import Exchange, Kind, RawRequest, RawResponse, Turn
+from engram.wire.model import Exchange, Format, Kind, RawRequest, RawResponse, Turn, Usage
 
 STATUSES = tuple(schema.ExchangeStatus)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -114,23 +114,105 @@ def find(session: Session, source_key: str, fp: str) -> ExchangeRow | None:
 def record(session: Session, capture: Capture) -> Recorded:
     """Journal one capture (idempotent). Never raises for bad traffic: a flow that
     cannot be parsed becomes a `failed` row carrying its error."""
-    from engram.redact import redact
     from engram.wire import parse_exchange
 
     request, response = capture.request, capture.response
-    size = len(request.body or b"") + len(response.body if response and response.body else b"")
+    response_bytes = len(response.body or b"") if response is not None else 0
+    size = len(request.body or b"") + response_bytes
     fp = fingerprint(request, response)
     existing = find(session, capture.source_key, fp)
     if existing is not None:
         return Recorded(
             existing.id, False, existing.kind, existing.status, existing.new_turns, size
         )
-
     exchange = parse_exchange(request, response, project_hint=capture.project_hint)
+    exchange.host = exchange.host or request.host
+    return _journal(
+        session,
+        capture.source,
+        capture.source_key,
+        fp,
+        exchange,
+        error=capture.error,
+        sizes=(len(request.body or b""), response_bytes),
+    )
+
+
+@dataclass(slots=True)
+class Piece:
+    """A piece of a conversation a source read already in turns, with no HTTP request
+    around it (an agent's transcript): the turns it adds, its reply last."""
+
+    source: str  # "transcript"
+    source_key: str  # unique and stable: the same piece read again has the same key
+    conversation: str
+    turns: list[Turn]
+    project: str | None = None
+    model: str | None = None
+    format: Format = Format.UNKNOWN  # the API format the agent's messages are in
+    provider: str = ""
+    location: str = ""  # where it was read (a file), shown as the endpoint
+    usage: Usage = field(default_factory=Usage)
+    started_at: float | None = None
+    ended_at: float | None = None
+    bytes: int = 0
+
+
+def record_piece(session: Session, piece: Piece, prior: dict[str, int]) -> Recorded:
+    """Journal one piece of a conversation (idempotent on its key).
+
+    `prior` holds the occurrence counts of the conversation's turns before this piece,
+    as read by the same source, and is advanced past it: the delta is then the same as
+    for a request carrying the whole history (see `wire.compute_delta`), so a turn that
+    another door (the proxy, mitmweb) journaled already is not journaled again.
+    """
+    from engram.wire import count_occurrences
+
+    fp = hashlib.sha256(f"piece\0{piece.source_key}".encode("utf-8", "replace")).hexdigest()
+    existing = find(session, piece.source_key, fp)
+    if existing is not None:
+        count_occurrences(prior, piece.turns)
+        return Recorded(
+            existing.id, False, existing.kind, existing.status, existing.new_turns, piece.bytes
+        )
+    exchange = Exchange(
+        format=piece.format,
+        provider=piece.provider,
+        endpoint=piece.location,
+        model=piece.model,
+        conversation=piece.conversation,
+        project=piece.project,
+        turns=list(piece.turns),
+        usage=piece.usage,
+        started_at=piece.started_at,
+        ended_at=piece.ended_at,
+    )
+    return _journal(
+        session, piece.source, piece.source_key, fp, exchange, prior=prior, sizes=(piece.bytes, 0)
+    )
+
+
+def _journal(
+    session: Session,
+    source: str,
+    source_key: str,
+    fp: str,
+    exchange: Exchange,
+    *,
+    sizes: tuple[int, int],
+    error: str | None = None,
+    prior: dict[str, int] | None = None,
+) -> Recorded:
+    """The one path into the journal for every source: the conversation delta, the
+    status, redaction, the row."""
+    from engram.redact import redact
+    from engram.wire import has_substance
+
     exchange.project = clean(exchange.project)
     exchange.conversation = clean(exchange.conversation) or ""
     exchange.model = clean(exchange.model)
-    error = capture.error or exchange.error
+    transport_failed = error is not None
+    error = error or exchange.error
 
     def scrub(text: str) -> str:
         return redact(clean(text) or "")
@@ -139,26 +221,29 @@ def record(session: Session, capture: Capture) -> Recorded:
     if exchange.kind is not Kind.CONVERSATION:
         status = "skipped"
     elif exchange.turns:
-        new = _advance_conversation(session, exchange, transport_failed=capture.error is not None)
-        if capture.error is not None and exchange.reply is None:
+        new = _advance_conversation(
+            session, exchange, transport_failed=transport_failed, prior=prior
+        )
+        if transport_failed and exchange.reply is None:
             # The request never got an answer: its turns stay unseen so that the agent's
             # retry carries them as new, instead of losing them with this failed flow.
             status = "skipped"
         else:
-            status = "pending" if new else "skipped"
+            # Only context (a system turn, harness markup) is new: nothing to analyse.
+            status = "pending" if any(has_substance(t) for t in new) else "skipped"
     else:
         # Without the request there is nothing to analyse a reply against.
         status = "failed"
         error = error or "no conversation turns found in the request"
 
     row = ExchangeRow(
-        source=capture.source,
-        source_key=capture.source_key,
+        source=source,
+        source_key=source_key,
         fingerprint=fp,
         kind=str(exchange.kind),
         format=str(exchange.format),
         provider=exchange.provider,
-        host=clean(exchange.host or request.host) or "",
+        host=clean(exchange.host) or "",
         endpoint=clean(exchange.endpoint) or "",
         model=exchange.model,
         conversation=exchange.conversation,
@@ -173,8 +258,8 @@ def record(session: Session, capture: Capture) -> Recorded:
         output_tokens=exchange.usage.output_tokens,
         cache_read_tokens=exchange.usage.cache_read_tokens,
         cache_creation_tokens=exchange.usage.cache_creation_tokens,
-        request_bytes=len(request.body or b""),
-        response_bytes=len(response.body or b"") if response else 0,
+        request_bytes=sizes[0],
+        response_bytes=sizes[1],
         new_turns=len(new),
         turns=json.dumps([turn_to_json(t, scrub) for t in new], ensure_ascii=False),
         status=status,
@@ -182,11 +267,15 @@ def record(session: Session, capture: Capture) -> Recorded:
     )
     session.add(row)
     session.flush()
-    return Recorded(row.id, True, row.kind, row.status, row.new_turns, size)
+    return Recorded(row.id, True, row.kind, row.status, row.new_turns, sum(sizes))
 
 
 def _advance_conversation(
-    session: Session, exchange: Exchange, *, transport_failed: bool
+    session: Session,
+    exchange: Exchange,
+    *,
+    transport_failed: bool,
+    prior: dict[str, int] | None = None,
 ) -> list[Turn]:
     from engram.wire import compute_delta
 
@@ -201,7 +290,7 @@ def _advance_conversation(
     # A truncated reply is left out: the agent's next request carries what it kept of it.
     reply = [exchange.reply] if exchange.reply and not exchange.truncated else []
     turns = [*exchange.turns, *reply]
-    new, seen = compute_delta(json.loads(conv.seen), turns)
+    new, seen = compute_delta(json.loads(conv.seen), turns, prior)
     if transport_failed and exchange.reply is None:
         return new  # counted as seen only once a reply arrives (see record())
     conv.seen = json.dumps(seen, separators=(",", ":"))
@@ -295,6 +384,16 @@ def counts(session: Session) -> dict[str, int]:
 def pending(session: Session, limit: int | None = None) -> list[ExchangeRow]:
     query = select(ExchangeRow).where(ExchangeRow.status == "pending").order_by(ExchangeRow.id)
     return list(session.scalars(query.limit(limit) if limit else query))
+
+
+def pending_totals(session: Session) -> tuple[int, int]:
+    """(exchanges, new turns) waiting for the analyzer."""
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(ExchangeRow.new_turns), 0)).where(
+            ExchangeRow.status == "pending"
+        )
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def mark(session: Session, ids: Iterable[int], status: str, error: str | None = None) -> None:

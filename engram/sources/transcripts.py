@@ -1,0 +1,553 @@
+"""Agents' transcripts as a capture source: once (`engram ingest`) or followed live.
+
+Coding agents write every session to disk as it happens; reading those files needs no
+proxy, no base-URL override and no CA, and back-fills memory from months of history.
+Each file is read by its format's parser (`transcript_*.py`) into pieces of
+conversation, and each piece goes to the journal through `journal.record_piece`, the
+same path (delta, redaction, status) as a captured request: a turn the proxy or mitmweb
+journaled already is not journaled again, and reading a file twice adds nothing.
+
+Reading is incremental. A file's state (`store/transcript_files.py`) says up to which
+byte its pieces are journaled; it commits with them. In memory, a `_Cursor` keeps the
+parser and the per-conversation occurrence counts the delta needs, so a followed file
+costs only its new lines; a fresh process parses a grown file from the start once
+(counting, not journaling, what is before the saved offset). A partial last line is
+left for the next read; a file that shrank, changed its first bytes or its inode was
+replaced or rewritten and is read again from the start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engram.errors import EngramError
+from engram.sources import transcript_claude, transcript_codex, transcript_gemini
+from engram.sources.transcript_formats import Draft, Parser, TranscriptFormat, load_record
+from engram.sources.watcher import PollResult
+from engram.store import journal, transcript_files
+from engram.store.db import Store
+from engram.store.transcript_files import FileState
+
+FORMATS: dict[str, TranscriptFormat] = {
+    "claude": TranscriptFormat(
+        "claude", "Claude Code", transcript_claude.ClaudeParser, transcript_claude.sniff
+    ),
+    "codex": TranscriptFormat(
+        "codex", "Codex", transcript_codex.CodexParser, transcript_codex.sniff
+    ),
+    "gemini": TranscriptFormat(
+        "gemini", "Gemini CLI", transcript_gemini.GeminiParser, transcript_gemini.sniff_gemini
+    ),
+    "qwen": TranscriptFormat(
+        "qwen", "Qwen Code", transcript_gemini.QwenParser, transcript_gemini.sniff_qwen
+    ),
+}
+AGENTS = tuple(FORMATS)
+FLOW = "flow"
+LABELS = {FLOW: "mitmproxy flow file", **{k: f"{f.label} transcript" for k, f in FORMATS.items()}}
+EXPECTED = "a mitmproxy flow file, or a Claude Code, Codex, Gemini CLI or Qwen Code transcript"
+
+CHUNK = 1 << 20  # bytes read at a time
+BATCH = 200  # pieces journaled per transaction (keeps the write lock short)
+HEAD = 4096  # bytes hashed to recognise a rewritten file
+_FLOW_MAGIC = re.compile(rb"^\d{1,10}:[{\[,0-9]")  # a tnetstring: mitmproxy's flow files
+_SNIFF_ORDER = ("codex", "gemini", "qwen", "claude")  # most specific test first
+
+
+# -- recognising files --------------------------------------------------------------
+
+
+class UnknownFormat(EngramError):
+    """A file given by name is none of the formats engram reads."""
+
+
+def detect(path: Path) -> str | None:
+    """`flow`, an agent name, or None: what the file's first bytes say it is."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(256 * 1024)
+    except OSError:
+        return None
+    if _FLOW_MAGIC.match(head):
+        return FLOW
+    lines = head.split(b"\n")
+    if len(lines) > 1:
+        lines = lines[:-1]  # the last one may be cut by the read
+    for line in lines[:20]:
+        record = load_record(line) if line.strip() else None
+        if not isinstance(record, dict):
+            if line.strip():
+                return None  # not JSON lines
+            continue
+        for name in _SNIFF_ORDER:
+            if FORMATS[name].sniff(record):
+                return name
+    return _by_location(path) if not head.strip() else None
+
+
+def _by_location(path: Path) -> str | None:
+    """An empty file in an agent's own directory is that agent's (just created)."""
+    text = path.as_posix()
+    for marker, agent in (
+        ("/.claude/projects/", "claude"),
+        ("/.codex/", "codex"),
+        ("/.gemini/tmp/", "gemini"),
+        ("/.qwen/projects/", "qwen"),
+    ):
+        if marker in text and path.suffix == ".jsonl":
+            return agent
+    return None
+
+
+@dataclass(frozen=True)
+class Found:
+    path: Path
+    kind: str  # FLOW or an agent name
+
+
+def resolve(paths: Iterable[Path]) -> tuple[list[Found], int]:
+    """What to read for `engram ingest PATH...`: every named file must be understood
+    (else UnknownFormat, before anything is read); a directory contributes the files in
+    it that are (the rest are counted and left alone)."""
+    found: list[Found] = []
+    ignored = 0
+    for path in paths:
+        path = path.expanduser()
+        if path.is_dir():
+            for file in _walk(path):
+                kind = detect(file)
+                if kind is None:
+                    ignored += 1
+                else:
+                    found.append(Found(file, kind))
+            continue
+        if not path.exists():
+            raise EngramError(f"{path}: no such file or directory")
+        kind = detect(path)
+        if kind is None:
+            raise UnknownFormat(
+                f"{path}: not a format engram reads (expected {EXPECTED})",
+                hint="see docs/transcripts.md for where each agent keeps its sessions",
+            )
+        found.append(Found(path, kind))
+    return found, ignored
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    stack = [root]
+    while stack:
+        try:
+            entries = sorted(os.scandir(stack.pop()), key=lambda e: e.name, reverse=True)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file():
+                yield Path(entry.path)
+
+
+# -- where agents keep them ---------------------------------------------------------
+
+
+def agent_roots(agent: str, overrides: dict[str, str | None] | None = None) -> list[Path]:
+    """The directories an agent writes its sessions to (honouring its own variables)."""
+    override = (overrides or {}).get(agent)
+    if override:
+        return [Path(override).expanduser()]
+    env, home = os.environ, Path.home()
+    if agent == "claude":
+        base = Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else home / ".claude"
+        return [base / "projects"]
+    if agent == "codex":
+        base = Path(env["CODEX_HOME"]) if env.get("CODEX_HOME") else home / ".codex"
+        return [base / "sessions", base / "archived_sessions"]
+    if agent == "gemini":
+        base = Path(env["GEMINI_CLI_HOME"]) if env.get("GEMINI_CLI_HOME") else home
+        return [base / ".gemini" / "tmp"]
+    if agent == "qwen":
+        base = Path(env["QWEN_HOME"]) if env.get("QWEN_HOME") else home / ".qwen"
+        return [base / "projects"]
+    raise EngramError(f"unknown agent {agent!r} (one of: {', '.join(AGENTS)})")
+
+
+_AGENT_GLOBS = {
+    "claude": ("*/*.jsonl", "*/*/subagents/*.jsonl"),
+    "codex": ("**/rollout-*.jsonl",),
+    "gemini": ("*/chats/*.jsonl",),
+    "qwen": ("*/chats/*.jsonl",),
+}
+
+
+def agent_files(agent: str, roots: list[Path]) -> Iterator[Path]:
+    for root in roots:
+        if root.is_dir():
+            for pattern in _AGENT_GLOBS[agent]:
+                yield from root.glob(pattern)
+
+
+def project_of(path: Path, agent: str) -> str | None:
+    """The working directory a session ran in, from its first records (for --project)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(256 * 1024)
+    except OSError:
+        return None
+    parser = FORMATS[agent].parser(path)
+    end = 0
+    for line in head.split(b"\n")[:-1]:
+        end += len(line) + 1
+        for draft in parser.feed(load_record(line), line, end):
+            if draft.project:
+                return draft.project
+        project = getattr(parser, "project", None)
+        if project:
+            return str(project)
+    for draft in parser.flush():
+        if draft.project:
+            return draft.project
+    return None
+
+
+def in_project(project: str | None, wanted: str) -> bool:
+    if not project:
+        return False
+    wanted = wanted.rstrip("/") or "/"
+    return project == wanted or project.startswith(wanted + "/")
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+@dataclass
+class ReadStats:
+    """What reading did; summed over files by the callers."""
+
+    files: int = 0
+    lines: int = 0
+    bytes: int = 0
+    bad_lines: int = 0
+    pieces: int = 0  # journal rows created (exchanges)
+    duplicates: int = 0  # pieces the journal had already
+    turns: int = 0  # new turns journaled
+    pending: int = 0  # rows that await analysis
+    skipped_files: int = 0  # engram's own analyzer sessions
+    open_files: int = 0  # files whose last exchange waits for the file to go quiet
+
+    def add(self, other: ReadStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _Cursor:
+    parser: Parser
+    inode: int
+    fed: int = 0  # bytes given to the parser
+    priors: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _head(path: Path, size: int) -> str:
+    """`<n>:<hash of the first n bytes>`, n up to HEAD."""
+    n = min(HEAD, size)
+    with path.open("rb") as fh:
+        return f"{n}:{hashlib.blake2b(fh.read(n), digest_size=16).hexdigest()}"
+
+
+def _rewritten(path: Path, state: FileState, size: int, inode: int) -> bool:
+    """Whether a known file is no longer the file whose state we kept."""
+    if state.inode and state.inode != inode:
+        return True
+    if size < state.offset:
+        return True
+    if state.head:
+        n = int(state.head.split(":", 1)[0] or 0)
+        return size < n or _head(path, n) != state.head
+    return False
+
+
+class TranscriptReader:
+    """Reads transcript files into the journal, remembering each file between reads."""
+
+    def __init__(self, store: Store, *, settle: float = 30.0) -> None:
+        self.store = store
+        self.settle = settle
+        self._cursors: dict[str, _Cursor] = {}
+        self._states: dict[str, FileState] | None = None
+
+    def known(self) -> dict[str, FileState]:
+        if self._states is None:
+            with self.store.read() as conn:
+                self._states = transcript_files.load(conn)
+        return self._states
+
+    def read(
+        self,
+        path: Path,
+        agent: str,
+        *,
+        final: bool = False,
+        on_commit: Callable[[ReadStats], None] | None = None,
+    ) -> ReadStats:
+        """Journal what is new in `path`. `final`: close a last exchange that may still be
+        growing (a one-off ingest of a quiet file); else only once the file is quiet."""
+        key = str(path)
+        stats = ReadStats()
+        try:
+            st = path.stat()
+        except OSError:
+            self._cursors.pop(key, None)
+            return stats
+        state = self.known().get(key) or FileState(path=key, agent=agent)
+        cursor = self._cursors.get(key)
+        quiet = final or time.time() - st.st_mtime >= self.settle
+        same = (state.size, state.mtime_ns, state.inode) == (st.st_size, st.st_mtime_ns, st.st_ino)
+        if same and (state.offset >= st.st_size or (cursor is not None and not quiet)):
+            return stats  # nothing new, or only an exchange that is not finished yet
+        if not same and _rewritten(path, state, st.st_size, st.st_ino):
+            state.offset = 0  # replaced or rewritten: read it all; the journal drops repeats
+            cursor = None
+        if cursor is None or cursor.inode != st.st_ino or cursor.fed > st.st_size:
+            cursor = _Cursor(FORMATS[agent].parser(path), st.st_ino)
+        self._cursors[key] = cursor
+        state.agent, state.size, state.mtime_ns, state.inode = (
+            agent,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+        )
+        state.head = _head(path, st.st_size)
+        stats.files = 1
+        try:
+            self._consume(path, cursor, state, stats, quiet, on_commit)
+        except BaseException:
+            self._cursors.pop(key, None)  # in-memory counts no longer match the database
+            self._states = None
+            raise
+        if self._states is not None:
+            self._states[key] = state
+        return stats
+
+    def _consume(
+        self,
+        path: Path,
+        cursor: _Cursor,
+        state: FileState,
+        stats: ReadStats,
+        quiet: bool,
+        on_commit: Callable[[ReadStats], None] | None,
+    ) -> None:
+        drafts: list[Draft] = []
+        committed_offset = state.offset
+
+        def take(batch: list[Draft]) -> None:
+            for draft in batch:
+                if draft.end <= committed_offset:
+                    journal_count(cursor, draft)  # journaled by an earlier read
+                else:
+                    drafts.append(draft)
+            if len(drafts) >= BATCH:
+                self._commit(cursor, state, drafts, stats, None)
+                drafts.clear()
+                if on_commit:
+                    on_commit(stats)
+
+        with path.open("rb") as fh:
+            fh.seek(cursor.fed)
+            rest = b""
+            while True:
+                chunk = fh.read(CHUNK)
+                if not chunk:
+                    break
+                data = rest + chunk
+                start = 0
+                while (nl := data.find(b"\n", start)) >= 0:
+                    line = data[start : nl + 1]
+                    start = nl + 1
+                    cursor.fed += len(line)
+                    if not line.strip():
+                        continue
+                    record = load_record(line)
+                    if cursor.fed > committed_offset:
+                        stats.lines += 1
+                        stats.bytes += len(line)
+                        if record is None:
+                            stats.bad_lines += 1
+                            state.bad_lines += 1
+                    take(cursor.parser.feed(record, line, cursor.fed))
+                rest = data[start:]  # a partial last line: read again next time
+        flushed = False
+        if quiet:
+            take(cursor.parser.flush())
+            flushed = True
+        elif cursor.fed > state.offset:
+            stats.open_files = 1
+        self._commit(cursor, state, drafts, stats, cursor.fed if flushed else None)
+        if on_commit:
+            on_commit(stats)
+        if cursor.parser.skipped:
+            stats.skipped_files = 1
+
+    def _commit(
+        self,
+        cursor: _Cursor,
+        state: FileState,
+        drafts: list[Draft],
+        stats: ReadStats,
+        consumed: int | None,
+    ) -> None:
+        fmt = cursor.parser
+        with self.store.write() as session:
+            for draft in drafts:
+                piece = journal.Piece(
+                    source="transcript",
+                    source_key=draft.key,
+                    conversation=draft.conversation,
+                    turns=draft.turns,
+                    project=draft.project,
+                    model=draft.model,
+                    format=fmt.format,
+                    provider=fmt.provider,
+                    location=state.path,
+                    usage=draft.usage,
+                    started_at=draft.started_at,
+                    ended_at=draft.ended_at,
+                    bytes=draft.bytes,
+                )
+                prior = cursor.priors.setdefault(draft.conversation, {})
+                recorded = journal.record_piece(session, piece, prior)
+                if recorded.created:
+                    stats.pieces += 1
+                    stats.turns += recorded.new_turns
+                    stats.pending += recorded.status == "pending"
+                    state.pieces += 1
+                    state.turns += recorded.new_turns
+                else:
+                    stats.duplicates += 1
+                state.offset = max(state.offset, draft.end)
+                state.conversation = state.conversation or draft.conversation
+                state.project = draft.project or state.project
+            if consumed is not None:
+                state.offset = max(state.offset, consumed)
+            state.skipped = fmt.skipped
+            transcript_files.save(session, state)
+
+
+def journal_count(cursor: _Cursor, draft: Draft) -> None:
+    from engram.wire import count_occurrences
+
+    count_occurrences(cursor.priors.setdefault(draft.conversation, {}), draft.turns)
+
+
+# -- following ----------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """What a follower watches: an agent's default locations, or given files/dirs."""
+
+    agent: str | None = None  # None: `paths` are read by detection
+    paths: list[Path] = field(default_factory=list)
+
+    def files(self, overrides: dict[str, str | None] | None = None) -> Iterator[tuple[Path, str]]:
+        if self.agent is not None:
+            for path in agent_files(self.agent, self.paths or agent_roots(self.agent, overrides)):
+                yield path, self.agent
+            return
+        found, _ignored = resolve(self.paths)
+        for item in found:
+            if item.kind != FLOW:
+                yield item.path, item.kind
+
+
+class TranscriptFollower:
+    """A `PollSource`: each poll reads what is new in every followed transcript (new
+    files included), so appended lines reach the journal within one poll interval."""
+
+    def __init__(
+        self,
+        store: Store,
+        targets: list[Target],
+        *,
+        since: float | None = None,
+        project: str | None = None,
+        settle: float = 30.0,
+        overrides: dict[str, str | None] | None = None,
+    ) -> None:
+        self.store = store
+        self.targets = targets
+        self.since = since
+        self.project = project
+        self.overrides = overrides
+        self.reader = TranscriptReader(store, settle=settle)
+        self.last = ReadStats()
+        self._projects: dict[str, str | None] = {}
+
+    def files(self) -> list[tuple[Path, str]]:
+        """The files to read now, oldest first (a back-fill journals in time order)."""
+        chosen: dict[Path, tuple[float, str]] = {}
+        for target in self.targets:
+            for path, agent in target.files(self.overrides):
+                try:
+                    mtime = path.stat().st_mtime
+                except OSError:
+                    continue
+                if self.since is not None and mtime < self.since:
+                    continue
+                if self.project is not None and not in_project(
+                    self._project(path, agent), self.project
+                ):
+                    continue
+                chosen[path] = (mtime, agent)
+        return [(p, a) for p, (_m, a) in sorted(chosen.items(), key=lambda kv: kv[1][0])]
+
+    def _project(self, path: Path, agent: str) -> str | None:
+        key = str(path)
+        if key not in self._projects:
+            self._projects[key] = project_of(path, agent)
+        return self._projects[key]
+
+    def read_all(
+        self, *, final: bool = False, progress: Callable[[Path, ReadStats], None] | None = None
+    ) -> ReadStats:
+        total = ReadStats()
+        for path, agent in self.files():
+            stats = self.reader.read(path, agent, final=final)
+            total.add(stats)
+            if progress is not None:
+                progress(path, total)
+        self.last = total
+        return total
+
+    def poll(self) -> PollResult:
+        stats = self.read_all()
+        return PollResult(
+            flows=stats.lines,
+            llm=stats.pieces + stats.duplicates,
+            captured=stats.pieces,
+            duplicates=stats.duplicates,
+            bytes=stats.bytes,
+            pending=stats.pending,
+            skipped=stats.pieces - stats.pending,
+        )
+
+    def describe(self, result: PollResult) -> str:
+        stats = self.last
+        text = (
+            f"Read {stats.lines} new transcript lines from {stats.files} files -> "
+            f"{stats.pieces} exchanges, {stats.turns} new turns"
+        )
+        extra = []
+        if stats.pending:
+            extra.append(f"{stats.pending} to analyze")
+        if stats.duplicates:
+            extra.append(f"{stats.duplicates} already journaled")
+        if stats.bad_lines:
+            extra.append(f"{stats.bad_lines} unreadable lines skipped")
+        return text + (" (" + ", ".join(extra) + ")" if extra else "")
