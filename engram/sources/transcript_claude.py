@@ -14,8 +14,10 @@ Verified on Claude Code 2.1.332 (`claude -p`, `--resume`, tools, subagents, `/co
   and a message typed meanwhile) are one user turn on the wire: they are merged too, so
   that a turn read here and the same turn captured by the proxy have one fingerprint.
 - `isMeta` records (command caveats), `isCompactSummary` records (a compaction summary
-  restating the conversation so far) and synthetic assistant messages (`model:
-  "<synthetic>"`, API error notices) are not the user's or the model's words: skipped.
+  restating the conversation so far), user records that are only harness markup (a
+  slash command and its output, a background task's notice) and synthetic assistant
+  messages (`model: "<synthetic>"`, API error notices) are not the user's or the
+  model's words: skipped. (The fingerprint ignores that markup on the wire too.)
 - Subagents: their own file `<session id>/subagents/agent-<id>.jsonl`, records with
   `isSidechain: true` and `agentId`. Their requests carry the parent's session id plus
   `x-claude-code-agent-id`, so both doors key them `<session id>/agent-<id>`
@@ -33,6 +35,7 @@ from engram.sources.transcript_formats import Draft, Span, clean_turn, line_key,
 from engram.wire.anthropic import content_builder, usage_of
 from engram.wire.model import Format, Turn, Usage
 from engram.wire.parse import subagent_key
+from engram.wire.text import identity_text
 
 AGENT = "claude"
 # Records Claude Code writes between the block records of one assistant message (hook
@@ -75,7 +78,9 @@ class ClaudeParser:
         message = record.get("message")
         if kind not in ("user", "assistant") or not isinstance(message, dict):
             return [] if kind in _INTERLEAVED else self._close_all()
-        if kind == "user" and (record.get("isMeta") or record.get("isCompactSummary")):
+        if kind == "user" and (
+            record.get("isMeta") or record.get("isCompactSummary") or _markup_only(message)
+        ):
             return self._close_all()
         if kind == "assistant" and (
             message.get("model") == _SYNTHETIC_MODEL or record.get("isApiErrorMessage")
@@ -138,6 +143,16 @@ class ClaudeParser:
             conv.assistant, conv.assistant_id = [], None
             done.append(_draft(conv))
         return done
+
+
+def _markup_only(message: dict[str, Any]) -> bool:
+    """A user record that is only harness markup: a slash command and its output, a
+    background task's notice. On the wire it is merged into the next user message, where
+    the fingerprint ignores it too (`wire.text.identity_text`)."""
+    blocks = _blocks(message.get("content"))
+    if not blocks or any(not isinstance(b, dict) or b.get("type") != "text" for b in blocks):
+        return False
+    return not identity_text("\n".join(str(b.get("text") or "") for b in blocks))
 
 
 def _blocks(content: Any) -> list[Any]:
