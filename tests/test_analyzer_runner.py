@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
-from engram.store import journal, memories
+from engram import journaling
+from engram.store import memories
 from engram.store.db import Store
 from engram.wire.model import RawRequest, RawResponse
 from tests.support.llm_stub import Delay, Empty, Fail, LLMStub, Reply
@@ -49,9 +50,9 @@ def capture(
         }
     ).encode()
     with store.write() as session:
-        journal.record(
+        journaling.record(
             session,
-            journal.Capture(
+            journaling.Capture(
                 "proxy",
                 key,
                 RawRequest(

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from engram import journaling
 from engram.sources import transcripts as tx
 from engram.sources.transcript_claude import ClaudeParser
 from engram.sources.transcript_formats import load_record
-from engram.store import journal
 from engram.store.db import Store
 from tests.conftest import Cli
 from tests.transcript_helpers import (
@@ -277,7 +277,7 @@ def test_a_failed_commit_loses_and_repeats_nothing(
     expected = _one_shot(tmp_path, source, "whole")
     store = Store(db_path)
     reader = tx.TranscriptReader(store, settle=LATER)
-    real = journal.record_piece
+    real = journaling.record_piece
     calls = {"n": 0}
 
     def flaky(session, piece, prior):  # type: ignore[no-untyped-def]
@@ -286,10 +286,10 @@ def test_a_failed_commit_loses_and_repeats_nothing(
             raise OSError("disk full")
         return real(session, piece, prior)
 
-    monkeypatch.setattr(journal, "record_piece", flaky)
+    monkeypatch.setattr(journaling, "record_piece", flaky)
     with pytest.raises(OSError):
         reader.read(source, "claude", final=True)
-    monkeypatch.setattr(journal, "record_piece", real)
+    monkeypatch.setattr(journaling, "record_piece", real)
     reader.read(source, "claude", final=True)
     assert [g[1:] for g in journal_shape(db_path)] == [e[1:] for e in expected]
 
@@ -319,13 +319,13 @@ def _capture_through_proxy(store: Store, path: Path) -> int:
             *asked, reply = turns
             past.extend(asked)
             request = claude_request(sid, list(past), agent or None)
-            capture = journal.Capture(
+            capture = journaling.Capture(
                 source="proxy",
                 source_key=f"proxy:{path.name}:{count}",
                 request=request,
                 response=claude_response(reply),
             )
-            journal.record(session, capture)
+            journaling.record(session, capture)
             past.append(reply)
             count += 1
     return count

@@ -383,14 +383,13 @@ class Analyzer:
 def analysis_due(store: Store, batch: int, max_wait: float) -> bool:
     """A full batch is pending, or the oldest pending exchange has waited max_wait: the
     rule every capture path uses, so the last turns of a session are never stranded."""
-    with store.write() as session:
-        rows = journal.pending(session, limit=batch)
-    if not rows:
+    with store.read() as conn:
+        count, oldest = journal.pending_summary(conn)
+    if not count or oldest is None:
         return False
-    if len(rows) >= batch:
+    if count >= batch:
         return True
-    oldest = schema.parse_iso(rows[0].captured_at).timestamp()
-    return time.time() - oldest >= max_wait
+    return time.time() - schema.parse_iso(oldest).timestamp() >= max_wait
 
 
 def retry_failed(store: Store) -> int:
@@ -478,8 +477,8 @@ def make_daemon_hook(
     warned_auth: list[bool] = [False]
 
     def hook(reporter: Any) -> None:
-        with store.write() as session:
-            pending = len(journal.pending(session))
+        with store.read() as conn:
+            pending, _oldest = journal.pending_summary(conn)
         if not pending:
             return
         reporter.event(

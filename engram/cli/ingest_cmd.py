@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from engram.cli import render
+from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
 
@@ -71,110 +72,109 @@ def parse_agents(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def ingest(
-        ctx: typer.Context,
-        paths: list[Path] | None = typer.Argument(
-            None,
-            metavar="[PATH]...",
-            help="Files or directories: mitmproxy flow files (`mitmdump -w`) and Claude "
-            "Code, Codex, Gemini CLI or Qwen Code transcripts, recognised by content.",
-        ),
-        agent: list[str] | None = typer.Option(
-            None,
-            "--agent",
-            "-a",
-            help="Read an agent's sessions where it keeps them: claude, codex, gemini, "
-            "qwen or all (repeat or comma-separate).",
-        ),
-        since: str | None = typer.Option(
-            None, "--since", metavar="DATE", help="Only sessions active since DATE (or 7d, 12h)."
-        ),
-        project: Path | None = typer.Option(
-            None, "--project", metavar="DIR", help="Only sessions run in DIR or below it."
-        ),
-        follow: bool = typer.Option(
-            False,
-            "--follow",
-            "-f",
-            help="After the back-fill, keep reading new lines and new sessions as they are "
-            "written, analysing as the watcher does (Ctrl-C stops).",
-        ),
-        yes: bool = typer.Option(
-            False, "--yes", "-y", help="Do not ask before a paid analyzer takes a big backlog."
-        ),
-        no_analyze: bool = typer.Option(
-            False, "--no-analyze", help="Only journal; analyse later with `engram analyze`."
-        ),
-        analyzer: str | None = typer.Option(
-            None, "--analyzer", help="auto, anthropic, openai, heuristic or none."
-        ),
-        json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
-        log_json: bool = typer.Option(
-            False, "--log-json", help="With --follow: one JSON object per event."
-        ),
-    ) -> None:
-        """Journal past sessions from flow files or agent transcripts (exactly once: a
-        file read again adds nothing, and a turn the proxy or mitmweb captured already is
-        not journaled twice), analyse them, and with --follow keep following."""
-        from engram.sources import transcripts as tx
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: list[Path] | None = typer.Argument(
+        None,
+        metavar="[PATH]...",
+        help="Files or directories: mitmproxy flow files (`mitmdump -w`) and Claude "
+        "Code, Codex, Gemini CLI or Qwen Code transcripts, recognised by content.",
+    ),
+    agent: list[str] | None = typer.Option(
+        None,
+        "--agent",
+        "-a",
+        help="Read an agent's sessions where it keeps them: claude, codex, gemini, "
+        "qwen or all (repeat or comma-separate).",
+    ),
+    since: str | None = typer.Option(
+        None, "--since", metavar="DATE", help="Only sessions active since DATE (or 7d, 12h)."
+    ),
+    project: Path | None = typer.Option(
+        None, "--project", metavar="DIR", help="Only sessions run in DIR or below it."
+    ),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        "-f",
+        help="After the back-fill, keep reading new lines and new sessions as they are "
+        "written, analysing as the watcher does (Ctrl-C stops).",
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Do not ask before a paid analyzer takes a big backlog."
+    ),
+    no_analyze: bool = typer.Option(
+        False, "--no-analyze", help="Only journal; analyse later with `engram analyze`."
+    ),
+    analyzer: str | None = typer.Option(
+        None, "--analyzer", help="auto, anthropic, openai, heuristic or none."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
+    log_json: bool = typer.Option(
+        False, "--log-json", help="With --follow: one JSON object per event."
+    ),
+) -> None:
+    """Journal past sessions from flow files or agent transcripts (exactly once: a
+    file read again adds nothing, and a turn the proxy or mitmweb captured already is
+    not journaled twice), analyse them, and with --follow keep following."""
+    from engram.sources import transcripts as tx
 
-        st = state(ctx)
-        cfg = st.config
-        cfg.override("analyzer.backend", analyzer)
-        agents = parse_agents(agent)
-        if not paths and not agents:
-            if not follow:
-                raise ConfigError(
-                    "nothing to read: give files or directories, or --agent",
-                    hint="e.g. `engram ingest --agent claude`",
-                )
-            agents = parse_agents(list(cfg.transcripts.agents))
-        after = parse_since(since)
-        found, ignored = tx.resolve(paths or [])
-        quiet = quiet or json_out
-        if not quiet:
-            _announce(paths or [], found, ignored)
-        store = st.store
-        store.ensure()
-        targets = [tx.Target(agent=a) for a in agents]
-        transcript_paths = [f.path for f in found if f.kind != tx.FLOW]
-        if transcript_paths:
-            targets.append(tx.Target(paths=transcript_paths))
-        follower = tx.TranscriptFollower(
-            store,
-            targets,
-            since=after,
-            project=str(project.expanduser().absolute()) if project else None,
-            settle=cfg.transcripts.settle if follow else ONE_SHOT_SETTLE,
-            overrides=cfg.transcripts.roots(),
-        )
-        flows = [f.path for f in found if f.kind == tx.FLOW]
-        totals = _backfill(store, follower, flows, agents, progress=not quiet)
-        if json_out:
-            render.emit_json(totals)
-        elif not quiet:
-            typer.echo(_summary(totals))
-        confirmed = True
-        backend = None
-        if not no_analyze:
-            backend, label = _backend(cfg)
-            if backend is not None:
-                confirmed = _confirm(store, cfg, backend, yes=yes, quiet=quiet)
-                if confirmed and not follow:
-                    _analyze(store, cfg, backend, label, quiet=quiet, json_out=json_out)
-        if follow:
-            _follow(
-                store,
-                cfg,
-                follower,
-                backend,
-                hold=not confirmed,
-                quiet=quiet and not log_json,
-                log_json=log_json,
+    st = state(ctx)
+    cfg = st.config
+    cfg.override("analyzer.backend", analyzer)
+    agents = parse_agents(agent)
+    if not paths and not agents:
+        if not follow:
+            raise ConfigError(
+                "nothing to read: give files or directories, or --agent",
+                hint="e.g. `engram ingest --agent claude`",
             )
+        agents = parse_agents(list(cfg.transcripts.agents))
+    after = parse_since(since)
+    found, ignored = tx.resolve(paths or [])
+    quiet = quiet or json_out
+    if not quiet:
+        _announce(paths or [], found, ignored)
+    store = st.store
+    store.ensure()
+    targets = [tx.Target(agent=a) for a in agents]
+    transcript_paths = [f.path for f in found if f.kind != tx.FLOW]
+    if transcript_paths:
+        targets.append(tx.Target(paths=transcript_paths))
+    follower = tx.TranscriptFollower(
+        store,
+        targets,
+        since=after,
+        project=str(project.expanduser().absolute()) if project else None,
+        settle=cfg.transcripts.settle if follow else ONE_SHOT_SETTLE,
+        overrides=cfg.transcripts.roots(),
+    )
+    flows = [f.path for f in found if f.kind == tx.FLOW]
+    totals = _backfill(store, follower, flows, agents, progress=not quiet)
+    if json_out:
+        render.emit_json(totals)
+    elif not quiet:
+        typer.echo(_summary(totals))
+    confirmed = True
+    backend = None
+    if not no_analyze:
+        backend, label = _backend(cfg)
+        if backend is not None:
+            confirmed = _confirm(store, cfg, backend, yes=yes, quiet=quiet)
+            if confirmed and not follow:
+                _analyze(store, cfg, backend, label, quiet=quiet, json_out=json_out)
+    if follow:
+        _follow(
+            store,
+            cfg,
+            follower,
+            backend,
+            hold=not confirmed,
+            quiet=quiet and not log_json,
+            log_json=log_json,
+        )
 
 
 def _announce(paths: list[Path], found: list[Any], ignored: int) -> None:
@@ -413,8 +413,8 @@ def analyze_hook(store: Store, cfg: Config, backend: Backend | None, *, hold: bo
     warned = [False]
 
     def guarded(reporter: Reporter) -> None:
-        with store.write() as session:
-            _exchanges, turns = journal.pending_totals(session)
+        with store.read() as conn:
+            _exchanges, turns = journal.pending_totals(conn)
         if turns > limit:
             if not warned[0]:
                 reporter.warn(

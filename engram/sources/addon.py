@@ -153,13 +153,13 @@ class EngramAddon:
             )
 
         def record(key: str, request: Any, reply: Any, error: str | None) -> None:
-            from engram.store import journal
+            from engram import journaling
 
             try:
                 with store.write() as session:
-                    journal.record(
+                    journaling.record(
                         session,
-                        journal.Capture(
+                        journaling.Capture(
                             source="addon",
                             source_key=key,
                             request=request,

@@ -5,7 +5,7 @@ A transcript is a log an agent appends to as a session runs (JSON lines, one rec
 line). A parser is fed the records in file order and hands back `Draft`s: a piece of
 one conversation that ends with a complete assistant message (the turns since the
 previous piece, then the reply), which is the unit a request/response pair is on the
-wire. The journal then treats a piece like a captured request (`journal.record_piece`):
+wire. The journal then treats a piece like a captured request (`journaling.record_piece`):
 only turns the conversation has not seen, through any door, are journaled.
 
 A parser knows where each piece ends in the file (`Draft.end`), so a reader can persist

@@ -3,7 +3,7 @@
 Coding agents write every session to disk as it happens; reading those files needs no
 proxy, no base-URL override and no CA, and back-fills memory from months of history.
 Each file is read by its format's parser (`transcript_*.py`) into pieces of
-conversation, and each piece goes to the journal through `journal.record_piece`, the
+conversation, and each piece goes to the journal through `journaling.record_piece`, the
 same path (delta, redaction, status) as a captured request: a turn the proxy or mitmweb
 journaled already is not journaled again, and reading a file twice adds nothing.
 
@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engram import journaling
 from engram.errors import EngramError
 from engram.sources import transcript_claude, transcript_codex, transcript_gemini
 from engram.sources.transcript_formats import Draft, Parser, TranscriptFormat, load_record
 from engram.sources.watcher import PollResult
-from engram.store import journal, transcript_files
+from engram.store import transcript_files
 from engram.store.db import Store
 from engram.store.transcript_files import FileState
 
@@ -405,7 +406,7 @@ class TranscriptReader:
         fmt = cursor.parser
         with self.store.write() as session:
             for draft in drafts:
-                piece = journal.Piece(
+                piece = journaling.Piece(
                     source="transcript",
                     source_key=draft.key,
                     conversation=draft.conversation,
@@ -421,7 +422,7 @@ class TranscriptReader:
                     bytes=draft.bytes,
                 )
                 prior = cursor.priors.setdefault(draft.conversation, {})
-                recorded = journal.record_piece(session, piece, prior)
+                recorded = journaling.record_piece(session, piece, prior)
                 if recorded.created:
                     stats.pieces += 1
                     stats.turns += recorded.new_turns

@@ -2,7 +2,7 @@
 
 All functions take an open ORM session from `Store.write()`; the caller's transaction
 makes a change, its log entry and its MuninnDB mirror outbox row atomic (the outbox is
-filled whether or not the mirror is enabled: see engram/mirror/outbox.py).
+filled whether or not the mirror is enabled: see engram/store/outbox.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engram.errors import EngramError, NotFound
-from engram.mirror import outbox
-from engram.store import schema
+from engram.store import outbox, schema
 from engram.store.models import Event, Memory
 from engram.store.records import (
     MemoryRecord,

