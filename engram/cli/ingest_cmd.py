@@ -8,9 +8,12 @@ progress bar, the summary, and the question before a paid analyzer gets a big ba
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,6 +155,40 @@ def ingest(
         overrides=cfg.transcripts.roots(),
     )
     flows = [f.path for f in found if f.kind == tx.FLOW]
+    try:
+        with _stop_on_sigterm():
+            _run(
+                store,
+                cfg,
+                follower,
+                flows,
+                agents,
+                follow,
+                yes,
+                no_analyze,
+                quiet,
+                json_out,
+                log_json,
+            )
+    except _Stopped:
+        # What was committed stays; the rest is read again next time (offsets persist).
+        if not quiet:
+            render.note("stopped; what was read so far is journaled")
+
+
+def _run(
+    store: Store,
+    cfg: Config,
+    follower: TranscriptFollower,
+    flows: list[Path],
+    agents: list[str],
+    follow: bool,
+    yes: bool,
+    no_analyze: bool,
+    quiet: bool,
+    json_out: bool,
+    log_json: bool,
+) -> None:
     totals = _backfill(store, follower, flows, agents, progress=not quiet)
     if json_out:
         render.emit_json(totals)
@@ -175,6 +212,29 @@ def ingest(
             quiet=quiet and not log_json,
             log_json=log_json,
         )
+
+
+class _Stopped(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """A service manager's SIGTERM during a long back-fill: stop cleanly (the batch in
+    flight rolls back; offsets say where to carry on), exit 0 like the daemon does."""
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise _Stopped
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding caller): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _announce(paths: list[Path], found: list[Any], ignored: int) -> None:

@@ -71,6 +71,10 @@ class ClaudeParser:
     def skipped(self) -> str | None:
         return self._skipped
 
+    @property
+    def open(self) -> bool:
+        return any(c.assistant_id or c.user or c.turns for c in self._conversations.values())
+
     def feed(self, record: Any, line: bytes, end: int) -> list[Draft]:
         if not isinstance(record, dict):
             return []

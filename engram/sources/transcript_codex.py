@@ -65,6 +65,10 @@ class CodexParser:
     def skipped(self) -> str | None:
         return self._skipped
 
+    @property
+    def open(self) -> bool:
+        return bool(self._items) and not self._skipped
+
     def feed(self, record: Any, line: bytes, end: int) -> list[Draft]:
         if not isinstance(record, dict):
             return []

@@ -67,6 +67,11 @@ class Parser(Protocol):
         sessions), or None."""
         ...
 
+    @property
+    def open(self) -> bool:
+        """Whether turns are held back that `flush()` would journal."""
+        ...
+
 
 @dataclass(frozen=True)
 class TranscriptFormat:

@@ -90,6 +90,10 @@ class GeminiParser:
     def skipped(self) -> str | None:
         return self._skipped
 
+    @property
+    def open(self) -> bool:
+        return not self._skipped and (self._model is not None or bool(self._pieces.turns))
+
     def feed(self, record: Any, line: bytes, end: int) -> list[Draft]:
         if not isinstance(record, dict):
             return []
@@ -210,6 +214,10 @@ class QwenParser:
     @property
     def skipped(self) -> str | None:
         return self._skipped
+
+    @property
+    def open(self) -> bool:
+        return not self._skipped and bool(self._pieces.turns)
 
     def feed(self, record: Any, line: bytes, end: int) -> list[Draft]:
         if not isinstance(record, dict):

@@ -387,9 +387,11 @@ class TranscriptReader:
         if quiet:
             take(cursor.parser.flush())
             flushed = True
-        elif cursor.fed > state.offset:
+        elif cursor.parser.open:
             stats.open_files = 1
-        self._commit(cursor, state, drafts, stats, cursor.fed if flushed else None)
+        # Nothing held back: every line read is accounted for, the next read starts after.
+        done = flushed or not cursor.parser.open
+        self._commit(cursor, state, drafts, stats, cursor.fed if done else None)
         if on_commit:
             on_commit(stats)
         if cursor.parser.skipped:

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class DatabaseLocked(EngramError):
@@ -70,16 +69,13 @@ class Store:
         if path.is_dir():
             raise EngramError(f"database path {path} is a directory")
         if path.exists():
-            try:
-                with path.open("rb") as fh:
-                    head = fh.read(len(SQLITE_MAGIC))
-            except PermissionError:
-                raise EngramError(f"cannot read database {path}: permission denied") from None
-            if head and head != SQLITE_MAGIC:
-                raise EngramError(
-                    f"{path} is not a SQLite database; refusing to touch it",
-                    hint="point --db or ENGRAM_DB at an engram database",
-                )
+            # The file is not opened here: closing any descriptor of a database file drops
+            # every POSIX lock this process holds on it, so another Store's open SQLite
+            # connections would look gone to other processes, which may then reset the
+            # WAL under them (stale reads, risk of corruption). SQLite itself tells a
+            # foreign file apart when the schema is read (`_revision`).
+            if not os.access(path, os.R_OK):
+                raise EngramError(f"cannot read database {path}: permission denied")
             if not os.access(path, os.W_OK):
                 raise EngramError(f"database {path} is not writable")
             return
@@ -111,6 +107,11 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if is_lock_error(exc):
                 raise self.locked_error() from None
+            if "not a database" in str(exc):
+                raise EngramError(
+                    f"{self.path} is not a SQLite database; refusing to touch it",
+                    hint="point --db or ENGRAM_DB at an engram database",
+                ) from None
             raise EngramError(f"{self.path} is not a usable SQLite database: {exc}") from None
         finally:
             conn.close()
