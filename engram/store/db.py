@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
-
 class DatabaseLocked(EngramError):
     pass
 
