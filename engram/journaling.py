@@ -144,6 +144,29 @@ class Piece:
     bytes: int = 0
 
 
+def piece_fingerprint(piece: Piece) -> str:
+    return hashlib.sha256(f"piece\0{piece.source_key}".encode("utf-8", "replace")).hexdigest()
+
+
+def record_pieces(
+    session: Session, pieces: list[tuple[Piece, dict[str, int]]]
+) -> list[Recorded | None]:
+    """`record_piece` for a batch, with one lookup of what is journaled already; None
+    for a piece that was (its turns are counted in its `prior` all the same)."""
+    from engram.wire import count_occurrences
+
+    keys = [p.source_key for p, _ in pieces]
+    known = journal.known_keys(session, keys, [piece_fingerprint(p) for p, _ in pieces])
+    out: list[Recorded | None] = []
+    for piece, prior in pieces:
+        if piece.source_key in known:
+            count_occurrences(prior, piece.turns)
+            out.append(None)
+        else:
+            out.append(_record_new_piece(session, piece, prior))
+    return out
+
+
 def record_piece(session: Session, piece: Piece, prior: dict[str, int]) -> Recorded:
     """Journal one piece of a conversation (idempotent on its key).
 
@@ -154,13 +177,16 @@ def record_piece(session: Session, piece: Piece, prior: dict[str, int]) -> Recor
     """
     from engram.wire import count_occurrences
 
-    fp = hashlib.sha256(f"piece\0{piece.source_key}".encode("utf-8", "replace")).hexdigest()
-    existing = journal.find(session, piece.source_key, fp)
+    existing = journal.find(session, piece.source_key, piece_fingerprint(piece))
     if existing is not None:
         count_occurrences(prior, piece.turns)
         return Recorded(
             existing.id, False, existing.kind, existing.status, existing.new_turns, piece.bytes
         )
+    return _record_new_piece(session, piece, prior)
+
+
+def _record_new_piece(session: Session, piece: Piece, prior: dict[str, int]) -> Recorded:
     exchange = Exchange(
         format=piece.format,
         provider=piece.provider,
@@ -173,6 +199,7 @@ def record_piece(session: Session, piece: Piece, prior: dict[str, int]) -> Recor
         started_at=piece.started_at,
         ended_at=piece.ended_at,
     )
+    fp = piece_fingerprint(piece)
     return _journal(
         session, piece.source, piece.source_key, fp, exchange, prior=prior, sizes=(piece.bytes, 0)
     )
@@ -264,12 +291,21 @@ def _advance_conversation(
     from engram.wire import compute_delta
 
     key = exchange.conversation or "unknown"
-    conv = journal.conversation_seen(session, key, exchange.project)
+    # Held for the transaction: a source that journals many pieces of one conversation
+    # in a batch (a transcript) neither reloads the row nor decodes its counts again.
+    held = session.info.setdefault("engram.conversations", {})
+    if key in held:
+        conv, counts = held[key]
+    else:
+        conv = journal.conversation_seen(session, key, exchange.project)
+        counts = json.loads(conv.seen)
     # A truncated reply is left out: the agent's next request carries what it kept of it.
     reply = [exchange.reply] if exchange.reply and not exchange.truncated else []
     turns = [*exchange.turns, *reply]
-    new, seen = compute_delta(json.loads(conv.seen), turns, prior)
+    new, seen = compute_delta(counts, turns, prior)
     if transport_failed and exchange.reply is None:
+        held[key] = (conv, counts)
         return new  # counted as seen only once a reply arrives (see record())
+    held[key] = (conv, seen)
     journal.advance_conversation(conv, seen, exchange.project)
     return new

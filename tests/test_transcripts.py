@@ -237,7 +237,7 @@ def test_a_partial_last_line_waits_and_bad_lines_are_skipped(tmp_path: Path, db_
     path.write_bytes(data[:-25])  # the last line is still being written
     reader = tx.TranscriptReader(Store(db_path), settle=LATER)
     assert reader.read(path, "claude").bad_lines == 0
-    path.write_bytes(data + b"{not json\n")
+    path.write_bytes(data + b'{"type":"user", not json\n')
     stats = reader.read(path, "claude", final=True)
     assert stats.bad_lines == 1
     assert journal_shape(db_path)[-1][1:] == _one_shot(tmp_path, source, "x")[-1][1:]
@@ -277,7 +277,7 @@ def test_a_failed_commit_loses_and_repeats_nothing(
     expected = _one_shot(tmp_path, source, "whole")
     store = Store(db_path)
     reader = tx.TranscriptReader(store, settle=LATER)
-    real = journaling.record_piece
+    real = journaling._record_new_piece
     calls = {"n": 0}
 
     def flaky(session, piece, prior):  # type: ignore[no-untyped-def]
@@ -286,10 +286,10 @@ def test_a_failed_commit_loses_and_repeats_nothing(
             raise OSError("disk full")
         return real(session, piece, prior)
 
-    monkeypatch.setattr(journaling, "record_piece", flaky)
+    monkeypatch.setattr(journaling, "_record_new_piece", flaky)
     with pytest.raises(OSError):
         reader.read(source, "claude", final=True)
-    monkeypatch.setattr(journaling, "record_piece", real)
+    monkeypatch.setattr(journaling, "_record_new_piece", real)
     reader.read(source, "claude", final=True)
     assert [g[1:] for g in journal_shape(db_path)] == [e[1:] for e in expected]
 
@@ -465,3 +465,41 @@ def test_the_estimate_counts_calls_and_bounds_the_cost(db_path: Path) -> None:
     assert est.exchanges == 8 and est.calls == 1
     assert est.output_tokens == settings.max_output_tokens
     assert est.priced and 0 < est.cost_usd < 0.1
+
+
+# -- as a service -------------------------------------------------------------------
+
+
+def test_service_install_transcripts(cli: Cli) -> None:
+    alone = cli(
+        "service", "install", "--transcripts", "claude,codex", "--dry-run", "--platform", "linux"
+    )
+    exec_line = next(x for x in alone.stdout.splitlines() if x.startswith("ExecStart="))
+    assert exec_line.endswith("ingest --follow --agent claude,codex")
+    assert "mitmproxy" not in exec_line  # no watcher retrying a mitmweb that is not there
+    beside = cli(
+        "service",
+        "install",
+        "--transcripts",
+        "all",
+        "--mitmweb",
+        "--dry-run",
+        "--platform",
+        "linux",
+    )
+    watcher = [
+        x for x in beside.stdout.splitlines() if x.startswith("ExecStart=") and " mitmproxy" in x
+    ]
+    assert watcher and watcher[0].endswith("mitmproxy --transcripts claude,codex,gemini,qwen")
+    assert cli.fail("service", "install", "--transcripts", "cursor", "--dry-run").exit_code == 2
+
+
+def test_mitmproxy_follows_transcripts_in_the_same_process(cli: Cli, db_path: Path) -> None:
+    install("claude", Path.home())
+    # mitmweb is not running: the watcher says so, the transcripts are read all the same.
+    result = cli(
+        "mitmproxy", "--transcripts", "claude", "--once", "--url", "http://127.0.0.1:9",
+        "--analyzer", "none", ok=False,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert len(rows(db_path)) == 8

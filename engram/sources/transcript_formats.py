@@ -81,7 +81,8 @@ class TranscriptFormat:
     label: str  # what the user calls the agent
     parser: Callable[[Path], Parser]
     sniff: Callable[[dict[str, Any]], bool]  # does this first record belong to us?
-    suffix: str = ".jsonl"
+    # A record for a line that need not be decoded (it cannot matter), else None.
+    quick: Callable[[bytes], Any] | None = None
 
 
 _ISO_FRACTION = re.compile(r"(\.\d{6})\d+")

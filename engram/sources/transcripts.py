@@ -37,7 +37,11 @@ from engram.store.transcript_files import FileState
 
 FORMATS: dict[str, TranscriptFormat] = {
     "claude": TranscriptFormat(
-        "claude", "Claude Code", transcript_claude.ClaudeParser, transcript_claude.sniff
+        "claude",
+        "Claude Code",
+        transcript_claude.ClaudeParser,
+        transcript_claude.sniff,
+        transcript_claude.quick,
     ),
     "codex": TranscriptFormat(
         "codex", "Codex", transcript_codex.CodexParser, transcript_codex.sniff
@@ -359,6 +363,7 @@ class TranscriptReader:
                 if on_commit:
                     on_commit(stats)
 
+        quick = FORMATS[state.agent].quick
         with path.open("rb") as fh:
             fh.seek(cursor.fed)
             rest = b""
@@ -374,7 +379,9 @@ class TranscriptReader:
                     cursor.fed += len(line)
                     if not line.strip():
                         continue
-                    record = load_record(line)
+                    record = quick(line) if quick is not None else None
+                    if record is None:
+                        record = load_record(line)
                     if cursor.fed > committed_offset:
                         stats.lines += 1
                         stats.bytes += len(line)
@@ -406,9 +413,9 @@ class TranscriptReader:
         consumed: int | None,
     ) -> None:
         fmt = cursor.parser
-        with self.store.write() as session:
-            for draft in drafts:
-                piece = journaling.Piece(
+        pieces = [
+            (
+                journaling.Piece(
                     source="transcript",
                     source_key=draft.key,
                     conversation=draft.conversation,
@@ -422,10 +429,15 @@ class TranscriptReader:
                     started_at=draft.started_at,
                     ended_at=draft.ended_at,
                     bytes=draft.bytes,
-                )
-                prior = cursor.priors.setdefault(draft.conversation, {})
-                recorded = journaling.record_piece(session, piece, prior)
-                if recorded.created:
+                ),
+                cursor.priors.setdefault(draft.conversation, {}),
+            )
+            for draft in drafts
+        ]
+        with self.store.write() as session:
+            results = journaling.record_pieces(session, pieces) if pieces else []
+            for draft, recorded in zip(drafts, results, strict=True):
+                if recorded is not None and recorded.created:
                     stats.pieces += 1
                     stats.turns += recorded.new_turns
                     stats.pending += recorded.status == "pending"
