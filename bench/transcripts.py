@@ -100,9 +100,9 @@ def ingest(db: Path, root: Path) -> tuple[float, float, dict[str, Any], float]:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     started = time.perf_counter()
+    argv = [sys.executable, "-m", "engram", "--db", str(db), "ingest", str(root)]
     done = subprocess.run(
-        [sys.executable, "-m", "engram", "--db", str(db), "ingest", str(root)]
-        + ["--no-analyze", "--json"],
+        [*argv, "--no-analyze", "--json"],
         capture_output=True,
         text=True,
         check=False,
