@@ -11,7 +11,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from engram.store import journal, outbox, reader, runs, state
+from engram.store import journal, outbox, reader, runs, state, transcript_files
 
 
 def gather(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -30,4 +30,8 @@ def gather(conn: sqlite3.Connection) -> dict[str, Any]:
         "memories_by_kind": reader.active_counts(conn, "kind"),
         "memories_by_project": reader.active_counts(conn, "scope"),
         "mirror_backlog": {k: n for k, n in backlog.items() if k != "done" and n},
+        "transcripts": [
+            {"agent": agent, "files": files, "exchanges": pieces, "turns": turns}
+            for agent, files, pieces, turns in transcript_files.totals(conn)
+        ],
     }

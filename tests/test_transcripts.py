@@ -503,3 +503,11 @@ def test_mitmproxy_follows_transcripts_in_the_same_process(cli: Cli, db_path: Pa
     )  # fmt: skip
     assert result.exit_code == 1
     assert len(rows(db_path)) == 8
+
+
+def test_status_counts_the_transcripts_read(cli: Cli) -> None:
+    install("claude", Path.home())
+    cli("ingest", "--agent", "claude", "--no-analyze")
+    data = cli.json("status")
+    assert data["transcripts"] == [{"agent": "claude", "files": 2, "exchanges": 8, "turns": 15}]
+    assert "transcripts read: claude 2 files" in cli("status").stdout

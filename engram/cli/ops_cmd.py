@@ -45,6 +45,16 @@ def status(
         f"({data['failed_batches']} analysis batches)",
         highlight=False,
     )
+    if data["transcripts"]:
+        console.print(
+            "transcripts read: "
+            + ", ".join(
+                f"{t['agent']} {t['files']} files ({t['exchanges']} exchanges, {t['turns']} turns)"
+                for t in data["transcripts"]
+            ),
+            highlight=False,
+            markup=False,
+        )
     run = data["last_analyzer_run"]
     if run:
         console.print(
