@@ -385,8 +385,8 @@ def test_the_follower_picks_up_new_lines_and_new_sessions(tmp_path: Path, db_pat
     last = max(i for i, line in enumerate(lines) if b'"type":"assistant"' in line)
     live.write_bytes(b"".join(lines[: last + 1]))  # the reply's last line is the file's
     result = follower.poll()
-    assert result.captured > 0 and len(rows(db_path)) == first + result.captured
-    assert "new transcript lines" in follower.describe(result)
+    assert result.pieces > 0 and len(rows(db_path)) == first + result.pieces
+    assert result.eventful and "new transcript lines" in result.describe()
     # The last exchange waits until the file is quiet (its message may still grow).
     open_turns = len(turns_of(db_path))
     old = time.time() - 3600

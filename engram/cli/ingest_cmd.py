@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from engram.analyzer.backends import Backend
     from engram.cli.reporter import Reporter
     from engram.config import Config
+    from engram.runtime import Runtime
     from engram.sources.transcripts import ReadStats, TranscriptFollower
     from engram.store.db import Store
 
@@ -142,24 +143,18 @@ def ingest(
         _announce(paths or [], found, ignored)
     store = st.store
     store.ensure()
-    targets = [tx.Target(agent=a) for a in agents]
-    transcript_paths = [f.path for f in found if f.kind != tx.FLOW]
-    if transcript_paths:
-        targets.append(tx.Target(paths=transcript_paths))
-    follower = tx.TranscriptFollower(
-        store,
-        targets,
+    follower = st.runtime.transcript_follower(
+        agents=agents,
+        paths=[f.path for f in found if f.kind != tx.FLOW],
         since=after,
         project=str(project.expanduser().absolute()) if project else None,
-        settle=cfg.transcripts.settle if follow else ONE_SHOT_SETTLE,
-        overrides=cfg.transcripts.roots(),
+        settle=None if follow else ONE_SHOT_SETTLE,
     )
     flows = [f.path for f in found if f.kind == tx.FLOW]
     try:
         with _stop_on_sigterm():
             _run(
-                store,
-                cfg,
+                st.runtime,
                 follower,
                 flows,
                 agents,
@@ -177,8 +172,7 @@ def ingest(
 
 
 def _run(
-    store: Store,
-    cfg: Config,
+    rt: Runtime,
     follower: TranscriptFollower,
     flows: list[Path],
     agents: list[str],
@@ -189,6 +183,7 @@ def _run(
     json_out: bool,
     log_json: bool,
 ) -> None:
+    store, cfg = rt.store, rt.config
     totals = _backfill(store, follower, flows, agents, progress=not quiet)
     if json_out:
         render.emit_json(totals)
@@ -204,8 +199,7 @@ def _run(
                 _analyze(store, cfg, backend, label, quiet=quiet, json_out=json_out)
     if follow:
         _follow(
-            store,
-            cfg,
+            rt,
             follower,
             backend,
             hold=not confirmed,
@@ -417,8 +411,7 @@ def _analyze(
 
 
 def _follow(
-    store: Store,
-    cfg: Config,
+    rt: Runtime,
     follower: TranscriptFollower,
     backend: Backend | None,
     *,
@@ -427,10 +420,9 @@ def _follow(
     log_json: bool,
 ) -> None:
     from engram.cli.reporter import Reporter
-    from engram.sources import daemon
 
+    store, cfg = rt.store, rt.config
     reporter = Reporter(quiet=quiet, log_json=log_json)
-    analyze = analyze_hook(store, cfg, backend, hold=hold)
     described = [t.agent or ", ".join(str(p) for p in t.paths) for t in follower.targets]
     reporter.banner(
         "engram: following agent transcripts",
@@ -442,18 +434,12 @@ def _follow(
             "mirror": f"MuninnDB {cfg.muninn.url}" if cfg.muninn.enabled else "off",
         },
     )
-    schedule = daemon.Schedule(
+    rt.scheduler(
+        reporter,
+        sources=[follower],
+        analyze=analyze_hook(store, cfg, backend, hold=hold),
+        sync=rt.mirror_job(),
         interval=cfg.transcripts.interval,
-        batch=cfg.mitmproxy.batch,
-        max_wait=cfg.mitmproxy.max_wait,
-    )
-    sync = None
-    if cfg.muninn.enabled:
-        from engram.cli.mirror import daemon_hook
-
-        sync = daemon_hook(store, cfg.muninn)
-    daemon.Daemon(
-        follower, reporter, schedule, analyze, sync=sync, sync_interval=cfg.muninn.interval
     ).run_forever()
 
 
@@ -489,18 +475,3 @@ def analyze_hook(store: Store, cfg: Config, backend: Backend | None, *, hold: bo
         hook(reporter)
 
     return guarded
-
-
-def transcript_sources(store: Store, cfg: Config, agents: list[str]) -> list[Any]:
-    """The transcript follower `engram mitmproxy --transcripts` polls beside mitmweb."""
-    from engram.sources.transcripts import Target, TranscriptFollower
-
-    if not agents:
-        return []
-    follower = TranscriptFollower(
-        store,
-        [Target(agent=a) for a in agents],
-        settle=cfg.transcripts.settle,
-        overrides=cfg.transcripts.roots(),
-    )
-    return [follower]

@@ -41,7 +41,6 @@ from engram.sources.transcript_detect import (
     resolve,
 )
 from engram.sources.transcript_formats import Draft, Parser, load_record
-from engram.sources.watcher import PollResult
 from engram.store import transcript_files
 from engram.store.db import Store
 from engram.store.transcript_files import FileState
@@ -76,7 +75,8 @@ __all__ = [
 
 @dataclass
 class ReadStats:
-    """What reading did; summed over files by the callers."""
+    """What reading did; summed over files by the callers. As the scheduler's poll
+    outcome it describes one poll of every followed file."""
 
     files: int = 0
     lines: int = 0
@@ -92,6 +92,35 @@ class ReadStats:
     def add(self, other: ReadStats) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def describe(self) -> str:
+        text = (
+            f"Read {self.lines} new transcript lines from {self.files} files -> "
+            f"{self.pieces} exchanges, {self.turns} new turns"
+        )
+        extra = []
+        if self.pending:
+            extra.append(f"{self.pending} to analyze")
+        if self.duplicates:
+            extra.append(f"{self.duplicates} already journaled")
+        if self.bad_lines:
+            extra.append(f"{self.bad_lines} unreadable lines skipped")
+        return text + (" (" + ", ".join(extra) + ")" if extra else "")
+
+    def fields(self) -> dict[str, int]:
+        return {
+            "files": self.files,
+            "lines": self.lines,
+            "captured": self.pieces,
+            "turns": self.turns,
+            "pending": self.pending,
+            "duplicates": self.duplicates,
+            "bad_lines": self.bad_lines,
+        }
+
+    @property
+    def eventful(self) -> bool:
+        return bool(self.pieces or self.bad_lines)
 
 
 @dataclass
@@ -132,6 +161,7 @@ class TranscriptReader:
 
     def known(self) -> dict[str, FileState]:
         if self._states is None:
+            self.store.ensure()  # a reader journals: it may create the database
             with self.store.read() as conn:
                 self._states = transcript_files.load(conn)
         return self._states
@@ -326,8 +356,11 @@ class Target:
 
 
 class TranscriptFollower:
-    """A `PollSource`: each poll reads what is new in every followed transcript (new
-    files included), so appended lines reach the journal within one poll interval."""
+    """A `PollSource` (engram/sources/scheduler.py): each poll reads what is new in every
+    followed transcript (new files included), so appended lines reach the journal within
+    one poll interval."""
+
+    name = "transcripts"
 
     def __init__(
         self,
@@ -384,29 +417,5 @@ class TranscriptFollower:
         self.last = total
         return total
 
-    def poll(self) -> PollResult:
-        stats = self.read_all()
-        return PollResult(
-            flows=stats.lines,
-            llm=stats.pieces + stats.duplicates,
-            captured=stats.pieces,
-            duplicates=stats.duplicates,
-            bytes=stats.bytes,
-            pending=stats.pending,
-            skipped=stats.pieces - stats.pending,
-        )
-
-    def describe(self, result: PollResult) -> str:
-        stats = self.last
-        text = (
-            f"Read {stats.lines} new transcript lines from {stats.files} files -> "
-            f"{stats.pieces} exchanges, {stats.turns} new turns"
-        )
-        extra = []
-        if stats.pending:
-            extra.append(f"{stats.pending} to analyze")
-        if stats.duplicates:
-            extra.append(f"{stats.duplicates} already journaled")
-        if stats.bad_lines:
-            extra.append(f"{stats.bad_lines} unreadable lines skipped")
-        return text + (" (" + ", ".join(extra) + ")" if extra else "")
+    def poll(self) -> ReadStats:
+        return self.read_all()

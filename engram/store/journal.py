@@ -1,7 +1,7 @@
 """The journal's tables (`exchanges`, `conversations`): rows in, rows out.
 
 What goes into a row (parsing, the conversation delta, redaction) is decided by
-`engram.capture.record`, the one door every source uses; this module only stores and
+`engram.journaling.record`, the one door every source uses; this module only stores and
 reads. Only the turns never journaled before in their conversation are stored (`turns`),
 so storage and analysis grow with the conversation, not with its square.
 """
@@ -12,31 +12,32 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import insert as sa_insert
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from engram.errors import NotFound
 from engram.store import schema
-from engram.store.models import Conversation, ExchangeRow
+
+if TYPE_CHECKING:
+    # The ORM is imported inside the write functions only: `engram status` reads this
+    # module's counts and must not pay SQLAlchemy's ~230 ms import.
+    from sqlalchemy.orm import Session
+
+    from engram.store.models import Conversation, ExchangeRow
 
 STATUSES = tuple(schema.ExchangeStatus)
 
 
 def find(session: Session, source_key: str, fp: str) -> ExchangeRow | None:
     """The row for a flow journaled before, by its source key or its content."""
+    from sqlalchemy import select
+
+    from engram.store.models import ExchangeRow
+
     return session.scalar(
         select(ExchangeRow).where(
             (ExchangeRow.source_key == source_key) | (ExchangeRow.fingerprint == fp)
         )
     )
-
-
-# One statement for every row (its parameters bound per call), so it compiles once.
-_TABLE = ExchangeRow.__table__
-_INSERT = sa_insert(_TABLE).returning(_TABLE.c.id)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,9 @@ class Inserted:
     new_turns: int
 
 
+_INSERT: Any = None  # one statement for every row (parameters bound per call): compiled once
+
+
 def insert(session: Session, **columns: Any) -> Inserted:
     """Add one exchange row (the caller has checked `find`).
 
@@ -54,6 +58,14 @@ def insert(session: Session, **columns: Any) -> Inserted:
     row was most of the cost of a transcript back-fill (measured: 2.8 of 8.5 s for
     10,000 lines), and nothing reads the row back as an object.
     """
+    global _INSERT
+    if _INSERT is None:
+        from sqlalchemy import insert as sa_insert
+
+        from engram.store.models import ExchangeRow
+
+        table = ExchangeRow.__table__
+        _INSERT = sa_insert(table).returning(table.c.id)  # type: ignore[arg-type]
     params = {"captured_at": schema.now_iso(), **columns}
     row_id = session.connection().execute(_INSERT, params).scalar_one()
     return Inserted(int(row_id), columns["kind"], columns["status"], columns["new_turns"])
@@ -63,6 +75,10 @@ def known_keys(session: Session, keys: list[str], fingerprints: list[str]) -> se
     """Which of `keys` (or their content `fingerprints`, pairwise) are journaled already:
     one lookup per index for a batch instead of one `find` per row. (One query with
     `source_key IN ... OR fingerprint IN ...` scans the whole table.)"""
+    from sqlalchemy import select
+
+    from engram.store.models import ExchangeRow
+
     found: set[str] = set()
     by_fp = dict(zip(fingerprints, keys, strict=True))
     for start in range(0, len(keys), 400):
@@ -81,6 +97,8 @@ def conversation_seen(session: Session, key: str, project: str | None) -> Conver
     """The conversation's row (created if new), holding the fingerprints of every turn
     journaled so far; read and advanced inside the capture's write transaction, so two
     doors capturing the same conversation at once cannot both store a turn."""
+    from engram.store.models import Conversation
+
     conv = session.get(Conversation, key)
     if conv is None:
         now = schema.now_iso()
@@ -99,6 +117,10 @@ def advance_conversation(conv: Conversation, seen: dict[str, Any], project: str 
 
 
 def existing_keys(session: Session, keys: list[str]) -> set[str]:
+    from sqlalchemy import select
+
+    from engram.store.models import ExchangeRow
+
     found: set[str] = set()
     for start in range(0, len(keys), 500):
         part = keys[start : start + 500]
@@ -181,6 +203,10 @@ def pending_summary(conn: sqlite3.Connection) -> tuple[int, str | None]:
 
 
 def pending(session: Session, limit: int | None = None) -> list[ExchangeRow]:
+    from sqlalchemy import select
+
+    from engram.store.models import ExchangeRow
+
     query = select(ExchangeRow).where(ExchangeRow.status == "pending").order_by(ExchangeRow.id)
     return list(session.scalars(query.limit(limit) if limit else query))
 
@@ -189,6 +215,10 @@ def mark(session: Session, ids: Iterable[int], status: str, error: str | None = 
     values: dict[str, Any] = {"status": status, "error": error}
     if status == "analyzed":
         values["analyzed_at"] = schema.now_iso()
+    from sqlalchemy import update
+
+    from engram.store.models import ExchangeRow
+
     session.execute(update(ExchangeRow).where(ExchangeRow.id.in_(list(ids))).values(**values))
 
 
@@ -200,6 +230,18 @@ def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {
         str(k): int(n)
         for k, n in conn.execute("SELECT status, count(*) FROM exchanges GROUP BY status")
+    }
+
+
+def by_source(conn: sqlite3.Connection, since_iso: str | None = None) -> dict[str, int]:
+    """Exchanges per capture source (mitmweb, proxy, addon, file, ...), optionally since
+    a time."""
+    where, params = ("WHERE captured_at >= ?", (since_iso,)) if since_iso else ("", ())
+    return {
+        str(k): int(n)
+        for k, n in conn.execute(
+            f"SELECT source, count(*) FROM exchanges {where} GROUP BY source", params
+        )
     }
 
 

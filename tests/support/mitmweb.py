@@ -38,12 +38,15 @@ class Mitmweb:
         *,
         addon: bool = True,
         password: str | None = None,
+        client_token: str | None = None,
         extra: list[str] | None = None,
         confdir: Path | None = None,
         proxy_port: int | None = None,
         web_port: int | None = None,
     ) -> None:
         self.password = password or secrets.token_hex(12)
+        # What clients send: the password itself, unless `password` is its argon2 hash.
+        self.token = client_token or self.password
         self.addon = addon
         self.extra = extra or []
         self._tmp = tempfile.TemporaryDirectory(prefix="engram-mitm-")
@@ -111,7 +114,7 @@ class Mitmweb:
                 r = session.get(
                     self.url + "/flows",
                     timeout=1,
-                    headers={"Authorization": f"Bearer {self.password}"},
+                    headers={"Authorization": f"Bearer {self.token}"},
                 )
                 if r.status_code == 200:
                     return self
