@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +209,11 @@ def test_codex_gemini_and_qwen_sessions(
         _out, err = process.communicate(timeout=180)
         assert process.returncode == 0, err[-2000:]
 
+    # The sessions ended a while ago: a file's last exchange is taken once it is quiet
+    # (Gemini CLI rewrites its last message when tool calls are added to it).
+    quiet = time.time() - 60
+    for path in home.rglob("*.jsonl"):
+        os.utime(path, (quiet, quiet))
     totals = cli.json("ingest", "--agent", "all", "--no-analyze")
     assert totals["files"] == 3
     by_format = {(r["source"], r["format"]) for r in rows(db_path)}
