@@ -24,7 +24,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.agents import agent_bin, agent_env  # noqa: E402
+from tests.support.agents import (  # noqa: E402
+    agent_bin,
+    agent_env,
+    codex_provider_args,
+    gemini_api_key_mode,
+    qwen_openai_args,
+)
 from tests.support.llm_formats import last_user_text, response_schema  # noqa: E402
 from tests.support.llm_stub import Reply, ToolUse, running_stub  # noqa: E402
 
@@ -157,13 +163,7 @@ def record(agent: str, work: Path) -> None:
                 copy(path, OUT / "claude" / rel, replace)
         elif agent == "codex":
             env = agent_env(home, OPENAI_API_KEY=FAKE_OPENAI, **env_base)
-            provider = [
-                "-c", "model_provider=stub", "-c", 'model_providers.stub.name="stub"',
-                "-c", f'model_providers.stub.base_url="{stub.url}/v1"',
-                "-c", 'model_providers.stub.env_key="OPENAI_API_KEY"',
-                "-c", "model_providers.stub.supports_websockets=false",
-                "-c", 'model_providers.stub.wire_api="responses"',
-            ]  # fmt: skip
+            provider = codex_provider_args(stub.url)
             run(
                 [bin_, "exec", "--skip-git-repo-check", *provider, "We use pytest. Remember that."],
                 project,
@@ -185,10 +185,7 @@ def record(agent: str, work: Path) -> None:
             for path in (home / ".codex" / "sessions").rglob("*.jsonl"):
                 copy(path, OUT / "codex" / path.name, replace)
         elif agent == "gemini":
-            (home / ".gemini").mkdir()
-            (home / ".gemini" / "settings.json").write_text(
-                json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}})
-            )
+            gemini_api_key_mode(home)
             env = agent_env(
                 home,
                 GEMINI_API_KEY=FAKE_GEMINI,
@@ -203,10 +200,7 @@ def record(agent: str, work: Path) -> None:
             (OUT / "gemini" / "shop" / ".project_root").write_text("/home/dev/shop")
         elif agent == "qwen":
             env = agent_env(home, OPENAI_API_KEY=FAKE_OPENAI, **env_base)
-            base = [
-                "--auth-type", "openai", "--openai-base-url", f"{stub.url}/v1",
-                "--openai-api-key", FAKE_OPENAI, "-m", "qwen3-coder-plus",
-            ]  # fmt: skip
+            base = qwen_openai_args(stub.url, FAKE_OPENAI)
             run([bin_, *base, "-p", "We use pytest. Remember that."], project, env)
             run([bin_, *base, "-p", "please read notes.txt", "--continue", "--yolo"], project, env)
             for path in (home / ".qwen" / "projects").rglob("chats/*.jsonl"):

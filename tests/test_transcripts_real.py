@@ -22,7 +22,13 @@ from engram.sources.server import ServerThread
 from engram.store.db import Store
 from engram.wire.text import user_words
 from tests.conftest import Cli
-from tests.support.agents import agent_bin, agent_env
+from tests.support.agents import (
+    agent_bin,
+    agent_env,
+    codex_provider_args,
+    gemini_api_key_mode,
+    qwen_openai_args,
+)
 from tests.support.llm_formats import last_user_text, response_schema
 from tests.support.llm_stub import LLMStub, Reply, ToolUse
 from tests.support.wait import wait_until
@@ -147,13 +153,7 @@ def test_claude_code_through_the_proxy_and_its_transcript_is_journaled_once(
 
 
 def _codex(prompt: str, project: Path, base_url: str, resume: bool = False) -> None:
-    provider = [
-        "-c", "model_provider=stub", "-c", 'model_providers.stub.name="stub"',
-        "-c", f'model_providers.stub.base_url="{base_url}/v1"',
-        "-c", 'model_providers.stub.env_key="OPENAI_API_KEY"',
-        "-c", "model_providers.stub.supports_websockets=false",
-        "-c", 'model_providers.stub.wire_api="responses"',
-    ]  # fmt: skip
+    provider = codex_provider_args(base_url)
     argv = [str(agent_bin("codex")), "exec", "--skip-git-repo-check", *provider]
     argv += ["resume", "--last", prompt] if resume else [prompt]
     env = agent_env(Path.home(), OPENAI_API_KEY=OPENAI_KEY, PWD=str(project))
@@ -165,10 +165,7 @@ def test_codex_gemini_and_qwen_sessions(
     cli: Cli, stub: LLMStub, project: Path, db_path: Path
 ) -> None:
     home = Path.home()
-    (home / ".gemini").mkdir()
-    (home / ".gemini" / "settings.json").write_text(
-        json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}})
-    )
+    gemini_api_key_mode(home)
     gemini_env = agent_env(
         home,
         GEMINI_API_KEY=GEMINI_KEY,
@@ -177,8 +174,7 @@ def test_codex_gemini_and_qwen_sessions(
         PWD=str(project),
     )
     qwen_env = agent_env(home, OPENAI_API_KEY=OPENAI_KEY, PWD=str(project))
-    qwen_flags = ["--auth-type", "openai", "--openai-base-url", f"{stub.url}/v1"]
-    qwen_flags += ["--openai-api-key", OPENAI_KEY, "-m", "qwen3-coder-plus"]
+    qwen_flags = qwen_openai_args(stub.url, OPENAI_KEY)
     slow = [  # started first, run while Codex goes through the proxy
         subprocess.Popen(
             [str(agent_bin("gemini")), "-p", "gemini: we use pnpm"],

@@ -399,15 +399,9 @@ def _analyze(
     if report.auth_error:
         raise EngramError(report.auth_error)
     if not quiet:
-        for line in runner.describe(report):
-            typer.echo(line.strip())
-        render.note(
-            f"{report.exchanges} exchanges analyzed: {len(report.added)} new memories, "
-            f"{len(report.superseded)} updated, {report.duplicates} already known; "
-            f"{report.input_tokens:,} tokens in, ${report.cost_usd:.4f}"
-        )
-    for error in report.errors:
-        render.note(f"failed batch: {error} (kept pending; `engram analyze` retries)")
+        from engram.cli.watch import show_report
+
+        show_report(report)
 
 
 def _follow(

@@ -13,6 +13,7 @@ from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
 
 if TYPE_CHECKING:
+    from engram.analyzer.runner import RunReport
     from engram.sources.scheduler import PollSource
 
 ANALYZERS = ("auto", "anthropic", "openai", "heuristic", "none")
@@ -274,6 +275,15 @@ def analyze(
             f"{report.batches} batches, {len(report.proposed)} commands proposed (nothing applied)"
         )
         return
+    show_report(report)
+    if report.failed_batches:
+        raise typer.Exit(1)
+
+
+def show_report(report: RunReport) -> None:
+    """What an analyzer run stored, then one line of totals (`engram analyze`, `ingest`)."""
+    from engram.analyzer import runner
+
     for line in runner.describe(report):
         typer.echo(line.strip())
     render.note(
@@ -284,9 +294,7 @@ def analyze(
         f"${report.cost_usd:.4f}"
     )
     for error in report.errors:
-        render.note(f"failed batch: {error}")
-    if report.failed_batches:
-        raise typer.Exit(1)
+        render.note(f"failed batch: {error} (kept pending: the next run retries it)")
 
 
 @app.command("addon-path")

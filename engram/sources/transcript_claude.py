@@ -31,8 +31,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engram.paths import is_engram_internal_project
-from engram.sources.transcript_formats import Draft, Span, clean_turn, line_key, timestamp
+from engram.sources.transcript_formats import (
+    Draft,
+    ParserBase,
+    Span,
+    clean_turn,
+    line_key,
+    timestamp,
+)
 from engram.wire.anthropic import content_builder, usage_of
 from engram.wire.model import Format, Turn, Usage
 from engram.wire.parse import subagent_key
@@ -72,19 +78,14 @@ def quick(line: bytes) -> Any:
     return _OTHER
 
 
-class ClaudeParser:
+class ClaudeParser(ParserBase):
     format = Format.ANTHROPIC
     provider = "anthropic"
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path)
         self._conversations: dict[str, _Conversation] = {}
-        self._skipped: str | None = None
         self._cwd: str | None = None
-
-    @property
-    def skipped(self) -> str | None:
-        return self._skipped
 
     @property
     def open(self) -> bool:
@@ -108,8 +109,7 @@ class ClaudeParser:
         cwd = record.get("cwd")
         if isinstance(cwd, str) and cwd != self._cwd:
             self._cwd = cwd
-            if is_engram_internal_project(cwd):
-                self._skipped = "a session of engram's own claude-code analyzer"
+            self.note_project(cwd)
         if self._skipped:
             return []
         conv = self._conversation(record)

@@ -24,8 +24,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engram.paths import is_engram_internal_project
-from engram.sources.transcript_formats import Draft, Span, clean_turn, line_key, timestamp
+from engram.sources.transcript_formats import (
+    Draft,
+    ParserBase,
+    Span,
+    clean_turn,
+    line_key,
+    timestamp,
+)
 from engram.wire.common import as_dict, make_usage
 from engram.wire.model import Format, Turn, Usage
 from engram.wire.openai_responses import parse_request
@@ -45,12 +51,12 @@ def _is_assistant_item(item: dict[str, Any]) -> bool:
     return kind == "reasoning" or (kind.endswith("_call") and not kind.endswith("_output"))
 
 
-class CodexParser:
+class CodexParser(ParserBase):
     format = Format.OPENAI_RESPONSES
     provider = "openai"
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path)
         self.conversation = _thread_from_name(path)
         self.project: str | None = None
         self.model: str | None = None
@@ -59,11 +65,6 @@ class CodexParser:
         self._usage = Usage()
         self._span = Span()
         self._end = 0
-        self._skipped: str | None = None
-
-    @property
-    def skipped(self) -> str | None:
-        return self._skipped
 
     @property
     def open(self) -> bool:
@@ -119,8 +120,7 @@ class CodexParser:
     def _set_project(self, cwd: Any) -> None:
         if isinstance(cwd, str) and cwd:
             self.project = cwd
-            if is_engram_internal_project(cwd):
-                self._skipped = "a session in engram's own analyzer directory"
+            self.note_project(cwd)
 
     def _close(self) -> list[Draft]:
         if not self._answered or not self._items:

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from engram.paths import is_engram_internal_project
 from engram.wire.block import remove_block
 from engram.wire.model import Format, Turn, Usage
 
@@ -113,6 +114,23 @@ def clean_turn(turn: Turn) -> Turn:
     if "<engram-memory" not in turn.text:
         return turn
     return Turn(turn.role, remove_block(turn.text), turn.tool_calls, turn.tool_results)
+
+
+class ParserBase:
+    """What every parser shares: whether the file is engram's own (skipped)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._skipped: str | None = None
+
+    @property
+    def skipped(self) -> str | None:
+        return self._skipped
+
+    def note_project(self, cwd: object) -> None:
+        """A session in engram's own analyzer directory is engram talking to itself."""
+        if isinstance(cwd, str) and cwd and is_engram_internal_project(cwd):
+            self._skipped = "a session in engram's own analyzer directory"
 
 
 class Span:

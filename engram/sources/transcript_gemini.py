@@ -27,8 +27,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engram.paths import is_engram_internal_project
-from engram.sources.transcript_formats import Draft, Span, clean_turn, line_key, timestamp
+from engram.sources.transcript_formats import (
+    Draft,
+    ParserBase,
+    Span,
+    clean_turn,
+    line_key,
+    timestamp,
+)
 from engram.wire.common import as_dict, as_list, as_str, canonical_arguments
 from engram.wire.gemini import parts_builder, usage_of
 from engram.wire.model import Format, ToolCall, Turn, Usage
@@ -72,23 +78,18 @@ def _parts_turn(role: str, parts: Any) -> Turn:
     return clean_turn(parts_builder(parts).build(role, sep=""))
 
 
-class GeminiParser:
+class GeminiParser(ParserBase):
     format = Format.GEMINI
     provider = "google"
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path)
         self.conversation = path.stem
         self.project = _project_root(path)
         self._pieces = _Pieces("gemini")
         self._model: tuple[str, Turn, bytes, float | None] | None = None  # open reply
         self._ids: set[str] = set()
         self._end = 0
-        self._skipped: str | None = None
-
-    @property
-    def skipped(self) -> str | None:
-        return self._skipped
 
     @property
     def open(self) -> bool:
@@ -147,8 +148,7 @@ class GeminiParser:
                 self._pieces.turns.append(turn)
             self._pieces.span.add(line, at)
         self._pieces.end = end
-        if self.project and is_engram_internal_project(self.project):
-            self._skipped = "a session in engram's own analyzer directory"
+        self.note_project(self.project)
         return done
 
     def flush(self) -> list[Draft]:
@@ -199,21 +199,16 @@ def sniff_gemini(record: dict[str, Any]) -> bool:
     return "sessionId" in record and "projectHash" in record
 
 
-class QwenParser:
+class QwenParser(ParserBase):
     format = Format.GEMINI
     provider = "alibaba"
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        super().__init__(path)
         self.conversation = path.stem
         self.project: str | None = None
         self._pieces = _Pieces("qwen")
         self._answered = False
-        self._skipped: str | None = None
-
-    @property
-    def skipped(self) -> str | None:
-        return self._skipped
 
     @property
     def open(self) -> bool:
@@ -229,8 +224,7 @@ class QwenParser:
         cwd = record.get("cwd")
         if isinstance(cwd, str) and cwd:
             self.project = cwd
-            if is_engram_internal_project(cwd):
-                self._skipped = "a session in engram's own analyzer directory"
+            self.note_project(cwd)
         self.conversation = str(record.get("sessionId") or self.conversation)
         done = [] if kind == "assistant" and not self._answered else self._close()
         role = "assistant" if kind == "assistant" else "user"
