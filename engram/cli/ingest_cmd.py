@@ -89,6 +89,7 @@ def ingest(
         None,
         "--agent",
         "-a",
+        metavar="AGENT",
         help="Read an agent's sessions where it keeps them: claude, codex, gemini, "
         "qwen or all (repeat or comma-separate).",
     ),
@@ -112,7 +113,7 @@ def ingest(
         False, "--no-analyze", help="Only journal; analyse later with `engram analyze`."
     ),
     analyzer: str | None = typer.Option(
-        None, "--analyzer", help="auto, anthropic, openai, heuristic or none."
+        None, "--analyzer", metavar="NAME", help="auto, anthropic, openai, heuristic or none."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
