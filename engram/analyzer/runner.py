@@ -82,6 +82,26 @@ class RunReport:
     proposed: list[str] = field(default_factory=list)  # --dry-run: the commands, rendered
     auth_error: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """`engram analyze --json`."""
+        return {
+            "batches": self.batches,
+            "exchanges": self.exchanges,
+            "added": [m.to_dict() for m in self.added],
+            "superseded": [{"old": o, "new": n.id} for o, n in self.superseded],
+            "forgotten": self.forgotten,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "ignored": self.ignored,
+            "failed_batches": self.failed_batches,
+            "parked": self.parked,
+            "errors": self.errors,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+            "proposed": self.proposed,
+        }
+
 
 def plan(rows: Sequence[Any], budget: int) -> list[PlannedBatch]:
     """Group by project (first-seen order), keep capture order, pack under `budget`."""

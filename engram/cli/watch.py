@@ -112,7 +112,9 @@ def mitmproxy(
     from engram.cli.ingest_cmd import parse_agents
 
     agents = parse_agents([transcripts] if transcripts else [])
-    sources = [source] + ([rt.transcript_follower(agents=agents)] if agents else [])
+    sources: list[PollSource] = [source]
+    if agents:
+        sources.append(rt.transcript_follower(agents=agents))
     scheduler = rt.scheduler(reporter, sources=sources, analyze=analyze, sync=rt.mirror_job())
     if once:
         outcome, *_transcripts = scheduler.run_once()
@@ -248,25 +250,7 @@ def analyze(
     if report.auth_error:
         raise EngramError(report.auth_error)
     if json_out:
-        render.emit_json(
-            {
-                "batches": report.batches,
-                "exchanges": report.exchanges,
-                "added": [m.to_dict() for m in report.added],
-                "superseded": [{"old": o, "new": n.id} for o, n in report.superseded],
-                "forgotten": report.forgotten,
-                "duplicates": report.duplicates,
-                "rejected": report.rejected,
-                "ignored": report.ignored,
-                "failed_batches": report.failed_batches,
-                "parked": report.parked,
-                "errors": report.errors,
-                "input_tokens": report.input_tokens,
-                "output_tokens": report.output_tokens,
-                "cost_usd": round(report.cost_usd, 6),
-                "proposed": report.proposed,
-            }
-        )
+        render.emit_json(report.to_dict())
         return
     if dry_run:
         for line in report.proposed:

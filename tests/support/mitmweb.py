@@ -124,6 +124,16 @@ class Mitmweb:
         self.stop()
         raise RuntimeError("mitmweb did not come up in time")
 
+    def flows(self) -> list[dict]:
+        """The flows mitmweb holds (its /flows JSON)."""
+        session = requests.Session()
+        session.trust_env = False
+        r = session.get(
+            self.url + "/flows", timeout=10, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        r.raise_for_status()
+        return list(r.json())
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
