@@ -511,3 +511,25 @@ def test_status_counts_the_transcripts_read(cli: Cli) -> None:
     data = cli.json("status")
     assert data["transcripts"] == [{"agent": "claude", "files": 2, "exchanges": 8, "turns": 15}]
     assert "transcripts read: claude 2 files" in cli("status").stdout
+
+
+def test_an_idle_file_gives_its_memory_back_and_is_read_right_when_it_grows(
+    tmp_path: Path, db_path: Path
+) -> None:
+    source = claude_file(FIXTURES / "claude")
+    lines = source.read_bytes().splitlines(keepends=True)
+    path = tmp_path / source.name
+    old = time.time() - 3600
+    reader = tx.TranscriptReader(Store(db_path))
+    for part in (lines[:50], lines):
+        path.write_bytes(b"".join(part))
+        os.utime(path, (old, old))
+        reader.read(path, "claude")
+        assert reader._cursors == {}  # nothing held for a session idle for an hour
+    assert turns_of(db_path) == turns_of(_whole(tmp_path, source))
+
+
+def _whole(tmp_path: Path, source: Path) -> Path:
+    db = tmp_path / "whole.db"
+    tx.TranscriptReader(Store(db)).read(source, "claude", final=True)
+    return db

@@ -48,6 +48,7 @@ from engram.store.transcript_files import FileState
 CHUNK = 1 << 20  # bytes read at a time
 BATCH = 200  # pieces journaled per transaction (keeps the write lock short)
 HEAD = 4096  # bytes hashed to recognise a rewritten file
+IDLE = 600.0  # seconds after which a quiet file's parser and counts are dropped
 
 __all__ = [
     "AGENTS",
@@ -211,6 +212,10 @@ class TranscriptReader:
             raise
         if self._states is not None:
             self._states[key] = state
+        if time.time() - st.st_mtime > IDLE and not cursor.parser.open:
+            # A session nobody has touched for a while gives its memory back (a back-fill
+            # reads thousands); if it grows again it is parsed from the start once.
+            self._cursors.pop(key, None)
         return stats
 
     def _consume(
