@@ -150,6 +150,7 @@ class Runtime:
         since: float | None = None,
         project: str | None = None,
         settle: float | None = None,
+        known: dict[Path, str | None] | None = None,
     ) -> TranscriptFollower:
         """The agents' transcripts as a poll source, configured by [transcripts]: their
         default locations for `agents`, and/or the given files and directories."""
@@ -166,6 +167,7 @@ class Runtime:
             project=project,
             settle=t.settle if settle is None else settle,
             overrides=t.roots(),
+            known=known,
         )
 
     def proxy(

@@ -138,7 +138,8 @@ def ingest(
             )
         agents = parse_agents(list(cfg.transcripts.agents))
     after = parse_since(since)
-    found, ignored = tx.resolve(paths or [])
+    known: dict[Path, str | None] = {}  # detection done once, shared with the follower
+    found, ignored = tx.resolve(paths or [], known)
     quiet = quiet or json_out
     if not quiet:
         _announce(paths or [], found, ignored)
@@ -146,10 +147,11 @@ def ingest(
     store.ensure()
     follower = st.runtime.transcript_follower(
         agents=agents,
-        paths=[f.path for f in found if f.kind != tx.FLOW],
+        paths=[p.expanduser() for p in paths or []],  # directories: new sessions in them too
         since=after,
         project=str(project.expanduser().absolute()) if project else None,
         settle=None if follow else ONE_SHOT_SETTLE,
+        known=known,
     )
     flows = [f.path for f in found if f.kind == tx.FLOW]
     try:

@@ -57,7 +57,9 @@ def detect(path: Path) -> str | None:
     """`flow`, an agent name, or None: what the file's first bytes say it is."""
     try:
         with path.open("rb") as fh:
-            head = fh.read(256 * 1024)
+            head = fh.read(64 * 1024)
+            if b"\n" not in head:  # one long first line: read on, within reason
+                head += fh.read(1024 * 1024)
     except OSError:
         return None
     if _FLOW_MAGIC.match(head):
@@ -97,17 +99,21 @@ class Found:
     kind: str  # FLOW or an agent name
 
 
-def resolve(paths: Iterable[Path]) -> tuple[list[Found], int]:
+def resolve(
+    paths: Iterable[Path], known: dict[Path, str | None] | None = None
+) -> tuple[list[Found], int]:
     """What to read for `engram ingest PATH...`: every named file must be understood
     (else UnknownFormat, before anything is read); a directory contributes the files in
-    it that are (the rest are counted and left alone)."""
+    it that are (the rest are counted and left alone). `known` remembers what each file
+    was found to be, so a follower re-walking a directory reads only new files' heads."""
+    known = {} if known is None else known
     found: list[Found] = []
     ignored = 0
     for path in paths:
         path = path.expanduser()
         if path.is_dir():
             for file in _walk(path):
-                kind = detect(file)
+                kind = _kind(file, known)
                 if kind is None:
                     ignored += 1
                 else:
@@ -115,7 +121,7 @@ def resolve(paths: Iterable[Path]) -> tuple[list[Found], int]:
             continue
         if not path.exists():
             raise EngramError(f"{path}: no such file or directory")
-        kind = detect(path)
+        kind = _kind(path, known)
         if kind is None:
             raise UnknownFormat(
                 f"{path}: not a format engram reads (expected {EXPECTED})",
@@ -123,6 +129,15 @@ def resolve(paths: Iterable[Path]) -> tuple[list[Found], int]:
             )
         found.append(Found(path, kind))
     return found, ignored
+
+
+def _kind(path: Path, known: dict[Path, str | None]) -> str | None:
+    if path in known:
+        return known[path]
+    kind = detect(path)
+    if kind is not None or path.stat().st_size > 0:  # an empty file may become one
+        known[path] = kind
+    return kind
 
 
 def _walk(root: Path) -> Iterator[Path]:

@@ -349,12 +349,16 @@ class Target:
     agent: str | None = None  # None: `paths` are read by detection
     paths: list[Path] = field(default_factory=list)
 
-    def files(self, overrides: dict[str, str | None] | None = None) -> Iterator[tuple[Path, str]]:
+    def files(
+        self,
+        overrides: dict[str, str | None] | None = None,
+        known: dict[Path, str | None] | None = None,
+    ) -> Iterator[tuple[Path, str]]:
         if self.agent is not None:
             for path in agent_files(self.agent, self.paths or agent_roots(self.agent, overrides)):
                 yield path, self.agent
             return
-        found, _ignored = resolve(self.paths)
+        found, _ignored = resolve(self.paths, known)
         for item in found:
             if item.kind != FLOW:
                 yield item.path, item.kind
@@ -376,9 +380,11 @@ class TranscriptFollower:
         project: str | None = None,
         settle: float = 30.0,
         overrides: dict[str, str | None] | None = None,
+        known: dict[Path, str | None] | None = None,
     ) -> None:
         self.store = store
         self.targets = targets
+        self.known = {} if known is None else known  # what each file is (detection)
         self.since = since
         self.project = project
         self.overrides = overrides
@@ -390,7 +396,7 @@ class TranscriptFollower:
         """The files to read now, oldest first (a back-fill journals in time order)."""
         chosen: dict[Path, tuple[float, str]] = {}
         for target in self.targets:
-            for path, agent in target.files(self.overrides):
+            for path, agent in target.files(self.overrides, self.known):
                 try:
                     mtime = path.stat().st_mtime
                 except OSError:
