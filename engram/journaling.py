@@ -121,6 +121,7 @@ def record(session: Session, capture: Capture) -> Recorded:
         exchange,
         error=capture.error,
         sizes=(len(request.body or b""), response_bytes),
+        recall=request.recall,
     )
 
 
@@ -215,6 +216,7 @@ def _journal(
     sizes: tuple[int, int],
     error: str | None = None,
     prior: dict[str, int] | None = None,
+    recall: dict[str, Any] | None = None,
 ) -> Recorded:
     """What every door shares once it has an `Exchange`: the conversation delta, the
     status, redaction, the row."""
@@ -277,6 +279,7 @@ def _journal(
         turns=json.dumps([turn_to_json(t, scrub) for t in new], ensure_ascii=False),
         status=status,
         error=scrub(error) if error else None,
+        recall=json.dumps(recall, ensure_ascii=False) if recall else None,
     )
     return Recorded(row.id, True, row.kind, row.status, row.new_turns, sum(sizes))
 

@@ -97,6 +97,7 @@ class ExchangeRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     analyzed_at: Mapped[str | None] = mapped_column(String(32))
     analysis_error: Mapped[str | None] = mapped_column(Text)
+    recall: Mapped[str | None] = mapped_column(Text)  # JSON: recall/audit.py (0006)
 
 
 class Conversation(Base):
@@ -197,7 +198,7 @@ class MirrorId(Base):
 
 
 class TranscriptFile(Base):
-    """How far one agent transcript file is journaled (see 0006_transcripts.py)."""
+    """How far one agent transcript file is journaled (see 0007_transcripts.py)."""
 
     __tablename__ = "transcript_files"
 

@@ -1,7 +1,7 @@
 """The `transcript_files` table: how far each agent transcript is in the journal.
 
 A reader saves a file's state in the transaction that journals the pieces it read, so
-the offset and the rows it covers commit together (see 0006_transcripts.py). Reads run
+the offset and the rows it covers commit together (see 0007_transcripts.py). Reads run
 on the plain connection (`Store.read()`): the follower loads every file's state once at
 start, `engram status` counts them.
 """

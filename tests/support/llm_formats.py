@@ -177,55 +177,41 @@ def last_user_text(body: Any) -> str:
 
 
 def default_reply(body: Any) -> Reply:
-    """Deterministic, and different for every turn of a conversation. A request that
-    asks for JSON under a schema (Gemini CLI's model router, its loop checks) gets a
-    minimal instance of that schema: agents retry anything else for minutes."""
+    """Deterministic, and different for every turn of a conversation. A Gemini request
+    that asks for JSON with a schema (Gemini CLI's model router does) gets a minimal
+    object that fits the schema: a client that validates would otherwise retry for
+    minutes."""
     schema = response_schema(body)
     if schema is not None:
-        return Reply(text=json.dumps(schema_instance(schema)))
+        return Reply(text=json.dumps(_schema_example(schema)))
     return Reply(text=f"ok: {last_user_text(body)[:40]}".rstrip())
 
 
-def response_schema(body: Any) -> dict[str, Any] | None:
-    """The JSON schema a request constrains its answer to, in any of the formats."""
+def response_schema(body: Any) -> Any:
+    """The JSON schema a Gemini request constrains its answer to, else None (a test's
+    script lets the stand-in answer those itself)."""
     if not isinstance(body, dict):
         return None
     if isinstance(body.get("request"), dict):
         body = body["request"]
-    config = body.get("generationConfig") or body.get("generation_config")
-    if isinstance(config, dict):
-        for key in ("responseJsonSchema", "responseSchema", "response_json_schema"):
-            if isinstance(config.get(key), dict):
-                return config[key]
-    fmt = body.get("response_format")
-    if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
-        schema = fmt["json_schema"].get("schema")
-        return schema if isinstance(schema, dict) else None
-    text = body.get("text")
-    if isinstance(text, dict) and isinstance(text.get("format"), dict):
-        schema = text["format"].get("schema")
-        return schema if isinstance(schema, dict) else None
-    return None
-
-
-def schema_instance(schema: Any) -> Any:
-    """The smallest value a (Gemini- or JSON-Schema-style) schema accepts."""
-    if not isinstance(schema, dict):
+    config = body.get("generationConfig")
+    if not isinstance(config, dict) or config.get("responseMimeType") != "application/json":
         return None
+    return config.get("responseJsonSchema") or config.get("responseSchema") or {}
+
+
+def _schema_example(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return {}
     if schema.get("enum"):
         return schema["enum"][0]
     kind = str(schema.get("type", "object")).lower()
     if kind == "object":
         props = schema.get("properties") or {}
-        required = schema.get("required") or list(props)
-        return {name: schema_instance(props.get(name)) for name in required}
+        return {k: _schema_example(v) for k, v in props.items()}
     if kind == "array":
-        return []
-    if kind in ("integer", "number"):
-        return max(1, int(schema.get("minimum", 1)))
-    if kind == "boolean":
-        return False
-    return "stub"
+        return [_schema_example(schema.get("items"))]
+    return {"string": "stub", "integer": 1, "number": 1, "boolean": False}.get(kind)
 
 
 def sse(data: Any, event: str | None = None, eol: str = "\n") -> bytes:

@@ -7,8 +7,8 @@ loses nor repeats one. `size`, `mtime_ns`, `inode` and `head` (a hash of the fil
 first bytes) tell "grew" from "unchanged" and from "replaced or rewritten" (then the
 file is read again from the start; the journal drops what it already has).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
