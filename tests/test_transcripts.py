@@ -533,3 +533,9 @@ def _whole(tmp_path: Path, source: Path) -> Path:
     db = tmp_path / "whole.db"
     tx.TranscriptReader(Store(db)).read(source, "claude", final=True)
     return db
+
+
+def test_no_sessions_says_where_it_looked(cli: Cli) -> None:
+    result = cli("ingest", "--agent", "codex", "--no-analyze")
+    assert "0 files" in result.stdout
+    assert f"no sessions found (looked in {Path.home() / '.codex' / 'sessions'}" in result.stderr

@@ -192,6 +192,11 @@ def _run(
         render.emit_json(totals)
     elif not quiet:
         typer.echo(_summary(totals))
+        if not totals["files"] and agents:
+            from engram.sources.transcripts import agent_roots
+
+            places = [str(r) for a in agents for r in agent_roots(a, cfg.transcripts.roots())]
+            render.note(f"no sessions found (looked in {', '.join(places)})")
     confirmed = True
     backend = None
     if not no_analyze:
