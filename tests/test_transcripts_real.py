@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+from engram.sources.capture_writer import journal_capture
+from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
 from engram.store.db import Store
 from engram.wire.text import user_words
