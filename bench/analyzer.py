@@ -26,6 +26,7 @@ from engram.analyzer.runner import Analyzer
 from engram.config import AnalyzerConfig
 from engram.store import journal
 from engram.store.db import Store
+from engram.store.privacy import CapturePolicy
 from engram.wire.model import RawRequest, RawResponse
 from tests.support.llm_stub import LLMStub, Reply
 
@@ -90,6 +91,7 @@ def main() -> None:
                         request,
                         RawResponse(status_code=200, body=json.dumps(response).encode()),
                     ),
+                    CapturePolicy(),
                 )
             if (k + 1) % BATCH == 0:
                 analyzer.run()

@@ -20,7 +20,16 @@ from typing import Any
 
 from engram.errors import ConfigError
 
-SECTIONS = ("store", "mitmproxy", "analyzer", "recall", "proxy", "muninn", "redact")
+SECTIONS = (
+    "store",
+    "capture",
+    "mitmproxy",
+    "analyzer",
+    "recall",
+    "proxy",
+    "muninn",
+    "redact",
+)
 
 
 def setting(default: Any, help: str, *, env: tuple[str, ...] = (), secret: bool = False) -> Any:
@@ -47,6 +56,17 @@ class StoreConfig:
     )
     busy_timeout_ms: int = setting(
         5000, "How long a command waits for another engram process's write lock (ms)"
+    )
+
+
+@dataclass
+class CaptureConfig:
+    ignore_projects: list[str] = setting(
+        [],
+        "Never journal exchanges from projects matching these globs: a name without `/` "
+        "matches any directory name in the project path (`secret-*`), a path matches that "
+        "directory and everything below it (`~/clients/*`); env: comma-separated or a "
+        "JSON list",
     )
 
 
@@ -126,6 +146,11 @@ class AnalyzerConfig:
     )
     candidates: int = setting(
         20, "Existing memories shown to the model with each batch, so it can update them"
+    )
+    max_commands: int = setting(
+        10,
+        "At most this many commands per conversation per batch are applied; the rest are "
+        "dropped and counted (a guard against conversation text steering memory)",
     )
     prices: dict[str, list[float]] = setting(
         DEFAULT_PRICES, "USD per million tokens per model: [input, output, cache read, cache write]"
@@ -237,6 +262,7 @@ class RedactConfig:
 
 SECTION_TYPES: dict[str, type] = {
     "store": StoreConfig,
+    "capture": CaptureConfig,
     "mitmproxy": MitmproxyConfig,
     "analyzer": AnalyzerConfig,
     "recall": RecallConfig,
@@ -286,6 +312,7 @@ def all_settings() -> list[Setting]:
 @dataclass
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
     mitmproxy: MitmproxyConfig = field(default_factory=MitmproxyConfig)
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
     recall: RecallConfig = field(default_factory=RecallConfig)

@@ -12,6 +12,7 @@ from conftest import Cli
 
 from engram.store import journal, memories
 from engram.store.db import Store
+from engram.store.privacy import CapturePolicy
 from engram.wire.model import RawRequest, RawResponse
 from tests.support.llm_stub import Delay, Empty, Fail, LLMStub, Reply
 
@@ -62,6 +63,7 @@ def capture(
                 ),
                 RawResponse(status_code=200, body=reply),
             ),
+            CapturePolicy(),
         )
 
 

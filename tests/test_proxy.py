@@ -23,6 +23,7 @@ import sqlalchemy
 from engram.sources.proxy import Proxy, ProxySettings, journal_capture
 from engram.sources.server import ServerThread
 from engram.store.db import Store
+from engram.store.privacy import CapturePolicy
 from engram.wire.block import BLOCK_OPEN
 from tests.support.llm_stub import Fail, LLMStub, Reply
 
@@ -40,7 +41,7 @@ def start(store: Store, upstream: str, recall=None, **settings) -> tuple[Proxy, 
     proxy = Proxy(
         ProxySettings(upstream=upstream, **settings),
         recall=recall,
-        capture=journal_capture(store, None),
+        capture=journal_capture(store, None, CapturePolicy()),
     )
     return proxy, ServerThread(proxy.app()).start()
 

@@ -372,6 +372,7 @@ def test_addon_path_is_loadable(cli: Cli) -> None:
 def test_lone_surrogates_and_odd_text_are_stored(store) -> None:
     """JSON may escape lone surrogates; SQLite cannot store them as UTF-8."""
     from engram.store import journal
+    from engram.store.privacy import CapturePolicy
     from engram.wire.model import RawRequest, RawResponse
 
     body = (
@@ -388,6 +389,7 @@ def test_lone_surrogates_and_odd_text_are_stored(store) -> None:
                 RawRequest(body=body, path="/v1/messages", host="api.anthropic.com"),
                 RawResponse(status_code=200, body=reply),
             ),
+            CapturePolicy(),
         )
     assert recorded.status == "pending" and recorded.new_turns == 2
     with store.write() as session:

@@ -28,7 +28,9 @@ def build_proxy(st: Any, upstream: str, *, inject: bool, project_hint: str | Non
         max_body_bytes=int(cfg.proxy.max_body_mb * 2**20),
         inject=inject,
     )
-    proxy = Proxy(settings, capture=journal_capture(store, project_hint))
+    from engram.cli.watch import capture_policy
+
+    proxy = Proxy(settings, capture=journal_capture(store, project_hint, capture_policy(cfg)))
     if inject:
         try:
             from engram.sources.memory import make_recall

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from engram.sources.daemon import AnalyzeFn
     from engram.sources.watcher import Watcher
     from engram.store.db import Store
+    from engram.store.privacy import CapturePolicy
 
 ANALYZERS = ("auto", "anthropic", "openai", "heuristic", "none")
 
@@ -91,7 +92,12 @@ def register(app: typer.Typer) -> None:
         if flow_file is not None:
             from engram.sources.flowfile import FlowFileWatcher
 
-            watcher = FlowFileWatcher(store, flow_file, body_limit=int(m.body_limit_mb * 2**20))
+            watcher = FlowFileWatcher(
+                store,
+                flow_file,
+                capture=capture_policy(cfg),
+                body_limit=int(m.body_limit_mb * 2**20),
+            )
             source = f"flow file {flow_file}"
         else:
             watcher = make_watcher(store, cfg, reporter)
@@ -237,10 +243,20 @@ def register(app: typer.Typer) -> None:
         """Journal the LLM exchanges in mitmproxy flow files (exactly once: ingesting a
         file again adds nothing)."""
         from engram.sources.flowfile import ingest_file
+        from engram.sources.watcher import WatchSettings
 
-        totals = {"flows": 0, "llm": 0, "captured": 0, "duplicates": 0, "failed": 0}
+        st = state(ctx)
+        settings = WatchSettings(capture=capture_policy(st.config))
+        totals = {
+            "flows": 0,
+            "llm": 0,
+            "captured": 0,
+            "duplicates": 0,
+            "failed": 0,
+            "withheld": 0,
+        }
         for path in files:
-            result = ingest_file(state(ctx).store, path)
+            result = ingest_file(st.store, path, settings)
             for key in totals:
                 totals[key] += getattr(result, key)
             if result.partial:
@@ -251,6 +267,11 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"{totals['flows']} flows -> {totals['llm']} LLM requests -> "
             f"{totals['captured']} journaled, {totals['duplicates']} already there"
+            + (
+                f", {totals['withheld']} withheld (paused or an ignored project)"
+                if totals["withheld"]
+                else ""
+            )
         )
 
     @app.command()
@@ -350,9 +371,16 @@ def make_watcher(store: Store, cfg: Config, reporter: Reporter) -> Watcher:
         body_limit=int(m.body_limit_mb * 2**20),
         hosts=list(m.hosts),
         ignore_hosts=list(m.ignore_hosts),
+        capture=capture_policy(cfg),
     )
     client = MitmwebClient(m.url, m.token)
     return Watcher(store, client, settings, warn=reporter.warn)
+
+
+def capture_policy(cfg: Config) -> CapturePolicy:
+    from engram.store.privacy import CapturePolicy
+
+    return CapturePolicy.from_patterns(cfg.capture.ignore_projects)
 
 
 def resolve_analyzer(backend: str, store: Store, cfg: Config) -> tuple[AnalyzeFn | None, str]:

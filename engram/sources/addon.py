@@ -131,6 +131,7 @@ class EngramAddon:
             from engram.sources.flowfile import request_of, response_of
             from engram.sources.memory import make_recall
             from engram.store.db import Store
+            from engram.store.privacy import CapturePolicy
             from engram.wire.injection import inject_bytes
         except ImportError:
             log.info("engram is not importable here: streaming only, no memory injection")
@@ -138,6 +139,7 @@ class EngramAddon:
         try:
             cfg = engram_config.load()
             store = Store(cfg.store.path or default_db_path(), cfg.store.busy_timeout_ms)
+            policy = CapturePolicy.from_patterns(cfg.capture.ignore_projects)
             recall = make_recall(
                 store, cfg, os.environ.get("ENGRAM_PROJECT"), self._writer.submit, warm=True
             )
@@ -167,6 +169,7 @@ class EngramAddon:
                             project_hint=os.environ.get("ENGRAM_PROJECT"),
                             error=error,
                         ),
+                        policy,
                     )
             except Exception as exc:
                 log.error("engram could not journal %s: %s", key, exc)

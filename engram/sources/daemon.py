@@ -66,6 +66,8 @@ def describe_poll(result: PollResult) -> str:
         extra.append(f"{result.in_flight} in flight")
     if result.failed:
         extra.append(f"{result.failed} with errors")
+    if result.withheld:
+        extra.append(f"{result.withheld} withheld (paused or an ignored project)")
     if result.pruned:
         extra.append(f"{result.pruned} pruned")
     return text + (" (" + ", ".join(extra) + ")" if extra else "")

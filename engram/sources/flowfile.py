@@ -17,6 +17,7 @@ from engram.errors import EngramError
 from engram.sources.watcher import PollResult, WatchSettings, is_llm_flow
 from engram.store import journal
 from engram.store.db import Store
+from engram.store.privacy import CapturePolicy
 from engram.wire.model import RawRequest, RawResponse
 
 BATCH = 25
@@ -30,6 +31,7 @@ class IngestResult:
     duplicates: int = 0
     failed: int = 0
     bytes: int = 0
+    withheld: int = 0  # not journaled: paused, or an ignored project
     partial: bool = False
 
 
@@ -133,10 +135,10 @@ def read_from(
                 result.llm += 1
                 pending.append(_capture(flow, settings.body_limit))
             if len(pending) >= BATCH:
-                _commit(store, pending, position, result, state_key)
+                _commit(store, pending, position, result, state_key, settings)
                 pending = []
             good = position
-        _commit(store, pending, good, result, state_key)
+        _commit(store, pending, good, result, state_key, settings)
     return good
 
 
@@ -146,10 +148,14 @@ def _commit(
     offset: int,
     result: IngestResult,
     state_key: str | None,
+    settings: WatchSettings,
 ) -> None:
     with store.write() as session:
         for capture in captures:
-            recorded = journal.record(session, capture)
+            recorded = journal.record(session, capture, settings.capture)
+            if recorded.withheld:
+                result.withheld += 1
+                continue
             if not recorded.created:
                 result.duplicates += 1
                 continue
@@ -160,9 +166,9 @@ def _commit(
             journal.set_state(session, state_key, str(offset))
 
 
-def ingest_file(store: Store, path: Path, settings: WatchSettings | None = None) -> IngestResult:
+def ingest_file(store: Store, path: Path, settings: WatchSettings) -> IngestResult:
     result = IngestResult()
-    read_from(store, path, 0, settings or WatchSettings(), result)
+    read_from(store, path, 0, settings, result)
     return result
 
 
@@ -170,10 +176,17 @@ class FlowFileWatcher:
     """Follows a growing flow file; `poll()` has the mitmweb watcher's shape so the same
     daemon drives either source."""
 
-    def __init__(self, store: Store, path: Path, *, body_limit: int = 20 * 2**20) -> None:
+    def __init__(
+        self,
+        store: Store,
+        path: Path,
+        *,
+        capture: CapturePolicy,
+        body_limit: int = 20 * 2**20,
+    ) -> None:
         self.store = store
         self.path = path.expanduser().absolute()
-        self.settings = WatchSettings(prune=False, body_limit=body_limit)
+        self.settings = WatchSettings(prune=False, body_limit=body_limit, capture=capture)
         self.key = f"flowfile:{self.path}:offset"
 
     def poll(self) -> PollResult:
@@ -194,4 +207,5 @@ class FlowFileWatcher:
             duplicates=result.duplicates,
             bytes=result.bytes,
             failed=result.failed,
+            withheld=result.withheld,
         )

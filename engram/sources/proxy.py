@@ -340,9 +340,10 @@ class CaptureWriter:
                     log.exception("a deferred proxy task failed")
 
 
-def journal_capture(store: Any, project_hint: str | None) -> CaptureFn:
+def journal_capture(store: Any, project_hint: str | None, policy: Any) -> CaptureFn:
     """The standard capture: one journal row per exchange, exactly once, a batch per
-    transaction. A locked database is retried rather than losing the batch."""
+    transaction (`policy`: the config's CapturePolicy). A locked database is retried
+    rather than losing the batch."""
     from engram.store import journal
     from engram.store.db import DatabaseLocked
 
@@ -361,6 +362,7 @@ def journal_capture(store: Any, project_hint: str | None) -> CaptureFn:
                                 project_hint=project_hint,
                                 error=error,
                             ),
+                            policy,
                         )
                 return
             except DatabaseLocked:

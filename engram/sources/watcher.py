@@ -25,6 +25,7 @@ from engram.sources.mitmweb import (
 )
 from engram.store import journal
 from engram.store.db import Store
+from engram.store.privacy import CapturePolicy
 from engram.wire.detect import endpoint_of, format_from_path
 from engram.wire.model import Format
 
@@ -47,6 +48,7 @@ class WatchSettings:
     body_limit: int = 20 * 1024 * 1024
     hosts: list[str] = field(default_factory=list)
     ignore_hosts: list[str] = field(default_factory=list)
+    capture: CapturePolicy = field(default_factory=CapturePolicy)  # ignored projects
 
 
 @dataclass
@@ -60,6 +62,7 @@ class PollResult:
     pending: int = 0  # new rows that await analysis
     skipped: int = 0  # side calls, internal calls, nothing new
     failed: int = 0  # rows recorded with an error
+    withheld: int = 0  # not journaled: paused, or an ignored project
     vanished: int = 0  # deleted between listing and fetching
     pruned: int = 0
     ids: list[int] = field(default_factory=list)
@@ -156,8 +159,11 @@ class Watcher:
         prunable: list[str] = []
         with self.store.write() as session:
             for capture in captures:
-                recorded = journal.record(session, capture)
+                recorded = journal.record(session, capture, self.settings.capture)
                 prunable.append(capture.source_key.removeprefix("mitmweb:"))
+                if recorded.withheld:
+                    result.withheld += 1
+                    continue
                 if not recorded.created:
                     result.duplicates += 1
                     continue

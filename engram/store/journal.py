@@ -1,12 +1,17 @@
 """The journal: every captured LLM exchange becomes one row, exactly once, redacted.
 
 All capture paths (mitmweb watcher, flow files, the proxy, the addon) hand a `Capture`
-to `record()` inside their own write transaction, so a source's cursor and the rows it
-produced commit together: a crash before the commit loses nothing (the source offers
-the flow again), a crash after it duplicates nothing (the source key is unique).
+and the config's `CapturePolicy` to `record()` inside their own write transaction, so
+a source's cursor and the rows it produced commit together: a crash before the commit
+loses nothing (the source offers the flow again), a crash after it duplicates nothing
+(the source key is unique).
 
 Only the turns never journaled before in their conversation are stored (`turns`), so
 storage and analysis grow with the conversation, not with its square.
+
+`record()` is also the one place where privacy rules hold for every source:
+`<private>` passages are removed (engram/wire/private.py) and paused periods and
+ignored projects leave no row at all (engram/store/privacy.py).
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engram.errors import NotFound
-from engram.store import schema
+from engram.store import privacy, schema
 from engram.store.models import Conversation, ExchangeRow, StateRow
+from engram.store.privacy import CapturePolicy
 from engram.wire.model import Exchange, Kind, RawRequest, RawResponse, Turn
 
 STATUSES = tuple(schema.ExchangeStatus)
@@ -50,6 +56,7 @@ class Recorded:
     status: str
     new_turns: int
     bytes: int
+    withheld: str | None = None  # "paused" | "ignored project": nothing was stored
 
 
 def fingerprint(request: RawRequest, response: RawResponse | None) -> str:
@@ -111,11 +118,13 @@ def find(session: Session, source_key: str, fp: str) -> ExchangeRow | None:
     )
 
 
-def record(session: Session, capture: Capture) -> Recorded:
+def record(session: Session, capture: Capture, policy: CapturePolicy) -> Recorded:
     """Journal one capture (idempotent). Never raises for bad traffic: a flow that
-    cannot be parsed becomes a `failed` row carrying its error."""
+    cannot be parsed becomes a `failed` row carrying its error. A capture that `policy`
+    or a pause withholds leaves no row (`Recorded.withheld` says why)."""
     from engram.redact import redact
     from engram.wire import parse_exchange
+    from engram.wire.private import scrub_echoes, strip_exchange, strip_private
 
     request, response = capture.request, capture.response
     size = len(request.body or b"") + len(response.body if response and response.body else b"")
@@ -127,10 +136,21 @@ def record(session: Session, capture: Capture) -> Recorded:
         )
 
     exchange = parse_exchange(request, response, project_hint=capture.project_hint)
+    passages = strip_exchange(exchange)  # before the delta: a turn hashes the same each time
     exchange.project = clean(exchange.project)
     exchange.conversation = clean(exchange.conversation) or ""
     exchange.model = clean(exchange.model)
     error = capture.error or exchange.error
+
+    reason = privacy.withheld(session, exchange.project, request.timestamp_start, policy)
+    if reason is not None:
+        if reason == "paused" and exchange.kind is Kind.CONVERSATION and exchange.turns:
+            # Seen, not stored: after `engram resume` the agent repeats this history,
+            # and none of it may come back as new.
+            _advance_conversation(
+                session, exchange, transport_failed=capture.error is not None, paused=True
+            )
+        return Recorded(0, False, str(exchange.kind), "withheld", 0, size, withheld=reason)
 
     def scrub(text: str) -> str:
         return redact(clean(text) or "")
@@ -146,10 +166,14 @@ def record(session: Session, capture: Capture) -> Recorded:
             status = "skipped"
         else:
             status = "pending" if new else "skipped"
+        if new and passages:
+            new = scrub_echoes(new, passages)
     else:
         # Without the request there is nothing to analyse a reply against.
         status = "failed"
         error = error or "no conversation turns found in the request"
+    if error:
+        error = strip_private(error)[0]
 
     row = ExchangeRow(
         source=capture.source,
@@ -186,7 +210,7 @@ def record(session: Session, capture: Capture) -> Recorded:
 
 
 def _advance_conversation(
-    session: Session, exchange: Exchange, *, transport_failed: bool
+    session: Session, exchange: Exchange, *, transport_failed: bool, paused: bool = False
 ) -> list[Turn]:
     from engram.wire import compute_delta
 
@@ -194,8 +218,10 @@ def _advance_conversation(
     conv = session.get(Conversation, key)
     now = schema.now_iso()
     if conv is None:
+        # First seen while paused: no project either (it is filled in after resume).
+        project = None if paused else exchange.project
         conv = Conversation(
-            key=key, project=exchange.project, seen="{}", exchanges=0, first_at=now, last_at=now
+            key=key, project=project, seen="{}", exchanges=0, first_at=now, last_at=now
         )
         session.add(conv)
     # A truncated reply is left out: the agent's next request carries what it kept of it.
@@ -205,6 +231,8 @@ def _advance_conversation(
     if transport_failed and exchange.reply is None:
         return new  # counted as seen only once a reply arrives (see record())
     conv.seen = json.dumps(seen, separators=(",", ":"))
+    if paused:
+        return []
     conv.exchanges += 1
     conv.last_at = now
     conv.project = conv.project or exchange.project
