@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         with st.store.read() as conn:
             data = reader.stats(conn)
             data["analyzer"] = reader.analyzer_costs(conn)
+            data["analyzer_guard"] = reader.analyzer_guard(conn)
             data["journal"] = {
                 k: n
                 for k, n in conn.execute("SELECT status, count(*) FROM exchanges GROUP BY status")
@@ -53,6 +54,17 @@ def register(app: typer.Typer) -> None:
                 render.table([title, "count"], [[label(k), v] for k, v in data[key].items()])
         if data["journal"]:
             render.table(["journal", "exchanges"], [[k, v] for k, v in data["journal"].items()])
+        guard = data["analyzer_guard"]
+        if any(guard.values()):
+            render.table(
+                ["analyzer guard", "count"],
+                [
+                    ["commands over the per-conversation limit", guard["capped"]],
+                    ["global memories kept in their project", guard["rescoped"]],
+                    ["memories held for review (all time)", guard["quarantined"]],
+                    ["memories held for review now", guard["awaiting_review"]],
+                ],
+            )
         costs = data["analyzer"]
         if costs["total"]["runs"]:
             for title, rows in (("day", costs["per_day"]), ("project", costs["per_project"])):

@@ -80,11 +80,13 @@ def _register() -> None:
         privacy,
         proxy_cmd,
         recall_cmd,
+        review,
         service_cmd,
         watch,
     )
 
     memories.register(app)
+    review.register(app)
     recall_cmd.register(app)
     watch.register(app)
     proxy_cmd.register(app)

@@ -161,6 +161,21 @@ def stats(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
+def analyzer_guard(conn: sqlite3.Connection) -> dict[str, int]:
+    """What the analyzer's guard did, over all runs (engram/analyzer/policy.py)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(capped), 0), coalesce(sum(rescoped), 0), "
+        "coalesce(sum(quarantined), 0) FROM analyzer_runs"
+    ).fetchone()
+    waiting = conn.execute("SELECT count(*) FROM memories WHERE status = 'review'").fetchone()[0]
+    return {
+        "capped": row[0],
+        "rescoped": row[1],
+        "quarantined": row[2],
+        "awaiting_review": waiting,
+    }
+
+
 def analyzer_costs(conn: sqlite3.Connection, days: int = 14) -> dict[str, Any]:
     """Tokens and estimated cost of analyzer calls, per day (UTC) and per project."""
     select = (
