@@ -7,6 +7,10 @@ duplicate. The answer is parsed with engram's own grammar and validated; the bat
 memory changes, its exchanges' new status and the run's accounting are written in one
 transaction. Failures never lose a batch: its rows stay pending with an attempt count,
 and are parked as `failed` only after `analyzer.max_attempts`.
+
+What an answer may change is bounded in code by engram/analyzer/policy.py (command cap,
+global scope, supersede/forget targets, quarantine); while engram is paused
+(`engram pause`) nothing is analysed.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engram.analyzer import grammar, prompt
+from engram.analyzer import grammar, policy, prompt
 from engram.analyzer.backends import AnalyzerError, Answer, Backend, Batch, cost
 from engram.config import AnalyzerConfig
 from engram.errors import EngramError
@@ -81,6 +85,10 @@ class RunReport:
     cost_usd: float = 0.0
     proposed: list[str] = field(default_factory=list)  # --dry-run: the commands, rendered
     auth_error: str | None = None
+    held: list[MemoryRecord] = field(default_factory=list)  # quarantined: `engram review`
+    capped: int = 0  # commands over analyzer.max_commands for their conversation
+    rescoped: int = 0  # global memories kept in the project scope
+    paused: dict[str, str | None] | None = None  # engram is paused: nothing was analysed
 
 
 def plan(rows: Sequence[Any], budget: int) -> list[PlannedBatch]:
@@ -151,6 +159,8 @@ class Analyzer:
         on_batch: Callable[[RunReport], None] | None = None,
     ) -> RunReport:
         report = RunReport()
+        if self._paused(report):
+            return report
         with self.store.write() as session:
             rows = journal.pending(session, limit)
         batches = plan(rows, self.settings.input_budget_tokens)
@@ -158,6 +168,8 @@ class Analyzer:
         for batch in batches:
             if batch.project in blocked:
                 continue
+            if self._paused(report):  # `engram pause` during a run stops it between batches
+                break
             ok = self._run_batch(batch, report, dry_run)
             if report.auth_error:
                 break
@@ -168,22 +180,36 @@ class Analyzer:
         # Rows whose turns were all empty (nothing to say) are done too.
         return report
 
-    def _candidates(self, batch: PlannedBatch) -> list[prompt.CandidateMemory]:
+    def _paused(self, report: RunReport) -> bool:
+        from engram.store import privacy
+
+        with self.store.read() as conn:
+            period = privacy.read_current(conn)
+        report.paused = period.to_dict() if period is not None else None
+        return period is not None
+
+    def _candidates(
+        self, batch: PlannedBatch
+    ) -> tuple[list[prompt.CandidateMemory], dict[str, set[str]]]:
+        """The memories the model may update: for each conversation, those its own user
+        turns retrieve (the guard allows supersede/forget only of those), merged."""
         from engram.store import reader
 
-        words = " ".join(
-            t.get("text", "") for u in batch.units for t in u.turns if t.get("role") == "user"
-        )[:4000]
         scopes = ("global",) if batch.project is None else ("global", batch.project)
+        found: dict[str, prompt.CandidateMemory] = {}
+        per_conversation: dict[str, set[str]] = {}
         with self.store.read() as conn:
-            hits = reader.search(conn, words, scopes=scopes, limit=self.settings.candidates)
-        return [
-            prompt.CandidateMemory(h.memory.id, h.memory.content, h.memory.kind, h.memory.scope)
-            for h in hits
-        ]
+            for conv in batch.conversations():
+                words = policy.user_text(conv.turns)[:4000]
+                hits = reader.search(conn, words, scopes=scopes, limit=self.settings.candidates)
+                per_conversation[conv.conversation] = {h.memory.id for h in hits}
+                for h in hits:
+                    m = h.memory
+                    found.setdefault(m.id, prompt.CandidateMemory(m.id, m.content, m.kind, m.scope))
+        return list(found.values())[: max(self.settings.candidates, 0)], per_conversation
 
     def _run_batch(self, batch: PlannedBatch, report: RunReport, dry_run: bool) -> bool:
-        candidates = self._candidates(batch)
+        candidates, per_conversation = self._candidates(batch)
         conversations = batch.conversations()
         request = Batch(
             system=prompt.SYSTEM_PROMPT,
@@ -215,7 +241,14 @@ class Analyzer:
             report.proposed.extend(grammar.render_command(c) for c in parsed.commands)
             self._record(batch, answer, started, "dry-run", None, report, parsed, {})
             return True
-        self._apply(batch, answer, parsed, candidates, started, report)
+        guard = policy.for_batch(
+            batch.project,
+            batch.conversations(),
+            candidates,
+            per_conversation,
+            self.settings.max_commands,
+        )
+        self._apply(batch, answer, parsed, guard, started, report)
         return True
 
     def _apply(
@@ -223,22 +256,28 @@ class Analyzer:
         batch: PlannedBatch,
         answer: Answer,
         parsed: grammar.ParseResult,
-        candidates: list[prompt.CandidateMemory],
+        guard: policy.Guard,
         started: str,
         report: RunReport,
     ) -> None:
         from engram.redact import redact
-        from engram.store import memories
+        from engram.store import memories, review
 
-        offered = {c.id for c in candidates}
         provenance = [f"x-{i}" for i in sorted({u.row_id for u in batch.units})]
-        counts = {"added": 0, "superseded": 0, "forgotten": 0, "duplicates": 0, "rejected": 0}
+        counts = dict.fromkeys(
+            ("added", "superseded", "forgotten", "duplicates", "rejected", "capped", "rescoped"),
+            0,
+        )
+        counts["quarantined"] = 0
         with self.store.write() as session:
             for cmd in parsed.commands:
                 try:
                     with session.begin_nested():
-                        if cmd.action in ("supersede", "forget") and cmd.target not in offered:
-                            raise EngramError(f"id {cmd.target} was not among the candidates")
+                        decision = guard.decide(cmd)
+                        if decision.action == "drop":
+                            counts["capped"] += decision.capped
+                            report.capped += decision.capped
+                            raise EngramError(decision.reason or "not allowed")
                         text = None
                         if cmd.text is not None:
                             text = redact(cmd.text.strip())
@@ -246,8 +285,32 @@ class Analyzer:
                                 raise EngramError("the fact contains a secret")
                             if len(text) > MAX_FACT_CHARS:
                                 raise EngramError(f"the fact is over {MAX_FACT_CHARS} characters")
-                        if cmd.action == "add":
-                            scope = self._scope(cmd.scope, batch.project)
+                        counts["rescoped"] += decision.rescoped
+                        report.rescoped += decision.rescoped
+                        if decision.action == "add":
+                            scope = decision.scope or self._scope(cmd.scope, batch.project)
+                            if decision.review:
+                                if review.rejected_before(session, scope, text or ""):
+                                    raise EngramError("rejected in review before")
+                                res = review.quarantine(
+                                    session,
+                                    text or "",
+                                    kind=cmd.kind or "fact",
+                                    scope=scope,
+                                    source=self.source,
+                                    provenance=provenance,
+                                    actor=self.source,
+                                    reasons=[str(f) for f in decision.review],
+                                    supersedes=decision.supersedes,
+                                )
+                                held = res.created and res.memory.status == "review"
+                                if held:
+                                    counts["quarantined"] += 1
+                                    report.held.append(res.memory)
+                                else:
+                                    counts["duplicates"] += 1
+                                    report.duplicates += 1
+                                continue
                             res = memories.add(
                                 session,
                                 text or "",
@@ -263,7 +326,7 @@ class Analyzer:
                             else:
                                 counts["duplicates"] += 1
                                 report.duplicates += 1
-                        elif cmd.action == "supersede":
+                        elif decision.action == "supersede":
                             _old, new = memories.supersede(
                                 session,
                                 cmd.target or "",
@@ -376,6 +439,9 @@ class Analyzer:
                 duplicates=counts.get("duplicates", 0),
                 rejected=counts.get("rejected", 0) + (len(parsed.rejected) if parsed else 0),
                 ignored=parsed.ignored if parsed else 0,
+                capped=counts.get("capped", 0),
+                rescoped=counts.get("rescoped", 0),
+                quarantined=counts.get("quarantined", 0),
             )
         )
 
@@ -383,6 +449,11 @@ class Analyzer:
 def analysis_due(store: Store, batch: int, max_wait: float) -> bool:
     """A full batch is pending, or the oldest pending exchange has waited max_wait: the
     rule every capture path uses, so the last turns of a session are never stranded."""
+    from engram.store import privacy
+
+    with store.read() as conn:
+        if privacy.read_current(conn) is not None:
+            return False  # paused: nothing is analysed
     with store.write() as session:
         rows = journal.pending(session, limit=batch)
     if not rows:
@@ -460,13 +531,20 @@ def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
 
 
 def describe(report: RunReport) -> list[str]:
+    """One line per change for logs and the terminal. Memory text is redacted again
+    here: logs are shared and kept, and a log line must never be where a secret that
+    slipped past an older redactor resurfaces."""
+    from engram.redact import redact
+
     lines = []
     for m in report.added:
-        lines.append(f"   stored: {m.content} ({m.id})")
+        lines.append(f"   stored: {redact(m.content)} ({m.id})")
     for old, new in report.superseded:
-        lines.append(f"   updated: {new.content} ({new.id}, replaces {old})")
+        lines.append(f"   updated: {redact(new.content)} ({new.id}, replaces {old})")
     for old in report.forgotten:
         lines.append(f"   forgot: {old}")
+    for m in report.held:
+        lines.append(f"   held for review: {redact(m.content)} ({m.id}; `engram review`)")
     return lines
 
 
@@ -478,6 +556,11 @@ def make_daemon_hook(
     warned_auth: list[bool] = [False]
 
     def hook(reporter: Any) -> None:
+        from engram.store import privacy
+
+        with store.read() as conn:
+            if privacy.read_current(conn) is not None:
+                return  # paused: the pending exchanges wait for `engram resume`
         with store.write() as session:
             pending = len(journal.pending(session))
         if not pending:
@@ -498,10 +581,16 @@ def make_daemon_hook(
         reporter.event(
             "analyzed",
             f"   -> {len(report.added)} new, {len(report.superseded)} updated, "
-            f"{len(report.forgotten)} forgotten, {report.duplicates} already known "
+            f"{len(report.forgotten)} forgotten, {report.duplicates} already known"
+            + (f", {len(report.held)} held for review" if report.held else "")
+            + (f", {report.capped} over the command limit" if report.capped else "")
+            + " "
             f"({report.input_tokens:,} tokens in, ${report.cost_usd:.4f}, "
             f"{time.monotonic() - started:.1f}s)",
             added=[m.id for m in report.added],
+            held=[m.id for m in report.held],
+            capped=report.capped,
+            rescoped=report.rescoped,
             exchanges=report.exchanges,
             input_tokens=report.input_tokens,
             output_tokens=report.output_tokens,
