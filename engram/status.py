@@ -23,6 +23,9 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 
 
 def gather(conn: sqlite3.Connection) -> dict[str, Any]:
+    from engram.store import privacy
+
+    pause = privacy.read_current(conn)
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     raw_poll = _one(conn, "SELECT value FROM state WHERE key = ?", LAST_POLL_KEY)
     last_poll = json.loads(raw_poll) if raw_poll else None
@@ -31,6 +34,7 @@ def gather(conn: sqlite3.Connection) -> dict[str, Any]:
         "cost_usd FROM analyzer_runs ORDER BY id DESC LIMIT 1"
     ).fetchone()
     data: dict[str, Any] = {
+        "paused": pause.to_dict() if pause is not None else None,
         "last_poll": last_poll,
         "captured_today": _one(
             conn, "SELECT count(*) FROM exchanges WHERE captured_at >= ?", today
@@ -61,6 +65,7 @@ def gather(conn: sqlite3.Connection) -> dict[str, Any]:
         if run
         else None,
         "memories": _one(conn, "SELECT count(*) FROM memories WHERE status = 'active'"),
+        "awaiting_review": _one(conn, "SELECT count(*) FROM memories WHERE status = 'review'"),
         "memories_by_kind": {
             k: n
             for k, n in conn.execute(

@@ -310,6 +310,13 @@ def register(app: typer.Typer) -> None:
         report = runner.Analyzer(st.store, backend, cfg.analyzer).run(limit=limit, dry_run=dry_run)
         if report.auth_error:
             raise EngramError(report.auth_error)
+        if report.paused is not None and not report.batches:
+            from engram.cli.privacy import describe_pause
+
+            raise EngramError(
+                f"engram is paused {describe_pause(report.paused)}; nothing was analysed",
+                hint="`engram resume` ends the pause",
+            )
         if json_out:
             render.emit_json(
                 {
@@ -328,6 +335,9 @@ def register(app: typer.Typer) -> None:
                     "output_tokens": report.output_tokens,
                     "cost_usd": round(report.cost_usd, 6),
                     "proposed": report.proposed,
+                    "held": [m.to_dict() for m in report.held],
+                    "capped": report.capped,
+                    "rescoped": report.rescoped,
                 }
             )
             return
@@ -345,6 +355,7 @@ def register(app: typer.Typer) -> None:
             f"{report.exchanges} exchanges analyzed in {report.batches} batches: "
             f"{len(report.added)} new, {len(report.superseded)} updated, "
             f"{len(report.forgotten)} forgotten, {report.duplicates} already known, "
+            f"{len(report.held)} held for review, "
             f"{len(report.rejected)} rejected; {report.input_tokens:,} tokens in, "
             f"${report.cost_usd:.4f}"
         )

@@ -3,6 +3,10 @@
 Parsing the request here is cheap (~0.3 ms for a 75 KB Claude Code body); recall itself
 is bounded by the proxy's budget. The injection is logged (and use counts bumped) on
 the capture writer, never on the request path.
+
+Privacy: `<private>` passages never reach the recall query (which is logged with the
+injection and may be sent to MuninnDB), and while engram is paused memories are still
+injected (using what is stored records nothing new) but no injection is logged.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ def make_recall(
     `warm`, the embedder and the vector matrix load in the background right away: the
     first requests are forwarded without memory rather than waiting for them (~2 s)."""
     from engram.recall.service import Recaller
+    from engram.store import privacy
     from engram.wire import parse_exchange
+    from engram.wire.private import strip_texts
 
     recaller = Recaller(store, config)
     if warm:
@@ -39,6 +45,7 @@ def make_recall(
         exchange = parse_exchange(raw, None, project_hint=project_hint)
         if exchange.kind.value != "conversation" or not exchange.turns:
             return None
+        exchange.turns = strip_texts(exchange.turns)
         result = recaller.recall_for(exchange)
         if result is None or not result.injected or not result.block_text:
             return None
@@ -56,6 +63,9 @@ def make_recall(
         with lock:
             items = pending[:]
             pending.clear()
+        with store.read() as conn:
+            if privacy.read_current(conn) is not None:
+                return  # paused: nothing is recorded, not even what was injected
         recaller.log_injections(items)
 
     return recall

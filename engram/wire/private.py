@@ -20,11 +20,13 @@ How malformed markup is read, always in favour of hiding more:
 
 The same rules apply to every role's text, not only the user's: a model that quotes
 the user ("ok: <private>the key is …") would otherwise leak it. What the model repeats
-*without* the tags is caught by `scrub_echoes`: a passage hidden anywhere in the
-request is also replaced wherever it appears verbatim in the turns that are stored —
-the whole passage, each of its lines of 6+ characters, and each value-like token of
-8+ characters (one with a digit or a symbol: `hunter2-prod`, `10.0.4.17`). A paraphrase
-cannot be caught; that limit is stated in docs/privacy.md.
+*without* the tags is caught by `scrub_echoes`: a passage the user hid is also replaced
+wherever it appears verbatim in the turns that are stored — the whole passage and each
+of its lines when they are specific enough (two words or more, or one word with a digit
+or a symbol such as `hunter2` or `10.0.4.17`, or one long word), and each value-like
+token of 6+ characters in it. Only the user's passages are used: a model quoting the
+user usually cuts the quote short, and a fragment such as "staging" would then be
+scrubbed from every later turn. A paraphrase cannot be caught; docs/privacy.md says so.
 """
 
 from __future__ import annotations
@@ -38,17 +40,15 @@ from engram.wire.model import Exchange, ToolCall, ToolResult, Turn
 MARK = "[private]"
 
 _TAG = re.compile(r"<\s*(/)?\s*private\b[^<>]{0,200}>", re.IGNORECASE)
-_QUICK = re.compile(r"private", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\s\"'`,;()\[\]{}<>]+")
 _VALUE_LIKE = re.compile(r"[\d\W_]")
-MIN_PASSAGE = 4
-MIN_LINE = 6
-MIN_TOKEN = 8
+MIN_VALUE = 6  # a token with a digit or symbol: hunter2, 10.0.4.17, acme-prod
+MIN_WORD = 10  # a single plain word: "bluefalcon" yes, "staging" no
 
 
 def strip_private(text: str) -> tuple[str, list[str]]:
     """`text` with every private passage replaced by `[private]`, and the passages."""
-    if not text or "<" not in text or not _QUICK.search(text):
+    if not text or "<" not in text or "private" not in text.lower():
         return text, []
     tags = list(_TAG.finditer(text))
     if not tags:
@@ -122,16 +122,32 @@ def strip_turns(turns: Sequence[Turn]) -> tuple[list[Turn], list[str]]:
     return [_strip_turn(t, passages) for t in turns], passages
 
 
+def strip_texts(turns: Sequence[Turn]) -> list[Turn]:
+    """Only the turns' own text, for the recall query (which reads nothing else): the
+    request path skips scanning tool output, the bulk of a long conversation."""
+    out = []
+    for turn in turns:
+        text, _ = strip_private(turn.text)
+        out.append(turn if text is turn.text else dataclasses.replace(turn, text=text))
+    return out
+
+
 def strip_exchange(exchange: Exchange) -> list[str]:
-    """Remove private passages from an exchange's turns and reply, in place; return them.
+    """Remove private passages from an exchange's turns and reply, in place; return the
+    user's passages (what `scrub_echoes` looks for in the other turns).
 
     Per-turn and deterministic, so a turn hashes the same in every request that repeats
     it (conversation deltas stay exact). `scrub_echoes` is the cross-turn part.
     """
-    exchange.turns, passages = strip_turns(exchange.turns)
+    users: list[str] = []
+    others: list[str] = []
+    turns = []
+    for turn in exchange.turns:
+        turns.append(_strip_turn(turn, users if turn.role == "user" else others))
+    exchange.turns = turns
     if exchange.reply is not None:
-        exchange.reply = _strip_turn(exchange.reply, passages)
-    return passages
+        exchange.reply = _strip_turn(exchange.reply, others)
+    return users
 
 
 def echo_pattern(passages: Iterable[str]) -> re.Pattern[str] | None:
@@ -139,20 +155,27 @@ def echo_pattern(passages: Iterable[str]) -> re.Pattern[str] | None:
     needles: set[str] = set()
     for passage in passages:
         whole = passage.strip()
-        if len(whole) >= MIN_PASSAGE:
-            needles.add(whole)
-        for line in whole.splitlines():
-            line = line.strip()
-            if len(line) >= MIN_LINE:
-                needles.add(line)
+        for piece in (whole, *whole.splitlines()):
+            piece = piece.strip()
+            if _specific(piece):
+                needles.add(piece)
         for token in _TOKEN.findall(whole):
-            if len(token) >= MIN_TOKEN and _VALUE_LIKE.search(token):
+            if len(token) >= MIN_VALUE and _VALUE_LIKE.search(token):
                 needles.add(token)
     needles.discard(MARK)
     if not needles:
         return None
     ordered = sorted(needles, key=len, reverse=True)  # the longest match wins
     return re.compile("|".join(re.escape(n) for n in ordered))
+
+
+def _specific(piece: str) -> bool:
+    """Specific enough to replace wherever it appears verbatim."""
+    if len(piece.split()) >= 2:
+        return len(piece) >= 6
+    if _VALUE_LIKE.search(piece):
+        return len(piece) >= 4
+    return len(piece) >= MIN_WORD
 
 
 def scrub_echoes(turns: Sequence[Turn], passages: Iterable[str]) -> list[Turn]:

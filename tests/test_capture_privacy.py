@@ -1,0 +1,205 @@
+"""Every capture door honours `<private>`, `engram pause` and `capture.ignore_projects`:
+the reverse proxy, the mitmproxy addon (`engram run --mitm`'s path), the mitmweb watcher
+and flow files, each driven by the real anthropic SDK through the real servers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import anthropic
+import httpx2
+import pytest
+from conftest import Cli
+
+from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+from engram.sources.server import ServerThread
+from engram.store.db import Store
+from engram.store.privacy import CapturePolicy
+from tests.support.llm_stub import LLMStub
+from tests.support.mitmweb import Mitmweb
+from tests.support.wait import wait_until
+
+FAKE_KEY = "sk-ant-api03-Wq2eR5tY8uI1oP4aS7dF0gH3jK6lZ9xC2vB5nM8qW1eR4tY7uI0oP3aS6dF9gH2jK5lZ8x"
+SHOP = "/home/dev/shop"
+SECRET = "/home/dev/secret-api"  # matched by the ignore pattern "secret-*"
+
+FIRST = "deploy with make ship. <private>staging password is Zq9-hunter2-prod</private>"
+PAUSED = "while paused: the launch code is 4242-alpha"
+RESUMED = "after resume: staging runs on port 5433"
+IGNORED = "the client roadmap for Initech"
+
+
+class Conversation:
+    """A multi-turn conversation that repeats its history, as agents do."""
+
+    def __init__(self, client: anthropic.Anthropic, session: str, project: str) -> None:
+        self.client, self.session, self.project = client, session, project
+        self.messages: list[dict] = []
+
+    def say(self, text: str) -> None:
+        self.messages.append({"role": "user", "content": text})
+        reply = self.client.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=64,
+            system=f"You are a coding agent.\nPrimary working directory: {self.project}\n",
+            messages=self.messages,
+            extra_headers={"X-Claude-Code-Session-Id": self.session},
+        )
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": [b.model_dump(exclude_none=True) for b in reply.content],
+            }
+        )
+
+
+def run_scenario(
+    client: anthropic.Anthropic, pause: Callable[[], None], resume: Callable[[], None]
+) -> None:
+    shop = Conversation(client, "shop-1", SHOP)
+    shop.say(FIRST)
+    Conversation(client, "secret-1", SECRET).say(IGNORED)
+    pause()
+    shop.say(PAUSED)
+    resume()
+    shop.say(RESUMED)
+
+
+def journal(db: Path) -> list[dict]:
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM exchanges ORDER BY id")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def assert_private_paused_ignored(db: Path) -> None:
+    rows = journal(db)
+    dump = json.dumps(rows)
+    assert "deploy with make ship" in dump and "[private]" in dump
+    assert "hunter2" not in dump and "Zq9" not in dump  # nor the stub's echo of it
+    assert RESUMED in dump
+    assert "4242" not in dump and "while paused" not in dump  # not then, not after resume
+    assert "Initech" not in dump and all(r["project"] != SECRET for r in rows)
+    conn = sqlite3.connect(db)
+    projects = {p for (p,) in conn.execute("SELECT project FROM conversations")}
+    conn.close()
+    assert SECRET not in projects
+
+
+def test_proxy_door(store: Store, db_path: Path, cli: Cli) -> None:
+    with LLMStub() as stub:
+        proxy = Proxy(
+            ProxySettings(upstream=stub.url),
+            capture=journal_capture(store, None, CapturePolicy.from_patterns(["secret-*"])),
+        )
+        server = ServerThread(proxy.app()).start()
+        client = anthropic.Anthropic(
+            base_url=server.url,
+            api_key=FAKE_KEY,
+            max_retries=0,
+            http_client=httpx2.Client(trust_env=False, timeout=30),
+        )
+
+        def settled() -> bool:  # the background writer has journaled everything sent
+            return proxy.stats.captured + proxy.stats.capture_failed >= len(stub.requests)
+
+        def pause() -> None:
+            wait_until(settled, what="the writer to catch up")
+            cli("pause")
+
+        def resume() -> None:
+            wait_until(settled, what="the writer to catch up")
+            cli("resume")
+
+        try:
+            run_scenario(client, pause, resume)
+            wait_until(settled, what="the writer to catch up")
+        finally:
+            server.stop()
+            proxy.close()
+        upstream = json.dumps([r.json for r in stub.requests])
+    assert "hunter2" in upstream and "4242" in upstream and "Initech" in upstream  # untouched
+    assert_private_paused_ignored(db_path)
+
+
+@pytest.mark.slow
+def test_addon_watcher_and_flow_file_doors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One real mitmweb, three doors: its addon journals directly into one database
+    (`engram_capture`, as under `engram run --mitm`), `engram mitmproxy` reads its flows
+    into another, and `engram ingest` reads the flow file it wrote into a third. Each
+    database is paused and resumed around the same turn; the watcher and the ingest run
+    only after `engram resume`, so it is the flow's own time that keeps the turn out."""
+    from typer.testing import CliRunner
+
+    addon_db, watcher_db, file_db = (tmp_path / f"{n}.db" for n in ("addon", "watch", "file"))
+    dump = tmp_path / "flows.mitm"
+    monkeypatch.setenv("ENGRAM_CAPTURE_IGNORE_PROJECTS", "secret-*")
+    monkeypatch.setenv("ENGRAM_DB", str(addon_db))  # mitmweb and its addon inherit these
+    clis = [Cli(db, CliRunner()) for db in (addon_db, watcher_db, file_db)]
+    for c in clis:
+        c("status")  # creates each database
+    with (
+        LLMStub() as stub,
+        Mitmweb(
+            extra=[
+                "--set",
+                "engram_capture=true",
+                "--set",
+                "engram_inject=false",
+                "--set",
+                f"save_stream_file={dump}",
+            ]
+        ) as mitm,
+    ):
+        client = anthropic.Anthropic(
+            base_url=stub.url,
+            api_key=FAKE_KEY,
+            max_retries=0,
+            http_client=httpx2.Client(proxy=mitm.proxy_url, trust_env=False, timeout=30),
+        )
+
+        def addon_caught_up() -> bool:
+            n = len(stub.requests)
+            conn = sqlite3.connect(addon_db)
+            try:
+                seen = conn.execute("SELECT sum(exchanges) FROM conversations").fetchone()[0]
+            finally:
+                conn.close()
+            return (seen or 0) >= n - 1  # the ignored conversation leaves no trace at all
+
+        def pause() -> None:
+            wait_until(addon_caught_up, timeout=20, what="the addon to journal")
+            for c in clis:
+                c("pause")
+
+        def resume() -> None:
+            wait_until(lambda: addon_paused_turn_seen(addon_db), timeout=20, what="the paused turn")
+            for c in clis:
+                c("resume")
+
+        run_scenario(client, pause, resume)
+        wait_until(lambda: RESUMED in json.dumps(journal(addon_db)), timeout=20, what="addon")
+        clis[1](
+            "mitmproxy", "--url", mitm.url, "--token", mitm.password, "--once", "--analyzer", "none"
+        )
+    clis[2]("ingest", str(dump))
+    for db in (addon_db, watcher_db, file_db):
+        assert_private_paused_ignored(db)
+
+
+def addon_paused_turn_seen(db: Path) -> bool:
+    """The addon has handled the paused request: the conversation's seen-counts grew
+    (by hashes) while no row was written."""
+    conn = sqlite3.connect(db)
+    try:
+        seen = conn.execute("SELECT seen FROM conversations WHERE key = 'shop-1'").fetchone()
+    finally:
+        conn.close()
+    return bool(seen) and len(json.loads(seen[0])) >= 4
