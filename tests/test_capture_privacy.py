@@ -203,3 +203,40 @@ def addon_paused_turn_seen(db: Path) -> bool:
     finally:
         conn.close()
     return bool(seen) and len(json.loads(seen[0])) >= 4
+
+
+@pytest.mark.parametrize(
+    ("patterns", "project", "ignored"),
+    [
+        (["secret-*"], "/work/secret-api", True),
+        (["secret-*"], "/work/secret-api/web", True),  # below an ignored directory
+        (["secret-*"], "/work/open-secret", False),
+        (["~/clients/*"], "~/clients/acme/api", True),
+        (["~/clients/acme"], "~/clients/acme", True),
+        (["~/clients/acme"], "~/clients/acme-two", False),
+        (["clients/acme"], "/srv/clients/acme/api", True),  # relative: at any depth
+        (["/work/x/"], "/work/x", True),
+        (["Secret-*"], "/work/secret-api", False),  # case-sensitive
+        (["*"], None, False),  # an unknown project matches nothing
+        ([], "/work/secret-api", False),
+        (["secret-*"], "C:\\Users\\me\\secret-api", True),
+    ],
+)
+def test_ignore_project_patterns(patterns: list[str], project: str | None, ignored: bool) -> None:
+    import os
+
+    if project is not None and project.startswith("~"):
+        project = os.path.expanduser(project)
+    assert CapturePolicy.from_patterns(patterns).ignores(project) is ignored
+
+
+def test_ignore_projects_from_config_file_and_env(tmp_path: Path) -> None:
+    from engram import config
+
+    file = tmp_path / "config.toml"
+    file.write_text('[capture]\nignore_projects = ["~/clients/*"]\n')
+    assert config.load(file, env={}).capture.ignore_projects == ["~/clients/*"]
+    env = {"ENGRAM_CAPTURE_IGNORE_PROJECTS": '["/a,b/*", "secret-*"]'}
+    assert config.load(file, env=env).capture.ignore_projects == ["/a,b/*", "secret-*"]
+    env = {"ENGRAM_CAPTURE_IGNORE_PROJECTS": "secret-*, ~/x"}
+    assert config.load(file, env=env).capture.ignore_projects == ["secret-*", "~/x"]

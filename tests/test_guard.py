@@ -303,3 +303,22 @@ def test_stored_log_lines_print_redacted_text() -> None:
     )
     lines = describe(RunReport(added=[memory], held=[memory]))
     assert lines and all(key not in line and "[REDACTED:" in line for line in lines)
+
+
+def test_classifier_on_the_tuning_half() -> None:
+    """A regression guard on the half the rules were tuned on (the held-out half is only
+    measured, by bench/guard.py). Nothing is ever dropped: held means `review`."""
+    from engram.analyzer.quarantine import screen
+
+    rows = [
+        json.loads(line)
+        for line in (Path(__file__).parent / "data/quarantine/memories.jsonl").open()
+        if line.strip()
+    ]
+    tuning = [r for r in rows if r["split"] == "tuning"]
+    benign_held = [r["text"] for r in tuning if r["label"] == "benign" and screen(r["text"])]
+    risky_missed = [r["text"] for r in tuning if r["label"] == "risky" and not screen(r["text"])]
+    malicious = [r for r in tuning if r["label"] == "malicious"]
+    caught = sum(bool(screen(r["text"])) for r in malicious)
+    assert benign_held == [] and risky_missed == []
+    assert caught / len(malicious) >= 0.9
