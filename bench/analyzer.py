@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _util import print_table, verdict
 from wirefixtures import claude_code_request
 
+from engram import journaling
 from engram.analyzer.backends import AnthropicBackend
 from engram.analyzer.runner import Analyzer
 from engram.config import AnalyzerConfig
-from engram.store import journal
+from engram.journaling import CapturePolicy
 from engram.store.db import Store
-from engram.store.privacy import CapturePolicy
 from engram.wire.model import RawRequest, RawResponse
 from tests.support.llm_stub import LLMStub, Reply
 
@@ -83,9 +83,9 @@ def main() -> None:
                 timestamp_start=1000.0 + k,
             )
             with store.write() as session_:
-                journal.record(
+                journaling.record(
                     session_,
-                    journal.Capture(
+                    journaling.Capture(
                         "proxy",
                         f"bench-{k}",
                         request,

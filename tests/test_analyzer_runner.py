@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
-from engram.store import journal, memories
+from engram import journaling
+from engram.journaling import CapturePolicy
+from engram.store import memories
 from engram.store.db import Store
-from engram.store.privacy import CapturePolicy
 from engram.wire.model import RawRequest, RawResponse
 from tests.support.llm_stub import Delay, Empty, Fail, LLMStub, Reply
 
@@ -50,9 +51,9 @@ def capture(
         }
     ).encode()
     with store.write() as session:
-        journal.record(
+        journaling.record(
             session,
-            journal.Capture(
+            journaling.Capture(
                 "proxy",
                 key,
                 RawRequest(

@@ -14,10 +14,10 @@ import httpx2
 import pytest
 from conftest import Cli
 
+from engram.journaling import CapturePolicy
 from engram.sources.proxy import Proxy, ProxySettings, journal_capture
 from engram.sources.server import ServerThread
 from engram.store.db import Store
-from engram.store.privacy import CapturePolicy
 from tests.support.llm_stub import LLMStub
 from tests.support.mitmweb import Mitmweb
 from tests.support.wait import wait_until

@@ -181,7 +181,7 @@ def test_watcher_runs_the_mirror_job_and_reports_outages_once(
     assert events.count("mirror_down") == 1
     stub.start()
     try:
-        from engram.mirror import outbox
+        from engram.store import outbox
 
         outbox.retry_failed(store)  # clears the backoff so the job tries at once
         daemon.run_once()

@@ -17,12 +17,12 @@ from pathlib import Path
 from conftest import ENGRAM, run_engram
 
 from engram.errors import EngramError
-from engram.mirror import outbox
 from engram.mirror.client import MuninnClient
 from engram.mirror.sync import MirrorSettings, Syncer
-from engram.store import memories, schema
+from engram.store import memories, outbox, schema
 from engram.store.db import Store
 from tests.support.muninn_stub import MuninnStub, assert_mirrored
+from tests.support.wait import wait_until
 
 SCOPES = ("global", "/srv/shop", "/srv/Billing Service")
 
@@ -76,7 +76,14 @@ def test_sigkill_mid_sync_loses_and_duplicates_nothing(store: Store) -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            time.sleep(rng.uniform(0.9, 1.8))
+            # Kill at a random point *of progress*, not of wall-clock time: on a loaded
+            # machine the child may need seconds just to start.
+            target = len(stub.memories) + rng.randrange(20, 200)
+            wait_until(
+                lambda t=target, p=proc: p.poll() is not None or len(stub.memories) >= t,
+                timeout=60,
+                what="mirror sync progress",
+            )
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from engram.mirror import outbox
 from engram.mirror.client import MuninnClient
 from engram.mirror.sync import MirrorSettings, Syncer
-from engram.store import memories, schema
+from engram.store import memories, outbox, schema
 from engram.store.db import Store
 from tests.support.muninn_stub import Fault, MuninnStub, assert_mirrored
 

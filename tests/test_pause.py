@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
-from engram.store import journal
+from engram import journaling
+from engram.journaling import CapturePolicy
 from engram.store.db import Store
-from engram.store.privacy import CapturePolicy
 from engram.wire.model import RawRequest, RawResponse
 from tests.support.llm_stub import LLMStub, Reply
 from tests.support.wait import wait_until
@@ -21,7 +21,7 @@ from tests.support.wait import wait_until
 FAKE_KEY = "sk-ant-api03-Mn3bV6cX9zL2kJ5hG8fD1sA4pO7iU0yT3rE6wQ9mN2bV5cX8zL1kJ4hG7fD0sA3pO6iU9y"
 
 
-def capture(store: Store, key: str, text: str) -> journal.Recorded:
+def capture(store: Store, key: str, text: str) -> journaling.Recorded:
     body = json.dumps(
         {
             "model": "claude-haiku-4-5",
@@ -32,9 +32,9 @@ def capture(store: Store, key: str, text: str) -> journal.Recorded:
     ).encode()
     reply = json.dumps({"content": [{"type": "text", "text": "Noted."}], "model": "m"}).encode()
     with store.write() as session:
-        return journal.record(
+        return journaling.record(
             session,
-            journal.Capture(
+            journaling.Capture(
                 "proxy",
                 key,
                 RawRequest(
@@ -84,7 +84,7 @@ def test_paused_turns_never_come_back_after_resume(cli: Cli, store: Store) -> No
     paused period must not look new then."""
     conversation: list[dict] = []
 
-    def say(key: str, text: str) -> journal.Recorded:
+    def say(key: str, text: str) -> journaling.Recorded:
         conversation.append({"role": "user", "content": text})
         body = json.dumps(
             {"model": "m", "max_tokens": 9, "messages": conversation, "system": "x"}
@@ -92,9 +92,9 @@ def test_paused_turns_never_come_back_after_resume(cli: Cli, store: Store) -> No
         reply = {"content": [{"type": "text", "text": f"re: {text}"}], "model": "m"}
         conversation.append({"role": "assistant", "content": reply["content"]})
         with store.write() as session:
-            return journal.record(
+            return journaling.record(
                 session,
-                journal.Capture(
+                journaling.Capture(
                     "proxy",
                     key,
                     RawRequest(

@@ -13,11 +13,11 @@ import anthropic
 import httpx2
 import pytest
 
+from engram import journaling
+from engram.journaling import CapturePolicy
 from engram.sources.proxy import Proxy, ProxySettings, journal_capture
 from engram.sources.server import ServerThread
-from engram.store import journal
 from engram.store.db import Store
-from engram.store.privacy import CapturePolicy
 from engram.wire.model import RawRequest, RawResponse, ToolCall, ToolResult, Turn
 from engram.wire.private import MARK, scrub_echoes, strip_private, strip_turns
 from tests.support.llm_stub import LLMStub
@@ -94,9 +94,9 @@ def test_record_strips_every_role_and_keeps_deltas_exact(store: Store) -> None:
     ]
     with store.write() as session:
         for key, messages, answer in (("a", first, echo), ("b", second, reply("ok: thanks"))):
-            journal.record(
+            journaling.record(
                 session,
-                journal.Capture(
+                journaling.Capture(
                     "proxy",
                     key,
                     RawRequest(body=_body(messages), path="/v1/messages", host="api.anthropic.com"),

@@ -20,10 +20,10 @@ import openai
 import pytest
 import sqlalchemy
 
+from engram.journaling import CapturePolicy
 from engram.sources.proxy import Proxy, ProxySettings, journal_capture
 from engram.sources.server import ServerThread
 from engram.store.db import Store
-from engram.store.privacy import CapturePolicy
 from engram.wire.block import BLOCK_OPEN
 from tests.support.llm_stub import Fail, LLMStub, Reply
 

@@ -371,8 +371,9 @@ def test_addon_path_is_loadable(cli: Cli) -> None:
 
 def test_lone_surrogates_and_odd_text_are_stored(store) -> None:
     """JSON may escape lone surrogates; SQLite cannot store them as UTF-8."""
+    from engram import journaling
+    from engram.journaling import CapturePolicy
     from engram.store import journal
-    from engram.store.privacy import CapturePolicy
     from engram.wire.model import RawRequest, RawResponse
 
     body = (
@@ -381,9 +382,9 @@ def test_lone_surrogates_and_odd_text_are_stored(store) -> None:
     )
     reply = b'{"content":[{"type":"text","text":"ok \\udc00"}],"model":"m"}'
     with store.write() as session:
-        recorded = journal.record(
+        recorded = journaling.record(
             session,
-            journal.Capture(
+            journaling.Capture(
                 "proxy",
                 "k1",
                 RawRequest(body=body, path="/v1/messages", host="api.anthropic.com"),
@@ -392,7 +393,7 @@ def test_lone_surrogates_and_odd_text_are_stored(store) -> None:
             CapturePolicy(),
         )
     assert recorded.status == "pending" and recorded.new_turns == 2
-    with store.write() as session:
-        row = journal.get_row(session, recorded.id)
-        assert row.project == "/p\ufffd"
-        assert json.loads(row.turns)[0]["text"] == "lone \ufffd surrogate"
+    with store.read() as conn:
+        row = journal.get_exchange(conn, recorded.id)
+    assert row["project"] == "/p\ufffd"
+    assert row["turns"][0]["text"] == "lone \ufffd surrogate"

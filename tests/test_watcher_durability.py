@@ -18,6 +18,7 @@ import requests
 
 from tests.support.llm_stub import LLMStub
 from tests.support.mitmweb import Mitmweb
+from tests.support.wait import wait_until
 
 ENGRAM = [sys.executable, "-m", "engram"]
 
@@ -65,6 +66,20 @@ def start_watcher(mitm: Mitmweb, db: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+
+
+def last_poll(db: Path) -> dict:
+    """What the daemon recorded about its last poll ({} before the first one)."""
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT value FROM state WHERE key = 'watcher:last_poll'").fetchone()
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return {}
+    finally:
+        conn.close()
+    return json.loads(row[0]) if row else {}
 
 
 def user_turns(db: Path) -> list[str]:
@@ -164,17 +179,19 @@ def test_mitmweb_down_at_start_then_up(tmp_path: Path) -> None:
     db = tmp_path / "e.db"
     watcher = start_watcher(mitm, db)
     try:
-        time.sleep(1.5)
-        assert watcher.poll() is None  # still running
+        # The daemon has tried and failed (it records each poll), and is still running.
+        wait_until(lambda: last_poll(db).get("ok") is False, timeout=60, what="a failed poll")
+        assert watcher.poll() is None
         with LLMStub() as stub:
             mitm.start()
             send_conversations(stub, mitm, 1, 2)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if db.exists() and len(user_turns(db)) == 2:
-                    break
-                time.sleep(0.5)
-            assert len(user_turns(db)) == 2
+            # Its backoff doubles while mitmweb is down (capped at 60 s): allow a full cap.
+            wait_until(
+                lambda: db.exists() and len(user_turns(db)) == 2,
+                timeout=90,
+                interval=0.2,
+                what="both turns journaled",
+            )
     finally:
         watcher.send_signal(signal.SIGTERM)
         _, err = watcher.communicate(timeout=15)

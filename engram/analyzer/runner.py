@@ -181,10 +181,10 @@ class Analyzer:
         return report
 
     def _paused(self, report: RunReport) -> bool:
-        from engram.store import privacy
+        from engram.store import pause
 
         with self.store.read() as conn:
-            period = privacy.read_current(conn)
+            period = pause.read_current(conn)
         report.paused = period.to_dict() if period is not None else None
         return period is not None
 
@@ -449,19 +449,17 @@ class Analyzer:
 def analysis_due(store: Store, batch: int, max_wait: float) -> bool:
     """A full batch is pending, or the oldest pending exchange has waited max_wait: the
     rule every capture path uses, so the last turns of a session are never stranded."""
-    from engram.store import privacy
+    from engram.store import pause
 
     with store.read() as conn:
-        if privacy.read_current(conn) is not None:
+        if pause.read_current(conn) is not None:
             return False  # paused: nothing is analysed
-    with store.write() as session:
-        rows = journal.pending(session, limit=batch)
-    if not rows:
+        count, oldest = journal.pending_summary(conn)
+    if not count or oldest is None:
         return False
-    if len(rows) >= batch:
+    if count >= batch:
         return True
-    oldest = schema.parse_iso(rows[0].captured_at).timestamp()
-    return time.time() - oldest >= max_wait
+    return time.time() - schema.parse_iso(oldest).timestamp() >= max_wait
 
 
 def retry_failed(store: Store) -> int:
@@ -556,13 +554,12 @@ def make_daemon_hook(
     warned_auth: list[bool] = [False]
 
     def hook(reporter: Any) -> None:
-        from engram.store import privacy
+        from engram.store import pause
 
         with store.read() as conn:
-            if privacy.read_current(conn) is not None:
+            if pause.read_current(conn) is not None:
                 return  # paused: the pending exchanges wait for `engram resume`
-        with store.write() as session:
-            pending = len(journal.pending(session))
+            pending, _oldest = journal.pending_summary(conn)
         if not pending:
             return
         reporter.event(

@@ -1,104 +1,35 @@
-"""The `engram` command. Thin: parse flags, call the library, render the result.
+"""The `engram` command: the app with every command module registered, and `main()`.
 
-Command modules register themselves on `app`; heavy imports happen inside commands so
-that `engram list` starts fast.
+Importing a command module registers its commands on `engram.cli.base.app`; the order of
+the imports below is the order `engram --help` lists them in (it reads as a tour).
 """
 
 from __future__ import annotations
 
-import os
+import importlib
 import sys
-from typing import Any
 
-# Plain click help: typer's rich help imports rich.markdown and markdown-it on every
-# `--help` (~230 ms of a 300 ms cold-start budget). TYPER_USE_RICH=1 brings it back.
-os.environ.setdefault("TYPER_USE_RICH", "0")
+from engram.cli.base import app
 
-import typer
-from typer.core import TyperGroup
-
-from engram.cli.context import state
-from engram.errors import EngramError
-
-
-class EngramGroup(TyperGroup):
-    def invoke(self, ctx: Any) -> Any:  # a click.Context (vendored by typer >= 0.27)
-        try:
-            return super().invoke(ctx)
-        except EngramError as exc:
-            # Typer would draw its own error box; engram's contract is one plain line.
-            sys.stderr.write(f"error: {exc}\n")
-            raise typer.Exit(exc.exit_code) from None
-
-    def list_commands(self, ctx: Any) -> list[str]:
-        return list(self.commands)  # in registration order: the help reads as a tour
-
-
-app = typer.Typer(
-    cls=EngramGroup,
-    name="engram",
-    help="Long-term memory for stateless AI coding agents.\n\n"
-    "engram watches your agents' LLM API traffic, distils durable facts from it, keeps "
-    "them in a local SQLite store and gives the relevant ones back to the agent.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+# Help order: curating memories first, then recall, capture, the proxy, integrations, admin.
+COMMAND_MODULES = (
+    "memories",
+    "review",
+    "transfer",
+    "recall_cmd",
+    "watch",
+    "proxy_cmd",
+    "hooks_cmd",
+    "mirror",
+    "privacy",
+    "service_cmd",
+    "ops_cmd",
+    "admin",
 )
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"engram.cli.{_name}")
 
-
-@app.callback()
-def main_options(
-    ctx: typer.Context,
-    db: str | None = typer.Option(
-        None,
-        "--db",
-        metavar="PATH",
-        help="Database file (env ENGRAM_DB; default ~/.local/share/engram/engram.db).",
-    ),
-    config: str | None = typer.Option(
-        None,
-        "--config",
-        metavar="PATH",
-        help="Config file (env ENGRAM_CONFIG; default ~/.config/engram/config.toml).",
-    ),
-) -> None:
-    st = state(ctx)
-    st.db_flag = db
-    st.config_flag = config
-
-
-def _register() -> None:
-    from engram.cli import (
-        admin,
-        hooks_cmd,
-        memories,
-        mirror,
-        ops_cmd,
-        privacy,
-        proxy_cmd,
-        recall_cmd,
-        review,
-        service_cmd,
-        watch,
-    )
-
-    memories.register(app)
-    review.register(app)
-    recall_cmd.register(app)
-    watch.register(app)
-    proxy_cmd.register(app)
-    hooks_cmd.register(app)
-    mirror.register(app)
-    privacy.register(app)
-    service_cmd.register(app)
-    ops_cmd.register(app)
-    admin.register(app)
-
-
-_register()
+__all__ = ["app", "main"]
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import EngramError
 
@@ -103,71 +104,72 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def prime(
-        ctx: typer.Context,
-        project: Path | None = typer.Option(
-            None, "--project", "-p", help="Project directory [default: the current git work tree]."
-        ),
-        budget: int = typer.Option(1500, "--budget", min=100, help="Token budget."),
-        from_hook: bool = typer.Option(False, HOOK_FLAG, hidden=True),
-    ) -> None:
-        """Print the project's and global memories that matter most, for an agent's
-        session-start context (Claude Code: `engram hooks install claude`)."""
-        from engram.paths import project_root
-        from engram.prime import prime as build
+@app.command()
+def prime(
+    ctx: typer.Context,
+    project: Path | None = typer.Option(
+        None, "--project", "-p", help="Project directory [default: the current git work tree]."
+    ),
+    budget: int = typer.Option(1500, "--budget", min=100, help="Token budget."),
+    from_hook: bool = typer.Option(False, HOOK_FLAG, hidden=True),
+) -> None:
+    """Print the project's and global memories that matter most, for an agent's
+    session-start context (Claude Code: `engram hooks install claude`)."""
+    from engram.paths import project_root
+    from engram.prime import prime as build
 
-        try:
-            directory = project or _hook_project() if from_hook else project
-            root = str(project_root(directory) if directory else project_root())
-            with state(ctx).store.read() as conn:
-                text = build(conn, root, budget).render(root)
-        except Exception as exc:
-            if from_hook:  # a session must never fail to start because of engram
-                sys.stderr.write(f"engram prime: {exc}\n")
-                return
-            raise
-        if text:
-            sys.stdout.write(text)
+    try:
+        directory = project or _hook_project() if from_hook else project
+        root = str(project_root(directory) if directory else project_root())
+        with state(ctx).store.read() as conn:
+            text = build(conn, root, budget).render(root)
+    except Exception as exc:
+        if from_hook:  # a session must never fail to start because of engram
+            sys.stderr.write(f"engram prime: {exc}\n")
+            return
+        raise
+    if text:
+        sys.stdout.write(text)
 
-    hooks_app = typer.Typer(
-        help="Agent hooks (Claude Code's SessionStart runs `engram prime`).", no_args_is_help=True
-    )
-    app.add_typer(hooks_app, name="hooks")
 
-    def _target(agent: str, user: bool, project: bool) -> Path:
-        if agent != "claude":
-            raise EngramError(f"hooks exist for claude only, not {agent!r}")
-        if user and project:
-            raise EngramError("choose --user or --project, not both")
-        from engram.paths import project_root
+hooks_app = typer.Typer(
+    help="Agent hooks (Claude Code's SessionStart runs `engram prime`).", no_args_is_help=True
+)
+app.add_typer(hooks_app, name="hooks")
 
-        return settings_path("project" if project else "user", project_root())
 
-    @hooks_app.command("install")
-    def hooks_install(
-        agent: str = typer.Argument(..., help="claude"),
-        user: bool = typer.Option(False, "--user", help="~/.claude/settings.json (default)."),
-        project: bool = typer.Option(
-            False, "--project", help=".claude/settings.json of this project."
-        ),
-    ) -> None:
-        """Add a SessionStart hook that runs `engram prime` (idempotent; keeps the rest)."""
-        path = _target(agent, user, project)
-        changed = install_hook(path)
-        typer.echo(f"{'installed' if changed else 'already installed'}: {path}")
+def _target(agent: str, user: bool, project: bool) -> Path:
+    if agent != "claude":
+        raise EngramError(f"hooks exist for claude only, not {agent!r}")
+    if user and project:
+        raise EngramError("choose --user or --project, not both")
+    from engram.paths import project_root
 
-    @hooks_app.command("uninstall")
-    def hooks_uninstall(
-        agent: str = typer.Argument(..., help="claude"),
-        user: bool = typer.Option(False, "--user"),
-        project: bool = typer.Option(False, "--project"),
-    ) -> None:
-        """Remove exactly the hook `engram hooks install` added."""
-        path = _target(agent, user, project)
-        changed = uninstall_hook(path)
-        typer.echo(f"{'removed' if changed else 'not installed'}: {path}")
+    return settings_path("project" if project else "user", project_root())
+
+
+@hooks_app.command("install")
+def hooks_install(
+    agent: str = typer.Argument(..., help="claude"),
+    user: bool = typer.Option(False, "--user", help="~/.claude/settings.json (default)."),
+    project: bool = typer.Option(False, "--project", help=".claude/settings.json of this project."),
+) -> None:
+    """Add a SessionStart hook that runs `engram prime` (idempotent; keeps the rest)."""
+    path = _target(agent, user, project)
+    changed = install_hook(path)
+    typer.echo(f"{'installed' if changed else 'already installed'}: {path}")
+
+
+@hooks_app.command("uninstall")
+def hooks_uninstall(
+    agent: str = typer.Argument(..., help="claude"),
+    user: bool = typer.Option(False, "--user"),
+    project: bool = typer.Option(False, "--project"),
+) -> None:
+    """Remove exactly the hook `engram hooks install` added."""
+    path = _target(agent, user, project)
+    changed = uninstall_hook(path)
+    typer.echo(f"{'removed' if changed else 'not installed'}: {path}")
 
 
 def _hook_project() -> Path | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from engram.cli import render
+from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import EngramError
 from engram.store import schema
@@ -82,247 +83,250 @@ def show_memories(memories: list[MemoryRecord], with_status: bool = False) -> No
     render.table(columns, rows)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def add(
-        ctx: typer.Context,
-        text: str = typer.Argument("", help="The memory text; `-` reads it from stdin."),
-        kind: str = typer.Option("fact", "--kind", "-k", help=KIND_HELP),
-        scope: str = typer.Option(
-            "global",
-            "--scope",
-            "-s",
-            help="`global`, `project` (the current git work tree) or a project directory.",
-        ),
-        file: Path | None = typer.Option(None, "--file", "-f", help="Read the text from a file."),
-        json_out: bool = typer.Option(False, "--json", help="Print the stored record as JSON."),
-    ) -> None:
-        """Remember a fact. Prints its id; a fact already known in that scope is not added
-        twice (its existing id is printed and a note says so)."""
-        from engram.store import memories
+@app.command()
+def add(
+    ctx: typer.Context,
+    text: str = typer.Argument("", help="The memory text; `-` reads it from stdin."),
+    kind: str = typer.Option("fact", "--kind", "-k", help=KIND_HELP),
+    scope: str = typer.Option(
+        "global",
+        "--scope",
+        "-s",
+        help="`global`, `project` (the current git work tree) or a project directory.",
+    ),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Read the text from a file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the stored record as JSON."),
+) -> None:
+    """Remember a fact. Prints its id; a fact already known in that scope is not added
+    twice (its existing id is printed and a note says so)."""
+    from engram.store import memories
 
-        content = read_text_arg(text, file)
-        with state(ctx).store.write() as session:
-            result = memories.add(session, content, kind=kind, scope=parse_scope(scope) or "global")
-        if json_out:
-            render.emit_json({**result.memory.to_dict(), "created": result.created})
-            return
-        typer.echo(result.memory.id)
-        if not result.created:
-            render.note(f"already remembered as {result.memory.id}; nothing added")
+    content = read_text_arg(text, file)
+    with state(ctx).store.write() as session:
+        result = memories.add(session, content, kind=kind, scope=parse_scope(scope) or "global")
+    if json_out:
+        render.emit_json({**result.memory.to_dict(), "created": result.created})
+        return
+    typer.echo(result.memory.id)
+    if not result.created:
+        render.note(f"already remembered as {result.memory.id}; nothing added")
 
-    @app.command("list")
-    def list_(
-        ctx: typer.Context,
-        scope: str | None = typer.Option(
-            None, "--scope", "-s", help="Only this scope: `global`, `project` or a directory."
-        ),
-        kind: str | None = typer.Option(None, "--kind", "-k", help=KIND_HELP),
-        all_: bool = typer.Option(False, "--all", "-a", help="Include superseded and forgotten."),
-        limit: int | None = typer.Option(
-            None,
-            "--limit",
-            "-n",
-            min=0,
-            help="At most N (0: no limit). Default: 50 in the table, all with --json.",
-        ),
-        json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
-    ) -> None:
-        """List memories, newest first."""
-        from engram.store import reader
 
-        effective = limit if limit is not None else (None if json_out else 50)
-        effective = None if effective == 0 else effective
-        with state(ctx).store.read() as conn:
-            rows = reader.list_memories(
-                conn,
-                scope=parse_scope(scope),
-                kind=kind,
-                include_all=all_,
-                limit=None if effective is None else effective + 1,
-            )
-        more = effective is not None and len(rows) > effective
-        rows = rows[:effective] if effective is not None else rows
-        if json_out:
-            render.emit_json([m.to_dict() for m in rows])
-            return
-        if not rows:
-            render.note("no memories yet" if not (scope or kind) else "no memories match")
-            return
-        show_memories(rows, with_status=all_)
-        if more:
-            render.note(f"showing the newest {effective}; --limit 0 shows all")
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    scope: str | None = typer.Option(
+        None, "--scope", "-s", help="Only this scope: `global`, `project` or a directory."
+    ),
+    kind: str | None = typer.Option(None, "--kind", "-k", help=KIND_HELP),
+    all_: bool = typer.Option(False, "--all", "-a", help="Include superseded and forgotten."),
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        "-n",
+        min=0,
+        help="At most N (0: no limit). Default: 50 in the table, all with --json.",
+    ),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List memories, newest first."""
+    from engram.store import reader
 
-    @app.command()
-    def show(
-        ctx: typer.Context,
-        memory_id: str = typer.Argument(..., metavar="ID", help="An id or a unique prefix."),
-        json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
-    ) -> None:
-        """Show one memory with its history."""
-        from engram.store import reader
-
-        with state(ctx).store.read() as conn:
-            full = reader.resolve_id(conn, memory_id)
-            memory = reader.get_memory(conn, full)
-            history = reader.events(conn, memory_id=full, limit=100)
-        if json_out:
-            render.emit_json({**memory.to_dict(), "events": [e.to_dict() for e in history]})
-            return
-        console = render.out()
-        console.print(f"[bold]{memory.id}[/]  {memory.kind}  {memory.status}")
-        console.print(memory.content, markup=False, highlight=False)
-        facts = [
-            ("scope", memory.scope),
-            ("source", memory.source),
-            ("created", memory.created_at),
-            ("updated", memory.updated_at),
-            (
-                "used",
-                f"{memory.use_count} times"
-                + (f", last {memory.last_used_at}" if memory.last_used_at else ""),
-            ),
-        ]
-        if memory.superseded_by:
-            facts.append(("superseded by", memory.superseded_by))
-        if memory.provenance:
-            facts.append(("from exchanges", ", ".join(memory.provenance)))
-        for name, value in facts:
-            console.print(f"  [dim]{name:>14}[/] {value}", highlight=False)
-        if history:
-            console.print()
-            log_table(list(reversed(history)))
-
-    @app.command()
-    def edit(
-        ctx: typer.Context,
-        memory_id: str = typer.Argument(..., metavar="ID"),
-        text: str = typer.Argument("", help="The new text; `-` reads stdin."),
-        file: Path | None = typer.Option(None, "--file", "-f", help="Read the text from a file."),
-    ) -> None:
-        """Change a memory's text in place (the old text stays in its history)."""
-        from engram.store import memories
-
-        content = read_text_arg(text, file)
-        full = resolve(ctx, memory_id)
-        with state(ctx).store.write() as session:
-            memories.edit(session, full, content)
-        typer.echo(full)
-
-    @app.command()
-    def supersede(
-        ctx: typer.Context,
-        memory_id: str = typer.Argument(..., metavar="ID"),
-        text: str = typer.Argument("", help="The corrected fact; `-` reads stdin."),
-        kind: str | None = typer.Option(None, "--kind", "-k", help="Default: the old one's."),
-        file: Path | None = typer.Option(None, "--file", "-f", help="Read the text from a file."),
-    ) -> None:
-        """Replace a memory by a corrected one; prints the new id. The old one is kept,
-        marked superseded and linked to its replacement."""
-        from engram.store import memories
-
-        content = read_text_arg(text, file)
-        full = resolve(ctx, memory_id)
-        with state(ctx).store.write() as session:
-            _old, new = memories.supersede(session, full, content, kind=kind)
-        typer.echo(new.id)
-
-    @app.command()
-    def forget(ctx: typer.Context, memory_id: str = typer.Argument(..., metavar="ID")) -> None:
-        """Stop using a memory (kept in the store; `engram restore` undoes it)."""
-        from engram.store import memories
-
-        full = resolve(ctx, memory_id)
-        with state(ctx).store.write() as session:
-            memories.forget(session, full)
-        typer.echo(f"forgot {full}")
-
-    @app.command()
-    def restore(ctx: typer.Context, memory_id: str = typer.Argument(..., metavar="ID")) -> None:
-        """Make a forgotten or superseded memory active again."""
-        from engram.store import memories
-
-        full = resolve(ctx, memory_id)
-        with state(ctx).store.write() as session:
-            memories.restore(session, full)
-        typer.echo(f"restored {full}")
-
-    @app.command()
-    def search(
-        ctx: typer.Context,
-        query: str = typer.Argument(..., help="Words to look for."),
-        scope: str | None = typer.Option(None, "--scope", "-s", help="Only this scope."),
-        kind: str | None = typer.Option(None, "--kind", "-k", help=KIND_HELP),
-        limit: int = typer.Option(20, "--limit", "-n", min=1),
-        mode: str = typer.Option(
-            "hybrid",
-            "--mode",
-            "-m",
-            help="hybrid (BM25 and meaning, as recall ranks), semantic (meaning only) or "
-            "bm25 (words only).",
-        ),
-        json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
-    ) -> None:
-        """Search active memories, best match first (by default as recall ranks them:
-        BM25 and embeddings fused; scores 0..1)."""
-        from engram.store import reader
-
-        if mode not in ("hybrid", "semantic", "bm25"):
-            raise EngramError(f"--mode must be hybrid, semantic or bm25, got {mode!r}")
-        if mode == "bm25":
-            with state(ctx).store.read() as conn:
-                hits = reader.search(conn, query, scope=parse_scope(scope), kind=kind, limit=limit)
-            scored = [(h.memory, h.score) for h in hits]
-        else:
-            from engram.recall.service import semantic_search
-
-            scored = semantic_search(
-                state(ctx).store,
-                state(ctx).config,
-                query,
-                scope=parse_scope(scope),
-                kind=kind,
-                limit=limit,
-                fusion="vector" if mode == "semantic" else None,
-            )
-        if json_out:
-            render.emit_json([{**m.to_dict(), "score": round(s, 4)} for m, s in scored])
-            return
-        if not scored:
-            render.note("no matches")
-            return
-        render.table(
-            ["score", "id", "kind", "scope", "content"],
-            [
-                [f"{s:.2f}", m.id, m.kind, render.scope_label(m.scope), render.short(m.content)]
-                for m, s in scored
-            ],
+    effective = limit if limit is not None else (None if json_out else 50)
+    effective = None if effective == 0 else effective
+    with state(ctx).store.read() as conn:
+        rows = reader.list_memories(
+            conn,
+            scope=parse_scope(scope),
+            kind=kind,
+            include_all=all_,
+            limit=None if effective is None else effective + 1,
         )
+    more = effective is not None and len(rows) > effective
+    rows = rows[:effective] if effective is not None else rows
+    if json_out:
+        render.emit_json([m.to_dict() for m in rows])
+        return
+    if not rows:
+        render.note("no memories yet" if not (scope or kind) else "no memories match")
+        return
+    show_memories(rows, with_status=all_)
+    if more:
+        render.note(f"showing the newest {effective}; --limit 0 shows all")
 
-    @app.command()
-    def log(
-        ctx: typer.Context,
-        limit: int = typer.Option(50, "--limit", "-n", min=1),
-        memory_id: str | None = typer.Option(None, "--memory", "-m", help="Only this memory."),
-        json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
-    ) -> None:
-        """The history of changes (add, edit, supersede, forget, restore, import), newest first."""
-        from engram.store import reader
 
+@app.command()
+def show(
+    ctx: typer.Context,
+    memory_id: str = typer.Argument(..., metavar="ID", help="An id or a unique prefix."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Show one memory with its history."""
+    from engram.store import reader
+
+    with state(ctx).store.read() as conn:
+        full = reader.resolve_id(conn, memory_id)
+        memory = reader.get_memory(conn, full)
+        history = reader.events(conn, memory_id=full, limit=100)
+    if json_out:
+        render.emit_json({**memory.to_dict(), "events": [e.to_dict() for e in history]})
+        return
+    console = render.out()
+    console.print(f"[bold]{memory.id}[/]  {memory.kind}  {memory.status}")
+    console.print(memory.content, markup=False, highlight=False)
+    facts = [
+        ("scope", memory.scope),
+        ("source", memory.source),
+        ("created", memory.created_at),
+        ("updated", memory.updated_at),
+        (
+            "used",
+            f"{memory.use_count} times"
+            + (f", last {memory.last_used_at}" if memory.last_used_at else ""),
+        ),
+    ]
+    if memory.superseded_by:
+        facts.append(("superseded by", memory.superseded_by))
+    if memory.provenance:
+        facts.append(("from exchanges", ", ".join(memory.provenance)))
+    for name, value in facts:
+        console.print(f"  [dim]{name:>14}[/] {value}", highlight=False)
+    if history:
+        console.print()
+        log_table(list(reversed(history)))
+
+
+@app.command()
+def edit(
+    ctx: typer.Context,
+    memory_id: str = typer.Argument(..., metavar="ID"),
+    text: str = typer.Argument("", help="The new text; `-` reads stdin."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Read the text from a file."),
+) -> None:
+    """Change a memory's text in place (the old text stays in its history)."""
+    from engram.store import memories
+
+    content = read_text_arg(text, file)
+    full = resolve(ctx, memory_id)
+    with state(ctx).store.write() as session:
+        memories.edit(session, full, content)
+    typer.echo(full)
+
+
+@app.command()
+def supersede(
+    ctx: typer.Context,
+    memory_id: str = typer.Argument(..., metavar="ID"),
+    text: str = typer.Argument("", help="The corrected fact; `-` reads stdin."),
+    kind: str | None = typer.Option(None, "--kind", "-k", help="Default: the old one's."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Read the text from a file."),
+) -> None:
+    """Replace a memory by a corrected one; prints the new id. The old one is kept,
+    marked superseded and linked to its replacement."""
+    from engram.store import memories
+
+    content = read_text_arg(text, file)
+    full = resolve(ctx, memory_id)
+    with state(ctx).store.write() as session:
+        _old, new = memories.supersede(session, full, content, kind=kind)
+    typer.echo(new.id)
+
+
+@app.command()
+def forget(ctx: typer.Context, memory_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Stop using a memory (kept in the store; `engram restore` undoes it)."""
+    from engram.store import memories
+
+    full = resolve(ctx, memory_id)
+    with state(ctx).store.write() as session:
+        memories.forget(session, full)
+    typer.echo(f"forgot {full}")
+
+
+@app.command()
+def restore(ctx: typer.Context, memory_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Make a forgotten or superseded memory active again."""
+    from engram.store import memories
+
+    full = resolve(ctx, memory_id)
+    with state(ctx).store.write() as session:
+        memories.restore(session, full)
+    typer.echo(f"restored {full}")
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: str = typer.Argument(..., help="Words to look for."),
+    scope: str | None = typer.Option(None, "--scope", "-s", help="Only this scope."),
+    kind: str | None = typer.Option(None, "--kind", "-k", help=KIND_HELP),
+    limit: int = typer.Option(20, "--limit", "-n", min=1),
+    mode: str = typer.Option(
+        "hybrid",
+        "--mode",
+        "-m",
+        help="hybrid (BM25 and meaning, as recall ranks), semantic (meaning only) or "
+        "bm25 (words only).",
+    ),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Search active memories, best match first (by default as recall ranks them:
+    BM25 and embeddings fused; scores 0..1)."""
+    from engram.store import reader
+
+    if mode not in ("hybrid", "semantic", "bm25"):
+        raise EngramError(f"--mode must be hybrid, semantic or bm25, got {mode!r}")
+    if mode == "bm25":
         with state(ctx).store.read() as conn:
-            full = reader.resolve_id(conn, memory_id) if memory_id else None
-            history = reader.events(conn, limit=limit, memory_id=full)
-        if json_out:
-            render.emit_json([e.to_dict() for e in history])
-            return
-        if not history:
-            render.note("no events yet")
-            return
-        log_table(history)
+            hits = reader.search(conn, query, scope=parse_scope(scope), kind=kind, limit=limit)
+        scored = [(h.memory, h.score) for h in hits]
+    else:
+        from engram.recall.service import semantic_search
 
-    from engram.cli import transfer
+        scored = semantic_search(
+            state(ctx).store,
+            state(ctx).config,
+            query,
+            scope=parse_scope(scope),
+            kind=kind,
+            limit=limit,
+            fusion="vector" if mode == "semantic" else None,
+        )
+    if json_out:
+        render.emit_json([{**m.to_dict(), "score": round(s, 4)} for m, s in scored])
+        return
+    if not scored:
+        render.note("no matches")
+        return
+    render.table(
+        ["score", "id", "kind", "scope", "content"],
+        [
+            [f"{s:.2f}", m.id, m.kind, render.scope_label(m.scope), render.short(m.content)]
+            for m, s in scored
+        ],
+    )
 
-    transfer.register(app)
+
+@app.command()
+def log(
+    ctx: typer.Context,
+    limit: int = typer.Option(50, "--limit", "-n", min=1),
+    memory_id: str | None = typer.Option(None, "--memory", "-m", help="Only this memory."),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """The history of changes (add, edit, supersede, forget, restore, import), newest first."""
+    from engram.store import reader
+
+    with state(ctx).store.read() as conn:
+        full = reader.resolve_id(conn, memory_id) if memory_id else None
+        history = reader.events(conn, limit=limit, memory_id=full)
+    if json_out:
+        render.emit_json([e.to_dict() for e in history])
+        return
+    if not history:
+        render.note("no events yet")
+        return
+    log_table(history)
 
 
 def log_table(history: list) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from engram.cli import render
+from engram.cli.base import app
 from engram.cli.context import state
 
 ICON = {
@@ -15,102 +16,97 @@ ICON = {
 }
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def status(
-        ctx: typer.Context,
-        json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-    ) -> None:
-        """What the watcher and analyzer are doing right now (fast: `watch engram status`)."""
-        from engram.status import gather
+@app.command()
+def status(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """What the watcher and analyzer are doing right now (fast: `watch engram status`)."""
+    from engram.status import gather
 
-        with state(ctx).store.read() as conn:
-            data = gather(conn)
-        if json_out:
-            render.emit_json(data)
-            return
-        console = render.out()
-        if data["paused"] is not None:
-            from engram.cli.privacy import describe_pause
+    with state(ctx).store.read() as conn:
+        data = gather(conn)
+    if json_out:
+        render.emit_json(data)
+        return
+    console = render.out()
+    if data["paused"] is not None:
+        from engram.cli.privacy import describe_pause
 
-            console.print(
-                f"PAUSED {describe_pause(data['paused'])}: nothing is captured or analysed",
-                highlight=False,
-                markup=False,
-            )
-        poll = data["last_poll"]
-        if poll:
-            console.print(
-                f"last poll: {poll.get('at', '?')}  {poll.get('summary', '')}",
-                highlight=False,
-                markup=False,
-            )
-        else:
-            console.print("last poll: none recorded (is `engram mitmproxy` running?)")
         console.print(
-            f"captured today: {data['captured_today']}   pending analysis: "
-            f"{data['pending']}   failed: {data['failed']} "
-            f"({data['failed_batches']} analysis batches)",
+            f"PAUSED {describe_pause(data['paused'])}: nothing is captured or analysed",
+            highlight=False,
+            markup=False,
+        )
+    poll = data["last_poll"]
+    if poll:
+        console.print(
+            f"last poll: {poll.get('at', '?')}  {poll.get('summary', '')}",
+            highlight=False,
+            markup=False,
+        )
+    else:
+        console.print("last poll: none recorded (is `engram mitmproxy` running?)")
+    console.print(
+        f"captured today: {data['captured_today']}   pending analysis: "
+        f"{data['pending']}   failed: {data['failed']} "
+        f"({data['failed_batches']} analysis batches)",
+        highlight=False,
+    )
+    run = data["last_analyzer_run"]
+    if run:
+        console.print(
+            f"last analyzer run: {run['started_at'][:19].replace('T', ' ')} "
+            f"{run['backend']} {run['status']}: +{run['added']} "
+            f"~{run['superseded']} -{run['forgotten']}"
+            + (f" ({run['error']})" if run["error"] else ""),
+            highlight=False,
+            markup=False,
+        )
+    if data["mirror_backlog"] is not None:
+        backlog = data["mirror_backlog"]
+        console.print(
+            f"mirror backlog: {backlog.get('pending', 0)} pending, "
+            f"{backlog.get('failed', 0)} failed",
             highlight=False,
         )
-        run = data["last_analyzer_run"]
-        if run:
-            console.print(
-                f"last analyzer run: {run['started_at'][:19].replace('T', ' ')} "
-                f"{run['backend']} {run['status']}: +{run['added']} "
-                f"~{run['superseded']} -{run['forgotten']}"
-                + (f" ({run['error']})" if run["error"] else ""),
-                highlight=False,
-                markup=False,
-            )
-        if data["mirror_backlog"] is not None:
-            backlog = data["mirror_backlog"]
-            console.print(
-                f"mirror backlog: {backlog.get('pending', 0)} pending, "
-                f"{backlog.get('failed', 0)} failed",
-                highlight=False,
-            )
-        console.print(f"memories: {data['memories']}", highlight=False)
-        if data["awaiting_review"]:
-            console.print(
-                f"awaiting review: {data['awaiting_review']} (see `engram review`)",
-                highlight=False,
-                markup=False,
-            )
-        if data["memories_by_kind"]:
-            render.table(
-                ["kind", "memories"], [[k, n] for k, n in data["memories_by_kind"].items()]
-            )
-            render.table(
-                ["project", "memories"],
-                [
-                    [render.scope_label(k), n]
-                    for k, n in list(data["memories_by_project"].items())[:15]
-                ],
-            )
+    console.print(f"memories: {data['memories']}", highlight=False)
+    if data["awaiting_review"]:
+        console.print(
+            f"awaiting review: {data['awaiting_review']} (see `engram review`)",
+            highlight=False,
+            markup=False,
+        )
+    if data["memories_by_kind"]:
+        render.table(["kind", "memories"], [[k, n] for k, n in data["memories_by_kind"].items()])
+        render.table(
+            ["project", "memories"],
+            [[render.scope_label(k), n] for k, n in list(data["memories_by_project"].items())[:15]],
+        )
 
-    @app.command()
-    def doctor(
-        ctx: typer.Context,
-        json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-    ) -> None:
-        """Check every part of the set-up and say how to fix what fails. Exit code 0 only
-        when everything required passes."""
-        from engram.doctor import healthy, run_all
 
-        st = state(ctx)
-        checks = run_all(st.config, st.db_path)
-        ok = healthy(checks)
-        if json_out:
-            render.emit_json({"healthy": ok, "checks": [c.to_dict() for c in checks]})
-        else:
-            from rich import box
-            from rich.table import Table
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Check every part of the set-up and say how to fix what fails. Exit code 0 only
+    when everything required passes."""
+    from engram.doctor import healthy, run_all
 
-            table = Table("", "area", "check", "found", "fix", box=box.SIMPLE_HEAD)
-            for c in checks:
-                table.add_row(ICON[c.status], c.area, c.name, c.detail, c.fix)
-            render.out().print(table)
-            render.note("all required checks pass" if ok else "some required checks fail")
-        if not ok:
-            raise typer.Exit(1)
+    st = state(ctx)
+    checks = run_all(st.config, st.db_path)
+    ok = healthy(checks)
+    if json_out:
+        render.emit_json({"healthy": ok, "checks": [c.to_dict() for c in checks]})
+    else:
+        from rich import box
+        from rich.table import Table
+
+        table = Table("", "area", "check", "found", "fix", box=box.SIMPLE_HEAD)
+        for c in checks:
+            table.add_row(ICON[c.status], c.area, c.name, c.detail, c.fix)
+        render.out().print(table)
+        render.note("all required checks pass" if ok else "some required checks fail")
+    if not ok:
+        raise typer.Exit(1)

@@ -11,62 +11,60 @@ from pathlib import Path
 import typer
 
 from engram.cli import render
+from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
 from engram.store import schema
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def redact(
-        file: Path | None = typer.Argument(None, help="A text file; stdin when omitted or `-`."),
-        json_out: bool = typer.Option(
-            False,
-            "--json",
-            help="Report what was found (type and position, never the value) instead.",
-        ),
-    ) -> None:
-        """Print text with secrets replaced by `[REDACTED:<type>]` (API keys, tokens,
-        passwords in assignments, private keys, credentials in URLs, ...)."""
-        from engram.redact import redact_with_findings
+@app.command()
+def redact(
+    file: Path | None = typer.Argument(None, help="A text file; stdin when omitted or `-`."),
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help="Report what was found (type and position, never the value) instead.",
+    ),
+) -> None:
+    """Print text with secrets replaced by `[REDACTED:<type>]` (API keys, tokens,
+    passwords in assignments, private keys, credentials in URLs, ...)."""
+    from engram.redact import redact_with_findings
 
-        if file is None or str(file) == "-":
-            raw, name = sys.stdin.buffer.read(), "stdin"
-        else:
-            try:
-                raw, name = file.read_bytes(), str(file)
-            except OSError as exc:
-                raise EngramError(f"cannot read {file}: {exc.strerror}") from None
-        # Undecodable bytes must not stop a user scrubbing a log: keep them as U+FFFD.
-        text = raw.decode("utf-8", errors="replace")
-        clean, findings = redact_with_findings(text)
-        if json_out:
-            counts: dict[str, int] = {}
-            for f in findings:
-                counts[f.type] = counts.get(f.type, 0) + 1
-            render.emit_json(
-                {
-                    "source": name,
-                    "count": len(findings),
-                    "by_type": counts,
-                    "findings": [
-                        {
-                            "type": f.type,
-                            "start": f.start,
-                            "end": f.end,
-                            "line": text.count("\n", 0, f.start) + 1,
-                        }
-                        for f in findings
-                    ],
-                }
-            )
-            return
-        sys.stdout.write(clean)
-        sys.stdout.flush()
-        if findings:
-            render.note(f"redacted {len(findings)} secret(s)")
-
-    register_pause(app)
+    if file is None or str(file) == "-":
+        raw, name = sys.stdin.buffer.read(), "stdin"
+    else:
+        try:
+            raw, name = file.read_bytes(), str(file)
+        except OSError as exc:
+            raise EngramError(f"cannot read {file}: {exc.strerror}") from None
+    # Undecodable bytes must not stop a user scrubbing a log: keep them as U+FFFD.
+    text = raw.decode("utf-8", errors="replace")
+    clean, findings = redact_with_findings(text)
+    if json_out:
+        counts: dict[str, int] = {}
+        for f in findings:
+            counts[f.type] = counts.get(f.type, 0) + 1
+        render.emit_json(
+            {
+                "source": name,
+                "count": len(findings),
+                "by_type": counts,
+                "findings": [
+                    {
+                        "type": f.type,
+                        "start": f.start,
+                        "end": f.end,
+                        "line": text.count("\n", 0, f.start) + 1,
+                    }
+                    for f in findings
+                ],
+            }
+        )
+        return
+    sys.stdout.write(clean)
+    sys.stdout.flush()
+    if findings:
+        render.note(f"redacted {len(findings)} secret(s)")
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
@@ -113,55 +111,54 @@ def _span(delta: timedelta) -> str:
     return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
 
 
-def register_pause(app: typer.Typer) -> None:
-    @app.command()
-    def pause(
-        ctx: typer.Context,
-        for_: str | None = typer.Option(
-            None,
-            "--for",
-            metavar="DURATION",
-            help="End the pause by itself after DURATION (30m, 2h, 1h30m, 1d).",
-        ),
-        json_out: bool = typer.Option(False, "--json", help="Print the pause as JSON."),
-    ) -> None:
-        """Stop capture and analysis everywhere until `engram resume` (or for DURATION).
+@app.command()
+def pause(
+    ctx: typer.Context,
+    for_: str | None = typer.Option(
+        None,
+        "--for",
+        metavar="DURATION",
+        help="End the pause by itself after DURATION (30m, 2h, 1h30m, 1d).",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the pause as JSON."),
+) -> None:
+    """Stop capture and analysis everywhere until `engram resume` (or for DURATION).
 
-        Every source (the proxy, `engram run`, the mitmweb watcher, the addon, flow
-        files, transcripts) journals nothing from now on, nor later anything that
-        happened while paused; the analyzer job and `engram analyze` do nothing. The
-        proxy keeps forwarding and still injects the memories you already have, but
-        records nothing about it. Pausing again replaces the end of the pause."""
-        from engram.store import privacy
+    Every source (the proxy, `engram run`, the mitmweb watcher, the addon, flow
+    files, transcripts) journals nothing from now on, nor later anything that
+    happened while paused; the analyzer job and `engram analyze` do nothing. The
+    proxy keeps forwarding and still injects the memories you already have, but
+    records nothing about it. Pausing again replaces the end of the pause."""
+    from engram.store import pause as paused
 
-        duration = parse_duration(for_) if for_ is not None else None
-        with state(ctx).store.write() as session:
-            period = privacy.pause(session, duration)
-        data = period.to_dict()
-        if json_out:
-            render.emit_json({"paused": True, **data})
-            return
-        typer.echo(f"engram is paused {describe_pause(data)}: nothing is captured or analysed")
+    duration = parse_duration(for_) if for_ is not None else None
+    with state(ctx).store.write() as session:
+        period = paused.pause(session, duration)
+    data = period.to_dict()
+    if json_out:
+        render.emit_json({"paused": True, **data})
+        return
+    typer.echo(f"engram is paused {describe_pause(data)}: nothing is captured or analysed")
 
-    @app.command()
-    def resume(
-        ctx: typer.Context,
-        json_out: bool = typer.Option(False, "--json", help="Print the ended pause as JSON."),
-    ) -> None:
-        """End a pause: capture and analysis start again (what was said while paused is
-        never recorded)."""
-        from engram.store import privacy
 
-        with state(ctx).store.write() as session:
-            ended = privacy.resume(session)
-        if json_out:
-            render.emit_json({"paused": False, "ended": ended.to_dict() if ended else None})
-            return
-        if ended is None:
-            typer.echo("engram was not paused")
-            return
-        started = schema.parse_iso(ended.start)
-        typer.echo(
-            f"engram resumed after {_span(datetime.now(UTC) - started)}: "
-            "capture and analysis are on"
-        )
+@app.command()
+def resume(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the ended pause as JSON."),
+) -> None:
+    """End a pause: capture and analysis start again (what was said while paused is
+    never recorded)."""
+    from engram.store import pause as paused
+
+    with state(ctx).store.write() as session:
+        ended = paused.resume(session)
+    if json_out:
+        render.emit_json({"paused": False, "ended": ended.to_dict() if ended else None})
+        return
+    if ended is None:
+        typer.echo("engram was not paused")
+        return
+    started = schema.parse_iso(ended.start)
+    typer.echo(
+        f"engram resumed after {_span(datetime.now(UTC) - started)}: capture and analysis are on"
+    )

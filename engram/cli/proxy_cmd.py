@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from engram.cli import render
+from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
 
@@ -118,147 +119,140 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise ConfigError(f"--listen must be HOST:PORT, got {text!r}") from None
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def proxy(
-        ctx: typer.Context,
-        listen: str | None = typer.Option(
-            None, "--listen", help="HOST:PORT. [default: 127.0.0.1:8787]"
-        ),
-        upstream: str | None = typer.Option(
-            None, "--upstream", help="The real API, e.g. https://api.anthropic.com"
-        ),
-        agent: str | None = typer.Option(
-            None, "--agent", help="Take the upstream from this agent's settings."
-        ),
-        no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
-        analyzer: str | None = typer.Option(
-            None,
-            "--analyzer",
-            help="Distil memories in the background: auto, anthropic, "
-            "openai, heuristic or none. [default: auto]",
-        ),
-    ) -> None:
-        """A transparent reverse proxy for an agent's LLM API: recalls and injects memory,
-        journals every exchange, and distils new memories in the background. Point the
-        agent's base URL at it."""
-        from engram.sources.agents import AGENTS, get_agent, resolve_upstream
-        from engram.sources.server import ServerThread
+@app.command()
+def proxy(
+    ctx: typer.Context,
+    listen: str | None = typer.Option(
+        None, "--listen", help="HOST:PORT. [default: 127.0.0.1:8787]"
+    ),
+    upstream: str | None = typer.Option(
+        None, "--upstream", help="The real API, e.g. https://api.anthropic.com"
+    ),
+    agent: str | None = typer.Option(
+        None, "--agent", help="Take the upstream from this agent's settings."
+    ),
+    no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
+    analyzer: str | None = typer.Option(
+        None,
+        "--analyzer",
+        help="Distil memories in the background: auto, anthropic, "
+        "openai, heuristic or none. [default: auto]",
+    ),
+) -> None:
+    """A transparent reverse proxy for an agent's LLM API: recalls and injects memory,
+    journals every exchange, and distils new memories in the background. Point the
+    agent's base URL at it."""
+    from engram.sources.agents import AGENTS, get_agent, resolve_upstream
+    from engram.sources.server import ServerThread
 
-        st = state(ctx)
-        cfg = st.config
-        cfg.override("proxy.listen", listen)
-        cfg.override("proxy.upstream", upstream)
-        chosen = get_agent(agent) if agent else AGENTS["claude"]
-        route = resolve_upstream(chosen, override=cfg.proxy.upstream)
-        host, port = parse_listen(cfg.proxy.listen)
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            render.note(
-                f"warning: listening on {host}: anyone who can reach it can use your "
-                "API keys through it"
-            )
-        proxy_ = build_proxy(
-            st, route.origin, inject=cfg.proxy.inject and not no_inject, project_hint=None
+    st = state(ctx)
+    cfg = st.config
+    cfg.override("proxy.listen", listen)
+    cfg.override("proxy.upstream", upstream)
+    chosen = get_agent(agent) if agent else AGENTS["claude"]
+    route = resolve_upstream(chosen, override=cfg.proxy.upstream)
+    host, port = parse_listen(cfg.proxy.listen)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        render.note(
+            f"warning: listening on {host}: anyone who can reach it can use your "
+            "API keys through it"
         )
-        from engram.cli.reporter import Reporter
+    proxy_ = build_proxy(
+        st, route.origin, inject=cfg.proxy.inject and not no_inject, project_hint=None
+    )
+    from engram.cli.reporter import Reporter
 
-        hook, label = analyzer_hook(st, analyzer)
-        background = BackgroundAnalyzer(st, hook, Reporter()) if hook else None
-        server = ServerThread(proxy_.app(), host, port).start()
+    hook, label = analyzer_hook(st, analyzer)
+    background = BackgroundAnalyzer(st, hook, Reporter()) if hook else None
+    server = ServerThread(proxy_.app(), host, port).start()
+    if background is not None:
+        background.thread.start()
+    stop = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: stop.set())
+    render.note(
+        f"engram proxy on {server.url}{route.prefix} -> {route.upstream_base} "
+        f"({'capture only' if not proxy_.recall else 'recall + inject'}; "
+        f"analyzer: {label})"
+    )
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
         if background is not None:
-            background.thread.start()
-        stop = threading.Event()
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, lambda *_: stop.set())
-        render.note(
-            f"engram proxy on {server.url}{route.prefix} -> {route.upstream_base} "
-            f"({'capture only' if not proxy_.recall else 'recall + inject'}; "
-            f"analyzer: {label})"
-        )
-        try:
-            while not stop.wait(1.0):
-                pass
-        finally:
-            server.stop()
-            if background is not None:
-                background.close()
-        render.note(
-            f"stopped: {proxy_.stats.requests} requests, {proxy_.stats.captured} "
-            f"captured, {proxy_.stats.injected} with memory"
-        )
+            background.close()
+    render.note(
+        f"stopped: {proxy_.stats.requests} requests, {proxy_.stats.captured} "
+        f"captured, {proxy_.stats.injected} with memory"
+    )
 
-    @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-    def run(
-        ctx: typer.Context,
-        agent: str = typer.Argument(
-            ..., help="claude, codex, opencode, aider, grok, qwen, gemini."
-        ),
-        upstream: str | None = typer.Option(None, "--upstream", help="The real API base URL."),
-        no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
-        mitm: bool = typer.Option(
-            False,
-            "--mitm",
-            help="For agents that ignore base-URL variables: route the agent "
-            "through an engram-run mitmproxy (HTTPS_PROXY + its CA) instead.",
-        ),
-        analyzer: str | None = typer.Option(
-            None,
-            "--analyzer",
-            help="Distil memories when the agent exits: auto, anthropic, "
-            "openai, heuristic or none. [default: auto]",
-        ),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; launch nothing."),
-    ) -> None:
-        """Launch a coding agent behind an engram proxy on a random loopback port; every
-        argument after the agent's name goes to the agent (use `--` before agent flags
-        that engram also has)."""
-        from engram.sources.agents import get_agent, resolve_upstream
-        from engram.sources.launcher import plan, run_child
-        from engram.sources.server import ServerThread
 
-        st = state(ctx)
-        chosen = get_agent(agent)
-        route = resolve_upstream(chosen, override=upstream)
-        args = list(ctx.args)
-        if args[:1] == ["--"]:
-            args = args[1:]
-        inject = st.config.proxy.inject and not no_inject
-        if dry_run:
-            fake = None
-            if mitm:
-                from engram.sources.launcher import CA_VARS, PROXY_VARS
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    agent: str = typer.Argument(..., help="claude, codex, opencode, aider, grok, qwen, gemini."),
+    upstream: str | None = typer.Option(None, "--upstream", help="The real API base URL."),
+    no_inject: bool = typer.Option(False, "--no-inject", help="Capture only."),
+    mitm: bool = typer.Option(
+        False,
+        "--mitm",
+        help="For agents that ignore base-URL variables: route the agent "
+        "through an engram-run mitmproxy (HTTPS_PROXY + its CA) instead.",
+    ),
+    analyzer: str | None = typer.Option(
+        None,
+        "--analyzer",
+        help="Distil memories when the agent exits: auto, anthropic, "
+        "openai, heuristic or none. [default: auto]",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; launch nothing."),
+) -> None:
+    """Launch a coding agent behind an engram proxy on a random loopback port; every
+    argument after the agent's name goes to the agent (use `--` before agent flags
+    that engram also has)."""
+    from engram.sources.agents import get_agent, resolve_upstream
+    from engram.sources.launcher import plan, run_child
+    from engram.sources.server import ServerThread
 
-                fake = {
-                    **dict.fromkeys(PROXY_VARS, "http://127.0.0.1:<port>"),
-                    **dict.fromkeys(CA_VARS, "<engram data dir>/mitmproxy/mitmproxy-ca-cert.pem"),
-                    "NODE_USE_ENV_PROXY": "1",
-                }
-            p = plan(
-                chosen, route, args, "http://127.0.0.1:<port>", inject=inject, intercept_env=fake
-            )
-            for line in p.describe(
-                "mitmdump on http://127.0.0.1:<port>" if mitm else "http://127.0.0.1:<port>"
-            ):
-                typer.echo(line)
-            return
+    st = state(ctx)
+    chosen = get_agent(agent)
+    route = resolve_upstream(chosen, override=upstream)
+    args = list(ctx.args)
+    if args[:1] == ["--"]:
+        args = args[1:]
+    inject = st.config.proxy.inject and not no_inject
+    if dry_run:
+        fake = None
         if mitm:
-            code = _run_intercepted(st, chosen, route, args, inject)
-            _analyze_after(st, analyzer)
-            sys.exit(code)
-        p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
-        proxy_ = build_proxy(st, route.origin, inject=inject, project_hint=p.project)
-        with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
-            p = plan(chosen, route, args, server.url, inject=inject)
-            render.note(
-                f"engram: {chosen.name} -> {server.url}{route.prefix} -> {route.upstream_base}"
-            )
-            try:
-                code = run_child(p)
-            except EngramError:
-                raise
-        render.note(
-            f"engram: {proxy_.stats.captured} exchanges captured, "
-            f"{proxy_.stats.injected} with memory"
-        )
+            from engram.sources.launcher import CA_VARS, PROXY_VARS
+
+            fake = {
+                **dict.fromkeys(PROXY_VARS, "http://127.0.0.1:<port>"),
+                **dict.fromkeys(CA_VARS, "<engram data dir>/mitmproxy/mitmproxy-ca-cert.pem"),
+                "NODE_USE_ENV_PROXY": "1",
+            }
+        p = plan(chosen, route, args, "http://127.0.0.1:<port>", inject=inject, intercept_env=fake)
+        for line in p.describe(
+            "mitmdump on http://127.0.0.1:<port>" if mitm else "http://127.0.0.1:<port>"
+        ):
+            typer.echo(line)
+        return
+    if mitm:
+        code = _run_intercepted(st, chosen, route, args, inject)
         _analyze_after(st, analyzer)
         sys.exit(code)
+    p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
+    proxy_ = build_proxy(st, route.origin, inject=inject, project_hint=p.project)
+    with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
+        p = plan(chosen, route, args, server.url, inject=inject)
+        render.note(f"engram: {chosen.name} -> {server.url}{route.prefix} -> {route.upstream_base}")
+        try:
+            code = run_child(p)
+        except EngramError:
+            raise
+    render.note(
+        f"engram: {proxy_.stats.captured} exchanges captured, {proxy_.stats.injected} with memory"
+    )
+    _analyze_after(st, analyzer)
+    sys.exit(code)

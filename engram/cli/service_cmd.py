@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from engram.cli.base import app
 from engram.cli.context import State, state
 from engram.errors import ConfigError, EngramError
 
@@ -24,149 +25,149 @@ if TYPE_CHECKING:
 PLATFORM_HELP = "linux or macos (default: this machine's); renders that platform's files."
 
 
-def register(app: typer.Typer) -> None:
-    service_app = typer.Typer(
-        help="Run engram's watcher (and optionally mitmweb, `engram proxy`) as a per-user "
-        "service: systemd user units on Linux, launchd agents on macOS.",
-        no_args_is_help=True,
+service_app = typer.Typer(
+    help="Run engram's watcher (and optionally mitmweb, `engram proxy`) as a per-user "
+    "service: systemd user units on Linux, launchd agents on macOS.",
+    no_args_is_help=True,
+)
+app.add_typer(service_app, name="service")
+
+
+@service_app.command("install")
+def install(
+    ctx: typer.Context,
+    mitmweb: bool = typer.Option(
+        False,
+        "--mitmweb",
+        help="Also run mitmweb with engram's addon, sharing a generated password with the watcher.",
+    ),
+    proxy: bool = typer.Option(False, "--proxy", help="Also run `engram proxy`."),
+    proxy_listen: str = typer.Option(
+        "127.0.0.1:8787",
+        "--proxy-listen",
+        metavar="HOST:PORT",
+        help="Where `engram proxy` listens.",
+    ),
+    proxy_upstream: str = typer.Option(
+        "https://api.anthropic.com",
+        "--proxy-upstream",
+        metavar="URL",
+        help="Where `engram proxy` forwards.",
+    ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print the files (secrets masked) and commands; change nothing.",
+    ),
+    platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP),
+    watcher_args: list[str] | None = typer.Argument(
+        None, metavar="-- WATCHER_ARGS", help="Passed to `engram mitmproxy`."
+    ),
+) -> None:
+    """Write and enable the service units; reinstalling replaces them (same password)."""
+    from engram import service, service_ops
+
+    plat = service.resolve_platform(platform)
+    args = tuple(watcher_args or ())
+    _check_watcher_args(ctx, args)
+    st = state(ctx)
+    layout = service.layout_for(plat)
+    jobs = service.make_jobs(
+        mitmweb=mitmweb,
+        proxy=proxy,
+        watcher_args=args,
+        proxy_listen=proxy_listen,
+        proxy_upstream=proxy_upstream,
     )
-    app.add_typer(service_app, name="service")
-
-    @service_app.command("install")
-    def install(
-        ctx: typer.Context,
-        mitmweb: bool = typer.Option(
-            False,
-            "--mitmweb",
-            help="Also run mitmweb with engram's "
-            "addon, sharing a generated password with the watcher.",
-        ),
-        proxy: bool = typer.Option(False, "--proxy", help="Also run `engram proxy`."),
-        proxy_listen: str = typer.Option(
-            "127.0.0.1:8787",
-            "--proxy-listen",
-            metavar="HOST:PORT",
-            help="Where `engram proxy` listens.",
-        ),
-        proxy_upstream: str = typer.Option(
-            "https://api.anthropic.com",
-            "--proxy-upstream",
-            metavar="URL",
-            help="Where `engram proxy` forwards.",
-        ),
-        dry_run: bool = typer.Option(
-            False,
-            "--dry-run",
-            help="Print the files (secrets masked) and commands; change nothing.",
-        ),
-        platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP),
-        watcher_args: list[str] | None = typer.Argument(
-            None, metavar="-- WATCHER_ARGS", help="Passed to `engram mitmproxy`."
-        ),
-    ) -> None:
-        """Write and enable the service units; reinstalling replaces them (same password)."""
-        from engram import service, service_ops
-
-        plat = service.resolve_platform(platform)
-        args = tuple(watcher_args or ())
-        _check_watcher_args(ctx, args)
-        st = state(ctx)
-        layout = service.layout_for(plat)
-        jobs = service.make_jobs(
-            mitmweb=mitmweb,
-            proxy=proxy,
-            watcher_args=args,
-            proxy_listen=proxy_listen,
-            proxy_upstream=proxy_upstream,
-        )
-        plan = service.plan_install(layout, jobs, captured_env(st), token=st.config.mitmproxy.token)
-        for note in plan.notes:
-            typer.echo(f"note: {note}")
-        if dry_run:
-            for spec in plan.files:
-                typer.echo(f"--- {spec.path} (mode {spec.mode:04o})\n{spec.shown.rstrip()}")
-            for path in plan.remove:
-                typer.echo(f"--- would remove {path} (installed before, not now)")
-            _echo_commands("--- would run:", plan.stop + plan.start)
-            return
-        runner = service_ops.Runner(plat)
-        tool = _manager(plat)
-        why = runner.unavailable(tool)
-        failures = _run_all(runner, plan.stop) if why is None else []
-        service_ops.apply_install(plan)
+    plan = service.plan_install(layout, jobs, captured_env(st), token=st.config.mitmproxy.token)
+    for note in plan.notes:
+        typer.echo(f"note: {note}")
+    if dry_run:
         for spec in plan.files:
-            typer.echo(f"wrote {spec.path}")
+            typer.echo(f"--- {spec.path} (mode {spec.mode:04o})\n{spec.shown.rstrip()}")
         for path in plan.remove:
-            typer.echo(f"removed {path}")
-        if why is not None:
-            typer.echo(
-                f"{tool} cannot be used here ({why}); the files are written. Where it "
-                "can, start the service with:"
-            )
-            _echo_commands("", plan.stop + plan.start)
-            return
-        failures += _run_all(runner, plan.start)
-        if failures:
-            raise typer.Exit(1)
-        typer.echo(f"started: {', '.join(service.units(layout, [j.name for j in jobs]))}")
-
-    @service_app.command("status")
-    def status(platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP)) -> None:
-        """What is installed, then the service manager's view of it (its exit status)."""
-        from engram import service
-
-        layout, names = _installed(platform)
-        typer.echo(f"installed ({layout.platform}): {', '.join(service.units(layout, names))}")
-        for path in (*(layout.unit_file(n) for n in names), layout.env_file):
-            typer.echo(f"  {path}{'' if path.exists() else '  (missing!)'}")
-        _passthrough(
-            layout.platform, _manager(layout.platform), service.status_commands(layout, names)
+            typer.echo(f"--- would remove {path} (installed before, not now)")
+        _echo_commands("--- would run:", plan.stop + plan.start)
+        return
+    runner = service_ops.Runner(plat)
+    tool = _manager(plat)
+    why = runner.unavailable(tool)
+    failures = _run_all(runner, plan.stop) if why is None else []
+    service_ops.apply_install(plan)
+    for spec in plan.files:
+        typer.echo(f"wrote {spec.path}")
+    for path in plan.remove:
+        typer.echo(f"removed {path}")
+    if why is not None:
+        typer.echo(
+            f"{tool} cannot be used here ({why}); the files are written. Where it "
+            "can, start the service with:"
         )
+        _echo_commands("", plan.stop + plan.start)
+        return
+    failures += _run_all(runner, plan.start)
+    if failures:
+        raise typer.Exit(1)
+    typer.echo(f"started: {', '.join(service.units(layout, [j.name for j in jobs]))}")
 
-    @service_app.command("logs")
-    def logs(
-        follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
-        lines: int = typer.Option(50, "--lines", "-n", min=0, help="Lines of history."),
-        platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP),
-    ) -> None:
-        """The services' logs: the user journal on Linux, ~/Library/Logs/engram on macOS."""
-        from engram import service
 
-        layout, names = _installed(platform)
-        cmd = service.log_command(layout, names, lines=lines, follow=follow)
-        _passthrough(layout.platform, cmd[0], [cmd])
+@service_app.command("status")
+def status(platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP)) -> None:
+    """What is installed, then the service manager's view of it (its exit status)."""
+    from engram import service
 
-    @service_app.command("uninstall")
-    def uninstall(
-        dry_run: bool = typer.Option(
-            False, "--dry-run", help="Print what would be stopped and removed; change nothing."
-        ),
-        platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP),
-    ) -> None:
-        """Stop the services and remove exactly the files install wrote."""
-        from engram import service, service_ops
+    layout, names = _installed(platform)
+    typer.echo(f"installed ({layout.platform}): {', '.join(service.units(layout, names))}")
+    for path in (*(layout.unit_file(n) for n in names), layout.env_file):
+        typer.echo(f"  {path}{'' if path.exists() else '  (missing!)'}")
+    _passthrough(layout.platform, _manager(layout.platform), service.status_commands(layout, names))
 
-        layout, _names = _installed(platform)
-        plan = service.plan_uninstall(layout)
-        if dry_run:
-            _echo_commands("--- would run:", plan.stop + plan.start)
-            for path in plan.remove:
-                typer.echo(f"--- would remove {path}")
-            typer.echo(f"--- would remove {layout.manifest}")
-            return
-        runner = service_ops.Runner(layout.platform)
-        tool = _manager(layout.platform)
-        why = runner.unavailable(tool)
-        failures = _run_all(runner, plan.stop) if why is None else []
-        for path in service_ops.apply_uninstall(plan):
-            typer.echo(f"removed {path}")
-        typer.echo(f"removed {layout.manifest}")
-        if why is not None:
-            typer.echo(f"{tool} cannot be used here ({why}); nothing was stopped")
-            return
-        failures += _run_all(runner, plan.start)
-        if failures:
-            raise typer.Exit(1)
+
+@service_app.command("logs")
+def logs(
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+    lines: int = typer.Option(50, "--lines", "-n", min=0, help="Lines of history."),
+    platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP),
+) -> None:
+    """The services' logs: the user journal on Linux, ~/Library/Logs/engram on macOS."""
+    from engram import service
+
+    layout, names = _installed(platform)
+    cmd = service.log_command(layout, names, lines=lines, follow=follow)
+    _passthrough(layout.platform, cmd[0], [cmd])
+
+
+@service_app.command("uninstall")
+def uninstall(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print what would be stopped and removed; change nothing."
+    ),
+    platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP),
+) -> None:
+    """Stop the services and remove exactly the files install wrote."""
+    from engram import service, service_ops
+
+    layout, _names = _installed(platform)
+    plan = service.plan_uninstall(layout)
+    if dry_run:
+        _echo_commands("--- would run:", plan.stop + plan.start)
+        for path in plan.remove:
+            typer.echo(f"--- would remove {path}")
+        typer.echo(f"--- would remove {layout.manifest}")
+        return
+    runner = service_ops.Runner(layout.platform)
+    tool = _manager(layout.platform)
+    why = runner.unavailable(tool)
+    failures = _run_all(runner, plan.stop) if why is None else []
+    for path in service_ops.apply_uninstall(plan):
+        typer.echo(f"removed {path}")
+    typer.echo(f"removed {layout.manifest}")
+    if why is not None:
+        typer.echo(f"{tool} cannot be used here ({why}); nothing was stopped")
+        return
+    failures += _run_all(runner, plan.start)
+    if failures:
+        raise typer.Exit(1)
 
 
 def captured_env(st: State) -> dict[str, str]:

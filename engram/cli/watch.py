@@ -8,368 +8,358 @@ from typing import TYPE_CHECKING
 import typer
 
 from engram.cli import render
+from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
 
 if TYPE_CHECKING:
     from engram.cli.reporter import Reporter
     from engram.config import Config
+    from engram.journaling import CapturePolicy
     from engram.sources.daemon import AnalyzeFn
     from engram.sources.watcher import Watcher
     from engram.store.db import Store
-    from engram.store.privacy import CapturePolicy
 
 ANALYZERS = ("auto", "anthropic", "openai", "heuristic", "none")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def mitmproxy(
-        ctx: typer.Context,
-        url: str | None = typer.Option(
-            None, "--url", help="mitmweb's web API. [default: http://127.0.0.1:8081]"
-        ),
-        token: str | None = typer.Option(
-            None, "--token", help="mitmweb's web_password (env ENGRAM_MITMWEB_TOKEN)."
-        ),
-        interval: float | None = typer.Option(
-            None, "--interval", min=0.1, help="Seconds between polls. [default: 5]"
-        ),
-        batch: int | None = typer.Option(
-            None, "--batch", min=1, help="Analyze once N exchanges are pending. [default: 10]"
-        ),
-        max_wait: float | None = typer.Option(
-            None,
-            "--max-wait",
-            min=0,
-            help="Analyze a partial batch after its oldest exchange waited S seconds. "
-            "[default: 60]",
-        ),
-        analyzer: str | None = typer.Option(
-            None, "--analyzer", help="auto, anthropic, openai, heuristic or none. [default: auto]"
-        ),
-        prune: bool | None = typer.Option(
-            None,
-            "--prune/--no-prune",
-            help="Delete flows from mitmweb once journaled (keeps mitmweb fast). [default: prune]",
-        ),
-        flow_file: Path | None = typer.Option(
-            None, "--flow-file", help="Follow a growing `mitmdump -w` file instead of the web API."
-        ),
-        once: bool = typer.Option(
-            False, "--once", help="Poll once, analyze what is pending, exit."
-        ),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
-        log_json: bool = typer.Option(False, "--log-json", help="One JSON object per event."),
-    ) -> None:
-        """Watch mitmweb for LLM API traffic, journal every exchange exactly once, and
-        distil memories from the new conversation turns."""
-        from engram.cli.reporter import Reporter
-        from engram.sources import daemon
+@app.command()
+def mitmproxy(
+    ctx: typer.Context,
+    url: str | None = typer.Option(
+        None, "--url", help="mitmweb's web API. [default: http://127.0.0.1:8081]"
+    ),
+    token: str | None = typer.Option(
+        None, "--token", help="mitmweb's web_password (env ENGRAM_MITMWEB_TOKEN)."
+    ),
+    interval: float | None = typer.Option(
+        None, "--interval", min=0.1, help="Seconds between polls. [default: 5]"
+    ),
+    batch: int | None = typer.Option(
+        None, "--batch", min=1, help="Analyze once N exchanges are pending. [default: 10]"
+    ),
+    max_wait: float | None = typer.Option(
+        None,
+        "--max-wait",
+        min=0,
+        help="Analyze a partial batch after its oldest exchange waited S seconds. [default: 60]",
+    ),
+    analyzer: str | None = typer.Option(
+        None, "--analyzer", help="auto, anthropic, openai, heuristic or none. [default: auto]"
+    ),
+    prune: bool | None = typer.Option(
+        None,
+        "--prune/--no-prune",
+        help="Delete flows from mitmweb once journaled (keeps mitmweb fast). [default: prune]",
+    ),
+    flow_file: Path | None = typer.Option(
+        None, "--flow-file", help="Follow a growing `mitmdump -w` file instead of the web API."
+    ),
+    once: bool = typer.Option(False, "--once", help="Poll once, analyze what is pending, exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
+    log_json: bool = typer.Option(False, "--log-json", help="One JSON object per event."),
+) -> None:
+    """Watch mitmweb for LLM API traffic, journal every exchange exactly once, and
+    distil memories from the new conversation turns."""
+    from engram.cli.reporter import Reporter
+    from engram.sources import daemon
 
-        st = state(ctx)
-        cfg = st.config
-        for name, value in (
-            ("mitmproxy.url", url),
-            ("mitmproxy.token", token),
-            ("mitmproxy.interval", interval),
-            ("mitmproxy.batch", batch),
-            ("mitmproxy.max_wait", max_wait),
-            ("mitmproxy.prune", prune),
-        ):
-            cfg.override(name, value)
-        m = cfg.mitmproxy
-        cfg.override("analyzer.backend", analyzer)
-        backend = cfg.analyzer.backend
-        if backend not in ANALYZERS:
-            raise ConfigError(f"unknown analyzer {backend!r} (one of: {', '.join(ANALYZERS)})")
-        reporter = Reporter(quiet=quiet, log_json=log_json)
-        store = st.store
-        store.ensure()
-        analyze, analyzer_label = resolve_analyzer(backend, store, cfg)
-        schedule = daemon.Schedule(interval=m.interval, batch=m.batch, max_wait=m.max_wait)
-        watcher: daemon.PollSource
-        if flow_file is not None:
-            from engram.sources.flowfile import FlowFileWatcher
+    st = state(ctx)
+    cfg = st.config
+    for name, value in (
+        ("mitmproxy.url", url),
+        ("mitmproxy.token", token),
+        ("mitmproxy.interval", interval),
+        ("mitmproxy.batch", batch),
+        ("mitmproxy.max_wait", max_wait),
+        ("mitmproxy.prune", prune),
+    ):
+        cfg.override(name, value)
+    m = cfg.mitmproxy
+    cfg.override("analyzer.backend", analyzer)
+    backend = cfg.analyzer.backend
+    if backend not in ANALYZERS:
+        raise ConfigError(f"unknown analyzer {backend!r} (one of: {', '.join(ANALYZERS)})")
+    reporter = Reporter(quiet=quiet, log_json=log_json)
+    store = st.store
+    store.ensure()
+    analyze, analyzer_label = resolve_analyzer(backend, store, cfg)
+    schedule = daemon.Schedule(interval=m.interval, batch=m.batch, max_wait=m.max_wait)
+    watcher: daemon.PollSource
+    if flow_file is not None:
+        from engram.sources.flowfile import FlowFileWatcher
 
-            watcher = FlowFileWatcher(
-                store,
-                flow_file,
-                capture=capture_policy(cfg),
-                body_limit=int(m.body_limit_mb * 2**20),
-            )
-            source = f"flow file {flow_file}"
-        else:
-            watcher = make_watcher(store, cfg, reporter)
-            source = m.url
-        reporter.banner(
-            "engram: watching LLM traffic",
-            {
-                "source": source,
-                "database": str(store.path),
-                "poll interval": f"{m.interval:g}s",
-                "batch size": m.batch,
-                "max wait": f"{m.max_wait:g}s",
-                "analyzer": analyzer_label,
-                "mirror": f"MuninnDB {cfg.muninn.url}" if cfg.muninn.enabled else "off",
-                "prune": ("on: captured flows are deleted from mitmweb" if m.prune else "off")
-                if flow_file is None
-                else "n/a",
-            },
+        watcher = FlowFileWatcher(
+            store,
+            flow_file,
+            capture=capture_policy(cfg),
+            body_limit=int(m.body_limit_mb * 2**20),
         )
-        sync = None
-        if cfg.muninn.enabled:
-            from engram.cli.mirror import daemon_hook
-
-            sync = daemon_hook(store, cfg.muninn)
-        runner = daemon.Daemon(
-            watcher,
-            reporter,
-            schedule,
-            analyze,
-            sync=sync,
-            sync_interval=cfg.muninn.interval,
-        )
-        if once:
-            result = runner.run_once()
-            if result is None:
-                raise typer.Exit(1)
-            return
-        runner.run_forever()
-
-    journal_app = typer.Typer(
-        help="The journal of captured exchanges.", invoke_without_command=True
+        source = f"flow file {flow_file}"
+    else:
+        watcher = make_watcher(store, cfg, reporter)
+        source = m.url
+    reporter.banner(
+        "engram: watching LLM traffic",
+        {
+            "source": source,
+            "database": str(store.path),
+            "poll interval": f"{m.interval:g}s",
+            "batch size": m.batch,
+            "max wait": f"{m.max_wait:g}s",
+            "analyzer": analyzer_label,
+            "mirror": f"MuninnDB {cfg.muninn.url}" if cfg.muninn.enabled else "off",
+            "prune": ("on: captured flows are deleted from mitmweb" if m.prune else "off")
+            if flow_file is None
+            else "n/a",
+        },
     )
-    app.add_typer(journal_app, name="journal")
+    sync = None
+    if cfg.muninn.enabled:
+        from engram.cli.mirror import daemon_hook
 
-    @journal_app.callback()
-    def journal_list(
-        ctx: typer.Context,
-        failed: bool = typer.Option(False, "--failed", help="Only exchanges that failed."),
-        status: str | None = typer.Option(
-            None, "--status", help="pending, analyzed, skipped or failed."
-        ),
-        limit: int = typer.Option(50, "--limit", "-n", min=1),
-        json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-    ) -> None:
-        """List captured exchanges, newest first."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from engram.store import journal
-
-        with state(ctx).store.write() as session:
-            rows = [
-                journal.row_to_dict(r)
-                for r in journal.list_rows(session, failed=failed, status=status, limit=limit)
-            ]
-        if json_out:
-            render.emit_json(rows)
-            return
-        if not rows:
-            render.note("the journal is empty" if not (failed or status) else "nothing matches")
-            return
-        short_kind = {"conversation": "conv", "side-call": "side", "internal": "internal"}
-        render.table(
-            ["id", "captured", "kind", "new", "status", "project", "detail"],
-            [
-                [
-                    r["id"],
-                    r["captured_at"][5:19].replace("T", " "),
-                    short_kind[r["kind"]],
-                    r["new_turns"],
-                    r["status"],
-                    render.scope_label(r["project"] or "") or "?",
-                    r["error"] or r["model"] or "",
-                ]
-                for r in rows
-            ],
-        )
-
-    @journal_app.command("show")
-    def journal_show(
-        ctx: typer.Context,
-        exchange_id: int = typer.Argument(..., metavar="ID"),
-        json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-    ) -> None:
-        """Print one exchange: its metadata and the turns it added to the conversation."""
-        from engram.store import journal
-
-        with state(ctx).store.write() as session:
-            data = journal.row_to_dict(journal.get_row(session, exchange_id), with_turns=True)
-        if json_out:
-            render.emit_json(data)
-            return
-        console = render.out()
-        console.print(f"[bold]exchange {data['id']}[/]  {data['kind']}  {data['status']}")
-        for key in (
-            "source",
-            "source_key",
-            "format",
-            "endpoint",
-            "model",
-            "conversation",
-            "project",
-            "status_code",
-            "captured_at",
-            "input_tokens",
-            "output_tokens",
-            "error",
-        ):
-            if data.get(key) not in (None, ""):
-                console.print(f"  [dim]{key:>13}[/] {data[key]}", highlight=False)
-        for turn in data["turns"]:
-            console.print(f"\n[bold]{turn['role']}[/]")
-            if turn.get("text"):
-                console.print(turn["text"], markup=False, highlight=False)
-            for call in turn.get("tool_calls", []):
-                console.print(
-                    f"  -> {call['name']}({render.short(call['arguments'], 200)})",
-                    markup=False,
-                    highlight=False,
-                )
-            for res in turn.get("tool_results", []):
-                console.print(
-                    f"  <- {render.short(res['content'], 200)}", markup=False, highlight=False
-                )
-
-    @app.command()
-    def ingest(
-        ctx: typer.Context,
-        files: list[Path] = typer.Argument(
-            ..., metavar="FILE...", help="mitmproxy flow files (`mitmdump -w`)."
-        ),
-        json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
-    ) -> None:
-        """Journal the LLM exchanges in mitmproxy flow files (exactly once: ingesting a
-        file again adds nothing)."""
-        from engram.sources.flowfile import ingest_file
-        from engram.sources.watcher import WatchSettings
-
-        st = state(ctx)
-        settings = WatchSettings(capture=capture_policy(st.config))
-        totals = {
-            "flows": 0,
-            "llm": 0,
-            "captured": 0,
-            "duplicates": 0,
-            "failed": 0,
-            "withheld": 0,
-        }
-        for path in files:
-            result = ingest_file(st.store, path, settings)
-            for key in totals:
-                totals[key] += getattr(result, key)
-            if result.partial:
-                render.note(f"{path}: ends in a partial record (still being written?)")
-        if json_out:
-            render.emit_json(totals)
-            return
-        typer.echo(
-            f"{totals['flows']} flows -> {totals['llm']} LLM requests -> "
-            f"{totals['captured']} journaled, {totals['duplicates']} already there"
-            + (
-                f", {totals['withheld']} withheld (paused or an ignored project)"
-                if totals["withheld"]
-                else ""
-            )
-        )
-
-    @app.command()
-    def analyze(
-        ctx: typer.Context,
-        limit: int | None = typer.Option(
-            None, "--limit", "-n", min=1, help="At most N pending exchanges."
-        ),
-        dry_run: bool = typer.Option(
-            False, "--dry-run", help="Print the commands the model proposes; apply none."
-        ),
-        retry: bool = typer.Option(
-            False, "--retry", help="First re-queue batches parked as failed."
-        ),
-        analyzer: str | None = typer.Option(
-            None, "--analyzer", help="auto, anthropic, openai or heuristic."
-        ),
-        json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
-    ) -> None:
-        """Run the analyzer on pending exchanges now (the watcher does this by itself)."""
-        from engram.analyzer import runner
-
-        st = state(ctx)
-        cfg = st.config
-        cfg.override("analyzer.backend", analyzer)
-        if retry:
-            requeued = runner.retry_failed(st.store)
-            render.note(f"re-queued {requeued} exchanges")
-        backend, label = runner.choose(cfg.analyzer.backend, cfg.analyzer)
-        if backend is None:
-            raise EngramError(
-                "the analyzer is set to `none`; pass --analyzer heuristic or anthropic"
-            )
-        if not json_out:
-            render.note(f"analyzer: {label}")
-        report = runner.Analyzer(st.store, backend, cfg.analyzer).run(limit=limit, dry_run=dry_run)
-        if report.auth_error:
-            raise EngramError(report.auth_error)
-        if report.paused is not None and not report.batches:
-            from engram.cli.privacy import describe_pause
-
-            raise EngramError(
-                f"engram is paused {describe_pause(report.paused)}; nothing was analysed",
-                hint="`engram resume` ends the pause",
-            )
-        if json_out:
-            render.emit_json(
-                {
-                    "batches": report.batches,
-                    "exchanges": report.exchanges,
-                    "added": [m.to_dict() for m in report.added],
-                    "superseded": [{"old": o, "new": n.id} for o, n in report.superseded],
-                    "forgotten": report.forgotten,
-                    "duplicates": report.duplicates,
-                    "rejected": report.rejected,
-                    "ignored": report.ignored,
-                    "failed_batches": report.failed_batches,
-                    "parked": report.parked,
-                    "errors": report.errors,
-                    "input_tokens": report.input_tokens,
-                    "output_tokens": report.output_tokens,
-                    "cost_usd": round(report.cost_usd, 6),
-                    "proposed": report.proposed,
-                    "held": [m.to_dict() for m in report.held],
-                    "capped": report.capped,
-                    "rescoped": report.rescoped,
-                }
-            )
-            return
-        if dry_run:
-            for line in report.proposed:
-                typer.echo(line)
-            render.note(
-                f"{report.batches} batches, {len(report.proposed)} commands proposed "
-                "(nothing applied)"
-            )
-            return
-        for line in runner.describe(report):
-            typer.echo(line.strip())
-        render.note(
-            f"{report.exchanges} exchanges analyzed in {report.batches} batches: "
-            f"{len(report.added)} new, {len(report.superseded)} updated, "
-            f"{len(report.forgotten)} forgotten, {report.duplicates} already known, "
-            f"{len(report.held)} held for review, "
-            f"{len(report.rejected)} rejected; {report.input_tokens:,} tokens in, "
-            f"${report.cost_usd:.4f}"
-        )
-        for error in report.errors:
-            render.note(f"failed batch: {error}")
-        if report.failed_batches:
+        sync = daemon_hook(store, cfg.muninn)
+    runner = daemon.Daemon(
+        watcher,
+        reporter,
+        schedule,
+        analyze,
+        sync=sync,
+        sync_interval=cfg.muninn.interval,
+    )
+    if once:
+        result = runner.run_once()
+        if result is None:
             raise typer.Exit(1)
+        return
+    runner.run_forever()
 
-    @app.command("addon-path")
-    def addon_path() -> None:
-        """Print the path of engram's mitmproxy addon, for `mitmweb -s "$(engram addon-path)"`."""
-        from engram.sources import addon
 
-        typer.echo(str(Path(addon.__file__).resolve()))
+journal_app = typer.Typer(help="The journal of captured exchanges.", invoke_without_command=True)
+app.add_typer(journal_app, name="journal")
+
+
+@journal_app.callback()
+def journal_list(
+    ctx: typer.Context,
+    failed: bool = typer.Option(False, "--failed", help="Only exchanges that failed."),
+    status: str | None = typer.Option(
+        None, "--status", help="pending, analyzed, skipped or failed."
+    ),
+    limit: int = typer.Option(50, "--limit", "-n", min=1),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List captured exchanges, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from engram.store import journal
+
+    with state(ctx).store.read() as conn:
+        rows = journal.list_exchanges(conn, failed=failed, status=status, limit=limit)
+    if json_out:
+        render.emit_json(rows)
+        return
+    if not rows:
+        render.note("the journal is empty" if not (failed or status) else "nothing matches")
+        return
+    short_kind = {"conversation": "conv", "side-call": "side", "internal": "internal"}
+    render.table(
+        ["id", "captured", "kind", "new", "status", "project", "detail"],
+        [
+            [
+                r["id"],
+                r["captured_at"][5:19].replace("T", " "),
+                short_kind[r["kind"]],
+                r["new_turns"],
+                r["status"],
+                render.scope_label(r["project"] or "") or "?",
+                r["error"] or r["model"] or "",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@journal_app.command("show")
+def journal_show(
+    ctx: typer.Context,
+    exchange_id: int = typer.Argument(..., metavar="ID"),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print one exchange: its metadata and the turns it added to the conversation."""
+    from engram.store import journal
+
+    with state(ctx).store.read() as conn:
+        data = journal.get_exchange(conn, exchange_id)
+    if json_out:
+        render.emit_json(data)
+        return
+    console = render.out()
+    console.print(f"[bold]exchange {data['id']}[/]  {data['kind']}  {data['status']}")
+    for key in (
+        "source",
+        "source_key",
+        "format",
+        "endpoint",
+        "model",
+        "conversation",
+        "project",
+        "status_code",
+        "captured_at",
+        "input_tokens",
+        "output_tokens",
+        "error",
+    ):
+        if data.get(key) not in (None, ""):
+            console.print(f"  [dim]{key:>13}[/] {data[key]}", highlight=False)
+    for turn in data["turns"]:
+        console.print(f"\n[bold]{turn['role']}[/]")
+        if turn.get("text"):
+            console.print(turn["text"], markup=False, highlight=False)
+        for call in turn.get("tool_calls", []):
+            console.print(
+                f"  -> {call['name']}({render.short(call['arguments'], 200)})",
+                markup=False,
+                highlight=False,
+            )
+        for res in turn.get("tool_results", []):
+            console.print(
+                f"  <- {render.short(res['content'], 200)}", markup=False, highlight=False
+            )
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    files: list[Path] = typer.Argument(
+        ..., metavar="FILE...", help="mitmproxy flow files (`mitmdump -w`)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:
+    """Journal the LLM exchanges in mitmproxy flow files (exactly once: ingesting a
+    file again adds nothing)."""
+    from engram.sources.flowfile import ingest_file
+    from engram.sources.watcher import WatchSettings
+
+    st = state(ctx)
+    settings = WatchSettings(capture=capture_policy(st.config))
+    totals = dict.fromkeys(("flows", "llm", "captured", "duplicates", "failed", "withheld"), 0)
+    for path in files:
+        result = ingest_file(st.store, path, settings)
+        for key in totals:
+            totals[key] += getattr(result, key)
+        if result.partial:
+            render.note(f"{path}: ends in a partial record (still being written?)")
+    if json_out:
+        render.emit_json(totals)
+        return
+    withheld = totals["withheld"]
+    typer.echo(
+        f"{totals['flows']} flows -> {totals['llm']} LLM requests -> "
+        f"{totals['captured']} journaled, {totals['duplicates']} already there"
+        + (f", {withheld} withheld (paused or an ignored project)" if withheld else "")
+    )
+
+
+@app.command()
+def analyze(
+    ctx: typer.Context,
+    limit: int | None = typer.Option(
+        None, "--limit", "-n", min=1, help="At most N pending exchanges."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the commands the model proposes; apply none."
+    ),
+    retry: bool = typer.Option(False, "--retry", help="First re-queue batches parked as failed."),
+    analyzer: str | None = typer.Option(
+        None, "--analyzer", help="auto, anthropic, openai or heuristic."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
+) -> None:
+    """Run the analyzer on pending exchanges now (the watcher does this by itself)."""
+    from engram.analyzer import runner
+
+    st = state(ctx)
+    cfg = st.config
+    cfg.override("analyzer.backend", analyzer)
+    if retry:
+        requeued = runner.retry_failed(st.store)
+        render.note(f"re-queued {requeued} exchanges")
+    backend, label = runner.choose(cfg.analyzer.backend, cfg.analyzer)
+    if backend is None:
+        raise EngramError("the analyzer is set to `none`; pass --analyzer heuristic or anthropic")
+    if not json_out:
+        render.note(f"analyzer: {label}")
+    report = runner.Analyzer(st.store, backend, cfg.analyzer).run(limit=limit, dry_run=dry_run)
+    if report.auth_error:
+        raise EngramError(report.auth_error)
+    if report.paused is not None and not report.batches:
+        from engram.cli.privacy import describe_pause
+
+        raise EngramError(
+            f"engram is paused {describe_pause(report.paused)}; nothing was analysed",
+            hint="`engram resume` ends the pause",
+        )
+    if json_out:
+        render.emit_json(
+            {
+                "batches": report.batches,
+                "exchanges": report.exchanges,
+                "added": [m.to_dict() for m in report.added],
+                "superseded": [{"old": o, "new": n.id} for o, n in report.superseded],
+                "forgotten": report.forgotten,
+                "duplicates": report.duplicates,
+                "rejected": report.rejected,
+                "ignored": report.ignored,
+                "failed_batches": report.failed_batches,
+                "parked": report.parked,
+                "errors": report.errors,
+                "input_tokens": report.input_tokens,
+                "output_tokens": report.output_tokens,
+                "cost_usd": round(report.cost_usd, 6),
+                "proposed": report.proposed,
+                "held": [m.to_dict() for m in report.held],
+                "capped": report.capped,
+                "rescoped": report.rescoped,
+            }
+        )
+        return
+    if dry_run:
+        for line in report.proposed:
+            typer.echo(line)
+        render.note(
+            f"{report.batches} batches, {len(report.proposed)} commands proposed (nothing applied)"
+        )
+        return
+    for line in runner.describe(report):
+        typer.echo(line.strip())
+    render.note(
+        f"{report.exchanges} exchanges analyzed in {report.batches} batches: "
+        f"{len(report.added)} new, {len(report.superseded)} updated, "
+        f"{len(report.forgotten)} forgotten, {report.duplicates} already known, "
+        f"{len(report.held)} held for review, "
+        f"{len(report.rejected)} rejected; {report.input_tokens:,} tokens in, "
+        f"${report.cost_usd:.4f}"
+    )
+    for error in report.errors:
+        render.note(f"failed batch: {error}")
+    if report.failed_batches:
+        raise typer.Exit(1)
+
+
+@app.command("addon-path")
+def addon_path() -> None:
+    """Print the path of engram's mitmproxy addon, for `mitmweb -s "$(engram addon-path)"`."""
+    from engram.sources import addon
+
+    typer.echo(str(Path(addon.__file__).resolve()))
+
+
+def capture_policy(cfg: Config) -> CapturePolicy:
+    """What no source may journal, from `[capture]` (every source gets it from here)."""
+    from engram.journaling import CapturePolicy
+
+    return CapturePolicy.from_patterns(cfg.capture.ignore_projects)
 
 
 def make_watcher(store: Store, cfg: Config, reporter: Reporter) -> Watcher:
@@ -386,12 +376,6 @@ def make_watcher(store: Store, cfg: Config, reporter: Reporter) -> Watcher:
     )
     client = MitmwebClient(m.url, m.token)
     return Watcher(store, client, settings, warn=reporter.warn)
-
-
-def capture_policy(cfg: Config) -> CapturePolicy:
-    from engram.store.privacy import CapturePolicy
-
-    return CapturePolicy.from_patterns(cfg.capture.ignore_projects)
 
 
 def resolve_analyzer(backend: str, store: Store, cfg: Config) -> tuple[AnalyzeFn | None, str]:

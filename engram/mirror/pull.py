@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engram.mirror import mapping, outbox
+from engram.mirror import mapping
 from engram.mirror.client import MuninnClient, MuninnToolError
-from engram.store import schema
+from engram.store import outbox, schema
 
 if TYPE_CHECKING:
     from engram.store.db import Store

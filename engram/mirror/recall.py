@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engram.mirror.client import MuninnClient, MuninnError
-from engram.store import schema
+from engram.store import outbox, schema
 
 log = logging.getLogger("engram.mirror.recall")
 MAX_QUERY_CHARS = 2000
@@ -111,12 +111,4 @@ def muninn_candidates(
 
 def local_copies(conn: sqlite3.Connection, hits: Sequence[MuninnHit]) -> dict[str, str]:
     """MuninnDB id -> local memory id, for hits that are this store's own mirror copies."""
-    pairs = [(h.vault, h.id) for h in hits]
-    if not pairs:
-        return {}
-    where = " OR ".join("(vault = ? AND muninn_id = ?)" for _ in pairs)
-    params = [x for pair in pairs for x in pair]
-    return {
-        r[0]: r[1]
-        for r in conn.execute(f"SELECT muninn_id, memory_id FROM mirror_ids WHERE {where}", params)
-    }
+    return outbox.local_ids(conn, [(h.vault, h.id) for h in hits])

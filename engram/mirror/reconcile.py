@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from engram.mirror import mapping, outbox
+from engram.mirror import mapping
 from engram.mirror.client import (
     MuninnAuthError,
     MuninnClient,
@@ -40,9 +40,9 @@ from engram.mirror.client import (
     Remembered,
     encode,
 )
-from engram.mirror.outbox import Mirror, Outcome, Target
 from engram.mirror.vault import vault_for_scope
-from engram.store import schema
+from engram.store import outbox, reader, schema
+from engram.store.outbox import Mirror, Outcome, Target
 
 if TYPE_CHECKING:
     from engram.config import MuninnConfig
@@ -283,12 +283,8 @@ class PageReconciler:
         if owner is not None and owner != besides:
             return True
         with self.store.read() as conn:
-            rows = conn.execute(
-                "SELECT memory_id FROM mirror_ids WHERE vault = ? AND muninn_id = ? "
-                "AND state = 'active' AND memory_id != ?",
-                (vault, muninn_id, besides),
-            )
-            return any(r[0] not in self._released for r in rows)
+            others = outbox.owners(conn, vault, muninn_id, besides)
+        return any(mid not in self._released for mid in others)
 
     # -- phase 2: remembers, batched per vault -----------------------------------------
 
@@ -383,9 +379,7 @@ class PageReconciler:
                     row = (
                         (loc["status"], loc["superseded_by"])
                         if loc
-                        else conn.execute(
-                            "SELECT status, superseded_by FROM memories WHERE id = ?", (sid,)
-                        ).fetchone()
+                        else reader.status_of(conn, sid)
                     ) or (None, None)
                     if row[0] != "superseded" or not row[1]:
                         break

@@ -33,10 +33,9 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from engram.mirror import outbox
 from engram.mirror.client import MuninnAuthError, MuninnClient
 from engram.mirror.reconcile import MirrorSettings, PageReconciler, SyncReport
-from engram.store import schema
+from engram.store import outbox, schema
 
 if TYPE_CHECKING:
     from engram.config import MuninnConfig

@@ -127,11 +127,11 @@ class EngramAddon:
         self._tried = True
         try:
             from engram import config as engram_config
+            from engram.journaling import CapturePolicy
             from engram.paths import default_db_path
             from engram.sources.flowfile import request_of, response_of
             from engram.sources.memory import make_recall
             from engram.store.db import Store
-            from engram.store.privacy import CapturePolicy
             from engram.wire.injection import inject_bytes
         except ImportError:
             log.info("engram is not importable here: streaming only, no memory injection")
@@ -155,13 +155,13 @@ class EngramAddon:
             )
 
         def record(key: str, request: Any, reply: Any, error: str | None) -> None:
-            from engram.store import journal
+            from engram import journaling
 
             try:
                 with store.write() as session:
-                    journal.record(
+                    journaling.record(
                         session,
-                        journal.Capture(
+                        journaling.Capture(
                             source="addon",
                             source_key=key,
                             request=request,

@@ -23,8 +23,7 @@ from engram.cli.reporter import Reporter
 from engram.errors import EngramError
 from engram.sources.mitmweb import MitmwebAuthError, MitmwebUnavailable
 from engram.sources.watcher import PollResult
-from engram.status import LAST_POLL_KEY
-from engram.store import journal
+from engram.store import state
 from engram.store.db import Store
 
 log = logging.getLogger("engram.daemon")
@@ -152,7 +151,7 @@ class Daemon:
         value = json.dumps({"at": schema.now_iso(), "ok": ok, "summary": summary, **fields})
         try:
             with store.write() as session:
-                journal.set_state(session, LAST_POLL_KEY, value)
+                state.put(session, state.LAST_POLL, value)
         except Exception as exc:  # housekeeping must never break a poll
             log.warning("could not record the poll: %s", exc)
 

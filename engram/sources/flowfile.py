@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engram import journaling
 from engram.errors import EngramError
+from engram.journaling import CapturePolicy
 from engram.sources.watcher import PollResult, WatchSettings, is_llm_flow
-from engram.store import journal
+from engram.store import state
 from engram.store.db import Store
-from engram.store.privacy import CapturePolicy
 from engram.wire.model import RawRequest, RawResponse
 
 BATCH = 25
@@ -72,7 +73,7 @@ def _bounded(message: Any, name: str, limit: int, errors: list[str]) -> bytes | 
     return body
 
 
-def _capture(flow: Any, body_limit: int) -> journal.Capture:
+def _capture(flow: Any, body_limit: int) -> journaling.Capture:
     errors: list[str] = []
     request = request_of(flow, _bounded(flow.request, "request", body_limit, errors))
     response = None
@@ -80,7 +81,7 @@ def _capture(flow: Any, body_limit: int) -> journal.Capture:
         response = response_of(flow, _bounded(flow.response, "response", body_limit, errors))
     if flow.error is not None:
         errors.append(str(flow.error.msg))
-    return journal.Capture(
+    return journaling.Capture(
         source="file",
         source_key=f"file:{flow.id}",
         request=request,
@@ -118,7 +119,7 @@ def read_from(
     with fh:
         fh.seek(offset)
         reader = mio.FlowReader(fh)
-        pending: list[journal.Capture] = []
+        pending: list[journaling.Capture] = []
         good = offset
         stream = iter(reader.stream())
         while True:
@@ -144,7 +145,7 @@ def read_from(
 
 def _commit(
     store: Store,
-    captures: list[journal.Capture],
+    captures: list[journaling.Capture],
     offset: int,
     result: IngestResult,
     state_key: str | None,
@@ -152,7 +153,7 @@ def _commit(
 ) -> None:
     with store.write() as session:
         for capture in captures:
-            recorded = journal.record(session, capture, settings.capture)
+            recorded = journaling.record(session, capture, settings.capture)
             if recorded.withheld:
                 result.withheld += 1
                 continue
@@ -163,7 +164,7 @@ def _commit(
             result.bytes += recorded.bytes
             result.failed += recorded.status == "failed"
         if state_key is not None:
-            journal.set_state(session, state_key, str(offset))
+            state.put(session, state_key, str(offset))
 
 
 def ingest_file(store: Store, path: Path, settings: WatchSettings) -> IngestResult:
@@ -191,7 +192,7 @@ class FlowFileWatcher:
 
     def poll(self) -> PollResult:
         with self.store.write() as session:
-            offset = int(journal.get_state(session, self.key) or 0)
+            offset = int(state.get(session, self.key) or 0)
         try:
             size = os.path.getsize(self.path)
         except OSError:

@@ -33,7 +33,7 @@ def make_recall(
     `warm`, the embedder and the vector matrix load in the background right away: the
     first requests are forwarded without memory rather than waiting for them (~2 s)."""
     from engram.recall.service import Recaller
-    from engram.store import privacy
+    from engram.store import pause
     from engram.wire import parse_exchange
     from engram.wire.private import strip_texts
 
@@ -64,7 +64,7 @@ def make_recall(
             items = pending[:]
             pending.clear()
         with store.read() as conn:
-            if privacy.read_current(conn) is not None:
+            if pause.read_current(conn) is not None:
                 return  # paused: nothing is recorded, not even what was injected
         recaller.log_injections(items)
 

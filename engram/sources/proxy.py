@@ -342,9 +342,9 @@ class CaptureWriter:
 
 def journal_capture(store: Any, project_hint: str | None, policy: Any) -> CaptureFn:
     """The standard capture: one journal row per exchange, exactly once, a batch per
-    transaction (`policy`: the config's CapturePolicy). A locked database is retried
-    rather than losing the batch."""
-    from engram.store import journal
+    transaction (`policy`: the config's journaling.CapturePolicy). A locked database is
+    retried rather than losing the batch."""
+    from engram import journaling
     from engram.store.db import DatabaseLocked
 
     def capture(items: list[Captured]) -> None:
@@ -352,9 +352,9 @@ def journal_capture(store: Any, project_hint: str | None, policy: Any) -> Captur
             try:
                 with store.write() as session:
                     for raw, response, error in items:
-                        journal.record(
+                        journaling.record(
                             session,
-                            journal.Capture(
+                            journaling.Capture(
                                 source="proxy",
                                 source_key=f"proxy:{uuid.uuid4().hex}",
                                 request=raw,

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engram import journaling
+from engram.journaling import CapturePolicy
 from engram.sources.mitmweb import (
     BodyMissing,
     FlowGone,
@@ -23,16 +25,13 @@ from engram.sources.mitmweb import (
     raw_request,
     raw_response,
 )
-from engram.store import journal
+from engram.store import journal, state
 from engram.store.db import Store
-from engram.store.privacy import CapturePolicy
 from engram.wire.detect import endpoint_of, format_from_path
 from engram.wire.model import Format
 
 log = logging.getLogger("engram.watcher")
 
-CURSOR_KEY = "mitmweb:cursor"
-STREAM_WARNING_KEY = "mitmweb:warned-store-streamed-bodies"
 STREAM_WARNING = (
     "mitmweb did not keep the body of a streamed LLM response, so engram cannot read the "
     "assistant's reply. Load engram's addon, which streams and keeps bodies: "
@@ -101,7 +100,7 @@ class Watcher:
 
     def cursor(self) -> float | None:
         with self.store.write() as session:
-            value = journal.get_state(session, CURSOR_KEY)
+            value = state.get(session, state.MITMWEB_CURSOR)
         return float(value) if value else None
 
     def poll(self) -> PollResult:
@@ -151,7 +150,7 @@ class Watcher:
     def _capture_chunk(
         self, chunk: list[dict[str, Any]], new_cursor: float | None, result: PollResult
     ) -> list[str]:
-        captures: list[journal.Capture] = []
+        captures: list[journaling.Capture] = []
         for flow in chunk:
             capture = self._fetch(flow, result)
             if capture is not None:
@@ -159,7 +158,7 @@ class Watcher:
         prunable: list[str] = []
         with self.store.write() as session:
             for capture in captures:
-                recorded = journal.record(session, capture, self.settings.capture)
+                recorded = journaling.record(session, capture, self.settings.capture)
                 prunable.append(capture.source_key.removeprefix("mitmweb:"))
                 if recorded.withheld:
                     result.withheld += 1
@@ -177,10 +176,10 @@ class Watcher:
                 else:
                     result.skipped += 1
             if new_cursor is not None:
-                journal.set_state(session, CURSOR_KEY, repr(new_cursor))
+                state.put(session, state.MITMWEB_CURSOR, repr(new_cursor))
         return prunable
 
-    def _fetch(self, flow: dict[str, Any], result: PollResult) -> journal.Capture | None:
+    def _fetch(self, flow: dict[str, Any], result: PollResult) -> journaling.Capture | None:
         flow_id = str(flow.get("id"))
         errors: list[str] = []
         if flow.get("error"):
@@ -193,13 +192,13 @@ class Watcher:
         if isinstance(flow.get("response"), dict):
             if body_not_stored(flow):
                 errors.append("response body not stored by mitmweb (streamed)")
-                self._warn_once(STREAM_WARNING_KEY, STREAM_WARNING)
+                self._warn_once(state.MITMWEB_STREAM_WARNING, STREAM_WARNING)
             else:
                 resp_body = self._body(flow, "response", errors)
                 if resp_body is FlowGone:
                     result.vanished += 1
                     return None
-        return journal.Capture(
+        return journaling.Capture(
             source="mitmweb",
             source_key=f"mitmweb:{flow_id}",
             request=raw_request(flow, req_body),
@@ -228,11 +227,11 @@ class Watcher:
 
     def _warn_once(self, key: str, message: str) -> None:
         with self.store.write() as session:
-            if journal.get_state(session, key):
+            if state.get(session, key):
                 return
             from engram.store import schema
 
-            journal.set_state(session, key, schema.now_iso())
+            state.put(session, key, schema.now_iso())
         self.warn("store_streamed_bodies", message)
 
 

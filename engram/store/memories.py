@@ -2,7 +2,7 @@
 
 All functions take an open ORM session from `Store.write()`; the caller's transaction
 makes a change, its log entry and its MuninnDB mirror outbox row atomic (the outbox is
-filled whether or not the mirror is enabled: see engram/mirror/outbox.py).
+filled whether or not the mirror is enabled: see engram/store/outbox.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engram.errors import EngramError, NotFound
-from engram.mirror import outbox
-from engram.store import schema
+from engram.store import outbox, schema
 from engram.store.models import Event, Memory
 from engram.store.records import (
     MemoryRecord,
@@ -45,12 +44,6 @@ def log_event(
             detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
         )
     )
-
-
-def queue_mirror(session: Session, memory_id: str, op: str, **detail: Any) -> None:
-    """Queue a change for the MuninnDB mirror in the caller's transaction (for writers
-    outside this module, e.g. engram/store/review.py)."""
-    outbox.enqueue(session, memory_id, op, **detail)
 
 
 def get(session: Session, memory_id: str) -> Memory:

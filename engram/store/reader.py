@@ -161,57 +161,26 @@ def stats(conn: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def analyzer_guard(conn: sqlite3.Connection) -> dict[str, int]:
-    """What the analyzer's guard did, over all runs (engram/analyzer/policy.py)."""
+def active_counts(conn: sqlite3.Connection, column: str) -> dict[str, int]:
+    """Active memories grouped by `kind` or `scope`, largest group first."""
+    if column not in ("kind", "scope"):
+        raise ValueError(column)
+    return {
+        str(k): int(n)
+        for k, n in conn.execute(
+            f"SELECT {column}, count(*) FROM memories WHERE status = 'active' "
+            f"GROUP BY {column} ORDER BY 2 DESC"
+        )
+    }
+
+
+def active_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM memories WHERE status = 'active'").fetchone()[0])
+
+
+def status_of(conn: sqlite3.Connection, memory_id: str) -> tuple[str, str | None] | None:
+    """(status, superseded_by) of one memory, or None if there is no such memory."""
     row = conn.execute(
-        "SELECT coalesce(sum(capped), 0), coalesce(sum(rescoped), 0), "
-        "coalesce(sum(quarantined), 0) FROM analyzer_runs"
+        "SELECT status, superseded_by FROM memories WHERE id = ?", (memory_id,)
     ).fetchone()
-    waiting = conn.execute("SELECT count(*) FROM memories WHERE status = 'review'").fetchone()[0]
-    return {
-        "capped": row[0],
-        "rescoped": row[1],
-        "quarantined": row[2],
-        "awaiting_review": waiting,
-    }
-
-
-def analyzer_costs(conn: sqlite3.Connection, days: int = 14) -> dict[str, Any]:
-    """Tokens and estimated cost of analyzer calls, per day (UTC) and per project."""
-    select = (
-        "count(*) AS runs, sum(input_tokens) AS input_tokens, "
-        "sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,"
-        " sum(cache_creation_tokens) AS cache_creation_tokens, "
-        "round(sum(cost_usd), 6) AS cost_usd, sum(added) AS added"
-    )
-    cols = (
-        "runs",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_creation_tokens",
-        "cost_usd",
-        "added",
-    )
-
-    def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
-        return [
-            {k: (r[k] if r[k] is not None else 0) for k in r.keys()}  # noqa: SIM118 (a Row iterates values)
-            for r in conn.execute(sql, params)
-        ]
-
-    per_day = rows(
-        f"SELECT substr(started_at, 1, 10) AS day, {select} FROM analyzer_runs "
-        "GROUP BY day ORDER BY day DESC LIMIT ?",
-        days,
-    )
-    per_project = rows(
-        f"SELECT coalesce(project, '(none)') AS project, {select} "
-        "FROM analyzer_runs GROUP BY project ORDER BY cost_usd DESC"
-    )
-    total = rows(f"SELECT {select} FROM analyzer_runs")[0]
-    return {
-        "total": {k: total.get(k, 0) for k in cols},
-        "per_day": per_day,
-        "per_project": per_project,
-    }
+    return (row[0], row[1]) if row else None

@@ -151,7 +151,7 @@ def accept(session: Session, memory_id: str, *, actor: str = "cli") -> Accepted:
     """Make a held memory active (and carry out the supersede it was held with)."""
     from sqlalchemy import select
 
-    from engram.store import memories
+    from engram.store import memories, outbox
     from engram.store.models import Event, Memory
 
     memory = _held_memory(session, memory_id)
@@ -172,7 +172,7 @@ def accept(session: Session, memory_id: str, *, actor: str = "cli") -> Accepted:
     memory.status = schema.MemoryStatus.ACTIVE
     memory.updated_at = now
     memories.log_event(session, schema.Action.ACCEPT, memory.id, actor)
-    memories.queue_mirror(session, memory.id, "add")
+    outbox.enqueue(session, memory.id, "add")
     replaced = None
     if supersedes:
         old = session.scalar(select(Memory).where(Memory.id == supersedes))
@@ -181,7 +181,7 @@ def accept(session: Session, memory_id: str, *, actor: str = "cli") -> Accepted:
             old.superseded_by = memory.id
             old.updated_at = now
             memories.log_event(session, schema.Action.SUPERSEDE, old.id, actor, by=memory.id)
-            memories.queue_mirror(session, old.id, "supersede", by=memory.id)
+            outbox.enqueue(session, old.id, "supersede", by=memory.id)
             replaced = old.id
     return Accepted(MemoryRecord.from_mapping(memory), replaced, False)
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engram.store import schema
+from engram.store import schema, state
 from engram.store.db import affected
 
 if TYPE_CHECKING:
@@ -153,13 +153,13 @@ def load_mirrors(conn: sqlite3.Connection, ids: list[str]) -> dict[str, Mirror]:
     if not ids:
         return {}
     out = {}
-    for mid, vault, muninn_id, chash, state, forgotten_at, intent in conn.execute(
+    for mid, vault, muninn_id, chash, mstate, forgotten_at, intent in conn.execute(
         f"SELECT memory_id, vault, muninn_id, content_hash, state, forgotten_at, intent "
         f"FROM mirror_ids WHERE memory_id IN ({_in(ids)})",
         ids,
     ):
         out[mid] = Mirror(
-            vault, muninn_id, chash, state, forgotten_at, json.loads(intent) if intent else None
+            vault, muninn_id, chash, mstate, forgotten_at, json.loads(intent) if intent else None
         )
     return out
 
@@ -174,6 +174,30 @@ def has_pending(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
             f"AND memory_id IN ({_in(ids)})",
             ids,
         )
+    }
+
+
+def owners(conn: sqlite3.Connection, vault: str, muninn_id: str, besides: str) -> list[str]:
+    """The other local memories whose active mirror is this MuninnDB memory."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT memory_id FROM mirror_ids WHERE vault = ? AND muninn_id = ? "
+            "AND state = 'active' AND memory_id != ?",
+            (vault, muninn_id, besides),
+        )
+    ]
+
+
+def local_ids(conn: sqlite3.Connection, pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """MuninnDB id -> local memory id for (vault, MuninnDB id) pairs this store mirrors."""
+    if not pairs:
+        return {}
+    where = " OR ".join("(vault = ? AND muninn_id = ?)" for _ in pairs)
+    params = [x for pair in pairs for x in pair]
+    return {
+        r[0]: r[1]
+        for r in conn.execute(f"SELECT muninn_id, memory_id FROM mirror_ids WHERE {where}", params)
     }
 
 
@@ -312,28 +336,15 @@ def record_pulled(session: Session, memory_id: str, mirror: Mirror) -> None:
     )
 
 
-# -- durable sync state (the `state` table) ----------------------------------------------
+# -- durable sync state (the `state` table, keys `mirror.*`) --------------------------
 
 
 def get_states(conn: sqlite3.Connection) -> dict[str, str]:
-    return {k: v for k, v in conn.execute("SELECT key, value FROM state WHERE key LIKE 'mirror.%'")}
+    return state.read_prefix(conn, "mirror.")
 
 
 def set_states(session: Session, values: dict[str, str | None]) -> None:
-    from sqlalchemy import text
-
-    for key, value in values.items():
-        if value is None:
-            session.execute(text("DELETE FROM state WHERE key = :k"), {"k": key})
-        else:
-            session.execute(
-                text(
-                    "INSERT INTO state (key, value, updated_at) VALUES (:k, :v, :now) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
-                    "updated_at = excluded.updated_at"
-                ),
-                {"k": key, "v": value, "now": schema.now_iso()},
-            )
+    state.put_many(session, values)
 
 
 def install_id(store: Store) -> str:
@@ -343,14 +354,10 @@ def install_id(store: Store) -> str:
         found = get_states(conn).get(K_INSTALL)
     if found:
         return found
-    from sqlalchemy import text
-
     with store.write() as session:
-        row = session.execute(
-            text("SELECT value FROM state WHERE key = :k"), {"k": K_INSTALL}
-        ).first()
-        if row is not None:
-            return str(row[0])
+        existing = state.get(session, K_INSTALL)
+        if existing is not None:
+            return existing
         value = secrets.token_hex(8)
         set_states(session, {K_INSTALL: value})
         return value

@@ -1,0 +1,80 @@
+"""The `analyzer_runs` table: one row per analyzer call, with its tokens and cost.
+
+Read on the plain sqlite3 connection; rows are written by the analyzer runner in the
+transaction that applies the call's result.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+LAST_RUN_FIELDS = (
+    "started_at",
+    "backend",
+    "model",
+    "status",
+    "added",
+    "superseded",
+    "forgotten",
+    "error",
+    "cost_usd",
+)
+
+
+def last(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The most recent run, for `engram status`."""
+    row = conn.execute(
+        f"SELECT {', '.join(LAST_RUN_FIELDS)} FROM analyzer_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    return dict(zip(LAST_RUN_FIELDS, row, strict=True)) if row else None
+
+
+def guard(conn: sqlite3.Connection) -> dict[str, int]:
+    """What the analyzer's guard did over all runs (engram/analyzer/policy.py)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(capped), 0), coalesce(sum(rescoped), 0), "
+        "coalesce(sum(quarantined), 0) FROM analyzer_runs"
+    ).fetchone()
+    return {"capped": int(row[0]), "rescoped": int(row[1]), "quarantined": int(row[2])}
+
+
+def costs(conn: sqlite3.Connection, days: int = 14) -> dict[str, Any]:
+    """Tokens and estimated cost of analyzer calls, per day (UTC) and per project."""
+    select = (
+        "count(*) AS runs, sum(input_tokens) AS input_tokens, "
+        "sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,"
+        " sum(cache_creation_tokens) AS cache_creation_tokens, "
+        "round(sum(cost_usd), 6) AS cost_usd, sum(added) AS added"
+    )
+    cols = (
+        "runs",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_creation_tokens",
+        "cost_usd",
+        "added",
+    )
+
+    def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
+        return [
+            {k: (r[k] if r[k] is not None else 0) for k in r.keys()}  # noqa: SIM118 (a Row iterates values)
+            for r in conn.execute(sql, params)
+        ]
+
+    per_day = rows(
+        f"SELECT substr(started_at, 1, 10) AS day, {select} FROM analyzer_runs "
+        "GROUP BY day ORDER BY day DESC LIMIT ?",
+        days,
+    )
+    per_project = rows(
+        f"SELECT coalesce(project, '(none)') AS project, {select} "
+        "FROM analyzer_runs GROUP BY project ORDER BY cost_usd DESC"
+    )
+    total = rows(f"SELECT {select} FROM analyzer_runs")[0]
+    return {
+        "total": {k: total.get(k, 0) for k in cols},
+        "per_day": per_day,
+        "per_project": per_project,
+    }
