@@ -18,6 +18,7 @@ from engram.journaling import CapturePolicy
 from engram.sources.proxy import Proxy, ProxySettings, journal_capture
 from engram.sources.server import ServerThread
 from engram.store.db import Store
+from tests.support.journal import journal_rows
 from tests.support.llm_stub import LLMStub
 from tests.support.mitmweb import Mitmweb
 from tests.support.wait import wait_until
@@ -68,19 +69,8 @@ def run_scenario(
     shop.say(RESUMED)
 
 
-def journal(db: Path) -> list[dict]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM exchanges ORDER BY id")]
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
-
-
 def assert_private_paused_ignored(db: Path) -> None:
-    rows = journal(db)
+    rows = journal_rows(db)
     dump = json.dumps(rows)
     assert "deploy with make ship" in dump and "[private]" in dump
     assert "hunter2" not in dump and "Zq9" not in dump  # nor the stub's echo of it
@@ -189,7 +179,7 @@ def test_addon_watcher_and_flow_file_doors(tmp_path: Path, monkeypatch: pytest.M
                 c("resume")
 
         run_scenario(client, pause, resume)
-        wait_until(lambda: RESUMED in json.dumps(journal(addon_db)), timeout=20, what="addon")
+        wait_until(lambda: RESUMED in json.dumps(journal_rows(addon_db)), timeout=20, what="addon")
         clis[1](
             "mitmproxy", "--url", mitm.url, "--token", mitm.password, "--once", "--analyzer", "none"
         )

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
-from engram import journaling
-from engram.journaling import CapturePolicy
 from engram.store import memories
 from engram.store.db import Store
-from engram.wire.model import RawRequest, RawResponse
+from tests.support.journal import record_request
 from tests.support.llm_stub import LLMStub, Reply
 
 FAKE_KEY = "sk-ant-api03-Hy7uJ2kI5oL8pA1sD4fG7hJ0kL3zX6cV9bN2mQ5wE8rT1yU4iO7pA0sD3fG6hJ9kL2zX5c"
@@ -53,33 +51,7 @@ def capture(
                 "content": [{"type": "tool_result", "tool_use_id": "t1", "content": tool_output}],
             },
         ]
-    body = json.dumps(
-        {
-            "model": "claude-sonnet-5",
-            "max_tokens": 100,
-            "system": f"Primary working directory: {project}",
-            "messages": messages,
-        }
-    ).encode()
-    reply = json.dumps(
-        {"content": [{"type": "text", "text": "Done."}], "model": "x", "stop_reason": "end_turn"}
-    ).encode()
-    with store.write() as session:
-        journaling.record(
-            session,
-            journaling.Capture(
-                "proxy",
-                key,
-                RawRequest(
-                    body=body,
-                    path="/v1/messages",
-                    host="api.anthropic.com",
-                    headers=[("X-Claude-Code-Session-Id", conversation or key)],
-                ),
-                RawResponse(status_code=200, body=reply),
-            ),
-            CapturePolicy(),
-        )
+    record_request(store, key, messages, project=project, session=conversation)
 
 
 def analyze(cli: Cli, stub: LLMStub, answer: str) -> dict:

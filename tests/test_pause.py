@@ -12,9 +12,9 @@ import pytest
 from conftest import Cli
 
 from engram import journaling
-from engram.journaling import CapturePolicy
 from engram.store.db import Store
-from engram.wire.model import RawRequest, RawResponse
+from engram.wire.model import RawRequest
+from tests.support.journal import record_request
 from tests.support.llm_stub import LLMStub, Reply
 from tests.support.wait import wait_until
 
@@ -22,31 +22,7 @@ FAKE_KEY = "sk-ant-api03-Mn3bV6cX9zL2kJ5hG8fD1sA4pO7iU0yT3rE6wQ9mN2bV5cX8zL1kJ4h
 
 
 def capture(store: Store, key: str, text: str) -> journaling.Recorded:
-    body = json.dumps(
-        {
-            "model": "claude-haiku-4-5",
-            "max_tokens": 50,
-            "system": "Primary working directory: /home/dev/shop",
-            "messages": [{"role": "user", "content": text}],
-        }
-    ).encode()
-    reply = json.dumps({"content": [{"type": "text", "text": "Noted."}], "model": "m"}).encode()
-    with store.write() as session:
-        return journaling.record(
-            session,
-            journaling.Capture(
-                "proxy",
-                key,
-                RawRequest(
-                    body=body,
-                    path="/v1/messages",
-                    host="api.anthropic.com",
-                    headers=[("X-Claude-Code-Session-Id", key)],
-                ),
-                RawResponse(status_code=200, body=reply),
-            ),
-            CapturePolicy(),
-        )
+    return record_request(store, key, [{"role": "user", "content": text}], reply="Noted.")
 
 
 def test_pause_resume_and_status(cli: Cli) -> None:
@@ -86,27 +62,11 @@ def test_paused_turns_never_come_back_after_resume(cli: Cli, store: Store) -> No
 
     def say(key: str, text: str) -> journaling.Recorded:
         conversation.append({"role": "user", "content": text})
-        body = json.dumps(
-            {"model": "m", "max_tokens": 9, "messages": conversation, "system": "x"}
-        ).encode()
-        reply = {"content": [{"type": "text", "text": f"re: {text}"}], "model": "m"}
-        conversation.append({"role": "assistant", "content": reply["content"]})
-        with store.write() as session:
-            return journaling.record(
-                session,
-                journaling.Capture(
-                    "proxy",
-                    key,
-                    RawRequest(
-                        body=body,
-                        path="/v1/messages",
-                        host="api.anthropic.com",
-                        headers=[("X-Claude-Code-Session-Id", "s1")],
-                    ),
-                    RawResponse(status_code=200, body=json.dumps(reply).encode()),
-                ),
-                CapturePolicy(),
-            )
+        recorded = record_request(store, key, list(conversation), reply=f"re: {text}", session="s1")
+        conversation.append(
+            {"role": "assistant", "content": [{"type": "text", "text": f"re: {text}"}]}
+        )
+        return recorded
 
     say("1", "before the pause")
     cli("pause")

@@ -20,6 +20,7 @@ from engram.sources.server import ServerThread
 from engram.store.db import Store
 from engram.wire.model import RawRequest, RawResponse, ToolCall, ToolResult, Turn
 from engram.wire.private import MARK, scrub_echoes, strip_private, strip_turns
+from tests.support.journal import journal_rows
 from tests.support.llm_stub import LLMStub
 from tests.support.wait import wait_until
 
@@ -139,26 +140,15 @@ def test_proxy_forwards_private_text_but_never_journals_it(store: Store, db_path
                     }
                 ],
             )
-            wait_until(lambda: _rows(db_path), what="the exchange to be journaled")
+            wait_until(lambda: journal_rows(db_path), what="the exchange to be journaled")
         finally:
             server.stop()
             proxy.close()
         upstream = json.dumps(stub.requests[-1].json)
     assert "Globex Corp" in upstream and "<private>" in upstream  # forwarded untouched
-    stored = json.dumps(_rows(db_path))
+    stored = json.dumps(journal_rows(db_path))
     assert "Globex" not in stored and "1.2M" not in stored
     assert "write the report" in stored and MARK in stored
-
-
-def _rows(db: Path) -> list[dict]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM exchanges ORDER BY id")]
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
 
 
 @pytest.fixture

@@ -30,6 +30,9 @@ from engram.store import journal, schema
 from engram.store.db import Store, affected
 from engram.store.records import MemoryRecord
 
+# What one batch's accounting counts; the last three are the guard's (analyzer/policy.py).
+COUNTS: tuple[str, ...] = ("added", "superseded", "forgotten", "duplicates", "rejected")
+COUNTS += ("capped", "rescoped", "quarantined")
 MAX_FACT_CHARS = 1000  # an analyzer's fact is a sentence or two, not a document
 _NONE = re.compile(r"^\W*none\W*$", re.IGNORECASE)
 
@@ -261,14 +264,10 @@ class Analyzer:
         report: RunReport,
     ) -> None:
         from engram.redact import redact
-        from engram.store import memories, review
+        from engram.store import memories
 
         provenance = [f"x-{i}" for i in sorted({u.row_id for u in batch.units})]
-        counts = dict.fromkeys(
-            ("added", "superseded", "forgotten", "duplicates", "rejected", "capped", "rescoped"),
-            0,
-        )
-        counts["quarantined"] = 0
+        counts = dict.fromkeys(COUNTS, 0)
         with self.store.write() as session:
             for cmd in parsed.commands:
                 try:
@@ -289,43 +288,16 @@ class Analyzer:
                         report.rescoped += decision.rescoped
                         if decision.action == "add":
                             scope = decision.scope or self._scope(cmd.scope, batch.project)
-                            if decision.review:
-                                if review.rejected_before(session, scope, text or ""):
-                                    raise EngramError("rejected in review before")
-                                res = review.quarantine(
-                                    session,
-                                    text or "",
-                                    kind=cmd.kind or "fact",
-                                    scope=scope,
-                                    source=self.source,
-                                    provenance=provenance,
-                                    actor=self.source,
-                                    reasons=[str(f) for f in decision.review],
-                                    supersedes=decision.supersedes,
-                                )
-                                held = res.created and res.memory.status == "review"
-                                if held:
-                                    counts["quarantined"] += 1
-                                    report.held.append(res.memory)
-                                else:
-                                    counts["duplicates"] += 1
-                                    report.duplicates += 1
-                                continue
-                            res = memories.add(
+                            self._add(
                                 session,
+                                cmd,
+                                decision,
                                 text or "",
-                                kind=cmd.kind or "fact",
-                                scope=scope,
-                                source=self.source,
-                                provenance=provenance,
-                                actor=self.source,
+                                scope,
+                                provenance,
+                                report,
+                                counts,
                             )
-                            if res.created:
-                                counts["added"] += 1
-                                report.added.append(res.memory)
-                            else:
-                                counts["duplicates"] += 1
-                                report.duplicates += 1
                         elif decision.action == "supersede":
                             _old, new = memories.supersede(
                                 session,
@@ -348,6 +320,51 @@ class Analyzer:
             journal.mark(session, batch.finished_rows, "analyzed")
             report.exchanges += len(batch.finished_rows)
             self._record_in(session, batch, answer, started, "ok", None, report, parsed, counts)
+
+    def _add(
+        self,
+        session: Any,
+        cmd: grammar.Command,
+        decision: policy.Decision,
+        text: str,
+        scope: str,
+        provenance: list[str],
+        report: RunReport,
+        counts: dict[str, int],
+    ) -> None:
+        """Store an added fact: active, or held for review when the guard found a payload
+        shape in it (text a person rejected in review before is not held again)."""
+        from engram.store import memories, review
+
+        fields: dict[str, Any] = dict(
+            kind=cmd.kind or "fact",
+            scope=scope,
+            source=self.source,
+            provenance=provenance,
+            actor=self.source,
+        )
+        if decision.review:
+            if review.rejected_before(session, scope, text):
+                raise EngramError("rejected in review before")
+            res = review.quarantine(
+                session,
+                text,
+                reasons=[str(f) for f in decision.review],
+                supersedes=decision.supersedes,
+                **fields,
+            )
+            if res.created:
+                counts["quarantined"] += 1
+                report.held.append(res.memory)
+                return
+        else:
+            res = memories.add(session, text, **fields)
+            if res.created:
+                counts["added"] += 1
+                report.added.append(res.memory)
+                return
+        counts["duplicates"] += 1  # the same fact, active or already held
+        report.duplicates += 1
 
     def _scope(self, scope: str | None, project: str | None) -> str:
         if scope == "global":
