@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tomllib
 import types
@@ -29,21 +30,34 @@ SECTIONS = (
     "proxy",
     "muninn",
     "redact",
+    "mcp",
 )
 
 
-def setting(default: Any, help: str, *, env: tuple[str, ...] = (), secret: bool = False) -> Any:
-    """Declare one setting. `env` lists extra variable names besides ENGRAM_<SECTION>_<KEY>."""
+def setting(
+    default: Any,
+    help: str,
+    *,
+    env: tuple[str, ...] = (),
+    secret: bool = False,
+    min: float | None = None,
+    max: float | None = None,
+) -> Any:
+    """Declare one setting. `env` lists extra variable names besides ENGRAM_<SECTION>_<KEY>.
+
+    Every number declares its valid range (`min`/`max`, inclusive; a test checks that each
+    numeric setting has one), checked for the file, the environment and flags alike: a
+    negative poll interval once spun at 97 % CPU, and `nan` as a score threshold injected
+    memories scoring 0.
+    """
+    meta = {"help": help, "env": env, "secret": secret, "min": min, "max": max}
     if isinstance(default, (list, dict)):
 
         def factory(d: Any = default) -> Any:
             return type(d)(d)
 
-        return field(
-            default_factory=factory,
-            metadata={"help": help, "env": env, "secret": secret},
-        )
-    return field(default=default, metadata={"help": help, "env": env, "secret": secret})
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -55,7 +69,10 @@ class StoreConfig:
         env=("ENGRAM_DB",),
     )
     busy_timeout_ms: int = setting(
-        5000, "How long a command waits for another engram process's write lock (ms)"
+        5000,
+        "How long a command waits for another engram process's write lock (ms)",
+        min=0,
+        max=600_000,
     )
 
 
@@ -81,15 +98,13 @@ class MitmproxyConfig:
         env=("ENGRAM_MITMWEB_TOKEN",),
         secret=True,
     )
-    interval: float = setting(5.0, "Seconds between polls of mitmweb")
-    batch: int = setting(10, "Run the analyzer once this many exchanges are pending")
-    max_wait: float = setting(
-        60.0, "Analyze a partial batch once its oldest exchange has waited this long (s)"
-    )
+    interval: float = setting(5.0, "Seconds between polls of mitmweb", min=0.1, max=3600)
     prune: bool = setting(
         True, "Delete flows from mitmweb once they are safely in the journal (keeps it fast)"
     )
-    body_limit_mb: float = setting(20.0, "Bodies larger than this are not fetched (recorded)")
+    body_limit_mb: float = setting(
+        20.0, "Bodies larger than this are not fetched (recorded)", min=0.001, max=4096
+    )
     hosts: list[str] = setting(
         [], "Only capture these API hosts (suffix match); empty: any host on an LLM API path"
     )
@@ -134,23 +149,52 @@ class AnalyzerConfig:
         secret=True,
     )
     input_budget_tokens: int = setting(
-        30000, "Largest analyzer input per call; bigger batches are split, never truncated"
+        30000,
+        "Largest analyzer input per call; bigger batches are split, never truncated",
+        min=1000,
+        max=2_000_000,
     )
-    max_output_tokens: int = setting(1024, "Longest analyzer answer")
-    timeout: float = setting(60.0, "Seconds before an analyzer call times out")
+    batch: int = setting(
+        10,
+        "Run the analyzer once this many exchanges are pending (every capture path: the "
+        "watcher, engram proxy, the transcript follower)",
+        env=("ENGRAM_MITMPROXY_BATCH",),
+        min=1,
+        max=10_000,
+    )
+    max_wait: float = setting(
+        60.0,
+        "Analyze a partial batch once its oldest exchange has waited this long (s)",
+        env=("ENGRAM_MITMPROXY_MAX_WAIT",),
+        min=0,
+        max=86_400,
+    )
+    max_output_tokens: int = setting(1024, "Longest analyzer answer", min=16, max=200_000)
+    timeout: float = setting(60.0, "Seconds before an analyzer call times out", min=0.1, max=3600)
     retries: int = setting(
-        3, "Retries of one call on 429/5xx/timeouts (exponential backoff, honouring retry-after)"
+        3,
+        "Retries of one call on 429/5xx/timeouts (exponential backoff, honouring retry-after)",
+        min=0,
+        max=20,
     )
     max_attempts: int = setting(
-        5, "Failed runs before a batch is parked as failed (`engram analyze --retry`)"
+        5,
+        "Failed runs before a batch is parked as failed (`engram analyze --retry`)",
+        min=1,
+        max=1000,
     )
     candidates: int = setting(
-        20, "Existing memories shown to the model with each batch, so it can update them"
+        20,
+        "Existing memories shown to the model with each batch, so it can update them",
+        min=0,
+        max=200,
     )
     max_commands: int = setting(
         10,
         "At most this many commands per conversation per batch are applied; the rest are "
         "dropped and counted (a guard against conversation text steering memory)",
+        min=1,
+        max=100,
     )
     prices: dict[str, list[float]] = setting(
         DEFAULT_PRICES, "USD per million tokens per model: [input, output, cache read, cache write]"
@@ -165,7 +209,10 @@ class RecallConfig:
         "/v1/embeddings endpoint) or none (BM25 only)",
     )
     wordllama_dim: int = setting(
-        256, "wordllama vector size: 256, 128 or 64 (smaller: less memory and time, lower quality)"
+        256,
+        "wordllama vector size: 256, 128 or 64 (smaller: less memory and time, lower quality)",
+        min=64,
+        max=1024,
     )
     openai_base_url: str | None = setting(
         None, "Endpoint for the `openai` embedder, e.g. http://127.0.0.1:11434/v1"
@@ -174,8 +221,12 @@ class RecallConfig:
     openai_api_key: str | None = setting(
         None, "Key for the `openai` embedder (local servers accept any)", secret=True
     )
-    openai_dim: int = setting(0, "Expected vector size of the `openai` embedder (0: any)")
-    openai_timeout: float = setting(5.0, "Seconds before an embeddings request times out")
+    openai_dim: int = setting(
+        0, "Expected vector size of the `openai` embedder (0: any)", min=0, max=65_536
+    )
+    openai_timeout: float = setting(
+        5.0, "Seconds before an embeddings request times out", min=0.05, max=600
+    )
     fusion: str = setting(
         "weighted", "How BM25 and vector rankings combine: weighted, rrf, vector or bm25"
     )
@@ -183,17 +234,28 @@ class RecallConfig:
         0.34,
         "Inject nothing unless the best memory scores at least this (0..1; calibrated "
         "on bench/recall_eval.py)",
+        min=0,
+        max=1,
     )
     relative_score: float = setting(
-        0.8, "Memories after the best one need at least this fraction of its score"
+        0.8,
+        "Memories after the best one need at least this fraction of its score",
+        min=0,
+        max=1,
     )
-    max_memories: int = setting(6, "At most this many memories per request")
-    budget_tokens: int = setting(2048, "Token budget of the injected block")
+    max_memories: int = setting(6, "At most this many memories per request", min=0, max=100)
+    budget_tokens: int = setting(2048, "Token budget of the injected block", min=0, max=100_000)
     dedup_threshold: float = setting(
-        0.93, "Memories whose vectors are at least this similar to a better one are dropped"
+        0.93,
+        "Memories whose vectors are at least this similar to a better one are dropped",
+        min=0,
+        max=1,
     )
     refresh_ms: int = setting(
-        1000, "How often (ms, at most) recall checks the store for changed memories"
+        1000,
+        "How often (ms, at most) recall checks the store for changed memories",
+        min=0,
+        max=3_600_000,
     )
     sources: list[str] = setting(
         ["local"],
@@ -209,9 +271,14 @@ class ProxyConfig:
         None, "Where `engram proxy` forwards (default: from --agent, else Anthropic's API)"
     )
     recall_budget_ms: float = setting(
-        50.0, "Longest a request waits for recall; past it the original request is forwarded"
+        50.0,
+        "Longest a request waits for recall; past it the original request is forwarded",
+        min=0,
+        max=60_000,
     )
-    max_body_mb: float = setting(32.0, "Largest request the proxy accepts (MB)")
+    max_body_mb: float = setting(
+        32.0, "Largest request the proxy accepts (MB)", min=0.001, max=4096
+    )
     inject: bool = setting(True, "Inject recalled memories (false: capture only)")
 
 
@@ -238,26 +305,48 @@ class MuninnConfig:
         "sanitized to [a-z0-9_-]{1,64})",
     )
     global_vault: str = setting("engram-global", "Vault for global memories")
-    timeout: float = setting(10.0, "Seconds before one MuninnDB call times out")
-    connect_timeout: float = setting(3.0, "Seconds to wait for a connection to MuninnDB")
-    interval: float = setting(30.0, "Seconds between mirror syncs in the watcher")
-    batch: int = setting(50, "Memories per muninn_remember_batch call (1..50)")
-    max_backoff: float = setting(
-        300.0, "Longest wait between attempts while MuninnDB is unreachable (s)"
+    timeout: float = setting(10.0, "Seconds before one MuninnDB call times out", min=0.1, max=3600)
+    connect_timeout: float = setting(
+        3.0, "Seconds to wait for a connection to MuninnDB", min=0.1, max=600
     )
-    max_attempts: int = setting(8, "Malformed answers to one operation before it is marked failed")
+    interval: float = setting(
+        30.0, "Seconds between mirror syncs in the watcher", min=0.1, max=86_400
+    )
+    batch: int = setting(50, "Memories per muninn_remember_batch call (1..50)", min=1, max=50)
+    max_backoff: float = setting(
+        300.0,
+        "Longest wait between attempts while MuninnDB is unreachable (s)",
+        min=1,
+        max=86_400,
+    )
+    max_attempts: int = setting(
+        8, "Malformed answers to one operation before it is marked failed", min=1, max=1000
+    )
     allow_plain_http: bool = setting(
         False, "Send the token over plain http:// to a non-loopback host (refused otherwise)"
     )
     recall_threshold: float = setting(
-        0.2, "Lowest MuninnDB recall score kept (its default 0.5 drops full-text-only hits)"
+        0.2,
+        "Lowest MuninnDB recall score kept (its default 0.5 drops full-text-only hits)",
+        min=0,
+        max=1,
     )
-    recall_limit: int = setting(10, "Most MuninnDB recall results per vault")
+    recall_limit: int = setting(10, "Most MuninnDB recall results per vault", min=1, max=100)
 
 
 @dataclass
 class RedactConfig:
     pass
+
+
+@dataclass
+class McpConfig:
+    token: str | None = setting(
+        None,
+        "Bearer token `engram mcp --http` requires (default: a new random one, printed at "
+        "start-up)",
+        secret=True,
+    )
 
 
 SECTION_TYPES: dict[str, type] = {
@@ -269,6 +358,19 @@ SECTION_TYPES: dict[str, type] = {
     "proxy": ProxyConfig,
     "muninn": MuninnConfig,
     "redact": RedactConfig,
+    "mcp": McpConfig,
+}
+
+
+# Old names that still work, with a warning: round 1 kept the analysis schedule under
+# [mitmproxy], but `engram proxy` and the transcript follower use it as well.
+DEPRECATED_KEYS = {
+    "mitmproxy.batch": "analyzer.batch",
+    "mitmproxy.max_wait": "analyzer.max_wait",
+}
+DEPRECATED_ENV = {
+    "ENGRAM_MITMPROXY_BATCH": "ENGRAM_ANALYZER_BATCH",
+    "ENGRAM_MITMPROXY_MAX_WAIT": "ENGRAM_ANALYZER_MAX_WAIT",
 }
 
 
@@ -281,10 +383,40 @@ class Setting:
     help: str
     env: tuple[str, ...]
     secret: bool
+    min: float | None = None
+    max: float | None = None
 
     @property
     def name(self) -> str:
         return f"{self.section}.{self.key}"
+
+    @property
+    def numeric(self) -> bool:
+        args = typing.get_args(self.type) or (self.type,)
+        return any(a in (int, float) for a in args)
+
+    def check(self, value: Any, source: str) -> Any:
+        """The value if it is within this setting's range; else a ConfigError naming the
+        key and where the value came from."""
+        if not self.numeric or value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{self.name} must be a finite number, got {value!r} ({source})")
+        low, high = self.min, self.max
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = (
+                f"between {_num(low)} and {_num(high)}"
+                if low is not None and high is not None
+                else f"at least {_num(low)}"
+                if low is not None
+                else f"at most {_num(high)}"
+            )
+            raise ConfigError(f"{self.name} must be {bounds}, got {value!r} ({source})")
+        return value
+
+
+def _num(x: float | None) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 def all_settings() -> list[Setting]:
@@ -304,6 +436,8 @@ def all_settings() -> list[Setting]:
                     f.metadata["help"],
                     env,
                     f.metadata["secret"],
+                    f.metadata.get("min"),
+                    f.metadata.get("max"),
                 )
             )
     return out
@@ -319,14 +453,20 @@ class Config:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     muninn: MuninnConfig = field(default_factory=MuninnConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
+    mcp: McpConfig = field(default_factory=McpConfig)
     file: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # Deprecated names that were used; the CLI prints each once as a warning.
+    warnings: list[str] = field(default_factory=list)
 
     def get(self, name: str) -> Any:
         section, key = name.split(".", 1)
         return getattr(getattr(self, section), key)
 
     def set(self, name: str, value: Any, source: str) -> None:
+        declared = settings_by_name().get(name)
+        if declared is not None:
+            value = declared.check(value, source)
         section, key = name.split(".", 1)
         setattr(getattr(self, section), key, value)
         self.sources[name] = source
@@ -335,6 +475,15 @@ class Config:
         """Apply a command-line flag; None means the flag was not given."""
         if value is not None:
             self.set(name, value, "flag")
+
+
+_BY_NAME: dict[str, Setting] = {}
+
+
+def settings_by_name() -> dict[str, Setting]:
+    if not _BY_NAME:
+        _BY_NAME.update((s.name, s) for s in all_settings())
+    return _BY_NAME
 
 
 def _type_name(tp: Any) -> str:
@@ -453,6 +602,10 @@ def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = 
                     raise ConfigError(
                         f"environment variable {var} (for {s.name}) must be {exc}, got {env[var]!r}"
                     ) from None
+                if var in DEPRECATED_ENV:
+                    cfg.warnings.append(
+                        f"{var} is deprecated; use {DEPRECATED_ENV[var]} (same meaning)"
+                    )
                 break
     return cfg
 
@@ -477,6 +630,10 @@ def _apply_file(cfg: Config, file: Path, settings: dict[str, Setting]) -> None:
             raise ConfigError(f"{file}: {section} must be a table ([{section}])")
         for key, value in table.items():
             name = f"{section}.{key}"
+            if name in DEPRECATED_KEYS:
+                new = DEPRECATED_KEYS[name]
+                cfg.warnings.append(f"{file}: {name} is deprecated; use {new} (same meaning)")
+                name = new
             s = settings.get(name)
             if s is None:
                 raise ConfigError(f"{file}: unknown key {name}")

@@ -33,6 +33,13 @@ def _default(value: Any) -> str:
     return f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
 
 
+def _range(low: float | None, high: float | None) -> str:
+    def num(x: float | None) -> str:
+        return "" if x is None else f"{x:g}" if isinstance(x, float) else f"{x:,}".replace(",", "_")
+
+    return f"{num(low)} .. {num(high)}"
+
+
 def configuration_md() -> str:
     from engram.config import SECTIONS, all_settings
 
@@ -51,14 +58,19 @@ def configuration_md() -> str:
         if not rows:
             out += ["(no settings yet)", ""]
             continue
-        out += ["| key | type | default | environment | meaning |", "|---|---|---|---|---|"]
+        out += [
+            "| key | type | default | range | environment | meaning |",
+            "|---|---|---|---|---|---|",
+        ]
         for s in rows:
             env = ", ".join(f"`{e}`" for e in s.env)
             meaning = s.help.replace("|", "\\|") + (
                 " (secret: masked in `config show`)" if s.secret else ""
             )
+            span = _range(s.min, s.max) if s.numeric else ""
             out.append(
-                f"| `{s.key}` | {_type_label(s.type)} | {_default(s.default)} | {env} | {meaning} |"
+                f"| `{s.key}` | {_type_label(s.type)} | {_default(s.default)} | {span} | {env} "
+                f"| {meaning} |"
             )
         out.append("")
     return "\n".join(out)

@@ -14,7 +14,9 @@ from typing import Any
 from engram.store import journal, outbox, pause, reader, review, runs, state
 
 
-def gather(conn: sqlite3.Connection) -> dict[str, Any]:
+def gather(conn: sqlite3.Connection, *, mirror_enabled: bool = False) -> dict[str, Any]:
+    """Everything `engram status` shows. `mirror_enabled` comes from the config: with the
+    mirror off, its queue is not a backlog (it is replayed when the mirror is enabled)."""
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     paused = pause.read_current(conn)
     raw_poll = state.read(conn, state.LAST_POLL)
@@ -24,6 +26,7 @@ def gather(conn: sqlite3.Connection) -> dict[str, Any]:
         "paused": paused.to_dict() if paused is not None else None,
         "last_poll": json.loads(raw_poll) if raw_poll else None,
         "captured_today": journal.captured_since(conn, today),
+        "captured_by_source": journal.by_source(conn),
         "pending": by_status.get("pending", 0),
         "failed": by_status.get("failed", 0),
         "failed_batches": journal.failed_batches(conn),
@@ -32,5 +35,8 @@ def gather(conn: sqlite3.Connection) -> dict[str, Any]:
         "awaiting_review": review.count(conn),
         "memories_by_kind": reader.active_counts(conn, "kind"),
         "memories_by_project": reader.active_counts(conn, "scope"),
-        "mirror_backlog": {k: n for k, n in backlog.items() if k != "done" and n},
+        "mirror": "enabled" if mirror_enabled else "disabled",
+        "mirror_backlog": {k: n for k, n in backlog.items() if k != "done"}
+        if mirror_enabled
+        else None,
     }

@@ -71,8 +71,27 @@ class Cli:
         return result
 
 
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database at the schema's head, made once per worker: reads never create a
+    database, so the `cli` fixture starts from a copy of this (cheaper than migrating)."""
+    from engram.store.db import Store
+
+    path = tmp_path_factory.mktemp("template") / "engram.db"
+    store = Store(path)
+    store.ensure()
+    store.close()
+    return path
+
+
 @pytest.fixture
-def cli(db_path: Path) -> Cli:
+def cli(db_path: Path, template_db: Path) -> Cli:
+    """The CLI against this test's database, which exists (empty) from the start."""
+    import shutil
+
+    if not db_path.exists():
+        shutil.copyfile(template_db, db_path)
+        db_path.chmod(0o600)
     return Cli(db_path, CliRunner())
 
 

@@ -133,7 +133,9 @@ def test_addon_watcher_and_flow_file_doors(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("ENGRAM_CAPTURE_IGNORE_PROJECTS", "secret-*")
     monkeypatch.setenv("ENGRAM_DB", str(addon_db))  # mitmweb and its addon inherit these
     clis = [Cli(db, CliRunner()) for db in (addon_db, watcher_db, file_db)]
-    clis[0]("status")  # creates the database (migrations are the slow part: copy it)
+    migrated = Store(addon_db)
+    migrated.ensure()  # creates the database (migrations are the slow part: copy it)
+    migrated.close()
     for db in (watcher_db, file_db):
         src, dst = sqlite3.connect(addon_db), sqlite3.connect(db)
         src.backup(dst)

@@ -224,3 +224,55 @@ def test_scope_project_is_the_git_work_tree(
     monkeypatch.chdir(repo / "src")
     data = cli.json("add", "src layout", "--scope", "project")
     assert data["scope"] == str(repo.resolve())
+
+
+def test_first_hour_details(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """export -o is private whatever the umask; a scope that does not exist is allowed but
+    warned about; `log` shows changes, and injections only when asked for."""
+    import os
+
+    from engram.store import memories
+    from engram.store.db import Store
+
+    missing = tmp_path / "does" / "not" / "exist"
+    added = cli("add", "Deploys go through make release", "--scope", str(missing))
+    assert "does not exist" in added.stderr
+    mid = added.stdout.strip()
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o022)
+    try:
+        cli("export", "-o", "out.jsonl")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.jsonl").stat().st_mode & 0o777 == 0o600
+    with Store(cli.db).write() as session:
+        memories.log_event(session, "inject", mid, "proxy", conversation="c1")
+    assert [e["action"] for e in cli.json("log")] == ["add"]
+    assert [e["action"] for e in cli.json("log", "--all")] == ["inject", "add"]
+    assert [e["action"] for e in cli.json("log", "--action", "inject")] == ["inject"]
+    assert "unknown action" in cli.fail("log", "--action", "bogus").stderr
+
+
+def test_secrets_are_redacted_on_every_write_path(cli: Cli, tmp_path: Path) -> None:
+    """add, edit, supersede and import store the redacted text and say so; the raw value
+    is nowhere in the database file (events included)."""
+    key = "sk-ant-api03-" + "Q7x9Lm2Pz4Rt8Vw1Yb6Nc3Kd5Hf0Js" * 3 + "-AbCdEfGh"
+    password = "x9qm7uvkprbnW2za"
+    added = cli("add", f"The staging key is {key}")
+    assert "redacted" in added.stderr
+    mid = added.stdout.strip()
+    assert "[REDACTED:" in cli.json("show", mid)["content"]
+    cli("edit", mid, f"Staging uses DB_PASSWORD={password} now")
+    new = cli("supersede", mid, f"Prod uses {key} as well").stdout.strip()
+    dump = tmp_path / "in.jsonl"
+    dump.write_text('{"content": "import: token ' + key + '", "kind": "fact"}\n')
+    cli("import", str(dump))
+    for record in cli.json("list", "--all"):
+        assert key not in record["content"] and password not in record["content"]
+    assert new
+    raw = cli.db.read_bytes() + (
+        cli.db.with_name(cli.db.name + "-wal").read_bytes()
+        if cli.db.with_name(cli.db.name + "-wal").exists()
+        else b""
+    )
+    assert key.encode() not in raw and password.encode() not in raw

@@ -26,6 +26,7 @@ def test_add_list_search_in_subprocesses(tmp_path: Path) -> None:
 
 def test_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
     env = {"ENGRAM_DB": str(tmp_path / "e.db")}
+    run_engram("add", "something", env=env)
     result = run_engram("show", "m-nothere", env=env)
     assert result.returncode == 1
     assert result.stderr.decode() == "error: no memory with id m-nothere\n"

@@ -103,3 +103,48 @@ def test_every_setting_documented_in_example() -> None:
         assert f"{s.key} =" in example or f"[{s.name}]" in example, (
             f"{s.name} missing from config.example.toml"
         )
+
+
+def test_every_number_declares_its_range() -> None:
+    missing = [s.name for s in config.all_settings() if s.numeric and s.min is None]
+    assert not missing, f"numeric settings without a range: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "key"),
+    [
+        ("ENGRAM_MITMPROXY_INTERVAL", "-1", "mitmproxy.interval"),
+        ("ENGRAM_PROXY_MAX_BODY_MB", "-1", "proxy.max_body_mb"),
+        ("ENGRAM_RECALL_MIN_SCORE", "nan", "recall.min_score"),
+        ("ENGRAM_STORE_BUSY_TIMEOUT_MS", "-5", "store.busy_timeout_ms"),
+        ("ENGRAM_ANALYZER_CANDIDATES", "-1", "analyzer.candidates"),
+        ("ENGRAM_ANALYZER_BATCH", "-3", "analyzer.batch"),
+        ("ENGRAM_ANALYZER_TIMEOUT", "nan", "analyzer.timeout"),
+        ("ENGRAM_ANALYZER_TIMEOUT", "inf", "analyzer.timeout"),
+    ],
+)
+def test_out_of_range_numbers_are_config_errors(cli: Cli, var: str, value: str, key: str) -> None:
+    result = cli("list", ok=False, env={var: value})
+    assert result.exit_code == 2
+    assert key in result.stderr and f"env:{var}" in result.stderr
+
+
+def test_ranges_hold_for_the_file_and_for_flags(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[recall]\nmin_score = 1.5\n")
+    result = cli("--config", str(bad), "list", ok=False)
+    assert result.exit_code == 2 and "recall.min_score" in result.stderr
+    assert f"file:{bad}" in result.stderr
+    cfg = config.load(env={})
+    with pytest.raises(ConfigError, match=r"analyzer.batch must be between 1 and .* \(flag\)"):
+        cfg.override("analyzer.batch", 0)
+
+
+def test_renamed_keys_still_work_with_a_warning(cli: Cli, tmp_path: Path) -> None:
+    old = tmp_path / "old.toml"
+    old.write_text("[mitmproxy]\nbatch = 3\nmax_wait = 7.5\n")
+    cfg = config.load(old, env={"ENGRAM_MITMPROXY_BATCH": "4"})
+    assert cfg.analyzer.batch == 4 and cfg.analyzer.max_wait == 7.5
+    assert len(cfg.warnings) == 3 and all("deprecated" in w for w in cfg.warnings)
+    result = cli("--config", str(old), "list")
+    assert "warning: " in result.stderr and "analyzer.batch" in result.stderr

@@ -16,8 +16,8 @@ from conftest import Cli
 from engram.cli.reporter import Reporter
 from engram.mirror.client import MuninnClient
 from engram.mirror.recall import local_copies, muninn_candidates
-from engram.sources.daemon import Daemon, Schedule
 from engram.sources.mitmweb import MitmwebUnavailable
+from engram.sources.scheduler import Scheduler, Timing
 from engram.store import memories
 from engram.store.db import Store
 from tests.support.muninn_stub import Fault, MuninnStub, assert_mirrored
@@ -157,10 +157,12 @@ def test_pull_does_not_resurrect_what_was_forgotten_here(
 def test_watcher_runs_the_mirror_job_and_reports_outages_once(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engram.cli.mirror import daemon_hook
     from engram.config import MuninnConfig
+    from engram.mirror.job import sync_job
 
     class DownWatcher:
+        name = "mitmweb"
+
         def poll(self) -> Any:
             raise MitmwebUnavailable("mitmweb is down")
 
@@ -168,14 +170,11 @@ def test_watcher_runs_the_mirror_job_and_reports_outages_once(
     stub.stop()
     cfg = MuninnConfig(enabled=True, url=stub.url)
     add(store, "remember me")
-    daemon = Daemon(
-        DownWatcher(),
-        Reporter(log_json=True),
-        Schedule(),  # type: ignore[arg-type]
-        sync=daemon_hook(store, cfg),
+    daemon = Scheduler(
+        store, Reporter(log_json=True), Timing(), sources=[DownWatcher()], sync=sync_job(store, cfg)
     )
     daemon.run_once()
-    daemon._next_try = 0
+    daemon._outages.clear()  # the source's backoff is over
     daemon.run_once()
     events = [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()]
     assert events.count("mirror_down") == 1

@@ -136,12 +136,14 @@ def test_ingest_says_what_a_pause_withheld(cli: Cli, tmp_path: Path) -> None:
 
 def test_injection_continues_while_paused_but_nothing_is_logged(cli: Cli, store: Store) -> None:
     from engram import config
-    from engram.sources.memory import make_recall
+    from engram.runtime import Runtime
     from engram.wire.model import Format
 
     cli("add", "The staging database listens on port 5433")
     cli("pause")
-    recall = make_recall(store, config.load(), None, lambda task: task(), warm=True)
+    cfg = config.load()
+    cfg.override("store.path", str(store.path))
+    recall = Runtime(cfg).proxy_recall(None, lambda task: task())
     body = json.dumps(
         {
             "model": "m",

@@ -123,3 +123,27 @@ def test_hook_mode_reads_cwd_and_never_fails(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0 and done.stdout == ""  # a session start is never blocked
+
+
+def test_project_hook_is_portable_and_uninstall_leaves_nothing(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project's settings are shared: the hook resolves engram through PATH and is a
+    no-op (exit 0, no output) on a teammate's machine without engram."""
+    monkeypatch.chdir(tmp_path)
+    cli("hooks", "install", "claude", "--project")
+    path = tmp_path / ".claude" / "settings.json"
+    (hook,) = json.loads(path.read_text())["hooks"]["SessionStart"][0]["hooks"]
+    assert hook["command"].startswith("engram prime --from-hook")
+    assert sys.executable not in hook["command"]
+    # On a machine where engram is not on PATH, through a shell as Claude Code runs it.
+    bare = subprocess.run(
+        ["/bin/sh", "-c", hook["command"]],
+        env={"PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bare.returncode == 0 and bare.stdout == "" and bare.stderr == ""
+    assert "removed" in cli("hooks", "uninstall", "claude", "--project").stdout
+    assert not path.exists() and not path.parent.exists()

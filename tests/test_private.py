@@ -163,10 +163,12 @@ def recall_store(store: Store) -> Iterator[Store]:
 def test_recall_query_never_holds_private_text(recall_store: Store) -> None:
     """The query is logged with the injection and may go to MuninnDB: no private text."""
     from engram import config
-    from engram.sources.memory import make_recall
+    from engram.runtime import Runtime
     from engram.wire.model import Format
 
-    recall = make_recall(recall_store, config.load(), None, lambda task: task(), warm=True)
+    cfg = config.load()
+    cfg.override("store.path", str(recall_store.path))
+    recall = Runtime(cfg).proxy_recall(None, lambda task: task())
     words = "which port does the staging database use? <private>codename bluefalcon</private>"
     raw = RawRequest(
         body=_body([{"role": "user", "content": words}]),

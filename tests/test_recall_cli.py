@@ -85,9 +85,10 @@ def test_injections_show_in_engram_log(cli: Cli) -> None:
     assert recaller.log_injection(result, "conv-42") >= 1
     recaller.close()
     store.close()
-    events = cli.json("log", "--memory", ids["tests"])
+    events = cli.json("log", "--memory", ids["tests"], "--all")
     inject = next(e for e in events if e["action"] == "inject")
     assert inject["actor"] == "recall" and inject["detail"]["conversation"] == "conv-42"
     assert "connection refused" in inject["detail"]["query"]
     assert cli.json("show", ids["tests"])["use_count"] == 1
-    assert "inject" in cli("log").stdout
+    assert "inject" not in cli("log").stdout  # changes only, unless asked for
+    assert "inject" in cli("log", "--all").stdout

@@ -114,7 +114,9 @@ def test_not_a_sqlite_file_is_never_overwritten(cli: Cli, db_path: Path) -> None
     assert db_path.read_bytes() == b"my precious notes\n"
 
 
-def test_foreign_sqlite_database_is_refused(cli: Cli, db_path: Path) -> None:
+def test_foreign_sqlite_database_is_refused(cli: Cli, tmp_path: Path) -> None:
+    db_path = tmp_path / "photos.db"
+    cli = Cli(db_path, cli.runner)
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
     conn.commit()
@@ -136,10 +138,20 @@ def test_unwritable_path(cli: Cli, tmp_path: Path) -> None:
     # A path under a regular file cannot be created, even by root.
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = Cli(blocker / "e.db", cli.runner).fail("list")
+    result = Cli(blocker / "e.db", cli.runner).fail("add", "x")
     assert result.stderr.startswith("error: cannot create database")
-    result = Cli(tmp_path, cli.runner).fail("list")
+    result = Cli(tmp_path, cli.runner).fail("add", "x")
     assert "is a directory" in result.stderr
+
+
+def test_reading_never_creates_a_database(cli: Cli, tmp_path: Path) -> None:
+    """A mistyped --db / ENGRAM_DB must not leave empty databases and directories behind."""
+    missing = tmp_path / "nonexistent" / "dir" / "x.db"
+    for command in (["list"], ["search", "x"], ["status"], ["log"], ["stats"], ["show", "m-abcd"]):
+        result = Cli(missing, cli.runner).fail(*command)
+        assert result.stderr.startswith(f"error: no engram database at {missing}")
+        assert result.stderr.count("error:") == 1
+    assert not (tmp_path / "nonexistent").exists()
 
 
 def test_locked_database_gives_clear_error_and_changes_nothing(cli: Cli, db_path: Path) -> None:

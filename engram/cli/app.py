@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "watch",
     "proxy_cmd",
     "hooks_cmd",
+    "mcp_cmd",
     "mirror",
     "privacy",
     "service_cmd",

@@ -38,7 +38,7 @@ app = typer.Typer(
     "engram watches your agents' LLM API traffic, distils durable facts from it, keeps "
     "them in a local SQLite store and gives the relevant ones back to the agent.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -46,9 +46,25 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from engram import __version__
+
+        typer.echo(f"engram {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        callback=_version,
+        is_eager=True,
+        help="Print engram's version and exit.",
+    ),
     db: str | None = typer.Option(
         None,
         "--db",

@@ -1,9 +1,11 @@
-"""What every command needs: the effective config and the store, built lazily so that
-`engram --help` works with a broken config and cheap commands stay cheap.
+"""What every command needs: the process's `Runtime` (engram/runtime.py, the composition
+root), built lazily so that `engram --help` works with a broken config and cheap commands
+stay cheap.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +14,7 @@ import typer
 
 if TYPE_CHECKING:
     from engram.config import Config
+    from engram.runtime import Runtime
     from engram.store.db import Store
 
 
@@ -19,32 +22,29 @@ if TYPE_CHECKING:
 class State:
     db_flag: str | None = None
     config_flag: str | None = None
-    _config: Config | None = field(default=None, repr=False)
-    _store: Store | None = field(default=None, repr=False)
+    _runtime: Runtime | None = field(default=None, repr=False)
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            from engram.runtime import Runtime
+
+            self._runtime = Runtime.load(self.config_flag, self.db_flag)
+            for warning in self._runtime.config.warnings:
+                sys.stderr.write(f"warning: {warning}\n")
+        return self._runtime
 
     @property
     def config(self) -> Config:
-        if self._config is None:
-            from engram import config
-
-            cfg = config.load(self.config_flag)
-            cfg.override("store.path", self.db_flag)
-            self._config = cfg
-        return self._config
+        return self.runtime.config
 
     @property
     def db_path(self) -> Path:
-        from engram.paths import default_db_path
-
-        return Path(self.config.store.path or default_db_path()).expanduser()
+        return self.runtime.db_path
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            from engram.store.db import Store
-
-            self._store = Store(self.db_path, self.config.store.busy_timeout_ms)
-        return self._store
+        return self.runtime.store
 
 
 def state(ctx: typer.Context) -> State:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -17,10 +18,19 @@ from engram.errors import EngramError
 HOOK_FLAG = "--from-hook"
 
 
-def hook_command() -> str:
-    """What Claude Code runs: this installation's engram, by absolute path."""
-    exe = Path(sys.executable).parent / "engram"
-    return f"{exe if exe.exists() else 'engram'} prime {HOOK_FLAG}"
+def hook_command(scope: str = "user") -> str:
+    """What Claude Code runs at session start.
+
+    In the user's own settings: this installation's engram, by absolute path (a venv's
+    engram need not be on the PATH Claude Code sees). In a project's settings, which are
+    committed and shared: `engram` through PATH, and a teammate without engram gets no
+    error, since Claude Code runs hook commands through a shell (`|| true`).
+    """
+    if scope == "project":
+        return f"engram prime {HOOK_FLAG} 2>/dev/null || true"
+    from engram.mcp.register import engram_executable
+
+    return f"{engram_executable()} prime {HOOK_FLAG}"
 
 
 def settings_path(scope: str, project: Path) -> Path:
@@ -30,26 +40,20 @@ def settings_path(scope: str, project: Path) -> Path:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8") or "{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EngramError(f"{path} is not valid JSON ({exc}); not changing it") from None
-    if not isinstance(data, dict):
-        raise EngramError(f"{path} does not hold a JSON object; not changing it")
-    return data
+    from engram import jsonfile
+
+    return jsonfile.read_object(path)
 
 
 def _ours(entry: Any) -> bool:
     return (
         isinstance(entry, dict)
         and isinstance(entry.get("command"), str)
-        and entry["command"].endswith(f"prime {HOOK_FLAG}")
+        and f"prime {HOOK_FLAG}" in entry["command"]
     )
 
 
-def install_hook(path: Path) -> bool:
+def install_hook(path: Path, scope: str = "user") -> bool:
     """Add the SessionStart hook, keeping everything else; False if it was there."""
     data = _load(path)
     hooks = data.setdefault("hooks", {})
@@ -62,7 +66,7 @@ def install_hook(path: Path) -> bool:
     groups.append(
         {
             "matcher": "startup|resume|clear|compact",
-            "hooks": [{"type": "command", "command": hook_command(), "timeout": 10}],
+            "hooks": [{"type": "command", "command": hook_command(scope), "timeout": 10}],
         }
     )
     _write(path, data)
@@ -93,15 +97,19 @@ def uninstall_hook(path: Path) -> bool:
         del data["hooks"]["SessionStart"]
         if not data["hooks"]:
             del data["hooks"]
-    _write(path, data)
+    if data:
+        _write(path, data)
+    else:  # nothing left but what install created: leave no empty `{}` behind
+        path.unlink()
+        with contextlib.suppress(OSError):  # .claude/ too, if engram made it and it is empty
+            path.parent.rmdir()
     return True
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".engram-tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from engram import jsonfile
+
+    jsonfile.write(path, data)
 
 
 @app.command()
@@ -150,13 +158,28 @@ def _target(agent: str, user: bool, project: bool) -> Path:
 
 @hooks_app.command("install")
 def hooks_install(
+    ctx: typer.Context,
     agent: str = typer.Argument(..., help="claude"),
     user: bool = typer.Option(False, "--user", help="~/.claude/settings.json (default)."),
     project: bool = typer.Option(False, "--project", help=".claude/settings.json of this project."),
+    mcp: bool = typer.Option(
+        False,
+        "--mcp",
+        help="Register the `engram mcp` server instead of the hook (user: ~/.claude.json, "
+        "project: .mcp.json; through `claude mcp add` when claude is on PATH).",
+    ),
 ) -> None:
-    """Add a SessionStart hook that runs `engram prime` (idempotent; keeps the rest)."""
+    """Add a SessionStart hook that runs `engram prime` (idempotent; keeps the rest), or
+    with --mcp register engram's MCP server with Claude Code."""
+    if mcp:
+        from engram.mcp import register
+
+        scope, root = _mcp_target(agent, user, project)
+        outcome = register.install(scope, root, _global_args(ctx))
+        typer.echo(f"{outcome}: MCP server engram in {register.config_path(scope, root)}")
+        return
     path = _target(agent, user, project)
-    changed = install_hook(path)
+    changed = install_hook(path, "project" if project else "user")
     typer.echo(f"{'installed' if changed else 'already installed'}: {path}")
 
 
@@ -165,11 +188,38 @@ def hooks_uninstall(
     agent: str = typer.Argument(..., help="claude"),
     user: bool = typer.Option(False, "--user"),
     project: bool = typer.Option(False, "--project"),
+    mcp: bool = typer.Option(False, "--mcp", help="Remove the MCP server entry instead."),
 ) -> None:
-    """Remove exactly the hook `engram hooks install` added."""
+    """Remove exactly the hook (or with --mcp the MCP server) `engram hooks install` added."""
+    if mcp:
+        from engram.mcp import register
+
+        scope, root = _mcp_target(agent, user, project)
+        removed = register.uninstall(scope, root)
+        where = register.config_path(scope, root)
+        typer.echo(f"{'removed' if removed else 'not installed'}: MCP server engram in {where}")
+        return
     path = _target(agent, user, project)
     changed = uninstall_hook(path)
     typer.echo(f"{'removed' if changed else 'not installed'}: {path}")
+
+
+def _mcp_target(agent: str, user: bool, project: bool) -> tuple[str, Path]:
+    _target(agent, user, project)  # the same checks as for the hook
+    from engram.paths import project_root
+
+    return ("project" if project else "user"), project_root()
+
+
+def _global_args(ctx: typer.Context) -> list[str]:
+    """--db/--config given to this command, passed on to the registered server."""
+    st = state(ctx)
+    args = []
+    if st.db_flag:
+        args += ["--db", str(Path(st.db_flag).expanduser().resolve())]
+    if st.config_flag:
+        args += ["--config", str(Path(st.config_flag).expanduser().resolve())]
+    return args
 
 
 def _hook_project() -> Path | None:

@@ -60,6 +60,17 @@ def resolve(ctx: typer.Context, memory_id: str) -> str:
         return reader.resolve_id(conn, memory_id)
 
 
+def note_redaction(given: str, stored: str) -> None:
+    """Say so when the store redacted a secret from what the user typed."""
+    marker = "[REDACTED:"
+    found = stored.count(marker) - given.count(marker)
+    if found > 0:
+        render.note(
+            f"note: {found} secret{'s' if found > 1 else ''} redacted before storing "
+            "(engram never stores credentials)"
+        )
+
+
 def memory_rows(memories: list[MemoryRecord]) -> list[list[str]]:
     return [
         [
@@ -102,14 +113,18 @@ def add(
     from engram.store import memories
 
     content = read_text_arg(text, file)
+    where = parse_scope(scope) or "global"
+    if where != "global" and not Path(where).is_dir():
+        render.note(f"warning: {where} does not exist (yet); the memory is stored for that project")
     with state(ctx).store.write() as session:
-        result = memories.add(session, content, kind=kind, scope=parse_scope(scope) or "global")
+        result = memories.add(session, content, kind=kind, scope=where)
     if json_out:
         render.emit_json({**result.memory.to_dict(), "created": result.created})
         return
     typer.echo(result.memory.id)
     if not result.created:
         render.note(f"already remembered as {result.memory.id}; nothing added")
+    note_redaction(content, result.memory.content)
 
 
 @app.command("list")
@@ -209,8 +224,9 @@ def edit(
     content = read_text_arg(text, file)
     full = resolve(ctx, memory_id)
     with state(ctx).store.write() as session:
-        memories.edit(session, full, content)
+        record = memories.edit(session, full, content)
     typer.echo(full)
+    note_redaction(content, record.content)
 
 
 @app.command()
@@ -230,6 +246,7 @@ def supersede(
     with state(ctx).store.write() as session:
         _old, new = memories.supersede(session, full, content, kind=kind)
     typer.echo(new.id)
+    note_redaction(content, new.content)
 
 
 @app.command()
@@ -312,14 +329,26 @@ def log(
     ctx: typer.Context,
     limit: int = typer.Option(50, "--limit", "-n", min=1),
     memory_id: str | None = typer.Option(None, "--memory", "-m", help="Only this memory."),
+    action: list[str] = typer.Option(
+        [], "--action", help="Only these actions (repeatable), e.g. `--action inject`."
+    ),
+    all_: bool = typer.Option(
+        False, "--all", "-a", help="Every event, including each injection into a request."
+    ),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """The history of changes (add, edit, supersede, forget, restore, import), newest first."""
-    from engram.store import reader
+    """The history of changes (add, edit, supersede, forget, restore, import), newest
+    first. Injections (one event per request that got a memory) are left out unless asked
+    for with --all or --action inject."""
+    from engram.store import reader, schema
 
+    unknown = sorted(set(action) - set(schema.ACTIONS))
+    if unknown:
+        raise EngramError(f"unknown action {unknown[0]!r} (one of: {', '.join(schema.ACTIONS)})")
+    actions = action or (None if all_ else [a for a in schema.ACTIONS if a != "inject"])
     with state(ctx).store.read() as conn:
         full = reader.resolve_id(conn, memory_id) if memory_id else None
-        history = reader.events(conn, limit=limit, memory_id=full)
+        history = reader.events(conn, limit=limit, memory_id=full, actions=actions)
     if json_out:
         render.emit_json([e.to_dict() for e in history])
         return

@@ -1,5 +1,5 @@
-"""`engram mirror status|sync|retry|pull`: the MuninnDB mirror by hand, and the watcher's
-sync hook."""
+"""`engram mirror status|sync|retry|pull`: the MuninnDB mirror by hand (the background
+sync job is engram/mirror/job.py)."""
 
 from __future__ import annotations
 
@@ -13,32 +13,13 @@ from engram.cli import render
 from engram.cli.base import app
 from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
+from engram.mirror.job import describe
 
 if TYPE_CHECKING:
-    from engram.cli.reporter import Reporter
     from engram.config import MuninnConfig
-    from engram.mirror.sync import SyncReport
     from engram.store.db import Store
 
 ENABLE_HINT = "set muninn.enabled = true in the config file, or ENGRAM_MUNINN_ENABLED=1"
-
-
-def describe(report: SyncReport) -> str:
-    parts = [
-        f"{report.remembered} remembered"
-        + (f" ({report.deduplicated} already there)" if report.deduplicated else "")
-    ]
-    for n, what in (
-        (report.restored, "restored"),
-        (report.forgotten, "forgotten"),
-        (report.linked, "linked"),
-        (report.failed, "failed"),
-        (report.retrying, "to retry"),
-        (report.deferred, "waiting"),
-    ):
-        if n:
-            parts.append(f"{n} {what}")
-    return f"mirrored {report.memories} memories to MuninnDB: " + ", ".join(parts)
 
 
 def _require_enabled(m: MuninnConfig) -> None:
@@ -94,49 +75,6 @@ def status_data(store: Store, m: MuninnConfig, warn: Callable[[str], None]) -> d
         "next_attempt_at": states.get(outbox.K_RETRY),
         "failed_operations": failed,
     }
-
-
-def daemon_hook(store: Store, m: MuninnConfig) -> Callable[[Reporter], None]:
-    """The watcher's mirror job: sync with backoff, say each outage once, and say when
-    MuninnDB is back."""
-    from engram.mirror.sync import Syncer, build
-
-    holder: dict[str, Any] = {"syncer": None, "down": False, "auth": False, "broken": False}
-
-    def run(reporter: Reporter) -> None:
-        syncer: Syncer | None = holder["syncer"]
-        if holder["broken"]:
-            return
-        if syncer is None:
-            try:
-                syncer = build(store, m, lambda msg: reporter.warn("mirror", msg))
-            except ConfigError as exc:  # e.g. a token over plain HTTP: say it once, stop
-                holder["broken"] = True
-                reporter.error("mirror_config", f"mirror disabled: {exc}")
-                return
-            holder["syncer"] = syncer
-        report = syncer.run()
-        if report.skipped:
-            return
-        if report.stopped:
-            if report.auth_error and not holder["auth"]:
-                reporter.error("mirror_auth", report.stopped)
-            elif not report.auth_error and not holder["down"]:
-                reporter.warn(
-                    "mirror_down",
-                    f"{report.stopped}; memory changes stay queued, retrying with backoff",
-                )
-            holder["auth" if report.auth_error else "down"] = True
-            return
-        if holder["down"] or holder["auth"]:
-            reporter.event("mirror_back", "MuninnDB is reachable again", level="success")
-        holder["down"] = holder["auth"] = False
-        if report.memories:
-            reporter.event("mirror", describe(report), **report.to_dict())
-        for error in report.errors:
-            reporter.warn("mirror_failed", f"mirror: {error}")
-
-    return run
 
 
 mirror_app = typer.Typer(

@@ -24,8 +24,9 @@ def status(
     """What the watcher and analyzer are doing right now (fast: `watch engram status`)."""
     from engram.status import gather
 
-    with state(ctx).store.read() as conn:
-        data = gather(conn)
+    st = state(ctx)
+    with st.store.read() as conn:
+        data = gather(conn, mirror_enabled=st.config.muninn.enabled)
     if json_out:
         render.emit_json(data)
         return
@@ -45,8 +46,12 @@ def status(
             highlight=False,
             markup=False,
         )
-    else:
+    elif data["captured_by_source"].get("mitmweb"):
         console.print("last poll: none recorded (is `engram mitmproxy` running?)")
+    elif not data["captured_by_source"]:
+        console.print(
+            "nothing captured yet: `engram run <agent>`, `engram proxy` or `engram mitmproxy`"
+        )
     console.print(
         f"captured today: {data['captured_today']}   pending analysis: "
         f"{data['pending']}   failed: {data['failed']} "
@@ -63,8 +68,10 @@ def status(
             highlight=False,
             markup=False,
         )
-    if data["mirror_backlog"] is not None:
-        backlog = data["mirror_backlog"]
+    backlog = data["mirror_backlog"]
+    if backlog is None:
+        console.print("mirror: disabled", highlight=False)
+    else:
         console.print(
             f"mirror backlog: {backlog.get('pending', 0)} pending, "
             f"{backlog.get('failed', 0)} failed",

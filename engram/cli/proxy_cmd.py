@@ -16,38 +16,12 @@ from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
 
 
-def build_proxy(st: Any, upstream: str, *, inject: bool, project_hint: str | None) -> Any:
-    """The configured Proxy: journal capture always, recall when inject is on."""
-    from engram.sources.proxy import Proxy, ProxySettings, journal_capture
-
-    cfg = st.config
-    store = st.store
-    store.ensure()
-    settings = ProxySettings(
-        upstream=upstream,
-        recall_budget_ms=cfg.proxy.recall_budget_ms,
-        max_body_bytes=int(cfg.proxy.max_body_mb * 2**20),
-        inject=inject,
-    )
-    from engram.cli.watch import capture_policy
-
-    proxy = Proxy(settings, capture=journal_capture(store, project_hint, capture_policy(cfg)))
-    if inject:
-        try:
-            from engram.sources.memory import make_recall
-
-            proxy.recall = make_recall(store, cfg, project_hint, proxy.writer.defer)
-        except ImportError as exc:  # recall unavailable: still a working capture proxy
-            render.note(f"recall is unavailable ({exc}); capturing only")
-    return proxy
-
-
 def _analyze_after(st: Any, analyzer: str | None) -> None:
     """When the agent exits, distil what it said (never fails the agent's exit code)."""
     from engram.cli.reporter import Reporter
 
     try:
-        hook, _label = analyzer_hook(st, analyzer)
+        hook, _label = st.runtime.analyzer(analyzer)
         if hook is not None:
             hook(Reporter())
     except Exception as exc:
@@ -71,52 +45,15 @@ def _run_intercepted(st: Any, chosen: Any, route: Any, args: list[str], inject: 
         interceptor.stop()
 
 
-def analyzer_hook(st: Any, name: str | None) -> tuple[Any, str]:
-    """(the analyze job or None, a label) for the proxy paths, like the watcher's."""
-    from engram.analyzer import runner
-
-    cfg = st.config
-    cfg.override("analyzer.backend", name)
-    backend, label = runner.choose(cfg.analyzer.backend, cfg.analyzer)
-    if backend is None:
-        return None, label
-    return runner.make_daemon_hook(st.store, backend, cfg.analyzer), label
-
-
-class BackgroundAnalyzer:
-    """`engram proxy` analyzes on the watcher's rule (a full batch, or max-wait passed),
-    on its own thread; a failing run is reported and the next one tries again."""
-
-    def __init__(self, st: Any, hook: Any, reporter: Any) -> None:
-        self.store = st.store
-        self.batch = st.config.mitmproxy.batch
-        self.max_wait = st.config.mitmproxy.max_wait
-        self.hook = hook
-        self.reporter = reporter
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="engram-analyze", daemon=True)
-
-    def _run(self) -> None:
-        from engram.analyzer.runner import analysis_due
-
-        while not self.stop.wait(min(5.0, max(0.5, self.max_wait / 4))):
-            try:
-                if analysis_due(self.store, self.batch, self.max_wait):
-                    self.hook(self.reporter)
-            except Exception as exc:  # the proxy outlives a failing analyzer run
-                self.reporter.error("analyze", f"analyzer run failed: {exc!r}")
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(60)
-
-
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     try:
-        return (host.strip("[]") or "127.0.0.1"), int(port)
+        number = int(port)
     except ValueError:
-        raise ConfigError(f"--listen must be HOST:PORT, got {text!r}") from None
+        raise ConfigError(f"{flag} must be HOST:PORT, got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"{flag}: port {number} is out of range (0-65535)")
+    return (host.strip("[]") or "127.0.0.1"), number
 
 
 @app.command()
@@ -157,16 +94,21 @@ def proxy(
             f"warning: listening on {host}: anyone who can reach it can use your "
             "API keys through it"
         )
-    proxy_ = build_proxy(
-        st, route.origin, inject=cfg.proxy.inject and not no_inject, project_hint=None
+    rt = st.runtime
+    proxy_ = rt.proxy(
+        route.origin,
+        inject=cfg.proxy.inject and not no_inject,
+        project_hint=None,
+        on_recall_unavailable=render.note,
     )
     from engram.cli.reporter import Reporter
 
-    hook, label = analyzer_hook(st, analyzer)
-    background = BackgroundAnalyzer(st, hook, Reporter()) if hook else None
+    # Background work on the scheduler the watcher uses: analysis on the same
+    # batch/max-wait rule, and the mirror when it is enabled.
+    hook, label = rt.analyzer(analyzer)
+    background = rt.scheduler(Reporter(), analyze=hook, sync=rt.mirror_job())
     server = ServerThread(proxy_.app(), host, port).start()
-    if background is not None:
-        background.thread.start()
+    background.start()
     stop = threading.Event()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: stop.set())
@@ -180,8 +122,7 @@ def proxy(
             pass
     finally:
         server.stop()
-        if background is not None:
-            background.close()
+        background.stop()
     render.note(
         f"stopped: {proxy_.stats.requests} requests, {proxy_.stats.captured} "
         f"captured, {proxy_.stats.injected} with memory"
@@ -243,7 +184,9 @@ def run(
         _analyze_after(st, analyzer)
         sys.exit(code)
     p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
-    proxy_ = build_proxy(st, route.origin, inject=inject, project_hint=p.project)
+    proxy_ = st.runtime.proxy(
+        route.origin, inject=inject, project_hint=p.project, on_recall_unavailable=render.note
+    )
     with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
         p = plan(chosen, route, args, server.url, inject=inject)
         render.note(f"engram: {chosen.name} -> {server.url}{route.prefix} -> {route.upstream_base}")

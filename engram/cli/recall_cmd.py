@@ -44,7 +44,6 @@ def recall(
 ) -> None:
     """Show which memories would be injected for QUERY, with scores and reasons."""
     from engram.cli.memories import decode_utf8
-    from engram.recall.service import Recaller
 
     if query == "-":
         query = decode_utf8(sys.stdin.buffer.read(), "stdin")
@@ -54,7 +53,7 @@ def recall(
         if project == "global"
         else str(Path(project).expanduser().resolve() if project else Path.cwd())
     )
-    recaller = Recaller(st.store, st.config, background=False)
+    recaller = st.runtime.recaller(background=False)
     try:
         recaller.warm()  # model and index first, so the time shown is recall's own
         result = recaller.recall(query, where)

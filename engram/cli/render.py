@@ -59,20 +59,28 @@ def scope_label(scope: str) -> str:
     return label
 
 
-WRAPPING = {"content", "detail", "value"}  # every other column stays on one line
+WRAPPING = {"content", "detail", "value", "summary", "message"}  # free text wraps
+FIXED_LIMIT = 40  # a one-line column wider than this is shortened with an ellipsis
 
 
 def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
-    """A plain table; only the free-text column wraps, ids and dates stay on one line."""
+    """A plain table that keeps what matters at 80 columns: ids, keys, dates and counts are
+    never cut (each one-line column is as wide as its widest cell, up to FIXED_LIMIT);
+    only the free-text column wraps, and it takes whatever width is left."""
     from rich import box
     from rich.table import Table
 
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
     t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name in columns:
+    for i, name in enumerate(columns):
         if name in WRAPPING:
             t.add_column(name, ratio=1, overflow="fold", min_width=20)
-        else:  # shrinks with an ellipsis on a narrow terminal rather than starving the text
-            t.add_column(name, no_wrap=True, overflow="ellipsis", max_width=16)
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+            continue
+        width = max([len(name), *(len(r[i]) for r in cells if i < len(r))])
+        if width <= FIXED_LIMIT:
+            t.add_column(name, no_wrap=True, min_width=width)
+        else:
+            t.add_column(name, no_wrap=True, overflow="ellipsis", max_width=FIXED_LIMIT)
+    for row in cells:
+        t.add_row(*row)
     out().print(t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def export(
     if output is None:
         sys.stdout.writelines(lines)
         return
-    try:
-        with output.open("w", encoding="utf-8") as fh:
+    try:  # memories are private: 0600 like the database, whatever the umask
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.writelines(lines)
     except OSError as exc:
         raise EngramError(f"cannot write {output}: {exc.strerror}") from None

@@ -13,12 +13,7 @@ from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
 
 if TYPE_CHECKING:
-    from engram.cli.reporter import Reporter
-    from engram.config import Config
-    from engram.journaling import CapturePolicy
-    from engram.sources.daemon import AnalyzeFn
-    from engram.sources.watcher import Watcher
-    from engram.store.db import Store
+    from engram.sources.scheduler import PollSource
 
 ANALYZERS = ("auto", "anthropic", "openai", "heuristic", "none")
 
@@ -62,7 +57,6 @@ def mitmproxy(
     """Watch mitmweb for LLM API traffic, journal every exchange exactly once, and
     distil memories from the new conversation turns."""
     from engram.cli.reporter import Reporter
-    from engram.sources import daemon
 
     st = state(ctx)
     cfg = st.config
@@ -70,43 +64,36 @@ def mitmproxy(
         ("mitmproxy.url", url),
         ("mitmproxy.token", token),
         ("mitmproxy.interval", interval),
-        ("mitmproxy.batch", batch),
-        ("mitmproxy.max_wait", max_wait),
+        ("analyzer.batch", batch),
+        ("analyzer.max_wait", max_wait),
         ("mitmproxy.prune", prune),
     ):
         cfg.override(name, value)
-    m = cfg.mitmproxy
+    m, a = cfg.mitmproxy, cfg.analyzer
     cfg.override("analyzer.backend", analyzer)
-    backend = cfg.analyzer.backend
-    if backend not in ANALYZERS:
-        raise ConfigError(f"unknown analyzer {backend!r} (one of: {', '.join(ANALYZERS)})")
-    reporter = Reporter(quiet=quiet, log_json=log_json)
-    store = st.store
-    store.ensure()
-    analyze, analyzer_label = resolve_analyzer(backend, store, cfg)
-    schedule = daemon.Schedule(interval=m.interval, batch=m.batch, max_wait=m.max_wait)
-    watcher: daemon.PollSource
-    if flow_file is not None:
-        from engram.sources.flowfile import FlowFileWatcher
-
-        watcher = FlowFileWatcher(
-            store,
-            flow_file,
-            capture=capture_policy(cfg),
-            body_limit=int(m.body_limit_mb * 2**20),
+    if cfg.analyzer.backend not in ANALYZERS:
+        raise ConfigError(
+            f"unknown analyzer {cfg.analyzer.backend!r} (one of: {', '.join(ANALYZERS)})"
         )
-        source = f"flow file {flow_file}"
+    reporter = Reporter(quiet=quiet, log_json=log_json)
+    rt = st.runtime
+    rt.store.ensure()
+    analyze, analyzer_label = rt.analyzer()
+    source: PollSource
+    if flow_file is not None:
+        source = rt.flow_file_watcher(flow_file)
+        where = f"flow file {flow_file}"
     else:
-        watcher = make_watcher(store, cfg, reporter)
-        source = m.url
+        source = rt.watcher(reporter.warn)
+        where = m.url
     reporter.banner(
         "engram: watching LLM traffic",
         {
-            "source": source,
-            "database": str(store.path),
+            "source": where,
+            "database": str(rt.store.path),
             "poll interval": f"{m.interval:g}s",
-            "batch size": m.batch,
-            "max wait": f"{m.max_wait:g}s",
+            "batch size": a.batch,
+            "max wait": f"{a.max_wait:g}s",
             "analyzer": analyzer_label,
             "mirror": f"MuninnDB {cfg.muninn.url}" if cfg.muninn.enabled else "off",
             "prune": ("on: captured flows are deleted from mitmweb" if m.prune else "off")
@@ -114,25 +101,13 @@ def mitmproxy(
             else "n/a",
         },
     )
-    sync = None
-    if cfg.muninn.enabled:
-        from engram.cli.mirror import daemon_hook
-
-        sync = daemon_hook(store, cfg.muninn)
-    runner = daemon.Daemon(
-        watcher,
-        reporter,
-        schedule,
-        analyze,
-        sync=sync,
-        sync_interval=cfg.muninn.interval,
-    )
+    scheduler = rt.scheduler(reporter, sources=[source], analyze=analyze, sync=rt.mirror_job())
     if once:
-        result = runner.run_once()
-        if result is None:
+        (outcome,) = scheduler.run_once()
+        if outcome is None:
             raise typer.Exit(1)
         return
-    runner.run_forever()
+    scheduler.run_forever()
 
 
 journal_app = typer.Typer(help="The journal of captured exchanges.", invoke_without_command=True)
@@ -242,7 +217,7 @@ def ingest(
     from engram.sources.watcher import WatchSettings
 
     st = state(ctx)
-    settings = WatchSettings(capture=capture_policy(st.config))
+    settings = WatchSettings(capture=st.runtime.capture_policy())
     totals = dict.fromkeys(("flows", "llm", "captured", "duplicates", "failed", "withheld"), 0)
     for path in files:
         result = ingest_file(st.store, path, settings)
@@ -353,36 +328,3 @@ def addon_path() -> None:
     from engram.sources import addon
 
     typer.echo(str(Path(addon.__file__).resolve()))
-
-
-def capture_policy(cfg: Config) -> CapturePolicy:
-    """What no source may journal, from `[capture]` (every source gets it from here)."""
-    from engram.journaling import CapturePolicy
-
-    return CapturePolicy.from_patterns(cfg.capture.ignore_projects)
-
-
-def make_watcher(store: Store, cfg: Config, reporter: Reporter) -> Watcher:
-    from engram.sources.mitmweb import MitmwebClient
-    from engram.sources.watcher import Watcher, WatchSettings
-
-    m = cfg.mitmproxy
-    settings = WatchSettings(
-        prune=m.prune,
-        body_limit=int(m.body_limit_mb * 2**20),
-        hosts=list(m.hosts),
-        ignore_hosts=list(m.ignore_hosts),
-        capture=capture_policy(cfg),
-    )
-    client = MitmwebClient(m.url, m.token)
-    return Watcher(store, client, settings, warn=reporter.warn)
-
-
-def resolve_analyzer(backend: str, store: Store, cfg: Config) -> tuple[AnalyzeFn | None, str]:
-    """(the daemon's analyze hook or None for capture only, the banner's analyzer line)."""
-    from engram.analyzer import runner
-
-    chosen, label = runner.choose(backend, cfg.analyzer)
-    if chosen is None:
-        return None, label
-    return runner.make_daemon_hook(store, chosen, cfg.analyzer), label

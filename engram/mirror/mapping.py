@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from engram.redact import redact
 from engram.store import schema
 
 MAX_CONTENT_BYTES = 16384
@@ -64,8 +65,10 @@ def rfc3339(text: str | None) -> str | None:
 def remember_item(memory: dict[str, Any]) -> dict[str, Any]:
     """The `muninn_remember` arguments (without vault and op_id) for a memories row."""
     item: dict[str, Any] = {
-        "content": memory["content"],
-        "concept": concept(memory["content"]),
+        # Stored text is redacted on write; once more on the way out covers memories
+        # written before a redaction rule existed.
+        "content": redact(memory["content"]),
+        "concept": concept(redact(memory["content"])),
         "type": memory["kind"],
         "tags": tags(memory),
     }

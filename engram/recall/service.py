@@ -35,6 +35,7 @@ from engram.recall import gate, hybrid
 from engram.recall.embedder import Embedder, make_embedder
 from engram.recall.index import VectorIndex
 from engram.recall.query import QueryCache, query_from_exchange
+from engram.recall.remote import RemoteSource
 from engram.store.db import Store, is_lock_error
 
 log = logging.getLogger("engram.recall")
@@ -103,7 +104,13 @@ class Recaller:
     """Recall for one store; thread-safe; loads the embedder and index once, lazily."""
 
     def __init__(
-        self, store: Store, config: Any = None, *, embedder: Any = _DEFAULT, background: bool = True
+        self,
+        store: Store,
+        config: Any = None,
+        *,
+        embedder: Any = _DEFAULT,
+        background: bool = True,
+        remote: RemoteSource | None = None,
     ) -> None:
         from engram.config import RecallConfig
 
@@ -126,9 +133,8 @@ class Recaller:
         self._warm_thread: threading.Thread | None = None
         self._warm_error: BaseException | None = None
         self._last_check = 0.0
-        from engram.recall.remote import MuninnSource
-
-        self.remote = MuninnSource.create(config) if config is not None else None
+        # Another store to ask as well (MuninnDB), built by the composition root.
+        self.remote = remote
 
     @property
     def embedder(self) -> Embedder | None:
@@ -448,29 +454,36 @@ def semantic_search(
     query: str,
     *,
     scope: str | None = None,
+    scopes: tuple[str, ...] | None = None,
     kind: str | None = None,
     limit: int = 20,
     fusion: str | None = None,
+    recaller: Recaller | None = None,
 ) -> list[tuple[Any, float]]:
     """`engram search` with recall's ranking: (MemoryRecord, score) best first, over one
-    scope or all of them, without the gate but with a floor, since the vector ranker
-    scores every memory and a search should list related ones only: a memory stays if
-    it shares a word with the query (BM25 matched it) or scores half of recall.min_score;
-    semantic search (`fusion="vector"`) keeps cosines of SEARCH_MIN_COSINE and up."""
+    scope, several (`scopes`) or all of them, without the gate but with a floor, since the
+    vector ranker scores every memory and a search should list related ones only: a memory
+    stays if it shares a word with the query (BM25 matched it) or scores half of
+    recall.min_score; semantic search (`fusion="vector"`) keeps cosines of
+    SEARCH_MIN_COSINE and up. A long-lived caller (the MCP server) passes its own warm
+    `recaller` and keeps it current itself (`Recaller.refresh`)."""
     from engram.store import reader
 
-    recaller = Recaller(store, config, background=False)
+    recaller = recaller or Recaller(store, config, background=False)
     recaller.warm()
     pool = max(limit * 3, 40)
     with store.read() as conn:
-        scopes = (
-            (scope,)
-            if scope
-            else tuple(
-                r[0]
-                for r in conn.execute("SELECT DISTINCT scope FROM memories WHERE status = 'active'")
+        if scopes is None:
+            scopes = (
+                (scope,)
+                if scope
+                else tuple(
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT DISTINCT scope FROM memories WHERE status = 'active'"
+                    )
+                )
             )
-        )
         ranked, _vectors = recaller.rank(conn, query, scopes, fusion=fusion, pool=pool)
         if fusion == "vector":
             ranked = [

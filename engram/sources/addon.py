@@ -126,23 +126,17 @@ class EngramAddon:
             return
         self._tried = True
         try:
-            from engram import config as engram_config
-            from engram.journaling import CapturePolicy
-            from engram.paths import default_db_path
+            from engram.runtime import Runtime
             from engram.sources.flowfile import request_of, response_of
-            from engram.sources.memory import make_recall
-            from engram.store.db import Store
             from engram.wire.injection import inject_bytes
         except ImportError:
             log.info("engram is not importable here: streaming only, no memory injection")
             return
         try:
-            cfg = engram_config.load()
-            store = Store(cfg.store.path or default_db_path(), cfg.store.busy_timeout_ms)
-            policy = CapturePolicy.from_patterns(cfg.capture.ignore_projects)
-            recall = make_recall(
-                store, cfg, os.environ.get("ENGRAM_PROJECT"), self._writer.submit, warm=True
-            )
+            runtime = Runtime.load()
+            store = runtime.store
+            policy = runtime.capture_policy()
+            recall = runtime.proxy_recall(os.environ.get("ENGRAM_PROJECT"), self._writer.submit)
         except Exception as exc:  # bad config, no recall in this build: still stream
             log.warning("engram memory injection is off: %s", exc)
             return

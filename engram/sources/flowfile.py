@@ -174,8 +174,8 @@ def ingest_file(store: Store, path: Path, settings: WatchSettings) -> IngestResu
 
 
 class FlowFileWatcher:
-    """Follows a growing flow file; `poll()` has the mitmweb watcher's shape so the same
-    daemon drives either source."""
+    """Follows a growing flow file: a `PollSource` for the scheduler, like the mitmweb
+    watcher."""
 
     def __init__(
         self,
@@ -187,12 +187,13 @@ class FlowFileWatcher:
     ) -> None:
         self.store = store
         self.path = path.expanduser().absolute()
+        self.name = f"flow file {self.path.name}"
         self.settings = WatchSettings(prune=False, body_limit=body_limit, capture=capture)
         self.key = f"flowfile:{self.path}:offset"
 
     def poll(self) -> PollResult:
-        with self.store.write() as session:
-            offset = int(state.get(session, self.key) or 0)
+        with self.store.read() as conn:
+            offset = int(state.read(conn, self.key) or 0)
         try:
             size = os.path.getsize(self.path)
         except OSError:

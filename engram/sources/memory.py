@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engram.wire.model import Format, RawRequest
+
+if TYPE_CHECKING:
+    from engram.recall.service import Recaller
 
 log = logging.getLogger("engram.proxy")
 
 
 def make_recall(
-    store: Any,
-    config: Any,
+    recaller: Recaller,
     project_hint: str | None,
     defer: Callable[[Callable[[], None]], Any],
     *,
@@ -32,12 +34,10 @@ def make_recall(
     """A RecallFn for the proxy. `defer` runs a function off the request path. With
     `warm`, the embedder and the vector matrix load in the background right away: the
     first requests are forwarded without memory rather than waiting for them (~2 s)."""
-    from engram.recall.service import Recaller
     from engram.store import pause
     from engram.wire import parse_exchange
     from engram.wire.private import strip_texts
 
-    recaller = Recaller(store, config)
     if warm:
         recaller.warm(background=True)
 
@@ -63,7 +63,7 @@ def make_recall(
         with lock:
             items = pending[:]
             pending.clear()
-        with store.read() as conn:
+        with recaller.store.read() as conn:
             if pause.read_current(conn) is not None:
                 return  # paused: nothing is recorded, not even what was injected
         recaller.log_injections(items)

@@ -16,14 +16,15 @@ from typing import Any
 import requests
 
 from engram.errors import EngramError
+from engram.sources.scheduler import SourceAuthError, SourceUnavailable
 from engram.wire.model import RawRequest, RawResponse
 
 
-class MitmwebUnavailable(EngramError):
+class MitmwebUnavailable(SourceUnavailable):
     """mitmweb is not answering (not started yet, restarting): retry later."""
 
 
-class MitmwebAuthError(EngramError):
+class MitmwebAuthError(SourceAuthError):
     """The token was refused: retrying will not help until the user fixes it."""
 
 

@@ -66,6 +66,44 @@ class PollResult:
     pruned: int = 0
     ids: list[int] = field(default_factory=list)
 
+    @property
+    def eventful(self) -> bool:
+        return bool(self.flows or self.captured)
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "flows": self.flows,
+            "llm": self.llm,
+            "captured": self.captured,
+            "bytes": self.bytes,
+            "pending": self.pending,
+            "duplicates": self.duplicates,
+            "in_flight": self.in_flight,
+            "failed": self.failed,
+            "withheld": self.withheld,
+            "pruned": self.pruned,
+        }
+
+    def describe(self) -> str:
+        text = (
+            f"Fetched {self.flows} new flows -> {self.llm} LLM requests -> "
+            f"captured {self.bytes / 1024:.1f} KB"
+        )
+        extra = []
+        if self.captured:
+            extra.append(f"{self.captured} journaled ({self.pending} to analyze)")
+        if self.duplicates:
+            extra.append(f"{self.duplicates} already journaled")
+        if self.in_flight:
+            extra.append(f"{self.in_flight} in flight")
+        if self.failed:
+            extra.append(f"{self.failed} with errors")
+        if self.withheld:
+            extra.append(f"{self.withheld} withheld (paused or an ignored project)")
+        if self.pruned:
+            extra.append(f"{self.pruned} pruned")
+        return text + (" (" + ", ".join(extra) + ")" if extra else "")
+
 
 def host_matches(host: str, patterns: list[str]) -> bool:
     host = host.lower()
@@ -86,6 +124,10 @@ def is_llm_flow(flow: dict[str, Any], settings: WatchSettings) -> bool:
 
 
 class Watcher:
+    """The mitmweb watcher: a `PollSource` for the scheduler."""
+
+    name = "mitmweb"
+
     def __init__(
         self,
         store: Store,
@@ -99,8 +141,8 @@ class Watcher:
         self.warn = warn or (lambda code, message: log.warning(message))
 
     def cursor(self) -> float | None:
-        with self.store.write() as session:
-            value = state.get(session, state.MITMWEB_CURSOR)
+        with self.store.read() as conn:
+            value = state.read(conn, state.MITMWEB_CURSOR)
         return float(value) if value else None
 
     def poll(self) -> PollResult:

@@ -33,6 +33,11 @@ class DatabaseLocked(EngramError):
     pass
 
 
+class NoDatabase(EngramError):
+    """A read found no database: reading never creates one (a mistyped --db or ENGRAM_DB
+    must not leave empty databases and directories behind)."""
+
+
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database table is locked" in text
@@ -145,7 +150,14 @@ class Store:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived read connection with dict-like rows."""
+        """A short-lived read connection with dict-like rows. Never creates the database:
+        if there is none yet, NoDatabase says so (writes create it)."""
+        if not self._ready and not self.path.exists():
+            raise NoDatabase(
+                f"no engram database at {self.path}",
+                hint="nothing has been stored there yet: `engram add`, `engram run <agent>` "
+                "or a capture creates it; or point --db / ENGRAM_DB at your database",
+            )
         self.ensure()
         conn = self._raw_connect()
         conn.row_factory = sqlite3.Row

@@ -1,7 +1,7 @@
 """The journal's tables (`exchanges`, `conversations`): rows in, rows out.
 
 What goes into a row (parsing, the conversation delta, redaction) is decided by
-`engram.capture.record`, the one door every source uses; this module only stores and
+`engram.journaling.record`, the one door every source uses; this module only stores and
 reads. Only the turns never journaled before in their conversation are stored (`turns`),
 so storage and analysis grow with the conversation, not with its square.
 """
@@ -11,20 +11,27 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
-
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from engram.errors import NotFound
 from engram.store import schema
-from engram.store.models import Conversation, ExchangeRow
+
+if TYPE_CHECKING:
+    # The ORM is imported inside the write functions only: `engram status` reads this
+    # module's counts and must not pay SQLAlchemy's ~230 ms import.
+    from sqlalchemy.orm import Session
+
+    from engram.store.models import Conversation, ExchangeRow
 
 STATUSES = tuple(schema.ExchangeStatus)
 
 
 def find(session: Session, source_key: str, fp: str) -> ExchangeRow | None:
     """The row for a flow journaled before, by its source key or its content."""
+    from sqlalchemy import select
+
+    from engram.store.models import ExchangeRow
+
     return session.scalar(
         select(ExchangeRow).where(
             (ExchangeRow.source_key == source_key) | (ExchangeRow.fingerprint == fp)
@@ -34,6 +41,8 @@ def find(session: Session, source_key: str, fp: str) -> ExchangeRow | None:
 
 def insert(session: Session, **columns: Any) -> ExchangeRow:
     """Add one exchange row (the caller has checked `find`); flushed, so it has an id."""
+    from engram.store.models import ExchangeRow
+
     row = ExchangeRow(captured_at=schema.now_iso(), **columns)
     session.add(row)
     session.flush()
@@ -44,6 +53,8 @@ def conversation_seen(session: Session, key: str, project: str | None) -> Conver
     """The conversation's row (created if new), holding the fingerprints of every turn
     journaled so far; read and advanced inside the capture's write transaction, so two
     doors capturing the same conversation at once cannot both store a turn."""
+    from engram.store.models import Conversation
+
     conv = session.get(Conversation, key)
     if conv is None:
         now = schema.now_iso()
@@ -67,6 +78,10 @@ def advance_conversation(conv: Conversation, seen: dict[str, Any], project: str 
 
 
 def existing_keys(session: Session, keys: list[str]) -> set[str]:
+    from sqlalchemy import select
+
+    from engram.store.models import ExchangeRow
+
     found: set[str] = set()
     for start in range(0, len(keys), 500):
         part = keys[start : start + 500]
@@ -149,6 +164,10 @@ def pending_summary(conn: sqlite3.Connection) -> tuple[int, str | None]:
 
 
 def pending(session: Session, limit: int | None = None) -> list[ExchangeRow]:
+    from sqlalchemy import select
+
+    from engram.store.models import ExchangeRow
+
     query = select(ExchangeRow).where(ExchangeRow.status == "pending").order_by(ExchangeRow.id)
     return list(session.scalars(query.limit(limit) if limit else query))
 
@@ -157,6 +176,10 @@ def mark(session: Session, ids: Iterable[int], status: str, error: str | None = 
     values: dict[str, Any] = {"status": status, "error": error}
     if status == "analyzed":
         values["analyzed_at"] = schema.now_iso()
+    from sqlalchemy import update
+
+    from engram.store.models import ExchangeRow
+
     session.execute(update(ExchangeRow).where(ExchangeRow.id.in_(list(ids))).values(**values))
 
 
@@ -168,6 +191,18 @@ def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {
         str(k): int(n)
         for k, n in conn.execute("SELECT status, count(*) FROM exchanges GROUP BY status")
+    }
+
+
+def by_source(conn: sqlite3.Connection, since_iso: str | None = None) -> dict[str, int]:
+    """Exchanges per capture source (mitmweb, proxy, addon, file, ...), optionally since
+    a time."""
+    where, params = ("WHERE captured_at >= ?", (since_iso,)) if since_iso else ("", ())
+    return {
+        str(k): int(n)
+        for k, n in conn.execute(
+            f"SELECT source, count(*) FROM exchanges {where} GROUP BY source", params
+        )
     }
 
 

@@ -61,6 +61,20 @@ def find_active(session: Session, scope: str, chash: str) -> Memory | None:
     )
 
 
+def clean_content(content: str) -> str:
+    """Memory text as it may be stored: secrets redacted, then the content rules checked.
+
+    Every write path (add, edit, supersede, import, the analyzer, the MCP server) comes
+    through here, so no memory is ever stored, mirrored or injected with a secret in it,
+    whoever wrote it. A redacted value shows as `[REDACTED:<type>]`.
+    """
+    from engram.redact import redact
+
+    if isinstance(content, str):
+        content = redact(content)
+    return validate_content(content)
+
+
 def _unused_id(session: Session) -> str:
     for _ in range(20):
         candidate = schema.new_id()
@@ -88,7 +102,7 @@ def add(
     `status="review"` holds it for `engram review` (engram/store/review.py): the same
     text already waiting there is returned instead, and nothing is queued for the
     mirror until it is accepted. `detail` goes into the event (e.g. why it is held)."""
-    content = validate_content(content)
+    content = clean_content(content)
     kind = validate_kind(kind)
     scope = validate_scope(scope)
     chash = schema.content_hash(content)
@@ -138,7 +152,7 @@ def add(
 
 def edit(session: Session, memory_id: str, content: str, *, actor: str = "cli") -> MemoryRecord:
     memory = get(session, memory_id)
-    content = validate_content(content)
+    content = clean_content(content)
     chash = schema.content_hash(content)
     if memory.status == "active":
         other = find_active(session, memory.scope, chash)
@@ -171,7 +185,7 @@ def supersede(
         raise EngramError(
             f"memory {old.id} is {old.status}; only active memories can be superseded"
         )
-    content = validate_content(content)
+    content = clean_content(content)
     if schema.content_hash(content) == old.content_hash:
         raise EngramError(f"the new text is the same as memory {old.id}")
     result = add(
@@ -192,14 +206,18 @@ def supersede(
     return MemoryRecord.from_mapping(old), result.memory
 
 
-def forget(session: Session, memory_id: str, *, actor: str = "cli") -> MemoryRecord:
+def forget(
+    session: Session, memory_id: str, *, actor: str = "cli", reason: str | None = None
+) -> MemoryRecord:
+    """Stop using a memory; `reason` (why, in the caller's words) goes into its event."""
     memory = get(session, memory_id)
     if memory.status == "forgotten":
         return MemoryRecord.from_mapping(memory)
     previous = memory.status
     memory.status = "forgotten"
     memory.updated_at = schema.now_iso()
-    log_event(session, "forget", memory.id, actor, previous=previous)
+    extra = {"reason": reason} if reason else {}
+    log_event(session, "forget", memory.id, actor, previous=previous, **extra)
     outbox.enqueue(session, memory.id, "forget")
     return MemoryRecord.from_mapping(memory)
 

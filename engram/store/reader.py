@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,13 +135,24 @@ def search(
 
 
 def events(
-    conn: sqlite3.Connection, *, limit: int = 50, memory_id: str | None = None
+    conn: sqlite3.Connection,
+    *,
+    limit: int = 50,
+    memory_id: str | None = None,
+    actions: Sequence[str] | None = None,
 ) -> list[EventRecord]:
+    """Events newest first; `actions` keeps only those (e.g. all but `inject`)."""
     sql = "SELECT id, at, action, memory_id, actor, detail FROM events"
+    where: list[str] = []
     params: list[Any] = []
     if memory_id is not None:
-        sql += " WHERE memory_id = ?"
+        where.append("memory_id = ?")
         params.append(memory_id)
+    if actions is not None:
+        where.append(f"action IN ({','.join('?' * len(actions))})")
+        params.extend(actions)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(limit)
     return [EventRecord.from_mapping(r) for r in conn.execute(sql, params)]

@@ -52,9 +52,9 @@ def quarantine(
     kind: str,
     scope: str,
     source: str,
-    provenance: Iterable[str],
     actor: str,
     reasons: Iterable[str],
+    provenance: Iterable[str] = (),
     supersedes: str | None = None,
 ) -> AddResult:
     """Store `content` held for review (or return the same fact, active or held)."""

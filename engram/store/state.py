@@ -6,12 +6,12 @@ cannot write the same key with different meanings.
 from __future__ import annotations
 
 import sqlite3
-
-from sqlalchemy import delete
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from engram.store import schema
-from engram.store.models import StateRow
+
+if TYPE_CHECKING:  # the ORM only inside write functions: status reads stay cheap
+    from sqlalchemy.orm import Session
 
 # The mitmweb watcher's cursor: the newest flow timestamp below every unhandled flow.
 MITMWEB_CURSOR = "mitmweb:cursor"
@@ -24,11 +24,15 @@ PAUSE = "capture:pause"
 
 
 def get(session: Session, key: str, default: str | None = None) -> str | None:
+    from engram.store.models import StateRow
+
     row = session.get(StateRow, key)
     return row.value if row is not None else default
 
 
 def put(session: Session, key: str, value: str) -> None:
+    from engram.store.models import StateRow
+
     row = session.get(StateRow, key)
     if row is None:
         session.add(StateRow(key=key, value=value, updated_at=schema.now_iso()))
@@ -39,6 +43,10 @@ def put(session: Session, key: str, value: str) -> None:
 
 def put_many(session: Session, values: dict[str, str | None]) -> None:
     """Set several keys; None deletes a key."""
+    from sqlalchemy import delete
+
+    from engram.store.models import StateRow
+
     for key, value in values.items():
         if value is None:
             session.execute(delete(StateRow).where(StateRow.key == key))
