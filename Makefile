@@ -24,7 +24,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_NO_PROGRESS := 1
 
-.PHONY: venv test test-fast test-setup demo lint fmt bench docs lock clean
+.PHONY: venv test test-fast test-setup demo lint fmt bench docs screenshots lock clean
 
 venv: $(STAMP)
 
@@ -74,6 +74,10 @@ bench: $(STAMP)
 # The generated references (configuration and CLI) from the code.
 docs: $(STAMP)
 	$(BIN)/python -m engram.docs_gen
+
+# The README's pictures of `engram ui`: the browser tests take them on a seeded store.
+screenshots: $(STAMP)
+	ENGRAM_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/test_ui_browser.py -p no:randomly -q
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .demo .pytest_cache .ruff_cache .mypy_cache

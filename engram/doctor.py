@@ -410,6 +410,43 @@ def check_service() -> list[Check]:
     return out
 
 
+def check_ui() -> list[Check]:
+    """`engram ui` has nothing to check unless it runs: then, that it answers."""
+    from engram.ui.instances import running
+
+    servers = running()
+    if not servers:
+        return [
+            Check(
+                "ui",
+                "web UI",
+                "skip",
+                "not running",
+                "`engram ui` starts it (a local page: memories, requests, recall, cost)",
+                required=False,
+            )
+        ]
+    out = []
+    for server in servers:
+        try:
+            answer = _session().get(server.base_url + "/healthz", timeout=3)
+            ok = answer.status_code == 200 and answer.json().get("app") == "engram-ui"
+        except Exception:
+            ok = False
+        out.append(
+            Check(
+                "ui",
+                "web UI",
+                "ok" if ok else "warn",
+                f"{server.base_url} (pid {server.pid}, database {server.db})"
+                + ("" if ok else " does not answer"),
+                "" if ok else f"stop it (kill {server.pid}) and start `engram ui` again",
+                required=False,
+            )
+        )
+    return out
+
+
 def run_all(cfg: Config, db_path: Path) -> list[Check]:
     checks: list[Check] = []
     steps: list[Callable[[], list[Check]]] = [
@@ -420,6 +457,7 @@ def run_all(cfg: Config, db_path: Path) -> list[Check]:
         lambda: check_analyzer(cfg),
         lambda: check_muninn(cfg),
         check_service,
+        check_ui,
     ]
     for step in steps:
         try:

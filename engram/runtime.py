@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from engram.recall.remote import RemoteSource
     from engram.recall.service import Recaller
     from engram.sources.flowfile import FlowFileWatcher
-    from engram.sources.proxy import Proxy
-    from engram.sources.scheduler import Job, Reporter
+    from engram.sources.proxy import Proxy, RecallFn
+    from engram.sources.scheduler import Job, PollSource, Reporter, Scheduler
     from engram.sources.watcher import Watcher
     from engram.store.db import Store
 
@@ -90,7 +90,7 @@ class Runtime:
 
     def proxy_recall(
         self, project_hint: str | None, defer: Callable[[Callable[[], None]], Any]
-    ) -> Callable[..., str | None]:
+    ) -> RecallFn:
         """The proxy's and the addon's recall step (request -> the block to inject)."""
         from engram.sources.memory import make_recall
 
@@ -189,11 +189,11 @@ class Runtime:
         self,
         reporter: Reporter,
         *,
-        sources: list[Any] | None = None,
+        sources: list[PollSource] | None = None,
         analyze: JobFn | None = None,
         sync: JobFn | None = None,
         extra: list[Job] | None = None,
-    ) -> Any:
+    ) -> Scheduler:
         """The one scheduler for every background job of this process: polling capture
         sources, the analyzer when a batch is due, the mirror."""
         from engram.sources.scheduler import Scheduler, Timing

@@ -63,7 +63,6 @@ class Job:
     description: str
     argv: tuple[str, ...]
     after: tuple[str, ...] = ()  # jobs to start first (systemd; launchd has no ordering)
-    password_arg: bool = False  # append --set web_password=$ENGRAM_MITMWEB_TOKEN at start
 
 
 @dataclass(frozen=True)
@@ -177,9 +176,7 @@ def make_jobs(
             "--set",
             "store_streamed_bodies=true",
         )
-        jobs.append(
-            Job(MITMWEB, "mitmweb with engram's addon (for engram)", argv, password_arg=True)
-        )
+        jobs.append(Job(MITMWEB, "mitmweb with engram's addon (for engram)", argv))
     jobs.append(
         Job(
             WATCHER,
@@ -233,10 +230,44 @@ def _home_spec(path: Path, home: Path) -> str:
         return str(path).replace("%", "%%")
 
 
+def password_hash(token: str) -> str:
+    """mitmweb's `web_password` as an argon2 hash (a value starting with `$` is one).
+
+    A process's command line is visible to every local user (`ps`), so the unit passes
+    this hash instead of the token: mitmweb verifies the token against it, and the token
+    itself stays in the 0600 env file the watcher reads. The token is 128 random bits, so a
+    cheap hash costs an attacker nothing useful (mitmweb checks it on every request that
+    comes without its cookie: ~10 ms at these parameters, ~110 ms at argon2's defaults).
+    The salt is derived from the token, so a reinstall writes the same unit.
+    """
+    import hashlib
+
+    from argon2.low_level import Type, hash_secret
+
+    salt = hashlib.sha256(b"engram-mitmweb-salt:" + token.encode()).digest()[:16]
+    return hash_secret(
+        token.encode(),
+        salt,
+        time_cost=1,
+        memory_cost=8192,
+        parallelism=1,
+        hash_len=32,
+        type=Type.ID,
+    ).decode()
+
+
+def with_password(job: Job, token: str) -> Job:
+    """The mitmweb job with its web password (as a hash) on the command line."""
+    return Job(
+        job.name,
+        job.description,
+        (*job.argv, "--set", f"web_password={password_hash(token)}"),
+        job.after,
+    )
+
+
 def render_systemd(job: Job, layout: Layout) -> str:
     words = [systemd_quote(a) for a in job.argv]
-    if job.password_arg:
-        words += ["--set", systemd_quote(f"web_password=${{{TOKEN_VAR}}}", expand=True)]
     unit = ["[Unit]", f"Description={job.description}"]
     if job.after:
         deps = " ".join(f"{name}.service" for name in job.after)
@@ -267,7 +298,7 @@ def render_systemd(job: Job, layout: Layout) -> str:
 
 
 def launchd_dict(job: Job, layout: Layout) -> dict[str, object]:
-    script = SH_SOURCE + (f' --set "web_password=${TOKEN_VAR}"' if job.password_arg else "")
+    script = SH_SOURCE
     log = str(layout.log_file(job.name))
     return {
         "Label": LABEL_PREFIX + job.name,
@@ -452,6 +483,7 @@ def plan_install(
     if MITMWEB in names:
         # configured > kept from the last install > new: reinstalling keeps the password.
         values[TOKEN_VAR] = token or values.get(TOKEN_VAR) or secrets.token_hex(16)
+        jobs = [with_password(j, values[TOKEN_VAR]) if j.name == MITMWEB else j for j in jobs]
     files = []
     for job in jobs:
         if layout.platform == "linux":

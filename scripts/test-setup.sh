@@ -3,6 +3,8 @@
 # silent when everything is already there. It never fails the build itself: a test whose
 # tool is missing says so (and fails under CI=true, where everything must be present).
 #  - systemd-analyze (Debian `systemd`): tests/test_service.py verifies rendered units.
+#  - chromium (Debian `chromium`): tests/test_ui_browser.py drives `engram ui` in it through
+#    Playwright, launched by path (Playwright's own browser download never runs).
 #  - the real agent CLIs, at the versions tests/agents/package-lock.json pins (with their
 #    integrity hashes), into .tools/agents: tests run them against loopback stand-ins.
 #    `npm install --no-save` rather than `npm ci`: npm 11 leaves some packages' optional
@@ -21,6 +23,11 @@ apt_install() {  # apt_install PACKAGE...: as root only; refresh the lists only 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
   apt_install systemd \
     || echo "test-setup: no systemd-analyze; systemd unit verification will be skipped" >&2
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  apt_install chromium \
+    || echo "test-setup: no chromium; the web UI's browser tests will be skipped" >&2
 fi
 
 agents=.tools/agents

@@ -120,3 +120,30 @@ def store(db_path: Path) -> Iterator[Any]:
     s = Store(db_path)
     yield s
     s.close()
+
+
+# -- engram ui: a seeded store and the server on it, shared by a test module ------------
+
+
+@pytest.fixture(scope="module")
+def ui_seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A store filled through engram's write paths (tests/support/ui_seed.py)."""
+    from engram.store.db import Store
+    from tests.support import ui_seed
+
+    db = tmp_path_factory.mktemp("ui") / "engram.db"
+    store = Store(db)
+    data = ui_seed.small(store)
+    store.close()
+    return db, data
+
+
+@pytest.fixture(scope="module")
+def ui_server(
+    ui_seeded: tuple[Path, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """`engram ui` (a subprocess on a free loopback port) over `ui_seeded`."""
+    from tests.support.ui_server import UiServer
+
+    with UiServer(ui_seeded[0], tmp_path_factory.mktemp("home")) as running:
+        yield running

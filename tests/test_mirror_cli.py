@@ -21,6 +21,7 @@ from engram.sources.scheduler import Scheduler, Timing
 from engram.store import memories
 from engram.store.db import Store
 from tests.support.muninn_stub import Fault, MuninnStub, assert_mirrored
+from tests.support.wait import wait_until
 
 
 @pytest.fixture
@@ -199,7 +200,7 @@ def test_recall_source_merges_vaults_and_handles_null(stub: MuninnStub) -> None:
     client.remember("shop-api", {"content": "payments use idempotency keys"})
     client.remember("engram-global", {"content": "payments use idempotency keys"})
     client.remember("engram-global", {"content": "I like idempotency in payments code"})
-    time.sleep(0.15)  # indexing is asynchronous
+    wait_until(stub.indexed, what="MuninnDB's index")  # indexing is asynchronous
     hits = muninn_candidates(
         client,
         "payments idempotency",
@@ -218,7 +219,7 @@ def test_recall_source_merges_vaults_and_handles_null(stub: MuninnStub) -> None:
 def test_recall_source_never_exceeds_its_budget(stub: MuninnStub) -> None:
     client = MuninnClient(stub.url)
     client.remember("fast", {"content": "fast vault knows deploys"})
-    time.sleep(0.15)
+    wait_until(stub.indexed, what="MuninnDB's index")
 
     def slow(tool: str, args: dict[str, Any]) -> None:
         if args.get("vault") == "slow":
@@ -231,16 +232,17 @@ def test_recall_source_never_exceeds_its_budget(stub: MuninnStub) -> None:
     assert [h.vault for h in hits] == ["fast"]
     stub.stop()  # down: no hits, no exception
     assert muninn_candidates(client, "deploys", ["fast"], 5, 0.1, timeout=0.2) == []
-    deadline = time.monotonic() + 5  # the abandoned call's thread ends on its own
-    while any(t.name.startswith("muninn-recall") for t in threading.enumerate()):
-        assert time.monotonic() < deadline, "a recall thread outlived its call"
-        time.sleep(0.02)
+    wait_until(  # the abandoned call's thread ends on its own
+        lambda: not any(t.name.startswith("muninn-recall") for t in threading.enumerate()),
+        timeout=5,
+        what="the abandoned recall thread to end",
+    )
 
 
 def test_local_copies_are_recognised(cli: Cli, stub: MuninnStub, store: Store) -> None:
     (mid,) = add(store, "deploys need a changelog entry")
     cli("mirror", "sync", env=env(stub))
-    time.sleep(0.15)
+    wait_until(stub.indexed, what="MuninnDB's index")
     hits = muninn_candidates(
         MuninnClient(stub.url), "changelog deploys", ["engram-global"], 5, 0.1, 2.0
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from engram.mirror.client import (
     decode_envelope,
 )
 from tests.support.muninn_stub import Fault, MuninnStub
+from tests.support.wait import wait_until
 
 
 @pytest.fixture
@@ -127,11 +127,11 @@ def test_recall_null_memories_threshold_and_indexing_delay(
     assert client.recall("v", "idempotency keys", threshold=0.1, limit=5) == []  # not indexed
     reply = client.call("muninn_recall", {"vault": "v", "context": ["idempotency"]})
     assert reply["memories"] is None and "hint" in reply  # default threshold 0.5: nothing
-    deadline = time.monotonic() + 5
-    hits: list[dict[str, object]] = []
-    while not hits and time.monotonic() < deadline:  # indexing is asynchronous: poll
-        hits = client.recall("v", "idempotency keys", threshold=0.1, limit=5)
-        time.sleep(0.05)
+    hits = wait_until(  # indexing is asynchronous: poll
+        lambda: client.recall("v", "idempotency keys", threshold=0.1, limit=5),
+        timeout=5,
+        what="MuninnDB's index",
+    )
     assert hits and 0 < float(hits[0]["score"]) < 0.4  # type: ignore[arg-type]
 
 

@@ -18,6 +18,7 @@ from engram.mirror.sync import MirrorSettings, Syncer
 from engram.store import memories, outbox, schema
 from engram.store.db import Store
 from tests.support.muninn_stub import Fault, MuninnStub, assert_mirrored
+from tests.support.wait import wait_until
 
 PROJECT = "/srv/Shop API"  # -> vault "shop-api"
 
@@ -272,10 +273,7 @@ def test_server_stops_mid_sync_and_restarts(store: Store, stub: MuninnStub) -> N
     sync = syncer(store, stub)
     report = sync.run()
     assert report.stopped and rows(store)["done"] == 100
-    for _ in range(50):
-        if not stub.running:
-            break
-        time.sleep(0.02)
+    wait_until(lambda: not stub.running, timeout=5, what="the stub to stop")
     assert sync.run(force=True).stopped  # still down
     stub.fault = None
     stub.start()

@@ -65,6 +65,23 @@ def files(home: Path) -> set[str]:
 # --- rendering -----------------------------------------------------------------------------
 
 
+def test_mitmweb_accepts_the_token_its_unit_only_has_a_hash_of() -> None:
+    """The hash on mitmweb's command line is one the real mitmweb verifies the token
+    against (and the same on every install, so a reinstall rewrites nothing)."""
+    from tests.support.mitmweb import Mitmweb
+
+    token = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    hashed = service.password_hash(token)
+    assert hashed.startswith("$argon2id$") and token not in hashed
+    assert service.password_hash(token) == hashed
+    with Mitmweb(addon=False, password=hashed, client_token=token) as mitm:
+        import requests
+
+        ok = requests.get(mitm.url + "/flows", headers={"Authorization": f"Bearer {token}"})
+        bad = requests.get(mitm.url + "/flows", headers={"Authorization": f"Bearer {hashed}"})
+    assert ok.status_code == 200 and bad.status_code == 403
+
+
 def test_systemd_units_restart_policy_and_no_secrets(isolated_home: Path) -> None:
     layout = linux_layout(isolated_home)
     plan = service.plan_install(layout, all_jobs(), {"ANTHROPIC_API_KEY": "sk-ant-secret-1"})
@@ -81,7 +98,11 @@ def test_systemd_units_restart_policy_and_no_secrets(isolated_home: Path) -> Non
         assert "sk-ant-secret-1" not in unit
     assert "RestartPreventExitStatus=2\n" in watcher and "RestartPreventExitStatus=2" in proxy
     assert "After=engram-mitmweb.service\nWants=engram-mitmweb.service\n" in watcher
-    assert "--set store_streamed_bodies=true --set web_password=${ENGRAM_MITMWEB_TOKEN}" in mitmweb
+    # The password never appears on a command line (`ps` shows it to every local user):
+    # mitmweb gets its argon2 hash, with `$` escaped for systemd.
+    assert "--set store_streamed_bodies=true --set web_password=$$argon2id$$" in mitmweb
+    token = re.search(r"ENGRAM_MITMWEB_TOKEN='?([0-9a-f]{32})", text["service.env"])
+    assert token and token.group(1) not in mitmweb
     assert f"-s {service.addon_path()} " in mitmweb and "--no-web-open-browser" in mitmweb
     assert "proxy --listen 127.0.0.1:8787 --upstream https://api.anthropic.com" in proxy
     env_copy = isolated_home / "copy.env"
@@ -144,7 +165,7 @@ def test_launchd_plist_round_trip_and_wrapper_runs(isolated_home: Path, tmp_path
         assert out[0][: len(job.argv) - 1] == list(job.argv[1:])
         if job is mitmweb:
             assert out[0][-2] == "--set"
-            assert re.fullmatch(r"web_password=[0-9a-f]{32}", out[0][-1])
+            assert re.fullmatch(r"web_password=\$argon2id\$\S+", out[0][-1])
     shown = by_name["service.env"].shown
     assert "ANTHROPIC_API_KEY='****'" in shown and re.search(r"TOKEN='\*{4}[0-9a-f]{4}'", shown)
 

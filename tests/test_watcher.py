@@ -16,6 +16,7 @@ from conftest import Cli
 
 from tests.support.llm_stub import LLMStub
 from tests.support.mitmweb import Mitmweb
+from tests.support.wait import wait_until
 
 # Fake, but shaped like real keys so that the redactor must catch them.
 FAKE_ANTHROPIC_KEY = (
@@ -84,6 +85,15 @@ def converse(
                 "content": [b.model_dump(exclude_none=True) for b in reply.content],
             }
         )
+
+
+def finished(mitm: Mitmweb, n: int) -> bool:
+    """n flows are there and the watcher counts each as finished (for an unstored
+    streamed body, once the grace period after its end has passed)."""
+    from engram.sources import mitmweb
+
+    flows = mitm.flows()
+    return len(flows) >= n and all(mitmweb.is_complete(f) for f in flows)
 
 
 def watch(cli: Cli, mitm: Mitmweb, *extra: str, ok: bool = True):
@@ -247,7 +257,6 @@ def test_mitmweb_not_running(cli: Cli) -> None:
 def test_streamed_body_not_stored_warns_once_and_keeps_request(
     cli: Cli, stub: LLMStub, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import time
 
     from engram.sources import mitmweb
 
@@ -260,14 +269,14 @@ def test_streamed_body_not_stored_warns_once_and_keeps_request(
     )
     with Mitmweb(addon=False, extra=["-s", str(own_addon)]) as m:
         converse(claude(stub, m), "ns", ["first question"], stream=True)
-        time.sleep(0.4)
+        wait_until(lambda: finished(m, 1), what="the streamed flow to count as finished")
         result = watch(cli, m)
         assert (
             result.stdout.count("store_streamed_bodies") + result.stdout.count("engram addon-path")
             >= 1
         )
         converse(claude(stub, m), "ns2", ["second question"], stream=True)
-        time.sleep(0.4)
+        wait_until(lambda: finished(m, 1), what="the second flow to count as finished")
         again = watch(cli, m)
         assert "addon-path" not in again.stdout  # once only
     journal = rows(db_path)

@@ -93,6 +93,29 @@ class RunReport:
     rescoped: int = 0  # global memories kept in the project scope
     paused: dict[str, str | None] | None = None  # engram is paused: nothing was analysed
 
+    def to_dict(self) -> dict[str, Any]:
+        """`engram analyze --json`."""
+        return {
+            "batches": self.batches,
+            "exchanges": self.exchanges,
+            "added": [m.to_dict() for m in self.added],
+            "superseded": [{"old": o, "new": n.id} for o, n in self.superseded],
+            "forgotten": self.forgotten,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "ignored": self.ignored,
+            "failed_batches": self.failed_batches,
+            "parked": self.parked,
+            "errors": self.errors,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+            "proposed": self.proposed,
+            "held": [m.to_dict() for m in self.held],
+            "capped": self.capped,
+            "rescoped": self.rescoped,
+        }
+
 
 def plan(rows: Sequence[Any], budget: int) -> list[PlannedBatch]:
     """Group by project (first-seen order), keep capture order, pack under `budget`."""

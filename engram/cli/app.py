@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "review",
     "transfer",
     "recall_cmd",
+    "ui_cmd",
     "watch",
     "proxy_cmd",
     "hooks_cmd",

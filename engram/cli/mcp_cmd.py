@@ -26,7 +26,7 @@ def loopback_socket(listen: str) -> socket.socket:
     import socket
 
     from engram.cli.proxy_cmd import parse_listen
-    from engram.mirror.vault import is_loopback
+    from engram.net import is_loopback
 
     host, port = parse_listen(listen, "--http")
     if not is_loopback(host):

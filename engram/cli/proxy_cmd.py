@@ -89,7 +89,9 @@ def proxy(
     chosen = get_agent(agent) if agent else AGENTS["claude"]
     route = resolve_upstream(chosen, override=cfg.proxy.upstream)
     host, port = parse_listen(cfg.proxy.listen)
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    from engram.net import is_loopback
+
+    if not is_loopback(host):
         render.note(
             f"warning: listening on {host}: anyone who can reach it can use your "
             "API keys through it"

@@ -276,28 +276,7 @@ def analyze(
             hint="`engram resume` ends the pause",
         )
     if json_out:
-        render.emit_json(
-            {
-                "batches": report.batches,
-                "exchanges": report.exchanges,
-                "added": [m.to_dict() for m in report.added],
-                "superseded": [{"old": o, "new": n.id} for o, n in report.superseded],
-                "forgotten": report.forgotten,
-                "duplicates": report.duplicates,
-                "rejected": report.rejected,
-                "ignored": report.ignored,
-                "failed_batches": report.failed_batches,
-                "parked": report.parked,
-                "errors": report.errors,
-                "input_tokens": report.input_tokens,
-                "output_tokens": report.output_tokens,
-                "cost_usd": round(report.cost_usd, 6),
-                "proposed": report.proposed,
-                "held": [m.to_dict() for m in report.held],
-                "capped": report.capped,
-                "rescoped": report.rescoped,
-            }
-        )
+        render.emit_json(report.to_dict())
         return
     if dry_run:
         for line in report.proposed:

@@ -12,7 +12,6 @@ Kept apart from the client so the rules are testable without a server:
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from engram.errors import ConfigError
+from engram.net import is_loopback
 
 if TYPE_CHECKING:
     from engram.config import MuninnConfig
@@ -92,15 +92,6 @@ def read_token(token: str | None, token_file: str, warn: Warn | None = None) -> 
             warn,
         )
     return text or None
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(url: str, has_token: bool, allow_plain_http: bool, warn: Warn | None = None) -> None:

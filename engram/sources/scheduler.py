@@ -103,12 +103,18 @@ class Job:
 
 @dataclass
 class _Outage:
-    """One source's health: backoff while it is unreachable."""
+    """One source's health: backoff while it is unreachable or failing."""
 
     backoff: float = 0.0
     next_try: float = 0.0
     down_since: float | None = None
     auth_reported: bool = False
+    failing: str | None = None  # the error said last time (said once, not every poll)
+
+
+# A job that keeps failing the same way (a full disk) says so once, then again at most
+# this often, instead of a line (or a traceback) on every run.
+REPEAT_AFTER = 600.0
 
 
 @dataclass
@@ -124,6 +130,7 @@ class Scheduler:
     def __post_init__(self) -> None:
         self._outages = {id(s): _Outage() for s in self.sources}
         self._locks: dict[str, threading.Lock] = {}
+        self._said: dict[str, tuple[str | None, float]] = {}
         self._apscheduler: Any = None
 
     # -- one step each ---------------------------------------------------------------
@@ -148,7 +155,12 @@ class Scheduler:
             self.reporter.event(
                 f"{source.name}_back", f"{source.name} is reachable again", level="success"
             )
+        elif outage.failing is not None:
+            self.reporter.event(
+                f"{source.name}_back", f"{source.name}: polling works again", level="success"
+            )
         outage.down_since, outage.backoff, outage.auth_reported = None, 0.0, False
+        outage.failing = None
         if outcome.eventful:
             self.reporter.event("poll", outcome.describe(), source=source.name, **outcome.fields())
         return outcome
@@ -204,24 +216,39 @@ class Scheduler:
             return
         try:
             job(self.reporter)
-        except EngramError as exc:
-            self.reporter.error(name, str(exc))
+            self._said.pop(name, None)
         except Exception as exc:
-            log.exception("%s failed", what)
-            self.reporter.error(name, f"{what} failed: {exc!r}")
+            message = str(exc) if isinstance(exc, EngramError) else f"{what} failed: {exc!r}"
+            log.debug("%s failed", what, exc_info=exc)
+            said, at = self._said.get(name, (None, 0.0))
+            if message != said or time.monotonic() - at >= REPEAT_AFTER:
+                self._said[name] = (message, time.monotonic())
+                self.reporter.error(name, message)
         finally:
             lock.release()
+
+    def _poll_failed(self, source: PollSource, exc: Exception) -> None:
+        """A poll that raised (a full disk, a locked database): one line, not one per poll
+        with a traceback, and the same backoff as an unreachable source."""
+        outage = self._outages.setdefault(id(source), _Outage())
+        message = str(exc) if isinstance(exc, EngramError) else f"poll failed: {exc!r}"
+        log.debug("poll of %s failed", source.name, exc_info=exc)
+        outage.backoff = min(MAX_BACKOFF, max(self.timing.interval, outage.backoff * 2 or 1.0))
+        outage.next_try = time.monotonic() + outage.backoff
+        if message != outage.failing:
+            outage.failing = message
+            self.reporter.error(
+                "poll",
+                f"{source.name}: {message} (retrying with backoff, up to {MAX_BACKOFF:.0f} s)",
+            )
 
     def tick(self) -> None:
         """The poll job: capture from every source, then start analysis if due."""
         for source in self.sources:
             try:
                 self.poll_source(source)
-            except EngramError as exc:  # e.g. database locked for too long: next tick
-                self.reporter.error("poll", f"{source.name}: {exc}")
             except Exception as exc:
-                log.exception("poll of %s failed", source.name)
-                self.reporter.error("poll", f"{source.name}: poll failed: {exc!r}")
+                self._poll_failed(source, exc)
         try:
             if self.analysis_due():
                 if self._apscheduler is not None:
@@ -255,7 +282,9 @@ class Scheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
         from apscheduler.schedulers.blocking import BlockingScheduler
 
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        # "skipped: maximum number of running instances reached" is the design (a slow
+        # poll coalesces), not news: only real errors from APScheduler itself.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
         workers = 2 + (self.sync is not None) + len(self.extra)
         cls = BlockingScheduler if blocking else BackgroundScheduler
         scheduler = cls(

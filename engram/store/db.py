@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
 
 class DatabaseLocked(EngramError):
     pass
@@ -41,6 +39,15 @@ class NoDatabase(EngramError):
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database table is locked" in text
+
+
+def is_full_error(exc: BaseException) -> bool:
+    """SQLITE_FULL: the disk (or its quota) has no room for the write."""
+    return "database or disk is full" in str(exc).lower()
+
+
+class DiskFull(EngramError):
+    pass
 
 
 class Store:
@@ -75,16 +82,9 @@ class Store:
         if path.is_dir():
             raise EngramError(f"database path {path} is a directory")
         if path.exists():
-            try:
-                with path.open("rb") as fh:
-                    head = fh.read(len(SQLITE_MAGIC))
-            except PermissionError:
-                raise EngramError(f"cannot read database {path}: permission denied") from None
-            if head and head != SQLITE_MAGIC:
-                raise EngramError(
-                    f"{path} is not a SQLite database; refusing to touch it",
-                    hint="point --db or ENGRAM_DB at an engram database",
-                )
+            if not os.access(path, os.R_OK):
+                raise EngramError(f"cannot read database {path}: permission denied")
+            self._probe()
             if not os.access(path, os.W_OK):
                 raise EngramError(f"database {path} is not writable")
             return
@@ -98,6 +98,31 @@ class Store:
             raise EngramError(f"cannot create database {path}: permission denied") from None
         except OSError as exc:
             raise EngramError(f"cannot create database {path}: {exc.strerror}") from None
+
+    def _probe(self) -> None:
+        """Refuse a file that is not SQLite, asking SQLite rather than reading the header
+        with open(): closing any descriptor of the file drops every POSIX lock this
+        process holds on it, so another process closing its last connection would think
+        itself the only user and delete the WAL under this process's open connections
+        (their later commits then vanish; seen as lost writes and "database disk image is
+        malformed" when `engram ui` ran doctor). SQLite keeps its descriptors open until
+        that is safe. `immutable` reads the file itself (not a WAL that may still hold a
+        valid page 1 of a file since overwritten) and takes no locks; a non-database is
+        only read, never written."""
+        conn = sqlite3.connect(self.path.as_uri() + "?immutable=1", uri=True)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if is_lock_error(exc):
+                return  # a database, busy: _revision() waits for it
+            if "not a database" in str(exc):  # SQLITE_NOTADB
+                raise EngramError(
+                    f"{self.path} is not a SQLite database; refusing to touch it",
+                    hint="point --db or ENGRAM_DB at an engram database",
+                ) from None
+            raise EngramError(f"{self.path} is not a usable SQLite database: {exc}") from None
+        finally:
+            conn.close()
 
     def _revision(self) -> str | None:
         conn = self._raw_connect()
@@ -116,9 +141,24 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if is_lock_error(exc):
                 raise self.locked_error() from None
+            if is_full_error(exc) or self._disk_full():
+                # Opening in WAL mode needs room for the -shm/-wal files: on a full disk
+                # SQLite says "disk I/O error", which would read as a corrupt database.
+                raise DiskFull(
+                    f"the disk holding {self.path} is full: cannot open the database",
+                    hint="free some space and start again",
+                ) from None
             raise EngramError(f"{self.path} is not a usable SQLite database: {exc}") from None
         finally:
             conn.close()
+
+    def _disk_full(self) -> bool:
+        import shutil
+
+        try:
+            return shutil.disk_usage(self.path.parent).free < 64 * 1024
+        except OSError:
+            return False
 
     def current_revision(self) -> str | None:
         self._check_file()
@@ -189,6 +229,12 @@ class Store:
         except OperationalError as exc:
             if is_lock_error(exc):
                 raise self.locked_error() from None
+            if is_full_error(exc):
+                raise DiskFull(
+                    f"the disk holding {self.path} is full: nothing new can be recorded",
+                    hint="free some space; the transaction was rolled back, and sources "
+                    "offer what they had not journaled again",
+                ) from None
             raise
 
     def locked_error(self) -> DatabaseLocked:

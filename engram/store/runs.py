@@ -6,6 +6,7 @@ transaction that applies the call's result.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -78,3 +79,32 @@ def costs(conn: sqlite3.Connection, days: int = 14) -> dict[str, Any]:
         "per_day": per_day,
         "per_project": per_project,
     }
+
+
+def covering(conn: sqlite3.Connection, exchange_id: int) -> list[dict[str, Any]]:
+    """The analyzer runs whose batch held this exchange (retries included)."""
+    needle = f"%{exchange_id}%"
+    rows = conn.execute(
+        "SELECT id, started_at, backend, model, status, error, input_tokens, output_tokens, "
+        "cost_usd, added, superseded, forgotten, exchanges FROM analyzer_runs "
+        "WHERE exchanges LIKE ? ORDER BY id",
+        (needle,),
+    ).fetchall()
+    out = []
+    for row in rows:
+        if exchange_id in json.loads(row["exchanges"] or "[]"):
+            out.append({k: row[k] for k in row.keys() if k != "exchanges"})  # noqa: SIM118
+    return out
+
+
+def per_day_and_project(conn: sqlite3.Connection, since: str) -> list[dict[str, Any]]:
+    """Analyzer calls per day and project: runs, tokens, dollars, memories added."""
+    rows = conn.execute(
+        "SELECT substr(started_at, 1, 10) AS day, coalesce(project, '') AS project, "
+        "count(*) AS runs, sum(input_tokens + cache_read_tokens + cache_creation_tokens) "
+        "AS input_tokens, sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd, "
+        "sum(added) AS added, sum(status = 'failed') AS failed FROM analyzer_runs "
+        "WHERE started_at >= ? GROUP BY day, project ORDER BY day",
+        (since,),
+    )
+    return [{k: r[k] for k in r.keys()} for r in rows]  # noqa: SIM118 (a Row iterates values)

@@ -38,12 +38,15 @@ class Mitmweb:
         *,
         addon: bool = True,
         password: str | None = None,
+        client_token: str | None = None,
         extra: list[str] | None = None,
         confdir: Path | None = None,
         proxy_port: int | None = None,
         web_port: int | None = None,
     ) -> None:
         self.password = password or secrets.token_hex(12)
+        # What clients send: the password itself, unless `password` is its argon2 hash.
+        self.token = client_token or self.password
         self.addon = addon
         self.extra = extra or []
         self._tmp = tempfile.TemporaryDirectory(prefix="engram-mitm-")
@@ -111,7 +114,7 @@ class Mitmweb:
                 r = session.get(
                     self.url + "/flows",
                     timeout=1,
-                    headers={"Authorization": f"Bearer {self.password}"},
+                    headers={"Authorization": f"Bearer {self.token}"},
                 )
                 if r.status_code == 200:
                     return self
@@ -120,6 +123,16 @@ class Mitmweb:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("mitmweb did not come up in time")
+
+    def flows(self) -> list[dict]:
+        """The flows mitmweb holds (its /flows JSON)."""
+        session = requests.Session()
+        session.trust_env = False
+        r = session.get(
+            self.url + "/flows", timeout=10, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        r.raise_for_status()
+        return list(r.json())
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is not None and self.proc.poll() is None:

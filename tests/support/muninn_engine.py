@@ -118,6 +118,12 @@ class MuninnEngine:
 
     # -- inspection --------------------------------------------------------------------
 
+    def indexed(self) -> bool:
+        """Whether every memory written so far is visible to full-text recall: tests wait
+        for this instead of sleeping past the indexing delay."""
+        now = time.monotonic()
+        return all(now - m.written >= self.index_delay for m in self.memories.values())
+
     def active(self, vault: str | None = None) -> list[StubMemory]:
         with self.lock:
             return [

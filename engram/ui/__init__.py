@@ -1,0 +1,1 @@
+"""engram ui: a local web page over the store (see docs/ui.md)."""
