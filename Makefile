@@ -24,7 +24,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_NO_PROGRESS := 1
 
-.PHONY: venv test test-fast test-setup demo lint fmt bench docs screenshots lock clean
+.PHONY: venv test test-fast test-setup demo demo-local lint fmt bench docs screenshots lock clean
 
 venv: $(STAMP)
 
@@ -67,6 +67,11 @@ fmt: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+# The same with the local analyzer model (fetched by `make test-setup` or
+# `engram models fetch`): a real LLM in-process, nothing leaves the machine.
+demo-local: $(STAMP)
+	$(BIN)/python scripts/demo.py --analyzer local
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,11 +1,16 @@
 """Proxy benchmark: latency `engram proxy` adds against calling the API directly.
 
 A real `engram proxy` subprocess (so its RSS is its own) in front of the loopback
-stand-in API, with 10k memories in the store and vectors precomputed. Measures added
-latency p50/p99 for completion requests that get memory injected (sequential and 16
-concurrent), for paths that are only forwarded, streaming time-to-first-byte, and the
-proxy's RSS with the embedder loaded. Targets: added p50 <= 3 ms and p99 <= 10 ms with
-recall and injection; <= 1 ms p50 forwarded only; RSS <= 250 MB.
+stand-in API, with 10k memories in the store and their vectors stored (as in steady
+state; embedding 10k memories with MiniLM takes ~2 minutes, so each vector is the
+normalized mean of its words' real MiniLM vectors). Every request is a new question in
+a new conversation, so each one is a fresh recall with a query embedding; the tool-loop
+series repeats a conversation's request (the cached decision). Measured in the same
+run against the direct upstream: added latency p50/p99 (sequential and 16 concurrent),
+the ratio, forwarding only, streaming time to first byte, and the proxy's RSS.
+
+Targets (issue 12): added p50 <= 5 ms, p99 <= 15 ms; tool-loop cache hit <= 1 ms added;
+SSE time to first byte added <= 2 ms; proxy RSS <= 300 MB.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))  # tests.support
 from _util import percentile, print_table, verdict
 
 from engram.store import memories
@@ -42,19 +48,39 @@ WORDS = (
 
 
 def fill(db: Path) -> None:
+    import numpy as np
+
+    from engram.recall.onnx_embedder import OnnxEmbedder
+    from engram.store import vectors as vector_store
+
     rng = random.Random(3)
     store = Store(db)
+    embedder = OnnxEmbedder()
+    word_vecs = dict(zip(WORDS, embedder.embed(WORDS), strict=True))
+    rows = []
     with store.write() as session:
         for i in range(N_MEMORIES):
-            words = " ".join(rng.choices(WORDS, k=rng.randint(5, 12)))
-            memories.add(
-                session, f"Note {i}: {words}", scope=rng.choice(["global", PROJECT, "/srv/other"])
+            words = rng.choices(WORDS, k=rng.randint(5, 12))
+            added = memories.add(
+                session,
+                f"Note {i}: {' '.join(words)}",
+                scope=rng.choice(["global", PROJECT, "/srv/other"]),
+            ).memory
+            vec = np.mean([word_vecs[w] for w in words], axis=0)
+            vec = (vec / np.linalg.norm(vec)).astype("<f4")
+            rows.append((added.id, added.content_hash, vec.tobytes(), 384))
+        fact = memories.add(
+            session, "The staging database listens on port 5433", scope=PROJECT
+        ).memory
+        rows.append(
+            (
+                fact.id,
+                fact.content_hash,
+                embedder.embed([fact.content])[0].astype("<f4").tobytes(),
+                384,
             )
-        memories.add(session, "The staging database listens on port 5433", scope=PROJECT)
-    from engram import config
-    from engram.recall.service import Recaller
-
-    Recaller(store, config.load()).warm()  # vectors precomputed, as in steady state
+        )
+        vector_store.save(session, embedder.name, rows)
     store.close()
 
 
@@ -80,6 +106,14 @@ def body(stream: bool = False) -> dict:
         "system": f"You are a coding agent.\nPrimary working directory: {PROJECT}\n",
         "messages": [{"role": "user", "content": question}],
     }
+
+
+def tool_loop(session: requests.Session, url: str) -> float:
+    """A tool loop's next request: the same conversation and user turn, sent again; only
+    the second and later sends of a body are timed (the first is its fresh recall)."""
+    payload = body()
+    timed_post(session, url, payload)
+    return timed_post(session, url, payload)
 
 
 def timed_post(session: requests.Session, url: str, payload: dict) -> float:
@@ -174,6 +208,8 @@ def main() -> None:
             c_via = concurrent(proxy + "/v1/messages", RUNS)
             t_direct = series(lambda: ttfb(s, stub.url + "/v1/messages"), RUNS // 3)
             t_via = series(lambda: ttfb(s, proxy + "/v1/messages"), RUNS // 3)
+            loop_direct = series(lambda: tool_loop(s, stub.url + "/v1/messages"), RUNS // 3)
+            loop_via = series(lambda: tool_loop(s, proxy + "/v1/messages"), RUNS // 3)
             memory = rss_mb(proc.pid)
         finally:
             proc.terminate()
@@ -196,16 +232,29 @@ def main() -> None:
             "",
         ),
         (
-            "added, recall + inject, p50",
-            f"{added(direct, via, 50):.2f} ms",
-            "<= 3 ms",
-            verdict(added(direct, via, 50), 3),
+            "via the proxy p50 / p99 (ratio to direct at p50)",
+            f"{statistics.median(via):.2f} / {percentile(via, 99):.2f} ms "
+            f"({statistics.median(via) / statistics.median(direct):.2f}x)",
+            "",
+            "",
         ),
         (
-            "added, recall + inject, p99",
+            "added, fresh recall + inject, p50",
+            f"{added(direct, via, 50):.2f} ms",
+            "<= 5 ms",
+            verdict(added(direct, via, 50), 5),
+        ),
+        (
+            "added, fresh recall + inject, p99",
             f"{added(direct, via, 99):.2f} ms",
-            "<= 10 ms",
-            verdict(added(direct, via, 99), 10),
+            "<= 15 ms",
+            verdict(added(direct, via, 99), 15),
+        ),
+        (
+            "added, tool loop (the turn's cached decision), p50",
+            f"{added(loop_direct, loop_via, 50):.2f} ms",
+            "<= 1 ms",
+            verdict(added(loop_direct, loop_via, 50), 1),
         ),
         (
             "added, 16 concurrent, p50 / p99",
@@ -226,10 +275,16 @@ def main() -> None:
             "",
         ),
         (
-            "proxy RSS with the embedder loaded",
+            "streaming time to first byte, added p50",
+            f"{statistics.median(t_via) - statistics.median(t_direct):.2f} ms",
+            "<= 2 ms",
+            verdict(statistics.median(t_via) - statistics.median(t_direct), 2),
+        ),
+        (
+            "proxy RSS with the embedder and 10k index loaded",
             f"{memory:.0f} MB",
-            "<= 250 MB",
-            verdict(memory, 250),
+            "<= 300 MB",
+            verdict(memory, 300),
         ),
     ]
     print_table("proxy benchmark (engram proxy subprocess, loopback stand-in API)", rows)

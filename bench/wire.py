@@ -2,7 +2,7 @@
 
 Every captured exchange goes through `parse_exchange`, and the proxy strips/injects on
 the request path, so these numbers bound how much traffic one process can keep up with.
-Target: parsing at >= 50 MB/s. Run: `.venv/bin/python bench/wire.py`.
+Target: parsing at >= 50 MB/s, redaction at >= 20 MB/s. Run: `.venv/bin/python bench/wire.py`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from engram.wire.model import Format
 from engram.wire.parse import parse_exchange
 
 TARGET_MB_S = 50.0
+REDACT_MB_S = 20.0
 
 
 def measure(fn: Callable[[], object], min_seconds: float = 0.5) -> float:
@@ -117,9 +118,10 @@ def main() -> int:
         from engram.redact import redact
 
         text = json.dumps(body["messages"])
-        rows.append(
-            row("redact (history text)", len(text.encode()), measure(lambda: redact(text)), False)
-        )
+        # Redaction has its own target (>= 20 MB/s) and bench/redact.py the full table.
+        size, seconds = len(text.encode()), measure(lambda: redact(text))
+        name, kb, us, mb_s, _ = row("redact (history text)", size, seconds, False)
+        rows.append((name, kb, us, mb_s, "ok" if float(mb_s) >= REDACT_MB_S else "SLOW"))
     headers = ("operation", "KB", "us/op", "MB/s", f">= {TARGET_MB_S:.0f} MB/s")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))

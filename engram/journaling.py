@@ -271,6 +271,7 @@ def record(session: Session, capture: Capture, policy: CapturePolicy) -> Recorde
         turns=json.dumps([turn_to_json(t, scrub) for t in new], ensure_ascii=False),
         status=status,
         error=scrub(error) if error else None,
+        recall=json.dumps(request.recall, ensure_ascii=False) if request.recall else None,
     )
     return Recorded(row.id, True, row.kind, row.status, row.new_turns, size)
 

@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engram.analyzer.backends import Backend
+    from engram.analyzer.runner import Analyzer
     from engram.config import Config
     from engram.journaling import CapturePolicy
+    from engram.recall.embedder import Embedder
     from engram.recall.remote import RemoteSource
     from engram.recall.service import Recaller
     from engram.sources.flowfile import FlowFileWatcher
-    from engram.sources.proxy import Proxy, RecallFn
+    from engram.sources.proxy import Proxy
+    from engram.sources.recall_step import RecallStep
     from engram.sources.scheduler import Job, PollSource, Reporter, Scheduler
     from engram.sources.watcher import Watcher
     from engram.store.db import Store
@@ -90,24 +94,66 @@ class Runtime:
 
     def proxy_recall(
         self, project_hint: str | None, defer: Callable[[Callable[[], None]], Any]
-    ) -> RecallFn:
-        """The proxy's and the addon's recall step (request -> the block to inject)."""
-        from engram.sources.memory import make_recall
+    ) -> RecallStep:
+        """The proxy's and the addon's recall step (request -> the block to inject and
+        the decision's audit), with the proxy's budgets."""
+        from engram.sources.recall_step import make_recall
 
-        return make_recall(self.recaller(), project_hint, defer)
+        p = self.config.proxy
+        return make_recall(
+            self.recaller(),
+            project_hint,
+            defer,
+            budget_ms=p.recall_budget_ms,
+            first_request_budget_ms=p.first_request_budget_ms,
+        )
 
     # -- the analyzer -----------------------------------------------------------------
+
+    def analyzer_backend(self, name: str | None = None) -> tuple[Backend | None, str]:
+        """(the analyzer backend, or None for capture only; a line saying what was chosen
+        and why). `name` overrides `analyzer.backend` (a --analyzer flag). Backends:
+        anthropic, claude-code (kept away from this process's proxy), local, openai,
+        heuristic; `auto` picks one."""
+        from engram.analyzer import runner
+
+        self.config.override("analyzer.backend", name)
+        return runner.choose(
+            self.config.analyzer.backend,
+            self.config.analyzer,
+            proxy_listen=[self.config.proxy.listen],
+        )
+
+    def formation_embedder(self) -> Embedder | None:
+        """The embedder the analyzer's validation folds restated facts with: recall's
+        own (one model in memory per process), None when recall has none."""
+        from engram.recall.embedder import EmbedderError
+
+        try:
+            return self.recaller().embedder
+        except EmbedderError:
+            return None
+
+    def analyzer_run(self, backend: Backend) -> Analyzer:
+        """A one-off analyzer run (`engram analyze`)."""
+        from engram.analyzer.runner import Analyzer
+
+        return Analyzer(
+            self.store, backend, self.config.analyzer, embedder=self.formation_embedder()
+        )
 
     def analyzer(self, name: str | None = None) -> tuple[JobFn | None, str]:
         """(the analyze job, or None for capture only; a line saying what was chosen and
         why). `name` overrides `analyzer.backend` (a --analyzer flag)."""
         from engram.analyzer import runner
 
-        self.config.override("analyzer.backend", name)
-        backend, label = runner.choose(self.config.analyzer.backend, self.config.analyzer)
+        backend, label = self.analyzer_backend(name)
         if backend is None:
             return None, label
-        return runner.make_daemon_hook(self.store, backend, self.config.analyzer), label
+        hook = runner.make_daemon_hook(
+            self.store, backend, self.config.analyzer, embedder=self.formation_embedder()
+        )
+        return hook, label
 
     # -- the mirror -------------------------------------------------------------------
 

@@ -39,4 +39,5 @@ def gather(conn: sqlite3.Connection, *, mirror_enabled: bool = False) -> dict[st
         "mirror_backlog": {k: n for k, n in backlog.items() if k != "done"}
         if mirror_enabled
         else None,
+        "recall_today": journal.recall_outcomes_since(conn, today),
     }

@@ -6,6 +6,9 @@ API, sends a scripted multi-turn coding conversation through the proxy with the 
 that ..."), runs `engram mitmproxy --once` with the offline analyzer, and shows what
 engram learned with `engram list`. Everything it started is stopped again; its files
 are under .demo/.
+
+`make demo-local` (`scripts/demo.py --analyzer local`) distils with the local model
+instead: the best GGUF in .tools/models or <data dir>/models (`engram models fetch`).
 """
 
 from __future__ import annotations
@@ -124,6 +127,16 @@ def converse(stub_url: str, proxy_url: str, project: Path) -> int:
     return sent
 
 
+def local_model() -> Path | None:
+    from engram.analyzer import models
+
+    for name in models.PREFERENCE:
+        for directory in (ROOT / ".tools" / "models", models.models_dir()):
+            if (directory / models.MODELS[name].file).is_file():
+                return directory / models.MODELS[name].file
+    return None
+
+
 def main() -> int:
     from tests.support.llm_stub import LLMStub
     from tests.support.mitmweb import Mitmweb
@@ -140,6 +153,14 @@ def main() -> int:
         "ANTHROPIC_API_KEY": "",
     }
     engram = [sys.executable, "-m", "engram"]
+    analyzer = "local" if "--analyzer" in sys.argv and "local" in sys.argv else "heuristic"
+    if analyzer == "local":
+        model = local_model()
+        if model is None:
+            print("no local model: run `engram models fetch 0.5b` (or make test-setup)")
+            return 1
+        env["ENGRAM_ANALYZER_LOCAL_MODEL"] = str(model)
+        print(f"analyzer: local, {model.name}", flush=True)
     print(
         "engram demo: mitmweb + engram's addon, a loopback Anthropic API, the anthropic SDK,"
         f"\nthe watcher with the offline analyzer. Files under {root}.",
@@ -153,7 +174,7 @@ def main() -> int:
         sent = converse(stub.url, mitm.proxy_url, project)
         time.sleep(0.3)
         env["ENGRAM_MITMWEB_TOKEN"] = mitm.password
-        run([*engram, "mitmproxy", "--url", mitm.url, "--once", "--analyzer", "heuristic"], env)
+        run([*engram, "mitmproxy", "--url", mitm.url, "--once", "--analyzer", analyzer], env)
     run([*engram, "journal"], env)
     run([*engram, "list"], env)
     print(

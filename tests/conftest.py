@@ -122,6 +122,17 @@ def store(db_path: Path) -> Iterator[Any]:
     s.close()
 
 
+@pytest.fixture
+def proxied(store: Any) -> Iterator[Any]:
+    """`proxied(upstream, recall=None, **settings) -> (proxy, url)`: an in-process proxy
+    journaling into `store` (tests/support/proxied.py)."""
+    from tests.support.proxied import Proxies
+
+    proxies = Proxies(store)
+    yield proxies
+    proxies.stop()
+
+
 # -- engram ui: a seeded store and the server on it, shared by a test module ------------
 
 

@@ -257,7 +257,7 @@ def test_secrets_are_redacted_on_every_write_path(cli: Cli, tmp_path: Path) -> N
     """add, edit, supersede and import store the redacted text and say so; the raw value
     is nowhere in the database file (events included)."""
     key = "sk-ant-api03-" + "Q7x9Lm2Pz4Rt8Vw1Yb6Nc3Kd5Hf0Js" * 3 + "-AbCdEfGh"
-    password = "x9qm7uvkprbnW2za"
+    password = "x9QmTuvKpaRbnW2z"  # once kept as a "type name" (three CamelCase words)
     added = cli("add", f"The staging key is {key}")
     assert "redacted" in added.stderr
     mid = added.stdout.strip()

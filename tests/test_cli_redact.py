@@ -41,4 +41,22 @@ def test_redact_subprocess_and_missing_file(tmp_path: Path) -> None:
     done = run_engram("redact", input=LOG.encode())
     assert done.returncode == 0 and GH.encode() not in done.stdout
     missing = run_engram("redact", str(tmp_path / "nope.log"))
-    assert missing.returncode == 1 and missing.stderr.startswith(b"error: cannot read")
+    assert missing.returncode == 1 and missing.stderr.startswith(b"error: no such file")
+    assert b"nope.log" not in missing.stderr + missing.stdout
+
+
+def test_text_given_as_argument_is_never_echoed(cli: Cli) -> None:
+    """`engram redact "sk-..."`: the argument is no file, and may be a secret; the error
+    says how to redact text instead and does not repeat it, however long or odd it is."""
+    for arg in (GH, f"export GITHUB_TOKEN={GH}", "x" * 5000 + GH, "a\x00b" + GH):
+        result = cli("redact", arg, ok=False)
+        assert result.exit_code == 1
+        output = result.stdout + result.stderr
+        assert GH not in output and "echo '...' | engram redact" in output
+    done = run_engram("redact", "y" * 5000 + GH)  # ENAMETOOLONG, in a real process
+    assert done.returncode == 1 and GH.encode() not in done.stdout + done.stderr
+    assert done.stderr.count(b"\n") == 1  # one line, no traceback
+
+
+def test_help_documents_piping(cli: Cli) -> None:
+    assert "echo '...' | engram redact" in " ".join(cli("redact", "--help").stdout.split())

@@ -148,3 +148,11 @@ def test_renamed_keys_still_work_with_a_warning(cli: Cli, tmp_path: Path) -> Non
     assert len(cfg.warnings) == 3 and all("deprecated" in w for w in cfg.warnings)
     result = cli("--config", str(old), "list")
     assert "warning: " in result.stderr and "analyzer.batch" in result.stderr
+
+
+def test_a_retired_key_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    file = tmp_path / "config.toml"
+    file.write_text('[recall]\nfusion = "weighted"\nmax_memories = 3\n')
+    cfg = config.load(path=file, env={})
+    assert cfg.recall.max_memories == 3
+    assert any("recall.fusion is ignored" in w for w in cfg.warnings)

@@ -152,7 +152,7 @@ def test_injection_continues_while_paused_but_nothing_is_logged(cli: Cli, store:
         }
     ).encode()
     raw = RawRequest(body=body, path="/v1/messages", host="api.anthropic.com")
-    block = wait_until(lambda: recall(body, Format.ANTHROPIC, raw), timeout=60, what="recall")
+    block = wait_until(lambda: recall(body, Format.ANTHROPIC, raw).block, timeout=60, what="recall")
     assert "5433" in block
     conn = sqlite3.connect(store.path)
     events = [a for (a,) in conn.execute("SELECT action FROM events")]

@@ -176,7 +176,7 @@ def test_recall_query_never_holds_private_text(recall_store: Store) -> None:
         host="api.anthropic.com",
     )
     block = wait_until(
-        lambda: recall(raw.body or b"", Format.ANTHROPIC, raw), timeout=60, what="recall"
+        lambda: recall(raw.body or b"", Format.ANTHROPIC, raw).block, timeout=60, what="recall"
     )
     assert "5433" in block
     conn = sqlite3.connect(recall_store.path)

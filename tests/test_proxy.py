@@ -363,26 +363,12 @@ def test_engram_run_launches_an_agent_behind_the_proxy(stub: LLMStub, tmp_path: 
 
 def test_engram_proxy_analyzes_in_the_background(stub: LLMStub, tmp_path: Path) -> None:
     from tests.support.mitmweb import free_port
+    from tests.support.proxied import engram_proxy
 
     db = tmp_path / "e.db"
     port = free_port()
-    env = {**os.environ, "ENGRAM_DB": str(db), "ENGRAM_MITMPROXY_MAX_WAIT": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engram",
-            "proxy",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--upstream",
-            stub.url,
-            "--analyzer",
-            "heuristic",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    proc = engram_proxy(
+        port, stub.url, db, "--analyzer", "heuristic", env={"ENGRAM_MITMPROXY_MAX_WAIT": "1"}
     )
     try:
         deadline = time.monotonic() + 60

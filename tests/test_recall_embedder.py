@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from engram.recall.embedder import (
     WordLlamaEmbedder,
     make_embedder,
 )
+from tests.support.offline import run_offline
 
 
 @pytest.fixture(scope="session")
@@ -82,15 +81,7 @@ print("ok", events)
 def test_wordllama_loads_without_any_network(tmp_path: Any) -> None:
     """The model comes from the wheel: nothing connects or resolves a name (an audit hook
     fails any attempt), with an empty HOME so no download cache can help either."""
-    env = {"HF_HUB_OFFLINE": "1", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-c", NO_NETWORK],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    done = run_offline(NO_NETWORK, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok []"
     assert not (tmp_path / ".cache" / "wordllama").exists()
@@ -188,7 +179,10 @@ def test_openai_embedder_errors_are_prompt_and_typed(endpoint: Any) -> None:
 
 
 def test_make_embedder_follows_config() -> None:
-    assert isinstance(make_embedder(RecallConfig()), WordLlamaEmbedder)
+    from engram.recall.onnx_embedder import OnnxEmbedder
+
+    assert isinstance(make_embedder(RecallConfig()), OnnxEmbedder)
+    assert isinstance(make_embedder(RecallConfig(embedder="wordllama")), WordLlamaEmbedder)
     assert make_embedder(RecallConfig(embedder="none")) is None
     emb = make_embedder(
         RecallConfig(

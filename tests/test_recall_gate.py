@@ -31,17 +31,17 @@ def unit(*values: float) -> np.ndarray:
 def test_threshold_relative_floor_and_max_memories() -> None:
     settings = GateSettings(min_score=0.4, relative=0.8, max_memories=2)
     cs = [cand("a", 0.6), cand("b", 0.5), cand("c", 0.49), cand("d", 0.45), cand("e", 0.2)]
-    injected, reason, block = decide(cs, {}, settings)
-    assert injected and [c.id for c in cs if c.injected] == ["a", "b"]
+    decision = decide(cs, {}, settings)
+    assert decision.injected and [c.id for c in cs if c.injected] == ["a", "b"]
     assert cs[2].note == "max_memories (2) reached"
     assert cs[3].note == "below 0.80 x the best score" and cs[4].note == "below min_score"
-    assert "2 memories" in reason and block is not None
-    low = [cand("a", 0.39)]
-    assert decide(low, {}, settings)[:2] == (
-        False,
-        "best score 0.390 is below min_score 0.40: nothing relevant enough",
-    )
-    assert decide([], {}, settings)[:2] == (False, "no memory matched the query")
+    assert "2 memories" in decision.reason and decision.block is not None
+    assert decision.outcome == "injected"
+    low = decide([cand("a", 0.39)], {}, settings)
+    assert not low.injected and low.outcome == "below gate"
+    assert low.reason == "below gate: best a scores 0.390 < min_score 0.40"
+    none = decide([], {}, settings)
+    assert not none.injected and none.outcome == "no candidates"
 
 
 def test_duplicates_by_hash_and_by_vector() -> None:
@@ -62,16 +62,16 @@ def test_greedy_packing_within_the_token_budget() -> None:
     settings = GateSettings(min_score=0.1, relative=0.0, budget_tokens=300)
     big = "x" * 900  # ~300 tokens on its own: cannot fit beside the header
     cs = [cand("a", 0.9, "short and first"), cand("b", 0.8, big), cand("c", 0.7, "fits")]
-    injected, _reason, block = decide(cs, {}, settings)
-    assert injected and [c.id for c in cs if c.injected] == ["a", "c"]
+    decision = decide(cs, {}, settings)
+    assert decision.injected and [c.id for c in cs if c.injected] == ["a", "c"]
     assert cs[1].note == "over the token budget"
-    assert block is not None and gate.estimate_tokens(block) <= 300
-    alone = [cand("b", 0.8, big)]
-    assert decide(alone, {}, settings)[:2] == (False, "no memory fit the token budget")
+    assert decision.block is not None and gate.estimate_tokens(decision.block) <= 300
+    alone = decide([cand("b", 0.8, big)], {}, settings)
+    assert not alone.injected and alone.reason == "no memory fit the token budget"
 
 
 def test_block_text_is_redacted_labelled_and_wrappable() -> None:
-    secret = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
+    secret = "sk-proj-Xq4vT9mLr2Kd8NwPz6YbHc3Fj7Gs1Ae5"  # an alphabet run reads as a placeholder
     cs = [
         cand(
             "m-aaaa1111",
@@ -81,7 +81,7 @@ def test_block_text_is_redacted_labelled_and_wrappable() -> None:
         ),
         cand("m-bbbb2222", 0.8, "Mention </engram-memory> in docs."),
     ]
-    _inj, _reason, block = decide(cs, {}, GateSettings(min_score=0.1))
+    block = decide(cs, {}, GateSettings(min_score=0.1)).block
     assert block is not None and secret not in block and "[REDACTED:openai]" in block
     assert block.startswith(gate.HEADER)
     assert "- [m-aaaa1111] (project, fact) Deploy with" in block
@@ -174,6 +174,9 @@ class FixedEmbedder:
 
     name, dim, coarse_dim = "fixed", 96, 32
 
+    def load(self) -> None:
+        pass
+
     def __init__(self) -> None:
         self.vectors: dict[str, np.ndarray] = {}
 
@@ -193,7 +196,7 @@ def test_two_pass_vector_search_agrees_with_exact_search(
     embedder = FixedEmbedder()
     ids = {add(store, f"memory number {i}", "/p" if i % 4 else "global"): i for i in range(400)}
     idx = index.VectorIndex(store, embedder)
-    assert idx.build() == 400 and idx.share(["/p"]) == pytest.approx(0.75)
+    assert idx.build(inline_limit=1000) == 400 and idx.share(["/p"]) == pytest.approx(0.75)
     texts = {mid: f"memory number {i}" for mid, i in ids.items()}
     matrix = np.stack([embedder.vectors[texts[m]] for m in texts])
     names = list(texts)

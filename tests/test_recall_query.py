@@ -50,15 +50,19 @@ def test_harness_preambles_are_not_requests() -> None:
     assert query_from_turns(turns[:2]) == ""
 
 
-def test_bare_confirmations_borrow_the_context_they_answer() -> None:
+def test_very_short_turns_fall_back_to_the_previous_user_turn() -> None:
     turns = [
         Turn("user", "the storefront build fails on node 22"),
         Turn("assistant", "Sharp does not build on Node 22. Shall I pin Node 20 in .nvmrc?"),
         Turn("user", "yes do it"),
     ]
-    query = query_from_turns(turns)
-    assert query.startswith("yes do it\n") and "Node 20 in .nvmrc" in query
-    assert "storefront build fails" in query
+    assert query_from_turns(turns) == "the storefront build fails on node 22"
+    more = [*turns, Turn("assistant", "Pinned."), Turn("user", "ok"), Turn("user", "go")]
+    assert query_from_turns(more) == "the storefront build fails on node 22"
+    # no earlier request: the assistant turn the confirmation answers
+    alone = [Turn("assistant", "Shall I pin Node 20 in .nvmrc?"), Turn("user", "yes")]
+    assert query_from_turns(alone) == "Shall I pin Node 20 in .nvmrc?"
+    assert query_from_turns([Turn("user", "yes")]) == "yes"
 
 
 def test_no_user_words_falls_back_to_the_last_turns() -> None:

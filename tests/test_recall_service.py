@@ -1,5 +1,6 @@
-"""Recaller end to end on real SQLite files with the real wordllama model: scope, status,
-the vector index staying current, caching, logging, errors and concurrency."""
+"""Recaller end to end on real SQLite files with the real MiniLM model: scope, status,
+the vector index staying current, re-embedding after a model change, caching, logging,
+errors and concurrency."""
 
 from __future__ import annotations
 
@@ -15,34 +16,40 @@ import pytest
 
 from engram.config import RecallConfig
 from engram.errors import EngramError
-from engram.recall.embedder import EmbedderError, WordLlamaEmbedder
+from engram.recall.embedder import EmbedderError
+from engram.recall.onnx_embedder import OnnxEmbedder
 from engram.recall.service import Recaller, normalize_project, scopes_for
 from engram.store import memories
 from engram.store.db import Store
-from engram.wire.model import Exchange, ToolResult, Turn
 
 API = "/home/dev/work/shop-api"
 WEB = "/home/dev/work/storefront"
 
 
 @functools.cache
-def shared_embedder() -> WordLlamaEmbedder:
-    embedder = WordLlamaEmbedder(256)
+def shared_embedder() -> OnnxEmbedder:
+    embedder = OnnxEmbedder()
     embedder.load()
     return embedder
 
 
 class Counting:
-    """The real embedder, counting what it is asked to embed."""
+    """The real embedder, counting the memories it is asked to embed."""
 
     def __init__(self) -> None:
         inner = shared_embedder()
-        self.inner, self.name, self.dim, self.coarse_dim = inner, inner.name, inner.dim, 64
+        self.inner, self.name, self.dim, self.coarse_dim = inner, inner.name, inner.dim, None
         self.texts: list[str] = []
+
+    def load(self) -> None:
+        self.inner.load()
 
     def embed(self, texts: Any) -> np.ndarray:
         self.texts.extend(texts)
         return self.inner.embed(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.inner.embed_query(text)
 
 
 def add(store: Store, content: str, scope: str = "global", kind: str = "fact") -> str:
@@ -89,18 +96,22 @@ def test_recall_injects_relevant_memories_of_project_and_global(
     assert result.scopes[:2] == (API, "/home/dev/work") and result.scopes[-1] == "global"
     assert result.block_text is not None and filled["api_tests"] in result.block_text
     assert "may be outdated" in result.block_text
-    assert all(c.score >= recaller.config.min_score for c in result.candidates if c.injected)
+    assert all(c.score >= result.min_score for c in result.candidates if c.injected)
+    assert (
+        result.outcome == "injected" and result.audit()["memories"][0]["id"] == filled["api_tests"]
+    )
     # Global only: the project's memories are out of reach.
     result = recaller.recall("the integration tests fail with connection refused", None)
     assert filled["api_tests"] not in [c.id for c in result.candidates]
 
 
-def test_nothing_injected_below_min_score(store: Store, filled: dict[str, str]) -> None:
+def test_nothing_injected_below_the_gate(store: Store, filled: dict[str, str]) -> None:
     result = make(store).recall("write a haiku about autumn leaves", API)
     assert not result.injected and result.block_text is None
-    assert "below min_score" in result.reason
+    assert result.outcome == "below gate" and result.reason.startswith("below gate")
     assert all(c.note == "below min_score" for c in result.candidates)
-    assert make(store).recall("   ", API).reason == "empty query"
+    assert result.audit()["outcome"] == "below gate" and "best" in result.audit()
+    assert make(store).recall("   ", API).outcome == "no user turn"
 
 
 def test_superseded_and_forgotten_never_returned_even_by_a_stale_index(
@@ -133,7 +144,8 @@ def test_vectors_are_stored_reused_and_recomputed_on_change(
             "m.content_hash FROM memory_vectors v JOIN memories m ON "
             "m.id = v.memory_id"
         ).fetchall()
-    assert [tuple(r) for r in rows] == [("wordllama:l2_supercat:256", 256, 1024, 1)] * 5
+    assert [tuple(r) for r in rows] == [(first.name, 384, 384 * 4, 1)] * 5
+    assert first.name.startswith("onnx:all-MiniLM-L6-v2-int8:")
     second = Counting()
     recaller = make(store, second)
     recaller.warm()
@@ -217,45 +229,59 @@ def test_unchanged_query_reuses_the_result_and_is_logged_once(
     assert not recaller.recall(query, API, conversation="conv-1").cached
 
 
-def test_recall_for_an_exchange_answers_warming_up_then_recalls(
+def test_warm_up_embeds_a_query_and_requests_meanwhile_say_warming_up(
     store: Store, filled: dict[str, str]
 ) -> None:
     recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=Counting())
-    exchange = Exchange(
-        project=API,
-        conversation="c",
-        turns=[
-            Turn(
-                "user",
-                "<system-reminder>be brief</system-reminder>the integration tests "
-                "fail with connection refused, why?",
-            ),
-            Turn("assistant", "Let me run them."),
-            Turn("user", "", tool_results=(ToolResult("t1", "ERROR: connection refused"),)),
-        ],
-    )
-    first = recaller.recall_for(exchange)
-    assert first is not None and not first.injected and "warming up" in first.reason
-    deadline = time.monotonic() + 30
-    while not recaller.ready:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    result = recaller.recall_for(exchange)
-    assert result is not None and result.injected
-    assert result.query == "the integration tests fail with connection refused, why?"
-    assert recaller.recall_for(Exchange(turns=[])) is None
-    assert (
-        recaller.recall_for(
-            Exchange(turns=[Turn("user", "<system-reminder>context only</system-reminder>")])
-        )
-        is None
-    )
+    first = recaller.recall("the integration tests fail with connection refused", API, wait=False)
+    assert not first.injected and first.outcome == "warming up"
+    assert recaller.wait_ready(60) and recaller.ready
+    result = recaller.recall("the integration tests fail with connection refused", API, wait=False)
+    assert result.injected and result.timings_ms["embed"] < 1000
+
+
+def test_a_model_change_reembeds_in_the_background_and_recall_uses_bm25_meanwhile(
+    store: Store, filled: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engram.recall import index
+
+    make(store).warm()  # vectors of the current model for all 5 memories
+    monkeypatch.setattr(index, "INLINE_EMBED_LIMIT", 2)  # 5 missing: too many to embed inline
+    other = Counting()
+    other.name = "onnx:another-model"
+    gate_release = threading.Event()
+    real_embed = other.embed
+
+    def slow_embed(texts: Any) -> np.ndarray:
+        gate_release.wait(30)
+        return real_embed(texts)
+
+    other.embed = slow_embed  # type: ignore[method-assign]
+    recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=other, background=True)
+    recaller.warm()
+    assert recaller.ready and not recaller.has_vectors  # ready at once, on BM25
+    during = recaller.recall("docker compose integration tests connection refused", API)
+    assert during.gate_model == "bm25" and during.candidates[0].id == filled["api_tests"]
+    gate_release.set()
+    deadline = time.monotonic() + 60
+    while not recaller.has_vectors:
+        assert time.monotonic() < deadline, "re-embedding never finished"
+        time.sleep(0.02)
+    assert recaller.reindex_progress == (5, 5) and len(other.texts) == 5
+    after = recaller.recall("docker compose integration tests connection refused", API)
+    assert after.gate_model.startswith("onnx:") and after.injected
 
 
 class Broken:
     name, dim, coarse_dim = "broken", 256, None
 
+    def load(self) -> None:
+        pass
+
     def embed(self, texts: Any) -> np.ndarray:
+        raise EmbedderError("the model fell over")
+
+    def embed_query(self, text: str) -> np.ndarray:
         raise EmbedderError("the model fell over")
 
 
@@ -268,14 +294,16 @@ def test_errors_surface_as_exceptions(store: Store, filled: dict[str, str]) -> N
     background._warm_thread.join(10)
     with pytest.raises(EmbedderError):
         background.recall("run the tests", API)
-    with pytest.raises(EngramError, match=r"recall\.fusion"):
-        Recaller(store, RecallConfig(fusion="magic"))
+    assert not background.wait_ready(10) and "fell over" in str(background.warm_error)  # retried
+    with pytest.raises(EngramError, match=r"unknown recall\.embedder"):
+        Recaller(store, RecallConfig(embedder="magic"))
 
 
 def test_bm25_only_without_an_embedder(store: Store, filled: dict[str, str]) -> None:
-    recaller = Recaller(store, RecallConfig(embedder="none", min_score=0.3), background=False)
-    assert recaller.ready and recaller.index is None
+    recaller = Recaller(store, RecallConfig(embedder="none"), background=False)
+    assert recaller.index is None
     result = recaller.recall("docker compose integration tests connection refused", API)
+    assert recaller.ready and result.gate_model == "bm25"
     assert result.injected and result.memory_ids == [filled["api_tests"]]
     assert result.candidates[0].cosine == 0.0
 

@@ -1,571 +1,282 @@
-"""The secret redactor: recall on a corpus of fake secrets, precision on look-alikes.
+"""The secret redactor against the labelled corpus, issue 14's formats and shapes, look-alikes,
+random values, pathological inputs and arbitrary text.
 
-Every key in this file and in tests/data/redaction/ is random and fake: right prefix,
-charset and length so that it must be caught, but never a real (or a known leaked) key.
+The corpus (tests/data/redaction, built by build.py) was split into a tuning and a held-out
+half before any rule changed; the rules were tuned on the tuning half only. Here: every
+tuning text by type, and the held-out targets as an assertion. bench/redact.py prints the
+table by type for both halves. Every key here is random and fake: right prefix, charset and
+length, never a real (or leaked) key.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
-import dataclasses
-import itertools
 import random
 import string
 import time
-from pathlib import Path
+from collections import defaultdict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engram.redact import (
-    REDACTION_TYPES,
-    Finding,
-    find_secrets,
-    is_placeholder,
-    is_secret_key,
-    redact,
-    redact_json,
-    redact_with_findings,
-)
+from engram.redact import REDACTION_TYPES, find_secrets, redact, redact_with_findings
+from engram.redact.values import reads_as_words
+from tests.support.redaction_corpus import HALVES, Record, judge, load, score, totals
 
-DATA = Path(__file__).parent / "data" / "redaction"
-
-
-def _lines(name: str) -> list[str]:
-    text = (DATA / name).read_text(encoding="utf-8")
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
-SECRET_CASES = [tuple(line.split("\t")) for line in _lines("secrets.txt")]
-BENIGN_CASES = _lines("benign.txt")
-
-# Fake keys for unit tests, built from fixed random strings (not real, not from any leak).
-_R = random.Random(4242)
+CORPUS = {half: load(half) for half in HALVES}
+_R = random.Random(1414)
 _AN = string.ascii_letters + string.digits
+_HEX = "0123456789abcdef"
 
 
 def _rs(n: int, alphabet: str = _AN) -> str:
     return "".join(_R.choice(alphabet) for _ in range(n))
 
 
-ANTHROPIC = "sk-ant-api03-" + _rs(93, _AN + "-_") + "AA"
-GITHUB = "ghp_" + _rs(36)
-BEARER = _rs(40, _AN + "-_")
-PASSWORD = _rs(12) + "#42"
+# -- the corpus ------------------------------------------------------------------------------
 
 
-# -- corpus ------------------------------------------------------------------------------
+def test_corpus_shape_and_split() -> None:
+    """≥300 secret texts over ≥60 types and ≥400 look-alikes; both halves hold every new type;
+    no text is in both halves."""
+    records = CORPUS["tuning"] + CORPUS["heldout"]
+    secrets = [r for r in records if r.label == "secret"]
+    assert len(secrets) >= 300 and len({r.type for r in secrets}) >= 60
+    assert sum(r.label == "benign" for r in records) >= 400
+    heldout_types = {r.type for r in CORPUS["heldout"] if r.label == "secret"}
+    new = {r.type for r in CORPUS["tuning"] if r.label == "secret" and r.id.startswith("s-")}
+    assert heldout_types == new
+    assert not {r.text for r in CORPUS["tuning"]} & {r.text for r in CORPUS["heldout"]}
+    assert {kind for r in secrets for kind, _ in r.secrets} <= REDACTION_TYPES
 
 
-def test_corpus_sizes_and_type_coverage() -> None:
-    assert len(SECRET_CASES) >= 60
-    assert len(BENIGN_CASES) >= 150
-    assert all(len(case) == 3 for case in SECRET_CASES), (
-        "secrets.txt lines are type<TAB>secret<TAB>line"
-    )
-    assert {case[0] for case in SECRET_CASES} == REDACTION_TYPES
+def test_heldout_targets() -> None:
+    """On the half no rule was tuned on: recall >= 0.99, false positives <= 0.5 %."""
+    secrets, benign = (totals(s) for s in score(CORPUS["heldout"], find_secrets))
+    assert secrets.recall >= 0.99, f"recall {secrets.recall:.3f}: missed {secrets.missed}"
+    assert benign.fp_rate <= 0.005, f"false positives {benign.fp_rate:.2%}: {benign.missed}"
 
 
-@pytest.mark.parametrize(("kind", "secret", "line"), SECRET_CASES, ids=lambda v: v[:24])
-def test_secret_corpus_line_is_redacted(kind: str, secret: str, line: str) -> None:
-    assert secret in line, "corpus error: the secret must occur in its line"
-    out, findings = redact_with_findings(line)
-    assert secret not in out
-    assert f"[REDACTED:{kind}]" in out
-    # The finding spans exactly the secret, and the line around it is kept.
-    assert any(line[f.start : f.end] == secret and f.type == kind for f in findings)
-    assert out == line.replace(secret, f"[REDACTED:{kind}]", 1)
+def _by_type(label: str) -> dict[str, list[Record]]:
+    out: dict[str, list[Record]] = defaultdict(list)
+    for record in CORPUS["tuning"]:
+        if record.label == label:
+            out[record.type].append(record)
+    return out
 
 
-@pytest.mark.parametrize("line", BENIGN_CASES, ids=lambda v: v[:40])
-def test_benign_corpus_line_is_untouched(line: str) -> None:
-    assert find_secrets(line) == []
-    assert redact(line) == line
+SECRETS_BY_TYPE = _by_type("secret")
+LOOKALIKES_BY_KIND = _by_type("benign")
+
+
+@pytest.mark.parametrize("kind", sorted(SECRETS_BY_TYPE))
+def test_each_type_is_found_and_named(kind: str) -> None:
+    """Every tuning text of this type loses its secret, under `[REDACTED:<type>]`."""
+    for record in SECRETS_BY_TYPE[kind]:
+        found, typed = judge(record, find_secrets)
+        assert found, f"{record.id}: {redact(record.text)!r}"
+        assert typed, f"{record.id}: {[f.type for f in find_secrets(record.text)]}"
+
+
+@pytest.mark.parametrize("kind", sorted(LOOKALIKES_BY_KIND))
+def test_lookalikes_are_kept(kind: str) -> None:
+    for record in LOOKALIKES_BY_KIND[kind]:
+        assert find_secrets(record.text) == [], f"{record.id}: {redact(record.text)!r}"
 
 
 def test_corpus_as_one_text() -> None:
-    """Neighbouring lines must not hide secrets from each other (one big request body)."""
-    lines = [line for _, _, line in SECRET_CASES] + BENIGN_CASES
-    random.Random(0).shuffle(lines)
-    out = redact("\n".join(lines))
-    for _, secret, _ in SECRET_CASES:
-        assert secret not in out
-    for line in BENIGN_CASES:
-        assert line in out
+    """Neighbouring texts must not hide secrets from each other (one big request body)."""
+    records = list(CORPUS["tuning"])
+    random.Random(0).shuffle(records)
+    out = redact("\n".join(r.text for r in records))
+    for record in records:
+        if record.label == "secret":
+            assert all(value not in out for _, value in record.secrets), record.id
+        elif record.type != "round1" or "\n" not in record.text:
+            assert record.text in out, record.id
 
 
 def test_corpus_idempotent() -> None:
-    for _, _, line in SECRET_CASES:
-        once = redact(line)
-        assert redact(once) == once
-        assert find_secrets(once) == []
+    for record in CORPUS["tuning"]:
+        once, findings = redact_with_findings(record.text)
+        assert redact(once) == once, record.id
+        assert all(0 <= f.start < f.end <= len(record.text) for f in findings)
 
 
-# -- API ---------------------------------------------------------------------------------
+# -- the formats and shapes issue 14 names ---------------------------------------------------
+
+AGE = "AGE-SECRET-KEY-1" + _rs(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L")
+SID, TWILIO_TOKEN = "AC" + _rs(32, _HEX), _rs(32, _HEX)
+PPK = "\n".join(
+    ["PuTTY-User-Key-File-3: ssh-ed25519", "Encryption: none", "Comment: deploy",
+     "Public-Lines: 2", _rs(64, _AN + "+/"), _rs(44, _AN + "+/") + "=", "Private-Lines: 1",
+     _rs(42, _AN + "+/") + "==", "Private-MAC: " + _rs(64, _HEX)]
+)  # fmt: skip
+_PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{_rs(64, _AN + '+/')}\n-----END RSA PRIVATE KEY-----\n"
+PEM_B64 = base64.b64encode(_PEM.encode()).decode()
+K8S_VALUE = base64.b64encode(_rs(20).encode()).decode()
+PASSWORD = _rs(14) + "#7"
+
+# (expected type, text, the secret that must vanish)
+ISSUE_CASES = [
+    ("pypi", "twine upload -u __token__ -p {}", "pypi-AgEIcHlwaS5vcmc" + _rs(120, _AN + "-_")),
+    ("vault", "VAULT_TOKEN={}", "hvs." + _rs(91, _AN + "-_")),
+    ("digitalocean", "doctl auth init --access-token {}", "dop_v1_" + _rs(64, _HEX)),
+    ("shopify", "X-Shopify-Access-Token: {}", "shpat_" + _rs(32, _HEX)),
+    ("xai", "client = Client(api_key='{}')", "xai-" + _rs(80)),
+    ("groq", "the Groq key {} stopped working", "gsk_" + _rs(52)),
+    ("openrouter", "Authorization: Bearer {}", "sk-or-v1-" + _rs(64, _HEX)),
+    ("age", "# public key: age1" + _rs(58, "qpzry9x8gf2tvdw0s3jn54khce6mua7l") + "\n{}", AGE),
+    ("telegram", "curl https://api.telegram.org/bot{}/getMe", "7" + _rs(9, string.digits)
+     + ":AA" + _rs(33, _AN + "-_")),
+    ("atlassian", "JIRA_TOKEN={}",
+     "ATATT3xFfGF0" + _rs(170, _AN + "-_") + "=" + _rs(8, _HEX.upper())),
+    ("linear", "const linear = new LinearClient({{ apiKey: '{}' }})", "lin_api_" + _rs(40)),
+    ("sentry", "sentry-cli --auth-token {} releases list",
+     "sntrys_eyJpYXQiOjE3" + _rs(120, _AN + "+/") + "_" + _rs(43, _AN + "+/")),
+    ("twilio", f"curl https://api.twilio.com/2010-04-01/Accounts.json -u {SID}:{{}}", TWILIO_TOKEN),
+    ("twilio", f'client = Client("{SID}", "{{}}")', TWILIO_TOKEN),
+    ("aws-secret-key", "aws configure set aws_secret_access_key {}", _rs(40, _AN + "+/")),
+    ("secret-assignment", "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: {}",
+     PASSWORD),
+    ("kubernetes-secret", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n"
+     "  password: {}", K8S_VALUE),
+    ("kubernetes-secret", "apiVersion: v1\ndata:\n  token: {}\nkind: Secret\nmetadata:\n  name: x",
+     K8S_VALUE),
+    ("secret-assignment", "mysql -u root -p'{}' shop", PASSWORD),
+    ("secret-assignment", "mysqldump -uroot -p{} --all-databases", _rs(16)),
+    ("url-credentials", 'db, err := sql.Open("mysql", "app:{}@tcp(db:3306)/orders")', PASSWORD),
+    ("basic-auth", "curl -u deploy:{} https://ci.acme.io/job/build", PASSWORD),
+    ("secret-assignment", "machine api.acme.io\n  login dev\n  password {}", PASSWORD),
+    ("private-key", "{}", PPK),
+    ("private-key", "users:\n- name: admin\n  user:\n    client-key-data: {}", PEM_B64),
+    ("azure-ad", "AZURE_CLIENT_SECRET={}", _rs(3) + "8Q~" + _rs(34, _AN + "_~.-")),
+    ("secret-assignment", "DB_PASSWORD={}", "x9QmTuvKpaRbnW2z"),  # kept by round 1
+    ("secret-assignment", "DB_PASSWORD={}", "x9qm7uvkprbnW2za"),
+    ("secret-assignment", "AWS_SESSION_TOKEN={}", _rs(64)),
+    ("secret-assignment", "- name: API_TOKEN\n  value: {}", _rs(40)),
+]  # fmt: skip
 
 
-EXPECTED_TYPES = {
-    "anthropic", "openai", "aws-access-key", "aws-secret-key", "github", "gitlab", "slack",
-    "slack-webhook", "stripe", "google", "jwt", "private-key", "bearer", "basic-auth",
-    "url-credentials", "secret-assignment", "npm", "huggingface", "sendgrid", "twilio", "azure",
-}  # fmt: skip
-
-
-def test_redaction_types() -> None:
-    assert isinstance(REDACTION_TYPES, frozenset)
-    assert REDACTION_TYPES == EXPECTED_TYPES
-
-
-def test_finding_is_frozen_and_holds_no_value() -> None:
-    text = f"key={ANTHROPIC}"
-    (finding,) = find_secrets(text)
-    assert finding == Finding("anthropic", 4, len(text))
-    assert {f.name for f in dataclasses.fields(Finding)} == {"type", "start", "end"}
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        finding.start = 0  # type: ignore[misc]
-
-
-def test_finding_positions_are_in_the_original_text() -> None:
-    text = (
-        f"export GITHUB_TOKEN={GITHUB}\n"
-        f"curl -H 'Authorization: Bearer {BEARER}' https://api.example.com\n"
-        f"DATABASE_URL=postgres://app:{PASSWORD}@db:5432/app # {ANTHROPIC}\n"
-    )
+@pytest.mark.parametrize(("kind", "template", "secret"), ISSUE_CASES, ids=lambda v: str(v)[:30])
+def test_issue_formats_and_shapes(kind: str, template: str, secret: str) -> None:
+    text = template.format(secret)
     out, findings = redact_with_findings(text)
-    assert [(f.type, text[f.start : f.end]) for f in findings] == [
-        ("github", GITHUB),
-        ("bearer", BEARER),
-        ("url-credentials", PASSWORD),
-        ("anthropic", ANTHROPIC),
-    ]
-    assert find_secrets(text) == findings
-    assert all(a.end <= b.start for a, b in itertools.pairwise(findings))
-    assert out.count("[REDACTED:") == 4
-
-
-def test_nothing_to_redact_returns_the_same_text() -> None:
-    text = "def add(a: int, b: int) -> int:\n    return a + b\n"
-    assert redact_with_findings(text) == (text, [])
-
-
-def test_typed_by_the_token_inside_a_context_rule() -> None:
-    assert redact(f'api_key="{ANTHROPIC}"') == 'api_key="[REDACTED:anthropic]"'
-    assert redact(f"Authorization: Bearer {GITHUB}") == "Authorization: Bearer [REDACTED:github]"
-    assert (
-        redact(f"https://x:{GITHUB}@github.com/a/b") == "https://x:[REDACTED:github]@github.com/a/b"
-    )
-
-
-def test_json_escaped_newline_is_a_boundary() -> None:
-    """In a captured body a key often follows a literal `\\n` escape, not a real newline."""
-    text = f'{{"content": "line one\\n{ANTHROPIC}\\nDB_PASSWORD={PASSWORD}\\n"}}'
-    out = redact(text)
-    assert out.startswith('{"content": "line one\\n[REDACTED:anthropic]\\nDB_PASSWORD=[REDACTED:')
-    assert PASSWORD not in out
-
-
-def test_secret_between_key_and_value_is_found() -> None:
-    """Found by hypothesis: the region a context rule skips (key, separator) is scanned too."""
-    aws = "AKIA" + _rs(16, string.ascii_uppercase + string.digits)
-    out = redact(f"DB_PASSWORD: {aws} = {PASSWORD}")
-    assert aws not in out
-    assert PASSWORD not in out
-
-
-def test_type_annotated_assignment() -> None:
-    text = f'    SECRET_KEY: str = "{PASSWORD}"\n    api_key: str | None = "{PASSWORD}"'
-    assert PASSWORD not in redact(text)
-
-
-def test_redaction_is_a_fixpoint() -> None:
-    """Found by hypothesis: redacting a token changed how the key before it parsed, so a second
-    pass found more. The output is now rescanned until clean, in original coordinates."""
-    aws = "AKIA" + _rs(16, string.ascii_uppercase + string.digits)
-    text = f"private_key: PKCS7Private | {aws}=KeyTypes,"
-    out, findings = redact_with_findings(text)
-    assert redact(out) == out
-    assert [text[f.start : f.end] for f in findings] == ["PKCS7Private", aws]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "[REDACTED:openai]",
-        'api_key = "[REDACTED:secret-assignment]"',
-        "Authorization: Bearer [REDACTED:bearer]",
-        "postgres://u:[REDACTED:url-credentials]@h/db",
-        f"mixed {ANTHROPIC} and [REDACTED:github] and password={PASSWORD}",
-    ],
-)
-def test_idempotent(text: str) -> None:
-    once = redact(text)
-    assert redact(once) == once
-
-
-# -- headers -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (f"Authorization: Bearer {BEARER}", "Authorization: Bearer [REDACTED:bearer]"),
-        (f"authorization: bearer {BEARER}", "authorization: bearer [REDACTED:bearer]"),
-        (
-            f'{{"Authorization": "Bearer {BEARER}"}}',
-            '{"Authorization": "Bearer [REDACTED:bearer]"}',
-        ),
-        (f"-H 'Authorization:Bearer {BEARER}'", "-H 'Authorization:Bearer [REDACTED:bearer]'"),
-        (f"Proxy-Authorization: Bearer {BEARER}", "Proxy-Authorization: Bearer [REDACTED:bearer]"),
-        (f"Authorization: Token {BEARER}", "Authorization: Token [REDACTED:bearer]"),
-        (f"Authorization: {BEARER}", "Authorization: [REDACTED:bearer]"),
-        (f"HTTP_AUTHORIZATION=Bearer {BEARER}", "HTTP_AUTHORIZATION=Bearer [REDACTED:bearer]"),
-    ],
-)
-def test_authorization_bearer_keeps_the_scheme(text: str, expected: str) -> None:
-    assert redact(text) == expected
-
-
-def test_authorization_basic() -> None:
-    cred = base64.b64encode(f"deploy:{PASSWORD}".encode()).decode()
-    assert redact(f"Authorization: Basic {cred}") == "Authorization: Basic [REDACTED:basic-auth]"
-    assert (
-        redact(f'"authorization": "basic {cred}"')
-        == '"authorization": "basic [REDACTED:basic-auth]"'
-    )
-    # Outside a header, a Basic credential is known by what it decodes to.
-    assert redact(f"sent Basic {cred} upstream") == "sent Basic [REDACTED:basic-auth] upstream"
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "Authorization: Bearer $TOKEN",
-        "Authorization: Bearer ${GITHUB_TOKEN}",
-        "Authorization: Bearer <token>",
-        "Authorization: Bearer YOUR_TOKEN_HERE",
-        'headers["Authorization"] = f"Bearer {token}"',
-        "Basic authentication sends base64(user:password) on every request.",
-        "Bearer authentication (token authentication) is an HTTP scheme.",
-        "authorization = request.headers.get('Authorization')",
-        'WWW-Authenticate: Basic realm="staging"',
-        # base64 of `user:pass`, a textbook example
-        "Authorization: Basic dXNlcjpwYXNz",
-    ],
-)
-def test_authorization_placeholders_and_prose_untouched(text: str) -> None:
-    assert redact(text) == text
-
-
-# -- PEM ---------------------------------------------------------------------------------
-
-
-def _pem(kind: str, header: str = "") -> str:
-    body = "\n".join(_rs(64, _AN + "+/") for _ in range(8)) + "\n" + _rs(30, _AN + "+/") + "=="
-    return f"-----BEGIN {kind}-----\n{header}{body}\n-----END {kind}-----"
-
-
-@pytest.mark.parametrize(
-    "kind",
-    ["RSA PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY", "PRIVATE KEY", "DSA PRIVATE KEY",
-     "ENCRYPTED PRIVATE KEY", "PGP PRIVATE KEY BLOCK"],
-)  # fmt: skip
-def test_pem_block_is_redacted_whole(kind: str) -> None:
-    header = "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,0A1B2C3D4E5F60718293A4B5C6D7E8F9\n\n"
-    block = _pem(kind, header if kind.startswith("ENC") else "")
-    text = f"$ cat key.pem\n{block}\n$ echo done\n"
-    assert redact(text) == "$ cat key.pem\n[REDACTED:private-key]\n$ echo done\n"
-    # The same block JSON-escaped, as it sits in a captured request body.
-    escaped = block.replace("\n", "\\n")
-    assert redact(f'{{"content": "{escaped}\\n"}}') == '{"content": "[REDACTED:private-key]\\n"}'
-
-
-def test_pem_cut_off_before_end_still_loses_its_body() -> None:
-    block = _pem("RSA PRIVATE KEY")
-    head = "\n".join(block.splitlines()[:5])
-    out = redact(f"$ head -5 id_rsa\n{head}\nand that is all I saw")
-    assert out == "$ head -5 id_rsa\n[REDACTED:private-key]\nand that is all I saw"
-
-
-def test_public_material_and_bare_headers_untouched() -> None:
-    for text in [
-        _pem("PUBLIC KEY"),
-        _pem("CERTIFICATE"),
-        'PEM_HEADER = "-----BEGIN RSA PRIVATE KEY-----"',
-        "if line == '-----BEGIN OPENSSH PRIVATE KEY-----':\n    in_key = True",
-    ]:
-        assert redact(text) == text
-
-
-# -- URLs --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "postgres://app_user:{}@db.internal:5432/app",
-        "postgresql+psycopg2://app:{}@10.0.0.5/orders?sslmode=require",
-        "mysql://root:{}@127.0.0.1:3306/shop",
-        "mongodb+srv://admin:{}@cluster0.ab1cd.mongodb.net/test?retryWrites=true",
-        "redis://:{}@cache:6379/0",
-        "amqp://celery:{}@rabbitmq:5672//",
-        "https://deploy:{}@nexus.example.com/repository/pypi/simple",
-    ],
-)
-def test_url_credentials_keep_scheme_user_and_host(url: str) -> None:
-    assert redact(url.format(PASSWORD)) == url.format("[REDACTED:url-credentials]")
-
-
-def test_token_as_url_user() -> None:
-    assert (
-        redact(f"https://{GITHUB}@github.com/a/b.git")
-        == "https://[REDACTED:github]@github.com/a/b.git"
-    )
-    out = redact(f"https://{GITHUB}:{PASSWORD}@github.com/a/b.git")
-    assert out == "https://[REDACTED:github]:[REDACTED:url-credentials]@github.com/a/b.git"
-
-
-def test_url_password_containing_at_sign() -> None:
-    text = f"postgres://app:p@{PASSWORD}@db.example.com/app"
-    assert redact(text) == "postgres://app:[REDACTED:url-credentials]@db.example.com/app"
-
-
-def test_slack_webhook_keeps_the_host() -> None:
-    path = f"T{_rs(10, string.ascii_uppercase)}/B{_rs(10, string.ascii_uppercase)}/{_rs(24)}"
-    text = f"POST https://hooks.slack.com/services/{path} 200"
-    assert redact(text) == "POST https://hooks.slack.com/services/[REDACTED:slack-webhook] 200"
-
-
-# -- assignments -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "template",
-    [
-        "DB_PASSWORD={}",
-        "export GITHUB_PAT='{}'",
-        "password: {}",
-        '"client_secret": "{}"',
-        "SECRET_KEY = '{}'",
-        "--password={}",
-        "--api-key {}",
-        'api_key := "{}"',
-        "'passwd' => '{}',",
-        "User Id=sa;Pwd={};",
-        "<password>{}</password>",
-        "x-api-key: {}",
-        "access_token={}&expires_in=3600",
-    ],
-)
-def test_secret_assignment_forms(template: str) -> None:
-    value = "ghp_" + _rs(36) if "GITHUB" in template else PASSWORD
-    out = redact(template.format(value))
-    assert value not in out
-    assert "[REDACTED:" in out
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "token_count = 5",
-        "max_tokens: 1024",
-        "tokenizer = load_tokenizer()",
-        "password: str",
-        "password: str = Field(min_length=12)",
-        "def get_secret(name): ...",
-        "secret = get_secret(name)",
-        "password = password",
-        "token=token,",
-        "api_key = os.environ['API_KEY']",
-        "api_key: process.env.OPENAI_API_KEY",
-        "reset your password here",
-        "password = None",
-        "is_secret = True",
-        "token_type: bearer",
-        "PASSWORD_MIN_LENGTH=8",
-        "changeme",
-        "password: changeme",
-        "secret: ****",
-        "API_KEY=<your-api-key>",
-    ],
-)
-def test_code_and_prose_untouched(text: str) -> None:
-    assert redact(text) == text
-
-
-# -- redact_json -------------------------------------------------------------------------
-
-
-def test_redact_json_walks_nested_structures_without_mutating() -> None:
-    doc = {
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 1024,
-        "stream": True,
-        "api_key": "abc123def456",
-        "messages": [
-            {"role": "user", "content": f"my key is {ANTHROPIC}"},
-            {"role": "user", "content": [{"type": "text", "text": f"DB_PASSWORD={PASSWORD}"}]},
-        ],
-        "config": {
-            "db": {"password": PASSWORD, "port": 5432, "host": "db"},
-            "token": "",
-            "secret": "your-secret-here",
-            "passwd": True,
-            "auth_token": None,
-            "credentials": {"user": "svc", "password": "hunter42!x"},
-            "pairs": ("plain", f"{GITHUB}"),
-        },
-    }
-    before = copy.deepcopy(doc)
-    out = redact_json(doc)
-    assert doc == before
-    assert out is not doc
-    assert out["api_key"] == "[REDACTED:secret-assignment]"
-    assert out["model"] == "claude-sonnet-4-5"
-    assert out["max_tokens"] == 1024
-    assert out["stream"] is True
-    assert out["messages"][0]["content"] == "my key is [REDACTED:anthropic]"
-    assert out["messages"][1]["content"][0]["text"] == "DB_PASSWORD=[REDACTED:secret-assignment]"
-    cfg = out["config"]
-    assert cfg["db"] == {"password": "[REDACTED:secret-assignment]", "port": 5432, "host": "db"}
-    assert cfg["token"] == ""
-    assert cfg["secret"] == "your-secret-here"
-    assert cfg["passwd"] is True
-    assert cfg["auth_token"] is None
-    assert cfg["credentials"]["password"] == "[REDACTED:secret-assignment]"
-    assert cfg["pairs"] == ("plain", "[REDACTED:github]")
-    assert redact_json(out) == out
-
-
-def test_redact_json_keeps_non_secrets_under_secret_names() -> None:
-    doc = {
-        "password": "Password",
-        "token": "Token",
-        "api_key": "OPENAI_API_KEY",
-        "secret": "short",
-        "token_type": "bearer",
-        "max_tokens": 100,
-        "tokenizer": "cl100k_base",
-        "upgrade_token": "upgrades",
-    }
-    assert redact_json(doc) == doc
-
-
-@pytest.mark.parametrize(
-    ("name", "secret"),
-    [("DB_PASSWORD", True), ("apiKey", True), ("X-API-KEY", True), ("client_secret", True),
-     ("GITHUB_TOKEN", True), ("credentials", True), ("_auth", True), ("token_type", False),
-     ("max_tokens", False), ("tokenizer", False), ("secret_name", False), ("oauth", False),
-     ("password_hint", False), ("key", False)],
-)  # fmt: skip
-def test_is_secret_key(name: str, secret: bool) -> None:
-    assert is_secret_key(name) is secret
-
-
-@pytest.mark.parametrize(
-    ("value", "placeholder"),
-    [("your-key-here", True), ("<your-api-key>", True), ("${API_KEY}", True), ("$API_KEY", True),
-     ("xxxxxxxx", True), ("****", True), ("changeme", True), ("AKIAIOSFODNN7EXAMPLE", True),
-     ("[REDACTED:openai]", True), ("{{ token }}", True), (PASSWORD, False), (GITHUB, False)],
-)  # fmt: skip
-def test_is_placeholder(value: str, placeholder: bool) -> None:
-    assert is_placeholder(value) is placeholder
-
-
-# -- speed and robustness ----------------------------------------------------------------
-
-
-def test_five_megabytes_finish_quickly() -> None:
-    unit = "\n".join([line for _, _, line in SECRET_CASES] + BENIGN_CASES) + "\n"
-    text = unit * (5_000_000 // len(unit) + 1)
-    started = time.perf_counter()
-    out, findings = redact_with_findings(text)
-    elapsed = time.perf_counter() - started
-    # Behaviour, not a benchmark (bench/wire.py measures speed): a regression to
-    # per-rule rescans or backtracking takes minutes, so a loose bound cannot flake.
-    assert elapsed < 30.0, f"{elapsed:.2f}s for {len(text) / 1e6:.1f} MB"
-    assert len(findings) >= len(SECRET_CASES) * (5_000_000 // len(unit))
-    assert all(secret not in out for _, secret, _ in SECRET_CASES)
-
-
-@pytest.mark.parametrize(
-    "unit",
-    ["k", "sk-", "://", "password=", "token: ", "-----BEGIN PRIVATE KEY-----", "Bearer ",
-     "eyJ", "Authorization: ", "a:b@", '"api_key": "', "AKIA", "\\n", "secret_key=a "],
-)  # fmt: skip
+    assert secret not in out
+    assert any(f.type == kind and f.start <= text.index(secret) < f.end for f in findings), out
+
+
+ISSUE_LOOKALIKES = [
+    "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-password-Xy12Ab",
+    '{"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci/token-a1B2c3"}',
+    "DATABASE_URL=postgres://postgres:postgres@localhost:5432/test",
+    "      POSTGRES_PASSWORD: postgres",
+    'api_key = "abc123"',
+    "API_KEY=abc123def456",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI" + _rs(43, _AN + "+/") + " dev@laptop",
+    "-----BEGIN CERTIFICATE-----\n" + _rs(64, _AN + "+/") + "\n-----END CERTIFICATE-----",
+    "client-certificate-data: " + base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMII").decode(),
+    "OPENAI_API_KEY=sk-proj-****************************Qx7A",
+    "Token: ghp_************************************",
+    "using key sk-ant-...xTq9 from the environment",
+    "commit " + _rs(40, _HEX),
+    "request_id=" + "-".join(_rs(n, _HEX) for n in (8, 4, 4, 4, 12)),
+    "sha256:" + _rs(64, _HEX),
+    "apiVersion: v1\nkind: ConfigMap\ndata:\n  LOG_LEVEL: info\n  REGION: eu-west-1",
+    '{"type": "image", "source": {"type": "base64", "data": "' + _rs(400, _AN + "+/") + '"}}',
+    "password: SecretStr",
+    "token: AccessToken = Depends(get_token)",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", ISSUE_LOOKALIKES, ids=lambda v: v[:40])
+def test_issue_lookalikes_are_kept(text: str) -> None:
+    assert find_secrets(text) == [], redact(text)
+
+
+def test_random_assignment_values_are_redacted() -> None:
+    """The red team's measure: unquoted `KEY=value` with random values of 16-64 characters
+    leaked 10-53 % in round 1. Password keys take any value; API keys and tokens a value
+    that does not read as words, which a random one does for ~1 in 10,000 (values.py)."""
+    rnd = random.Random(7)
+    alphabets = [_AN, string.ascii_letters, string.ascii_lowercase + string.digits, _HEX]
+    leaks: dict[str, int] = defaultdict(int)
+    for key in ("password", "DB_PASSWORD", "API_KEY", "api_key", "AWS_SESSION_TOKEN",
+                "SECRET_KEY", "client_secret", "ACCESS_TOKEN"):  # fmt: skip
+        for _ in range(250):
+            value = "".join(rnd.choice(rnd.choice(alphabets)) for _ in range(rnd.randint(16, 64)))
+            sep = rnd.choice(["=", ": ", " = "])
+            if value in redact(f"{key}{sep}{value}"):
+                leaks[key] += 1
+    assert leaks["password"] == leaks["DB_PASSWORD"] == 0
+    assert sum(leaks.values()) <= 2, dict(leaks)
+
+
+def test_random_strings_do_not_read_as_words() -> None:
+    rnd = random.Random(3)
+    samples = ["".join(rnd.choice(_AN) for _ in range(16)) for _ in range(5000)]
+    assert sum(map(reads_as_words, samples)) <= 5
+    names = ["OPENAI_API_KEY", "SecretStr", "hashedPassword", "PKCS7PrivateKeyTypes",
+             "correct-horse-battery", "AccessToken", "user_input", "DB_PASSWORD"]  # fmt: skip
+    assert all(map(reads_as_words, names))
+
+
+# -- pathological inputs ---------------------------------------------------------------------
+
+_UNITS = ["k", "sk-", "://", "password=", "token: ", "-----BEGIN PRIVATE KEY-----", "Bearer ",
+          "eyJ", "Authorization: ", "a:b@", '"api_key": "', "AKIA", "\\n", "secret_key=a ",
+          "kind: Secret\n", "curl -u a:b ", "mysql -p", "@tcp(", "pass ", "key ", "_", "-",
+          "PuTTY-User-Key-File-2: x\n", "LS0tLS1CRUdJTi", "1234567890:AA", "- name: TOKEN\n",
+          "A", "+/", "x9Qm"]  # fmt: skip
+
+
+def _cpu_seconds(text: str) -> float:
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        redact(text)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@pytest.mark.parametrize("unit", _UNITS)
 def test_pathological_inputs_stay_linear(unit: str) -> None:
-    text = unit * (400_000 // len(unit))
-    started = time.perf_counter()
-    redact(text)
-    assert time.perf_counter() - started < 30.0  # quadratic backtracking would take hours
+    """A unit repeated 4x as often costs ~4x, not 16x: no rule backtracks quadratically.
+    (Time is the subject here; the bound is loose, and best-of-3 CPU time filters noise.)"""
+    small = unit * (25_000 // len(unit))
+    large = unit * (100_000 // len(unit))
+    t_small, t_large = _cpu_seconds(small), _cpu_seconds(large)
+    assert t_large < 8 * t_small + 0.05, f"{t_small:.3f}s -> {t_large:.3f}s"
 
 
-# -- properties --------------------------------------------------------------------------
+def test_large_text_is_scanned_in_one_piece() -> None:
+    """5 MB of mixed corpus: every secret goes, in bounded time (behaviour, not a benchmark:
+    a regression to rescans or backtracking takes minutes)."""
+    unit = "\n".join(r.text for r in CORPUS["tuning"]) + "\n"
+    text = unit * (5_000_000 // len(unit) + 1)
+    start = time.process_time()
+    out = redact(text)
+    assert time.process_time() - start < 60
+    values = {value for r in CORPUS["tuning"] for _, value in r.secrets}
+    assert not any(value in out for value in values)
 
 
-def _fake_key(kind: str, rnd: random.Random) -> str:
-    def rs(n: int, alphabet: str = _AN) -> str:
-        return "".join(rnd.choice(alphabet) for _ in range(n))
+# -- properties ------------------------------------------------------------------------------
 
-    hexd = "0123456789abcdef"
-    jwt_head = base64.urlsafe_b64encode(b'{"alg":"RS256"}').decode().rstrip("=")
-    return {
-        "anthropic": lambda: "sk-ant-api03-" + rs(93, _AN + "-_") + "AA",
-        "openai": lambda: "sk-proj-" + rs(120, _AN + "-_"),
-        "openai-legacy": lambda: "sk-" + rs(48),
-        "aws-access-key": lambda: "AKIA" + rs(16, string.ascii_uppercase + string.digits),
-        "github": lambda: "gh" + rnd.choice("pousr") + "_" + rs(36),
-        "github-pat": lambda: "github_pat_" + rs(22) + "_" + rs(59),
-        "gitlab": lambda: "glpat-" + rs(20, _AN + "-_"),
-        "slack": lambda: f"xoxb-{rs(12, string.digits)}-{rs(13, string.digits)}-{rs(24)}",
-        "stripe": lambda: rnd.choice(["sk", "rk"]) + rnd.choice(["_live_", "_test_"]) + rs(24),
-        "google": lambda: "AIza" + rs(35, _AN + "-_"),
-        "jwt": lambda: f"{jwt_head}.{rs(40, _AN + '-_')}.{rs(43, _AN + '-_')}",
-        "npm": lambda: "npm_" + rs(36),
-        "huggingface": lambda: "hf_" + rs(34, string.ascii_letters),
-        "sendgrid": lambda: f"SG.{rs(22, _AN + '-_')}.{rs(43, _AN + '-_')}",
-        "twilio": lambda: "AC" + rs(32, hexd),
-    }[kind]()
-
-
-_KEY_KINDS = ["anthropic", "openai", "openai-legacy", "aws-access-key", "github", "github-pat",
-              "gitlab", "slack", "stripe", "google", "jwt", "npm", "huggingface", "sendgrid",
-              "twilio"]  # fmt: skip
-_SEPARATORS = [" ", "\n", "\t", '"', "'", "=", ": ", "(", ",", "`", "\\n", " | ", "://", "@"]
+_FRAGMENTS = [r.text for r in CORPUS["tuning"][::7]] + [
+    "password", "=", ":", "://", "@", "Bearer ", "Basic ", "sk-", "-----BEGIN PRIVATE KEY-----",
+    "-----END PRIVATE KEY-----", '"', "\\n", "\n", "[REDACTED:openai]", "Authorization: ",
+    "token=", "kind: Secret", "data:\n  a: ", "-p", "-u ", "curl ", "mysql ", "@tcp(",
+]  # fmt: skip
 
 
 @given(st.text())
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 def test_never_raises_and_idempotent_on_arbitrary_text(text: str) -> None:
     out, findings = redact_with_findings(text)
-    assert isinstance(out, str)
     assert all(0 <= f.start < f.end <= len(text) for f in findings)
     assert redact(out) == out
-
-
-_FRAGMENTS = (
-    [line for _, _, line in SECRET_CASES]
-    + BENIGN_CASES
-    + [
-        "password",
-        "=",
-        ":",
-        "://",
-        "@",
-        "Bearer ",
-        "Basic ",
-        "sk-",
-        "-----BEGIN PRIVATE KEY-----",
-        "-----END PRIVATE KEY-----",
-        '"',
-        "\\n",
-        "\n",
-        "[REDACTED:openai]",
-        "Authorization: ",
-        "token=",
-    ]
-)
 
 
 @given(st.lists(st.one_of(st.text(max_size=8), st.sampled_from(_FRAGMENTS)), max_size=12))
@@ -575,14 +286,44 @@ def test_idempotent_on_mixed_fragments(parts: list[str]) -> None:
     assert redact(once) == once
 
 
+def _fake_key(kind: str, rnd: random.Random) -> str:
+    def rs(n: int, alphabet: str = _AN) -> str:
+        return "".join(rnd.choice(alphabet) for _ in range(n))
+
+    jwt_head = base64.urlsafe_b64encode(b'{"alg":"RS256"}').decode().rstrip("=")
+    return {
+        "anthropic": lambda: "sk-ant-api03-" + rs(93, _AN + "-_") + "AA",
+        "openai": lambda: "sk-proj-" + rs(120, _AN + "-_"),
+        "aws-access-key": lambda: "AKIA" + rs(16, string.ascii_uppercase + string.digits),
+        "github": lambda: "gh" + rnd.choice("pousr") + "_" + rs(36),
+        "gitlab": lambda: "glpat-" + rs(20, _AN + "-_"),
+        "slack": lambda: f"xoxb-{rs(12, string.digits)}-{rs(13, string.digits)}-{rs(24)}",
+        "stripe": lambda: rnd.choice(["sk", "rk"]) + rnd.choice(["_live_", "_test_"]) + rs(24),
+        "google": lambda: "AIza" + rs(35, _AN + "-_"),
+        "jwt": lambda: f"{jwt_head}.{rs(40, _AN + '-_')}.{rs(43, _AN + '-_')}",
+        "pypi": lambda: "pypi-AgEIcHlwaS5vcmc" + rs(100, _AN + "-_"),
+        "vault": lambda: "hvs." + rs(91, _AN + "-_"),
+        "digitalocean": lambda: "dop_v1_" + rs(64, _HEX),
+        "groq": lambda: "gsk_" + rs(52),
+        "linear": lambda: "lin_api_" + rs(40),
+        "npm": lambda: "npm_" + rs(36),
+        "twilio": lambda: "AC" + rs(32, _HEX),
+    }[kind]()
+
+
+_SEPARATORS = [" ", "\n", "\t", '"', "'", "=", ": ", "(", ",", "`", "\\n", " | ", "://", "@"]
+
+
 @given(
-    kind=st.sampled_from(_KEY_KINDS),
+    kind=st.sampled_from(["anthropic", "openai", "aws-access-key", "github", "gitlab", "slack",
+                          "stripe", "google", "jwt", "pypi", "vault", "digitalocean", "groq",
+                          "linear", "npm", "twilio"]),
     seed=st.integers(0, 2**32),
     before=st.text(max_size=40),
     after=st.text(max_size=40),
     left=st.sampled_from(_SEPARATORS),
     right=st.sampled_from(_SEPARATORS),
-)
+)  # fmt: skip
 @settings(max_examples=400)
 def test_fake_key_in_random_text_is_always_redacted(
     kind: str, seed: int, before: str, after: str, left: str, right: str

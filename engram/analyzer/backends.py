@@ -33,6 +33,9 @@ class Answer:
     text: str
     model: str
     usage: Usage = field(default_factory=Usage)
+    # What the call cost as the backend itself reports it (the Claude Code CLI does);
+    # None: estimated from `analyzer.prices`.
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ class Batch:
     system: str
     user: str
     conversations: Sequence[Mapping[str, Any]]  # {"project", "conversation", "turns"}
+    candidate_ids: Sequence[str] = ()  # the only ids a supersede/forget may name
 
 
 class Backend(Protocol):

@@ -25,6 +25,7 @@ from typing import Any
 
 from engram.analyzer import heuristic_commands as commands
 from engram.analyzer import heuristic_rules as rules
+from engram.analyzer import heuristic_statements as statements
 from engram.wire.text import is_preamble, user_words
 
 NAME = "heuristic"
@@ -244,7 +245,7 @@ def _sentences(text: str, masked: str) -> Iterator[tuple[str, str]]:
 def _message_hits(text: str) -> Iterator[rules.Hit]:
     """The facts in one user message. A message that opens with "no,"/"actually" makes
     its first sentences corrections, so "No. The port is 5433." is read as one."""
-    prose = _prose(text)
+    prose = statements.normalise(_prose(text))
     masked = _mask(prose)
     explicit_only = len(prose) > LONG_MESSAGE
     corrective = False
@@ -253,6 +254,16 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
             corrective = rules.opens_with_correction(msentence)
         if len(sentence) > MAX_SENTENCE:
             continue
-        yield from rules.sentence_hits(
-            sentence, msentence, corrective=corrective and index < 3, explicit_only=explicit_only
+        hits = list(
+            rules.sentence_hits(
+                sentence,
+                msentence,
+                corrective=corrective and index < 3,
+                explicit_only=explicit_only,
+            )
         )
+        if not hits and not explicit_only:
+            clause, mclause, _ = rules.strip_openers(sentence, msentence)
+            hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
+            hits = [hit] if hit else []
+        yield from hits

@@ -41,7 +41,8 @@ _LEAD = re.compile(
     r"(?:(?:thanks|thank you|great|perfect|nice|cool|good|lgtm|awesome|sure|yes|yeah|yep"
     r"|ok|okay|hmm|oh|hey|well|right|important|note|nb|ps)[,.!:;\u2014-]+\s*"
     r"|(?:also|and|so|btw|by the way|fyi|plus|but|oh and|one more thing|just so you know"
-    r"|heads up)\b[\s,:\u2014-]*)+",
+    r"|heads up|first(?:ly)?|second(?:ly)?|third(?:ly)?|finally|lastly|and finally)\b"
+    r"[\s,:\u2014-]*)+",
     _I,
 )
 _CORRECTION = re.compile(
@@ -51,7 +52,7 @@ _CORRECTION = re.compile(
     _I,
 )
 _CLAUSE_SPLIT = re.compile(
-    r";\s*|\s+[\u2014-]\s+"
+    r";\s*|\s+[\u2014-]\s+|(?<=\w):\s+(?=[a-z])"
     r"|,\s*(?:and |but |so )?(?=(?:always|never|please|we (?:always |never |only )?use"
     r"|use|don'?t|do not)\b)"
     r"|\s+(?:and|but) (?=(?:always|never|please)\b)",
@@ -445,7 +446,7 @@ def _correction(clause: str, masked: str) -> Hit | None:
     return None
 
 
-def _strip_openers(clause: str, masked: str) -> tuple[str, str, bool]:
+def strip_openers(clause: str, masked: str) -> tuple[str, str, bool]:
     """Drop interjections and correction openers; report whether one was a correction."""
     corrected = False
     while True:
@@ -458,7 +459,7 @@ def _strip_openers(clause: str, masked: str) -> tuple[str, str, bool]:
 
 def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool) -> Hit | None:
     """The first rule that fires on a clause, strongest evidence first."""
-    clause, masked, corrected = _strip_openers(clause, masked)
+    clause, masked, corrected = strip_openers(clause, masked)
     clause, masked = clause.rstrip(" .!"), masked.rstrip(" .!")
     if len(masked) < 8:
         return None

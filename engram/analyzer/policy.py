@@ -284,6 +284,19 @@ class Guard:
         return max(pool, key=lambda c: len(words & c.words))
 
 
+def describe(decision: Decision) -> tuple[str, str | None]:
+    """(what happens, why) for `engram analyze --dry-run`."""
+    if decision.action == "drop":
+        return ("drop" if decision.capped else "reject"), decision.reason
+    why = []
+    if decision.rescoped:
+        why.append(f"stored in {decision.scope}: the user's own words do not carry it globally")
+    if decision.review:
+        why.append("; ".join(str(f) for f in decision.review))
+        return "hold for review", "; ".join(why)
+    return ("keep in project" if decision.rescoped else "keep"), "; ".join(why) or None
+
+
 def for_batch(
     project: str | None,
     conversations: Sequence[Any],

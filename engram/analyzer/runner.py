@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engram.analyzer import grammar, policy, prompt
+from engram.analyzer import grammar, policy, prompt, validate
 from engram.analyzer.backends import AnalyzerError, Answer, Backend, Batch, cost
 from engram.config import AnalyzerConfig
 from engram.errors import EngramError
@@ -87,6 +87,8 @@ class RunReport:
     output_tokens: int = 0
     cost_usd: float = 0.0
     proposed: list[str] = field(default_factory=list)  # --dry-run: the commands, rendered
+    # --dry-run: each proposed command with what validation decided and why
+    decisions: list[dict[str, Any]] = field(default_factory=list)
     auth_error: str | None = None
     held: list[MemoryRecord] = field(default_factory=list)  # quarantined: `engram review`
     capped: int = 0  # commands over analyzer.max_commands for their conversation
@@ -114,6 +116,7 @@ class RunReport:
             "held": [m.to_dict() for m in self.held],
             "capped": self.capped,
             "rescoped": self.rescoped,
+            "decisions": self.decisions,
         }
 
 
@@ -168,10 +171,21 @@ def _split(unit: Unit, budget: int) -> list[Unit]:
 
 
 class Analyzer:
-    def __init__(self, store: Store, backend: Backend, settings: AnalyzerConfig) -> None:
+    """`embedder`: recall's embedder (anything with `embed(texts)`), used to fold a
+    proposed fact into an active memory that says it already; None: lexical overlap."""
+
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        settings: AnalyzerConfig,
+        *,
+        embedder: validate.Embedder | None = None,
+    ) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
+        self.near = validate.NearDuplicates(embedder)
 
     @property
     def source(self) -> str:
@@ -189,7 +203,9 @@ class Analyzer:
             return report
         with self.store.write() as session:
             rows = journal.pending(session, limit)
-        batches = plan(rows, self.settings.input_budget_tokens)
+        budget = self.settings.input_budget_tokens
+        budget = min(budget, getattr(self.backend, "max_input_tokens", budget))
+        batches = plan(rows, budget)
         blocked: set[str | None] = set()  # a failed batch holds back its project's later ones
         for batch in batches:
             if batch.project in blocked:
@@ -244,6 +260,7 @@ class Analyzer:
                 {"project": c.project, "conversation": c.conversation, "turns": list(c.turns)}
                 for c in conversations
             ],
+            candidate_ids=[c.id for c in candidates],
         )
         started = schema.now_iso()
         report.batches += 1
@@ -263,25 +280,79 @@ class Analyzer:
             why = "empty answer" if not answer.text.strip() else "unparseable answer"
             self._fail(batch, f"{why} from {self.backend.name}", started, report, answer)
             return False
+        verdicts = self._judge(request, parsed.commands, candidates, batch.project)
+        guard = policy.for_batch(
+            batch.project, conversations, candidates, per_conversation, self.settings.max_commands
+        )
         if dry_run:
-            report.proposed.extend(grammar.render_command(c) for c in parsed.commands)
+            for cmd, verdict in zip(parsed.commands, verdicts, strict=True):
+                line = grammar.render_command(cmd)
+                decision, reason, shown = verdict.decision, verdict.reason, verdict.render()
+                if decision == "keep":  # then what the guard would make of it
+                    decision, because = policy.describe(guard.decide(cmd))
+                    reason = because or ""
+                    shown = decision + (f": {because}" if because else "")
+                report.proposed.append(f"{line}  # {shown}")
+                report.decisions.append(
+                    {
+                        "command": line,
+                        "decision": decision,
+                        "reason": reason,
+                        "target": verdict.target,
+                    }
+                )
             self._record(batch, answer, started, "dry-run", None, report, parsed, {})
             return True
-        guard = policy.for_batch(
-            batch.project,
-            batch.conversations(),
-            candidates,
-            per_conversation,
-            self.settings.max_commands,
-        )
-        self._apply(batch, answer, parsed, guard, started, report)
+        self._apply(batch, answer, parsed, verdicts, guard, started, report)
         return True
+
+    def _judge(
+        self,
+        request: Batch,
+        commands: Sequence[grammar.Command],
+        candidates: Sequence[prompt.CandidateMemory],
+        project: str | None,
+    ) -> list[validate.Verdict]:
+        """What validation decides for each command (see engram.analyzer.validate)."""
+        from engram.store import reader
+
+        said = validate.batch_text(request.conversations)
+        strict = bool(getattr(self.backend, "strict", False))
+        known = "\n".join(c.content for c in candidates)
+        scopes = ("global",) if project is None else ("global", project)
+        offered = [validate.Existing(c.id, c.content) for c in candidates]
+        kept: list[tuple[int, str]] = []
+        verdicts: list[validate.Verdict] = []
+        for cmd in commands:
+            if cmd.text is None:
+                verdicts.append(validate.KEEP)
+                continue
+            verdict = validate.judge_text(cmd.text, said, strict=strict, known=known)
+            if verdict.decision == "keep" and cmd.action == "add":
+                with self.store.read() as conn:
+                    hits = reader.search(conn, cmd.text, scopes=scopes, limit=5)
+                pool = {e.id: e for e in offered}
+                pool.update(
+                    {h.memory.id: validate.Existing(h.memory.id, h.memory.content) for h in hits}
+                )
+                verdict = self.near.find(cmd.text, list(pool.values())) or verdict
+                if verdict.decision == "keep":
+                    earlier = self.near.find(
+                        cmd.text, [validate.Existing(f"line {n}", t) for n, t in kept]
+                    )
+                    if earlier is not None:
+                        verdict = validate.Verdict("reject", f"repeats {earlier.target}")
+                    else:
+                        kept.append((cmd.line, cmd.text))
+            verdicts.append(verdict)
+        return verdicts
 
     def _apply(
         self,
         batch: PlannedBatch,
         answer: Answer,
         parsed: grammar.ParseResult,
+        verdicts: Sequence[validate.Verdict],
         guard: policy.Guard,
         started: str,
         report: RunReport,
@@ -292,7 +363,17 @@ class Analyzer:
         provenance = [f"x-{i}" for i in sorted({u.row_id for u in batch.units})]
         counts = dict.fromkeys(COUNTS, 0)
         with self.store.write() as session:
-            for cmd in parsed.commands:
+            for cmd, verdict in zip(parsed.commands, verdicts, strict=True):
+                if verdict.decision == "reject":
+                    counts["rejected"] += 1
+                    shown = grammar.fold_text(cmd.text or "")[:80]
+                    report.rejected.append(f"line {cmd.line}: {verdict.reason}: {shown!r}")
+                    continue
+                if verdict.decision == "fold" and verdict.target:
+                    memories.extend_provenance(session, verdict.target, provenance)
+                    counts["duplicates"] += 1
+                    report.duplicates += 1
+                    continue
                 try:
                     with session.begin_nested():
                         decision = guard.decide(cmd)
@@ -451,7 +532,10 @@ class Analyzer:
 
         usage = answer.usage if answer else None
         model = answer.model if answer else self.backend.model
-        usd = cost(usage, model, self.settings.prices) if usage else 0.0
+        if answer is not None and answer.cost_usd is not None:
+            usd = answer.cost_usd
+        else:
+            usd = cost(usage, model, self.settings.prices) if usage else 0.0
         report.cost_usd += usd
         if parsed is not None:
             report.ignored += parsed.ignored
@@ -524,20 +608,36 @@ def retry_failed(store: Store) -> int:
 # -- choosing a backend ----------------------------------------------------------------
 
 
-def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
-    """(backend or None for capture only, a line saying what was chosen and why)."""
-    from engram.analyzer.backends import AnthropicBackend, HeuristicBackend, OpenAIBackend
+BACKENDS = ("auto", "anthropic", "claude-code", "local", "openai", "heuristic", "none")
 
+
+def choose(
+    name: str, settings: AnalyzerConfig, *, proxy_listen: Sequence[str] = ()
+) -> tuple[Backend | None, str]:
+    """(backend or None for capture only, a line saying what was chosen and why).
+
+    `proxy_listen`: where engram's own proxy listens, so the claude-code backend never
+    sends its traffic through it.
+    """
     if name == "auto":
-        if settings.api_key:
-            backend, why = choose("anthropic", settings)
-            return backend, f"auto -> {why} (an Anthropic key is configured)"
-        backend, why = choose("heuristic", settings)
-        return backend, f"auto -> {why} (no ANTHROPIC_API_KEY: offline rules)"
+        return _auto(settings, proxy_listen)
     if name == "none":
         return None, "none (capture only)"
+    return _named(name, settings, proxy_listen)
+
+
+def _named(name: str, settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> tuple[Backend, str]:
+    from engram.analyzer.backends import AnthropicBackend, HeuristicBackend, OpenAIBackend
+
     if name == "heuristic":
         return HeuristicBackend(), "heuristic"
+    if name == "claude-code":
+        return _claude_code(
+            settings, proxy_listen
+        ), f"claude-code (claude -p --model {settings.claude_model})"
+    if name == "local":
+        backend = _local(settings)
+        return backend, f"local ({backend.path.name}, {backend.threads} threads)"
     common: dict[str, Any] = dict(
         timeout=settings.timeout,
         retries=settings.retries,
@@ -547,7 +647,7 @@ def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
         if not settings.api_key:
             raise EngramError(
                 "the anthropic analyzer needs a key: set ANTHROPIC_API_KEY or "
-                "analyzer.api_key (or use --analyzer heuristic)"
+                "analyzer.api_key (or use --analyzer claude-code, local or heuristic)"
             )
         return (
             AnthropicBackend(
@@ -565,7 +665,78 @@ def choose(name: str, settings: AnalyzerConfig) -> tuple[Backend | None, str]:
             ),
             f"openai ({settings.openai_model} at {settings.openai_base_url or 'api.openai.com'})",
         )
-    raise EngramError(f"unknown analyzer {name!r} (auto, anthropic, openai, heuristic, none)")
+    raise EngramError(f"unknown analyzer {name!r} (one of: {', '.join(BACKENDS)})")
+
+
+def _auto(settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> tuple[Backend, str]:
+    """API key -> anthropic; else Claude Code on PATH -> claude-code (the user's
+    subscription); else an installed local model -> local; else the heuristic."""
+    import importlib.util
+    import shutil
+
+    from engram.analyzer import models
+    from engram.analyzer.backends import HeuristicBackend
+
+    if settings.api_key:
+        backend, why = _named("anthropic", settings, proxy_listen)
+        return backend, f"auto -> {why}: an Anthropic API key is configured"
+    claude = shutil.which(settings.claude_command)
+    if claude:
+        backend, why = _named("claude-code", settings, proxy_listen)
+        return (
+            backend,
+            f"auto -> {why}: no API key, and Claude Code is installed ({claude}); it uses "
+            "your Claude login",
+        )
+    model = models.default_model(settings.local_model)
+    if model is not None and model.is_file() and importlib.util.find_spec("xllamacpp"):
+        backend, why = _named("local", settings, proxy_listen)
+        return (
+            backend,
+            f"auto -> {why}: no API key or Claude Code; a local model is installed",
+        )
+    hint = (
+        "`engram models fetch` installs a local model"
+        if importlib.util.find_spec("xllamacpp")
+        else "pip install 'engram-tap[local]' and `engram models fetch` add a local model"
+    )
+    return (
+        HeuristicBackend(),
+        f"auto -> heuristic: no API key, no Claude Code, no local model ({hint})",
+    )
+
+
+def _claude_code(settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> Backend:
+    from engram.analyzer.backend_claude_code import ClaudeCodeBackend
+    from engram.paths import analyzer_workdir
+
+    return ClaudeCodeBackend(
+        model=settings.claude_model,
+        command=settings.claude_command,
+        workdir=analyzer_workdir(),
+        timeout=settings.timeout,
+        retries=settings.retries,
+        engram_listen=proxy_listen,
+    )
+
+
+def _local(settings: AnalyzerConfig) -> Any:
+    from engram.analyzer import models
+    from engram.analyzer.backend_local import LocalBackend
+
+    path = models.default_model(settings.local_model)
+    if path is None:
+        raise EngramError(
+            f"the local analyzer has no model: none in {models.models_dir()} and "
+            "analyzer.local_model is unset",
+            hint="engram models fetch 1.5b (or 0.5b), or set analyzer.local_model to a GGUF file",
+        )
+    return LocalBackend(
+        model_path=path,
+        threads=settings.local_threads,
+        context=settings.local_context,
+        max_output_tokens=min(settings.max_output_tokens, 512),
+    )
 
 
 def describe(report: RunReport) -> list[str]:
@@ -586,16 +757,49 @@ def describe(report: RunReport) -> list[str]:
     return lines
 
 
+class Backoff:
+    """After a failed run, the next waits: 15 s, doubling to 10 minutes; a good run resets.
+
+    The watcher polls every few seconds; without this, a rate-limited or logged-out
+    backend would be called (and a `claude -p` started) on every poll, and a batch would
+    burn through `analyzer.max_attempts` in a minute.
+    """
+
+    def __init__(self, base: float = 15.0, cap: float = 600.0) -> None:
+        self.base, self.cap = base, cap
+        self.failures = 0
+        self.until = 0.0
+
+    def ready(self) -> bool:
+        return time.monotonic() >= self.until
+
+    def failed(self) -> float:
+        delay = min(self.cap, self.base * 2**self.failures)
+        self.failures += 1
+        self.until = time.monotonic() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures, self.until = 0, 0.0
+
+
 def make_daemon_hook(
-    store: Store, backend: Backend, settings: AnalyzerConfig
+    store: Store,
+    backend: Backend,
+    settings: AnalyzerConfig,
+    *,
+    embedder: validate.Embedder | None = None,
 ) -> Callable[[Any], None]:
     """The watcher's analyze job: run, then report in the original guide's style."""
-    analyzer = Analyzer(store, backend, settings)
+    analyzer = Analyzer(store, backend, settings, embedder=embedder)
     warned_auth: list[bool] = [False]
+    backoff = Backoff()
 
     def hook(reporter: Any) -> None:
         from engram.store import pause
 
+        if not backoff.ready():
+            return
         with store.read() as conn:
             if pause.read_current(conn) is not None:
                 return  # paused: the pending exchanges wait for `engram resume`
@@ -608,13 +812,23 @@ def make_daemon_hook(
         started = time.monotonic()
         report = analyzer.run()
         if report.auth_error:
+            delay = backoff.failed()
             if not warned_auth[0]:
-                reporter.error("analyzer_auth", report.auth_error + "; capture continues")
+                reporter.error(
+                    "analyzer_auth",
+                    f"{report.auth_error}; capture continues, analysis retries in {delay:.0f}s",
+                )
                 warned_auth[0] = True
             return
         warned_auth[0] = False
-        for error in report.errors:
-            reporter.warn("analyze_failed", f"analyzer batch failed: {error} (will retry)")
+        if report.failed_batches:
+            delay = backoff.failed()
+            for error in report.errors:
+                reporter.warn(
+                    "analyze_failed", f"analyzer batch failed: {error} (retry in {delay:.0f}s)"
+                )
+        else:
+            backoff.succeeded()
         reporter.event(
             "analyzed",
             f"   -> {len(report.added)} new, {len(report.superseded)} updated, "

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "hooks_cmd",
     "mcp_cmd",
     "mirror",
+    "models_cmd",
     "privacy",
     "service_cmd",
     "ops_cmd",

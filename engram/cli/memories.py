@@ -287,8 +287,8 @@ def search(
     ),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Search active memories, best match first (by default as recall ranks them:
-    BM25 and embeddings fused; scores 0..1)."""
+    """Search active memories, best match first (by default as recall ranks them: words
+    and meaning; the score is recall's probability that the memory is relevant, 0..1)."""
     from engram.store import reader
 
     if mode not in ("hybrid", "semantic", "bm25"):
@@ -298,7 +298,7 @@ def search(
             hits = reader.search(conn, query, scope=parse_scope(scope), kind=kind, limit=limit)
         scored = [(h.memory, h.score) for h in hits]
     else:
-        from engram.recall.service import semantic_search
+        from engram.recall.search import semantic_search
 
         scored = semantic_search(
             state(ctx).store,
@@ -307,7 +307,7 @@ def search(
             scope=parse_scope(scope),
             kind=kind,
             limit=limit,
-            fusion="vector" if mode == "semantic" else None,
+            semantic_only=mode == "semantic",
         )
     if json_out:
         render.emit_json([{**m.to_dict(), "score": round(s, 4)} for m, s in scored])

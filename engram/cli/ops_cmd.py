@@ -58,6 +58,17 @@ def status(
         f"({data['failed_batches']} analysis batches)",
         highlight=False,
     )
+    if data.get("recall_today"):
+        from engram.recall.audit import summarize
+
+        outcomes = data["recall_today"]
+        got = outcomes.get("injected", 0)
+        rate = 100 * got / max(sum(outcomes.values()), 1)
+        console.print(
+            f"recall today: {summarize(outcomes, 'request')} [{rate:.0f}% injected]",
+            highlight=False,
+            markup=False,
+        )
     run = data["last_analyzer_run"]
     if run:
         console.print(

@@ -13,7 +13,26 @@ import typer
 from engram.cli import render
 from engram.cli.base import app
 from engram.cli.context import state
-from engram.errors import ConfigError, EngramError
+from engram.errors import ConfigError
+
+RECALL_WARM_WAIT_S = 3.0
+
+
+def wait_for_recall(proxy: Any, agent: str) -> None:
+    """Hold the agent back until recall is warm (model, index, a first query embedded),
+    so a one-shot run's only request does not go out bare; at most RECALL_WARM_WAIT_S."""
+    recaller = getattr(proxy.recall, "recaller", None)
+    if recaller is None:
+        return
+    if recaller.wait_ready(RECALL_WARM_WAIT_S):
+        return
+    if recaller.warm_error is not None:
+        render.note(f"engram: recall could not start ({recaller.warm_error}); capturing only")
+    else:
+        render.note(
+            f"engram: recall is still loading after {RECALL_WARM_WAIT_S:.0f} s; starting "
+            f"{agent} anyway (its first requests may go without memory)"
+        )
 
 
 def _analyze_after(st: Any, analyzer: str | None) -> None:
@@ -23,7 +42,7 @@ def _analyze_after(st: Any, analyzer: str | None) -> None:
     try:
         hook, _label = st.runtime.analyzer(analyzer)
         if hook is not None:
-            hook(Reporter())
+            hook(Reporter(stderr=True))  # the agent's stdout stays the agent's
     except Exception as exc:
         render.note(f"engram: analysis failed ({exc}); `engram analyze` retries it")
 
@@ -73,7 +92,7 @@ def proxy(
         None,
         "--analyzer",
         help="Distil memories in the background: auto, anthropic, "
-        "openai, heuristic or none. [default: auto]",
+        "claude-code, local, openai, heuristic or none. [default: auto]",
     ),
 ) -> None:
     """A transparent reverse proxy for an agent's LLM API: recalls and injects memory,
@@ -147,7 +166,7 @@ def run(
         None,
         "--analyzer",
         help="Distil memories when the agent exits: auto, anthropic, "
-        "openai, heuristic or none. [default: auto]",
+        "claude-code, local, openai, heuristic or none. [default: auto]",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; launch nothing."),
 ) -> None:
@@ -155,7 +174,7 @@ def run(
     argument after the agent's name goes to the agent (use `--` before agent flags
     that engram also has)."""
     from engram.sources.agents import get_agent, resolve_upstream
-    from engram.sources.launcher import plan, run_child
+    from engram.sources.launcher import plan, preflight, require_binary, run_child
     from engram.sources.server import ServerThread
 
     st = state(ctx)
@@ -175,29 +194,46 @@ def run(
                 **dict.fromkeys(CA_VARS, "<engram data dir>/mitmproxy/mitmproxy-ca-cert.pem"),
                 "NODE_USE_ENV_PROXY": "1",
             }
+        import shutil
+
+        from engram.sources.agents import installed_version
+
         p = plan(chosen, route, args, "http://127.0.0.1:<port>", inject=inject, intercept_env=fake)
+        found = shutil.which(p.command[0])
+        version = installed_version(found) if found else None
         for line in p.describe(
-            "mitmdump on http://127.0.0.1:<port>" if mitm else "http://127.0.0.1:<port>"
+            "mitmdump on http://127.0.0.1:<port>" if mitm else "http://127.0.0.1:<port>",
+            version,
         ):
             typer.echo(line)
+        for line in preflight(p):
+            typer.echo(f"warning:   {line}")
         return
+    p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
+    require_binary(p)  # before any banner: a missing agent is the whole story
     if mitm:
         code = _run_intercepted(st, chosen, route, args, inject)
         _analyze_after(st, analyzer)
         sys.exit(code)
-    p = plan(chosen, route, args, "http://127.0.0.1:0", inject=inject)
+    warnings = preflight(p)
+    for line in warnings:
+        render.note(f"engram: {line}")
     proxy_ = st.runtime.proxy(
         route.origin, inject=inject, project_hint=p.project, on_recall_unavailable=render.note
     )
     with ServerThread(proxy_.app(), "127.0.0.1", 0) as server:
         p = plan(chosen, route, args, server.url, inject=inject)
         render.note(f"engram: {chosen.name} -> {server.url}{route.prefix} -> {route.upstream_base}")
-        try:
-            code = run_child(p)
-        except EngramError:
-            raise
-    render.note(
-        f"engram: {proxy_.stats.captured} exchanges captured, {proxy_.stats.injected} with memory"
-    )
+        wait_for_recall(proxy_, chosen.name)
+        code = run_child(p)
+    from engram.recall.audit import summarize
+
+    stats = proxy_.stats
+    summary = f"engram: {summarize(stats.recall_outcomes)}"
+    if stats.websockets_uncaptured:
+        summary += f", {stats.websockets_uncaptured} WebSocket sessions not captured"
+    render.note(summary)
+    if code != 0 and warnings:
+        render.note(f"engram: {chosen.name} exited {code}; likely why: {warnings[0]}")
     _analyze_after(st, analyzer)
     sys.exit(code)

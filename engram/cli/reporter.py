@@ -12,9 +12,13 @@ from typing import Any
 
 
 class Reporter:
-    def __init__(self, *, quiet: bool = False, log_json: bool = False) -> None:
+    def __init__(
+        self, *, quiet: bool = False, log_json: bool = False, stderr: bool = False
+    ) -> None:
         self.quiet = quiet
         self.log_json = log_json
+        # `engram run` reports on stderr: the agent's stdout is the user's (`| jq`).
+        self.stderr = stderr
         self._console: Any = None
 
     @property
@@ -22,7 +26,7 @@ class Reporter:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(stderr=False, highlight=False)
+            self._console = Console(stderr=self.stderr, highlight=False)
         return self._console
 
     def event(self, name: str, message: str, *, level: str = "info", **fields: Any) -> None:
@@ -34,7 +38,7 @@ class Reporter:
                 "message": message,
                 **fields,
             }
-            stream = sys.stderr if level == "error" else sys.stdout
+            stream = sys.stderr if level == "error" or self.stderr else sys.stdout
             stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             stream.flush()
             return

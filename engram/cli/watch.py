@@ -15,7 +15,7 @@ from engram.errors import ConfigError, EngramError
 if TYPE_CHECKING:
     from engram.sources.scheduler import PollSource
 
-ANALYZERS = ("auto", "anthropic", "openai", "heuristic", "none")
+ANALYZERS = ("auto", "anthropic", "claude-code", "local", "openai", "heuristic", "none")
 
 
 @app.command()
@@ -40,7 +40,9 @@ def mitmproxy(
         help="Analyze a partial batch after its oldest exchange waited S seconds. [default: 60]",
     ),
     analyzer: str | None = typer.Option(
-        None, "--analyzer", help="auto, anthropic, openai, heuristic or none. [default: auto]"
+        None,
+        "--analyzer",
+        help="auto, anthropic, claude-code, local, openai, heuristic or none. [default: auto]",
     ),
     prune: bool | None = typer.Option(
         None,
@@ -137,9 +139,11 @@ def journal_list(
     if not rows:
         render.note("the journal is empty" if not (failed or status) else "nothing matches")
         return
+    from engram.recall.audit import short
+
     short_kind = {"conversation": "conv", "side-call": "side", "internal": "internal"}
     render.table(
-        ["id", "captured", "kind", "new", "status", "project", "detail"],
+        ["id", "captured", "kind", "new", "status", "memory", "project", "detail"],
         [
             [
                 r["id"],
@@ -147,6 +151,7 @@ def journal_list(
                 short_kind[r["kind"]],
                 r["new_turns"],
                 r["status"],
+                short(r["recall"]),
                 render.scope_label(r["project"] or "") or "?",
                 r["error"] or r["model"] or "",
             ]
@@ -187,6 +192,10 @@ def journal_show(
     ):
         if data.get(key) not in (None, ""):
             console.print(f"  [dim]{key:>13}[/] {data[key]}", highlight=False)
+    if data.get("recall") is not None or data["source"] in ("proxy", "addon"):
+        from engram.recall.audit import describe
+
+        console.print(f"  [dim]{'recall':>13}[/] {describe(data.get('recall'))}", highlight=False)
     for turn in data["turns"]:
         console.print(f"\n[bold]{turn['role']}[/]")
         if turn.get("text"):
@@ -247,7 +256,7 @@ def analyze(
     ),
     retry: bool = typer.Option(False, "--retry", help="First re-queue batches parked as failed."),
     analyzer: str | None = typer.Option(
-        None, "--analyzer", help="auto, anthropic, openai or heuristic."
+        None, "--analyzer", help="auto, anthropic, claude-code, local, openai or heuristic."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
 ) -> None:
@@ -260,12 +269,15 @@ def analyze(
     if retry:
         requeued = runner.retry_failed(st.store)
         render.note(f"re-queued {requeued} exchanges")
-    backend, label = runner.choose(cfg.analyzer.backend, cfg.analyzer)
+    backend, label = st.runtime.analyzer_backend()
     if backend is None:
-        raise EngramError("the analyzer is set to `none`; pass --analyzer heuristic or anthropic")
+        raise EngramError(
+            "the analyzer is set to `none`; pass --analyzer heuristic, local, claude-code "
+            "or anthropic"
+        )
     if not json_out:
         render.note(f"analyzer: {label}")
-    report = runner.Analyzer(st.store, backend, cfg.analyzer).run(limit=limit, dry_run=dry_run)
+    report = st.runtime.analyzer_run(backend).run(limit=limit, dry_run=dry_run)
     if report.auth_error:
         raise EngramError(report.auth_error)
     if report.paused is not None and not report.batches:

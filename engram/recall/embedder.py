@@ -1,4 +1,12 @@
-"""Text -> unit vectors. The local default (wordllama) and an OpenAI-compatible endpoint.
+"""Text -> unit vectors: the embedder interface and its backends.
+
+Backends (`recall.embedder`):
+- `onnx` (default): a sentence-embedding model in ONNX, by default all-MiniLM-L6-v2
+  from its wheel (onnx_embedder.py), or any model directory;
+- `wordllama`: static token vectors from the wordllama wheel (below), the fallback on
+  platforms without onnxruntime: 100x faster, clearly worse at paraphrases;
+- `openai`: any OpenAI-compatible `/v1/embeddings` endpoint (Ollama, vLLM, ...);
+- `none`: BM25 only.
 
 Recall compares a query vector with every memory's vector by a dot product, so every
 embedder returns float32 rows of unit length: the dot product *is* the cosine.
@@ -48,8 +56,17 @@ class Embedder(Protocol):
     name: str  # identifies the vector space: vectors of another name are never mixed
     dim: int  # 0 until known (an endpoint's model answers with its size)
 
+    def load(self) -> None:
+        """Load the model now (idempotent): the warm-up calls it off the request path."""
+        ...
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 array of shape (len(texts), dim), each row L2-normalized."""
+        """Memories: float32 array of shape (len(texts), dim), each row L2-normalized."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """A recall query: one unit row of `dim` float32 (models may treat queries and
+        passages differently, e.g. e5's prefixes, or cut queries shorter)."""
         ...
 
 
@@ -98,6 +115,10 @@ class WordLlamaEmbedder:
         with self._lock:
             if self._model is not None:
                 return
+            from engram.recall.model_files import WORDLLAMA_TOKENIZER, WORDLLAMA_WEIGHTS
+
+            WORDLLAMA_WEIGHTS.verified()
+            WORDLLAMA_TOKENIZER.verified()
             try:
                 wordllama = _import_wordllama()
                 package_dir = Path(wordllama.__file__).parent
@@ -122,6 +143,9 @@ class WordLlamaEmbedder:
         self.load()
         raw = self._model.embed(list(texts), norm=False, batch_size=256)
         return normalize(raw)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
 
 
 class OpenAIEmbedder:
@@ -180,6 +204,12 @@ class OpenAIEmbedder:
             out.append(self._parse(resp, len(batch)))
         return normalize(np.concatenate(out))
 
+    def load(self) -> None:
+        """Nothing to load; the first answer tells the vector size."""
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
     def _parse(self, resp: Any, expected: int) -> np.ndarray:
         try:
             data = sorted(resp.json()["data"], key=lambda d: d.get("index", 0))
@@ -206,6 +236,12 @@ def make_embedder(config: Any) -> Embedder | None:
     """
     rc = getattr(config, "recall", config)
     kind = rc.embedder
+    if kind == "onnx":
+        from engram.recall.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(
+            rc.onnx_model_dir or None, sha256=rc.onnx_sha256 or None, threads=rc.onnx_threads
+        )
     if kind == "wordllama":
         return WordLlamaEmbedder(rc.wordllama_dim)
     if kind == "openai":
@@ -220,4 +256,4 @@ def make_embedder(config: Any) -> Embedder | None:
         )
     if kind == "none":
         return None
-    raise EmbedderError(f"unknown recall.embedder {kind!r} (wordllama, openai or none)")
+    raise EmbedderError(f"unknown recall.embedder {kind!r} (onnx, wordllama, openai or none)")

@@ -1,11 +1,14 @@
 """The gate: whether to inject at all, which memories, and the text of the block.
 
 Injecting an irrelevant note costs the user twice (tokens, and an agent nudged the wrong
-way), so the default is to inject nothing: the best memory must clear
-`recall.min_score`, and so must every other memory that goes in. Then near-duplicates
-go (the same fact kept globally and per project, or two phrasings of one fact), and the
-rest is packed greedily by rank into `recall.budget_tokens`: a memory that does not fit
-is skipped and smaller ones after it may still go in, up to `recall.max_memories`.
+way), so the default is to inject nothing. A candidate's score is the gate model's
+probability that it helps (gate_model.py, fitted on labelled data); the best must
+clear `min_score` (the model's calibrated threshold unless `recall.min_score` is set),
+and so must every other memory that goes in, with at least `relative_score` x the
+best's probability. Then near-duplicates go (the same fact kept globally and per
+project, or two phrasings of one fact), and the rest is packed greedily by rank into
+`recall.budget_tokens`: a memory that does not fit is skipped and smaller ones after it
+may still go in, up to `recall.max_memories`.
 
 The block tells the model what these notes are (from earlier sessions, possibly out of
 date) so it weighs them against what it sees now. Memory text is redacted once more on
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engram.recall.audit import Outcome
 from engram.redact import redact
 
 HEADER = (
@@ -59,11 +63,19 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class GateSettings:
-    min_score: float = 0.34
+    min_score: float = 0.5
     max_memories: int = 6
     budget_tokens: int = 2048
     dedup_threshold: float = 0.93
-    relative: float = 0.8  # memories after the best need score >= relative * best score
+    relative: float = 0.5  # memories after the best need score >= relative * best score
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    injected: bool
+    reason: str
+    block: str | None
+    outcome: Outcome
 
 
 def estimate_tokens(text: str) -> int:
@@ -80,25 +92,27 @@ def memory_line(candidate: Candidate, project_scope: bool) -> str:
 
 def decide(
     candidates: Sequence[Candidate], vectors: dict[str, np.ndarray], settings: GateSettings
-) -> tuple[bool, str, str | None]:
-    """Mark each candidate injected or not (with a note); return (injected, reason, block).
+) -> Decision:
+    """Mark each candidate injected or not (with a note); return the decision.
 
     `candidates` are in rank order; `vectors` hold the unit vectors known for them (a
     candidate without one is compared by content hash only).
     """
     if not candidates:
-        return False, "no memory matched the query", None
+        return Decision(
+            False, "no memory shares a word or much meaning with the query", None,
+            Outcome.NO_CANDIDATES,
+        )  # fmt: skip
     best = max(candidates, key=lambda c: c.score)
     if best.score < settings.min_score:
         for c in candidates:
             c.note = "below min_score"
-        return (
+        return Decision(
             False,
-            (
-                f"best score {best.score:.3f} is below min_score "
-                f"{settings.min_score:.2f}: nothing relevant enough"
-            ),
+            f"below gate: best {best.id} scores {best.score:.3f} < min_score "
+            f"{settings.min_score:.2f}",
             None,
+            Outcome.BELOW_GATE,
         )
     floor = max(settings.min_score, settings.relative * best.score)
     used = estimate_tokens(HEADER) + 2
@@ -134,12 +148,12 @@ def decide(
         if c.content_hash:
             hashes[c.content_hash] = c.id
     if not chosen:
-        return False, "no memory fit the token budget", None
+        return Decision(False, "no memory fit the token budget", None, Outcome.BELOW_GATE)
     reason = (
         f"{len(chosen)} memor{'y' if len(chosen) == 1 else 'ies'} at or above min_score "
         f"{settings.min_score:.2f} (best {best.score:.3f}), ~{used} tokens"
     )
-    return True, reason, HEADER + "\n" + "\n".join(lines)
+    return Decision(True, reason, HEADER + "\n" + "\n".join(lines), Outcome.INJECTED)
 
 
 def _near_duplicate(

@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engram.store import fts
+
 FUSIONS = ("weighted", "rrf", "vector", "bm25")
 
-# Measured on bench/recall_eval.py (see docs/recall.md); recall.fusion picks the method.
+# Round 1's fusion, measured on bench/recall_eval.py. Recall now ranks with its gate model
+# (gate_model.py); `fuse` remains for `engram search --mode` and the benchmark baselines.
 VECTOR_WEIGHT = 0.6
 BM25_HALF = 6.0  # the BM25 score that counts as half a full match
 RRF_K = 60
@@ -114,7 +117,7 @@ class TermStats:
         """The terms worth their cost, in the original order."""
         if not terms:
             return terms
-        rows = int(conn.execute("SELECT coalesce(max(seq), 0) FROM memories").fetchone()[0])
+        rows = fts.memory_rows_bound(conn)
         if (
             abs(rows - self._counted_at) > 0.02 * max(self._counted_at, 1)
             or len(self._counts) > 50_000
@@ -134,15 +137,15 @@ class TermStats:
             spent += counts[term]
         return [t for t in terms if t in kept]
 
+    def doc_freq(self, conn: sqlite3.Connection, term: str) -> int:
+        """Memories (any status) containing `term`; cached like the pruning counts."""
+        return self._count(conn, term)
+
     def _count(self, conn: sqlite3.Connection, term: str) -> int:
         n = self._counts.get(term)
         if n is None:
-            n = int(
-                conn.execute(
-                    "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH ?",
-                    (fts_match([term]),),
-                ).fetchone()[0]
-            )
+            match = fts_match([term])
+            n = fts.match_count(conn, match) if match else 0
             self._counts[term] = n
         return n
 
@@ -170,25 +173,12 @@ def bm25_search(
     match = fts_match(terms)
     if match is None or not scopes:
         return []
-    marks = ",".join("?" * len(scopes))
-    where = f"m.status = 'active' AND m.scope IN ({marks})"
-    columns = "m.id, m.content, m.kind, m.scope, m.content_hash"
-    rows: list[tuple] = []
+    rows: list[fts.BM25Row] = []
     if stats is not None and stats.rows > TWO_PASS_ROWS:
         inner = min(100_000, int(2 * limit / max(visible, 0.0001)) + limit)
-        rows = conn.execute(
-            f"SELECT {columns}, f.rank FROM (SELECT rowid, rank FROM memories_fts"
-            " WHERE memories_fts MATCH ? ORDER BY rank LIMIT ?) f"
-            f" JOIN memories m ON m.seq = f.rowid WHERE {where} ORDER BY f.rank LIMIT ?",
-            [match, inner, *scopes, limit],
-        ).fetchall()
+        rows = fts.bm25_rows(conn, match, scopes, limit, inner=inner)
     if len(rows) < limit:
-        rows = conn.execute(
-            f"SELECT {columns}, bm25(memories_fts) AS rank FROM memories_fts"
-            f" JOIN memories m ON m.seq = memories_fts.rowid"
-            f" WHERE memories_fts MATCH ? AND {where} ORDER BY rank LIMIT ?",
-            [match, *scopes, limit],
-        ).fetchall()
+        rows = fts.bm25_rows(conn, match, scopes, limit)
     return [
         Hit(
             mid,

@@ -31,26 +31,23 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from engram.recall.embedder import Embedder, EmbedderError
 from engram.recall.shard import Shard, prefix, release_freed_memory, single_threaded_blas
-from engram.store import schema
+from engram.store import vectors as vector_store
 from engram.store.db import Store
+from engram.store.vectors import ActiveRow as _Row
 
 log = logging.getLogger("engram.recall")
 
 EMBED_BATCH = 512
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    id: str
-    scope: str
-    content: str
-    content_hash: str
+# A build that finds more memories than this without a current vector (a new model, an
+# upgrade) does not embed them inline: MiniLM takes ~10 ms a memory, so 10k memories
+# would keep recall cold for minutes. The index is built from what is stored, recall
+# runs on BM25 alone, and the rest is embedded in the background (service.Recaller).
+INLINE_EMBED_LIMIT = 200
 
 
 class VectorIndex:
@@ -66,6 +63,7 @@ class VectorIndex:
         self.cursor = -1  # the last events.id applied; -1: never built
         self.dim = 0  # known once vectors are (the OpenAI embedder learns it from answers)
         self.generation = 0  # bumped by every applied change (for caches above)
+        self.pending: list[str] = []  # memories left to embed before vectors are used
 
     # -- reading ----------------------------------------------------------------------
 
@@ -75,6 +73,11 @@ class VectorIndex:
     @property
     def built(self) -> bool:
         return self.cursor >= 0
+
+    @property
+    def complete(self) -> bool:
+        """Built, and every active memory has a vector of this embedder."""
+        return self.built and not self.pending
 
     def share(self, scopes: Iterable[str]) -> float:
         """The share of indexed memories these scopes hold (1.0 when empty)."""
@@ -130,15 +133,18 @@ class VectorIndex:
     # -- keeping current ---------------------------------------------------------------
 
     def change_counter(self, conn: sqlite3.Connection) -> int:
-        row = conn.execute("SELECT max(id) FROM events").fetchone()
-        return int(row[0] or 0)
+        return vector_store.change_counter(conn)
 
     def pending_changes(self, conn: sqlite3.Connection) -> bool:
         """Whether memories may have changed since the index last caught up (one seek)."""
         return self.change_counter(conn) != self.cursor
 
-    def build(self) -> int:
-        """(Re)load every active memory's vector, computing the missing ones. Returns count.
+    def build(self, *, inline_limit: int | None = None) -> int:
+        """(Re)load every active memory's vector. Returns the memories indexed.
+
+        Missing vectors are computed (then stored) when there are at most
+        `inline_limit` (INLINE_EMBED_LIMIT) of them; otherwise they are left in
+        `pending` for a background re-embedding, and the index holds only what was stored.
 
         Streams rows in chunks into preallocated arrays: at 100k memories, holding every
         row and blob at once cost ~150 MB of peak memory the process never gave back.
@@ -146,65 +152,62 @@ class VectorIndex:
         shards: dict[str, Shard] = {}
         scope_of: dict[str, str] = {}
         missing: list[str] = []
+        name = self.embedder.name
         with self.store.read() as conn:
             cursor = self.change_counter(conn)
-            sizes = dict(
-                conn.execute(
-                    "SELECT scope, count(*) FROM memories WHERE status = 'active' GROUP BY scope"
-                )
-            )
-            dim = self.embedder.dim or int(
-                conn.execute(
-                    "SELECT coalesce(max(dim), 0) FROM memory_vectors WHERE model = ?",
-                    (self.embedder.name,),
-                ).fetchone()[0]
-            )
-            rows = conn.execute(
-                "SELECT m.id, m.scope, m.content_hash, v.content_hash, v.vector"
-                " FROM memories m LEFT JOIN memory_vectors v"
-                " ON v.memory_id = m.id AND v.model = ? WHERE m.status = 'active'",
-                (self.embedder.name,),
-            )
-            while chunk := rows.fetchmany(4096):
-                found: dict[str, tuple[list[str], list[bytes]]] = {}
-                for mid, scope, chash, vhash, blob in chunk:
-                    if dim and blob is not None and vhash == chash and len(blob) == 4 * dim:
-                        ids, blobs = found.setdefault(scope, ([], []))
-                        ids.append(mid)
-                        blobs.append(blob)
-                    else:
-                        missing.append(mid)
-                for scope, (ids, blobs) in found.items():
-                    matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(ids), dim)
-                    self._extend(shards, scope_of, scope, ids, matrix, sizes.get(scope, 0))
-            for start in range(0, len(missing), EMBED_BATCH):
-                chunk_ids = missing[start : start + EMBED_BATCH]
-                fresh = [
-                    _Row(*r)
-                    for r in conn.execute(
-                        "SELECT id, scope, content, content_hash FROM memories WHERE status ="
-                        f" 'active' AND id IN ({','.join('?' * len(chunk_ids))})",
-                        chunk_ids,
-                    )
-                ]
-                vectors = self._complete(fresh, {})
-                for row in fresh:
-                    self._extend(
-                        shards,
-                        scope_of,
-                        row.scope,
-                        [row.id],
-                        vectors[row.id][None, :],
-                        sizes.get(row.scope, 0),
-                    )
+            sizes = vector_store.active_scope_sizes(conn)
+            dim = self.embedder.dim or vector_store.stored_dim(conn, name)
+            found: dict[str, tuple[list[str], list[bytes]]] = {}
+            for mid, scope, chash, vhash, blob in vector_store.active_with_vectors(conn, name):
+                if dim and blob is not None and vhash == chash and len(blob) == 4 * dim:
+                    ids, blobs = found.setdefault(scope, ([], []))
+                    ids.append(mid)
+                    blobs.append(blob)
+                    if len(ids) >= 4096:
+                        self._flush(shards, scope_of, scope, found.pop(scope), dim, sizes)
+                else:
+                    missing.append(mid)
+            for scope, chunk in found.items():
+                self._flush(shards, scope_of, scope, chunk, dim, sizes)
+            pending: list[str] = []
+            limit = INLINE_EMBED_LIMIT if inline_limit is None else inline_limit
+            if len(missing) > limit:
+                pending = missing
+            else:
+                for start in range(0, len(missing), EMBED_BATCH):
+                    fresh = vector_store.active_rows(conn, missing[start : start + EMBED_BATCH])
+                    vectors = self._complete(fresh, {})
+                    for row in fresh:
+                        self._extend(
+                            shards,
+                            scope_of,
+                            row.scope,
+                            [row.id],
+                            vectors[row.id][None, :],
+                            sizes.get(row.scope, 0),
+                        )
         with self._lock:
             self.dim = dim or next((sh.dim for sh in shards.values()), 0)
             self._shards = shards
             self._scope_of = scope_of
             self.cursor = cursor
+            self.pending = pending
             self.generation += 1
         release_freed_memory()
         return len(scope_of)
+
+    def _flush(
+        self,
+        shards: dict[str, Shard],
+        scope_of: dict[str, str],
+        scope: str,
+        chunk: tuple[list[str], list[bytes]],
+        dim: int,
+        sizes: dict[str, int],
+    ) -> None:
+        ids, blobs = chunk
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(ids), dim)
+        self._extend(shards, scope_of, scope, ids, matrix, sizes.get(scope, 0))
 
     def _extend(
         self,
@@ -234,28 +237,9 @@ class VectorIndex:
                 return 0
             if cursor < self.cursor:  # the events table went backwards: a restored backup
                 return self.build()
-            changed = list(
-                dict.fromkeys(
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT memory_id FROM events WHERE id > ? AND id <= ? "
-                        "AND action != 'inject' AND memory_id IS NOT NULL",
-                        (self.cursor, cursor),
-                    )
-                )
-            )
-            rows: list[_Row] = []
-            for start in range(0, len(changed), 500):
-                chunk = changed[start : start + 500]
-                rows.extend(
-                    _Row(*r)
-                    for r in conn.execute(
-                        "SELECT id, scope, content, content_hash FROM memories "
-                        f"WHERE status = 'active' AND id IN ({','.join('?' * len(chunk))})",
-                        chunk,
-                    )
-                )
-            stored = self._stored_vectors(conn, [r.id for r in rows])
+            changed = vector_store.changed_memory_ids(conn, self.cursor, cursor)
+            rows = vector_store.active_rows(conn, changed)
+            stored = vector_store.stored_vectors(conn, self.embedder.name, [r.id for r in rows])
         vectors = self._complete(rows, stored)
         active = {r.id for r in rows}
         with self._lock:
@@ -291,21 +275,6 @@ class VectorIndex:
 
     # -- vectors in the store ------------------------------------------------------------
 
-    def _stored_vectors(
-        self, conn: sqlite3.Connection, ids: list[str]
-    ) -> dict[str, tuple[str, bytes]]:
-        """{memory id: (content hash, vector bytes)} stored for this embedder."""
-        sql = "SELECT memory_id, content_hash, vector FROM memory_vectors WHERE model = ?"
-        out: dict[str, tuple[str, bytes]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            for mid, chash, blob in conn.execute(
-                sql + f" AND memory_id IN ({','.join('?' * len(chunk))})",
-                [self.embedder.name, *chunk],
-            ):
-                out[mid] = (chash, blob)
-        return out
-
     def _complete(
         self, rows: list[_Row], stored: dict[str, tuple[str, bytes]]
     ) -> dict[str, np.ndarray]:
@@ -336,28 +305,13 @@ class VectorIndex:
         """Store computed vectors; a failure (locked, read-only file) only costs a recompute."""
         from engram.store.db import DatabaseLocked
 
+        rows = [
+            (row.id, row.content_hash, np.asarray(vec, dtype="<f4").tobytes(), int(vec.shape[0]))
+            for row, vec in fresh
+        ]
         try:
-            from sqlalchemy import insert
-
-            from engram.store.models import MemoryVector
-
-            now = schema.now_iso()
-            values = [
-                {
-                    "memory_id": row.id,
-                    "model": self.embedder.name,
-                    "dim": int(vec.shape[0]),
-                    "vector": np.asarray(vec, dtype="<f4").tobytes(),
-                    "content_hash": row.content_hash,
-                    "updated_at": now,
-                }
-                for row, vec in fresh
-            ]
             with self.store.write() as session:
-                for start in range(0, len(values), 1000):
-                    session.execute(
-                        insert(MemoryVector).prefix_with("OR REPLACE"), values[start : start + 1000]
-                    )
+                vector_store.save(session, self.embedder.name, rows)
         except (DatabaseLocked, sqlite3.Error, OSError) as exc:
             log.warning("could not store %d memory vectors: %s", len(fresh), exc)
         except Exception as exc:  # SQLAlchemy's errors wrap sqlite3's

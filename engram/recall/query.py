@@ -8,9 +8,10 @@ ignored (they live in `Turn.tool_results`, never in the text). Harness preambles
 (Codex's AGENTS.md message, Gemini CLI's setup message) are not requests and are skipped.
 
 Fallbacks:
-- a bare confirmation ("yes", "go ahead", "fix it": fewer than two topic words) says
-  nothing on its own, so the assistant turn it answers (and the user turn before that)
-  is added, each cut to a few hundred characters;
+- a very short turn ("yes", "go ahead", "do it": fewer than two topic words) says
+  nothing on its own, so the query is the previous user turn that does say something
+  (the request the confirmation belongs to); if there is none, the assistant turn it
+  answers, cut to a few hundred characters;
 - no user words at all: the text of the last few user and assistant turns.
 
 Tool loops send the same history plus tool results many times per user turn; the
@@ -46,14 +47,20 @@ def _clip(text: str, limit: int) -> str:
 
 def _words(turn: Turn) -> str:
     """The words a turn contributes: none for system prompts (OpenAI sends them as turns)
-    and tool output, which say nothing about what the user wants now."""
-    if turn.role not in ("user", "assistant") or (turn.role == "user" and is_preamble(turn.text)):
+    and tool output, which say nothing about what the user wants now. A harness preamble
+    contributes what is left once its blocks are removed: Gemini CLI 0.61 sends its
+    `<session_context>` and the user's prompt as one user turn."""
+    if turn.role not in ("user", "assistant") or not turn.text:
         return ""
-    return user_words(turn.text) if turn.text else ""
+    words = user_words(turn.text)
+    if turn.role == "user" and is_preamble(turn.text) and (not words or is_preamble(words)):
+        return ""
+    return words
 
 
 def query_from_turns(turns: Sequence[Turn], max_chars: int = MAX_QUERY_CHARS) -> str:
     """The recall query for a conversation whose last request holds `turns`."""
+    latest: int | None = None
     for i in range(len(turns) - 1, -1, -1):
         turn = turns[i]
         if turn.role != "user":
@@ -63,14 +70,14 @@ def query_from_turns(turns: Sequence[Turn], max_chars: int = MAX_QUERY_CHARS) ->
             continue  # a tool-result turn or a bare harness message: look further back
         if len(query_terms(words)) >= 2:
             return _clip(words, max_chars)
-        context = [words]
-        for earlier in reversed(turns[:i]):
+        if latest is None:
+            latest = i  # a bare confirmation: find the request it belongs to
+    if latest is not None:
+        for earlier in reversed(turns[:latest]):
             text = _words(earlier)
-            if text:
-                context.append(_clip(text, CONTEXT_CHARS))
-            if len(context) == 3:
-                break
-        return _clip("\n".join(context), max_chars)
+            if text and earlier.role == "assistant":
+                return _clip(text, CONTEXT_CHARS)
+        return _clip(_words(turns[latest]), max_chars)
     recent = [w for w in (_words(t) for t in turns[-FALLBACK_TURNS * 2 :]) if w]
     return _clip("\n".join(recent[-FALLBACK_TURNS:]), max_chars)
 

@@ -1,22 +1,30 @@
-"""`Recaller`: the one object the proxy (and `engram recall`) talks to.
+"""`Recaller`: the one object the proxy, the addon and `engram recall` talk to.
 
     recaller = Recaller(store, config)          # cheap: nothing loads yet
-    recaller.warm(background=True)              # proxy start-up: model + index off-thread
-    result = recaller.recall(query, project, conversation)   # or recall_for(exchange)
+    recaller.warm(background=True)              # start-up: model, index, a warm-up query
+    result = recaller.recall(query, project, conversation)
     if result.injected: inject(result.block_text)
-    later, off the request path: recaller.log_injection(result, conversation)
+    later, off the request path: recaller.log_injections([(result, conversation)])
 
-One recall = one FTS5 query + one query embedding (~0.05 ms with wordllama) + one
-matrix-vector product per visible scope + a primary-key lookup of the few finalists
-(which also guarantees that a memory forgotten a moment ago is never returned, however
-stale the in-memory index). Memory changes are noticed through the events table at most
-every `recall.refresh_ms` and applied on a background thread, so the request path never
+One recall = one FTS5 query + one query embedding (~2-5 ms of CPU with MiniLM) + one
+matrix-vector product per visible scope + a primary-key lookup of the finalists (which
+also guarantees that a memory forgotten a moment ago is never returned, however stale
+the in-memory index) + the gate model over a few dozen candidates (features.py,
+gate_model.py). Memory changes are noticed through the events table at most every
+`recall.refresh_ms` and applied on a background thread, so the request path never
 embeds memories or writes to the database.
 
-Errors are not swallowed here: they surface as exceptions (EngramError for known
-failures) for the caller to catch and fail open on. Nothing here waits without a bound:
-SQLite reads do not block under WAL, the OpenAI embedder has a timeout, and a request
-that arrives before the model is loaded gets "warming up" (recall_for) instead of waiting.
+Warm: the first query a process embeds pays for lazy initialisation inside onnxruntime
+(~440 ms was measured for the first request of a one-shot `engram run`, against a 50 ms
+budget, so it went out bare). `warm()` therefore loads the model, builds the index and
+embeds a warm-up query; `ready` only turns true after that, and `wait_ready` lets
+`engram run` hold the agent back until it is (bounded).
+
+Model changes: a store whose vectors were made by another model keeps working on BM25
+alone (the gate has a model for that) while a background thread re-embeds every memory
+(`engram recall reindex` does the same in the foreground with a progress bar).
+
+Errors are not swallowed: they surface as exceptions for the caller to fail open on.
 """
 
 from __future__ import annotations
@@ -30,17 +38,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engram.errors import EngramError
-from engram.recall import gate, hybrid
+import numpy as np
+
+from engram.recall import features, gate, gate_model, hybrid
+from engram.recall.audit import Outcome, audit
 from engram.recall.embedder import Embedder, make_embedder
 from engram.recall.index import VectorIndex
-from engram.recall.query import QueryCache, query_from_exchange
+from engram.recall.query import QueryCache
 from engram.recall.remote import RemoteSource
+from engram.redact import warm as warm_redaction
+from engram.store import vectors as vector_store
 from engram.store.db import Store, is_lock_error
 
 log = logging.getLogger("engram.recall")
 
 _DEFAULT: Any = object()
+POOL = 20  # candidates taken from each ranker
+WARM_UP_QUERY = "how do I run the tests in this project?"
 
 
 @dataclass(slots=True)
@@ -54,14 +68,34 @@ class RecallResult:
     scopes: tuple[str, ...] = ()
     cached: bool = False  # the same query as this conversation's previous request
     timings_ms: dict[str, float] = field(default_factory=dict)
+    outcome: Outcome = Outcome.NO_CANDIDATES
+    gate_model: str = ""  # which fitted model scored the candidates
+    min_score: float = 0.0
 
     @property
     def memory_ids(self) -> list[str]:
         return [c.id for c in self.candidates if c.injected]
 
+    def audit(self) -> dict[str, Any]:
+        """What the journal keeps of this decision (audit.py)."""
+        best = self.candidates[0] if self.candidates else None
+        return audit(
+            self.outcome,
+            self.reason,
+            ms=self.timings_ms.get("total"),
+            memories=[(c.id, c.score) for c in self.candidates if c.injected],
+            cached=self.cached,
+            best=(
+                {"id": best.id, "score": round(best.score, 3)}
+                if best is not None and not self.injected
+                else None
+            ),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "injected": self.injected,
+            "outcome": self.outcome.value,
             "reason": self.reason,
             "candidates": [c.to_dict() for c in self.candidates],
             "block_text": self.block_text,
@@ -69,8 +103,20 @@ class RecallResult:
             "project": self.project,
             "scopes": list(self.scopes),
             "cached": self.cached,
+            "min_score": round(self.min_score, 4),
+            "gate_model": self.gate_model,
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
+
+
+@dataclass(slots=True)
+class Ranking:
+    """Candidates best first (`score` = the gate model's probability of helping)."""
+
+    hits: list[hybrid.Hit]
+    vectors: dict[str, np.ndarray]
+    model: gate_model.GateModel
+    has_vectors: bool
 
 
 def normalize_project(project: str | os.PathLike[str] | None) -> str | None:
@@ -116,25 +162,24 @@ class Recaller:
 
         self.store = store
         self.config: RecallConfig = getattr(config, "recall", config) or RecallConfig()
-        if self.config.fusion not in hybrid.FUSIONS:
-            raise EngramError(
-                f"unknown recall.fusion {self.config.fusion!r} (one of {', '.join(hybrid.FUSIONS)})"
-            )
         self._embedder: Embedder | None = (
             make_embedder(self.config) if embedder is _DEFAULT else embedder
         )
         self.index = VectorIndex(store, self._embedder) if self._embedder else None
         self.background = background
+        self.remote = remote
         self.cache = QueryCache()
         self.term_stats = hybrid.TermStats()
         self._local = threading.local()
         self._warm_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._warm_done = threading.Event()  # a background warm-up ended (well or not)
         self._warm_thread: threading.Thread | None = None
         self._warm_error: BaseException | None = None
+        self._reindex_thread: threading.Thread | None = None
+        self.reindex_progress: tuple[int, int] = (0, 0)  # (done, total) in the background
         self._last_check = 0.0
-        # Another store to ask as well (MuninnDB), built by the composition root.
-        self.remote = remote
 
     @property
     def embedder(self) -> Embedder | None:
@@ -142,33 +187,56 @@ class Recaller:
 
     @property
     def ready(self) -> bool:
-        """Whether a recall would run now without loading anything."""
-        return self.index is None or self.index.built
+        """Whether a recall runs now without loading anything (model, index, first query)."""
+        return self._ready.is_set()
 
     @property
-    def settings(self) -> gate.GateSettings:
-        c = self.config
-        return gate.GateSettings(
-            c.min_score, c.max_memories, c.budget_tokens, c.dedup_threshold, c.relative_score
-        )
+    def has_vectors(self) -> bool:
+        """Whether recall uses vectors now (not while memories are being re-embedded)."""
+        return self.index is not None and self.index.complete
 
     # -- start-up ---------------------------------------------------------------------
 
     def warm(self, background: bool = False) -> None:
-        """Load the embedder and build the index now (or on a daemon thread)."""
+        """Load the embedder, build the index and embed a warm-up query (or start that on a
+        daemon thread); re-embedding for a changed model goes on in the background."""
+        warm_redaction()  # the gate redacts every block within the request's budget
         if self.ready:
             return
-        if not background:
+        if background:
             with self._warm_lock:
-                if not self.ready and self.index is not None:
-                    self.index.build()
+                if self._warm_thread is None or not self._warm_thread.is_alive():
+                    self._warm_done.clear()
+                    self._warm_thread = threading.Thread(
+                        target=self._warm_quietly, name="engram-recall-warm", daemon=True
+                    )
+                    self._warm_thread.start()
             return
         with self._warm_lock:
-            if self._warm_thread is None or not self._warm_thread.is_alive():
-                self._warm_thread = threading.Thread(
-                    target=self._warm_quietly, name="engram-recall-warm", daemon=True
-                )
-                self._warm_thread.start()
+            if self.ready:
+                return
+            if self._embedder is not None and self.index is not None:
+                self._embedder.load()
+                self.index.build()
+                self._embedder.embed_query(WARM_UP_QUERY)  # onnxruntime's lazy init
+                if self.index.pending:
+                    self._start_reindex()
+            with self.store.read() as conn:  # SQLite's page cache and FTS5 structures
+                hybrid.bm25_search(conn, WARM_UP_QUERY, ("global",), 5, self.term_stats)
+            self._ready.set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait (bounded) until recall is warm, or its warm-up failed (`warm_error`);
+        starts warming if nobody has. True when ready."""
+        if self.ready:
+            return True
+        self.warm(background=True)
+        self._warm_done.wait(max(0.0, timeout))
+        return self.ready
+
+    @property
+    def warm_error(self) -> BaseException | None:
+        return self._warm_error
 
     def _warm_quietly(self) -> None:
         try:
@@ -177,6 +245,38 @@ class Recaller:
         except Exception as exc:  # reported by the next recall, which raises it
             log.warning("recall could not start: %s", exc)
             self._warm_error = exc
+        finally:
+            self._warm_done.set()
+
+    def _start_reindex(self) -> None:
+        assert self.index is not None and self._embedder is not None
+        pending = list(self.index.pending)
+        log.warning(
+            "recall: %d memories have no vector of %s yet; re-embedding them in the "
+            "background (recall uses BM25 until done; `engram recall reindex` shows progress)",
+            len(pending),
+            self._embedder.name,
+        )
+        self._reindex_thread = threading.Thread(
+            target=self._reindex_quietly, args=(pending,), name="engram-reindex", daemon=True
+        )
+        self._reindex_thread.start()
+
+    def _reindex_quietly(self, pending: list[str]) -> None:
+        from engram.recall.reindex import embed_memories
+
+        assert self.index is not None and self._embedder is not None
+
+        def progress(done: int, total: int) -> None:
+            self.reindex_progress = (done, total)
+
+        try:
+            embed_memories(self.store, self._embedder, pending, progress=progress)
+            self.index.build()
+            self.cache = QueryCache()
+            log.warning("recall: re-embedding done; vectors are in use again")
+        except Exception as exc:  # the next start retries; BM25 keeps working meanwhile
+            log.warning("recall: re-embedding stopped: %s", exc)
 
     # -- keeping current --------------------------------------------------------------
 
@@ -187,7 +287,7 @@ class Recaller:
         with self._refresh_lock:
             return self.index.apply_changes()
 
-    def _maybe_refresh(self, conn: Any) -> None:
+    def _maybe_refresh(self, conn: sqlite3.Connection) -> None:
         if self.index is None:
             return
         now = time.monotonic()
@@ -198,10 +298,8 @@ class Recaller:
         newest = self.index.change_counter(conn)
         if newest == cursor:
             return
-        real = conn.execute(
-            "SELECT 1 FROM events WHERE id > ? AND action != 'inject' LIMIT 1", (cursor,)
-        ).fetchone()
-        if real is None and newest > cursor:  # only our own inject events: nothing to redo
+        if newest > cursor and not vector_store.memory_changes_after(conn, cursor):
+            # only our own inject events: nothing to redo
             if self._refresh_lock.acquire(blocking=False):
                 try:
                     if self.index.cursor == cursor:
@@ -224,16 +322,23 @@ class Recaller:
 
     # -- recall -----------------------------------------------------------------------
 
-    def recall_for(self, exchange: Any, *, wait: bool = False) -> RecallResult | None:
-        """Recall for a parsed request (`wire.model.Exchange`); None if it has no query.
-
-        Until the model and index are loaded this answers "warming up" at once (and
-        starts loading) unless `wait` is true: the proxy's budget is milliseconds.
-        """
-        query = query_from_exchange(exchange)
-        if not query:
+    def cached(
+        self, query: str, project: str | None, conversation: str | None
+    ) -> RecallResult | None:
+        """This conversation's previous result if it asked the same thing (a tool loop
+        sends the whole history again with only tool results added): microseconds,
+        so the proxy answers it without the worker pool."""
+        if not conversation or not self.ready:
             return None
-        return self.recall(query, exchange.project, exchange.conversation or None, wait=wait)
+        start = time.perf_counter()
+        conn = self._connection()
+        self._maybe_refresh(conn)  # a changed memory invalidates the cache
+        project = normalize_project(project)
+        generation = self.index.generation if self.index else 0
+        hit = self.cache.get(conversation, (project, query.strip()), generation)
+        if hit is None:
+            return None
+        return replace(hit, cached=True, timings_ms={"total": (time.perf_counter() - start) * 1000})
 
     def recall(
         self,
@@ -249,7 +354,10 @@ class Recaller:
         project = normalize_project(project)
         scopes = scopes_for(project)
         if not query:
-            return RecallResult(False, "empty query", project=project, scopes=scopes)
+            return RecallResult(
+                False, "no words to search for", project=project, scopes=scopes,
+                outcome=Outcome.NO_USER_TURN,
+            )  # fmt: skip
         if self._warm_error is not None:
             error, self._warm_error = self._warm_error, None
             raise error
@@ -262,6 +370,7 @@ class Recaller:
                     query=query,
                     project=project,
                     scopes=scopes,
+                    outcome=Outcome.WARMING,
                 )
             self.warm()
         conn = self._connection()
@@ -272,51 +381,94 @@ class Recaller:
         key = (project, query)
         generation = self.index.generation if self.index else 0
         if conversation:
-            cached = self.cache.get(conversation, key, generation)
-            if cached is not None:
+            hit = self.cache.get(conversation, key, generation)
+            if hit is not None:
                 return replace(
-                    cached, cached=True, timings_ms={"total": (time.perf_counter() - start) * 1000}
+                    hit, cached=True, timings_ms={"total": (time.perf_counter() - start) * 1000}
                 )
         result = self._search(query, project, scopes, start)
         if conversation:
             self.cache.put(conversation, key, generation, result)
         return result
 
-    def rank(
+    def candidates(
         self,
-        conn: Any,
+        conn: sqlite3.Connection,
         query: str,
         scopes: tuple[str, ...],
         *,
-        fusion: str | None = None,
-        pool: int | None = None,
+        project: str | None = None,
+        pool: int = POOL,
         timings: dict[str, float] | None = None,
-    ) -> tuple[list[hybrid.Hit], dict[str, Any]]:
-        """Both rankers, fused, best first, with the finalists' rows loaded (inactive ones
-        dropped); and the unit vectors known for them (for near-duplicate checks)."""
-        pool = pool or max(20, self.config.max_memories * 4)
+        use_vectors: bool | None = None,
+    ) -> tuple[list[hybrid.Hit], dict[str, np.ndarray], bool, np.ndarray]:
+        """Both rankers' candidates with their active rows, the unit vectors known for
+        them, whether vectors were used, and the gate's features (one row per hit)."""
         timings = {} if timings is None else timings
+        has_vectors = self.has_vectors if use_vectors is None else use_vectors and self.has_vectors
         t = time.perf_counter()
         visible = self.index.share(scopes) if self.index is not None else 1.0
         bm25_hits = hybrid.bm25_search(conn, query, scopes, pool, self.term_stats, visible)
         timings["bm25"] = (time.perf_counter() - t) * 1000
         qvec = None
         vector_hits: list[tuple[str, float]] = []
-        if self.index is not None and self._embedder is not None:
+        if has_vectors and self.index is not None and self._embedder is not None:
             t = time.perf_counter()
-            qvec = self._embedder.embed([query])[0]
+            qvec = self._embedder.embed_query(query)
             timings["embed"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             vector_hits = self.index.search(qvec, scopes, pool)
             timings["vector"] = (time.perf_counter() - t) * 1000
-        hits = hybrid.merge(bm25_hits, vector_hits)
-        vectors = self.index.vectors(list(hits)) if self.index is not None else {}
-        hybrid.fill_cosines(hits, qvec, vectors)
-        ranked = hybrid.fuse(hits, fusion or self.config.fusion, has_vectors=qvec is not None)[
-            :pool
-        ]
-        self._load_rows(conn, ranked)
-        return [h for h in ranked if h.row], vectors
+        t = time.perf_counter()
+        merged = hybrid.merge(bm25_hits, vector_hits)
+        vectors = self.index.vectors(list(merged)) if qvec is not None and self.index else {}
+        hybrid.fill_cosines(merged, qvec, vectors)
+        need = [h.id for h in merged.values() if not h.row]
+        rows = vector_store.candidates(conn, need) if need else {}
+        hits: list[hybrid.Hit] = []
+        for hit in merged.values():
+            if not hit.row:
+                row = rows.get(hit.id)
+                if row is None:
+                    continue  # no longer active: the index lags a forget or supersede
+                hit.row = {
+                    "content": row.content,
+                    "kind": row.kind,
+                    "scope": row.scope,
+                    "content_hash": row.content_hash,
+                }
+            hits.append(hit)
+        info = features.query_info(
+            query, lambda word: self.term_stats.doc_freq(conn, word), self.term_stats.rows
+        )
+        x = features.features(info, hits, project, has_vectors=qvec is not None)
+        timings["features"] = (time.perf_counter() - t) * 1000
+        return hits, vectors, qvec is not None, x
+
+    def rank(
+        self,
+        conn: sqlite3.Connection,
+        query: str,
+        scopes: tuple[str, ...],
+        *,
+        timings: dict[str, float] | None = None,
+        **options: Any,
+    ) -> Ranking:
+        """`candidates` (same options: project, pool, use_vectors) scored by the gate
+        model (`score`: the probability that the memory helps), best first."""
+        timings = {} if timings is None else timings
+        hits, vectors, has_vectors, x = self.candidates(
+            conn, query, scopes, timings=timings, **options
+        )
+        t = time.perf_counter()
+        model = gate_model.model_for(
+            self._embedder.name if self._embedder else None, has_vectors=has_vectors
+        )
+        for hit, p in zip(hits, model.predict(x), strict=True):
+            hit.score = hit.order = float(p)
+        hits.sort(key=lambda h: (-h.score, h.id))
+        timings["gate"] = (time.perf_counter() - t) * 1000
+        return Ranking(hits, vectors, model, has_vectors)
 
     def _connection(self) -> sqlite3.Connection:
         """This thread's read connection, kept open: opening and closing one per recall
@@ -338,6 +490,16 @@ class Recaller:
             self._local.conn = None
             conn.close()
 
+    def settings_for(self, model: gate_model.GateModel) -> gate.GateSettings:
+        c = self.config
+        return gate.GateSettings(
+            model.threshold if c.min_score is None else c.min_score,
+            c.max_memories,
+            c.budget_tokens,
+            c.dedup_threshold,
+            c.relative_score,
+        )
+
     def _search(
         self, query: str, project: str | None, scopes: tuple[str, ...], start: float
     ) -> RecallResult:
@@ -345,11 +507,12 @@ class Recaller:
         conn = self._connection()
         remote = self.remote.start(query, project) if self.remote is not None else None
         try:
-            ranked, vectors = self.rank(conn, query, scopes, timings=timings)
+            ranking = self.rank(conn, query, scopes, project=project, timings=timings)
         except sqlite3.OperationalError as exc:
             if is_lock_error(exc):
                 raise self.store.locked_error() from None
             raise
+        settings = self.settings_for(ranking.model)
         candidates = [
             gate.Candidate(
                 h.id,
@@ -361,40 +524,26 @@ class Recaller:
                 cosine=h.cosine,
                 content_hash=str(h.row["content_hash"]),
             )
-            for h in ranked
+            for h in ranking.hits
         ]
         if remote is not None and self.remote is not None:
-            candidates += self.remote.collect(
-                conn, remote, start, candidates, self.settings.min_score
-            )
+            candidates += self.remote.collect(conn, remote, start, candidates, settings.min_score)
             candidates.sort(key=lambda c: c.score, reverse=True)
-        injected, reason, block = gate.decide(candidates, vectors, self.settings)
+        decision = gate.decide(candidates, ranking.vectors, settings)
         timings["total"] = (time.perf_counter() - start) * 1000
         return RecallResult(
-            injected, reason, candidates, block, query, project, scopes, timings_ms=timings
+            decision.injected,
+            decision.reason,
+            candidates,
+            decision.block,
+            query,
+            project,
+            scopes,
+            timings_ms=timings,
+            outcome=decision.outcome,
+            gate_model=ranking.model.space,
+            min_score=settings.min_score,
         )
-
-    @staticmethod
-    def _load_rows(conn: Any, ranked: list[hybrid.Hit]) -> None:
-        """Fetch the vector-only finalists' rows; one still active is kept, others dropped
-        (the index may lag a memory that was just forgotten or superseded)."""
-        need = [h.id for h in ranked if not h.row]
-        if not need:
-            return
-        sql = (
-            "SELECT id, content, kind, scope, content_hash FROM memories "
-            f"WHERE status = 'active' AND id IN ({','.join('?' * len(need))})"
-        )
-        rows = {r[0]: r for r in conn.execute(sql, need)}
-        for hit in ranked:
-            row = rows.get(hit.id)
-            if not hit.row and row is not None:
-                hit.row = {
-                    "content": row[1],
-                    "kind": row[2],
-                    "scope": row[3],
-                    "content_hash": row[4],
-                }
 
     # -- after the request --------------------------------------------------------------
 
@@ -407,90 +556,28 @@ class Recaller:
         return self.log_injections([(result, conversation)])
 
     def log_injections(self, items: Sequence[tuple[RecallResult, str | None]]) -> int:
-        """Several injections in one transaction: a busy proxy logs them in batches, so
-        the write costs the request path (which shares the interpreter) next to nothing."""
-        todo = [(r, c) for r, c in items if r.injected and not r.cached and r.memory_ids]
+        """Several injections in one transaction (see store/injections.py)."""
+        from engram.redact import redact
+        from engram.store import injections
+
+        todo = [
+            injections.Injection(
+                [(c.id, c.score) for c in r.candidates if c.injected],
+                conversation or "",
+                redact(" ".join(r.query.split()))[:120],
+            )
+            for r, conversation in items
+            if r.injected and not r.cached and r.memory_ids
+        ]
         if not todo:
             return 0
-        from sqlalchemy import update
-
-        from engram.redact import redact
-        from engram.store import schema
-        from engram.store.memories import log_event
-        from engram.store.models import Memory
-
-        now = schema.now_iso()
-        logged = 0
         with self.store.write() as session:
-            for result, conversation in todo:
-                ids = result.memory_ids
-                scores = {c.id: round(c.score, 4) for c in result.candidates if c.injected}
-                excerpt = redact(" ".join(result.query.split()))[:120]
-                session.execute(
-                    update(Memory)
-                    .where(Memory.id.in_(ids), Memory.status == "active")
-                    .values(use_count=Memory.use_count + 1, last_used_at=now)
-                )
-                for mid in ids:
-                    log_event(
-                        session,
-                        "inject",
-                        mid,
-                        "recall",
-                        conversation=conversation or "",
-                        score=scores.get(mid),
-                        query=excerpt,
-                    )
-                logged += len(ids)
-        return logged
+            return injections.record(session, todo)
 
 
-SEARCH_MIN_COSINE = 0.3  # semantic search: below this, wordllama pairs are unrelated
+def semantic_search(*args: Any, **kwargs: Any) -> list[tuple[Any, float]]:
+    """`engram.recall.search.semantic_search`, also importable from here (the MCP server
+    and the web UI import it from this module)."""
+    from engram.recall.search import semantic_search as search
 
-
-def semantic_search(
-    store: Store,
-    config: Any,
-    query: str,
-    *,
-    scope: str | None = None,
-    scopes: tuple[str, ...] | None = None,
-    kind: str | None = None,
-    limit: int = 20,
-    fusion: str | None = None,
-    recaller: Recaller | None = None,
-) -> list[tuple[Any, float]]:
-    """`engram search` with recall's ranking: (MemoryRecord, score) best first, over one
-    scope, several (`scopes`) or all of them, without the gate but with a floor, since the
-    vector ranker scores every memory and a search should list related ones only: a memory
-    stays if it shares a word with the query (BM25 matched it) or scores half of
-    recall.min_score; semantic search (`fusion="vector"`) keeps cosines of
-    SEARCH_MIN_COSINE and up. A long-lived caller (the MCP server) passes its own warm
-    `recaller` and keeps it current itself (`Recaller.refresh`)."""
-    from engram.store import reader
-
-    recaller = recaller or Recaller(store, config, background=False)
-    recaller.warm()
-    pool = max(limit * 3, 40)
-    with store.read() as conn:
-        if scopes is None:
-            scopes = (
-                (scope,)
-                if scope
-                else tuple(
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT DISTINCT scope FROM memories WHERE status = 'active'"
-                    )
-                )
-            )
-        ranked, _vectors = recaller.rank(conn, query, scopes, fusion=fusion, pool=pool)
-        if fusion == "vector":
-            ranked = [
-                h for h in ranked if h.vector_rank is not None and h.cosine >= SEARCH_MIN_COSINE
-            ]
-        else:
-            floor = recaller.config.min_score / 2
-            ranked = [h for h in ranked if h.bm25_rank is not None or h.score >= floor]
-        ranked = [h for h in ranked if kind is None or h.row["kind"] == kind][:limit]
-        return [(reader.get_memory(conn, h.id), h.score) for h in ranked]
+    return search(*args, **kwargs)

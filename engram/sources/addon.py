@@ -33,6 +33,8 @@ class EngramAddon:
         self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="engram")
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engram-log")
         self.injected = 0
+        self.journal_failures = 0
+        self._reported: set[str] = set()
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -44,8 +46,10 @@ class EngramAddon:
         loader.add_option(
             "engram_budget_ms",
             int,
-            50,
-            "Longest wait for engram's recall; past it the request goes as is.",
+            0,
+            "Longest wait for engram's recall, in ms; past it the request goes as is "
+            "(0: engram's proxy.recall_budget_ms, proxy.first_request_budget_ms for a "
+            "conversation's first request).",
         )
         loader.add_option(
             "engram_capture",
@@ -64,6 +68,22 @@ class EngramAddon:
     def done(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._writer.shutdown(wait=True)
+        if self.journal_failures:
+            log.error(
+                "engram: %d exchanges could not be journaled (see the first error above)",
+                self.journal_failures,
+            )
+
+    def _journal_failed(self, exc: BaseException) -> None:
+        """Counted always, said once per distinct error: a full disk fails every flow."""
+        self.journal_failures += 1
+        # The database's own error, one line: SQLAlchemy's text would add the statement
+        # and its parameters, which hold conversation text.
+        cause = getattr(exc, "orig", None) or exc
+        text = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+        if text not in self._reported:
+            self._reported.add(text)
+            log.error("engram could not journal an exchange: %s", text)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
@@ -84,19 +104,32 @@ class EngramAddon:
             return
         flow.metadata["engram_original"] = body  # what the journal records
         if not ctx.options.engram_inject:
+            flow.metadata["engram_recall"] = {"outcome": "disabled"}
             return
-        recall, inject_bytes, raw = self._recall
-        loop = asyncio.get_running_loop()
+        step, inject_bytes, raw = self._recall
+        request = raw(flow, body)
         try:
-            block = await asyncio.wait_for(
-                loop.run_in_executor(self._pool, recall, body, target, raw(flow, body)),
-                ctx.options.engram_budget_ms / 1000,
-            )
-        except Exception as exc:  # includes the budget running out: fail open
-            log.debug("engram recall skipped: %r", exc)
+            job = step.prepare(body, target, request)
+            if hasattr(job, "budget_ms"):
+                if ctx.options.engram_budget_ms > 0:  # an explicit budget from mitmproxy
+                    job.budget_ms = float(ctx.options.engram_budget_ms)
+                budget = job.budget_ms
+                loop = asyncio.get_running_loop()
+                job = await asyncio.wait_for(
+                    loop.run_in_executor(self._pool, step.run, job), budget / 1000
+                )
+        except TimeoutError:
+            from engram.recall.audit import budget_exceeded
+
+            flow.metadata["engram_recall"] = budget_exceeded(job.budget_ms)
             return
-        if block:
-            injected = inject_bytes(body, target, block)
+        except Exception as exc:  # fail open
+            log.debug("engram recall skipped: %r", exc)
+            flow.metadata["engram_recall"] = {"outcome": "failed", "reason": f"failed: {exc}"}
+            return
+        flow.metadata["engram_recall"] = job.record
+        if job.block:
+            injected = inject_bytes(body, target, job.block)
             if injected is not body:
                 flow.request.set_content(injected)
                 self.injected += 1
@@ -115,6 +148,7 @@ class EngramAddon:
         flow.metadata["engram_captured"] = True
         record, raw, response = self._journal
         request = raw(flow, flow.metadata["engram_original"])
+        request.recall = flow.metadata.get("engram_recall")
         reply = response(flow)
         error = flow.error.msg if flow.error else None
         self._writer.submit(record, f"addon:{flow.id}", request, reply, error)
@@ -166,7 +200,7 @@ class EngramAddon:
                         policy,
                     )
             except Exception as exc:
-                log.error("engram could not journal %s: %s", key, exc)
+                self._journal_failed(exc)
 
         self._journal = (record, request_of, response)
 

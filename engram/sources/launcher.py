@@ -32,9 +32,13 @@ class Plan:
     project: str
     inject: bool
 
-    def describe(self, proxy_url: str) -> list[str]:
+    def describe(self, proxy_url: str, version: str | None = None) -> list[str]:
+        found = shutil.which(self.command[0]) is not None or Path(self.command[0]).exists()
+        installed = (version or "version unknown") if found else "not installed"
+        tested = f"; tested with {self.agent.tested}" if self.agent.tested else ""
         lines = [
-            f"agent:     {self.agent.name} ({self.command[0]})",
+            f"agent:     {self.agent.name} ({self.command[0]}, {installed}{tested})",
+            f"routing:   {self.agent.routing or 'HTTPS_PROXY (--mitm)'}",
             f"project:   {self.project}",
             f"proxy:     {proxy_url} -> {self.route.origin}",
             f"upstream:  {self.route.upstream_base}",
@@ -70,10 +74,30 @@ def plan(
     return Plan(agent, route, command, env, project, inject)
 
 
-def run_child(plan: Plan) -> int:
+def require_binary(plan: Plan) -> None:
     if shutil.which(plan.command[0]) is None and not Path(plan.command[0]).exists():
-        raise EngramError(f"{plan.agent.binary} is not installed (not found on PATH)")
-    env = {**os.environ, **plan.env_changes}
+        where = f" (from {plan.agent.package})" if plan.agent.package else ""
+        raise EngramError(
+            f"{plan.agent.binary} is not installed (not found on PATH)",
+            hint=f"install {plan.agent.name}{where}, or check PATH",
+        )
+
+
+def preflight(plan: Plan, env: dict[str, str] | None = None) -> list[str]:
+    """What will make the agent refuse to run headless, said before it does (engram
+    changes none of the agent's settings). Empty when nothing is known to be wrong."""
+    from engram.sources import agent_checks
+
+    return agent_checks.problems(
+        plan.agent.name, plan.project, dict(env or os.environ), plan.command[1:]
+    )
+
+
+def run_child(plan: Plan) -> int:
+    require_binary(plan)
+    # PWD too: some agents (opencode) take their directory from it, and it is stale when
+    # engram itself was started by something that changed directory without a shell.
+    env = {**os.environ, "PWD": plan.project, **plan.env_changes}
     child = subprocess.Popen(plan.command, env=env, cwd=plan.project)
 
     def forward(signum: int, _frame: Any) -> None:
@@ -100,6 +124,46 @@ PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PRO
 CA_VARS = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
+class LogRelay:
+    """Forwards what mitmdump prints (warnings and errors only: `termlog_verbosity=warn`)
+    to our stderr, so the addon's journaling errors are seen instead of going to a stdout
+    nobody reads. A line seen before is counted, not repeated: a full disk fails every
+    flow the same way. Reading also keeps mitmdump from blocking on a full pipe."""
+
+    def __init__(self, stream: Any, prefix: str = "engram: mitmdump: ") -> None:
+        import threading
+
+        self.stream = stream
+        self.prefix = prefix
+        self.lines: list[str] = []  # the last lines, for a start-up failure's message
+        self.repeats = 0
+        self._seen: set[str] = set()
+        self.thread = threading.Thread(target=self._run, name="mitmdump-log", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import sys
+
+        for raw in iter(self.stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            if not line:
+                continue
+            self.lines = [*self.lines[-20:], line]
+            if line in self._seen:
+                self.repeats += 1
+                continue
+            self._seen.add(line)
+            sys.stderr.write(self.prefix + line + "\n")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        import sys
+
+        self.thread.join(5)
+        if self.repeats:
+            sys.stderr.write(f"{self.prefix}({self.repeats} repeated lines not shown)\n")
+
+
 @dataclass
 class Interceptor:
     """An engram-owned mitmdump with the addon in regular proxy mode, capturing and
@@ -108,6 +172,7 @@ class Interceptor:
     proc: subprocess.Popen[bytes]
     port: int
     ca: Path
+    relay: LogRelay | None = None
 
     def env(self) -> dict[str, str]:
         url = f"http://127.0.0.1:{self.port}"
@@ -124,6 +189,8 @@ class Interceptor:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout)
+        if self.relay is not None:
+            self.relay.close()
 
 
 def start_interceptor(
@@ -169,21 +236,24 @@ def start_interceptor(
         command,
         env=env,
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
+    relay = LogRelay(proc.stdout)
     ca = confdir / "mitmproxy-ca-cert.pem"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise EngramError(f"mitmdump exited: {err.strip()[-400:]}")
+            relay.close()
+            raise EngramError(f"mitmdump exited: {' / '.join(relay.lines[-3:])[-400:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 if ca.exists():
-                    return Interceptor(proc, port, ca)
+                    return Interceptor(proc, port, ca, relay)
         except OSError:
             pass
         time.sleep(0.1)
     proc.kill()
+    proc.wait(10)
+    relay.close()
     raise EngramError("mitmdump did not start in time")

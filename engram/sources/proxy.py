@@ -1,34 +1,50 @@
 """`engram proxy`: a transparent reverse proxy that injects memory and captures exchanges.
 
 The agent reaches it through its base-URL variable. Everything passes through unchanged
-(method, path and query, headers but hop-by-hop ones, status, body bytes, compression);
-streamed responses are forwarded chunk by chunk as they arrive. On completion paths the
-proxy asks recall for a memory block within a hard time budget and injects it; any
+(method, raw path and query, headers but hop-by-hop ones, status, body bytes and their
+compression, in both directions); streamed responses are forwarded chunk by chunk as
+they arrive; WebSocket upgrades are spliced through (`ws_proxy`). On completion paths
+the proxy asks recall for a memory block within a hard time budget and injects it; any
 error or a slow recall forwards the original body (it fails open). The exchange (the
 original, pre-injection request and the assembled response) is journaled by one
-background writer, off the request path.
+background writer, off the request path, and before the response's last bytes reach
+the agent (a kill -9 after the agent has its answer loses nothing).
+
+Failures reach the agent as failures: an upstream that fails before the response began
+is a 502 in the provider's shape; one that fails after it aborts the agent's connection
+(the SDK raises at once, where before it got a clean end of stream with half an answer,
+or hung on a Content-Length body until its own timeout). An agent that hangs up closes
+the upstream request at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
+import socket
+import struct
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from aiohttp.client_exceptions import ClientError
+from yarl import URL
 
+from engram.sources import bodies
+from engram.sources.server import RUNNER_OPTIONS
 from engram.wire.detect import completion_format, endpoint_of, format_from_path
 from engram.wire.markers import INTERNAL_HEADER, error_body, is_internal
 from engram.wire.model import Format, RawRequest, RawResponse
+
+if TYPE_CHECKING:
+    from engram.journaling import CapturePolicy
 
 log = logging.getLogger("engram.proxy")
 
@@ -48,8 +64,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-# (request body, format, raw request) -> text of the memory block to inject, or None.
-RecallFn = Callable[[bytes, Format, RawRequest], "str | None"]
+# The recall step (sources/recall_step.py): `prepare(body, format, raw)` on the event
+# loop answers at once or returns a job for `run(job)` on a worker thread.
+RecallFn = Any
 # Finished exchanges for the journal, written together; runs on the writer thread.
 Captured = tuple[RawRequest, "RawResponse | None", "str | None"]
 CaptureFn = Callable[[list[Captured]], None]
@@ -65,43 +82,53 @@ class ProxyStats:
     capture_failed: int = 0
     capture_waits: int = 0  # times a request waited for the writer (backpressure)
     upstream_errors: int = 0
+    client_disconnects: int = 0
+    too_large: int = 0
+    websockets: int = 0  # WebSocket sessions spliced through
+    websockets_uncaptured: int = 0  # ... of a protocol engram does not read
+    # recall outcomes of the completion requests (recall/audit.py), for `engram run`
+    recall_outcomes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
 class ProxySettings:
     upstream: str
     recall_budget_ms: float = 50.0
-    max_body_bytes: int = 32 * 2**20  # the providers' own request limits are ~32 MB
+    max_body_bytes: int = 32 * 2**20  # the providers' own request limits are ~32 MB; 0: none
     capture_queue: int = 1000
     inject: bool = True
     capture: bool = True
+    # The longest a response's last bytes wait for its exchange to be journaled (a
+    # locked database); past it they go anyway and the exchange stays queued.
+    durable_wait_s: float = 2.0
     stats: ProxyStats = field(default_factory=ProxyStats)
 
 
-def decode_body(body: bytes, encoding: str | None) -> bytes:
-    """A decoded copy for capture; what the client receives is never touched."""
-    encoding = (encoding or "").strip().lower()
-    if not encoding or encoding == "identity":
-        return body
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(body)
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)
-        if encoding == "br":
-            import brotli
+# An upstream that fails while we read its response (reset, FIN mid-body, bad framing,
+# read timeout); aiohttp raises these.
+UPSTREAM_ERRORS = (ClientError, OSError, TimeoutError)
+# Headers aiohttp's client would add on its own: the upstream sees only what the agent sent.
+SKIP_AUTO_HEADERS = frozenset({"Accept", "Accept-Encoding", "User-Agent", "Content-Type"})
+# What ends a stream, per format: the chunk holding it is journaled before it is released.
+STREAM_END = {
+    Format.ANTHROPIC: (b"message_stop", b"event: error"),
+    Format.OPENAI_CHAT: (b"[DONE]",),
+    Format.OPENAI_RESPONSES: (
+        b"response.completed",
+        b"response.failed",
+        b"response.incomplete",
+        b"event: error",
+    ),
+    Format.GEMINI: (b"finishReason",),
+}
 
-            return bytes(brotli.decompress(body))
-        if encoding == "zstd":
-            import zstandard
 
-            return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(body))
-    except Exception:  # a body we cannot decode is captured as is; parsing will say so
-        return body
-    return body
+class UpstreamBroke(Exception):
+    """Reading the upstream's response failed; `cause` says how."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(repr(cause))
+        self.cause = cause
 
 
 class Proxy:
@@ -129,6 +156,9 @@ class Proxy:
         app.router.add_route("*", "/{tail:.*}", self.handle)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
+        # Bodies arrive as sent (a gzip request stays gzip, forwarded byte-exact), and a
+        # client that hangs up cancels its handler, which closes the upstream request.
+        app[RUNNER_OPTIONS] = {"auto_decompress": False, "handler_cancellation": True}
         return app
 
     async def _start(self, _app: web.Application) -> None:
@@ -152,95 +182,215 @@ class Proxy:
     # -- request path ----------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").strip().lower() == "websocket":
+            from engram.sources.ws_proxy import splice
+
+            return await splice(self, request)
         self.stats.requests += 1
         started = time.time()
-        body = await request.read()
+        fmt = completion_format(
+            request.method, request.path, internal=is_internal(request.headers.get(INTERNAL_HEADER))
+        )
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
         raw = RawRequest(
             headers=headers,
-            body=body,
+            body=b"",
             timestamp_start=started,
             method=request.method,
             scheme="https",
             host=self._upstream_host(),
-            path=request.path_qs,
+            path=request.raw_path,
         )
-        fmt = completion_format(
-            request.method, request.path, internal=is_internal(request.headers.get(INTERNAL_HEADER))
-        )
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return await self._too_large(request, fmt, raw)
+        # The body goes upstream byte-exact with its headers; recall and capture read a
+        # decoded copy, bounded like the response side.
+        encoding = request.headers.get("Content-Encoding")
+        plain, decode_error = body, None
+        if encoding and body and fmt is not None:
+            decoded = bodies.decode(body, encoding, self.settings.max_body_bytes)
+            plain, decode_error = decoded.data, decoded.error
+        raw.body = plain
         send_body = body
-        if fmt is not None and self.recall is not None and body:
-            send_body = await self._with_memory(body, fmt, raw)
+        if fmt is not None and self.recall is not None and plain and decode_error is None:
+            injected = await self._with_memory(plain, fmt, raw)
+            if injected is not plain:
+                send_body = (bodies.encode(injected, encoding) or body) if encoding else injected
+        elif fmt is not None and body:
+            raw.recall = {"outcome": "disabled"}
+        if raw.recall is not None:
+            outcome = str(raw.recall.get("outcome"))
+            self.stats.recall_outcomes[outcome] = self.stats.recall_outcomes.get(outcome, 0) + 1
         out_headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         assert self._session is not None
         try:
             upstream = await self._session.request(
                 request.method,
-                self.upstream + request.path_qs,
+                URL(self.upstream + request.raw_path, encoded=True),
                 headers=out_headers,
                 data=send_body if send_body else None,
                 allow_redirects=False,
+                skip_auto_headers=SKIP_AUTO_HEADERS,
             )
-        except (TimeoutError, ClientError, OSError) as exc:
-            self.stats.upstream_errors += 1
-            guess = fmt or format_from_path(endpoint_of(request.path))
-            message = f"engram proxy: upstream {self.upstream} unreachable: {exc}"
-            return web.json_response(error_body(guess, 502, message), status=502)
+        except UPSTREAM_ERRORS as exc:
+            message = f"upstream {self.upstream} unreachable: {exc}"
+            return await self._bad_gateway(request, fmt, raw, message, decode_error)
         try:
-            return await self._relay(request, upstream, raw, fmt)
+            return await self._relay(request, upstream, raw, fmt, decode_error)
         finally:
             upstream.release()
 
     async def _relay(
-        self, request: web.Request, upstream: Any, raw: RawRequest, fmt: Format | None
+        self,
+        request: web.Request,
+        upstream: Any,
+        raw: RawRequest,
+        fmt: Format | None,
+        note: str | None = None,
     ) -> web.StreamResponse:
+        """Forward the response as it arrives. Headers go to the agent with the first body
+        byte, so an upstream that fails before that is a clean 502; one that fails after
+        it aborts the agent's connection (a transport error there, never a clean end)."""
+        keep = fmt is not None and self.capture is not None
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for key, value in upstream.headers.items():
             if key.lower() not in HOP_BY_HOP:
                 response.headers.add(key, value)
-        await response.prepare(request)
-        keep = fmt is not None and self.capture is not None
+        limit = self.settings.max_body_bytes
         chunks: list[bytes] = []
         size = 0
-        error: str | None = None
+        hold = _Holdback(fmt, upstream.headers.get("Content-Type", "")) if keep else None
         try:
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
+            while True:
+                chunk = await self._read(upstream)
+                if not chunk:
+                    break
                 if keep:
                     size += len(chunk)
-                    if size <= self.settings.max_body_bytes:
+                    if not limit or size <= limit:
                         chunks.append(chunk)
-            await response.write_eof()
-        except asyncio.CancelledError:
-            if keep:  # the client went away: keep what arrived, marked as interrupted
-                self.writer.put_nowait(
-                    self._captured(raw, upstream, chunks, "client disconnected mid-stream")
+                if not response.prepared:
+                    await response.prepare(request)
+                out = hold.push(chunk) if hold is not None else chunk
+                if out:
+                    await response.write(out)
+            if not response.prepared:
+                await response.prepare(request)
+            if keep:
+                error = note
+                if limit and size > limit:
+                    error = f"response body of {size} bytes exceeds the capture limit"
+                await self.writer.put_durable(
+                    self._captured(raw, upstream, chunks, error), self.settings.durable_wait_s
                 )
+            if hold is not None and hold.held:
+                await response.write(hold.held)
+            await response.write_eof()
+        except UpstreamBroke as exc:
+            if not response.prepared:
+                message = f"upstream {self.upstream} failed before answering: {exc.cause!r}"
+                return await self._bad_gateway(request, fmt, raw, message, note)
+            self.stats.upstream_errors += 1
+            error = f"stream interrupted: {exc.cause!r}"
+            if keep:
+                await self.writer.put_durable(
+                    self._captured(raw, upstream, chunks, error), self.settings.durable_wait_s
+                )
+            abort(request)
+        except ConnectionError:  # writing to the agent failed: it went away
+            self._client_gone(upstream, raw, chunks if keep else None)
+        except asyncio.CancelledError:  # the agent hung up (handler cancellation)
+            self._client_gone(upstream, raw, chunks if keep else None)
             raise
-        except (ClientError, ConnectionResetError) as exc:
-            error = f"stream interrupted: {exc!r}"
-        if keep:
-            if size > self.settings.max_body_bytes:
-                error = f"response body of {size} bytes exceeds the capture limit"
-            await self.writer.put(self._captured(raw, upstream, chunks, error))
+        return response
+
+    @staticmethod
+    async def _read(upstream: Any) -> bytes:
+        try:
+            return bytes(await upstream.content.readany())
+        except UPSTREAM_ERRORS as exc:
+            raise UpstreamBroke(exc) from exc
+
+    def _client_gone(self, upstream: Any, raw: RawRequest, chunks: list[bytes] | None) -> None:
+        """Close the upstream request at once (no socket left waiting for its read
+        timeout) and keep what arrived, marked as interrupted."""
+        self.stats.client_disconnects += 1
+        upstream.close()
+        if chunks is not None:
+            self.writer.put_nowait(
+                self._captured(raw, upstream, chunks, "client disconnected mid-stream")
+            )
+
+    async def _bad_gateway(
+        self,
+        request: web.Request,
+        fmt: Format | None,
+        raw: RawRequest,
+        message: str,
+        note: str | None = None,
+    ) -> web.Response:
+        """The upstream failed before the agent got a byte: a 502 in the provider's shape
+        (the SDKs report it, and retry it), and the failed exchange is journaled."""
+        self.stats.upstream_errors += 1
+        if fmt is not None and self.capture is not None:
+            raw.timestamp_end = time.time()
+            error = message if note is None else f"{message}; {note}"
+            await self.writer.put_durable((raw, None, error), self.settings.durable_wait_s)
+        guess = fmt or format_from_path(endpoint_of(request.path))
+        return web.json_response(error_body(guess, 502, f"engram proxy: {message}"), status=502)
+
+    async def _too_large(
+        self, request: web.Request, fmt: Format | None, raw: RawRequest
+    ) -> web.Response:
+        """A body over `proxy.max_body_mb`: the provider-shaped 413 the agent's SDK reports,
+        and a `failed` journal row that says why (the body itself is not kept)."""
+        self.stats.too_large += 1
+        mb = self.settings.max_body_bytes / 2**20
+        message = (
+            f"engram proxy: request body exceeds proxy.max_body_mb ({mb:g} MB); "
+            "raise it (0 removes the limit) or send less"
+        )
+        if fmt is not None and self.capture is not None:
+            raw.timestamp_end = time.time()
+            await self.writer.put_durable((raw, None, message), self.settings.durable_wait_s)
+        guess = fmt or format_from_path(endpoint_of(request.path))
+        response = web.json_response(error_body(guess, 413, message), status=413)
+        response.force_close()  # the rest of the body is still on the wire
         return response
 
     async def _with_memory(self, body: bytes, fmt: Format, raw: RawRequest) -> bytes:
-        """The body with a memory block, or the original on error or past the budget."""
+        """The body with a memory block, or the original on error or past the budget.
+        The decision, whatever it is, is recorded on `raw.recall` for the journal."""
+        from engram.recall.audit import Outcome, audit, budget_exceeded
         from engram.wire.injection import inject_bytes
 
         assert self.recall is not None
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._recaller, self.recall, body, fmt, raw)
+        budget = self.settings.recall_budget_ms
         try:
-            block = await asyncio.wait_for(future, self.settings.recall_budget_ms / 1000)
+            prepare = getattr(self.recall, "prepare", None)
+            if prepare is not None:  # the recall step: answers at once or hands a job
+                job: Any = prepare(body, fmt, raw)
+                work: Any = (self.recall.run, job) if hasattr(job, "budget_ms") else None
+                budget = getattr(job, "budget_ms", budget)
+            else:  # a plain function (body, fmt, raw) -> block
+                work = (self.recall, body, fmt, raw)
+            if work is not None:
+                loop = asyncio.get_running_loop()
+                future = loop.run_in_executor(self._recaller, *work)
+                job = await asyncio.wait_for(future, budget / 1000)
         except TimeoutError:
             self.stats.recall_timeouts += 1
+            raw.recall = budget_exceeded(budget)
             return body
         except Exception as exc:
             self.stats.recall_errors += 1
             log.warning("recall failed, forwarding the original request: %r", exc)
+            raw.recall = audit(Outcome.FAILED, f"failed: {exc}")
             return body
+        block = getattr(job, "block", job)
+        raw.recall = getattr(job, "record", None)
         if not block:
             return body
         injected = inject_bytes(body, fmt, block)
@@ -253,11 +403,15 @@ class Proxy:
     def _captured(
         self, raw: RawRequest, upstream: Any, chunks: list[bytes], error: str | None
     ) -> Captured:
-        body = decode_body(b"".join(chunks), upstream.headers.get("Content-Encoding"))
+        decoded = bodies.decode(
+            b"".join(chunks), upstream.headers.get("Content-Encoding"), self.settings.max_body_bytes
+        )
         raw.timestamp_end = time.time()
+        if decoded.error and not error:
+            error = decoded.error
         response = RawResponse(
             headers=[(k, v) for k, v in upstream.headers.items()],
-            body=body,
+            body=decoded.data,
             timestamp_start=raw.timestamp_start,
             timestamp_end=raw.timestamp_end,
             status_code=upstream.status,
@@ -268,6 +422,51 @@ class Proxy:
         from urllib.parse import urlsplit
 
         return urlsplit(self.upstream).hostname or ""
+
+
+class _Holdback:
+    """Holds back the chunk that may be a response's last, so that the exchange is
+    journaled before the agent has its final byte. A streamed chunk is held only when it
+    carries the format's end marker (streaming latency is unchanged); a plain body, which
+    no client uses before it is whole, is always one chunk behind."""
+
+    def __init__(self, fmt: Format | None, content_type: str) -> None:
+        streaming = content_type.split(";", 1)[0].strip().lower() == "text/event-stream"
+        self.markers = STREAM_END.get(fmt, ()) if (streaming and fmt is not None) else None
+        self.held = b""
+        self._tail = b""  # the end of the previous chunk: a marker may straddle two
+
+    def push(self, chunk: bytes) -> bytes:
+        out, self.held = self.held, b""
+        if self.markers is None or any(m in self._tail + chunk for m in self.markers):
+            self.held = chunk
+        else:
+            out += chunk
+        self._tail = chunk[-32:]
+        return out
+
+
+def abort(request: web.Request) -> None:
+    """Reset the agent's connection (TCP RST): a transport error in every framing, where
+    a plain close could read as the end of a close-delimited body."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class _Durable:
+    """A capture whose journaling someone waits for (`CaptureWriter.put_durable`)."""
+
+    __slots__ = ("done", "item")
+
+    def __init__(self, item: Captured, done: Callable[[], None]) -> None:
+        self.item = item
+        self.done = done
 
 
 class CaptureWriter:
@@ -281,7 +480,7 @@ class CaptureWriter:
     def __init__(self, capture: CaptureFn | None, size: int, stats: ProxyStats) -> None:
         self.capture = capture
         self.stats = stats
-        self.queue: queue.Queue[Captured | Callable[[], None] | None] = queue.Queue(size)
+        self.queue: queue.Queue[Captured | _Durable | Callable[[], None] | None] = queue.Queue(size)
         self.thread = threading.Thread(target=self._run, name="engram-capture", daemon=True)
         self.thread.start()
 
@@ -291,6 +490,27 @@ class CaptureWriter:
         except queue.Full:
             self.stats.capture_waits += 1
             await asyncio.get_running_loop().run_in_executor(None, self.queue.put, item)
+
+    async def put_durable(self, item: Captured, timeout: float) -> bool:
+        """Queue `item` and wait until it is journaled (or failed to be), at most
+        `timeout` seconds; False when the wait ran out (the item stays queued)."""
+        loop = asyncio.get_running_loop()
+        journaled: asyncio.Future[None] = loop.create_future()
+
+        def done() -> None:
+            loop.call_soon_threadsafe(_resolve, journaled)
+
+        entry = _Durable(item, done)
+        try:
+            self.queue.put_nowait(entry)
+        except queue.Full:
+            self.stats.capture_waits += 1
+            await loop.run_in_executor(None, self.queue.put, entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(journaled), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def put_nowait(self, item: Captured | Callable[[], None]) -> None:
         self.queue.put(item)  # from a cancelled handler or a worker thread: blocking is fine
@@ -309,8 +529,13 @@ class CaptureWriter:
             if item is None:
                 return
             # Let a burst gather: one transaction for many exchanges costs the request
-            # path (which shares the interpreter) far less than one per exchange.
-            time.sleep(0.01)
+            # path (which shares the interpreter) far less than one per exchange. Not
+            # when a response waits for its row (`put_durable`): a busy proxy batches
+            # anyway (what queues during one commit is the next batch), and an idle one
+            # must not add the gather time to every answer (measured: +19 ms with it,
+            # ~2 ms without).
+            if not isinstance(item, _Durable):
+                time.sleep(0.01)
             batch = [item]
             while len(batch) < 200:
                 try:
@@ -324,7 +549,8 @@ class CaptureWriter:
             self._flush(batch)
 
     def _flush(self, batch: list[Any]) -> None:
-        captures = [b for b in batch if isinstance(b, tuple)]
+        items = [b.item if isinstance(b, _Durable) else b for b in batch]
+        captures = [c for c in items if isinstance(c, tuple)]
         if captures and self.capture is not None:
             try:
                 self.capture(captures)
@@ -332,7 +558,10 @@ class CaptureWriter:
             except Exception:
                 self.stats.capture_failed += len(captures)
                 log.exception("journaling %d exchanges failed", len(captures))
-        for task in batch:
+        for entry in batch:
+            if isinstance(entry, _Durable):
+                entry.done()
+        for task in items:
             if callable(task):
                 try:
                     task()
@@ -340,7 +569,12 @@ class CaptureWriter:
                     log.exception("a deferred proxy task failed")
 
 
-def journal_capture(store: Any, project_hint: str | None, policy: Any) -> CaptureFn:
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def journal_capture(store: Any, project_hint: str | None, policy: CapturePolicy) -> CaptureFn:
     """The standard capture: one journal row per exchange, exactly once, a batch per
     transaction (`policy`: the config's journaling.CapturePolicy). A locked database is
     retried rather than losing the batch."""

@@ -16,6 +16,10 @@ from aiohttp import web
 
 from engram.errors import EngramError
 
+# Options an app asks of the server that runs it (e.g. the proxy: raw request bodies,
+# handlers cancelled when the client hangs up), set as `app[RUNNER_OPTIONS] = {...}`.
+RUNNER_OPTIONS = web.AppKey("engram_runner_options", dict)
+
 
 class ServerThread:
     def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -38,7 +42,15 @@ class ServerThread:
         if not self._ready.wait(timeout):
             raise EngramError("the proxy did not start in time")
         if self._error is not None:
-            raise EngramError(f"cannot listen on {self.host}:{self.port}: {self._error}")
+            self._thread.join(timeout)
+            error = self._error
+            reason = str(error)
+            if isinstance(error, OSError) and error.strerror:
+                reason = error.strerror.lower()
+            raise EngramError(
+                f"cannot listen on {self.host}:{self.port}: {reason}",
+                hint="choose another port with --listen HOST:PORT (0 picks a free one)",
+            )
         return self
 
     def _run(self) -> None:
@@ -47,6 +59,12 @@ class ServerThread:
             self.loop.run_until_complete(self._serve())
         except BaseException as exc:  # reported to start()
             self._error = exc
+            # Clean up what started (the app's client session, its capture writer), so
+            # a failed start leaves no "Unclosed client session" behind it.
+            if self._runner is not None:
+                with contextlib.suppress(Exception):
+                    self.loop.run_until_complete(self._runner.cleanup())
+            self.loop.close()
             self._ready.set()
             return
         self._ready.set()
@@ -54,9 +72,12 @@ class ServerThread:
         self.loop.close()
 
     async def _serve(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        options = self.app.get(RUNNER_OPTIONS, {})
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=10, **options
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=10)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         server: Any = site._server
         self.port = server.sockets[0].getsockname()[1]

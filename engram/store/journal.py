@@ -112,6 +112,7 @@ JOURNAL_FIELDS = (
     "attempts",
     "input_tokens",
     "output_tokens",
+    "recall",  # JSON: the recall decision (engram/recall/audit.py; migration 0006)
 )
 
 
@@ -122,6 +123,7 @@ def _as_dict(row: sqlite3.Row | tuple[Any, ...], with_turns: bool) -> dict[str, 
     data = dict(zip(JOURNAL_FIELDS, row, strict=False))
     for f in _BOOL_FIELDS:
         data[f] = bool(data[f])
+    data["recall"] = json.loads(data["recall"]) if data.get("recall") else None
     if with_turns:
         data["turns"] = json.loads(row[len(JOURNAL_FIELDS)])
     return data
@@ -221,3 +223,14 @@ def failed_batches(conn: sqlite3.Connection) -> int:
             "SELECT count(*) FROM exchanges WHERE status = 'failed' AND analysis_error IS NOT NULL"
         ).fetchone()[0]
     )
+
+
+def recall_outcomes_since(conn: sqlite3.Connection, since_iso: str) -> dict[str, int]:
+    """{recall outcome: exchanges} captured since `since_iso` (the captured_at index):
+    today's injection rate in `engram status`."""
+    rows = conn.execute(
+        "SELECT json_extract(recall, '$.outcome'), count(*) FROM exchanges "
+        "WHERE captured_at >= ? AND recall IS NOT NULL GROUP BY 1",
+        (since_iso,),
+    )
+    return {str(outcome): int(n) for outcome, n in rows}

@@ -61,6 +61,22 @@ def find_active(session: Session, scope: str, chash: str) -> Memory | None:
     )
 
 
+def _extend_provenance(memory: Memory, provenance: Iterable[str]) -> None:
+    """The same fact seen again: remember where, too."""
+    known = json.loads(memory.provenance)
+    new = [p for p in dict.fromkeys(provenance) if p not in known]
+    if new:
+        memory.provenance = json.dumps(known + new)
+
+
+def extend_provenance(session: Session, memory_id: str, provenance: Iterable[str]) -> MemoryRecord:
+    """Fold a restatement into an existing memory (the analyzer found it said already in
+    other words): its provenance grows, nothing else changes."""
+    memory = get(session, memory_id)
+    _extend_provenance(memory, provenance)
+    return MemoryRecord.from_mapping(memory)
+
+
 def clean_content(content: str) -> str:
     """Memory text as it may be stored: secrets redacted, then the content rules checked.
 
@@ -114,9 +130,7 @@ def add(
             )
         )
     if existing is not None:
-        new_prov = [p for p in provenance if p not in json.loads(existing.provenance)]
-        if new_prov:  # the same fact seen again: remember where, too
-            existing.provenance = json.dumps(json.loads(existing.provenance) + new_prov)
+        _extend_provenance(existing, provenance)
         return AddResult(MemoryRecord.from_mapping(existing), created=False)
     now = schema.now_iso()
     memory = Memory(

@@ -97,6 +97,7 @@ class ExchangeRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     analyzed_at: Mapped[str | None] = mapped_column(String(32))
     analysis_error: Mapped[str | None] = mapped_column(Text)
+    recall: Mapped[str | None] = mapped_column(Text)  # JSON: recall/audit.py (0006)
 
 
 class Conversation(Base):
@@ -147,7 +148,7 @@ class AnalyzerRun(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     ignored: Mapped[int] = mapped_column(Integer, default=0)
-    # The analyzer's guard (0006_review.py): over the per-conversation cap, global
+    # The analyzer's guard (0007_review.py): over the per-conversation cap, global
     # memories kept in the project, memories held for review.
     capped: Mapped[int] = mapped_column(Integer, default=0)
     rescoped: Mapped[int] = mapped_column(Integer, default=0)

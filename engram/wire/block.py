@@ -6,13 +6,17 @@ proxy trimmed whitespace around it, so removal is by its delimiters, not by posi
 
 from __future__ import annotations
 
+import re
+
 BLOCK_OPEN = '<engram-memory source="engram">'
 BLOCK_CLOSE = "</engram-memory>"
 
 # Memory text can legitimately mention the delimiters (a session spent working on engram
 # itself), and a literal closer inside a block would end it early and leak the rest into
-# stored text. `wrap_block` therefore defuses both tag names in the body it wraps.
-_DEFUSE = (("</engram-memory", "&lt;/engram-memory"), ("<engram-memory", "&lt;engram-memory"))
+# stored text; a look-alike (`</ENGRAM-MEMORY>`, `< /engram-memory >`) would not fool
+# `remove_block`, but it can fool the model into reading the rest as outside the block.
+# `wrap_block` therefore defuses every case and spacing of either tag in the body.
+_TAG = re.compile(r"<(?=\s*/?\s*engram-memory)", re.IGNORECASE)
 
 
 def has_block(text: str) -> bool:
@@ -89,7 +93,5 @@ def _extend_right(text: str, end: int) -> int:
 
 def wrap_block(body: str) -> str:
     """Wrap rendered memory text in the delimiters."""
-    body = body.strip()
-    for tag, safe in _DEFUSE:
-        body = body.replace(tag, safe)
+    body = _TAG.sub("&lt;", body.strip())
     return f"{BLOCK_OPEN}\n{body}\n{BLOCK_CLOSE}"

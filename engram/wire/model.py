@@ -106,6 +106,9 @@ class RawRequest(RawMessage):
     host: str = ""  # the API host (mitmweb's pretty_host), no port
     port: int | None = None
     path: str = "/"  # includes the query string, as mitmweb reports it
+    # What engram's recall decided for this request (injected memories or why none),
+    # set by the proxy and the addon and journaled with the exchange; never sent.
+    recall: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -1,5 +1,6 @@
 """The real agent CLIs, installed by `make test-setup` into .tools/agents from
-tests/agents/package-lock.json.
+tests/agents/package-lock.json (and aider into .tools/aider from
+tests/agents/aider-requirements.txt).
 
 A test that needs one calls `agent_bin("claude")`: the path, or a skip with the reason
 when it is missing on a developer's machine. Under CI=true a missing CLI is a failure,
@@ -16,10 +17,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS_BIN = ROOT / ".tools" / "agents" / "node_modules" / ".bin"
+AIDER_BIN = ROOT / ".tools" / "aider" / "bin"  # PyPI aider-chat, in a venv of its own
 
 
 def agent_bin(name: str) -> Path:
-    path = AGENTS_BIN / name
+    path = (AIDER_BIN if name == "aider" else AGENTS_BIN) / name
     if path.exists():
         return path
     found = shutil.which(name) if os.environ.get("ENGRAM_TEST_AGENTS_FROM_PATH") else None
@@ -44,7 +46,7 @@ def agent_env(home: Path, **extra: str) -> dict[str, str]:
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
         XDG_DATA_HOME=str(home / ".local/share"),
-        PATH=f"{AGENTS_BIN}{os.pathsep}{env.get('PATH', '')}",
+        PATH=os.pathsep.join([str(AGENTS_BIN), str(AIDER_BIN), env.get("PATH", "")]),
         NO_COLOR="1",
         DISABLE_AUTOUPDATER="1",
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",

@@ -177,8 +177,39 @@ def last_user_text(body: Any) -> str:
 
 
 def default_reply(body: Any) -> Reply:
-    """Deterministic, and different for every turn of a conversation."""
+    """Deterministic, and different for every turn of a conversation. A Gemini request
+    that asks for JSON with a schema (Gemini CLI's model router does) gets a minimal
+    object that fits the schema: a client that validates would otherwise retry for
+    minutes."""
+    schema = _json_schema(body)
+    if schema is not None:
+        return Reply(text=json.dumps(_schema_example(schema)))
     return Reply(text=f"ok: {last_user_text(body)[:40]}".rstrip())
+
+
+def _json_schema(body: Any) -> Any:
+    if not isinstance(body, dict):
+        return None
+    if isinstance(body.get("request"), dict):
+        body = body["request"]
+    config = body.get("generationConfig")
+    if not isinstance(config, dict) or config.get("responseMimeType") != "application/json":
+        return None
+    return config.get("responseJsonSchema") or config.get("responseSchema") or {}
+
+
+def _schema_example(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return {}
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = str(schema.get("type", "object")).lower()
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: _schema_example(v) for k, v in props.items()}
+    if kind == "array":
+        return [_schema_example(schema.get("items"))]
+    return {"string": "stub", "integer": 1, "number": 1, "boolean": False}.get(kind)
 
 
 def sse(data: Any, event: str | None = None, eol: str = "\n") -> bytes:

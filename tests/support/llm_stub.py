@@ -15,6 +15,8 @@ Routes are matched on the path's *suffix*, so any base URL prefix works (`/v1/..
 - `/v1internal:generateContent`, `:streamGenerateContent` -> `code_assist`
   (`:countTokens` -> `code_assist_count`)
 - `GET /health` -> `health`; anything else is recorded as `unknown` and gets a 404.
+- a WebSocket upgrade on `.../responses` -> Responses over WebSocket, as Codex speaks it
+  (`tests/support/llm_ws.py`; `websocket=False` refuses it with a 404).
 
 The name after each arrow is what `RecordedRequest.api` holds.
 
@@ -139,11 +141,17 @@ class LLMStub:
         port: int = 0,
         event_delay: float = 0.0,
         api_keys: set[str] | None = None,
+        websocket: bool = True,
+        ws_compress: bool = True,
     ) -> None:
         self.host = host
         self.port = port
         self.event_delay = event_delay
         self.api_keys = api_keys  # None: any key; a set: others get a 401
+        # Responses over WebSocket on `…/responses` (tests/support/llm_ws.py); False: the
+        # upgrade gets a 404, as from an API without it. `ws_compress`: permessage-deflate.
+        self.websocket = websocket
+        self.ws_compress = ws_compress
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # exceptions raised by a callable script
         self._script = script
@@ -241,6 +249,21 @@ class LLMStub:
 
     # --- request handling (on the server's loop) ----------------------------------------
 
+    def record(self, request: web.Request, api: str, body: bytes, parsed: Any) -> RecordedRequest:
+        """Keep a request (or a WebSocket message) for the test, waking its waiters."""
+        rec = RecordedRequest(
+            method=request.method,
+            path=request.raw_path,
+            headers=list(request.headers.items()),
+            body=body,
+            json=parsed,
+        )
+        rec.api = api
+        with self._lock:
+            self.requests.append(rec)
+            self._lock.notify_all()
+        return rec
+
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):06d}"
 
@@ -263,23 +286,17 @@ class LLMStub:
         return default_reply(rec.json)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            from tests.support.llm_ws import serve_responses_ws
+
+            return await serve_responses_ws(self, request)
         body = await request.read()
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
-        rec = RecordedRequest(
-            method=request.method,
-            path=request.raw_path,
-            headers=list(request.headers.items()),
-            body=body,
-            json=parsed,
-        )
         route = _route(request.method, request.path, dict(request.query), parsed)
-        rec.api = route.api if route else "unknown"
-        with self._lock:
-            self.requests.append(rec)
-            self._lock.notify_all()
+        rec = self.record(request, route.api if route else "unknown", body, parsed)
         if route is None:
             return web.json_response(
                 {"error": {"message": f"stub: no route for {request.method} {request.path}"}},

@@ -14,8 +14,8 @@ version is bumped so other connections reload it. An integrity check follows.
 (`capped`), global memories stored in the project scope because the user's own words
 did not carry them (`rescoped`) and memories held for review (`quarantined`).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import sqlite3
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,193 @@
+"""Broader sentence rules of the heuristic analyzer, for users who state facts plainly.
+
+The rules in `heuristic_rules` wait for cue words ("always", "we use", "remember").
+Measured on conversations written in other voices (bench/data/analyzer_quality: terse
+one-liners, corrections phrased as questions, non-native English, long tool output),
+they found 4 of 38 expected facts on the tuning half: people mostly say "db is on 5433
+not 5432", "we dont do down migrations", "no emojis. ever", "when u show diffs, unified
+format". These rules read such statements. Each one still needs evidence that the
+sentence is about something concrete (a tool, file, flag, port, path or version) or is
+a standing rule by its form, and every hit passes `heuristic_rules.acceptable` and the
+analyzer's validation afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+
+from engram.analyzer.heuristic_rules import (
+    _CONCRETE,
+    _TASK_SUBJECT,
+    _VAGUE_START,
+    Hit,
+)
+from engram.analyzer.heuristic_rules import _hit as rule_hit
+
+_I = re.IGNORECASE
+
+# Non-native word orders normalised before matching ("please to use always yarn").
+_ESL = (
+    (re.compile(r"\bplease to\b", _I), "please"),
+    (re.compile(r"\b(use|run|write|put|do) always\b", _I), r"always \1"),
+)
+
+# "X, not Y" / "X instead of Y" / "X rather than Y" with something named on the X side.
+_CONTRAST = re.compile(
+    r"^(?P<x>(?P<a>[^,;]{3,80}?),?\s+(?:not|instead of|rather than)\s+(?P<b>[^,;]{1,60}))$", _I
+)
+# "we dont do down migrations", "we only block on errors", "we never push on fridays".
+_WE_RULE = re.compile(
+    r"^(?P<x>(?:here,?\s+|in this (?:repo|project|codebase),?\s+)?we (?:don'?t|dont|do not|never"
+    r"|only|always|usually|generally|normally)\s+(?!(?:know|have|need|want|think|see|get|care"
+    r"|mind|remember|understand)\b)(?P<obj>\w.{2,100}))$",
+    _I,
+)
+# "no emojis", "no summaries at the end": a standing prohibition.
+_NO_THING = re.compile(r"^(?P<x>no (?P<obj>[a-z][\w-]*s\b.{0,60}))$", _I)
+_NOT_A_RULE = re.compile(
+    r"^no (?:worries|problems?|ideas?|lucks?|needs?|rush|ways?|thanks|longer|more|ones?|matters?"
+    r"|clues?|changes|differences|errors|issues|tests|results|files|words|comments?)\b",
+    _I,
+)
+# "when u show diffs, unified format", "whenever you add a metric, also add it to X".
+_WHEN_YOU = re.compile(
+    r"^(?P<x>(?:when(?:ever)?|each time|every time|if) (?:you|u) (?P<verb>\w+) .{2,80}?,\s*"
+    r"(?P<rule>.{4,120}))$",
+    _I,
+)
+# "I use neovim", "im on arch", "I usually work on two machines".
+_I_HABIT = re.compile(
+    r"^(?P<x>(?:i|i'm|im|i am)\s+(?:usually |always |generally |mostly |normally )?"
+    r"(?:use|using|on|work (?:on|with|in)|sync|write|run|prefer|preferring|code in)\s+"
+    r"(?P<obj>.{2,100}))$",
+    _I,
+)
+# "the db is on 5433", "local pg runs in the devcontainer on port 15432", "you need X".
+_STATEMENT = re.compile(
+    r"^(?P<x>(?P<subj>(?:the |our |my |local |staging |prod )?[a-z][\w./-]*(?: [\w./-]+){0,3}?)"
+    r" (?:is|are|runs|run|lives|live|listens|goes|go|sits|needs|need|requires|require|uses"
+    r"|has to be|must be|should be|can be|can'?t be|cannot be|must not be|is at|are at|is in"
+    r"|are in|is on|are on)\b(?P<obj>.{2,120}))$",
+    _I,
+)
+_YOU_NEED = re.compile(
+    r"^(?P<x>(?:you|u) (?:need|must|have to|should always|should never)\b(?P<obj>.{3,120}))$", _I
+)
+# A subject that is really an imperative ("search the codebase for uses of X") or holds a
+# preposition ("the fix for ...") is no statement's subject.
+_NOT_A_SUBJECT = re.compile(
+    r"^(?:search|find|check|look|make|add|fix|update|run|use|write|create|remove|delete|move"
+    r"|change|show|tell|explain|try|give|put|set|get|open|read|list|print|start|stop|install"
+    r"|build|test|deploy|commit|push|merge|rename|refactor|implement|let|go|see|ask|call|keep)\b"
+    r"|\b(?:for|of|with|to|from|by|about|into|than)\b",
+    _I,
+)
+_PRONOUN_SUBJECT = re.compile(
+    r"^(?:it|this|that|they|these|those|he|she|there|which|what|who|i|you|we|everything"
+    r"|something|nothing|anything|one|someone)\b",
+    _I,
+)
+
+
+# A rhetorical tag ("we don't bump versions here, do we?") does not make a question.
+_TAG_QUESTION = re.compile(
+    r",\s*(?:do we|don'?t we|right|isn'?t it|aren'?t we|is it|ok|okay|yes)\?(?=\s|$)", _I
+)
+_DECISION = re.compile(
+    r"^(?P<x>we (?:decided|agreed|chose|settled)(?: as a team| together)? (?:to|that|on)"
+    r" .{4,200})$",
+    _I,
+)
+_I_WOULD_LIKE = re.compile(
+    r"^(?P<x>i(?:'d| would) (?:really )?like (?:the|all|our|my|new|every) [\w -]{2,40}? to"
+    r" (?:follow|use|be|stay|have|always|never|go|live)\b.{2,160})$",
+    _I,
+)
+
+
+def normalise(text: str) -> str:
+    for pattern, repl in _ESL:
+        text = pattern.sub(repl, text)
+    return _TAG_QUESTION.sub("", text)
+
+
+def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit | None:
+    """The hit, or its first clause when what follows a comma spoils it ("the model is
+    gpt-4o-mini, keep it that way"), as long as that clause still names something."""
+    hit = rule_hit(text, kind, evidence, scope)
+    if hit is None:
+        head = re.split(r",\s+", text.strip(), maxsplit=1)[0]
+        if head != text.strip() and _CONCRETE.search(head):
+            hit = rule_hit(head, kind, evidence, scope)
+    return hit
+
+
+def statement_hit(clause: str, masked: str) -> Hit | None:
+    """A plainly stated fact or rule in one clause (see the module docstring), or None."""
+    for rule in (_rule_hit, _concrete_hit):
+        if hit := rule(clause, masked):
+            return hit
+    return None
+
+
+def _take(clause: str, m: re.Match[str]) -> str:
+    return clause[m.start("x") : m.end("x")]
+
+
+def _rule_hit(clause: str, masked: str) -> Hit | None:
+    """Rules whose form makes them standing rules, named thing or not."""
+    m = _WE_RULE.match(masked)
+    if m and not _VAGUE_START.match(m.group("obj")):
+        return _hit(_take(clause, m), "preference", "we-rule", "project")
+    m = _NO_THING.match(masked)
+    if m and not _NOT_A_RULE.match(masked):
+        return _hit(_take(clause, m), "preference", "no-thing")
+    m = _WHEN_YOU.match(masked)
+    if m and m.group("verb").lower() not in ("are", "were", "re", "have", "had", "get", "got"):
+        # the rule ends at its own clause: "..., also add it to X, the SREs read that file"
+        end = masked.find(",", m.start("rule"))
+        text = clause[m.start("x") : end if end > 0 else m.end("x")]
+        return _hit(text, "preference", "when-you")
+    m = _DECISION.match(masked)
+    if m:
+        return _hit(_take(clause, m), "decision", "we-decided", "project")
+    m = _I_WOULD_LIKE.match(masked)
+    if m:
+        return _hit(_take(clause, m), "preference", "i-would-like")
+    m = _I_HABIT.match(masked)
+    if m and _CONCRETE.search(m.group("obj")) and not _VAGUE_START.match(m.group("obj")):
+        return _hit(_take(clause, m), "preference", "i-habit", "global")
+    return None
+
+
+def _concrete_hit(clause: str, masked: str) -> Hit | None:
+    """Statements that name a tool, file, flag, port, path or version."""
+    if not _CONCRETE.search(masked):
+        return None
+    m = _CONTRAST.match(masked)
+    if (
+        m
+        and _CONCRETE.search(m.group("a"))
+        and not _PRONOUN_SUBJECT.match(m.group("a"))
+        and not _TASK_SUBJECT.match(m.group("a"))
+    ):
+        return _hit(_take(clause, m), "preference", "contrast")
+    m = _YOU_NEED.match(masked)
+    if (
+        m
+        and not _VAGUE_START.match(m.group("obj").strip())
+        and not re.match(
+            r"\s*to (?:fix|check|look|see|update|change|add|remove|try)\b", m.group("obj"), _I
+        )
+    ):
+        return _hit(_take(clause, m), "procedure", "you-need")
+    m = _STATEMENT.match(masked)
+    if (
+        m
+        and not _PRONOUN_SUBJECT.match(m.group("subj"))
+        and not _TASK_SUBJECT.match(m.group("subj"))
+        and not _NOT_A_SUBJECT.search(m.group("subj"))
+        and not re.search(r"\b(?:was|were|had|did)\b", m.group("x"), _I)
+    ):
+        return _hit(_take(clause, m), "fact", "statement")
+    return None

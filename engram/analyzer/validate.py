@@ -1,0 +1,328 @@
+"""Which proposed memories are worth keeping: the checks every analyzer's answer passes.
+
+An audit of 10k mem0 memories found 98% junk, and a store full of junk is one people
+switch off. So before a proposed `add`/`supersede` is applied, its text is judged
+against the batch it came from, and rejected (with the reason, shown by `engram analyze
+--dry-run`) when it is:
+
+- a question, or transient chatter ("ok", "thanks", "let me check");
+- the agent's report of this session's work ("Updated X", "All 12 tests pass") or tied
+  to this session ("today", "for now");
+- not self-contained ("It runs on 8081") or too short to stand alone;
+- a detail the conversation never mentions (a port, path, flag or version that appears
+  in no turn and no stored memory): small models invent them;
+- the assistant's guess that the user corrected: a concrete token said only by the
+  assistant in a turn the user then corrected ("I assume Go 1.21" / "wrong, 1.23");
+- for the `local` backend (strict): mostly words the conversation never used (small
+  models copy the prompt's examples), or grounded only in the assistant's prose.
+
+A fact that is already an active memory in scope in other words is *folded*: the
+existing memory's provenance grows and nothing is added (`NearDuplicates`, with the
+recall embedder). Copies of engram's own injected memories end there too. The text
+rules are deliberately lexical and conservative: they were tuned on the tuning half of
+bench/data/analyzer_quality and measured on the held-out half (bench/analyzer_quality.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from engram.wire.text import user_words
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: str  # "keep" | "reject" | "fold"
+    reason: str = ""
+    target: str | None = None  # fold: the memory it folds into
+
+    def render(self) -> str:
+        if self.decision == "keep":
+            return "keep"
+        if self.decision == "fold":
+            return f"fold into {self.target}: {self.reason}"
+        return f"reject: {self.reason}"
+
+
+KEEP = Verdict("keep")
+
+# -- what the batch said ------------------------------------------------------------------
+
+_CONCRETE = re.compile(
+    r"`[^`\n]{1,80}`"  # code
+    r"|(?<![\w-])--?[a-zA-Z][\w-]*"  # flags
+    r"|[\w.~-]*/[\w./-]+"  # paths
+    r"|\b\w+\.\w{1,5}\b"  # file names, dotted names, versions
+    r"|\b\d[\d.:]*\b"  # numbers, ports, versions
+    r"|\b[a-z]+_[\w]+\b"  # snake_case identifiers
+)
+_STOP = frozenset(
+    """the a an and or but not no of to in on at for with by from as is are was were be been
+    use uses used using this that these those it its into than then when always never only
+    all any each every should must can could would will shall do does did don't doesn't
+    have has had our your their we you they i me my he she them there here which what
+    before after instead also more most other same such via per about over under new one
+    run runs running keep make sure project repo repository code file files like just""".split()
+)
+_WORD = re.compile(r"[a-z][a-z0-9+#'-]{2,}")
+_CORRECTION = re.compile(
+    r"^\W*(?:no\b|nope\b|nah\b|wrong\b|incorrect\b|not quite\b|actually\b|that'?s (?:not|wrong)"
+    r"|isn'?t it\b|aren'?t\b|shouldn'?t\b|wasn'?t\b|didn'?t we\b|don'?t we\b|why (?:did|are) you\b"
+    r"|hm+,? no\b|\w+\? (?:shouldn'?t|isn'?t))",
+    re.IGNORECASE,
+)
+
+
+def concrete_tokens(text: str) -> set[str]:
+    return {m.group().strip("`.,;:").lower() for m in _CONCRETE.finditer(text)} - {""}
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+@dataclass
+class BatchText:
+    """The batch's words, by who said them."""
+
+    user: str = ""
+    assistant: str = ""
+    tools: str = ""
+    guesses: set[str] = field(default_factory=set)  # concrete tokens the user corrected
+
+    @property
+    def everything(self) -> str:
+        return "\n".join((self.user, self.assistant, self.tools))
+
+
+def batch_text(conversations: Iterable[Mapping[str, Any]]) -> BatchText:
+    out = BatchText()
+    user: list[str] = []
+    assistant: list[str] = []
+    tools: list[str] = []
+    for conv in conversations:
+        turns = [t for t in conv.get("turns") or () if isinstance(t, Mapping)]
+        last_assistant = ""
+        for turn in turns:
+            role = turn.get("role")
+            text = turn.get("text") if isinstance(turn.get("text"), str) else ""
+            for call in turn.get("tool_calls") or ():
+                if isinstance(call, Mapping):
+                    tools.append(str(call.get("arguments") or ""))
+            for result in turn.get("tool_results") or ():
+                if isinstance(result, Mapping):
+                    tools.append(str(result.get("content") or ""))
+            if role == "user" and text:
+                words = user_words(text)
+                user.append(words)
+                if last_assistant and _CORRECTION.search(words):
+                    said = concrete_tokens(last_assistant) - concrete_tokens(words)
+                    out.guesses |= said
+                last_assistant = ""
+            elif role == "assistant" and text:
+                assistant.append(text)
+                last_assistant = text
+            elif role == "tool" and text:
+                tools.append(text)
+    out.user, out.assistant, out.tools = "\n".join(user), "\n".join(assistant), "\n".join(tools)
+    # A token the user said themselves is theirs, whatever the assistant guessed.
+    user_tokens = concrete_tokens(out.user)
+    out.guesses = {g for g in out.guesses if g not in user_tokens and len(g) > 1}
+    return out
+
+
+# -- the text rules -----------------------------------------------------------------------
+
+_QUESTION = re.compile(
+    r"\?\s*$|^(?:what|why|how|where|when|which|who|should|could|can|would|is|are|do|does|did"
+    r"|shall|will)\b[^.]*$",
+    re.IGNORECASE,
+)
+_CHATTER = re.compile(
+    r"^(?:ok(?:ay)?|k|thanks?|thank you|thx|ty|great|perfect|nice|cool|good|sure|yes|yeah|yep"
+    r"|no|got it|understood|noted|will do|sounds good|lgtm|done|fine|let me (?:check|look|see"
+    r"|think)[\w ]*|one moment|anything else|hello|hi|hey)\b[\W\w]{0,20}$",
+    re.IGNORECASE,
+)
+_NARRATION = re.compile(
+    r"^(?:i(?:'ll|'ve| will| have| did| ran| see| don'?t know| can'?t| was| just)\b"
+    r"|i'?m (?:going|trying|working|looking|updating|adding|fixing|running|done)\b"
+    r"|let me\b|let'?s\b|we'll\b|now\b|next\b|the user\b(?! (?:prefers"
+    r"|wants|likes|uses))|the assistant\b|(?:updated|added|fixed|created|moved|changed|ran"
+    r"|re-?ran|reverted|installed|switched|removed|renamed|committed|started|stopped|marked"
+    r"|regenerated|applied|deleted|edited|implemented|refactored|wrote|checked|tested"
+    r"|configured|set up|resolved)\b|we (?:added|fixed|changed|moved|updated|removed|renamed)\b)"
+    r"|\b(?:tests? (?:now )?pass(?:es|ed)?\b|all \d+ (?:\w+ )?tests"
+    r"|(?:build|deploy|run|migration)s? (?:succeeded|passed|failed)\b|\bis (?:now )?done\b"
+    r"|\bwas (?:fixed|updated|added))",
+    re.IGNORECASE,
+)
+_TRANSIENT = re.compile(
+    r"\b(?:today|tonight|tomorrow|yesterday|right now|for now|at the moment|this session"
+    r"|this morning|this afternoon|next hour|in a (?:sec|second|minute|moment)|later today"
+    r"|currently (?:failing|broken|working on)|is failing|are failing|last time|so far"
+    r"|just now|earlier today)\b",
+    re.IGNORECASE,
+)
+# A memory is a statement, never a reply: "Yes, ...", "Understood - ...", "Sorry, ...".
+_REPLY_START = re.compile(
+    r"^(?:yes|yeah|yep|no|nope|ok(?:ay)?|sure|right|understood|got it|noted|sorry|thanks|great"
+    r"|perfect|done|agreed|hi|hello)\b\s*[,.!:;\u2014\u2013-]",
+    re.IGNORECASE,
+)
+_SPECULATION = re.compile(
+    r"\b(?:maybe|perhaps|possibly|probably|might|could|i think|i guess|i assume|not sure"
+    r"|would be better|we should consider)\b",
+    re.IGNORECASE,
+)
+# Results of one run: counts of errors or tests, timings, benchmark figures.
+_RUN_RESULT = re.compile(
+    r"\b\d+ (?:errors?|warnings?|failures?|problems?|passed|failed|skipped|snapshots?"
+    r"|files? (?:changed|reformatted|left))\b|\b\d+\.\d+\s?m?s\b|\bns/op\b"
+    r"|\bfailed (?:once|twice|\d+ times)\b|\bout of \d+ runs\b",
+    re.IGNORECASE,
+)
+# Log lines: decoration and level prefixes tools print.
+_LOG_LINE = re.compile(
+    r"={3,}|-{4,}|^\s*(?:INFO|DEBUG|WARN(?:ING)?|ERROR|E|W|FATAL|npm ERR!|error)\b\s*[:!\[]"
+    r"|^\s*[\u2713\u2714\u2716\u2717\u2718\u25cf]|\\[tn]|\t",
+)
+_DEICTIC_START = re.compile(
+    r"^(?:it|this|that|they|these|those|he|she|him|her|there)\b"
+    r"(?!\s+(?:project|repo|repository|codebase|code base|team|app|service|monorepo|company)\b)",
+    re.IGNORECASE,
+)
+
+
+def judge_text(text: str, said: BatchText, *, strict: bool, known: str = "") -> Verdict:
+    """Reject `text` by the rules above, or KEEP. `known` is text of stored memories the
+    model was shown (a detail from them is not invented)."""
+    plain = " ".join(text.split())
+    words = plain.split()
+    if len(words) < 3:
+        return Verdict("reject", "too short to stand alone")
+    if _QUESTION.search(plain):
+        return Verdict("reject", "a question, not a fact")
+    if _CHATTER.match(plain) or _REPLY_START.match(plain):
+        return Verdict("reject", "transient chatter (a reply, not a statement)")
+    if _LOG_LINE.search(text) or _copied_output(plain, said):
+        return Verdict("reject", "a line of tool output, not a fact")
+    if _RUN_RESULT.search(plain):
+        return Verdict("reject", "a result of this run (counts, timings)")
+    if _SPECULATION.search(plain) and not _said_by_user(plain, said):
+        return Verdict("reject", "speculation (maybe, could, I think)")
+    if _NARRATION.search(plain):
+        return Verdict("reject", "the agent's report of this session's work (task state)")
+    if _TRANSIENT.search(plain):
+        return Verdict("reject", "tied to this session (transient)")
+    if _DEICTIC_START.match(plain):
+        return Verdict("reject", f"not self-contained (starts with {words[0]!r})")
+    haystack = (said.everything + "\n" + known).lower()
+    tokens = concrete_tokens(plain)
+    invented = sorted(t for t in tokens if t not in haystack)
+    if invented:
+        return Verdict("reject", f"names {invented[0]!r}, which the conversation never mentions")
+    guessed = sorted(t for t in tokens if t in said.guesses)
+    if guessed:
+        return Verdict(
+            "reject", f"repeats the assistant's guess {guessed[0]!r} that the user corrected"
+        )
+    if strict:
+        content = content_words(plain)
+        if content:
+            unseen = [w for w in content if w not in haystack]
+            if len(unseen) * 2 > len(content):
+                return Verdict("reject", "mostly words the conversation never used (invented)")
+            grounded = (said.user + "\n" + said.tools + "\n" + known).lower()
+            keys = tokens | content
+            if keys and not any(k in grounded for k in keys):
+                return Verdict("reject", "only the assistant said so")
+    return KEEP
+
+
+def _copied_output(text: str, said: BatchText) -> bool:
+    """Most of `text` appears verbatim in tool output and not in the user's words."""
+    if not said.tools:
+        return False
+    core = text.strip(" .!").lower()
+    if len(core) < 12:
+        return False
+    tools = " ".join(said.tools.lower().split())
+    return core in tools and core not in " ".join(said.user.lower().split())
+
+
+def _said_by_user(text: str, said: BatchText) -> bool:
+    core = " ".join(text.strip(" .!").lower().split())
+    return bool(core) and core in " ".join(said.user.lower().split())
+
+
+# -- near-duplicates ----------------------------------------------------------------------
+
+
+class Embedder(Protocol):
+    """The part of recall's embedder this module uses (`engram.recall.embedder`)."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Existing:
+    id: str
+    content: str
+
+
+# Calibrated with wordllama (recall's default embedder) on paraphrase pairs written for
+# this: a restated memory scores 0.58-0.93, a related but different fact 0.39-0.58, the
+# same sentence with another number 0.96 (hence the concrete-token guard: a changed port
+# or version is an update, never a duplicate).
+FOLD_COSINE = 0.85
+FOLD_COSINE_WITH_OVERLAP = 0.55
+FOLD_OVERLAP = 0.5
+
+
+class NearDuplicates:
+    """Folds a proposed fact into an active memory that already says it."""
+
+    def __init__(self, embedder: Embedder | None) -> None:
+        self.embedder = embedder
+
+    def _cosines(self, text: str, others: Sequence[str]) -> list[float]:
+        if self.embedder is not None:
+            try:
+                vectors = np.asarray(self.embedder.embed([text, *others]), dtype=np.float32)
+                return [float(vectors[0] @ v) for v in vectors[1:]]
+            except Exception:  # an embedder that fails costs the semantic part, not the batch
+                pass
+        mine = content_words(text) | concrete_tokens(text)
+        out = []
+        for other in others:
+            theirs = content_words(other) | concrete_tokens(other)
+            union = mine | theirs
+            out.append(len(mine & theirs) / len(union) if union else 0.0)
+        return out
+
+    def find(self, text: str, existing: Sequence[Existing]) -> Verdict | None:
+        if not existing:
+            return None
+        cosines = self._cosines(text, [e.content for e in existing])
+        best: tuple[float, Existing] | None = None
+        mine = content_words(text)
+        tokens = concrete_tokens(text)
+        for cos, other in zip(cosines, existing, strict=True):
+            if tokens - concrete_tokens(other.content):
+                continue  # a new port, path or version: an update, not a duplicate
+            theirs = content_words(other.content) | concrete_tokens(other.content)
+            overlap = len(mine & theirs) / len(mine) if mine else 1.0
+            similar = cos >= FOLD_COSINE or (
+                cos >= FOLD_COSINE_WITH_OVERLAP and overlap >= FOLD_OVERLAP
+            )
+            if similar and (best is None or cos > best[0]):
+                best = (cos, other)
+        if best is None:
+            return None
+        return Verdict("fold", f"already stored in other words ({best[0]:.2f} similar)", best[1].id)

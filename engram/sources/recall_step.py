@@ -1,0 +1,164 @@
+"""The proxy's and the addon's recall step: request -> query -> recall -> block + audit.
+
+Two phases, so the request path never waits longer than it must:
+- `prepare` runs on the event loop: parse the request (~0.3 ms for a 75 KB Claude Code
+  body; JSON parsing holds the GIL wherever it runs), build the query, and answer at
+  once what needs no search: a side call, no user turn, or the same turn as this
+  conversation's previous request (a tool loop: the cached decision, in microseconds);
+- `run` does the search on a worker thread; the caller waits at most the job's budget
+  (`proxy.recall_budget_ms`, or `proxy.first_request_budget_ms` for a conversation's
+  first request, which is seconds long anyway) and records `budget exceeded` past it.
+
+Every request gets an audit record (recall/audit.py) that the caller stores with the
+exchange; injections are logged (use counts, `inject` events) on the caller's writer
+thread, never on the request path.
+
+Privacy: `<private>` passages never reach the query (which is logged with an injection
+and may be sent to MuninnDB). While engram is paused, memories are still injected (using
+what is stored records nothing new) but no injection is logged, and the exchange with its
+audit record is not journaled at all (engram/journaling.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engram.recall.audit import Outcome, audit
+from engram.wire.model import Format, RawRequest
+
+log = logging.getLogger("engram.proxy")
+
+
+@dataclass(slots=True)
+class Decision:
+    """What to do with one request: the block to inject (or None) and its audit."""
+
+    block: str | None
+    record: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Job:
+    """A recall that needs a search, prepared on the event loop."""
+
+    query: str
+    project: str | None
+    conversation: str
+    budget_ms: float
+    started: float = field(default_factory=time.perf_counter)
+
+
+class RecallStep:
+    """Callable by the proxy and the addon; thread-safe."""
+
+    def __init__(
+        self,
+        recaller: Any,
+        project_hint: str | None,
+        defer: Callable[[Callable[[], None]], Any],
+        *,
+        budget_ms: float = 50.0,
+        first_request_budget_ms: float = 300.0,
+    ) -> None:
+        self.recaller = recaller
+        self.project_hint = project_hint
+        self.defer = defer
+        self.budget_ms = budget_ms
+        self.first_request_budget_ms = max(first_request_budget_ms, budget_ms)
+        self._pending: list[tuple[Any, str]] = []
+        self._lock = threading.Lock()
+
+    # -- phase 1: on the event loop -------------------------------------------------------
+
+    def prepare(self, body: bytes, fmt: Format, raw: RawRequest) -> Decision | Job:
+        from engram.recall.query import query_from_exchange
+        from engram.wire import parse_exchange
+        from engram.wire.private import strip_texts
+
+        started = time.perf_counter()
+        exchange = parse_exchange(raw, None, project_hint=self.project_hint)
+        exchange.turns = strip_texts(exchange.turns)
+        if exchange.kind.value != "conversation":
+            return Decision(None, audit(Outcome.SIDE_CALL, f"{exchange.kind.value} request"))
+        query = query_from_exchange(exchange) if exchange.turns else ""
+        if not query:
+            return Decision(None, audit(Outcome.NO_USER_TURN))
+        conversation = exchange.conversation or ""
+        cached = self.recaller.cached(query, exchange.project, conversation)
+        if cached is not None:
+            cached.timings_ms["total"] = (time.perf_counter() - started) * 1000
+            return Decision(cached.block_text if cached.injected else None, cached.audit())
+        first = sum(1 for t in exchange.turns if t.role == "assistant") == 0
+        budget = self.first_request_budget_ms if first else self.budget_ms
+        return Job(query, exchange.project, conversation, budget, started)
+
+    # -- phase 2: on a worker thread ------------------------------------------------------
+
+    def run(self, job: Job) -> Decision:
+        """The search, within the job's budget: a model still loading is waited for
+        until just before the budget ends, then the request goes without memory."""
+        recaller = self.recaller
+        if not recaller.ready:
+            left = job.budget_ms / 1000 - (time.perf_counter() - job.started) - 0.005
+            if not recaller.wait_ready(left):
+                return Decision(None, audit(Outcome.WARMING, "warming up: the model is loading"))
+        result = recaller.recall(job.query, job.project, job.conversation or None, wait=False)
+        result.timings_ms["total"] = (time.perf_counter() - job.started) * 1000
+        if result.injected and result.block_text:
+            self._log(result, job.conversation)
+            return Decision(result.block_text, result.audit())
+        return Decision(None, result.audit())
+
+    def __call__(self, body: bytes, fmt: Format, raw: RawRequest) -> Decision:
+        """Both phases in one call (no budget: for callers without an event loop)."""
+        job = self.prepare(body, fmt, raw)
+        return job if isinstance(job, Decision) else self.run(job)
+
+    # -- after the request ----------------------------------------------------------------
+
+    def _log(self, result: Any, conversation: str) -> None:
+        with self._lock:
+            self._pending.append((result, conversation))
+            first = len(self._pending) == 1
+        if first:
+            self.defer(self._flush)  # one writer task drains everything queued by then
+
+    def _flush(self) -> None:
+        from engram.store import pause
+
+        with self._lock:
+            items = self._pending[:]
+            self._pending.clear()
+        with self.recaller.store.read() as conn:
+            if pause.read_current(conn) is not None:
+                return  # paused: nothing is recorded, not even what was injected
+        self.recaller.log_injections(items)
+
+
+def make_recall(
+    recaller: Any,
+    project_hint: str | None,
+    defer: Callable[[Callable[[], None]], Any],
+    *,
+    warm: bool = True,
+    budget_ms: float = 50.0,
+    first_request_budget_ms: float = 300.0,
+) -> RecallStep:
+    """The recall step for a proxy or the addon (the composition root passes this
+    process's recaller and the proxy's budgets). With `warm`, the model loads, the index
+    builds and a warm-up query is embedded in the background right away, so the first
+    request does not pay for them."""
+    if warm:
+        recaller.warm(background=True)
+    return RecallStep(
+        recaller,
+        project_hint,
+        defer,
+        budget_ms=budget_ms,
+        first_request_budget_ms=first_request_budget_ms,
+    )

@@ -1,0 +1,109 @@
+"""Validation at formation: what a proposed memory must be to be kept, and folding
+restatements into the memory that already says them (with the real recall embedder)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Cli
+from test_analyzer_runner import PROJECT, analyze, capture
+
+from engram.analyzer import validate
+from engram.recall.embedder import WordLlamaEmbedder
+from engram.store import memories
+from engram.store.db import Store
+from tests.support.llm_stub import LLMStub, Reply
+
+CONVERSATION = [
+    {"role": "user", "text": "what's our go version"},
+    {"role": "assistant", "text": "I assume Go 1.21, since that's the most common."},
+    {"role": "user", "text": "wrong, go.mod says 1.23 and we use the new iterator funcs"},
+    {"role": "assistant", "text": "Right, Go 1.23. Updated the CI image."},
+    {
+        "role": "tool",
+        "text": "",
+        "tool_results": [{"call_id": "c1", "content": "===== 88 passed in 12.4s =====\n"}],
+    },
+]
+SAID = validate.batch_text([{"project": PROJECT, "turns": CONVERSATION}])
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("Does the endpoint need auth?", "a question"),
+        ("Understood, plain commit messages from now on.", "chatter"),
+        ("Updated the CI image to the new Go version.", "report of this session"),
+        ("All 88 tests pass on the CI image.", "report of this session"),
+        ("88 passed in 12.4s", "tool output"),
+        ("The flaky test is failing right now.", "transient"),
+        ("It uses the new iterator funcs.", "not self-contained"),
+        ("The project targets Go 1.24 and later.", "never mentions"),
+        ("The project uses Go 1.21 for the iterator funcs.", "guess"),
+        ("Maybe the CI image should pin Go.", "speculation"),
+    ],
+)
+def test_junk_is_rejected_with_its_reason(text: str, why: str) -> None:
+    verdict = validate.judge_text(text, SAID, strict=False)
+    assert verdict.decision == "reject" and why in verdict.reason, verdict
+
+
+def test_a_fact_the_user_stated_is_kept() -> None:
+    assert (
+        validate.judge_text("The project uses Go 1.23 (go.mod)", SAID, strict=False).decision
+        == "keep"
+    )
+
+
+def test_strict_validation_rejects_what_the_conversation_never_said() -> None:
+    text = "Always write commit messages in the imperative mood"  # a prompt example, copied
+    assert validate.judge_text(text, SAID, strict=False).decision == "keep"
+    assert "never used" in validate.judge_text(text, SAID, strict=True).reason
+
+
+def test_restatements_fold_but_updates_do_not() -> None:
+    near = validate.NearDuplicates(WordLlamaEmbedder())
+    existing = [validate.Existing("m-aaaaaaaa", "The metrics service listens on port 9102.")]
+    fold = near.find("Note: The metrics service listens on port 9102.", existing)
+    assert fold is not None and fold.decision == "fold" and fold.target == "m-aaaaaaaa"
+    assert near.find("The metrics service listens on port 9103.", existing) is None
+    assert near.find("Benchmarks are compared with benchstat.", existing) is None
+
+
+@pytest.fixture
+def stub() -> Iterator[LLMStub]:
+    with LLMStub() as server:
+        yield server
+
+
+def test_dry_run_shows_each_decision_and_the_run_folds(
+    cli: Cli, stub: LLMStub, store: Store, db_path: Path
+) -> None:
+    with store.write() as session:
+        old = memories.add(session, "This project uses pnpm, never npm.", scope=PROJECT).memory
+    capture(store, "a", "c1", ["No, we use pnpm here, never npm. Deploys go through make ship."])
+    stub.script = Reply(
+        text="\n".join(
+            [
+                'engram add --kind preference --scope project "We use pnpm here, never npm."',
+                'engram add --kind procedure --scope project "Deploys go through make ship."',
+                'engram add --kind fact --scope project "Should deploys use make ship?"',
+            ]
+        )
+    )
+    dry = analyze(cli, stub, "--dry-run")
+    decisions = [(d["decision"], d["target"]) for d in dry["decisions"]]
+    assert decisions == [("fold", old.id), ("keep", None), ("reject", None)]
+    assert "question" in dry["decisions"][2]["reason"]
+    assert all("  # " in line for line in dry["proposed"])
+    report = analyze(cli, stub)
+    assert [m["content"] for m in report["added"]] == ["Deploys go through make ship."]
+    assert report["duplicates"] == 1 and len(report["rejected"]) == 1
+    conn = sqlite3.connect(db_path)
+    provenance = conn.execute("SELECT provenance FROM memories WHERE id = ?", (old.id,)).fetchone()
+    conn.close()
+    assert json.loads(provenance[0])  # the folded restatement's exchange is recorded
