@@ -64,7 +64,7 @@ def test_engram_run_keeps_stdout_for_the_agent(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     # `engram run claude -p ... --output-format json | jq` works: only the agent's JSON.
     assert json.loads(done.stdout) == {"result": "ok: We deploy with make ship."}
-    assert "exchanges captured" in done.stderr
+    assert "1 exchange, 0 with memory" in done.stderr  # the run summary: stderr only
 
 
 def test_a_missing_agent_is_an_error_before_any_banner(tmp_path: Path) -> None:
