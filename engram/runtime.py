@@ -208,7 +208,8 @@ class Runtime:
         on_recall_unavailable: Callable[[str], None] | None = None,
     ) -> Proxy:
         """The reverse proxy: journal capture always, recall and injection when `inject`."""
-        from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+        from engram.sources.capture_writer import journal_capture
+        from engram.sources.proxy import Proxy, ProxySettings
 
         self.store.ensure()
         p = self.config.proxy

@@ -15,7 +15,8 @@ import pytest
 from conftest import Cli
 
 from engram.journaling import CapturePolicy
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+from engram.sources.capture_writer import journal_capture
+from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
 from engram.store.db import Store
 from tests.support.journal import journal_rows

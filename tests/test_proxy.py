@@ -21,7 +21,8 @@ import pytest
 import sqlalchemy
 
 from engram.journaling import CapturePolicy
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+from engram.sources.capture_writer import journal_capture
+from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
 from engram.store.db import Store
 from engram.wire.block import BLOCK_OPEN

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from engram.journaling import CapturePolicy
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+from engram.sources.capture_writer import journal_capture
+from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
 
 
