@@ -10,7 +10,8 @@ never journaled before, and redacted; `engram.store.journal` only stores the row
 This is also the one place where privacy holds for every source: `<private>` passages
 are removed (engram/wire/private.py) before the delta, and a paused period
 (engram/store/pause.py) or an ignored project (`CapturePolicy`, from `[capture]`)
-leaves no row at all. Every source must pass the config's policy: it is a required
+leaves no row at all, for a captured request (`record`) and a transcript's piece
+(`record_pieces`) alike. Every source must pass the config's policy: it is a required
 argument, so a new source cannot forget it.
 """
 
@@ -21,14 +22,15 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from engram.store import journal, pause, schema
-from engram.wire.model import Exchange, Kind, RawRequest, RawResponse, Turn
+from engram.wire.model import Exchange, Format, Kind, RawRequest, RawResponse, Turn, Usage
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -102,8 +104,6 @@ def turn_to_json(turn: Turn, redact: Any) -> dict[str, Any]:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    from datetime import UTC, datetime
-
     return schema.to_iso(datetime.fromtimestamp(ts, UTC))
 
 
@@ -165,22 +165,38 @@ def _normal_pattern(pattern: str) -> str:
 
 
 def withheld(
-    session: Session, project: str | None, started_at: float | None, policy: CapturePolicy
+    session: Session,
+    project: str | None,
+    times: Sequence[float | None],
+    policy: CapturePolicy,
+    *,
+    now: bool = True,
 ) -> str | None:
-    """Why a capture must leave no trace ("ignored project", "paused"), or None."""
+    """Why a capture must leave no trace ("ignored project", "paused"), or None.
+
+    Paused: when one of `times` (the exchange's own) falls in a pause, or, with `now`,
+    while a pause is in force. A live capture passes `now` (whatever it sees during a
+    pause is withheld); a transcript read after the fact does not when it has times,
+    so a back-fill or a follower catching up keeps what was said before the pause and
+    drops what was said during it, whenever it reads it. The periods are read once per
+    transaction (a transcript batch journals hundreds of pieces in one).
+    """
     if policy.ignores(project):
         return "ignored project"
-    periods = pause.load(session)
+    periods = session.info.get("engram.pause")
+    if periods is None:
+        periods = session.info["engram.pause"] = pause.load(session)
     if not periods:
         return None
-    now = datetime.now(UTC)
-    if pause.current(periods, now) is not None:
+    if now and pause.current(periods, datetime.now(UTC)) is not None:
         return "paused"
-    if started_at is not None:
+    for ts in times:
+        if ts is None:
+            continue
         try:
-            when = datetime.fromtimestamp(started_at, UTC)
+            when = datetime.fromtimestamp(ts, UTC)
         except (OverflowError, OSError, ValueError):
-            return None
+            continue
         if pause.covers(periods, when):
             return "paused"
     return None
@@ -190,35 +206,177 @@ def record(session: Session, capture: Capture, policy: CapturePolicy) -> Recorde
     """Journal one capture (idempotent). Never raises for bad traffic: a flow that
     cannot be parsed becomes a `failed` row carrying its error. A capture that `policy`
     or a pause withholds leaves no row (`Recorded.withheld` says why)."""
-    from engram.redact import redact
     from engram.wire import parse_exchange
-    from engram.wire.private import scrub_echoes, strip_exchange, strip_private
 
     request, response = capture.request, capture.response
-    size = len(request.body or b"") + len(response.body if response and response.body else b"")
+    response_bytes = len(response.body or b"") if response is not None else 0
+    size = len(request.body or b"") + response_bytes
     fp = fingerprint(request, response)
     existing = journal.find(session, capture.source_key, fp)
     if existing is not None:
         return Recorded(
             existing.id, False, existing.kind, existing.status, existing.new_turns, size
         )
-
     exchange = parse_exchange(request, response, project_hint=capture.project_hint)
+    exchange.host = exchange.host or request.host
+    return _journal(
+        session,
+        policy,
+        capture.source,
+        capture.source_key,
+        fp,
+        exchange,
+        error=capture.error,
+        sizes=(len(request.body or b""), response_bytes),
+        recall=request.recall,
+        started_at=request.timestamp_start,
+    )
+
+
+@dataclass(slots=True)
+class Piece:
+    """A piece of a conversation a source read already in turns, with no HTTP request
+    around it (an agent's transcript): the turns it adds, its reply last."""
+
+    source: str  # "transcript"
+    source_key: str  # unique and stable: the same piece read again has the same key
+    conversation: str
+    turns: list[Turn]
+    project: str | None = None
+    model: str | None = None
+    format: Format = Format.UNKNOWN  # the API format the agent's messages are in
+    provider: str = ""
+    location: str = ""  # where it was read (a file), shown as the endpoint
+    usage: Usage = field(default_factory=Usage)
+    started_at: float | None = None
+    ended_at: float | None = None
+    bytes: int = 0
+
+
+def piece_fingerprint(piece: Piece) -> str:
+    return hashlib.sha256(f"piece\0{piece.source_key}".encode("utf-8", "replace")).hexdigest()
+
+
+def count_piece(prior: dict[str, int], turns: list[Turn]) -> None:
+    """Advance a source's occurrence counts (see `record_piece`) past turns it read but
+    does not journal (journaled by an earlier read). The turns are counted as the
+    journal counts them: with their `<private>` passages removed."""
+    from engram.wire import count_occurrences
+    from engram.wire.private import strip_turns
+
+    count_occurrences(prior, strip_turns(turns)[0])
+
+
+def record_pieces(
+    session: Session, pieces: list[tuple[Piece, dict[str, int]]], policy: CapturePolicy
+) -> list[Recorded | None]:
+    """`record_piece` for a batch, with one lookup of what is journaled already; None
+    for a piece that was (its turns are counted in its `prior` all the same)."""
+    keys = [p.source_key for p, _ in pieces]
+    known = journal.known_keys(session, keys, [piece_fingerprint(p) for p, _ in pieces])
+    out: list[Recorded | None] = []
+    for piece, prior in pieces:
+        if piece.source_key in known:
+            count_piece(prior, piece.turns)
+            out.append(None)
+        else:
+            out.append(_record_new_piece(session, piece, prior, policy))
+    return out
+
+
+def record_piece(
+    session: Session, piece: Piece, prior: dict[str, int], policy: CapturePolicy
+) -> Recorded:
+    """Journal one piece of a conversation (idempotent on its key).
+
+    `prior` holds the occurrence counts of the conversation's turns before this piece,
+    as read by the same source, and is advanced past it: the delta is then the same as
+    for a request carrying the whole history (see `wire.compute_delta`), so a turn that
+    another door (the proxy, mitmweb) journaled already is not journaled again. A piece
+    that `policy` or a pause withholds leaves no row, like a capture.
+    """
+    existing = journal.find(session, piece.source_key, piece_fingerprint(piece))
+    if existing is not None:
+        count_piece(prior, piece.turns)
+        return Recorded(
+            existing.id, False, existing.kind, existing.status, existing.new_turns, piece.bytes
+        )
+    return _record_new_piece(session, piece, prior, policy)
+
+
+def _record_new_piece(
+    session: Session, piece: Piece, prior: dict[str, int], policy: CapturePolicy
+) -> Recorded:
+    exchange = Exchange(
+        format=piece.format,
+        provider=piece.provider,
+        endpoint=piece.location,
+        model=piece.model,
+        conversation=piece.conversation,
+        project=piece.project,
+        turns=list(piece.turns),
+        usage=piece.usage,
+        started_at=piece.started_at,
+        ended_at=piece.ended_at,
+    )
+    fp = piece_fingerprint(piece)
+    return _journal(
+        session,
+        policy,
+        piece.source,
+        piece.source_key,
+        fp,
+        exchange,
+        prior=prior,
+        sizes=(piece.bytes, 0),
+        read_later=True,
+    )
+
+
+def _journal(
+    session: Session,
+    policy: CapturePolicy,
+    source: str,
+    source_key: str,
+    fp: str,
+    exchange: Exchange,
+    *,
+    sizes: tuple[int, int],
+    error: str | None = None,
+    prior: dict[str, int] | None = None,
+    recall: dict[str, Any] | None = None,
+    started_at: float | None = None,
+    read_later: bool = False,
+) -> Recorded:
+    """What every door shares once it has an `Exchange`: privacy, the conversation
+    delta, the status, redaction, the row. `read_later`: the exchange was read after
+    the fact (a transcript), so its own times decide whether a pause covers it."""
+    from engram.redact import redact
+    from engram.wire import count_occurrences, has_substance
+    from engram.wire.private import scrub_echoes, strip_exchange, strip_private
+
     passages = strip_exchange(exchange)  # before the delta: a turn hashes the same each time
     exchange.project = clean(exchange.project)
     exchange.conversation = clean(exchange.conversation) or ""
     exchange.model = clean(exchange.model)
-    error = capture.error or exchange.error
+    transport_failed = error is not None
+    error = error or exchange.error
 
-    reason = withheld(session, exchange.project, request.timestamp_start, policy)
+    if read_later:
+        times = [t for t in (exchange.started_at, exchange.ended_at) if t is not None]
+        reason = withheld(session, exchange.project, times, policy, now=not times)
+    else:
+        reason = withheld(session, exchange.project, [started_at], policy)
     if reason is not None:
         if reason == "paused" and exchange.kind is Kind.CONVERSATION and exchange.turns:
             # Seen, not stored: after `engram resume` the agent repeats this history,
             # and none of it may come back as new.
             _advance_conversation(
-                session, exchange, transport_failed=capture.error is not None, paused=True
+                session, exchange, transport_failed=transport_failed, prior=prior, paused=True
             )
-        return Recorded(0, False, str(exchange.kind), "withheld", 0, size, withheld=reason)
+        elif prior is not None:
+            count_occurrences(prior, exchange.turns)
+        return Recorded(0, False, str(exchange.kind), "withheld", 0, sum(sizes), withheld=reason)
 
     def scrub(text: str) -> str:
         return redact(clean(text) or "")
@@ -227,13 +385,16 @@ def record(session: Session, capture: Capture, policy: CapturePolicy) -> Recorde
     if exchange.kind is not Kind.CONVERSATION:
         status = "skipped"
     elif exchange.turns:
-        new = _advance_conversation(session, exchange, transport_failed=capture.error is not None)
-        if capture.error is not None and exchange.reply is None:
+        new = _advance_conversation(
+            session, exchange, transport_failed=transport_failed, prior=prior
+        )
+        if transport_failed and exchange.reply is None:
             # The request never got an answer: its turns stay unseen so that the agent's
             # retry carries them as new, instead of losing them with this failed flow.
             status = "skipped"
         else:
-            status = "pending" if new else "skipped"
+            # Only context is new (a system turn, harness markup): nothing to analyse.
+            status = "pending" if any(has_substance(t) for t in new) else "skipped"
         if new and passages:
             new = scrub_echoes(new, passages)
     else:
@@ -245,13 +406,13 @@ def record(session: Session, capture: Capture, policy: CapturePolicy) -> Recorde
 
     row = journal.insert(
         session,
-        source=capture.source,
-        source_key=capture.source_key,
+        source=source,
+        source_key=source_key,
         fingerprint=fp,
         kind=str(exchange.kind),
         format=str(exchange.format),
         provider=exchange.provider,
-        host=clean(exchange.host or request.host) or "",
+        host=clean(exchange.host) or "",
         endpoint=clean(exchange.endpoint) or "",
         model=exchange.model,
         conversation=exchange.conversation,
@@ -265,31 +426,45 @@ def record(session: Session, capture: Capture, policy: CapturePolicy) -> Recorde
         output_tokens=exchange.usage.output_tokens,
         cache_read_tokens=exchange.usage.cache_read_tokens,
         cache_creation_tokens=exchange.usage.cache_creation_tokens,
-        request_bytes=len(request.body or b""),
-        response_bytes=len(response.body or b"") if response else 0,
+        request_bytes=sizes[0],
+        response_bytes=sizes[1],
         new_turns=len(new),
         turns=json.dumps([turn_to_json(t, scrub) for t in new], ensure_ascii=False),
         status=status,
         error=scrub(error) if error else None,
-        recall=json.dumps(request.recall, ensure_ascii=False) if request.recall else None,
+        recall=json.dumps(recall, ensure_ascii=False) if recall else None,
     )
-    return Recorded(row.id, True, row.kind, row.status, row.new_turns, size)
+    return Recorded(row.id, True, row.kind, row.status, row.new_turns, sum(sizes))
 
 
 def _advance_conversation(
-    session: Session, exchange: Exchange, *, transport_failed: bool, paused: bool = False
+    session: Session,
+    exchange: Exchange,
+    *,
+    transport_failed: bool,
+    prior: dict[str, int] | None = None,
+    paused: bool = False,
 ) -> list[Turn]:
     from engram.wire import compute_delta
 
     key = exchange.conversation or "unknown"
-    # First seen while paused: not even its project is kept (it is filled in later).
-    conv = journal.conversation_seen(session, key, None if paused else exchange.project)
+    # Held for the transaction: a source that journals many pieces of one conversation
+    # in a batch (a transcript) neither reloads the row nor decodes its counts again.
+    held = session.info.setdefault("engram.conversations", {})
+    if key in held:
+        conv, counts = held[key]
+    else:
+        # First seen while paused: not even its project is kept (it is filled in later).
+        conv = journal.conversation_seen(session, key, None if paused else exchange.project)
+        counts = json.loads(conv.seen)
     # A truncated reply is left out: the agent's next request carries what it kept of it.
     reply = [exchange.reply] if exchange.reply and not exchange.truncated else []
     turns = [*exchange.turns, *reply]
-    new, seen = compute_delta(json.loads(conv.seen), turns)
+    new, seen = compute_delta(counts, turns, prior)
     if transport_failed and exchange.reply is None:
+        held[key] = (conv, counts)
         return new  # counted as seen only once a reply arrives (see record())
+    held[key] = (conv, seen)
     if paused:
         journal.note_seen(conv, seen)
         return []

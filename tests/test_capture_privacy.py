@@ -1,12 +1,15 @@
 """Every capture door honours `<private>`, `engram pause` and `capture.ignore_projects`:
 the reverse proxy, the mitmproxy addon (`engram run --mitm`'s path), the mitmweb watcher
-and flow files, each driven by the real anthropic SDK through the real servers."""
+and flow files, each driven by the real anthropic SDK through the real servers, and the
+agents' transcripts (`engram ingest`, `--follow`)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anthropic
@@ -189,6 +192,63 @@ def test_addon_watcher_and_flow_file_doors(tmp_path: Path, monkeypatch: pytest.M
     clis[2]("ingest", str(dump))
     for db in (addon_db, watcher_db, file_db):
         assert_private_paused_ignored(db)
+
+
+def claude_session(path: Path, session: str, cwd: str, said: list[tuple[str, float]]) -> None:
+    """A Claude Code transcript (the fields its parser reads): each user line at its
+    time, answered a second later."""
+    lines, parent = [], None
+    for n, (text, when) in enumerate(said):
+        for role, content, at in (
+            ("user", text, when),
+            ("assistant", [{"type": "text", "text": f"Noted ({n})."}], when + 1),
+        ):
+            uuid = f"{session}-{role}-{n}"
+            message: dict = {"role": role, "content": content}
+            if role == "assistant":
+                message |= {"id": f"msg_{session}_{n}", "model": "claude-opus-5-5"}
+            stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+            record = {"type": role, "message": message, "uuid": uuid, "parentUuid": parent}
+            record |= {"timestamp": stamp.replace("+00:00", "Z"), "cwd": cwd}
+            lines.append(json.dumps(record | {"sessionId": session}))
+            parent = uuid
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_transcript_door(tmp_path: Path, db_path: Path) -> None:
+    """A transcript is read after the fact: its own times decide what a pause covers,
+    whenever the follower gets to them; an ignored project's file is not even read, and
+    the journal's door withholds its pieces all the same when read directly."""
+    from engram.sources.transcripts import Target, TranscriptFollower, TranscriptReader
+    from engram.store import pause
+
+    store = Store(db_path)
+    now = time.time()
+    with store.write() as session:
+        pause.pause(session, timedelta(hours=1))  # from now: covers the middle exchange
+    root = tmp_path / "projects"
+    claude_session(
+        root / "-home-dev-shop" / "shop-1.jsonl",
+        "shop-1",
+        SHOP,
+        [(FIRST, now - 7200), (PAUSED, now + 1800), (RESUMED, now + 5400)],
+    )
+    secret = root / "-home-dev-secret-api" / "secret-1.jsonl"
+    claude_session(secret, "secret-1", SECRET, [(IGNORED, now - 60)])
+    policy = CapturePolicy.from_patterns(["secret-*"])
+    follower = TranscriptFollower(store, [Target("claude", [root])], policy, settle=0)
+    stats = follower.poll()  # what `engram ingest --follow` does each interval
+    assert (stats.files, stats.pieces, stats.withheld) == (1, 2, 1)
+    assert follower.poll().pieces == 0  # the withheld exchange is not read again
+    assert TranscriptReader(store, policy, settle=0).read(secret, "claude").withheld == 1
+    assert_private_paused_ignored(db_path)
+    conn = sqlite3.connect(db_path)
+    try:
+        kept = conn.execute("SELECT path, project FROM transcript_files").fetchall()
+    finally:
+        conn.close()
+    assert all(project != SECRET for _path, project in kept), kept
 
 
 def addon_paused_turn_seen(db: Path) -> bool:

@@ -130,7 +130,7 @@ def test_ingest_says_what_a_pause_withheld(cli: Cli, tmp_path: Path) -> None:
         io.FlowWriter(fh).add(flow)
     cli("pause")
     out = cli("ingest", str(path)).stdout
-    assert "0 journaled" in out and "1 withheld (paused or an ignored project)" in out
+    assert "0 exchanges journaled" in out and "1 withheld (paused or an ignored project)" in out
     assert cli.json("journal") == []
 
 

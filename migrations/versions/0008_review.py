@@ -14,8 +14,8 @@ version is bumped so other connections reload it. An integrity check follows.
 (`capped`), global memories stored in the project scope because the user's own words
 did not carry them (`rescoped`) and memories held for review (`quarantined`).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import sqlite3
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
