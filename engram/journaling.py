@@ -188,7 +188,9 @@ def withheld(
         periods = session.info["engram.pause"] = pause.load(session)
     if not periods:
         return None
-    if now and pause.current(periods, datetime.now(UTC)) is not None:
+    in_force = pause.current(periods, datetime.now(UTC))
+    if in_force is not None and (now or in_force.by == pause.UNREADABLE):
+        # A damaged pause value has no known start: nothing is kept until `resume`.
         return "paused"
     for ts in times:
         if ts is None:

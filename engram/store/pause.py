@@ -41,6 +41,9 @@ class Period:
         return {"since": self.start, "until": self.until, "by": self.by}
 
 
+UNREADABLE = "unreadable state"  # who paused, for a damaged value (see _decode)
+
+
 def _decode(raw: str | None) -> list[Period]:
     if not raw:
         return []
@@ -53,7 +56,7 @@ def _decode(raw: str | None) -> list[Period]:
     except (ValueError, TypeError, KeyError, AttributeError):
         # A damaged value must not stop capture, nor be read as "not paused" forever:
         # it reads as one open pause, which `engram resume` replaces.
-        return [Period(schema.now_iso(), None, "unreadable state")]
+        return [Period(schema.now_iso(), None, UNREADABLE)]
 
 
 def _encode(periods: list[Period]) -> str:
