@@ -113,7 +113,8 @@ def _iso(ts: float | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class CapturePolicy:
     """What a source must not journal, from `[capture]` in the config. Every source
-    passes one to `record()`; the pause is read from the database there."""
+    passes one to `record()` or `record_pieces()`; the pause is read from the database
+    there."""
 
     ignore_projects: tuple[str, ...] = ()
 
