@@ -7,6 +7,10 @@ duplicate. The answer is parsed with engram's own grammar and validated; the bat
 memory changes, its exchanges' new status and the run's accounting are written in one
 transaction. Failures never lose a batch: its rows stay pending with an attempt count,
 and are parked as `failed` only after `analyzer.max_attempts`.
+
+What an answer may change is bounded in code by engram/analyzer/policy.py (command cap,
+global scope, supersede/forget targets, quarantine); while engram is paused
+(`engram pause`) nothing is analysed.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engram.analyzer import grammar, prompt, validate
+from engram.analyzer import grammar, policy, prompt, validate
 from engram.analyzer.backends import AnalyzerError, Answer, Backend, Batch, cost
 from engram.config import AnalyzerConfig
 from engram.errors import EngramError
@@ -26,6 +30,9 @@ from engram.store import journal, schema
 from engram.store.db import Store, affected
 from engram.store.records import MemoryRecord
 
+# What one batch's accounting counts; the last three are the guard's (analyzer/policy.py).
+COUNTS: tuple[str, ...] = ("added", "superseded", "forgotten", "duplicates", "rejected")
+COUNTS += ("capped", "rescoped", "quarantined")
 MAX_FACT_CHARS = 1000  # an analyzer's fact is a sentence or two, not a document
 _NONE = re.compile(r"^\W*none\W*$", re.IGNORECASE)
 
@@ -83,6 +90,10 @@ class RunReport:
     # --dry-run: each proposed command with what validation decided and why
     decisions: list[dict[str, Any]] = field(default_factory=list)
     auth_error: str | None = None
+    held: list[MemoryRecord] = field(default_factory=list)  # quarantined: `engram review`
+    capped: int = 0  # commands over analyzer.max_commands for their conversation
+    rescoped: int = 0  # global memories kept in the project scope
+    paused: dict[str, str | None] | None = None  # engram is paused: nothing was analysed
 
     def to_dict(self) -> dict[str, Any]:
         """`engram analyze --json`."""
@@ -102,6 +113,9 @@ class RunReport:
             "output_tokens": self.output_tokens,
             "cost_usd": round(self.cost_usd, 6),
             "proposed": self.proposed,
+            "held": [m.to_dict() for m in self.held],
+            "capped": self.capped,
+            "rescoped": self.rescoped,
             "decisions": self.decisions,
         }
 
@@ -185,6 +199,8 @@ class Analyzer:
         on_batch: Callable[[RunReport], None] | None = None,
     ) -> RunReport:
         report = RunReport()
+        if self._paused(report):
+            return report
         with self.store.write() as session:
             rows = journal.pending(session, limit)
         budget = self.settings.input_budget_tokens
@@ -194,6 +210,8 @@ class Analyzer:
         for batch in batches:
             if batch.project in blocked:
                 continue
+            if self._paused(report):  # `engram pause` during a run stops it between batches
+                break
             ok = self._run_batch(batch, report, dry_run)
             if report.auth_error:
                 break
@@ -204,22 +222,36 @@ class Analyzer:
         # Rows whose turns were all empty (nothing to say) are done too.
         return report
 
-    def _candidates(self, batch: PlannedBatch) -> list[prompt.CandidateMemory]:
+    def _paused(self, report: RunReport) -> bool:
+        from engram.store import pause
+
+        with self.store.read() as conn:
+            period = pause.read_current(conn)
+        report.paused = period.to_dict() if period is not None else None
+        return period is not None
+
+    def _candidates(
+        self, batch: PlannedBatch
+    ) -> tuple[list[prompt.CandidateMemory], dict[str, set[str]]]:
+        """The memories the model may update: for each conversation, those its own user
+        turns retrieve (the guard allows supersede/forget only of those), merged."""
         from engram.store import reader
 
-        words = " ".join(
-            t.get("text", "") for u in batch.units for t in u.turns if t.get("role") == "user"
-        )[:4000]
         scopes = ("global",) if batch.project is None else ("global", batch.project)
+        found: dict[str, prompt.CandidateMemory] = {}
+        per_conversation: dict[str, set[str]] = {}
         with self.store.read() as conn:
-            hits = reader.search(conn, words, scopes=scopes, limit=self.settings.candidates)
-        return [
-            prompt.CandidateMemory(h.memory.id, h.memory.content, h.memory.kind, h.memory.scope)
-            for h in hits
-        ]
+            for conv in batch.conversations():
+                words = policy.user_text(conv.turns)[:4000]
+                hits = reader.search(conn, words, scopes=scopes, limit=self.settings.candidates)
+                per_conversation[conv.conversation] = {h.memory.id for h in hits}
+                for h in hits:
+                    m = h.memory
+                    found.setdefault(m.id, prompt.CandidateMemory(m.id, m.content, m.kind, m.scope))
+        return list(found.values())[: max(self.settings.candidates, 0)], per_conversation
 
     def _run_batch(self, batch: PlannedBatch, report: RunReport, dry_run: bool) -> bool:
-        candidates = self._candidates(batch)
+        candidates, per_conversation = self._candidates(batch)
         conversations = batch.conversations()
         request = Batch(
             system=prompt.SYSTEM_PROMPT,
@@ -249,21 +281,29 @@ class Analyzer:
             self._fail(batch, f"{why} from {self.backend.name}", started, report, answer)
             return False
         verdicts = self._judge(request, parsed.commands, candidates, batch.project)
+        guard = policy.for_batch(
+            batch.project, conversations, candidates, per_conversation, self.settings.max_commands
+        )
         if dry_run:
             for cmd, verdict in zip(parsed.commands, verdicts, strict=True):
                 line = grammar.render_command(cmd)
-                report.proposed.append(f"{line}  # {verdict.render()}")
+                decision, reason, shown = verdict.decision, verdict.reason, verdict.render()
+                if decision == "keep":  # then what the guard would make of it
+                    decision, because = policy.describe(guard.decide(cmd))
+                    reason = because or ""
+                    shown = decision + (f": {because}" if because else "")
+                report.proposed.append(f"{line}  # {shown}")
                 report.decisions.append(
                     {
                         "command": line,
-                        "decision": verdict.decision,
-                        "reason": verdict.reason,
+                        "decision": decision,
+                        "reason": reason,
                         "target": verdict.target,
                     }
                 )
             self._record(batch, answer, started, "dry-run", None, report, parsed, {})
             return True
-        self._apply(batch, answer, parsed, verdicts, candidates, started, report)
+        self._apply(batch, answer, parsed, verdicts, guard, started, report)
         return True
 
     def _judge(
@@ -313,16 +353,15 @@ class Analyzer:
         answer: Answer,
         parsed: grammar.ParseResult,
         verdicts: Sequence[validate.Verdict],
-        candidates: list[prompt.CandidateMemory],
+        guard: policy.Guard,
         started: str,
         report: RunReport,
     ) -> None:
         from engram.redact import redact
         from engram.store import memories
 
-        offered = {c.id for c in candidates}
         provenance = [f"x-{i}" for i in sorted({u.row_id for u in batch.units})]
-        counts = {"added": 0, "superseded": 0, "forgotten": 0, "duplicates": 0, "rejected": 0}
+        counts = dict.fromkeys(COUNTS, 0)
         with self.store.write() as session:
             for cmd, verdict in zip(parsed.commands, verdicts, strict=True):
                 if verdict.decision == "reject":
@@ -337,8 +376,11 @@ class Analyzer:
                     continue
                 try:
                     with session.begin_nested():
-                        if cmd.action in ("supersede", "forget") and cmd.target not in offered:
-                            raise EngramError(f"id {cmd.target} was not among the candidates")
+                        decision = guard.decide(cmd)
+                        if decision.action == "drop":
+                            counts["capped"] += decision.capped
+                            report.capped += decision.capped
+                            raise EngramError(decision.reason or "not allowed")
                         text = None
                         if cmd.text is not None:
                             text = redact(cmd.text.strip())
@@ -346,24 +388,21 @@ class Analyzer:
                                 raise EngramError("the fact contains a secret")
                             if len(text) > MAX_FACT_CHARS:
                                 raise EngramError(f"the fact is over {MAX_FACT_CHARS} characters")
-                        if cmd.action == "add":
-                            scope = self._scope(cmd.scope, batch.project)
-                            res = memories.add(
+                        counts["rescoped"] += decision.rescoped
+                        report.rescoped += decision.rescoped
+                        if decision.action == "add":
+                            scope = decision.scope or self._scope(cmd.scope, batch.project)
+                            self._add(
                                 session,
+                                cmd,
+                                decision,
                                 text or "",
-                                kind=cmd.kind or "fact",
-                                scope=scope,
-                                source=self.source,
-                                provenance=provenance,
-                                actor=self.source,
+                                scope,
+                                provenance,
+                                report,
+                                counts,
                             )
-                            if res.created:
-                                counts["added"] += 1
-                                report.added.append(res.memory)
-                            else:
-                                counts["duplicates"] += 1
-                                report.duplicates += 1
-                        elif cmd.action == "supersede":
+                        elif decision.action == "supersede":
                             _old, new = memories.supersede(
                                 session,
                                 cmd.target or "",
@@ -385,6 +424,51 @@ class Analyzer:
             journal.mark(session, batch.finished_rows, "analyzed")
             report.exchanges += len(batch.finished_rows)
             self._record_in(session, batch, answer, started, "ok", None, report, parsed, counts)
+
+    def _add(
+        self,
+        session: Any,
+        cmd: grammar.Command,
+        decision: policy.Decision,
+        text: str,
+        scope: str,
+        provenance: list[str],
+        report: RunReport,
+        counts: dict[str, int],
+    ) -> None:
+        """Store an added fact: active, or held for review when the guard found a payload
+        shape in it (text a person rejected in review before is not held again)."""
+        from engram.store import memories, review
+
+        fields: dict[str, Any] = dict(
+            kind=cmd.kind or "fact",
+            scope=scope,
+            source=self.source,
+            provenance=provenance,
+            actor=self.source,
+        )
+        if decision.review:
+            if review.rejected_before(session, scope, text):
+                raise EngramError("rejected in review before")
+            res = review.quarantine(
+                session,
+                text,
+                reasons=[str(f) for f in decision.review],
+                supersedes=decision.supersedes,
+                **fields,
+            )
+            if res.created:
+                counts["quarantined"] += 1
+                report.held.append(res.memory)
+                return
+        else:
+            res = memories.add(session, text, **fields)
+            if res.created:
+                counts["added"] += 1
+                report.added.append(res.memory)
+                return
+        counts["duplicates"] += 1  # the same fact, active or already held
+        report.duplicates += 1
 
     def _scope(self, scope: str | None, project: str | None) -> str:
         if scope == "global":
@@ -479,6 +563,9 @@ class Analyzer:
                 duplicates=counts.get("duplicates", 0),
                 rejected=counts.get("rejected", 0) + (len(parsed.rejected) if parsed else 0),
                 ignored=parsed.ignored if parsed else 0,
+                capped=counts.get("capped", 0),
+                rescoped=counts.get("rescoped", 0),
+                quarantined=counts.get("quarantined", 0),
             )
         )
 
@@ -486,7 +573,11 @@ class Analyzer:
 def analysis_due(store: Store, batch: int, max_wait: float) -> bool:
     """A full batch is pending, or the oldest pending exchange has waited max_wait: the
     rule every capture path uses, so the last turns of a session are never stranded."""
+    from engram.store import pause
+
     with store.read() as conn:
+        if pause.read_current(conn) is not None:
+            return False  # paused: nothing is analysed
         count, oldest = journal.pending_summary(conn)
     if not count or oldest is None:
         return False
@@ -649,13 +740,20 @@ def _local(settings: AnalyzerConfig) -> Any:
 
 
 def describe(report: RunReport) -> list[str]:
+    """One line per change for logs and the terminal. Memory text is redacted again
+    here: logs are shared and kept, and a log line must never be where a secret that
+    slipped past an older redactor resurfaces."""
+    from engram.redact import redact
+
     lines = []
     for m in report.added:
-        lines.append(f"   stored: {m.content} ({m.id})")
+        lines.append(f"   stored: {redact(m.content)} ({m.id})")
     for old, new in report.superseded:
-        lines.append(f"   updated: {new.content} ({new.id}, replaces {old})")
+        lines.append(f"   updated: {redact(new.content)} ({new.id}, replaces {old})")
     for old in report.forgotten:
         lines.append(f"   forgot: {old}")
+    for m in report.held:
+        lines.append(f"   held for review: {redact(m.content)} ({m.id}; `engram review`)")
     return lines
 
 
@@ -698,9 +796,13 @@ def make_daemon_hook(
     backoff = Backoff()
 
     def hook(reporter: Any) -> None:
+        from engram.store import pause
+
         if not backoff.ready():
             return
         with store.read() as conn:
+            if pause.read_current(conn) is not None:
+                return  # paused: the pending exchanges wait for `engram resume`
             pending, _oldest = journal.pending_summary(conn)
         if not pending:
             return
@@ -730,10 +832,16 @@ def make_daemon_hook(
         reporter.event(
             "analyzed",
             f"   -> {len(report.added)} new, {len(report.superseded)} updated, "
-            f"{len(report.forgotten)} forgotten, {report.duplicates} already known "
+            f"{len(report.forgotten)} forgotten, {report.duplicates} already known"
+            + (f", {len(report.held)} held for review" if report.held else "")
+            + (f", {report.capped} over the command limit" if report.capped else "")
+            + " "
             f"({report.input_tokens:,} tokens in, ${report.cost_usd:.4f}, "
             f"{time.monotonic() - started:.1f}s)",
             added=[m.id for m in report.added],
+            held=[m.id for m in report.held],
+            capped=report.capped,
+            rescoped=report.rescoped,
             exchanges=report.exchanges,
             input_tokens=report.input_tokens,
             output_tokens=report.output_tokens,

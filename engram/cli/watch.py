@@ -261,6 +261,13 @@ def analyze(
     report = st.runtime.analyzer_run(backend).run(limit=limit, dry_run=dry_run)
     if report.auth_error:
         raise EngramError(report.auth_error)
+    if report.paused is not None and not report.batches:
+        from engram.cli.privacy import describe_pause
+
+        raise EngramError(
+            f"engram is paused {describe_pause(report.paused)}; nothing was analysed",
+            hint="`engram resume` ends the pause",
+        )
     if json_out:
         render.emit_json(report.to_dict())
         return
@@ -286,6 +293,7 @@ def show_report(report: RunReport) -> None:
         f"{report.exchanges} exchanges analyzed in {report.batches} batches: "
         f"{len(report.added)} new, {len(report.superseded)} updated, "
         f"{len(report.forgotten)} forgotten, {report.duplicates} already known, "
+        f"{len(report.held)} held for review, "
         f"{len(report.rejected)} rejected; {report.input_tokens:,} tokens in, "
         f"${report.cost_usd:.4f}"
     )

@@ -109,6 +109,11 @@ def conversation_seen(session: Session, key: str, project: str | None) -> Conver
     return conv
 
 
+def note_seen(conv: Conversation, seen: dict[str, Any]) -> None:
+    """Count turns as seen without journaling them (a paused period)."""
+    conv.seen = json.dumps(seen, separators=(",", ":"))
+
+
 def advance_conversation(conv: Conversation, seen: dict[str, Any], project: str | None) -> None:
     conv.seen = json.dumps(seen, separators=(",", ":"))
     conv.exchanges += 1

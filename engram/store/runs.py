@@ -31,6 +31,15 @@ def last(conn: sqlite3.Connection) -> dict[str, Any] | None:
     return dict(zip(LAST_RUN_FIELDS, row, strict=True)) if row else None
 
 
+def guard(conn: sqlite3.Connection) -> dict[str, int]:
+    """What the analyzer's guard did over all runs (engram/analyzer/policy.py)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(capped), 0), coalesce(sum(rescoped), 0), "
+        "coalesce(sum(quarantined), 0) FROM analyzer_runs"
+    ).fetchone()
+    return {"capped": int(row[0]), "rescoped": int(row[1]), "quarantined": int(row[2])}
+
+
 def costs(conn: sqlite3.Connection, days: int = 14) -> dict[str, Any]:
     """Tokens and estimated cost of analyzer calls, per day (UTC) and per project."""
     select = (
