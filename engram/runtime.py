@@ -116,10 +116,10 @@ class Runtime:
         and why). `name` overrides `analyzer.backend` (a --analyzer flag). Backends:
         anthropic, claude-code (kept away from this process's proxy), local, openai,
         heuristic; `auto` picks one."""
-        from engram.analyzer import runner
+        from engram.analyzer.choose import choose
 
         self.config.override("analyzer.backend", name)
-        return runner.choose(
+        return choose(
             self.config.analyzer.backend,
             self.config.analyzer,
             proxy_listen=[self.config.proxy.listen],
@@ -146,12 +146,12 @@ class Runtime:
     def analyzer(self, name: str | None = None) -> tuple[JobFn | None, str]:
         """(the analyze job, or None for capture only; a line saying what was chosen and
         why). `name` overrides `analyzer.backend` (a --analyzer flag)."""
-        from engram.analyzer import runner
+        from engram.analyzer.schedule import make_daemon_hook
 
         backend, label = self.analyzer_backend(name)
         if backend is None:
             return None, label
-        hook = runner.make_daemon_hook(
+        hook = make_daemon_hook(
             self.store, backend, self.config.analyzer, embedder=self.formation_embedder()
         )
         return hook, label

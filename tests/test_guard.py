@@ -265,7 +265,8 @@ def test_review_memories_are_never_recalled_primed_or_mirrored(
 
 
 def test_stored_log_lines_print_redacted_text() -> None:
-    from engram.analyzer.runner import RunReport, describe
+    from engram.analyzer.runner import RunReport
+    from engram.analyzer.schedule import describe
     from engram.store.records import MemoryRecord
 
     key = "ghp_" + "Zq8xW2cV5bN7mK3jH6gF9dS1aP4oI0uY2tR5"

@@ -98,7 +98,7 @@ def test_analysis_stops_while_paused(cli: Cli, store: Store, db_path: Path) -> N
         assert result.exit_code == 1
         assert "error: engram is paused" in result.stderr and "engram resume" in result.stderr
         assert not stub.requests  # nothing was sent to the analyzer either
-        from engram.analyzer.runner import analysis_due
+        from engram.analyzer.schedule import analysis_due
 
         assert not analysis_due(store, 1, 0.0)  # the daemon and the proxy do not start it
         cli("resume")

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engram.analyzer import grammar, policy, prompt, validate
 from engram.analyzer.backends import AnalyzerError, Answer, Backend, Batch, cost
+from engram.analyzer.batching import PlannedBatch, plan
 from engram.config import AnalyzerConfig
 from engram.errors import EngramError
-from engram.store import journal, schema
-from engram.store.db import Store, affected
+from engram.store import journal, runs, schema
+from engram.store.db import Store
 from engram.store.records import MemoryRecord
 
 # What one batch's accounting counts; the last three are the guard's (analyzer/policy.py).
@@ -35,39 +35,6 @@ COUNTS: tuple[str, ...] = ("added", "superseded", "forgotten", "duplicates", "re
 COUNTS += ("capped", "rescoped", "quarantined")
 MAX_FACT_CHARS = 1000  # an analyzer's fact is a sentence or two, not a document
 _NONE = re.compile(r"^\W*none\W*$", re.IGNORECASE)
-
-
-@dataclass
-class Unit:
-    """The turns one journal row contributes (a row may be split across batches)."""
-
-    row_id: int
-    project: str | None
-    conversation: str
-    turns: list[dict[str, Any]]
-    last_part: bool = True
-
-
-@dataclass
-class PlannedBatch:
-    project: str | None
-    units: list[Unit]
-
-    @property
-    def finished_rows(self) -> list[int]:
-        return sorted({u.row_id for u in self.units if u.last_part})
-
-    def conversations(self) -> list[prompt.ConversationInput]:
-        out: list[prompt.ConversationInput] = []
-        for u in self.units:
-            if out and out[-1].conversation == u.conversation:
-                prev = out[-1]
-                out[-1] = prompt.ConversationInput(
-                    prev.project, prev.conversation, [*prev.turns, *u.turns]
-                )
-            else:
-                out.append(prompt.ConversationInput(u.project, u.conversation, list(u.turns)))
-        return out
 
 
 @dataclass
@@ -118,56 +85,6 @@ class RunReport:
             "rescoped": self.rescoped,
             "decisions": self.decisions,
         }
-
-
-def plan(rows: Sequence[Any], budget: int) -> list[PlannedBatch]:
-    """Group by project (first-seen order), keep capture order, pack under `budget`."""
-    by_project: dict[str | None, list[Unit]] = {}
-    for row in rows:
-        turns = json.loads(row.turns)
-        if turns:
-            unit = Unit(row.id, row.project, row.conversation, turns)
-            by_project.setdefault(row.project, []).extend(_split(unit, budget))
-    batches: list[PlannedBatch] = []
-    for project, units in by_project.items():
-        current: list[Unit] = []
-        size = 0
-        for unit in units:
-            cost_ = _unit_tokens(unit)
-            if current and size + cost_ > budget:
-                batches.append(PlannedBatch(project, current))
-                current, size = [], 0
-            current.append(unit)
-            size += cost_
-        if current:
-            batches.append(PlannedBatch(project, current))
-    return batches
-
-
-def _unit_tokens(unit: Unit) -> int:
-    return sum(prompt.estimate_tokens(prompt.render_turn(t)) for t in unit.turns) + 20
-
-
-def _split(unit: Unit, budget: int) -> list[Unit]:
-    """A row too big for one call becomes several units; a single turn too big for one
-    call is cut in the middle with a visible marker (the model sees that text is gone)."""
-    if _unit_tokens(unit) <= budget:
-        return [unit]
-    parts: list[Unit] = []
-    current: list[dict[str, Any]] = []
-    size = 0
-    for turn in unit.turns:
-        t = prompt.estimate_tokens(prompt.render_turn(turn))
-        if t > budget:
-            turn = {**turn, "text": prompt.trim_middle(turn.get("text", ""), budget * 3)}
-            t = prompt.estimate_tokens(prompt.render_turn(turn))
-        if current and size + t > budget:
-            parts.append(Unit(unit.row_id, unit.project, unit.conversation, current, False))
-            current, size = [], 0
-        current.append(turn)
-        size += t
-    parts.append(Unit(unit.row_id, unit.project, unit.conversation, current, True))
-    return parts
 
 
 class Analyzer:
@@ -487,29 +404,11 @@ class Analyzer:
         report: RunReport,
         answer: Answer | None,
     ) -> None:
-        from sqlalchemy import update
-
-        from engram.store.models import ExchangeRow
-
         report.failed_batches += 1
         report.errors.append(error)
         ids = sorted({u.row_id for u in batch.units})
         with self.store.write() as session:
-            session.execute(
-                update(ExchangeRow)
-                .where(ExchangeRow.id.in_(ids))
-                .values(attempts=ExchangeRow.attempts + 1, analysis_error=error)
-            )
-            parked = affected(
-                session.execute(
-                    update(ExchangeRow)
-                    .where(
-                        ExchangeRow.id.in_(ids), ExchangeRow.attempts >= self.settings.max_attempts
-                    )
-                    .values(status="failed")
-                )
-            )
-            report.parked += parked or 0
+            report.parked += journal.fail_analysis(session, ids, error, self.settings.max_attempts)
             self._record_in(session, batch, answer, started, "failed", error, report, None, {})
 
     def _record(self, *args: Any) -> None:
@@ -528,8 +427,6 @@ class Analyzer:
         parsed: grammar.ParseResult | None,
         counts: dict[str, int],
     ) -> None:
-        from engram.store.models import AnalyzerRun
-
         usage = answer.usage if answer else None
         model = answer.model if answer else self.backend.model
         if answer is not None and answer.cost_usd is not None:
@@ -540,315 +437,30 @@ class Analyzer:
         if parsed is not None:
             report.ignored += parsed.ignored
             report.rejected.extend(f"line {n}: {why}" for n, _line, why in parsed.rejected)
-        session.add(
-            AnalyzerRun(
-                started_at=started,
-                ended_at=schema.now_iso(),
-                backend=self.backend.name,
-                model=model,
-                prompt_version=prompt.PROMPT_VERSION,
-                project=batch.project,
-                exchanges=json.dumps(sorted({u.row_id for u in batch.units})),
-                status=status,
-                error=error,
-                input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
-                cache_read_tokens=usage.cache_read_tokens if usage else 0,
-                cache_creation_tokens=usage.cache_creation_tokens if usage else 0,
-                cost_usd=usd,
-                commands=len(parsed.commands) if parsed else 0,
-                added=counts.get("added", 0),
-                superseded=counts.get("superseded", 0),
-                forgotten=counts.get("forgotten", 0),
-                duplicates=counts.get("duplicates", 0),
-                rejected=counts.get("rejected", 0) + (len(parsed.rejected) if parsed else 0),
-                ignored=parsed.ignored if parsed else 0,
-                capped=counts.get("capped", 0),
-                rescoped=counts.get("rescoped", 0),
-                quarantined=counts.get("quarantined", 0),
-            )
+        runs.insert(
+            session,
+            started_at=started,
+            ended_at=schema.now_iso(),
+            backend=self.backend.name,
+            model=model,
+            prompt_version=prompt.PROMPT_VERSION,
+            project=batch.project,
+            exchanges=json.dumps(sorted({u.row_id for u in batch.units})),
+            status=status,
+            error=error,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            cache_read_tokens=usage.cache_read_tokens if usage else 0,
+            cache_creation_tokens=usage.cache_creation_tokens if usage else 0,
+            cost_usd=usd,
+            commands=len(parsed.commands) if parsed else 0,
+            added=counts.get("added", 0),
+            superseded=counts.get("superseded", 0),
+            forgotten=counts.get("forgotten", 0),
+            duplicates=counts.get("duplicates", 0),
+            rejected=counts.get("rejected", 0) + (len(parsed.rejected) if parsed else 0),
+            ignored=parsed.ignored if parsed else 0,
+            capped=counts.get("capped", 0),
+            rescoped=counts.get("rescoped", 0),
+            quarantined=counts.get("quarantined", 0),
         )
-
-
-def analysis_due(store: Store, batch: int, max_wait: float) -> bool:
-    """A full batch is pending, or the oldest pending exchange has waited max_wait: the
-    rule every capture path uses, so the last turns of a session are never stranded."""
-    from engram.store import pause
-
-    with store.read() as conn:
-        if pause.read_current(conn) is not None:
-            return False  # paused: nothing is analysed
-        count, oldest = journal.pending_summary(conn)
-    if not count or oldest is None:
-        return False
-    if count >= batch:
-        return True
-    return time.time() - schema.parse_iso(oldest).timestamp() >= max_wait
-
-
-def retry_failed(store: Store) -> int:
-    """`engram analyze --retry`: parked batches go back to pending with a fresh count."""
-    from sqlalchemy import update
-
-    from engram.store.models import ExchangeRow
-
-    with store.write() as session:
-        return (
-            affected(
-                session.execute(
-                    update(ExchangeRow)
-                    .where(ExchangeRow.status == "failed", ExchangeRow.analysis_error.is_not(None))
-                    .values(status="pending", attempts=0)
-                )
-            )
-            or 0
-        )
-
-
-# -- choosing a backend ----------------------------------------------------------------
-
-
-BACKENDS = ("auto", "anthropic", "claude-code", "local", "openai", "heuristic", "none")
-
-
-def choose(
-    name: str, settings: AnalyzerConfig, *, proxy_listen: Sequence[str] = ()
-) -> tuple[Backend | None, str]:
-    """(backend or None for capture only, a line saying what was chosen and why).
-
-    `proxy_listen`: where engram's own proxy listens, so the claude-code backend never
-    sends its traffic through it.
-    """
-    if name == "auto":
-        return _auto(settings, proxy_listen)
-    if name == "none":
-        return None, "none (capture only)"
-    return _named(name, settings, proxy_listen)
-
-
-def _named(name: str, settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> tuple[Backend, str]:
-    from engram.analyzer.backends import AnthropicBackend, HeuristicBackend, OpenAIBackend
-
-    if name == "heuristic":
-        return HeuristicBackend(), "heuristic"
-    if name == "claude-code":
-        return _claude_code(
-            settings, proxy_listen
-        ), f"claude-code (claude -p --model {settings.claude_model})"
-    if name == "local":
-        backend = _local(settings)
-        return backend, f"local ({backend.path.name}, {backend.threads} threads)"
-    common: dict[str, Any] = dict(
-        timeout=settings.timeout,
-        retries=settings.retries,
-        max_output_tokens=settings.max_output_tokens,
-    )
-    if name == "anthropic":
-        if not settings.api_key:
-            raise EngramError(
-                "the anthropic analyzer needs a key: set ANTHROPIC_API_KEY or "
-                "analyzer.api_key (or use --analyzer claude-code, local or heuristic)"
-            )
-        return (
-            AnthropicBackend(
-                api_key=settings.api_key, model=settings.model, base_url=settings.base_url, **common
-            ),
-            f"anthropic ({settings.model})",
-        )
-    if name == "openai":
-        return (
-            OpenAIBackend(
-                api_key=settings.openai_api_key,
-                model=settings.openai_model,
-                base_url=settings.openai_base_url,
-                **common,
-            ),
-            f"openai ({settings.openai_model} at {settings.openai_base_url or 'api.openai.com'})",
-        )
-    raise EngramError(f"unknown analyzer {name!r} (one of: {', '.join(BACKENDS)})")
-
-
-def _auto(settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> tuple[Backend, str]:
-    """API key -> anthropic; else Claude Code on PATH -> claude-code (the user's
-    subscription); else an installed local model -> local; else the heuristic."""
-    import importlib.util
-    import shutil
-
-    from engram.analyzer import models
-    from engram.analyzer.backends import HeuristicBackend
-
-    if settings.api_key:
-        backend, why = _named("anthropic", settings, proxy_listen)
-        return backend, f"auto -> {why}: an Anthropic API key is configured"
-    claude = shutil.which(settings.claude_command)
-    if claude:
-        backend, why = _named("claude-code", settings, proxy_listen)
-        return (
-            backend,
-            f"auto -> {why}: no API key, and Claude Code is installed ({claude}); it uses "
-            "your Claude login",
-        )
-    model = models.default_model(settings.local_model)
-    if model is not None and model.is_file() and importlib.util.find_spec("xllamacpp"):
-        backend, why = _named("local", settings, proxy_listen)
-        return (
-            backend,
-            f"auto -> {why}: no API key or Claude Code; a local model is installed",
-        )
-    hint = (
-        "`engram models fetch` installs a local model"
-        if importlib.util.find_spec("xllamacpp")
-        else "pip install 'engram-tap[local]' and `engram models fetch` add a local model"
-    )
-    return (
-        HeuristicBackend(),
-        f"auto -> heuristic: no API key, no Claude Code, no local model ({hint})",
-    )
-
-
-def _claude_code(settings: AnalyzerConfig, proxy_listen: Sequence[str]) -> Backend:
-    from engram.analyzer.backend_claude_code import ClaudeCodeBackend
-    from engram.paths import analyzer_workdir
-
-    return ClaudeCodeBackend(
-        model=settings.claude_model,
-        command=settings.claude_command,
-        workdir=analyzer_workdir(),
-        timeout=settings.timeout,
-        retries=settings.retries,
-        engram_listen=proxy_listen,
-    )
-
-
-def _local(settings: AnalyzerConfig) -> Any:
-    from engram.analyzer import models
-    from engram.analyzer.backend_local import LocalBackend
-
-    path = models.default_model(settings.local_model)
-    if path is None:
-        raise EngramError(
-            f"the local analyzer has no model: none in {models.models_dir()} and "
-            "analyzer.local_model is unset",
-            hint="engram models fetch 1.5b (or 0.5b), or set analyzer.local_model to a GGUF file",
-        )
-    return LocalBackend(
-        model_path=path,
-        threads=settings.local_threads,
-        context=settings.local_context,
-        max_output_tokens=min(settings.max_output_tokens, 512),
-    )
-
-
-def describe(report: RunReport) -> list[str]:
-    """One line per change for logs and the terminal. Memory text is redacted again
-    here: logs are shared and kept, and a log line must never be where a secret that
-    slipped past an older redactor resurfaces."""
-    from engram.redact import redact
-
-    lines = []
-    for m in report.added:
-        lines.append(f"   stored: {redact(m.content)} ({m.id})")
-    for old, new in report.superseded:
-        lines.append(f"   updated: {redact(new.content)} ({new.id}, replaces {old})")
-    for old in report.forgotten:
-        lines.append(f"   forgot: {old}")
-    for m in report.held:
-        lines.append(f"   held for review: {redact(m.content)} ({m.id}; `engram review`)")
-    return lines
-
-
-class Backoff:
-    """After a failed run, the next waits: 15 s, doubling to 10 minutes; a good run resets.
-
-    The watcher polls every few seconds; without this, a rate-limited or logged-out
-    backend would be called (and a `claude -p` started) on every poll, and a batch would
-    burn through `analyzer.max_attempts` in a minute.
-    """
-
-    def __init__(self, base: float = 15.0, cap: float = 600.0) -> None:
-        self.base, self.cap = base, cap
-        self.failures = 0
-        self.until = 0.0
-
-    def ready(self) -> bool:
-        return time.monotonic() >= self.until
-
-    def failed(self) -> float:
-        delay = min(self.cap, self.base * 2**self.failures)
-        self.failures += 1
-        self.until = time.monotonic() + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures, self.until = 0, 0.0
-
-
-def make_daemon_hook(
-    store: Store,
-    backend: Backend,
-    settings: AnalyzerConfig,
-    *,
-    embedder: validate.Embedder | None = None,
-) -> Callable[[Any], None]:
-    """The watcher's analyze job: run, then report in the original guide's style."""
-    analyzer = Analyzer(store, backend, settings, embedder=embedder)
-    warned_auth: list[bool] = [False]
-    backoff = Backoff()
-
-    def hook(reporter: Any) -> None:
-        from engram.store import pause
-
-        if not backoff.ready():
-            return
-        with store.read() as conn:
-            if pause.read_current(conn) is not None:
-                return  # paused: the pending exchanges wait for `engram resume`
-            pending, _oldest = journal.pending_summary(conn)
-        if not pending:
-            return
-        reporter.event(
-            "analyze_start", f"Running analyzer on {pending} exchanges...", pending=pending
-        )
-        started = time.monotonic()
-        report = analyzer.run()
-        if report.auth_error:
-            delay = backoff.failed()
-            if not warned_auth[0]:
-                reporter.error(
-                    "analyzer_auth",
-                    f"{report.auth_error}; capture continues, analysis retries in {delay:.0f}s",
-                )
-                warned_auth[0] = True
-            return
-        warned_auth[0] = False
-        if report.failed_batches:
-            delay = backoff.failed()
-            for error in report.errors:
-                reporter.warn(
-                    "analyze_failed", f"analyzer batch failed: {error} (retry in {delay:.0f}s)"
-                )
-        else:
-            backoff.succeeded()
-        reporter.event(
-            "analyzed",
-            f"   -> {len(report.added)} new, {len(report.superseded)} updated, "
-            f"{len(report.forgotten)} forgotten, {report.duplicates} already known"
-            + (f", {len(report.held)} held for review" if report.held else "")
-            + (f", {report.capped} over the command limit" if report.capped else "")
-            + " "
-            f"({report.input_tokens:,} tokens in, ${report.cost_usd:.4f}, "
-            f"{time.monotonic() - started:.1f}s)",
-            added=[m.id for m in report.added],
-            held=[m.id for m in report.held],
-            capped=report.capped,
-            rescoped=report.rescoped,
-            exchanges=report.exchanges,
-            input_tokens=report.input_tokens,
-            output_tokens=report.output_tokens,
-            cost_usd=round(report.cost_usd, 6),
-            failed_batches=report.failed_batches,
-        )
-        for line in describe(report):
-            reporter.event("memory", line, level="success")
-
-    return hook

@@ -373,9 +373,9 @@ def _summary(t: dict[str, Any]) -> str:
 
 
 def _backend(cfg: Config) -> tuple[Backend | None, str]:
-    from engram.analyzer import runner
+    from engram.analyzer.choose import choose
 
-    return runner.choose(cfg.analyzer.backend, cfg.analyzer)
+    return choose(cfg.analyzer.backend, cfg.analyzer)
 
 
 def _confirm(store: Store, cfg: Config, backend: Backend, *, yes: bool, quiet: bool) -> bool:
@@ -457,12 +457,12 @@ def analyze_hook(store: Store, cfg: Config, backend: Backend | None, *, hold: bo
     """The daemon's analyze job. With `hold` (a paid analyzer nobody said yes to), it
     runs only while the pending backlog is within `transcripts.confirm_turns`: an
     unattended service never sends months of history to a paid model on its own."""
-    from engram.analyzer import runner
+    from engram.analyzer.schedule import make_daemon_hook
     from engram.store import journal
 
     if backend is None:
         return None
-    hook = runner.make_daemon_hook(store, backend, cfg.analyzer)
+    hook = make_daemon_hook(store, backend, cfg.analyzer)
     if not hold:
         return hook
     limit = cfg.transcripts.confirm_turns

@@ -242,13 +242,14 @@ def analyze(
     json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
 ) -> None:
     """Run the analyzer on pending exchanges now (the watcher does this by itself)."""
-    from engram.analyzer import runner
-
     st = state(ctx)
     cfg = st.config
     cfg.override("analyzer.backend", analyzer)
     if retry:
-        requeued = runner.retry_failed(st.store)
+        from engram.store import journal
+
+        with st.store.write() as session:
+            requeued = journal.retry_failed(session)
         render.note(f"re-queued {requeued} exchanges")
     backend, label = st.runtime.analyzer_backend()
     if backend is None:
@@ -285,9 +286,9 @@ def analyze(
 
 def show_report(report: RunReport) -> None:
     """What an analyzer run stored, then one line of totals (`engram analyze`, `ingest`)."""
-    from engram.analyzer import runner
+    from engram.analyzer.schedule import describe
 
-    for line in runner.describe(report):
+    for line in describe(report):
         typer.echo(line.strip())
     render.note(
         f"{report.exchanges} exchanges analyzed in {report.batches} batches: "

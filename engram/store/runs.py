@@ -1,14 +1,17 @@
 """The `analyzer_runs` table: one row per analyzer call, with its tokens and cost.
 
-Read on the plain sqlite3 connection; rows are written by the analyzer runner in the
-transaction that applies the call's result.
+Read on the plain sqlite3 connection; a row is written (`insert`) by the analyzer runner
+in the transaction that applies the call's result.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 LAST_RUN_FIELDS = (
     "started_at",
@@ -108,3 +111,10 @@ def per_day_and_project(conn: sqlite3.Connection, since: str) -> list[dict[str, 
         (since,),
     )
     return [{k: r[k] for k in r.keys()} for r in rows]  # noqa: SIM118 (a Row iterates values)
+
+
+def insert(session: Session, **columns: Any) -> None:
+    """One analyzer call's row, in the caller's transaction."""
+    from engram.store.models import AnalyzerRun
+
+    session.add(AnalyzerRun(**columns))
