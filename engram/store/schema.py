@@ -28,6 +28,9 @@ class MemoryStatus(StrEnum):
     ACTIVE = "active"
     SUPERSEDED = "superseded"
     FORGOTTEN = "forgotten"
+    # Quarantined by the analyzer's guard (engram/analyzer/policy.py): never recalled,
+    # injected or mirrored until `engram review accept` makes it active.
+    REVIEW = "review"
 
 
 class Action(StrEnum):
@@ -40,6 +43,9 @@ class Action(StrEnum):
     RESTORE = "restore"
     INJECT = "inject"
     IMPORT = "import"
+    QUARANTINE = "quarantine"  # held for review, with the reasons
+    ACCEPT = "accept"  # `engram review accept`
+    REJECT = "reject"  # `engram review reject`
 
 
 class ExchangeStatus(StrEnum):
