@@ -8,16 +8,16 @@ held it again. The job now marks such copies `in_doubt` before the calls and rep
 the call next time (engram/mirror/reconcile.py). SQLite cannot change a CHECK
 constraint in place, so the table is rebuilt (one copy of `mirror_ids`).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
