@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from engram.config import RecallConfig
 from engram.recall import features, gate, gate_model, hybrid
+from engram.recall.reindex import embed_memories, stale
 from engram.recall.service import Recaller, normalize_project, scopes_for
 from engram.store import memories
 from engram.store.db import Store
@@ -310,10 +311,14 @@ def worlds_for(embedder: Any, tmp: Path, tag: str) -> dict[str, tuple[World, Rec
     out = {}
     for half in ("tune", "held"):
         world = load(half, tmp / f"{tag}-{half}.db")
+        if embedder is not None:  # embed every memory first: a store of more than
+            # INLINE_EMBED_LIMIT would otherwise start on BM25 alone (re-embedding)
+            embed_memories(world.store, embedder, stale(world.store, embedder))
         recaller = Recaller(
             world.store, RecallConfig(refresh_ms=0), embedder=embedder, background=False
         )
         recaller.warm()
+        assert embedder is None or recaller.has_vectors
         out[half] = (world, recaller)
     return out
 
