@@ -26,6 +26,7 @@ from typing import Any
 from engram.analyzer import heuristic_commands as commands
 from engram.analyzer import heuristic_rules as rules
 from engram.analyzer import heuristic_statements as statements
+from engram.analyzer.validate import looks_like_output
 from engram.wire.text import is_preamble, user_words
 
 NAME = "heuristic"
@@ -97,7 +98,10 @@ def _finish(text: str) -> str | None:
     """A capitalised sentence ending in a period, or None if it cannot be a memory."""
     text = " ".join(text.split()).rstrip(" ,;:")
     text = re.sub(
-        r"(?:[,\s]+(?:please|thanks|thank you|thx|ty|by the way|btw))+[.!]*$", "", text, flags=re.I
+        r"(?:[,\s]+(?:please|thanks|thank you|thx|ty|by the way|btw|ok|okay))+[.!]*$",
+        "",
+        text,
+        flags=re.I,
     )
     text = re.sub(r"[.!\s]+$", "", text)
     if not text:
@@ -191,13 +195,14 @@ def _drop_tags(text: str) -> str:
 
 
 def _prose(text: str) -> str:
-    """The message without code blocks, quoted lines, indented (pasted) lines and bullet
-    markers; items under a "Remember:" header become "Remember: item" lines."""
+    """The message without code blocks, quoted lines, pasted program output (indented
+    lines, log and traceback lines, `path:line:` diagnostics) and bullet markers; items
+    under a "Remember:" header become "Remember: item" lines."""
     text = "\n".join(text.split("```")[0::2])  # an unclosed fence hides the rest
     lines: list[str] = []
     in_list = False
     for line in text.split("\n"):
-        if line.startswith(("    ", "\t", ">", "$ ")):
+        if line.startswith(("    ", "\t", ">", "$ ")) or looks_like_output(line):
             continue
         bullet = _BULLET.match(line)
         stripped = line[bullet.end() :] if bullet else line.strip()
@@ -226,20 +231,49 @@ def _mask(text: str) -> str:
 
 def _sentences(text: str, masked: str) -> Iterator[tuple[str, str]]:
     """Sentences (and lines) of `text` with their masked twins, split on the masked copy
-    so that a period inside a quotation does not end a sentence."""
-    start = 0
+    so that a period inside a quotation does not end a sentence. A word or two in lower
+    case after a sentence on the same line is its tail ("no emojis. ever."), so the
+    period before it reads as a comma."""
+    spans: list[list[int]] = []  # [start, end, start of the gap before it]
+    start = gap = 0
     for m in _SPLIT.finditer(masked):
-        if (
-            m.group().strip() == ""
-            and "\n" not in m.group()
-            and _ABBREVIATION.search(masked[max(start, m.start() - 5) : m.start()])
-        ):
+        inline = m.group().strip() == "" and "\n" not in m.group()
+        if inline and _ABBREVIATION.search(masked[max(start, m.start() - 5) : m.start()]):
             continue
         if m.start() > start:
-            yield text[start : m.start()], masked[start : m.start()]
-        start = m.end()
+            spans.append([start, m.start(), gap])
+        start, gap = m.end(), m.start()
     if start < len(text):
-        yield text[start:], masked[start:]
+        spans.append([start, len(text), gap])
+    merged: list[list[int]] = []
+    commas: list[int] = []
+    for span in spans:
+        s0, e0, g0 = span
+        piece = masked[s0:e0]
+        if (
+            merged
+            and "\n" not in masked[g0:s0]
+            and piece[:1].islower()
+            and len(piece.split()) <= 2
+            and masked[merged[-1][1] - 1] == "."
+        ):
+            commas.append(merged[-1][1] - 1)
+            merged[-1][1] = e0
+        else:
+            merged.append(span)
+    for s0, e0, _ in merged:
+        at = [i - s0 for i in commas if s0 <= i < e0]
+        yield _commas(text[s0:e0], at), _commas(masked[s0:e0], at)
+
+
+def _commas(text: str, at: list[int]) -> str:
+    """`text` with the characters at the given offsets made commas."""
+    if not at:
+        return text
+    chars = list(text)
+    for i in at:
+        chars[i] = ","
+    return "".join(chars)
 
 
 def _message_hits(text: str) -> Iterator[rules.Hit]:

@@ -64,7 +64,7 @@ _CLAUSE_SPLIT = re.compile(
 _TRANSIENT = re.compile(
     r"\b(?:right now|currently|at the moment|for now|for the moment|for the time being"
     r"|today|tonight|tomorrow|yesterday|this time|this session|this morning|just now"
-    r"|temporarily|in a (?:sec|second|minute|moment)|next step"
+    r"|temporarily|in a (?:sec|second|minute|moment)|next step|yet"
     r"|i'?m (?:working on|trying|going to|about to|looking)"
     r"|i am (?:working on|trying|going to|about to)"
     r"|we'?re (?:working on|trying|going to|about to)|let'?s|let us"
@@ -85,6 +85,7 @@ _DEICTIC = re.compile(
     r"|option|approach|version|way|suggestion|solution|file|change)\b"
     r"|\byou (?:just|did|didn'?t|made|broke|forgot|missed|wrote|added|changed|removed)\b"
     r"|\b(?:for|in|on|with|like|to|about|of) (?:this|that|these|those|it|them)\s*[.!]*$"
+    r"|\bthe (?:[a-z]+ )?ones?\b(?!-)"  # "change the shared one": which one?
     r"|\b(?:the|a) (?:same (?:approach|thing|way|one|as|pattern|fix|error|issue|problem)"
     r"|similar|previous|above|former|latter)\b",
     _I,
@@ -116,11 +117,19 @@ _CONCRETE = re.compile(
     r"(?i:`[^`]+`|(?<![\w-])--?[a-z][\w-]*|\w/\w|~/|\b\w+\.(?:py|js|ts|tsx|jsx|toml|json|ya?ml"
     r"|md|cfg|ini|sh|go|rs|rb|java|kt|sql|env|lock|txt|conf)\b|\b\d{2,5}\b|\b\d+\.\d+"
     rf"|\b(?:{_TOOLS})\b|\b[a-z][\w-]*\d[\w-]*\b)"
-    r"|\b[A-Z][a-z]+[A-Z]\w*|\b[A-Z]{2,}\b|\b\w+[._]\w+",
+    r"|\b[A-Z][a-z]+[A-Z]\w*|\b[A-Z]{2,}s?\b|\b\w+[._]\w+",
 )
 _TOOL_NAME = re.compile(rf"(?:{_TOOLS})\b")
 # "always returns 500", "never worked": a description with its subject dropped.
 _NOT_IMPERATIVE = re.compile(r"^(?:\w*[^s\W]s|\w+ed|been|had|was|were|mind)\b", _I)
+# "never inside docker build", "always in the morning": the verb is left behind in an
+# earlier clause ("migrations run from the job, never inside docker build"). With a
+# comma later, a clause follows ("always before committing, run make check").
+_ELLIPTIC = re.compile(
+    r"^(?:in|inside|on|at|from|with|without|for|to|into|onto|during|by|via|through|under"
+    r"|over|outside|within|the|a|an|than|as|here|there)\b[^,;]*$",
+    _I,
+)
 
 
 def keeps_case(word: str) -> bool:
@@ -168,7 +177,7 @@ _EXPLICIT = re.compile(
     _I,
 )
 _FROM_NOW_ON = re.compile(
-    r"^(?:from now on|going forward|moving forward|in (?:the )?future|henceforth"
+    r"^(?:from now on|going forward|moving forward|in (?:the )?future|henceforth|next time"
     r"|for all future (?:work|sessions|tasks|changes))\s*[,:\u2014-]?\s*(?P<x>.+)$",
     _I,
 )
@@ -188,7 +197,20 @@ _WE_DONT = re.compile(r"^(?P<x>we (?:don'?t|do not|never) use (?P<obj>.+))$", _I
 _WE_VERB = re.compile(
     r"^(?P<x>we (?:run|deploy|publish|release|host|ship|store|keep|name|prefix|tag|version"
     r"|follow|squash|rebase|merge|target|support|pin|vendor|build|test|write|format|lint"
-    r"|document|log|review|require|branch) (?!into\b|out\b|\w+ing\b)(?P<obj>.+))$",
+    r"|document|log|review|require|branch|push|commit|install|generate|import|sync|upload"
+    r"|bump|pull|call|put|prefix|suffix|encode|validate|mock|cache|back up) (?!into\b|out\b"
+    r"|\w+ing\b)(?P<obj>.+))$",
+    _I,
+)
+# "..., so you can use X", "..., so please don't use int": what the fact meant for the task.
+_CONSEQUENCE = re.compile(
+    r",?\s+so\s+(?:please |pls )?(?:you|we|i|that|don'?t|do not|never|always|use)\b", _I
+)
+# Where a rule holds, said before it: "in the api repo", "for this project", "here".
+_WHERE = re.compile(
+    r"(?:(?:in|for|on) (?:this|the|our) (?:[\w-]+ ){0,2}?(?:repo|repository|project|codebase|code"
+    r" base|service|app|monorepo|team|package|module|directory|folder|crate|workspace)"
+    r"|in [\w./-]+/|here),?\s+(?=we\b|i\b|our\b|the\b)",
     _I,
 )
 _WE_ON = re.compile(r"^(?P<x>(?:we|i)(?:'re|'m| are| am) on (?P<obj>.+))$", _I)
@@ -318,7 +340,7 @@ def _object_ok(obj: str) -> bool:
 
 def _imperative_ok(obj: str) -> bool:
     """What follows "always"/"never": an instruction, not "never mind" or "always fails"."""
-    return not _NOT_IMPERATIVE.match(obj) and _object_ok(obj)
+    return not _NOT_IMPERATIVE.match(obj) and not _ELLIPTIC.match(obj) and _object_ok(obj)
 
 
 def _explicit(clause: str, masked: str) -> Hit | None:
@@ -390,11 +412,18 @@ def _convention(clause: str, masked: str) -> Hit | None:
         return _hit(take(m), "preference", "we-verb", "project") if ok else None
     for rule, name in ((_PROJECT_USES, "project-uses"), (_OUR, "our"), (_WE_ON, "we-on")):
         if m := rule.match(masked):
-            ok = _object_ok(m.group("obj")) and (
-                rule is _PROJECT_USES or bool(_CONCRETE.search(m.group("x")))
+            ok = (
+                _object_ok(m.group("obj"))
+                and (
+                    rule is _PROJECT_USES
+                    or bool(_CONCRETE.search(m.group("x")))
+                    # "our migrations are always reversible": a rule by its form
+                    or bool(re.match(r"(?:always|never|only)\b", m.group("obj"), _I))
+                )
+                and not _TASK_SUBJECT.match(m.group("x"))  # "our main problem is ..."
             )
             # "we're on 3.12 so you can use X": the fact, without what it meant for the task
-            text = re.split(r",?\s+so (?:you|we|i|that)\b", take(m), maxsplit=1, flags=_I)[0]
+            text = _CONSEQUENCE.split(take(m), maxsplit=1)[0]
             return _hit(text, "fact", name, "project") if ok else None
     if m := _USE_NOT.match(masked):
         # "use a dict instead of a list" is a task; a named tool or library is a convention.
@@ -473,6 +502,12 @@ def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool)
     cut = polite.end() if polite else 0
     if hit := _convention(clause[cut:], masked[cut:]):
         return hit
+    # "in the api repo, we're on node 20": the rule after the place it holds in
+    if (where := _WHERE.match(masked)) and (
+        hit := _convention(clause[where.end() :], masked[where.end() :])
+    ):
+        text = clause[: where.end()].rstrip(" ,") + ", " + hit.text
+        return _hit(text, hit.kind, hit.evidence, "project" if hit.scope else None)
     if m := _NOT_BUT.match(masked):
         return _hit(clause[m.start("x") : m.end("x")], "fact", "not-but")
     if corrective or corrected:
@@ -489,16 +524,21 @@ def sentence_hits(
         yield hit
         return
     start = 0
-    pieces: list[tuple[str, str]] = []
+    pieces: list[tuple[str, str, bool]] = []  # (clause, masked, follows "so")
+    consequence = False
     for m in _CLAUSE_SPLIT.finditer(masked):
-        pieces.append((sentence[start : m.start()], masked[start : m.start()]))
-        start = m.end()
+        pieces.append((sentence[start : m.start()], masked[start : m.start()], consequence))
+        start, consequence = m.end(), bool(re.search(r"\bso\s*$", m.group(), _I))
     if not pieces:
         return
-    pieces.append((sentence[start:], masked[start:]))
-    for clause, mclause in pieces:
-        if hit := _clause_hit(clause, mclause, corrective, explicit_only):
+    pieces.append((sentence[start:], masked[start:], consequence))
+    previous: Hit | None = None
+    for clause, mclause, follows_so in pieces:
+        # "IDs are ULIDs, so don't use int": what follows from a fact already kept
+        hit = _clause_hit(clause, mclause, corrective, explicit_only)
+        if hit and not (follows_so and previous):
             yield hit
+        previous = hit
 
 
 def opens_with_correction(masked: str) -> bool:

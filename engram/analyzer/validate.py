@@ -187,11 +187,34 @@ _RUN_RESULT = re.compile(
     r"|\bfailed (?:once|twice|\d+ times)\b|\bout of \d+ runs\b",
     re.IGNORECASE,
 )
-# Log lines: decoration and level prefixes tools print.
-_LOG_LINE = re.compile(
-    r"={3,}|-{4,}|^\s*(?:INFO|DEBUG|WARN(?:ING)?|ERROR|E|W|FATAL|npm ERR!|error)\b\s*[:!\[]"
-    r"|^\s*[\u2713\u2714\u2716\u2717\u2718\u25cf]|\\[tn]|\t",
+# What programs print, line by line: decoration, log levels, timestamps, tracebacks,
+# `path:line:col:` diagnostics, test-runner and build-step markers, HTTP status lines.
+# People paste this into their messages; none of it is something they said.
+_OUTPUT_LINE = re.compile(
+    r"={3,}|-{4,}"
+    r"|^\s*(?:INFO|DEBUG|WARN(?:ING)?|ERROR|CRITICAL|FATAL|TRACE|E|W|npm ERR!|error)\b\s*[:!\[]"
+    r"|^\s*\[?(?:INFO|DEBUG|WARN(?:ING)?|ERROR|CRITICAL|FATAL|TRACE)\]?\s"
+    r"|^\s*[\u2713\u2714\u2716\u2717\u2718\u25cf]"
+    r"|^\s*\d{4}-\d\d-\d\d[T ]\d\d:\d\d"  # a timestamp
+    r"|^\s*(?:Traceback \(most recent call last\)|File \"[^\"]+\", line \d+)"
+    r"|^\s*(?:[a-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Warning)\b(?::|\s*\(|$)"
+    r"|^\s*[\w./-]+\.\w{1,5}(?::\d+){1,2}:|^\s*[\w./-]+\.\w{1,5}\(\d+,\d+\)"
+    r"|^\s*(?:FAILED|PASSED|ERROR|SKIPPED)\s+\S+(?:::|\.\w+\b)"
+    r"|^\s*(?:Step \d+/\d+\s*:|--->|\+\s*\[|\[\+\])"
+    r"|^\s*\d+ (?:passed|failed|errors?)\b.*\bin \d"
+    r"|^\s*[1-5]\d\d (?:[A-Z][a-z]+)(?: [A-Z][a-z]+)*\s*$",  # "500 Internal Server Error"
 )
+
+
+# A fact with tabs or escaped control characters was copied out of a JSON or log line.
+_ESCAPED = re.compile(r"\\[tn]|\t")
+
+
+def looks_like_output(line: str) -> bool:
+    """Whether one line reads as program output rather than something a person wrote."""
+    return bool(_OUTPUT_LINE.search(line))
+
+
 _DEICTIC_START = re.compile(
     r"^(?:it|this|that|they|these|those|he|she|him|her|there)\b"
     r"(?!\s+(?:project|repo|repository|codebase|code base|team|app|service|monorepo|company)\b)",
@@ -210,7 +233,7 @@ def judge_text(text: str, said: BatchText, *, strict: bool, known: str = "") -> 
         return Verdict("reject", "a question, not a fact")
     if _CHATTER.match(plain) or _REPLY_START.match(plain):
         return Verdict("reject", "transient chatter (a reply, not a statement)")
-    if _LOG_LINE.search(text) or _copied_output(plain, said):
+    if looks_like_output(text) or _ESCAPED.search(text) or _copied_output(plain, said):
         return Verdict("reject", "a line of tool output, not a fact")
     if _RUN_RESULT.search(plain):
         return Verdict("reject", "a result of this run (counts, timings)")
