@@ -21,7 +21,17 @@ from typing import Any
 
 from engram.errors import ConfigError
 
-SECTIONS = ("store", "mitmproxy", "analyzer", "recall", "proxy", "muninn", "redact", "mcp")
+SECTIONS = (
+    "store",
+    "mitmproxy",
+    "transcripts",
+    "analyzer",
+    "recall",
+    "proxy",
+    "muninn",
+    "redact",
+    "mcp",
+)
 
 
 def setting(
@@ -88,6 +98,53 @@ class MitmproxyConfig:
         [], "Only capture these API hosts (suffix match); empty: any host on an LLM API path"
     )
     ignore_hosts: list[str] = setting([], "Never capture these hosts (suffix match)")
+
+
+@dataclass
+class TranscriptsConfig:
+    agents: list[str] = setting(
+        ["claude"],
+        "Agents whose sessions `engram ingest --follow` reads when given no PATH or "
+        "--agent: claude, codex, gemini, qwen",
+    )
+    interval: float = setting(
+        2.0, "Seconds between reads of followed transcripts", min=0.1, max=3600
+    )
+    settle: float = setting(
+        30.0,
+        "Seconds a transcript must be quiet before its last exchange is taken as "
+        "complete (an assistant message is written block by block)",
+        min=0,
+        max=86400,
+    )
+    confirm_turns: int = setting(
+        500,
+        "Ask before a back-fill sends more than this many new turns to a paid analyzer "
+        "(--yes skips the question)",
+        min=0,
+        max=10**9,
+    )
+    claude_dir: str | None = setting(
+        None, "Claude Code's projects directory (default: $CLAUDE_CONFIG_DIR or ~/.claude)"
+    )
+    codex_dir: str | None = setting(
+        None, "Codex's sessions directory (default: $CODEX_HOME or ~/.codex, sessions/)"
+    )
+    gemini_dir: str | None = setting(
+        None, "Gemini CLI's tmp directory (default: ~/.gemini/tmp; $GEMINI_CLI_HOME moves ~)"
+    )
+    qwen_dir: str | None = setting(
+        None, "Qwen Code's projects directory (default: $QWEN_HOME or ~/.qwen, projects/)"
+    )
+
+    def roots(self) -> dict[str, str | None]:
+        """The configured locations by agent name (None: the agent's default)."""
+        return {
+            "claude": self.claude_dir,
+            "codex": self.codex_dir,
+            "gemini": self.gemini_dir,
+            "qwen": self.qwen_dir,
+        }
 
 
 DEFAULT_PRICES = {
@@ -363,6 +420,7 @@ class McpConfig:
 SECTION_TYPES: dict[str, type] = {
     "store": StoreConfig,
     "mitmproxy": MitmproxyConfig,
+    "transcripts": TranscriptsConfig,
     "analyzer": AnalyzerConfig,
     "recall": RecallConfig,
     "proxy": ProxyConfig,
@@ -457,6 +515,7 @@ def all_settings() -> list[Setting]:
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     mitmproxy: MitmproxyConfig = field(default_factory=MitmproxyConfig)
+    transcripts: TranscriptsConfig = field(default_factory=TranscriptsConfig)
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
     recall: RecallConfig = field(default_factory=RecallConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)

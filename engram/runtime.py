@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from engram.sources.proxy import Proxy
     from engram.sources.recall_step import RecallStep
     from engram.sources.scheduler import Job, PollSource, Reporter, Scheduler
+    from engram.sources.transcripts import TranscriptFollower
     from engram.sources.watcher import Watcher
     from engram.store.db import Store
 
@@ -187,6 +188,34 @@ class Runtime:
             self.store, path, body_limit=int(self.config.mitmproxy.body_limit_mb * 2**20)
         )
 
+    def transcript_follower(
+        self,
+        *,
+        agents: list[str] | None = None,
+        paths: list[Path] | None = None,
+        since: float | None = None,
+        project: str | None = None,
+        settle: float | None = None,
+        known: dict[Path, str | None] | None = None,
+    ) -> TranscriptFollower:
+        """The agents' transcripts as a poll source, configured by [transcripts]: their
+        default locations for `agents`, and/or the given files and directories."""
+        from engram.sources.transcripts import Target, TranscriptFollower
+
+        t = self.config.transcripts
+        targets = [Target(agent=a) for a in agents or []]
+        if paths:
+            targets.append(Target(paths=list(paths)))
+        return TranscriptFollower(
+            self.store,
+            targets,
+            since=since,
+            project=project,
+            settle=t.settle if settle is None else settle,
+            overrides=t.roots(),
+            known=known,
+        )
+
     def proxy(
         self,
         upstream: str,
@@ -196,7 +225,8 @@ class Runtime:
         on_recall_unavailable: Callable[[str], None] | None = None,
     ) -> Proxy:
         """The reverse proxy: journal capture always, recall and injection when `inject`."""
-        from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+        from engram.sources.capture_writer import journal_capture
+        from engram.sources.proxy import Proxy, ProxySettings
 
         self.store.ensure()
         p = self.config.proxy
@@ -225,9 +255,12 @@ class Runtime:
         analyze: JobFn | None = None,
         sync: JobFn | None = None,
         extra: list[Job] | None = None,
+        interval: float | None = None,
     ) -> Scheduler:
         """The one scheduler for every background job of this process: polling capture
-        sources, the analyzer when a batch is due, the mirror."""
+        sources, the analyzer when a batch is due, the mirror. `interval` overrides the
+        poll interval ([mitmproxy] interval; the transcript follower's own is
+        [transcripts] interval)."""
         from engram.sources.scheduler import Scheduler, Timing
 
         a = self.config.analyzer
@@ -235,7 +268,7 @@ class Runtime:
             self.store,
             reporter,
             Timing(
-                interval=self.config.mitmproxy.interval,
+                interval=self.config.mitmproxy.interval if interval is None else interval,
                 batch=a.batch,
                 max_wait=a.max_wait,
                 sync_interval=self.config.muninn.interval,

@@ -164,8 +164,16 @@ def make_jobs(
     watcher_args: tuple[str, ...] = (),
     proxy_listen: str = "127.0.0.1:8787",
     proxy_upstream: str = "https://api.anthropic.com",
+    transcripts: tuple[str, ...] = (),
 ) -> list[Job]:
-    """The jobs to install, in start order (mitmweb before the watcher that polls it)."""
+    """The jobs to install, in start order (mitmweb before the watcher that polls it).
+
+    `transcripts` (agent names) makes the engram job follow those agents' transcripts:
+    beside mitmweb in one process (`engram mitmproxy --transcripts`) when mitmweb is
+    managed or watcher arguments are given, else on their own (`engram ingest --follow`):
+    a user with no proxy and no mitmweb gets no watcher retrying a mitmweb that is not
+    there.
+    """
     jobs = []
     if mitmweb:
         argv = (
@@ -177,14 +185,22 @@ def make_jobs(
             "store_streamed_bodies=true",
         )
         jobs.append(Job(MITMWEB, "mitmweb with engram's addon (for engram)", argv))
-    jobs.append(
-        Job(
+    agents = ",".join(transcripts)
+    if transcripts and not mitmweb and not watcher_args:
+        watcher = Job(
+            WATCHER,
+            "engram: learn memories from agent transcripts",
+            (*engram_argv(), "ingest", "--follow", "--agent", agents),
+        )
+    else:
+        extra = ("--transcripts", agents) if transcripts else ()
+        watcher = Job(
             WATCHER,
             "engram: learn memories from LLM API traffic",
-            (*engram_argv(), "mitmproxy", *watcher_args),
+            (*engram_argv(), "mitmproxy", *extra, *watcher_args),
             after=(MITMWEB,) if mitmweb else (),
         )
-    )
+    jobs.append(watcher)
     if proxy:
         jobs.append(
             Job(

@@ -11,7 +11,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from engram.store import journal, outbox, reader, runs, state
+from engram.store import journal, outbox, reader, runs, state, transcript_files
 
 
 def gather(conn: sqlite3.Connection, *, mirror_enabled: bool = False) -> dict[str, Any]:
@@ -37,4 +37,8 @@ def gather(conn: sqlite3.Connection, *, mirror_enabled: bool = False) -> dict[st
         if mirror_enabled
         else None,
         "recall_today": journal.recall_outcomes_since(conn, today),
+        "transcripts": [
+            {"agent": agent, "files": files, "exchanges": pieces, "turns": turns}
+            for agent, files, pieces, turns in transcript_files.totals(conn)
+        ],
     }

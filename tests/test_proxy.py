@@ -20,7 +20,8 @@ import openai
 import pytest
 import sqlalchemy
 
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+from engram.sources.capture_writer import journal_capture
+from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
 from engram.store.db import Store
 from engram.wire.block import BLOCK_OPEN

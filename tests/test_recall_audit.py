@@ -17,7 +17,8 @@ import pytest
 
 from engram.config import load as load_config
 from engram.runtime import Runtime
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+from engram.sources.capture_writer import journal_capture
+from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
 from engram.store import memories
 from engram.store.db import Store

@@ -149,21 +149,23 @@ def test_responses_request_fixture_grouping() -> None:
     parsed = openai_responses.parse_request(fixture_json("openai_responses_request.json"))
     assert parsed.system.startswith("You are Codex")
     assert parsed.session_id == "0199a2c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d"
+    # The leading developer message (Codex's permissions) is part of the system prompt.
+    assert "<permissions instructions>" in parsed.system
     roles = [t.role for t in parsed.turns]
-    assert roles == ["system", "user", "user", "assistant", "tool", "assistant", "tool", "user"]
-    first_call = parsed.turns[3]
+    assert roles == ["user", "user", "assistant", "tool", "assistant", "tool", "user"]
+    first_call = parsed.turns[2]
     assert first_call.thinking == "**Inspecting routes**"
     assert first_call.tool_calls == (
         ToolCall("call_111", "shell", '{"command": ["bash", "-lc", "ls app"]}'),
     )
-    patch = parsed.turns[5]
+    patch = parsed.turns[4]
     assert patch.text == "Adding the route now."
     assert patch.tool_calls[0].name == "apply_patch"
     assert patch.tool_calls[0].arguments.startswith("*** Begin Patch")  # free-form, kept verbatim
-    assert parsed.turns[6].tool_results == (
+    assert parsed.turns[5].tool_results == (
         ToolResult("call_222", "Success. Updated app/routes.py"),
     )
-    assert parsed.turns[7] == Turn(role="user", text="Now run the tests.")
+    assert parsed.turns[6] == Turn(role="user", text="Now run the tests.")
 
 
 @pytest.mark.parametrize(
@@ -303,3 +305,26 @@ def test_responses_errors_and_incomplete() -> None:
     )
     parsed = openai_responses.parse_response_stream(stream)
     assert parsed.error == "rate_limit: slow" and parsed.truncated
+
+
+def test_opencode_title_call_is_a_side_call() -> None:
+    """opencode asks for a session title in a leading `developer` message; it is
+    housekeeping, not the user's conversation (seen with opencode 1.18.33)."""
+    from engram.wire import parse_exchange
+    from engram.wire.model import Kind, RawRequest
+
+    body = {
+        "model": "gpt-5.4-nano",
+        "input": [
+            {
+                "role": "developer",
+                "content": "You are a title generator. You output ONLY a thread title. "
+                "Nothing else.\n\n<task>\nGenerate a brief title that would help the user "
+                "find this conversation later.\n</task>",
+            },
+            {"role": "user", "content": "Which port does the staging database listen on?"},
+        ],
+        "stream": True,
+    }
+    raw = RawRequest(body=json.dumps(body).encode(), path="/v1/responses", host="x")
+    assert parse_exchange(raw, None).kind is Kind.SIDE_CALL

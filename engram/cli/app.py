@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "recall_cmd",
     "ui_cmd",
     "watch",
+    "ingest_cmd",
     "proxy_cmd",
     "hooks_cmd",
     "mcp_cmd",

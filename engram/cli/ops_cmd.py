@@ -50,6 +50,16 @@ def status(
         f"({data['failed_batches']} analysis batches)",
         highlight=False,
     )
+    if data["transcripts"]:
+        console.print(
+            "transcripts read: "
+            + ", ".join(
+                f"{t['agent']} {t['files']} files ({t['exchanges']} exchanges, {t['turns']} turns)"
+                for t in data["transcripts"]
+            ),
+            highlight=False,
+            markup=False,
+        )
     if data.get("recall_today"):
         from engram.recall.audit import summarize
 

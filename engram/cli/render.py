@@ -37,7 +37,7 @@ def emit_json(value: Any) -> None:
 
 
 def note(message: str) -> None:
-    err().print(message, markup=False)
+    err().print(message, markup=False, soft_wrap=True)  # paths must not break mid-line
 
 
 def short(text: str, width: int = 100) -> str:

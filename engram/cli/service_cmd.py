@@ -26,8 +26,8 @@ PLATFORM_HELP = "linux or macos (default: this machine's); renders that platform
 
 
 service_app = typer.Typer(
-    help="Run engram's watcher (and optionally mitmweb, `engram proxy`) as a per-user "
-    "service: systemd user units on Linux, launchd agents on macOS.",
+    help="Run engram's watcher (and optionally mitmweb, `engram proxy`, the agents' "
+    "transcripts) as a per-user service: systemd user units on Linux, launchd agents on macOS.",
     no_args_is_help=True,
 )
 app.add_typer(service_app, name="service")
@@ -59,6 +59,13 @@ def install(
         "--dry-run",
         help="Print the files (secrets masked) and commands; change nothing.",
     ),
+    transcripts: str | None = typer.Option(
+        None,
+        "--transcripts",
+        metavar="AGENTS",
+        help="Follow these agents' transcripts (claude,codex,gemini,qwen or all): on their "
+        "own, or beside mitmweb with --mitmweb or watcher arguments.",
+    ),
     platform: str | None = typer.Option(None, "--platform", help=PLATFORM_HELP),
     watcher_args: list[str] | None = typer.Argument(
         None, metavar="-- WATCHER_ARGS", help="Passed to `engram mitmproxy`."
@@ -72,12 +79,15 @@ def install(
     _check_watcher_args(ctx, args)
     st = state(ctx)
     layout = service.layout_for(plat)
+    from engram.cli.ingest_cmd import parse_agents
+
     jobs = service.make_jobs(
         mitmweb=mitmweb,
         proxy=proxy,
         watcher_args=args,
         proxy_listen=proxy_listen,
         proxy_upstream=proxy_upstream,
+        transcripts=tuple(parse_agents([transcripts] if transcripts else [])),
     )
     plan = service.plan_install(layout, jobs, captured_env(st), token=st.config.mitmproxy.token)
     for note in plan.notes:

@@ -1,4 +1,4 @@
-"""Capture commands: `engram mitmproxy`, `engram journal`, `engram ingest`, `engram addon-path`."""
+"""Capture commands: `engram mitmproxy`, `engram journal`, `engram analyze`, `engram addon-path`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from engram.cli.context import state
 from engram.errors import ConfigError, EngramError
 
 if TYPE_CHECKING:
+    from engram.analyzer.runner import RunReport
     from engram.sources.scheduler import PollSource
 
 ANALYZERS = ("auto", "anthropic", "claude-code", "local", "openai", "heuristic", "none")
@@ -51,6 +52,13 @@ def mitmproxy(
     ),
     flow_file: Path | None = typer.Option(
         None, "--flow-file", help="Follow a growing `mitmdump -w` file instead of the web API."
+    ),
+    transcripts: str | None = typer.Option(
+        None,
+        "--transcripts",
+        metavar="AGENTS",
+        help="Also follow these agents' transcripts (claude,codex,gemini,qwen or all) in "
+        "the same process.",
     ),
     once: bool = typer.Option(False, "--once", help="Poll once, analyze what is pending, exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors."),
@@ -103,9 +111,15 @@ def mitmproxy(
             else "n/a",
         },
     )
-    scheduler = rt.scheduler(reporter, sources=[source], analyze=analyze, sync=rt.mirror_job())
+    from engram.cli.ingest_cmd import parse_agents
+
+    agents = parse_agents([transcripts] if transcripts else [])
+    sources: list[PollSource] = [source]
+    if agents:
+        sources.append(rt.transcript_follower(agents=agents))
+    scheduler = rt.scheduler(reporter, sources=sources, analyze=analyze, sync=rt.mirror_job())
     if once:
-        (outcome,) = scheduler.run_once()
+        outcome, *_transcripts = scheduler.run_once()
         if outcome is None:
             raise typer.Exit(1)
         return
@@ -213,34 +227,6 @@ def journal_show(
 
 
 @app.command()
-def ingest(
-    ctx: typer.Context,
-    files: list[Path] = typer.Argument(
-        ..., metavar="FILE...", help="mitmproxy flow files (`mitmdump -w`)."
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
-) -> None:
-    """Journal the LLM exchanges in mitmproxy flow files (exactly once: ingesting a
-    file again adds nothing)."""
-    from engram.sources.flowfile import ingest_file
-
-    totals = {"flows": 0, "llm": 0, "captured": 0, "duplicates": 0, "failed": 0}
-    for path in files:
-        result = ingest_file(state(ctx).store, path)
-        for key in totals:
-            totals[key] += getattr(result, key)
-        if result.partial:
-            render.note(f"{path}: ends in a partial record (still being written?)")
-    if json_out:
-        render.emit_json(totals)
-        return
-    typer.echo(
-        f"{totals['flows']} flows -> {totals['llm']} LLM requests -> "
-        f"{totals['captured']} journaled, {totals['duplicates']} already there"
-    )
-
-
-@app.command()
 def analyze(
     ctx: typer.Context,
     limit: int | None = typer.Option(
@@ -285,6 +271,15 @@ def analyze(
             f"{report.batches} batches, {len(report.proposed)} commands proposed (nothing applied)"
         )
         return
+    show_report(report)
+    if report.failed_batches:
+        raise typer.Exit(1)
+
+
+def show_report(report: RunReport) -> None:
+    """What an analyzer run stored, then one line of totals (`engram analyze`, `ingest`)."""
+    from engram.analyzer import runner
+
     for line in runner.describe(report):
         typer.echo(line.strip())
     render.note(
@@ -295,9 +290,7 @@ def analyze(
         f"${report.cost_usd:.4f}"
     )
     for error in report.errors:
-        render.note(f"failed batch: {error}")
-    if report.failed_batches:
-        raise typer.Exit(1)
+        render.note(f"failed batch: {error} (kept pending: the next run retries it)")
 
 
 @app.command("addon-path")

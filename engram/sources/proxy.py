@@ -23,13 +23,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import queue
 import socket
 import struct
-import threading
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +34,7 @@ from aiohttp.client_exceptions import ClientError
 from yarl import URL
 
 from engram.sources import bodies
+from engram.sources.capture_writer import Captured, CaptureFn, CaptureWriter
 from engram.sources.server import RUNNER_OPTIONS
 from engram.wire.detect import completion_format, endpoint_of, format_from_path
 from engram.wire.markers import INTERNAL_HEADER, error_body, is_internal
@@ -65,8 +62,6 @@ HOP_BY_HOP = frozenset(
 # loop answers at once or returns a job for `run(job)` on a worker thread.
 RecallFn = Any
 # Finished exchanges for the journal, written together; runs on the writer thread.
-Captured = tuple[RawRequest, "RawResponse | None", "str | None"]
-CaptureFn = Callable[[list[Captured]], None]
 
 
 @dataclass
@@ -454,149 +449,3 @@ def abort(request: web.Request) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
-
-
-class _Durable:
-    """A capture whose journaling someone waits for (`CaptureWriter.put_durable`)."""
-
-    __slots__ = ("done", "item")
-
-    def __init__(self, item: Captured, done: Callable[[], None]) -> None:
-        self.item = item
-        self.done = done
-
-
-class CaptureWriter:
-    """A bounded queue drained by one thread that journals exchanges in batches.
-
-    Batching keeps up with a busy proxy (one transaction per batch, not per exchange);
-    when the queue is full the request waits for room instead of dropping an exchange.
-    Deferred tasks (logging an injection) ride the same thread, in order.
-    """
-
-    def __init__(self, capture: CaptureFn | None, size: int, stats: ProxyStats) -> None:
-        self.capture = capture
-        self.stats = stats
-        self.queue: queue.Queue[Captured | _Durable | Callable[[], None] | None] = queue.Queue(size)
-        self.thread = threading.Thread(target=self._run, name="engram-capture", daemon=True)
-        self.thread.start()
-
-    async def put(self, item: Captured) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
-            self.stats.capture_waits += 1
-            await asyncio.get_running_loop().run_in_executor(None, self.queue.put, item)
-
-    async def put_durable(self, item: Captured, timeout: float) -> bool:
-        """Queue `item` and wait until it is journaled (or failed to be), at most
-        `timeout` seconds; False when the wait ran out (the item stays queued)."""
-        loop = asyncio.get_running_loop()
-        journaled: asyncio.Future[None] = loop.create_future()
-
-        def done() -> None:
-            loop.call_soon_threadsafe(_resolve, journaled)
-
-        entry = _Durable(item, done)
-        try:
-            self.queue.put_nowait(entry)
-        except queue.Full:
-            self.stats.capture_waits += 1
-            await loop.run_in_executor(None, self.queue.put, entry)
-        try:
-            await asyncio.wait_for(asyncio.shield(journaled), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-    def put_nowait(self, item: Captured | Callable[[], None]) -> None:
-        self.queue.put(item)  # from a cancelled handler or a worker thread: blocking is fine
-
-    def defer(self, fn: Callable[[], None]) -> None:
-        self.put_nowait(fn)
-
-    def close(self, timeout: float = 30.0) -> None:
-        if self.thread.is_alive():
-            self.queue.put(None)
-            self.thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            # Let a burst gather: one transaction for many exchanges costs the request
-            # path (which shares the interpreter) far less than one per exchange. Not
-            # when a response waits for its row (`put_durable`): a busy proxy batches
-            # anyway (what queues during one commit is the next batch), and an idle one
-            # must not add the gather time to every answer (measured: +19 ms with it,
-            # ~2 ms without).
-            if not isinstance(item, _Durable):
-                time.sleep(0.01)
-            batch = [item]
-            while len(batch) < 200:
-                try:
-                    nxt = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._flush(batch)
-                    return
-                batch.append(nxt)
-            self._flush(batch)
-
-    def _flush(self, batch: list[Any]) -> None:
-        items = [b.item if isinstance(b, _Durable) else b for b in batch]
-        captures = [c for c in items if isinstance(c, tuple)]
-        if captures and self.capture is not None:
-            try:
-                self.capture(captures)
-                self.stats.captured += len(captures)
-            except Exception:
-                self.stats.capture_failed += len(captures)
-                log.exception("journaling %d exchanges failed", len(captures))
-        for entry in batch:
-            if isinstance(entry, _Durable):
-                entry.done()
-        for task in items:
-            if callable(task):
-                try:
-                    task()
-                except Exception:
-                    log.exception("a deferred proxy task failed")
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def journal_capture(store: Any, project_hint: str | None) -> CaptureFn:
-    """The standard capture: one journal row per exchange, exactly once, a batch per
-    transaction. A locked database is retried rather than losing the batch."""
-    from engram import journaling
-    from engram.store.db import DatabaseLocked
-
-    def capture(items: list[Captured]) -> None:
-        for attempt in range(10):
-            try:
-                with store.write() as session:
-                    for raw, response, error in items:
-                        journaling.record(
-                            session,
-                            journaling.Capture(
-                                source="proxy",
-                                source_key=f"proxy:{uuid.uuid4().hex}",
-                                request=raw,
-                                response=response,
-                                project_hint=project_hint,
-                                error=error,
-                            ),
-                        )
-                return
-            except DatabaseLocked:
-                if attempt == 9:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
-
-    return capture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engram.errors import NotFound
@@ -39,14 +40,57 @@ def find(session: Session, source_key: str, fp: str) -> ExchangeRow | None:
     )
 
 
-def insert(session: Session, **columns: Any) -> ExchangeRow:
-    """Add one exchange row (the caller has checked `find`); flushed, so it has an id."""
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    id: int
+    kind: str
+    status: str
+    new_turns: int
+
+
+_INSERT: Any = None  # one statement for every row (parameters bound per call): compiled once
+
+
+def insert(session: Session, **columns: Any) -> Inserted:
+    """Add one exchange row (the caller has checked `find`).
+
+    A Core INSERT ... RETURNING rather than an ORM object: the unit of work's flush per
+    row was most of the cost of a transcript back-fill (measured: 2.8 of 8.5 s for
+    10,000 lines), and nothing reads the row back as an object.
+    """
+    global _INSERT
+    if _INSERT is None:
+        from sqlalchemy import insert as sa_insert
+
+        from engram.store.models import ExchangeRow
+
+        table = ExchangeRow.__table__
+        _INSERT = sa_insert(table).returning(table.c.id)  # type: ignore[arg-type]
+    params = {"captured_at": schema.now_iso(), **columns}
+    row_id = session.connection().execute(_INSERT, params).scalar_one()
+    return Inserted(int(row_id), columns["kind"], columns["status"], columns["new_turns"])
+
+
+def known_keys(session: Session, keys: list[str], fingerprints: list[str]) -> set[str]:
+    """Which of `keys` (or their content `fingerprints`, pairwise) are journaled already:
+    one lookup per index for a batch instead of one `find` per row. (One query with
+    `source_key IN ... OR fingerprint IN ...` scans the whole table.)"""
+    from sqlalchemy import select
+
     from engram.store.models import ExchangeRow
 
-    row = ExchangeRow(captured_at=schema.now_iso(), **columns)
-    session.add(row)
-    session.flush()
-    return row
+    found: set[str] = set()
+    by_fp = dict(zip(fingerprints, keys, strict=True))
+    for start in range(0, len(keys), 400):
+        part, fps = keys[start : start + 400], fingerprints[start : start + 400]
+        found.update(
+            session.scalars(select(ExchangeRow.source_key).where(ExchangeRow.source_key.in_(part)))
+        )
+        for fp in session.scalars(
+            select(ExchangeRow.fingerprint).where(ExchangeRow.fingerprint.in_(fps))
+        ):
+            found.add(by_fp[fp])
+    return found
 
 
 def conversation_seen(session: Session, key: str, project: str | None) -> Conversation:
@@ -201,6 +245,14 @@ def by_source(conn: sqlite3.Connection, since_iso: str | None = None) -> dict[st
             f"SELECT source, count(*) FROM exchanges {where} GROUP BY source", params
         )
     }
+
+
+def pending_totals(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(exchanges, new turns) waiting for the analyzer."""
+    n, turns = conn.execute(
+        "SELECT count(*), coalesce(sum(new_turns), 0) FROM exchanges WHERE status = 'pending'"
+    ).fetchone()
+    return int(n), int(turns)
 
 
 def captured_since(conn: sqlite3.Connection, since_iso: str) -> int:

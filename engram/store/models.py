@@ -195,3 +195,25 @@ class MirrorId(Base):
     state: Mapped[str] = mapped_column(String(16), default="none")
     forgotten_at: Mapped[str | None] = mapped_column(String(32))
     intent: Mapped[str | None] = mapped_column(Text)
+
+
+class TranscriptFile(Base):
+    """How far one agent transcript file is journaled (see 0007_transcripts.py)."""
+
+    __tablename__ = "transcript_files"
+
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    agent: Mapped[str] = mapped_column(String(16))
+    conversation: Mapped[str | None] = mapped_column(Text)
+    project: Mapped[str | None] = mapped_column(Text)
+    offset: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    mtime_ns: Mapped[int] = mapped_column(Integer, default=0)
+    inode: Mapped[int] = mapped_column(Integer, default=0)
+    head: Mapped[str] = mapped_column(String(64), default="")
+    pieces: Mapped[int] = mapped_column(Integer, default=0)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[str | None] = mapped_column(Text)
+    bad_lines: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))

@@ -68,7 +68,7 @@ MAX_CONTENT_CHARS = 4000
 # Alembic revisions in order. tests/test_store_migrations.py checks this against the
 # scripts in migrations/versions, so the fast path can tell "up to date", "needs an
 # upgrade" and "written by a newer engram" apart without importing Alembic.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 HEAD = REVISIONS[-1]
 
 ID_PREFIX = "m-"

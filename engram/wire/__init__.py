@@ -5,7 +5,7 @@ Consumers import from here; the per-format modules are implementation detail.
 
 from __future__ import annotations
 
-from engram.wire.delta import compute_delta, turn_fingerprint
+from engram.wire.delta import compute_delta, count_occurrences, has_substance, turn_fingerprint
 from engram.wire.detect import detect_format
 from engram.wire.injection import inject, strip
 from engram.wire.model import (
@@ -36,7 +36,9 @@ __all__ = [
     "Usage",
     "compute_delta",
     "conversation_key",
+    "count_occurrences",
     "detect_format",
+    "has_substance",
     "inject",
     "parse_exchange",
     "project_from_system",

@@ -33,8 +33,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engram.wire.block import remove_block
 from engram.wire.model import ToolCall, Turn
+from engram.wire.text import identity_text
 
 # Providers name roles differently; a parser that passes one through must not make the
 # reply and the same message in the next request's history look different.
@@ -45,9 +45,12 @@ def turn_fingerprint(turn: Turn) -> str:
     """A 32-hex-digit hash identifying `turn` across requests of one conversation.
 
     It covers the role, the text, the tool calls and the tool results, each normalised
-    so that what agents change when they echo a message back does not count:
-    whitespace at line ends and at both ends, an injected engram block, and for tool
-    calls the JSON formatting of the arguments. It leaves out `thinking` (agents edit
+    so that what agents change when they echo a message back, and what differs between
+    the doors a turn arrives through (the proxy sees a request, a transcript keeps the
+    agent's own record), does not count: whitespace, an injected engram block, harness
+    markup (`<system-reminder>`, Claude Code's slash-command and task-notification tags,
+    Codex's `<environment_context>`), and for tool calls the JSON formatting of the
+    arguments. It leaves out `thinking` (agents edit
     or drop it in later requests) and tool-call ids (the id of a call in a response is
     not always the id the agent sends back: some agents and gateways re-number them).
     Tool results keep their call id: they only ever come from requests, where ids are
@@ -66,7 +69,9 @@ def turn_fingerprint(turn: Turn) -> str:
 
 
 def compute_delta(
-    seen: Mapping[str, int], turns: Sequence[Turn]
+    seen: Mapping[str, int],
+    turns: Sequence[Turn],
+    prior: dict[str, int] | None = None,
 ) -> tuple[list[Turn], dict[str, int]]:
     """Return the turns of `turns` not emitted before, in order, and the updated counts.
 
@@ -75,8 +80,14 @@ def compute_delta(
     for a new one). A turn is new when its occurrence number among `turns` exceeds that
     count. `seen` is not modified; persist the returned counts with the analysed
     exchange, in the same transaction, so that a crash neither loses nor repeats turns.
+
+    A source that reads a conversation piece by piece (a transcript) passes only the
+    turns it has not passed before, and in `prior` the occurrence counts of everything
+    before them; `prior` is updated in place, so the next piece continues the count.
+    The result is the same as passing the whole history each time, without hashing it
+    again for every piece.
     """
-    occurrences: dict[str, int] = {}
+    occurrences: dict[str, int] = prior if prior is not None else {}
     new: list[Turn] = []
     for turn in turns:
         fingerprint = turn_fingerprint(turn)
@@ -91,11 +102,27 @@ def compute_delta(
     return new, updated
 
 
+def count_occurrences(prior: dict[str, int], turns: Sequence[Turn]) -> None:
+    """Advance `prior` (see `compute_delta`) past turns that were recorded before."""
+    for turn in turns:
+        fingerprint = turn_fingerprint(turn)
+        prior[fingerprint] = prior.get(fingerprint, 0) + 1
+
+
+def has_substance(turn: Turn) -> bool:
+    """Whether a turn carries conversation: words, a tool call or a tool result.
+
+    System turns and user turns made only of harness markup are context an agent adds
+    on one door and not on another; an exchange whose only new turns are such context
+    has nothing to analyse.
+    """
+    if turn.role.strip().lower() in ("system", "developer"):
+        return False
+    return bool(turn.tool_calls or turn.tool_results or identity_text(turn.text))
+
+
 def _normalize_text(text: str) -> str:
-    if not text:
-        return ""
-    text = remove_block(text).replace("\r\n", "\n")
-    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
+    return identity_text(text) if text else ""
 
 
 def _call_key(call: ToolCall) -> list[str]:

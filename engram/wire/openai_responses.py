@@ -10,7 +10,8 @@ have carried them, which makes a conversation read the same in either OpenAI for
   text or calls starts the next assistant turn (a new model response).
 - each `function_call_output` (and `custom_tool_call_output`, ...) is its own `tool`
   turn, like a Chat `tool` message; user/system/developer messages are their own turns
-  (`developer` reads as `system`).
+  (`developer` reads as `system`), except the leading run of system/developer messages,
+  which joins `instructions` as the system prompt.
 
 A reply (`output`) is always ONE turn: all its items merged.
 
@@ -61,6 +62,14 @@ def parse_request(body: dict[str, Any], endpoint: str = "") -> ParsedRequest:
         system = remove_block(as_str(instructions))
     items = body.get("input")
     turns = [Turn(role="user", text=items)] if isinstance(items, str) else _group(items)
+    # Leading system/developer messages are the system prompt, as in Chat Completions
+    # (Codex and opencode send their instructions this way, opencode even its title
+    # generator's): only later ones are mid-conversation system turns.
+    lead = []
+    while turns and turns[0].role == "system":
+        lead.append(turns.pop(0).text)
+    if lead:
+        system = join_text([system, *lead])
     return ParsedRequest(
         system=system,
         turns=turns,

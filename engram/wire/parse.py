@@ -68,6 +68,8 @@ _SESSION_HEADERS = (
     "conversation_id",
 )
 
+_CLAUDE_AGENT_HEADER = "x-claude-code-agent-id"
+
 # Phrases of agents' housekeeping prompts, looked for in the system prompt and the last
 # user turn. Exact substrings, so a user quoting one mid-sentence is the only false hit.
 _SIDE_CALL_MARKERS = (
@@ -243,8 +245,21 @@ def _header_session(request: RawRequest) -> str | None:
     for name in _SESSION_HEADERS:
         value = (request.header(name) or "").strip()
         if value:
+            if name == _SESSION_HEADERS[0]:
+                return subagent_key(value, request.header(_CLAUDE_AGENT_HEADER))
             return value
     return None
+
+
+def subagent_key(session: str, agent: str | None) -> str:
+    """A Claude Code subagent's own conversation key.
+
+    Its requests carry the parent's session id plus `x-claude-code-agent-id`, and its
+    transcript is `<session>/subagents/agent-<id>.jsonl`: keyed the same way by both
+    doors, a sidechain is its own conversation and is still journaled once.
+    """
+    agent = (agent or "").strip()
+    return f"{session}/agent-{agent}" if agent else session
 
 
 def _opening_words(turns: Sequence[Turn]) -> str:

@@ -28,6 +28,17 @@ _HARNESS_BLOCK = re.compile(
     re.DOTALL,
 )
 _EXTRA_BLANK_LINES = re.compile(r"\n{3,}")
+# What a harness adds around or between the user's words in one door and not in another:
+# Claude Code writes slash commands, their output, `!` shell commands and background-task
+# notices into its transcript as tagged text, and on the wire merges them (plus reminders)
+# into the next user message, sometimes re-wrapped. Identity across doors ignores them.
+_MARKUP_BLOCK = re.compile(
+    r"<(system-reminder|environment_context|user_instructions|session_context"
+    r"|local-command-caveat|command-name|command-message|command-args|command-stdout"
+    r"|local-command-stdout|local-command-stderr|bash-input|bash-stdout|bash-stderr"
+    r"|task-notification|user-prompt-submit-hook)>.*?</\1>",
+    re.DOTALL,
+)
 
 # (literal anchor, pattern applied from the anchor): the literal lets a 20 KB system
 # prompt be searched with `str.find` instead of a regex scan per pattern.
@@ -64,6 +75,15 @@ def user_words(text: str) -> str:
         text = _HARNESS_BLOCK.sub("", text)
         text = _EXTRA_BLANK_LINES.sub("\n\n", text)
     return text.strip()
+
+
+def identity_text(text: str) -> str:
+    """The part of a turn's text that is the same whichever door it came through: no
+    engram block, no harness markup, whitespace collapsed. Used for fingerprints only,
+    never shown: it keeps the user's and the model's words and nothing else."""
+    if "<" in text:
+        text = _MARKUP_BLOCK.sub(" ", remove_block(text))
+    return " ".join(text.split())  # 5x faster than a regex on a large tool output
 
 
 def project_from_system(system_text: str) -> str | None:

@@ -53,3 +53,37 @@ def agent_env(home: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def codex_provider_args(base_url: str, key_var: str = "OPENAI_API_KEY") -> list[str]:
+    """`codex` flags for a Responses endpoint at `base_url` (its /v1 is added) over plain
+    HTTP: `openai_base_url` alone makes Codex 0.171 try WebSockets first (~6 s of
+    refused upgrades per run); a provider with `supports_websockets=false` does not."""
+    return [
+        "-c", "model_provider=stub",
+        "-c", 'model_providers.stub.name="stub"',
+        "-c", f'model_providers.stub.base_url="{base_url}/v1"',
+        "-c", f'model_providers.stub.env_key="{key_var}"',
+        "-c", "model_providers.stub.supports_websockets=false",
+        "-c", 'model_providers.stub.wire_api="responses"',
+    ]  # fmt: skip
+
+
+def qwen_openai_args(base_url: str, key: str, model: str = "qwen3-coder-plus") -> list[str]:
+    """`qwen` flags for an OpenAI-compatible endpoint at `base_url` (its /v1 is added)."""
+    return [
+        "--auth-type", "openai",
+        "--openai-base-url", f"{base_url}/v1",
+        "--openai-api-key", key,
+        "-m", model,
+    ]  # fmt: skip
+
+
+def gemini_api_key_mode(home: Path) -> None:
+    """Gemini CLI 0.61 needs its auth type chosen in settings to use GEMINI_API_KEY."""
+    import json
+
+    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    (home / ".gemini" / "settings.json").write_text(
+        json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}})
+    )

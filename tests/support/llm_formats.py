@@ -181,13 +181,15 @@ def default_reply(body: Any) -> Reply:
     that asks for JSON with a schema (Gemini CLI's model router does) gets a minimal
     object that fits the schema: a client that validates would otherwise retry for
     minutes."""
-    schema = _json_schema(body)
+    schema = response_schema(body)
     if schema is not None:
         return Reply(text=json.dumps(_schema_example(schema)))
     return Reply(text=f"ok: {last_user_text(body)[:40]}".rstrip())
 
 
-def _json_schema(body: Any) -> Any:
+def response_schema(body: Any) -> Any:
+    """The JSON schema a Gemini request constrains its answer to, else None (a test's
+    script lets the stand-in answer those itself)."""
     if not isinstance(body, dict):
         return None
     if isinstance(body.get("request"), dict):

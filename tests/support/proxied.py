@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engram.sources.proxy import Proxy, ProxySettings, journal_capture
+from engram.sources.capture_writer import journal_capture
+from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
 
 
