@@ -371,6 +371,12 @@ TASK_TALK = [
     "never edit .eslintrc in either repo, change the shared one and bump it",
     "the linter says:\nworker/tasks.py:41:5: E722 do not use bare 'except'\nfix it",
     "crash:\nKeyError: 'REDIS_URL'\n2026-12-01 09:14:02 ERROR worker: always restarting",
+    # round 3: states, requirements of the task at hand, hedges, appointments
+    "npm run dev is running in the other terminal",
+    "today I want the export done. the export should be a CSV with one row per order",
+    "please to make the function more fast. the query is in repository.py",
+    "let me think, we use postgres 14 or 15",
+    "we deploy on friday, after the demo",
 ]
 
 
@@ -399,6 +405,13 @@ def test_task_talk_and_pasted_output_are_not_facts(text: str) -> None:
         ),
         ("the package manager is pnpm", "The package manager is pnpm."),
         ("src/legacy is excluded from strict mode", "src/legacy is excluded from strict mode."),
+        ("we never deploy on fridays", "We never deploy on fridays."),
+        ("the db has to be postgres 15", "The db has to be postgres 15."),
+        (
+            "we decided to not cache prices, because they change often and a stale price once"
+            " cost us a very unpleasant incident with a customer",
+            "We decided to not cache prices, because they change often.",
+        ),
     ],
 )
 def test_plainly_stated_rules(text: str, fact: str) -> None:

@@ -12,7 +12,7 @@ kinds of evidence:
 
 Assistant text is never a source: the assistant speculates, and a memory built on its
 guesses would be repeated back to it as truth. Without a model there is no judgement,
-so every rule errs towards saying nothing; see `heuristic_rules` for the filters.
+so every rule errs towards saying nothing; see `heuristic_words` for the filters.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 from engram.analyzer import heuristic_commands as commands
 from engram.analyzer import heuristic_rules as rules
 from engram.analyzer import heuristic_statements as statements
+from engram.analyzer import heuristic_words as words
 from engram.analyzer.validate import looks_like_output
 from engram.wire.text import is_preamble, user_words
 
@@ -107,7 +108,7 @@ def _finish(text: str) -> str | None:
     if not text:
         return None
     first = text.split(" ", 1)[0]
-    text = (text if rules.keeps_case(first) else text[0].upper() + text[1:]) + "."
+    text = (text if words.keeps_case(first) else text[0].upper() + text[1:]) + "."
     if not rules.MIN_CHARS <= len(text) <= rules.MAX_CHARS or "[REDACTED" in text:
         return None
     if "engram-memory" in text.casefold():

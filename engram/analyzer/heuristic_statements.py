@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import re
 
-from engram.analyzer.heuristic_rules import (
-    _CONCRETE,
-    _TASK_SUBJECT,
-    _TOOL_NAME,
-    _VAGUE_START,
-    Hit,
-)
+from engram.analyzer.heuristic_rules import Hit
 from engram.analyzer.heuristic_rules import _hit as rule_hit
+from engram.analyzer.heuristic_words import CONCRETE, TASK_SUBJECT, TOOL_NAME, VAGUE_START
 
 _I = re.IGNORECASE
 
@@ -108,6 +103,8 @@ _SET_UP = re.compile(
     r" (?:from|by|to|with|in|on|via|through|under|at|for|into)\b",
     _I,
 )
+# "npm run dev is running in the other terminal", "the workers are restarting": a state.
+_PROGRESSIVE = re.compile(r"\b(?:is|are|am|'s|'re)\s+(?:still\s+|now\s+)?\w{2,}ing\b", _I)
 _MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:[kmgt]i?b|ms|s|sec|seconds|min|%)\b", _I)
 _STATE = re.compile(
     r"^\s*(?:not|already|still|now|too|so|very|really|just|empty|down|up|broken|slow|fast|wrong"
@@ -174,7 +171,7 @@ def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit |
     hit = rule_hit(text, kind, evidence, scope)
     if hit is None:
         head = re.split(r",\s+", text.strip(), maxsplit=1)[0]
-        if head != text.strip() and _CONCRETE.search(head):
+        if head != text.strip() and CONCRETE.search(head):
             hit = rule_hit(head, kind, evidence, scope)
     return hit
 
@@ -210,10 +207,10 @@ def _rule_hit(clause: str, masked: str) -> Hit | None:
     if m:
         return _hit(_take(clause, m), "preference", "not-without")
     m = _AFTER_DOING.match(masked)
-    if m and (m.group("verb").lower() == "run" or _CONCRETE.search(masked[m.start("verb") :])):
+    if m and (m.group("verb").lower() == "run" or CONCRETE.search(masked[m.start("verb") :])):
         return _hit(_take(clause, m), "procedure", "after-doing")
     m = _WE_RULE.match(masked)
-    if m and not _VAGUE_START.match(m.group("obj")):
+    if m and not VAGUE_START.match(m.group("obj")):
         return _hit(_take(clause, m), "preference", "we-rule", "project")
     m = _NO_THING.match(masked)
     if m and not _NOT_A_RULE.match(masked):
@@ -236,7 +233,7 @@ def _rule_hit(clause: str, masked: str) -> Hit | None:
     if m:
         return _hit(_take(clause, m), "preference", "i-would-like")
     m = _I_HABIT.match(masked)
-    if m and _CONCRETE.search(m.group("obj")) and not _VAGUE_START.match(m.group("obj")):
+    if m and CONCRETE.search(m.group("obj")) and not VAGUE_START.match(m.group("obj")):
         return _hit(_take(clause, m), "preference", "i-habit", "global")
     return None
 
@@ -244,21 +241,21 @@ def _rule_hit(clause: str, masked: str) -> Hit | None:
 def _concrete_hit(clause: str, masked: str) -> Hit | None:
     """Statements that name a tool, file, flag, port, path or version, or that say they
     hold always ("amounts are always integer cents")."""
-    if not _CONCRETE.search(masked) and not _ALWAYS_STATED.search(masked):
+    if not CONCRETE.search(masked) and not _ALWAYS_STATED.search(masked):
         return None
     m = _CONTRAST.match(masked)
     if (
         m
-        and _CONCRETE.search(m.group("a"))
+        and CONCRETE.search(m.group("a"))
         and not _NEGATED_VERB.search(m.group("a"))
         and not _PRONOUN_SUBJECT.match(m.group("a"))
-        and not _TASK_SUBJECT.match(m.group("a"))
+        and not TASK_SUBJECT.match(m.group("a"))
     ):
         return _hit(_take(clause, m), "preference", "contrast")
     m = _YOU_NEED.match(masked)
     if (
         m
-        and not _VAGUE_START.match(m.group("obj").strip())
+        and not VAGUE_START.match(m.group("obj").strip())
         and not re.match(
             r"\s*to (?:fix|check|look|see|update|change|add|remove|try)\b", m.group("obj"), _I
         )
@@ -268,19 +265,34 @@ def _concrete_hit(clause: str, masked: str) -> Hit | None:
     if (
         m
         and not _PRONOUN_SUBJECT.match(m.group("subj"))
-        and not _TASK_SUBJECT.match(m.group("subj"))
+        and not TASK_SUBJECT.match(m.group("subj"))
         and not _NOT_A_SUBJECT.search(m.group("subj"))
         and not re.search(r"\b(?:was|were|had|did)\b", m.group("x"), _I)
         and not _STATE.match(m.group("obj"))
         and not _MEASURE.search(m.group("obj"))
-        and (
-            m.group("verb").lower() not in ("is", "are")
-            or _TOOL_NAME.search(m.group("x").lower())
-            or _STANDING.search(m.group("obj"))
-            or _SETUP_PART.search(m.group("subj"))
-            or _SET_UP.match(m.group("obj"))
-            or not _WORK_ITEM.search(m.group("subj"))
-        )
+        and not _PROGRESSIVE.search(m.group("x"))
+        and _standing_statement(m)
     ):
         return _hit(_take(clause, m), "fact", "statement")
     return None
+
+
+def _standing_statement(m: re.Match[str]) -> bool:
+    """Whether "X is/should be Y" reads as how things are set up rather than today's
+    work. "is in"/"is on" are "is" ("the query is in repository.py" points at today's
+    code); a modal ("the export should be a CSV") is a requirement of the task at hand
+    unless the subject is a standing part of the setup or the sentence says it holds
+    generally ("migrations must always be reversible")."""
+    verb = m.group("verb").lower()
+    named = bool(TOOL_NAME.search(m.group("x").lower()))
+    standing = bool(_STANDING.search(m.group("obj")) or _SETUP_PART.search(m.group("subj")))
+    if verb.split()[0] in ("should", "must", "has", "can", "can't", "cannot"):
+        return named or standing
+    if verb.split()[0] not in ("is", "are"):
+        return True
+    return (
+        named
+        or standing
+        or bool(_SET_UP.match(m.group("obj")))
+        or not _WORK_ITEM.search(m.group("subj"))
+    )

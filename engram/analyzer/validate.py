@@ -145,7 +145,9 @@ _QUESTION = re.compile(
 )
 _CHATTER = re.compile(
     r"^(?:ok(?:ay)?|k|thanks?|thank you|thx|ty|great|perfect|nice|cool|good|sure|yes|yeah|yep"
-    r"|no|got it|understood|noted|will do|sounds good|lgtm|done|fine|let me (?:check|look|see"
+    # "no, ..." is a reply, "no emojis, ever" a rule
+    r"|no(?=\s*(?:[,.!:;\u2014-]|$)|\s+(?:thanks?|thank you|problem|worries|need|idea|way)\b)"
+    r"|got it|understood|noted|will do|sounds good|lgtm|done|fine|let me (?:check|look|see"
     r"|think)[\w ]*|one moment|anything else|hello|hi|hey)\b[\W\w]{0,20}$",
     re.IGNORECASE,
 )
