@@ -377,6 +377,7 @@ TASK_TALK = [
     "please to make the function more fast. the query is in repository.py",
     "let me think, we use postgres 14 or 15",
     "we deploy on friday, after the demo",
+    "the background is, the tax rules came from a spreadsheet in 2021 and nobody touched them",
 ]
 
 
@@ -406,6 +407,20 @@ def test_task_talk_and_pasted_output_are_not_facts(text: str) -> None:
         ("the package manager is pnpm", "The package manager is pnpm."),
         ("src/legacy is excluded from strict mode", "src/legacy is excluded from strict mode."),
         ("we never deploy on fridays", "We never deploy on fridays."),
+        ("we don't deploy on fridays. monday then", "We don't deploy on fridays."),
+        (
+            "sounds good. one thing that's not negotiable: amounts are always Decimal, never"
+            " float, anywhere in the tax code",
+            "Amounts are always Decimal, never float, anywhere in the tax code.",
+        ),
+        (
+            "the import runs nightly at 02:00 from the cron container btw, so it's not urgent",
+            "The import runs nightly at 02:00 from the cron container.",
+        ),
+        (
+            "we pin weasyprint to an exact version in pyproject, leave that pin alone",
+            "We pin weasyprint to an exact version in pyproject.",
+        ),
         ("the db has to be postgres 15", "The db has to be postgres 15."),
         (
             "we decided to not cache prices, because they change often and a stale price once"

@@ -154,6 +154,11 @@ _LIST_HEADER = re.compile(
 )
 _QUOTED = re.compile(r'"[^"\n]{0,400}"|\u201c[^\u201d\n]{0,400}\u201d')
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+# "no emojis. ever.": a tail that only stresses the sentence before it (not "monday then").
+_INTENSIFIER = re.compile(
+    r"(?:ever|never|always|period|anywhere|everywhere|at all|no exceptions?|seriously"
+    r"|full stop)\b[.!\s]*$"
+)
 _ABBREVIATION = re.compile(r"(?:\be\.g|\bi\.e|\betc|\bvs|\bcf)\.$", re.I)
 
 
@@ -233,8 +238,8 @@ def _mask(text: str) -> str:
 def _sentences(text: str, masked: str) -> Iterator[tuple[str, str]]:
     """Sentences (and lines) of `text` with their masked twins, split on the masked copy
     so that a period inside a quotation does not end a sentence. A word or two in lower
-    case after a sentence on the same line is its tail ("no emojis. ever."), so the
-    period before it reads as a comma."""
+    case that only stresses the sentence before it on the same line ("no emojis. ever.")
+    is its tail, so the period before it reads as a comma."""
     spans: list[list[int]] = []  # [start, end, start of the gap before it]
     start = gap = 0
     for m in _SPLIT.finditer(masked):
@@ -254,7 +259,7 @@ def _sentences(text: str, masked: str) -> Iterator[tuple[str, str]]:
         if (
             merged
             and "\n" not in masked[g0:s0]
-            and piece[:1].islower()
+            and _INTENSIFIER.match(piece)
             and len(piece.split()) <= 2
             and masked[merged[-1][1] - 1] == "."
         ):

@@ -66,7 +66,7 @@ _CORRECTION = re.compile(
 _CLAUSE_SPLIT = re.compile(
     r";\s*|\s+[\u2014-]\s+|(?<=\w):\s+(?=[a-z])"
     r"|,\s*(?:and |but |so )?(?=(?:always|never|please|we (?:always |never |only )?use"
-    r"|use|don'?t|do not)\b)"
+    r"|use|don'?t|do not|leave|keep|make sure|put|add|run|ask|check|open|ping)\b)"
     r"|\s+(?:and|but) (?=(?:always|never|please)\b)",
     _I,
 )
@@ -123,7 +123,8 @@ _WE_VERB = re.compile(
     r"^(?P<x>we (?:run|deploy|publish|release|host|ship|store|keep|name|prefix|tag|version"
     r"|follow|squash|rebase|merge|target|support|pin|vendor|build|test|write|format|lint"
     r"|document|log|review|require|branch|push|commit|install|generate|import|sync|upload"
-    r"|bump|pull|call|put|prefix|suffix|encode|validate|mock|cache|back up) (?!into\b|out\b"
+    r"|bump|pull|call|put|prefix|suffix|encode|validate|mock|cache|back up|round|sort|split"
+    r"|pass|send|check) (?!into\b|out\b"
     r"|\w+ing\b)(?P<obj>.+))$",
     _I,
 )
@@ -191,6 +192,7 @@ _CORRECT_USE = re.compile(r"^(?P<x>use (?P<obj>.+))$", _I)
 # often"), a story after that ("... and a stale price once cost us an incident").
 _REASON = re.compile(r"(?P<keep>,?\s+because\s+[^,;]+?)(?:,|\s+and\s+)(?P<story>.+)$", _I)
 _MAX_REASON_WORDS = 8
+_STANDS = re.compile(r"\b(?:is|are|must be|should be) (?:always|never|only)\b", _I)
 # "let me think, we use postgres 14 or 15": a hedge governs the clause after it.
 _HEDGE = re.compile(
     r"^(?:hmm+\W*)?(?:let me (?:think|see|check)|i'?m not sure|not sure|no idea|i think|i guess"
@@ -410,14 +412,19 @@ def sentence_hits(
         return
     pieces.append((sentence[start:], masked[start:], consequence))
     previous: Hit | None = None
-    hedged = False
+    hedged = contrasted = False
     for clause, mclause, follows_so in pieces:
-        # "IDs are ULIDs, so don't use int": what follows from a fact already kept
+        # "IDs are ULIDs, so don't use int": what follows from a fact already kept;
+        # "amounts are always Decimal, never float": the second half of a contrast whose
+        # verb is in the first, which the sentence as a statement keeps whole.
         hit = _clause_hit(clause, mclause, corrective, explicit_only)
-        if hit and not (follows_so and previous) and not hedged:
+        elliptic = contrasted and bool(_ALWAYS.match(strip_openers(clause, mclause)[1]))
+        if hit and not (follows_so and previous) and not hedged and not elliptic:
             yield hit
         previous = hit
-        hedged = bool(_HEDGE.match(strip_openers(clause, mclause)[1]))
+        opened = strip_openers(clause, mclause)[1]
+        hedged = bool(_HEDGE.match(opened))
+        contrasted = not hit and bool(_STANDS.search(opened))
 
 
 def opens_with_correction(masked: str) -> bool:

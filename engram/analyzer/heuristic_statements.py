@@ -176,8 +176,24 @@ def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit |
     return hit
 
 
+# "one thing that's not negotiable: amounts are ...": a short header before the statement.
+_HEADER = re.compile(r"^[^:,;]{3,40}:\s+(?=\S)")
+
+
+# "..., so it's not urgent", "..., but that's fine": what the fact means today.
+_AFTERTHOUGHT = re.compile(
+    r",\s*(?:so|but|and)\s+(?:it'?s|it is|it was|that'?s|that is|this is|there'?s|no rush"
+    r"|not (?:urgent|important|a big deal))\b",
+    _I,
+)
+
+
 def statement_hit(clause: str, masked: str) -> Hit | None:
     """A plainly stated fact or rule in one clause (see the module docstring), or None."""
+    if (m := _HEADER.match(masked)) and len(masked[: m.end()].split()) <= 6:
+        clause, masked = clause[m.end() :], masked[m.end() :]
+    if m := _AFTERTHOUGHT.search(masked):
+        clause, masked = clause[: m.start()], masked[: m.start()]
     for rule in (_rule_hit, _concrete_hit):
         if hit := rule(clause, masked):
             return hit
@@ -269,6 +285,7 @@ def _concrete_hit(clause: str, masked: str) -> Hit | None:
         and not _NOT_A_SUBJECT.search(m.group("subj"))
         and not re.search(r"\b(?:was|were|had|did)\b", m.group("x"), _I)
         and not _STATE.match(m.group("obj"))
+        and not m.group("obj").startswith((",", ":"))  # "the background is, ...": a story
         and not _MEASURE.search(m.group("obj"))
         and not _PROGRESSIVE.search(m.group("x"))
         and _standing_statement(m)

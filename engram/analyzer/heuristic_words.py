@@ -105,7 +105,9 @@ def acceptable(text: str) -> bool:
 TASK_SUBJECT = re.compile(
     r"^(?:(?:the|our|my) )?(?:\w+ )?(?:problem|bug|issue|error|failure|crash|fix|test|build"
     r"|change|diff|output|result|reason|cause|thing|one|answer|question|task|plan|difference"
-    r"|typo|culprit|regression|exception|traceback|warning)\b",
+    r"|typo|culprit|regression|exception|traceback|warning"
+    # how a story is framed ("the background is, ...", "the idea is to ...")
+    r"|background|context|story|point|idea|goal|deal|situation|status|summary|deadline)\b",
     _I,
 )
 
