@@ -438,3 +438,13 @@ def test_a_consequence_of_a_kept_fact_is_not_a_second_fact() -> None:
         [_user("One more thing: our IDs are ULIDs, not integers, so please don't use int")]
     )
     assert [f.text for f in facts] == ["Our IDs are ULIDs, not integers."]
+
+
+def test_a_rule_about_the_sentence_before_joins_it() -> None:
+    text = "the api docs are generated from openapi.yaml. never edit them by hand, ok?"
+    assert [f.text for f in _one([_user(text)])] == [
+        "The api docs are generated from openapi.yaml; never edit them by hand."
+    ]
+    # a caution for the task at hand is not such a rule
+    text = "in the api repo we're on node 20. dont mix them up when you write the ci files"
+    assert [f.text for f in _one([_user(text)])] == ["In the api repo, we're on node 20."]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engram.analyzer import heuristic_commands as commands
@@ -154,6 +154,14 @@ _LIST_HEADER = re.compile(
 )
 _QUOTED = re.compile(r'"[^"\n]{0,400}"|\u201c[^\u201d\n]{0,400}\u201d')
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+# A rule about what the sentence before named: "don't edit them in the UI" (doing
+# something to it; "don't mix them up" is a caution for the task at hand).
+_FOLLOW_UP = re.compile(
+    r"(?:(?:so|and|but|please|pls)\s+)*(?:don'?t|dont|do not|never|always|only) (?:edit|touch"
+    r"|change|modify|commit|delete|remove|rename|move|upgrade|bump|update|import|call|run|use"
+    r"|hardcode|log|print|expose|cache|store|format|regenerate|check in|push) (?:them|it)\b",
+    re.I,
+)
 # "no emojis. ever.": a tail that only stresses the sentence before it (not "monday then").
 _INTENSIFIER = re.compile(
     r"(?:ever|never|always|period|anywhere|everywhere|at all|no exceptions?|seriously"
@@ -289,10 +297,13 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
     masked = _mask(prose)
     explicit_only = len(prose) > LONG_MESSAGE
     corrective = False
+    previous: list[rules.Hit] = []  # held back: the next sentence may be its rule
     for index, (sentence, msentence) in enumerate(_sentences(prose, masked)):
         if index == 0:
             corrective = rules.opens_with_correction(msentence)
         if len(sentence) > MAX_SENTENCE:
+            yield from previous
+            previous = []
             continue
         hits = list(
             rules.sentence_hits(
@@ -304,6 +315,15 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
         )
         if not hits and not explicit_only:
             clause, mclause, _ = rules.strip_openers(sentence, msentence)
-            hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
-            hits = [hit] if hit else []
-        yield from hits
+            if previous and (rule := _FOLLOW_UP.match(mclause)) and words.acceptable(mclause):
+                # "the docs are generated from openapi.yaml. don't edit them by hand"
+                end = mclause.find(",", rule.end())
+                tail = clause[: end if end > 0 else len(clause)].rstrip(" .!")
+                hits = [replace(previous[-1], text=f"{previous[-1].text.rstrip(' .!')}; {tail}")]
+                previous = previous[:-1]
+            else:
+                hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
+                hits = [hit] if hit else []
+        yield from previous
+        previous = hits
+    yield from previous
