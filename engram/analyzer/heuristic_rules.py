@@ -123,7 +123,7 @@ _WE_VERB = re.compile(
     r"^(?P<x>we (?:run|deploy|publish|release|host|ship|store|keep|name|prefix|tag|version"
     r"|follow|squash|rebase|merge|target|support|pin|vendor|build|test|write|format|lint"
     r"|document|log|review|require|branch|push|commit|install|generate|import|sync|upload"
-    r"|bump|pull|call|put|prefix|suffix|encode|validate|mock|cache|back up|round|sort|split"
+    r"|bump|pull|call|put|suffix|encode|validate|mock|cache|back up|round|sort|split"
     r"|pass|send|check) (?!into\b|out\b"
     r"|\w+ing\b)(?P<obj>.+))$",
     _I,
