@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from engram import service, service_ops
+from engram import service, service_env, service_ops
 from engram.cli.app import app
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")  # looked up before PATH is emptied
@@ -107,7 +107,7 @@ def test_systemd_units_restart_policy_and_no_secrets(isolated_home: Path) -> Non
     assert "proxy --listen 127.0.0.1:8787 --upstream https://api.anthropic.com" in proxy
     env_copy = isolated_home / "copy.env"
     env_copy.write_text(text["service.env"])
-    values = service.read_env_file(env_copy)
+    values = service_env.read_env_file(env_copy)
     assert values["ANTHROPIC_API_KEY"] == "sk-ant-secret-1"
     assert re.fullmatch(r"[0-9a-f]{32}", values["ENGRAM_MITMWEB_TOKEN"])
     assert values["ENGRAM_MITMWEB_TOKEN"] not in mitmweb
@@ -172,7 +172,7 @@ def test_launchd_plist_round_trip_and_wrapper_runs(isolated_home: Path, tmp_path
 
 def test_env_file_refuses_values_it_cannot_quote() -> None:
     with pytest.raises(service.ConfigError):
-        service.render_env_file({"ANTHROPIC_API_KEY": "it's"})
+        service_env.render_env_file({"ANTHROPIC_API_KEY": "it's"})
 
 
 # --- systemd-analyze verify ----------------------------------------------------------------
@@ -273,7 +273,7 @@ def test_install_without_a_manager_writes_files_and_says_what_to_run(
     env_file = layout.env_file
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(layout.unit_file("engram").stat().st_mode) == 0o644
-    values = service.read_env_file(env_file)
+    values = service_env.read_env_file(env_file)
     assert values["ANTHROPIC_API_KEY"] == "sk-ant-k" and values["ENGRAM_DB"] == str(cli.db)
     assert (
         '"/tmp/a b/it\'s \\"q\\" 50%%h $$HOME \\\\x.mitm"' in layout.unit_file("engram").read_text()
@@ -292,10 +292,10 @@ def test_reinstall_keeps_password_and_drops_what_is_no_longer_asked_for(
 ) -> None:
     layout = linux_layout(isolated_home)
     cli("service", "install", "--mitmweb", "--platform", "linux")
-    first = service.read_env_file(layout.env_file)["ENGRAM_MITMWEB_TOKEN"]
+    first = service_env.read_env_file(layout.env_file)["ENGRAM_MITMWEB_TOKEN"]
     unit = layout.unit_file("engram").read_text()
     cli("service", "install", "--mitmweb", "--platform", "linux")
-    assert service.read_env_file(layout.env_file)["ENGRAM_MITMWEB_TOKEN"] == first
+    assert service_env.read_env_file(layout.env_file)["ENGRAM_MITMWEB_TOKEN"] == first
     assert layout.unit_file("engram").read_text() == unit
     cli(
         "service",
@@ -305,11 +305,11 @@ def test_reinstall_keeps_password_and_drops_what_is_no_longer_asked_for(
         "linux",
         env={"ENGRAM_MITMWEB_TOKEN": "chosen-by-me"},
     )
-    assert service.read_env_file(layout.env_file)["ENGRAM_MITMWEB_TOKEN"] == "chosen-by-me"
+    assert service_env.read_env_file(layout.env_file)["ENGRAM_MITMWEB_TOKEN"] == "chosen-by-me"
     out = cli("service", "install", "--platform", "linux").stdout
     assert f"removed {layout.unit_file('engram-mitmweb')}" in out
     assert not layout.unit_file("engram-mitmweb").exists()
-    assert "ENGRAM_MITMWEB_TOKEN" not in service.read_env_file(layout.env_file)
+    assert "ENGRAM_MITMWEB_TOKEN" not in service_env.read_env_file(layout.env_file)
     assert "After=" not in layout.unit_file("engram").read_text()
     assert "installed for linux" in cli.fail("service", "install", "--platform", "macos").stderr
 

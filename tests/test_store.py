@@ -174,8 +174,10 @@ WRITER = textwrap.dedent(
     from engram.store.db import Store
     from engram.store import memories
     store = Store(sys.argv[1], busy_timeout_ms=60000)
-    tag = sys.argv[2]
-    for i in range(1000):
+    tag, count = sys.argv[2], int(sys.argv[3])
+    print("ready", flush=True)
+    sys.stdin.readline()  # both writers start together
+    for i in range(count):
         with store.write() as session:
             memories.add(session, f"{tag} fact {i}")
     print("done")
@@ -183,42 +185,44 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_two_processes_add_1000_each(db_path: Path) -> None:
+def run_writers(db_path: Path, script: str, count: int) -> None:
+    """Two processes adding `count` memories each, released at the same moment so their
+    writes interleave (starting a Python process takes longer than 200 adds)."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(db_path), tag],
+            [sys.executable, "-c", script, str(db_path), tag, str(count)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         for tag in ("left", "right")
     ]
     for p in procs:
-        out, err = p.communicate(timeout=240)
+        assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
+    for p in procs:
+        out, err = p.communicate(b"go\n", timeout=240)
         assert p.returncode == 0, err.decode()
         assert out.strip() == b"done"
+
+
+def test_two_processes_add_200_each(db_path: Path) -> None:
+    run_writers(db_path, WRITER, 200)
     conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 2000
-    assert conn.execute("SELECT count(DISTINCT id) FROM memories").fetchone()[0] == 2000
-    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2000
+    assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 400
+    assert conn.execute("SELECT count(DISTINCT id) FROM memories").fetchone()[0] == 400
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 400
     # The FTS index kept up with every insert.
     assert (
         conn.execute(
             "SELECT count(*) FROM memories_fts WHERE memories_fts MATCH 'fact'"
         ).fetchone()[0]
-        == 2000
+        == 400
     )
     conn.close()
 
 
 def test_same_fact_from_two_processes_is_stored_once(db_path: Path) -> None:
-    script = WRITER.replace('f"{tag} fact {i}"', 'f"shared fact {i % 50}"')
-    procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(db_path), t], stderr=subprocess.PIPE)
-        for t in ("a", "b")
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=240)
-        assert p.returncode == 0, err.decode()
+    run_writers(db_path, WRITER.replace('f"{tag} fact {i}"', 'f"shared fact {i % 50}"'), 150)
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 50
 

@@ -51,7 +51,7 @@ def credential_ok(user: str, password: str) -> bool:
     (`postgres:postgres`, `admin:admin`, `guest:guest` are the defaults of local services)."""
     return (
         bool(password)
-        and "[REDACTED:" not in password
+        and "[REDACTED:" not in f"{user}:{password}"  # a marker's own colon is no credential
         and not is_placeholder(password)
         and password.lower() not in STOPWORDS
         and password.lower() != user.lower()
