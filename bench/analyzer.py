@@ -25,6 +25,7 @@ from engram import journaling
 from engram.analyzer.backends import AnthropicBackend
 from engram.analyzer.runner import Analyzer
 from engram.config import AnalyzerConfig
+from engram.journaling import CapturePolicy
 from engram.store.db import Store
 from engram.wire.model import RawRequest, RawResponse
 from tests.support.llm_stub import LLMStub, Reply
@@ -90,6 +91,7 @@ def main() -> None:
                         request,
                         RawResponse(status_code=200, body=json.dumps(response).encode()),
                     ),
+                    CapturePolicy(),
                 )
             if (k + 1) % BATCH == 0:
                 analyzer.run()

@@ -116,10 +116,13 @@ def ingest(db: Path, root: Path) -> tuple[float, float, dict[str, Any], float]:
 
 
 def idle_poll_ms(db: Path, root: Path, runs: int = 10) -> list[float]:
+    from engram.journaling import CapturePolicy
     from engram.sources.transcripts import Target, TranscriptFollower
     from engram.store.db import Store
 
-    follower = TranscriptFollower(Store(db), [Target(agent="claude", paths=[root])])
+    follower = TranscriptFollower(
+        Store(db), [Target(agent="claude", paths=[root])], CapturePolicy()
+    )
     follower.poll()  # loads the files' states once, as the running follower has them
     out = []
     for _ in range(runs):

@@ -23,6 +23,7 @@ from engram.errors import ConfigError
 
 SECTIONS = (
     "store",
+    "capture",
     "mitmproxy",
     "transcripts",
     "analyzer",
@@ -73,6 +74,17 @@ class StoreConfig:
         "How long a command waits for another engram process's write lock (ms)",
         min=0,
         max=600_000,
+    )
+
+
+@dataclass
+class CaptureConfig:
+    ignore_projects: list[str] = setting(
+        [],
+        "Never journal exchanges from projects matching these globs: a name without `/` "
+        "matches any directory name in the project path (`secret-*`), a path matches that "
+        "directory and everything below it (`~/clients/*`); env: comma-separated or a "
+        "JSON list",
     )
 
 
@@ -249,6 +261,13 @@ class AnalyzerConfig:
         min=0,
         max=200,
     )
+    max_commands: int = setting(
+        10,
+        "At most this many commands per conversation per batch are applied; the rest are "
+        "dropped and counted (a guard against conversation text steering memory)",
+        min=1,
+        max=100,
+    )
     prices: dict[str, list[float]] = setting(
         DEFAULT_PRICES, "USD per million tokens per model: [input, output, cache read, cache write]"
     )
@@ -419,6 +438,7 @@ class McpConfig:
 
 SECTION_TYPES: dict[str, type] = {
     "store": StoreConfig,
+    "capture": CaptureConfig,
     "mitmproxy": MitmproxyConfig,
     "transcripts": TranscriptsConfig,
     "analyzer": AnalyzerConfig,
@@ -514,6 +534,7 @@ def all_settings() -> list[Setting]:
 @dataclass
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
     mitmproxy: MitmproxyConfig = field(default_factory=MitmproxyConfig)
     transcripts: TranscriptsConfig = field(default_factory=TranscriptsConfig)
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)

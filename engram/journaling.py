@@ -6,19 +6,30 @@ produced commit together: a crash before the commit loses nothing (the source of
 flow again), a crash after it duplicates nothing (the source key and the content
 fingerprint are unique). Here the flow is parsed, reduced to the turns its conversation
 never journaled before, and redacted; `engram.store.journal` only stores the row.
+
+This is also the one place where privacy holds for every source: `<private>` passages
+are removed (engram/wire/private.py) before the delta, and a paused period
+(engram/store/pause.py) or an ignored project (`CapturePolicy`, from `[capture]`)
+leaves no row at all, for a captured request (`record`) and a transcript's piece
+(`record_pieces`) alike. Every source must pass the config's policy: it is a required
+argument, so a new source cannot forget it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engram.store import journal, schema
+from engram.store import journal, pause, schema
 from engram.wire.model import Exchange, Format, Kind, RawRequest, RawResponse, Turn, Usage
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -44,6 +55,7 @@ class Recorded:
     status: str
     new_turns: int
     bytes: int
+    withheld: str | None = None  # "paused" | "ignored project": nothing was stored
 
 
 def fingerprint(request: RawRequest, response: RawResponse | None) -> str:
@@ -92,14 +104,111 @@ def turn_to_json(turn: Turn, redact: Any) -> dict[str, Any]:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    from datetime import UTC, datetime
-
     return schema.to_iso(datetime.fromtimestamp(ts, UTC))
 
 
-def record(session: Session, capture: Capture) -> Recorded:
+# -- what must leave no trace ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CapturePolicy:
+    """What a source must not journal, from `[capture]` in the config. Every source
+    passes one to `record()` or `record_pieces()`; the pause is read from the database
+    there."""
+
+    ignore_projects: tuple[str, ...] = ()
+
+    @classmethod
+    def from_patterns(cls, patterns: list[str] | tuple[str, ...]) -> CapturePolicy:
+        return cls(tuple(p for p in (_normal_pattern(p) for p in patterns) if p))
+
+    def ignores(self, project: str | None) -> bool:
+        """Whether `project` (a directory) matches an ignore pattern.
+
+        - A pattern without a slash is matched against each directory name in the
+          path: `secret-*` ignores `/work/secret-api` and `/work/secret-api/web`.
+        - A pattern with a slash is matched against the whole path and each of its
+          parent directories, so a directory covers everything below it: `~/clients/*`
+          and `~/clients/acme` both ignore `~/clients/acme/api`. `~` is the home
+          directory; a relative pattern (`clients/acme`) matches at any depth.
+
+        Matching is case-sensitive, `*` crosses `/`, and `\\` in a project path
+        counts as `/` (Windows agents).
+        """
+        if not project or not self.ignore_projects:
+            return False
+        path = project.replace("\\", "/").rstrip("/") or "/"
+        names = [n for n in path.split("/") if n]
+        ancestors = [path]
+        parent = path
+        while "/" in parent.strip("/"):
+            parent = parent.rsplit("/", 1)[0] or "/"
+            ancestors.append(parent)
+        for pattern in self.ignore_projects:
+            if "/" not in pattern:
+                if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                    return True
+            elif any(fnmatch.fnmatchcase(a, pattern) for a in ancestors):
+                return True
+        return False
+
+
+def _normal_pattern(pattern: str) -> str:
+    pattern = pattern.strip()
+    if not pattern:
+        return ""
+    pattern = os.path.expanduser(pattern).replace("\\", "/")
+    if pattern != "/":
+        pattern = pattern.rstrip("/")
+    if "/" in pattern and not pattern.startswith(("/", "*")) and pattern[1:3] != ":/":
+        pattern = "*/" + pattern
+    return pattern
+
+
+def withheld(
+    session: Session,
+    project: str | None,
+    times: Sequence[float | None],
+    policy: CapturePolicy,
+    *,
+    now: bool = True,
+) -> str | None:
+    """Why a capture must leave no trace ("ignored project", "paused"), or None.
+
+    Paused: when one of `times` (the exchange's own) falls in a pause, or, with `now`,
+    while a pause is in force. A live capture passes `now` (whatever it sees during a
+    pause is withheld); a transcript read after the fact does not when it has times,
+    so a back-fill or a follower catching up keeps what was said before the pause and
+    drops what was said during it, whenever it reads it. The periods are read once per
+    transaction (a transcript batch journals hundreds of pieces in one).
+    """
+    if policy.ignores(project):
+        return "ignored project"
+    periods = session.info.get("engram.pause")
+    if periods is None:
+        periods = session.info["engram.pause"] = pause.load(session)
+    if not periods:
+        return None
+    in_force = pause.current(periods, datetime.now(UTC))
+    if in_force is not None and (now or in_force.by == pause.UNREADABLE):
+        # A damaged pause value has no known start: nothing is kept until `resume`.
+        return "paused"
+    for ts in times:
+        if ts is None:
+            continue
+        try:
+            when = datetime.fromtimestamp(ts, UTC)
+        except (OverflowError, OSError, ValueError):
+            continue
+        if pause.covers(periods, when):
+            return "paused"
+    return None
+
+
+def record(session: Session, capture: Capture, policy: CapturePolicy) -> Recorded:
     """Journal one capture (idempotent). Never raises for bad traffic: a flow that
-    cannot be parsed becomes a `failed` row carrying its error."""
+    cannot be parsed becomes a `failed` row carrying its error. A capture that `policy`
+    or a pause withholds leaves no row (`Recorded.withheld` says why)."""
     from engram.wire import parse_exchange
 
     request, response = capture.request, capture.response
@@ -115,6 +224,7 @@ def record(session: Session, capture: Capture) -> Recorded:
     exchange.host = exchange.host or request.host
     return _journal(
         session,
+        policy,
         capture.source,
         capture.source_key,
         fp,
@@ -122,6 +232,7 @@ def record(session: Session, capture: Capture) -> Recorded:
         error=capture.error,
         sizes=(len(request.body or b""), response_bytes),
         recall=request.recall,
+        started_at=request.timestamp_start,
     )
 
 
@@ -149,45 +260,56 @@ def piece_fingerprint(piece: Piece) -> str:
     return hashlib.sha256(f"piece\0{piece.source_key}".encode("utf-8", "replace")).hexdigest()
 
 
+def count_piece(prior: dict[str, int], turns: list[Turn]) -> None:
+    """Advance a source's occurrence counts (see `record_piece`) past turns it read but
+    does not journal (journaled by an earlier read). The turns are counted as the
+    journal counts them: with their `<private>` passages removed."""
+    from engram.wire import count_occurrences
+    from engram.wire.private import strip_turns
+
+    count_occurrences(prior, strip_turns(turns)[0])
+
+
 def record_pieces(
-    session: Session, pieces: list[tuple[Piece, dict[str, int]]]
+    session: Session, pieces: list[tuple[Piece, dict[str, int]]], policy: CapturePolicy
 ) -> list[Recorded | None]:
     """`record_piece` for a batch, with one lookup of what is journaled already; None
     for a piece that was (its turns are counted in its `prior` all the same)."""
-    from engram.wire import count_occurrences
-
     keys = [p.source_key for p, _ in pieces]
     known = journal.known_keys(session, keys, [piece_fingerprint(p) for p, _ in pieces])
     out: list[Recorded | None] = []
     for piece, prior in pieces:
         if piece.source_key in known:
-            count_occurrences(prior, piece.turns)
+            count_piece(prior, piece.turns)
             out.append(None)
         else:
-            out.append(_record_new_piece(session, piece, prior))
+            out.append(_record_new_piece(session, piece, prior, policy))
     return out
 
 
-def record_piece(session: Session, piece: Piece, prior: dict[str, int]) -> Recorded:
+def record_piece(
+    session: Session, piece: Piece, prior: dict[str, int], policy: CapturePolicy
+) -> Recorded:
     """Journal one piece of a conversation (idempotent on its key).
 
     `prior` holds the occurrence counts of the conversation's turns before this piece,
     as read by the same source, and is advanced past it: the delta is then the same as
     for a request carrying the whole history (see `wire.compute_delta`), so a turn that
-    another door (the proxy, mitmweb) journaled already is not journaled again.
+    another door (the proxy, mitmweb) journaled already is not journaled again. A piece
+    that `policy` or a pause withholds leaves no row, like a capture.
     """
-    from engram.wire import count_occurrences
-
     existing = journal.find(session, piece.source_key, piece_fingerprint(piece))
     if existing is not None:
-        count_occurrences(prior, piece.turns)
+        count_piece(prior, piece.turns)
         return Recorded(
             existing.id, False, existing.kind, existing.status, existing.new_turns, piece.bytes
         )
-    return _record_new_piece(session, piece, prior)
+    return _record_new_piece(session, piece, prior, policy)
 
 
-def _record_new_piece(session: Session, piece: Piece, prior: dict[str, int]) -> Recorded:
+def _record_new_piece(
+    session: Session, piece: Piece, prior: dict[str, int], policy: CapturePolicy
+) -> Recorded:
     exchange = Exchange(
         format=piece.format,
         provider=piece.provider,
@@ -202,12 +324,21 @@ def _record_new_piece(session: Session, piece: Piece, prior: dict[str, int]) -> 
     )
     fp = piece_fingerprint(piece)
     return _journal(
-        session, piece.source, piece.source_key, fp, exchange, prior=prior, sizes=(piece.bytes, 0)
+        session,
+        policy,
+        piece.source,
+        piece.source_key,
+        fp,
+        exchange,
+        prior=prior,
+        sizes=(piece.bytes, 0),
+        read_later=True,
     )
 
 
 def _journal(
     session: Session,
+    policy: CapturePolicy,
     source: str,
     source_key: str,
     fp: str,
@@ -217,17 +348,38 @@ def _journal(
     error: str | None = None,
     prior: dict[str, int] | None = None,
     recall: dict[str, Any] | None = None,
+    started_at: float | None = None,
+    read_later: bool = False,
 ) -> Recorded:
-    """What every door shares once it has an `Exchange`: the conversation delta, the
-    status, redaction, the row."""
+    """What every door shares once it has an `Exchange`: privacy, the conversation
+    delta, the status, redaction, the row. `read_later`: the exchange was read after
+    the fact (a transcript), so its own times decide whether a pause covers it."""
     from engram.redact import redact
-    from engram.wire import has_substance
+    from engram.wire import count_occurrences, has_substance
+    from engram.wire.private import scrub_echoes, strip_exchange, strip_private
 
+    passages = strip_exchange(exchange)  # before the delta: a turn hashes the same each time
     exchange.project = clean(exchange.project)
     exchange.conversation = clean(exchange.conversation) or ""
     exchange.model = clean(exchange.model)
     transport_failed = error is not None
     error = error or exchange.error
+
+    if read_later:
+        times = [t for t in (exchange.started_at, exchange.ended_at) if t is not None]
+        reason = withheld(session, exchange.project, times, policy, now=not times)
+    else:
+        reason = withheld(session, exchange.project, [started_at], policy)
+    if reason is not None:
+        if reason == "paused" and exchange.kind is Kind.CONVERSATION and exchange.turns:
+            # Seen, not stored: after `engram resume` the agent repeats this history,
+            # and none of it may come back as new.
+            _advance_conversation(
+                session, exchange, transport_failed=transport_failed, prior=prior, paused=True
+            )
+        elif prior is not None:
+            count_occurrences(prior, exchange.turns)
+        return Recorded(0, False, str(exchange.kind), "withheld", 0, sum(sizes), withheld=reason)
 
     def scrub(text: str) -> str:
         return redact(clean(text) or "")
@@ -246,10 +398,14 @@ def _journal(
         else:
             # Only context is new (a system turn, harness markup): nothing to analyse.
             status = "pending" if any(has_substance(t) for t in new) else "skipped"
+        if new and passages:
+            new = scrub_echoes(new, passages)
     else:
         # Without the request there is nothing to analyse a reply against.
         status = "failed"
         error = error or "no conversation turns found in the request"
+    if error:
+        error = strip_private(error)[0]
 
     row = journal.insert(
         session,
@@ -290,6 +446,7 @@ def _advance_conversation(
     *,
     transport_failed: bool,
     prior: dict[str, int] | None = None,
+    paused: bool = False,
 ) -> list[Turn]:
     from engram.wire import compute_delta
 
@@ -300,7 +457,8 @@ def _advance_conversation(
     if key in held:
         conv, counts = held[key]
     else:
-        conv = journal.conversation_seen(session, key, exchange.project)
+        # First seen while paused: not even its project is kept (it is filled in later).
+        conv = journal.conversation_seen(session, key, None if paused else exchange.project)
         counts = json.loads(conv.seen)
     # A truncated reply is left out: the agent's next request carries what it kept of it.
     reply = [exchange.reply] if exchange.reply and not exchange.truncated else []
@@ -310,5 +468,8 @@ def _advance_conversation(
         held[key] = (conv, counts)
         return new  # counted as seen only once a reply arrives (see record())
     held[key] = (conv, seen)
+    if paused:
+        journal.note_seen(conv, seen)
+        return []
     journal.advance_conversation(conv, seen, exchange.project)
     return new

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from engram.analyzer.backends import Backend
     from engram.analyzer.runner import Analyzer
     from engram.config import Config
+    from engram.journaling import CapturePolicy
     from engram.recall.embedder import Embedder
     from engram.recall.remote import RemoteSource
     from engram.recall.service import Recaller
@@ -115,10 +116,10 @@ class Runtime:
         and why). `name` overrides `analyzer.backend` (a --analyzer flag). Backends:
         anthropic, claude-code (kept away from this process's proxy), local, openai,
         heuristic; `auto` picks one."""
-        from engram.analyzer import runner
+        from engram.analyzer.choose import choose
 
         self.config.override("analyzer.backend", name)
-        return runner.choose(
+        return choose(
             self.config.analyzer.backend,
             self.config.analyzer,
             proxy_listen=[self.config.proxy.listen],
@@ -145,12 +146,12 @@ class Runtime:
     def analyzer(self, name: str | None = None) -> tuple[JobFn | None, str]:
         """(the analyze job, or None for capture only; a line saying what was chosen and
         why). `name` overrides `analyzer.backend` (a --analyzer flag)."""
-        from engram.analyzer import runner
+        from engram.analyzer.schedule import make_daemon_hook
 
         backend, label = self.analyzer_backend(name)
         if backend is None:
             return None, label
-        hook = runner.make_daemon_hook(
+        hook = make_daemon_hook(
             self.store, backend, self.config.analyzer, embedder=self.formation_embedder()
         )
         return hook, label
@@ -167,6 +168,13 @@ class Runtime:
 
     # -- capture ----------------------------------------------------------------------
 
+    def capture_policy(self) -> CapturePolicy:
+        """What no source may journal (`[capture]`); every capture door passes it to
+        `journaling.record()`, which also applies `<private>` and `engram pause`."""
+        from engram.journaling import CapturePolicy
+
+        return CapturePolicy.from_patterns(self.config.capture.ignore_projects)
+
     def watcher(self, warn: Callable[..., None]) -> Watcher:
         """The mitmweb watcher, configured by [mitmproxy]."""
         from engram.sources.mitmweb import MitmwebClient
@@ -178,6 +186,7 @@ class Runtime:
             body_limit=int(m.body_limit_mb * 2**20),
             hosts=list(m.hosts),
             ignore_hosts=list(m.ignore_hosts),
+            capture=self.capture_policy(),
         )
         return Watcher(self.store, MitmwebClient(m.url, m.token), settings, warn=warn)
 
@@ -185,7 +194,10 @@ class Runtime:
         from engram.sources.flowfile import FlowFileWatcher
 
         return FlowFileWatcher(
-            self.store, path, body_limit=int(self.config.mitmproxy.body_limit_mb * 2**20)
+            self.store,
+            path,
+            capture=self.capture_policy(),
+            body_limit=int(self.config.mitmproxy.body_limit_mb * 2**20),
         )
 
     def transcript_follower(
@@ -209,6 +221,7 @@ class Runtime:
         return TranscriptFollower(
             self.store,
             targets,
+            self.capture_policy(),
             since=since,
             project=project,
             settle=t.settle if settle is None else settle,
@@ -236,7 +249,9 @@ class Runtime:
             max_body_bytes=int(p.max_body_mb * 2**20),
             inject=inject,
         )
-        proxy = Proxy(settings, capture=journal_capture(self.store, project_hint))
+        proxy = Proxy(
+            settings, capture=journal_capture(self.store, project_hint, self.capture_policy())
+        )
         if inject:
             try:
                 proxy.recall = self.proxy_recall(project_hint, proxy.writer.defer)

@@ -11,17 +11,19 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from engram.store import journal, outbox, reader, runs, state, transcript_files
+from engram.store import journal, outbox, pause, reader, review, runs, state, transcript_files
 
 
 def gather(conn: sqlite3.Connection, *, mirror_enabled: bool = False) -> dict[str, Any]:
     """Everything `engram status` shows. `mirror_enabled` comes from the config: with the
     mirror off, its queue is not a backlog (it is replayed when the mirror is enabled)."""
     today = datetime.now(UTC).strftime("%Y-%m-%d")
+    paused = pause.read_current(conn)
     raw_poll = state.read(conn, state.LAST_POLL)
     by_status = journal.status_counts(conn)
     backlog = outbox.counts(conn)
     return {
+        "paused": paused.to_dict() if paused is not None else None,
         "last_poll": json.loads(raw_poll) if raw_poll else None,
         "captured_today": journal.captured_since(conn, today),
         "captured_by_source": journal.by_source(conn),
@@ -30,6 +32,7 @@ def gather(conn: sqlite3.Connection, *, mirror_enabled: bool = False) -> dict[st
         "failed_batches": journal.failed_batches(conn),
         "last_analyzer_run": runs.last(conn),
         "memories": reader.active_count(conn),
+        "awaiting_review": review.count(conn),
         "memories_by_kind": reader.active_counts(conn, "kind"),
         "memories_by_project": reader.active_counts(conn, "scope"),
         "mirror": "enabled" if mirror_enabled else "disabled",

@@ -54,7 +54,7 @@ def test_grammar_allows_only_offered_ids_and_known_scopes() -> None:
 
 
 def test_auto_says_what_it_chose_and_why(tmp_path: Path) -> None:
-    from engram.analyzer.runner import choose
+    from engram.analyzer.choose import choose
     from engram.config import AnalyzerConfig
 
     def label(**settings: str) -> str:

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import Cli
 
-from engram import journaling
 from engram.store import memories
 from engram.store.db import Store
-from engram.wire.model import RawRequest, RawResponse
+from tests.support.journal import record_request
 from tests.support.llm_stub import Delay, Empty, Fail, LLMStub, Reply
 
 FAKE_KEY = "sk-ant-api03-Lk7pQ2wX9rT4vN8mB3hJ6fD1sA5gK0zC7xV2bN9mQ4wE8rT1yU6iO3pL5kJ8hG2fD4sA7zX"
@@ -30,40 +29,7 @@ def capture(
     store: Store, key: str, conversation: str, texts: list[str], project: str = PROJECT
 ) -> None:
     messages = [{"role": "user", "content": t} for t in texts]
-    body = json.dumps(
-        {
-            "model": "claude-sonnet-5",
-            "max_tokens": 100,
-            "system": f"Primary working directory: {project}",
-            "messages": messages,
-        }
-    ).encode()
-    reply = json.dumps(
-        {
-            "id": "m",
-            "type": "message",
-            "role": "assistant",
-            "model": "x",
-            "content": [{"type": "text", "text": "Understood."}],
-            "stop_reason": "end_turn",
-            "usage": {"input_tokens": 10, "output_tokens": 2},
-        }
-    ).encode()
-    with store.write() as session:
-        journaling.record(
-            session,
-            journaling.Capture(
-                "proxy",
-                key,
-                RawRequest(
-                    body=body,
-                    path="/v1/messages",
-                    host="api.anthropic.com",
-                    headers=[("X-Claude-Code-Session-Id", conversation)],
-                ),
-                RawResponse(status_code=200, body=reply),
-            ),
-        )
+    record_request(store, key, messages, reply="Understood.", project=project, session=conversation)
 
 
 def env(stub: LLMStub, **extra: str) -> dict[str, str]:

@@ -162,3 +162,37 @@ def test_muninn_checks(cli: Cli, mitm: Mitmweb, api: LLMStub) -> None:
         assert "engram-global" in checks["muninn/vaults"]["detail"]
         checks = by_name(doctor(cli, {**env, "MUNINN_TOKEN": "mdb_" + "00" * 24}, ok=False))
         assert checks["muninn/token"]["status"] == "fail"
+
+
+def test_the_analyzer_check_follows_autos_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto` without a key runs Claude Code when it is on PATH: the doctor checks that,
+    not a key nobody needs; a local backend without its model is a failure with the fix."""
+    from engram.config import load
+    from engram.doctor import Check
+    from engram.doctor.services import check_analyzer
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    claude = bindir / "claude"
+    claude.write_text("#!/bin/sh\nexit 0\n")
+    claude.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))
+
+    def check(**env: str) -> Check:
+        [found] = check_analyzer(load(env=env))
+        return found
+
+    auto = check(ENGRAM_ANALYZER_BACKEND="auto")
+    assert (auto.name, auto.status) == ("claude-code", "ok")
+    assert str(claude) in auto.detail and "auto:" in auto.detail
+    missing = check(
+        ENGRAM_ANALYZER_BACKEND="claude-code", ENGRAM_ANALYZER_CLAUDE_COMMAND="no-such-claude"
+    )
+    assert missing.status == "fail" and "no-such-claude" in missing.detail
+    local = check(
+        ENGRAM_ANALYZER_BACKEND="local", ENGRAM_ANALYZER_LOCAL_MODEL=str(tmp_path / "x.gguf")
+    )
+    assert local.status == "fail"
+    assert "engram models fetch" in local.fix or "engram-tap[local]" in local.fix

@@ -20,6 +20,7 @@ import openai
 import pytest
 import sqlalchemy
 
+from engram.journaling import CapturePolicy
 from engram.sources.capture_writer import journal_capture
 from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
@@ -41,7 +42,7 @@ def start(store: Store, upstream: str, recall=None, **settings) -> tuple[Proxy, 
     proxy = Proxy(
         ProxySettings(upstream=upstream, **settings),
         recall=recall,
-        capture=journal_capture(store, None),
+        capture=journal_capture(store, None, CapturePolicy()),
     )
     return proxy, ServerThread(proxy.app()).start()
 

@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from engram.config import load as load_config
+from engram.journaling import CapturePolicy
 from engram.runtime import Runtime
 from engram.sources.capture_writer import journal_capture
 from engram.sources.proxy import Proxy, ProxySettings
@@ -104,7 +105,8 @@ def test_a_capture_only_proxy_says_disabled_and_journal_shows_it(
     stub: LLMStub, store: Store, db_path: Path, cli: Any
 ) -> None:
     proxy = Proxy(
-        ProxySettings(upstream=stub.url, inject=False), capture=journal_capture(store, PROJECT)
+        ProxySettings(upstream=stub.url, inject=False),
+        capture=journal_capture(store, PROJECT, CapturePolicy()),
     )
     server = ServerThread(proxy.app()).start()
     try:

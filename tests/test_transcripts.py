@@ -34,6 +34,7 @@ from tests.transcript_helpers import (
 )
 
 LATER = 1e9  # a settle time no test reaches: the last exchange of a file stays open
+NO_POLICY = journaling.CapturePolicy()  # nothing ignored (the pause is in the database)
 
 
 # -- recognising files --------------------------------------------------------------
@@ -160,7 +161,7 @@ def test_engram_analyzer_sessions_are_skipped(tmp_path: Path, db_path: Path) -> 
     path = tmp_path / "analyzer.jsonl"
     path.write_text(text.replace(PROJECT, workdir))
     store = Store(db_path)
-    stats = tx.TranscriptReader(store).read(path, "claude", final=True)
+    stats = tx.TranscriptReader(store, NO_POLICY).read(path, "claude", final=True)
     assert stats.skipped_files == 1 and stats.pieces == 0
     assert rows(db_path) == []
 
@@ -175,7 +176,7 @@ def test_engram_block_and_secrets_never_reach_the_journal(tmp_path: Path, db_pat
     ]
     path = tmp_path / "s.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    tx.TranscriptReader(Store(db_path)).read(path, "claude", final=True)
+    tx.TranscriptReader(Store(db_path), NO_POLICY).read(path, "claude", final=True)
     stored = json.dumps(rows(db_path))
     assert key not in stored and "[REDACTED:anthropic]" in stored
     assert "engram-memory" not in stored and "use pnpm" not in stored
@@ -205,7 +206,7 @@ def _claude_line(kind: str, uuid: str, text: str, *, message_id: str | None = No
 
 def _one_shot(tmp_path: Path, source: Path, name: str) -> list[tuple[object, ...]]:
     db = tmp_path / f"{name}.db"
-    tx.TranscriptReader(Store(db)).read(source, "claude", final=True)
+    tx.TranscriptReader(Store(db), NO_POLICY).read(source, "claude", final=True)
     return journal_shape(db)
 
 
@@ -218,12 +219,12 @@ def test_a_file_read_while_it_grows_journals_what_one_read_does(tmp_path: Path, 
     db = tmp_path / "grown.db"
     growing = tmp_path / "grown" / source.name
     growing.parent.mkdir()
-    reader = tx.TranscriptReader(Store(db), settle=LATER)
+    reader = tx.TranscriptReader(Store(db), NO_POLICY, settle=LATER)
     for cut in [*cuts, len(data)]:
         growing.write_bytes(data[:cut])
         reader.read(growing, "claude")
         if seed == 3 and cut == cuts[6]:  # a restart halfway: a fresh process
-            reader = tx.TranscriptReader(Store(db), settle=LATER)
+            reader = tx.TranscriptReader(Store(db), NO_POLICY, settle=LATER)
     reader.read(growing, "claude", final=True)
     got = journal_shape(db)
     assert [g[1:] for g in got] == [e[1:] for e in expected]
@@ -235,7 +236,7 @@ def test_a_partial_last_line_waits_and_bad_lines_are_skipped(tmp_path: Path, db_
     data = source.read_bytes()
     path = tmp_path / source.name
     path.write_bytes(data[:-25])  # the last line is still being written
-    reader = tx.TranscriptReader(Store(db_path), settle=LATER)
+    reader = tx.TranscriptReader(Store(db_path), NO_POLICY, settle=LATER)
     assert reader.read(path, "claude").bad_lines == 0
     path.write_bytes(data + b'{"type":"user", not json\n')
     stats = reader.read(path, "claude", final=True)
@@ -252,21 +253,21 @@ def test_replaced_and_rewritten_files_are_read_again_without_duplicates(
     path = tmp_path / source.name
     path.write_bytes(b"".join(lines[:cut]))
     store = Store(db_path)
-    tx.TranscriptReader(store).read(path, "claude", final=True)
+    tx.TranscriptReader(store, NO_POLICY).read(path, "claude", final=True)
     before = len(rows(db_path))
     # Replaced by a new file (another inode) holding the whole session.
     other = tmp_path / "new.jsonl"
     other.write_bytes(b"".join(lines))
     os.replace(other, path)
-    tx.TranscriptReader(store).read(path, "claude", final=True)
+    tx.TranscriptReader(store, NO_POLICY).read(path, "claude", final=True)
     after = len(rows(db_path))
     # Rewritten in place, shorter than what was read (e.g. a tool trimmed it).
     path.write_bytes(b"".join(lines[:cut]))
-    tx.TranscriptReader(store).read(path, "claude", final=True)
+    tx.TranscriptReader(store, NO_POLICY).read(path, "claude", final=True)
     assert before < after == len(rows(db_path))
     # Every turn once, as if the whole file had been read in one go.
     whole = tmp_path / "whole.db"
-    tx.TranscriptReader(Store(whole)).read(source, "claude", final=True)
+    tx.TranscriptReader(Store(whole), NO_POLICY).read(source, "claude", final=True)
     assert turns_of(db_path) == turns_of(whole)
 
 
@@ -276,15 +277,15 @@ def test_a_failed_commit_loses_and_repeats_nothing(
     source = claude_file(FIXTURES / "claude")
     expected = _one_shot(tmp_path, source, "whole")
     store = Store(db_path)
-    reader = tx.TranscriptReader(store, settle=LATER)
+    reader = tx.TranscriptReader(store, NO_POLICY, settle=LATER)
     real = journaling._record_new_piece
     calls = {"n": 0}
 
-    def flaky(session, piece, prior):  # type: ignore[no-untyped-def]
+    def flaky(session, piece, prior, policy):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 4:
             raise OSError("disk full")
-        return real(session, piece, prior)
+        return real(session, piece, prior, policy)
 
     monkeypatch.setattr(journaling, "_record_new_piece", flaky)
     with pytest.raises(OSError):
@@ -325,7 +326,7 @@ def _capture_through_proxy(store: Store, path: Path) -> int:
                 request=request,
                 response=claude_response(reply),
             )
-            journaling.record(session, capture)
+            journaling.record(session, capture, NO_POLICY)
             past.append(reply)
             count += 1
     return count
@@ -341,7 +342,7 @@ def test_a_turn_seen_by_the_proxy_is_not_journaled_again_from_the_transcript(
     sent += _capture_through_proxy(store, next(home.rglob("agent-*.jsonl")))
     proxy_turns = sum(r["new_turns"] for r in rows(db_path, "proxy"))
     for path in sorted(home.rglob("*.jsonl")):
-        tx.TranscriptReader(store).read(path, "claude", final=True)
+        tx.TranscriptReader(store, NO_POLICY).read(path, "claude", final=True)
     from_transcript = rows(db_path, "transcript")
     assert len(from_transcript) == sent
     assert [r["new_turns"] for r in from_transcript] == [0] * sent
@@ -356,7 +357,7 @@ def test_a_turn_read_from_the_transcript_is_not_journaled_again_by_the_proxy(
     install("claude", home)
     store = Store(db_path)
     for path in sorted(home.rglob("*.jsonl")):
-        tx.TranscriptReader(store).read(path, "claude", final=True)
+        tx.TranscriptReader(store, NO_POLICY).read(path, "claude", final=True)
     read = sum(r["new_turns"] for r in rows(db_path, "transcript"))
     _capture_through_proxy(store, claude_file(home))
     _capture_through_proxy(store, next(home.rglob("agent-*.jsonl")))
@@ -379,7 +380,9 @@ def test_the_follower_picks_up_new_lines_and_new_sessions(tmp_path: Path, db_pat
     live = root / "-home-dev-shop" / source.name
     live.parent.mkdir(parents=True)
     live.write_bytes(b"".join(lines[:20]))
-    follower = tx.TranscriptFollower(Store(db_path), [tx.Target(agent="claude")], settle=LATER)
+    follower = tx.TranscriptFollower(
+        Store(db_path), [tx.Target(agent="claude")], NO_POLICY, settle=LATER
+    )
     follower.poll()
     first = len(rows(db_path))
     last = max(i for i, line in enumerate(lines) if b'"type":"assistant"' in line)
@@ -459,7 +462,7 @@ def test_the_estimate_counts_calls_and_bounds_the_cost(db_path: Path) -> None:
     install("claude", home)
     store = Store(db_path)
     for path in sorted(home.rglob("*.jsonl")):
-        tx.TranscriptReader(store).read(path, "claude", final=True)
+        tx.TranscriptReader(store, NO_POLICY).read(path, "claude", final=True)
     settings = AnalyzerConfig()
     est = estimate(store, settings, "claude-haiku-4-5")
     assert est.exchanges == 8 and est.calls == 1
@@ -520,7 +523,7 @@ def test_an_idle_file_gives_its_memory_back_and_is_read_right_when_it_grows(
     lines = source.read_bytes().splitlines(keepends=True)
     path = tmp_path / source.name
     old = time.time() - 3600
-    reader = tx.TranscriptReader(Store(db_path))
+    reader = tx.TranscriptReader(Store(db_path), NO_POLICY)
     for part in (lines[:50], lines):
         path.write_bytes(b"".join(part))
         os.utime(path, (old, old))
@@ -531,7 +534,7 @@ def test_an_idle_file_gives_its_memory_back_and_is_read_right_when_it_grows(
 
 def _whole(tmp_path: Path, source: Path) -> Path:
     db = tmp_path / "whole.db"
-    tx.TranscriptReader(Store(db)).read(source, "claude", final=True)
+    tx.TranscriptReader(Store(db), NO_POLICY).read(source, "claude", final=True)
     return db
 
 

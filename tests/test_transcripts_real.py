@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from engram.journaling import CapturePolicy
 from engram.sources.capture_writer import journal_capture
 from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
@@ -106,7 +107,9 @@ def test_claude_code_through_the_proxy_and_its_transcript_is_journaled_once(
 ) -> None:
     store = Store(db_path)
     store.ensure()
-    proxy = Proxy(ProxySettings(upstream=stub.url), capture=journal_capture(store, None))
+    proxy = Proxy(
+        ProxySettings(upstream=stub.url), capture=journal_capture(store, None, CapturePolicy())
+    )
     server = ServerThread(proxy.app()).start()
     try:
         session = claude("We use pytest. Remember that.", project, server.url)
@@ -194,7 +197,9 @@ def test_codex_gemini_and_qwen_sessions(
     ]
     store = Store(db_path)
     store.ensure()
-    proxy = Proxy(ProxySettings(upstream=stub.url), capture=journal_capture(store, None))
+    proxy = Proxy(
+        ProxySettings(upstream=stub.url), capture=journal_capture(store, None, CapturePolicy())
+    )
     server = ServerThread(proxy.app()).start()
     try:
         _codex("codex: we use uv", project, server.url)

@@ -381,6 +381,7 @@ def test_addon_path_is_loadable(cli: Cli) -> None:
 def test_lone_surrogates_and_odd_text_are_stored(store) -> None:
     """JSON may escape lone surrogates; SQLite cannot store them as UTF-8."""
     from engram import journaling
+    from engram.journaling import CapturePolicy
     from engram.store import journal
     from engram.wire.model import RawRequest, RawResponse
 
@@ -398,6 +399,7 @@ def test_lone_surrogates_and_odd_text_are_stored(store) -> None:
                 RawRequest(body=body, path="/v1/messages", host="api.anthropic.com"),
                 RawResponse(status_code=200, body=reply),
             ),
+            CapturePolicy(),
         )
     assert recorded.status == "pending" and recorded.new_turns == 2
     with store.read() as conn:

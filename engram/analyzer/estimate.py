@@ -2,7 +2,7 @@
 
 A back-fill of months of transcripts can queue tens of thousands of turns; with a paid
 analyzer that is real money, so `engram ingest` shows this estimate and asks first.
-The batches are planned exactly as the runner will plan them (`runner.plan`), so the
+The batches are planned exactly as the runner will plan them (`batching.plan`), so the
 number of calls is right; tokens are `prompt.estimate_tokens` (bytes / 3.5, leaning
 high) of what each call sends: the system prompt, the rendered turns, and room for the
 candidate memories. Output is counted at its cap (`analyzer.max_output_tokens`) per
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from engram.analyzer import prompt, runner
+from engram.analyzer import batching, prompt
 from engram.analyzer.backends import Backend, cost
 from engram.config import AnalyzerConfig
 from engram.store import journal
@@ -43,7 +43,7 @@ class Estimate:
 def estimate(store: Store, settings: AnalyzerConfig, model: str) -> Estimate:
     with store.write() as session:
         rows = journal.pending(session)
-    batches = runner.plan(rows, settings.input_budget_tokens)
+    batches = batching.plan(rows, settings.input_budget_tokens)
     fixed = prompt.estimate_tokens(prompt.SYSTEM_PROMPT) + settings.candidates * _CANDIDATE_TOKENS
     input_tokens = 0
     for batch in batches:

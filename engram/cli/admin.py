@@ -23,12 +23,13 @@ def stats(
     ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print JSON.")
 ) -> None:
     """Counts by kind, scope and status, and the database size."""
-    from engram.store import journal, reader, runs
+    from engram.store import journal, reader, review, runs
 
     st = state(ctx)
     with st.store.read() as conn:
         data = reader.stats(conn)
         data["analyzer"] = runs.costs(conn)
+        data["analyzer_guard"] = {**runs.guard(conn), "awaiting_review": review.count(conn)}
         data["journal"] = journal.status_counts(conn)
     data["database"] = {"path": str(st.store.path), "bytes": _size(st.store.path)}
     if json_out:
@@ -50,6 +51,17 @@ def stats(
             render.table([title, "count"], [[label(k), v] for k, v in data[key].items()])
     if data["journal"]:
         render.table(["journal", "exchanges"], [[k, v] for k, v in data["journal"].items()])
+    guard = data["analyzer_guard"]
+    if any(guard.values()):
+        render.table(
+            ["analyzer guard", "count"],
+            [
+                ["commands over the per-conversation limit", guard["capped"]],
+                ["global memories kept in their project", guard["rescoped"]],
+                ["memories held for review (all time)", guard["quarantined"]],
+                ["memories held for review now", guard["awaiting_review"]],
+            ],
+        )
     costs = data["analyzer"]
     if costs["total"]["runs"]:
         for title, rows in (("day", costs["per_day"]), ("project", costs["per_project"])):

@@ -14,6 +14,7 @@ from engram.cli.base import app
 # Help order: curating memories first, then recall, capture, the proxy, integrations, admin.
 COMMAND_MODULES = (
     "memories",
+    "review",
     "transfer",
     "recall_cmd",
     "ui_cmd",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from engram.analyzer.backends import Backend
     from engram.cli.reporter import Reporter
     from engram.config import Config
+    from engram.journaling import CapturePolicy
     from engram.runtime import Runtime
     from engram.sources.transcripts import ReadStats, TranscriptFollower
     from engram.store.db import Store
@@ -187,7 +188,7 @@ def _run(
     log_json: bool,
 ) -> None:
     store, cfg = rt.store, rt.config
-    totals = _backfill(store, follower, flows, agents, progress=not quiet)
+    totals = _backfill(store, follower, flows, agents, rt.capture_policy(), progress=not quiet)
     if json_out:
         render.emit_json(totals)
     elif not quiet:
@@ -264,11 +265,13 @@ def _backfill(
     follower: TranscriptFollower,
     flows: list[Path],
     agents: list[str],
+    policy: CapturePolicy,
     *,
     progress: bool,
 ) -> dict[str, Any]:
     from engram.sources.flowfile import ingest_file
     from engram.sources.transcripts import ReadStats
+    from engram.sources.watcher import WatchSettings
 
     files = follower.files()
     totals: dict[str, Any] = {"agents": agents, "files": len(files) + len(flows)}
@@ -278,9 +281,11 @@ def _backfill(
         for path, kind in files:
             stats.add(follower.reader.read(path, kind))
             bar.advance(stats)
-        flow_totals = {"flows": 0, "llm": 0, "captured": 0, "duplicates": 0, "failed": 0}
+        flow_totals = dict.fromkeys(
+            ("flows", "llm", "captured", "duplicates", "failed", "withheld"), 0
+        )
         for path in flows:
-            result = ingest_file(store, path)
+            result = ingest_file(store, path, WatchSettings(capture=policy))
             for key in flow_totals:
                 flow_totals[key] += getattr(result, key)
             if result.partial:
@@ -296,6 +301,7 @@ def _backfill(
         pending=stats.pending,
         duplicates=stats.duplicates + flow_totals["duplicates"],
         failed=flow_totals["failed"],
+        withheld=stats.withheld + flow_totals["withheld"],
         bad_lines=stats.bad_lines,
         skipped_files=stats.skipped_files,
         still_open=stats.open_files,
@@ -350,6 +356,8 @@ def _summary(t: dict[str, Any]) -> str:
     extra = []
     if t["duplicates"]:
         extra.append(f"{t['duplicates']:,} already journaled")
+    if t["withheld"]:
+        extra.append(f"{t['withheld']} withheld (paused or an ignored project)")
     if t["bad_lines"]:
         extra.append(f"{t['bad_lines']} unreadable lines skipped")
     if t["skipped_files"]:
@@ -365,9 +373,9 @@ def _summary(t: dict[str, Any]) -> str:
 
 
 def _backend(cfg: Config) -> tuple[Backend | None, str]:
-    from engram.analyzer import runner
+    from engram.analyzer.choose import choose
 
-    return runner.choose(cfg.analyzer.backend, cfg.analyzer)
+    return choose(cfg.analyzer.backend, cfg.analyzer)
 
 
 def _confirm(store: Store, cfg: Config, backend: Backend, *, yes: bool, quiet: bool) -> bool:
@@ -449,12 +457,12 @@ def analyze_hook(store: Store, cfg: Config, backend: Backend | None, *, hold: bo
     """The daemon's analyze job. With `hold` (a paid analyzer nobody said yes to), it
     runs only while the pending backlog is within `transcripts.confirm_turns`: an
     unattended service never sends months of history to a paid model on its own."""
-    from engram.analyzer import runner
+    from engram.analyzer.schedule import make_daemon_hook
     from engram.store import journal
 
     if backend is None:
         return None
-    hook = runner.make_daemon_hook(store, backend, cfg.analyzer)
+    hook = make_daemon_hook(store, backend, cfg.analyzer)
     if not hold:
         return hook
     limit = cfg.transcripts.confirm_turns

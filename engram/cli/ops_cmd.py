@@ -31,6 +31,14 @@ def status(
         render.emit_json(data)
         return
     console = render.out()
+    if data["paused"] is not None:
+        from engram.cli.privacy import describe_pause
+
+        console.print(
+            f"PAUSED {describe_pause(data['paused'])}: nothing is captured or analysed",
+            highlight=False,
+            markup=False,
+        )
     poll = data["last_poll"]
     if poll:
         console.print(
@@ -91,6 +99,12 @@ def status(
             highlight=False,
         )
     console.print(f"memories: {data['memories']}", highlight=False)
+    if data["awaiting_review"]:
+        console.print(
+            f"awaiting review: {data['awaiting_review']} (see `engram review`)",
+            highlight=False,
+            markup=False,
+        )
     if data["memories_by_kind"]:
         render.table(["kind", "memories"], [[k, n] for k, n in data["memories_by_kind"].items()])
         render.table(

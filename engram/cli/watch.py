@@ -242,13 +242,14 @@ def analyze(
     json_out: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
 ) -> None:
     """Run the analyzer on pending exchanges now (the watcher does this by itself)."""
-    from engram.analyzer import runner
-
     st = state(ctx)
     cfg = st.config
     cfg.override("analyzer.backend", analyzer)
     if retry:
-        requeued = runner.retry_failed(st.store)
+        from engram.store import journal
+
+        with st.store.write() as session:
+            requeued = journal.retry_failed(session)
         render.note(f"re-queued {requeued} exchanges")
     backend, label = st.runtime.analyzer_backend()
     if backend is None:
@@ -261,6 +262,13 @@ def analyze(
     report = st.runtime.analyzer_run(backend).run(limit=limit, dry_run=dry_run)
     if report.auth_error:
         raise EngramError(report.auth_error)
+    if report.paused is not None and not report.batches:
+        from engram.cli.privacy import describe_pause
+
+        raise EngramError(
+            f"engram is paused {describe_pause(report.paused)}; nothing was analysed",
+            hint="`engram resume` ends the pause",
+        )
     if json_out:
         render.emit_json(report.to_dict())
         return
@@ -278,14 +286,15 @@ def analyze(
 
 def show_report(report: RunReport) -> None:
     """What an analyzer run stored, then one line of totals (`engram analyze`, `ingest`)."""
-    from engram.analyzer import runner
+    from engram.analyzer.schedule import describe
 
-    for line in runner.describe(report):
+    for line in describe(report):
         typer.echo(line.strip())
     render.note(
         f"{report.exchanges} exchanges analyzed in {report.batches} batches: "
         f"{len(report.added)} new, {len(report.superseded)} updated, "
         f"{len(report.forgotten)} forgotten, {report.duplicates} already known, "
+        f"{len(report.held)} held for review, "
         f"{len(report.rejected)} rejected; {report.input_tokens:,} tokens in, "
         f"${report.cost_usd:.4f}"
     )

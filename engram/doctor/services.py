@@ -3,7 +3,7 @@ read (list models, read options, call status), never spend tokens or change anyt
 
 from __future__ import annotations
 
-from engram.config import Config
+from engram.config import AnalyzerConfig, Config
 from engram.doctor.check import Check, session
 
 
@@ -74,11 +74,16 @@ def check_mitmweb(cfg: Config) -> list[Check]:
 
 def check_analyzer(cfg: Config) -> list[Check]:
     a = cfg.analyzer
-    backend = a.backend
+    backend, why = a.backend, ""
     if backend == "auto":
-        backend = "anthropic" if a.api_key else "heuristic"
+        from engram.analyzer.choose import auto_choice
+
+        backend, reason = auto_choice(a)
+        why = f" (auto: {reason})"
     if backend in ("heuristic", "none"):
-        return [Check("analyzer", "backend", "ok", f"{backend} (offline, no key needed)")]
+        return [Check("analyzer", "backend", "ok", f"{backend} (offline, no key needed){why}")]
+    if backend in ("claude-code", "local"):
+        return _check_offline_analyzer(a, backend, why)
     s = session()
     if backend == "anthropic":
         if not a.api_key:
@@ -182,3 +187,37 @@ def check_muninn(cfg: Config) -> list[Check]:
         )
     )
     return out
+
+
+def _check_offline_analyzer(a: AnalyzerConfig, backend: str, why: str) -> list[Check]:
+    """claude-code needs the `claude` command (it uses the user's own login); local needs
+    the model file and the `local` extra. Neither is run here: a check spends nothing."""
+    import importlib.util
+    import shutil
+
+    if backend == "claude-code":
+        path = shutil.which(a.claude_command)
+        if path is None:
+            return [
+                Check(
+                    "analyzer",
+                    backend,
+                    "fail",
+                    f"`{a.claude_command}` is not on PATH",
+                    "install Claude Code (npm i -g @anthropic-ai/claude-code) and log in, or "
+                    "set analyzer.claude_command",
+                )
+            ]
+        detail = f"{path}, model {a.claude_model}; uses your Claude login{why}"
+        return [Check("analyzer", backend, "ok", detail)]
+    from engram.analyzer import models
+
+    model = models.default_model(a.local_model)
+    if not importlib.util.find_spec("xllamacpp"):
+        problem, fix = "the local extra is not installed", "pip install 'engram-tap[local]'"
+    elif model is None or not model.is_file():
+        problem = f"no model file ({model or models.models_dir()})"
+        fix = "`engram models fetch` installs one (or set analyzer.local_model)"
+    else:
+        return [Check("analyzer", backend, "ok", f"{model.name} ({model.parent}){why}")]
+    return [Check("analyzer", backend, "fail", problem, fix)]

@@ -208,19 +208,22 @@ class MemoryTools:
     def add(
         self, caller: Caller, content: str, kind: str | None = None, scope: str = "project"
     ) -> dict[str, Any]:
-        from engram.store import memories
+        from engram.analyzer.quarantine import screen
+        from engram.store import memories, review
 
         target = self._write_scope(caller, scope)
         clean, secrets = _redacted(content)
+        # The agent calling this tool may be steered by what it read (tool output, a
+        # web page): a payload-shaped memory waits for the user, as the analyzer's do.
+        held = [str(f) for f in screen(clean)]
+        fields: dict[str, Any] = dict(
+            kind=kind or schema.Kind.FACT, scope=target, source=caller.actor, actor=caller.actor
+        )
         with self.store.write() as session:
-            result = memories.add(
-                session,
-                clean,
-                kind=kind or schema.Kind.FACT,
-                scope=target,
-                source=caller.actor,
-                actor=caller.actor,
-            )
+            if held:
+                result = review.quarantine(session, clean, reasons=held, **fields)
+            else:
+                result = memories.add(session, clean, **fields)
         self._caught_up()
         out: dict[str, Any] = {
             "id": result.memory.id,
@@ -229,19 +232,47 @@ class MemoryTools:
         }
         if not result.created:
             out["note"] = f"already remembered as {result.memory.id}; nothing added"
+        elif result.memory.status == schema.MemoryStatus.REVIEW:
+            out["note"] = (
+                f"held for the user's review ({'; '.join(held)}): it is not used until they "
+                f"accept it with `engram review accept {result.memory.id}`"
+            )
         return _with_redaction_note(out, secrets)
 
     def supersede(self, caller: Caller, memory_id: str, content: str) -> dict[str, Any]:
-        from engram.store import memories
+        from engram.analyzer.quarantine import screen
+        from engram.store import memories, review
 
-        full = self._changeable(caller, memory_id).id
+        before = self._changeable(caller, memory_id)
         clean, secrets = _redacted(content)
+        held = [str(f) for f in screen(clean)]
         with self.store.write() as session:
-            old, new = memories.supersede(
-                session, full, clean, source=caller.actor, actor=caller.actor
-            )
+            if held:  # the old memory stays in use until the user accepts the new one
+                result = review.quarantine(
+                    session,
+                    clean,
+                    kind=before.kind,
+                    scope=before.scope,
+                    source=caller.actor,
+                    actor=caller.actor,
+                    reasons=held,
+                    supersedes=before.id,
+                )
+            else:
+                old, new = memories.supersede(
+                    session, before.id, clean, source=caller.actor, actor=caller.actor
+                )
         self._caught_up()
-        out = {"id": new.id, "superseded": old.id, "memory": memory_view(new)}
+        if held:
+            out: dict[str, Any] = {
+                "id": result.memory.id,
+                "superseded": None,
+                "memory": memory_view(result.memory),
+                "note": f"held for the user's review ({'; '.join(held)}); {before.id} stays "
+                f"in use until they accept it with `engram review accept {result.memory.id}`",
+            }
+        else:
+            out = {"id": new.id, "superseded": old.id, "memory": memory_view(new)}
         return _with_redaction_note(out, secrets)
 
     def forget(self, caller: Caller, memory_id: str, reason: str | None = None) -> dict[str, Any]:

@@ -169,6 +169,7 @@ class EngramAddon:
         try:
             runtime = Runtime.load()
             store = runtime.store
+            policy = runtime.capture_policy()
             recall = runtime.proxy_recall(os.environ.get("ENGRAM_PROJECT"), self._writer.submit)
         except Exception as exc:  # bad config, no recall in this build: still stream
             log.warning("engram memory injection is off: %s", exc)
@@ -196,6 +197,7 @@ class EngramAddon:
                             project_hint=os.environ.get("ENGRAM_PROJECT"),
                             error=error,
                         ),
+                        policy,
                     )
             except Exception as exc:
                 self._journal_failed(exc)

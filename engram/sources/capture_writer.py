@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from engram.wire.model import RawRequest, RawResponse
 
 if TYPE_CHECKING:
+    from engram.journaling import CapturePolicy
     from engram.sources.proxy import ProxyStats
 
 log = logging.getLogger("engram.proxy")
@@ -145,9 +146,10 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def journal_capture(store: Any, project_hint: str | None) -> CaptureFn:
+def journal_capture(store: Any, project_hint: str | None, policy: CapturePolicy) -> CaptureFn:
     """The standard capture: one journal row per exchange, exactly once, a batch per
-    transaction. A locked database is retried rather than losing the batch."""
+    transaction (`policy`: the config's journaling.CapturePolicy). A locked database is
+    retried rather than losing the batch."""
     from engram import journaling
     from engram.store.db import DatabaseLocked
 
@@ -166,6 +168,7 @@ def journal_capture(store: Any, project_hint: str | None) -> CaptureFn:
                                 project_hint=project_hint,
                                 error=error,
                             ),
+                            policy,
                         )
                 return
             except DatabaseLocked:

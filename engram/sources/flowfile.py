@@ -15,6 +15,7 @@ from typing import Any
 
 from engram import journaling
 from engram.errors import EngramError
+from engram.journaling import CapturePolicy
 from engram.sources.watcher import PollResult, WatchSettings, is_llm_flow
 from engram.store import state
 from engram.store.db import Store
@@ -31,6 +32,7 @@ class IngestResult:
     duplicates: int = 0
     failed: int = 0
     bytes: int = 0
+    withheld: int = 0  # not journaled: paused, or an ignored project
     partial: bool = False
 
 
@@ -134,10 +136,10 @@ def read_from(
                 result.llm += 1
                 pending.append(_capture(flow, settings.body_limit))
             if len(pending) >= BATCH:
-                _commit(store, pending, position, result, state_key)
+                _commit(store, pending, position, result, state_key, settings)
                 pending = []
             good = position
-        _commit(store, pending, good, result, state_key)
+        _commit(store, pending, good, result, state_key, settings)
     return good
 
 
@@ -147,10 +149,14 @@ def _commit(
     offset: int,
     result: IngestResult,
     state_key: str | None,
+    settings: WatchSettings,
 ) -> None:
     with store.write() as session:
         for capture in captures:
-            recorded = journaling.record(session, capture)
+            recorded = journaling.record(session, capture, settings.capture)
+            if recorded.withheld:
+                result.withheld += 1
+                continue
             if not recorded.created:
                 result.duplicates += 1
                 continue
@@ -161,9 +167,9 @@ def _commit(
             state.put(session, state_key, str(offset))
 
 
-def ingest_file(store: Store, path: Path, settings: WatchSettings | None = None) -> IngestResult:
+def ingest_file(store: Store, path: Path, settings: WatchSettings) -> IngestResult:
     result = IngestResult()
-    read_from(store, path, 0, settings or WatchSettings(), result)
+    read_from(store, path, 0, settings, result)
     return result
 
 
@@ -171,11 +177,18 @@ class FlowFileWatcher:
     """Follows a growing flow file: a `PollSource` for the scheduler, like the mitmweb
     watcher."""
 
-    def __init__(self, store: Store, path: Path, *, body_limit: int = 20 * 2**20) -> None:
+    def __init__(
+        self,
+        store: Store,
+        path: Path,
+        *,
+        capture: CapturePolicy,
+        body_limit: int = 20 * 2**20,
+    ) -> None:
         self.store = store
         self.path = path.expanduser().absolute()
         self.name = f"flow file {self.path.name}"
-        self.settings = WatchSettings(prune=False, body_limit=body_limit)
+        self.settings = WatchSettings(prune=False, body_limit=body_limit, capture=capture)
         self.key = f"flowfile:{self.path}:offset"
 
     def poll(self) -> PollResult:
@@ -196,4 +209,5 @@ class FlowFileWatcher:
             duplicates=result.duplicates,
             bytes=result.bytes,
             failed=result.failed,
+            withheld=result.withheld,
         )

@@ -12,6 +12,11 @@ Two phases, so the request path never waits longer than it must:
 Every request gets an audit record (recall/audit.py) that the caller stores with the
 exchange; injections are logged (use counts, `inject` events) on the caller's writer
 thread, never on the request path.
+
+Privacy: `<private>` passages never reach the query (which is logged with an injection
+and may be sent to MuninnDB). While engram is paused, memories are still injected (using
+what is stored records nothing new) but no injection is logged, and the exchange with its
+audit record is not journaled at all (engram/journaling.py).
 """
 
 from __future__ import annotations
@@ -73,9 +78,11 @@ class RecallStep:
     def prepare(self, body: bytes, fmt: Format, raw: RawRequest) -> Decision | Job:
         from engram.recall.query import query_from_exchange
         from engram.wire import parse_exchange
+        from engram.wire.private import strip_texts
 
         started = time.perf_counter()
         exchange = parse_exchange(raw, None, project_hint=self.project_hint)
+        exchange.turns = strip_texts(exchange.turns)
         if exchange.kind.value != "conversation":
             return Decision(None, audit(Outcome.SIDE_CALL, f"{exchange.kind.value} request"))
         query = query_from_exchange(exchange) if exchange.turns else ""
@@ -122,9 +129,14 @@ class RecallStep:
             self.defer(self._flush)  # one writer task drains everything queued by then
 
     def _flush(self) -> None:
+        from engram.store import pause
+
         with self._lock:
             items = self._pending[:]
             self._pending.clear()
+        with self.recaller.store.read() as conn:
+            if pause.read_current(conn) is not None:
+                return  # paused: nothing is recorded, not even what was injected
         self.recaller.log_injections(items)
 
 

@@ -196,7 +196,7 @@ class Scheduler:
             log.warning("could not record the poll: %s", exc)
 
     def analysis_due(self) -> bool:
-        from engram.analyzer.runner import analysis_due
+        from engram.analyzer.schedule import analysis_due
 
         return self.analyze is not None and analysis_due(
             self.store, self.timing.batch, self.timing.max_wait

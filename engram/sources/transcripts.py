@@ -3,9 +3,11 @@
 Coding agents write every session to disk as it happens; reading those files needs no
 proxy, no base-URL override and no CA, and back-fills memory from months of history.
 Each file is read by its format's parser (`transcript_*.py`) into pieces of
-conversation, and each piece goes to the journal through `journaling.record_piece`, the
-same path (delta, redaction, status) as a captured request: a turn the proxy or mitmweb
-journaled already is not journaled again, and reading a file twice adds nothing.
+conversation, and each piece goes to the journal through `journaling.record_pieces`, the
+same path (privacy, delta, redaction, status) as a captured request: a turn the proxy or
+mitmweb journaled already is not journaled again, reading a file twice adds nothing, and
+`<private>` text, a paused period or an ignored project leaves no row (a file whose
+project is ignored is not even read).
 
 Reading is incremental. A file's state (`store/transcript_files.py`) says up to which
 byte its pieces are journaled; it commits with them. In memory, a `_Cursor` keeps the
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engram import journaling
 from engram.sources.transcript_detect import (
@@ -44,6 +47,9 @@ from engram.sources.transcript_formats import Draft, Parser, load_record
 from engram.store import transcript_files
 from engram.store.db import Store
 from engram.store.transcript_files import FileState
+
+if TYPE_CHECKING:
+    from engram.journaling import CapturePolicy
 
 CHUNK = 1 << 20  # bytes read at a time
 BATCH = 200  # pieces journaled per transaction (keeps the write lock short)
@@ -86,6 +92,7 @@ class ReadStats:
     pieces: int = 0  # journal rows created (exchanges)
     duplicates: int = 0  # pieces the journal had already
     turns: int = 0  # new turns journaled
+    withheld: int = 0  # pieces not journaled: paused, or an ignored project
     pending: int = 0  # rows that await analysis
     skipped_files: int = 0  # engram's own analyzer sessions
     open_files: int = 0  # files whose last exchange waits for the file to go quiet
@@ -104,6 +111,8 @@ class ReadStats:
             extra.append(f"{self.pending} to analyze")
         if self.duplicates:
             extra.append(f"{self.duplicates} already journaled")
+        if self.withheld:
+            extra.append(f"{self.withheld} withheld (paused or an ignored project)")
         if self.bad_lines:
             extra.append(f"{self.bad_lines} unreadable lines skipped")
         return text + (" (" + ", ".join(extra) + ")" if extra else "")
@@ -116,6 +125,7 @@ class ReadStats:
             "turns": self.turns,
             "pending": self.pending,
             "duplicates": self.duplicates,
+            "withheld": self.withheld,
             "bad_lines": self.bad_lines,
         }
 
@@ -154,8 +164,9 @@ def _rewritten(path: Path, state: FileState, size: int, inode: int) -> bool:
 class TranscriptReader:
     """Reads transcript files into the journal, remembering each file between reads."""
 
-    def __init__(self, store: Store, *, settle: float = 30.0) -> None:
+    def __init__(self, store: Store, policy: CapturePolicy, *, settle: float = 30.0) -> None:
         self.store = store
+        self.policy = policy  # the config's: what must leave no row (journaling.withheld)
         self.settle = settle
         self._cursors: dict[str, _Cursor] = {}
         self._states: dict[str, FileState] | None = None
@@ -233,7 +244,9 @@ class TranscriptReader:
         def take(batch: list[Draft]) -> None:
             for draft in batch:
                 if draft.end <= committed_offset:
-                    journal_count(cursor, draft)  # journaled by an earlier read
+                    journaling.count_piece(  # journaled by an earlier read
+                        cursor.priors.setdefault(draft.conversation, {}), draft.turns
+                    )
                 else:
                     drafts.append(draft)
             if len(drafts) >= BATCH:
@@ -314,8 +327,12 @@ class TranscriptReader:
             for draft in drafts
         ]
         with self.store.write() as session:
-            results = journaling.record_pieces(session, pieces) if pieces else []
+            results = journaling.record_pieces(session, pieces, self.policy) if pieces else []
             for draft, recorded in zip(drafts, results, strict=True):
+                state.offset = max(state.offset, draft.end)
+                if recorded is not None and recorded.withheld:
+                    stats.withheld += 1  # nothing of it kept, not even its project
+                    continue
                 if recorded is not None and recorded.created:
                     stats.pieces += 1
                     stats.turns += recorded.new_turns
@@ -324,19 +341,12 @@ class TranscriptReader:
                     state.turns += recorded.new_turns
                 else:
                     stats.duplicates += 1
-                state.offset = max(state.offset, draft.end)
                 state.conversation = state.conversation or draft.conversation
                 state.project = draft.project or state.project
             if consumed is not None:
                 state.offset = max(state.offset, consumed)
             state.skipped = fmt.skipped
             transcript_files.save(session, state)
-
-
-def journal_count(cursor: _Cursor, draft: Draft) -> None:
-    from engram.wire import count_occurrences
-
-    count_occurrences(cursor.priors.setdefault(draft.conversation, {}), draft.turns)
 
 
 # -- following ----------------------------------------------------------------------
@@ -375,6 +385,7 @@ class TranscriptFollower:
         self,
         store: Store,
         targets: list[Target],
+        policy: CapturePolicy,
         *,
         since: float | None = None,
         project: str | None = None,
@@ -388,7 +399,7 @@ class TranscriptFollower:
         self.since = since
         self.project = project
         self.overrides = overrides
-        self.reader = TranscriptReader(store, settle=settle)
+        self.reader = TranscriptReader(store, policy, settle=settle)
         self.last = ReadStats()
         self._projects: dict[str, str | None] = {}
 
@@ -407,6 +418,10 @@ class TranscriptFollower:
                     self._project(path, agent), self.project
                 ):
                     continue
+                if self.reader.policy.ignore_projects and self.reader.policy.ignores(
+                    self._project(path, agent)
+                ):
+                    continue  # capture.ignore_projects: not read at all
                 chosen[path] = (mtime, agent)
         return [(p, a) for p, (_m, a) in sorted(chosen.items(), key=lambda kv: kv[1][0])]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engram import journaling
+from engram.journaling import CapturePolicy
 from engram.sources.mitmweb import (
     BodyMissing,
     FlowGone,
@@ -46,6 +47,7 @@ class WatchSettings:
     body_limit: int = 20 * 1024 * 1024
     hosts: list[str] = field(default_factory=list)
     ignore_hosts: list[str] = field(default_factory=list)
+    capture: CapturePolicy = field(default_factory=CapturePolicy)  # ignored projects
 
 
 @dataclass
@@ -59,6 +61,7 @@ class PollResult:
     pending: int = 0  # new rows that await analysis
     skipped: int = 0  # side calls, internal calls, nothing new
     failed: int = 0  # rows recorded with an error
+    withheld: int = 0  # not journaled: paused, or an ignored project
     vanished: int = 0  # deleted between listing and fetching
     pruned: int = 0
     ids: list[int] = field(default_factory=list)
@@ -77,6 +80,7 @@ class PollResult:
             "duplicates": self.duplicates,
             "in_flight": self.in_flight,
             "failed": self.failed,
+            "withheld": self.withheld,
             "pruned": self.pruned,
         }
 
@@ -94,6 +98,8 @@ class PollResult:
             extra.append(f"{self.in_flight} in flight")
         if self.failed:
             extra.append(f"{self.failed} with errors")
+        if self.withheld:
+            extra.append(f"{self.withheld} withheld (paused or an ignored project)")
         if self.pruned:
             extra.append(f"{self.pruned} pruned")
         return text + (" (" + ", ".join(extra) + ")" if extra else "")
@@ -194,8 +200,11 @@ class Watcher:
         prunable: list[str] = []
         with self.store.write() as session:
             for capture in captures:
-                recorded = journaling.record(session, capture)
+                recorded = journaling.record(session, capture, self.settings.capture)
                 prunable.append(capture.source_key.removeprefix("mitmweb:"))
+                if recorded.withheld:
+                    result.withheld += 1
+                    continue
                 if not recorded.created:
                     result.duplicates += 1
                     continue

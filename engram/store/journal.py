@@ -109,6 +109,11 @@ def conversation_seen(session: Session, key: str, project: str | None) -> Conver
     return conv
 
 
+def note_seen(conv: Conversation, seen: dict[str, Any]) -> None:
+    """Count turns as seen without journaling them (a paused period)."""
+    conv.seen = json.dumps(seen, separators=(",", ":"))
+
+
 def advance_conversation(conv: Conversation, seen: dict[str, Any], project: str | None) -> None:
     conv.seen = json.dumps(seen, separators=(",", ":"))
     conv.exchanges += 1
@@ -222,6 +227,47 @@ def mark(session: Session, ids: Iterable[int], status: str, error: str | None = 
     from engram.store.models import ExchangeRow
 
     session.execute(update(ExchangeRow).where(ExchangeRow.id.in_(list(ids))).values(**values))
+
+
+def fail_analysis(session: Session, ids: Iterable[int], error: str, max_attempts: int) -> int:
+    """A batch's analysis failed: one more attempt counted on each of its exchanges, and
+    those at `max_attempts` parked as failed (`engram analyze --retry`). Returns how many
+    were parked."""
+    from sqlalchemy import update
+
+    from engram.store.db import affected
+    from engram.store.models import ExchangeRow
+
+    ids = list(ids)
+    session.execute(
+        update(ExchangeRow)
+        .where(ExchangeRow.id.in_(ids))
+        .values(attempts=ExchangeRow.attempts + 1, analysis_error=error)
+    )
+    parked = session.execute(
+        update(ExchangeRow)
+        .where(ExchangeRow.id.in_(ids), ExchangeRow.attempts >= max_attempts)
+        .values(status=schema.ExchangeStatus.FAILED)
+    )
+    return affected(parked) or 0
+
+
+def retry_failed(session: Session) -> int:
+    """Parked analysis failures go back to pending with a fresh attempt count."""
+    from sqlalchemy import update
+
+    from engram.store.db import affected
+    from engram.store.models import ExchangeRow
+
+    done = session.execute(
+        update(ExchangeRow)
+        .where(
+            ExchangeRow.status == schema.ExchangeStatus.FAILED,
+            ExchangeRow.analysis_error.is_not(None),
+        )
+        .values(status=schema.ExchangeStatus.PENDING, attempts=0)
+    )
+    return affected(done) or 0
 
 
 # -- counts on the plain read connection (no ORM, no write lock) -----------------------

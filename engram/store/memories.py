@@ -110,13 +110,25 @@ def add(
     created_at: str | None = None,
     actor: str = "cli",
     action: str = "add",
+    status: str = "active",
+    detail: dict[str, Any] | None = None,
 ) -> AddResult:
-    """Add a memory unless the same fact is already active in the scope (then return it)."""
+    """Add a memory unless the same fact is already active in the scope (then return it).
+
+    `status="review"` holds it for `engram review` (engram/store/review.py): the same
+    text already waiting there is returned instead, and nothing is queued for the
+    mirror until it is accepted. `detail` goes into the event (e.g. why it is held)."""
     content = clean_content(content)
     kind = validate_kind(kind)
     scope = validate_scope(scope)
     chash = schema.content_hash(content)
     existing = find_active(session, scope, chash)
+    if existing is None and status == schema.MemoryStatus.REVIEW:
+        existing = session.scalar(
+            select(Memory).where(
+                Memory.scope == scope, Memory.content_hash == chash, Memory.status == status
+            )
+        )
     if existing is not None:
         _extend_provenance(existing, provenance)
         return AddResult(MemoryRecord.from_mapping(existing), created=False)
@@ -128,7 +140,7 @@ def add(
         scope=scope,
         source=source,
         provenance=json.dumps(list(dict.fromkeys(provenance))),
-        status="active",
+        status=status,
         created_at=created_at or now,
         updated_at=now,
         use_count=0,
@@ -137,9 +149,18 @@ def add(
     session.add(memory)
     session.flush()
     log_event(
-        session, action, memory.id, actor, content=content, kind=kind, scope=scope, source=source
+        session,
+        action,
+        memory.id,
+        actor,
+        content=content,
+        kind=kind,
+        scope=scope,
+        source=source,
+        **(detail or {}),
     )
-    outbox.enqueue(session, memory.id, "add")
+    if status == schema.MemoryStatus.ACTIVE:
+        outbox.enqueue(session, memory.id, "add")
     return AddResult(MemoryRecord.from_mapping(memory), created=True)
 
 
@@ -219,6 +240,11 @@ def restore(session: Session, memory_id: str, *, actor: str = "cli") -> MemoryRe
     memory = get(session, memory_id)
     if memory.status == "active":
         return MemoryRecord.from_mapping(memory)
+    if memory.status == schema.MemoryStatus.REVIEW:
+        raise EngramError(
+            f"memory {memory.id} is held for review, not forgotten",
+            hint=f"`engram review accept {memory.id}` makes it active",
+        )
     other = find_active(session, memory.scope, memory.content_hash)
     if other is not None:
         raise EngramError(f"the same fact is active as memory {other.id}; nothing to restore")

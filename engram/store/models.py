@@ -148,6 +148,11 @@ class AnalyzerRun(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     ignored: Mapped[int] = mapped_column(Integer, default=0)
+    # The analyzer's guard (0008_review.py): over the per-conversation cap, global
+    # memories kept in the project, memories held for review.
+    capped: Mapped[int] = mapped_column(Integer, default=0)
+    rescoped: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class MemoryVector(Base):

@@ -1,14 +1,17 @@
 """The `analyzer_runs` table: one row per analyzer call, with its tokens and cost.
 
-Read on the plain sqlite3 connection; rows are written by the analyzer runner in the
-transaction that applies the call's result.
+Read on the plain sqlite3 connection; a row is written (`insert`) by the analyzer runner
+in the transaction that applies the call's result.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 LAST_RUN_FIELDS = (
     "started_at",
@@ -29,6 +32,15 @@ def last(conn: sqlite3.Connection) -> dict[str, Any] | None:
         f"SELECT {', '.join(LAST_RUN_FIELDS)} FROM analyzer_runs ORDER BY id DESC LIMIT 1"
     ).fetchone()
     return dict(zip(LAST_RUN_FIELDS, row, strict=True)) if row else None
+
+
+def guard(conn: sqlite3.Connection) -> dict[str, int]:
+    """What the analyzer's guard did over all runs (engram/analyzer/policy.py)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(capped), 0), coalesce(sum(rescoped), 0), "
+        "coalesce(sum(quarantined), 0) FROM analyzer_runs"
+    ).fetchone()
+    return {"capped": int(row[0]), "rescoped": int(row[1]), "quarantined": int(row[2])}
 
 
 def costs(conn: sqlite3.Connection, days: int = 14) -> dict[str, Any]:
@@ -99,3 +111,10 @@ def per_day_and_project(conn: sqlite3.Connection, since: str) -> list[dict[str, 
         (since,),
     )
     return [{k: r[k] for k in r.keys()} for r in rows]  # noqa: SIM118 (a Row iterates values)
+
+
+def insert(session: Session, **columns: Any) -> None:
+    """One analyzer call's row, in the caller's transaction."""
+    from engram.store.models import AnalyzerRun
+
+    session.add(AnalyzerRun(**columns))

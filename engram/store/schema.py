@@ -28,6 +28,9 @@ class MemoryStatus(StrEnum):
     ACTIVE = "active"
     SUPERSEDED = "superseded"
     FORGOTTEN = "forgotten"
+    # Quarantined by the analyzer's guard (engram/analyzer/policy.py): never recalled,
+    # injected or mirrored until `engram review accept` makes it active.
+    REVIEW = "review"
 
 
 class Action(StrEnum):
@@ -40,6 +43,9 @@ class Action(StrEnum):
     RESTORE = "restore"
     INJECT = "inject"
     IMPORT = "import"
+    QUARANTINE = "quarantine"  # held for review, with the reasons
+    ACCEPT = "accept"  # `engram review accept`
+    REJECT = "reject"  # `engram review reject`
 
 
 class ExchangeStatus(StrEnum):
@@ -68,7 +74,7 @@ MAX_CONTENT_CHARS = 4000
 # Alembic revisions in order. tests/test_store_migrations.py checks this against the
 # scripts in migrations/versions, so the fast path can tell "up to date", "needs an
 # upgrade" and "written by a newer engram" apart without importing Alembic.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 HEAD = REVISIONS[-1]
 
 ID_PREFIX = "m-"

@@ -19,6 +19,8 @@ MITMWEB_CURSOR = "mitmweb:cursor"
 MITMWEB_STREAM_WARNING = "mitmweb:warned-store-streamed-bodies"
 # The daemon writes it after every poll (JSON); `engram status` shows it.
 LAST_POLL = "watcher:last_poll"
+# `engram pause`: paused periods, JSON (engram/store/pause.py).
+PAUSE = "capture:pause"
 
 
 def get(session: Session, key: str, default: str | None = None) -> str | None:

@@ -3,13 +3,12 @@ and the review queue of quarantined memories."""
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from engram.errors import EngramError
-from engram.store import journal_pages, memory_pages, reader, schema
+from engram.store import journal_pages, memory_pages, reader, review, schema
 from engram.store.memory_pages import MemoryFilter
 from engram.store.records import MemoryRecord
 from engram.ui.web import BadRequest, Deps, Page, Redirect, Req, pages
@@ -17,7 +16,7 @@ from engram.ui.web import BadRequest, Deps, Page, Redirect, Req, pages
 PER_PAGE = 50
 SEARCH_LIMIT = 50
 ACTOR = "ui"
-REVIEW = "review"  # the quarantine status (issue 14.4): never injected until accepted
+REVIEW = schema.MemoryStatus.REVIEW  # quarantined (issue 14.4): never injected until accepted
 
 
 def _filter(req: Req) -> MemoryFilter:
@@ -196,26 +195,16 @@ def restore(deps: Deps, req: Req) -> Redirect:
 # -- review queue --------------------------------------------------------------------
 
 
-def _guard() -> Any:
-    """engram.store.review, the guard's quarantine (issue 14.4): accept carries out the
-    supersede a memory was held with, reject retires it for good. Until it is merged
-    the page falls back to restore/forget (same statuses, without those two extras)."""
-    try:
-        return importlib.import_module("engram.store.review")
-    except ImportError:
-        return None
-
-
 def review_list(deps: Deps, req: Req) -> Page:
+    """The quarantine (engram.store.review, issue 14.4), with why each memory waits."""
     page = req.int_arg("page", 1, low=1)
-    guard = _guard()
     reasons: dict[str, tuple[list[str], str | None]] = {}
     with deps.store.read() as conn:
         rows, total = memory_pages.page(
             conn, MemoryFilter(status=REVIEW), offset=(page - 1) * PER_PAGE, limit=PER_PAGE
         )
-        if guard is not None and rows:
-            for held in guard.held(conn):
+        if rows:
+            for held in review.held(conn):
                 reasons[held.memory.id] = (list(held.reasons), held.supersedes)
     return Page(
         "review.html",
@@ -233,24 +222,14 @@ def review_list(deps: Deps, req: Req) -> Page:
 
 
 def _review(deps: Deps, req: Req, accept: bool) -> Redirect:
+    """Accept carries out the supersede a memory was held with; reject retires it for
+    good (a later analyzer run does not hold the same text again)."""
     memory_id = _memory_id(deps, req)
-    guard = _guard()
     with deps.store.write() as session:
-        if guard is not None:
-            if accept:
-                guard.accept(session, memory_id, actor=ACTOR)
-            else:
-                guard.reject(session, memory_id, actor=ACTOR)
+        if accept:
+            review.accept(session, memory_id, actor=ACTOR)
         else:
-            from engram.store import memories
-
-            current = memories.get(session, memory_id)
-            if current.status != REVIEW:
-                raise EngramError(f"memory {memory_id} is {current.status}, not held for review")
-            if accept:
-                memories.restore(session, memory_id, actor=ACTOR)
-            else:
-                memories.forget(session, memory_id, actor=ACTOR)
+            review.reject(session, memory_id, actor=ACTOR)
     return Redirect(f"/review?done={'accepted' if accept else 'rejected'}")
 
 

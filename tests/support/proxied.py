@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engram.journaling import CapturePolicy
 from engram.sources.capture_writer import journal_capture
 from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
@@ -26,7 +27,7 @@ class Proxies:
         proxy = Proxy(
             ProxySettings(upstream=upstream, **settings),
             recall=recall,
-            capture=journal_capture(self.store, None),
+            capture=journal_capture(self.store, None, CapturePolicy()),
         )
         server = ServerThread(proxy.app()).start()
         self.servers.append(server)

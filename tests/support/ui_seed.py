@@ -95,6 +95,7 @@ def capture(
                 RawResponse(status_code=200, body=_reply(answer)),
                 project_hint=project,
             ),
+            journaling.CapturePolicy(),
         )
     return recorded.id
 
