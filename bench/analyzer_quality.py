@@ -91,6 +91,7 @@ def run_conversation(
                     RawResponse(status_code=200, body=json.dumps(response).encode()),
                     project_hint=conv.project,
                 ),
+                journaling.CapturePolicy(),  # nothing ignored
             )
         report = Analyzer(store, backend, settings, embedder=embedder).run()
         REJECTED.extend(f"{conv.id}: {r}" for r in report.rejected)

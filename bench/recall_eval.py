@@ -44,12 +44,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from engram.config import RecallConfig
 from engram.recall import features, gate, gate_model, hybrid
+from engram.recall.reindex import embed_memories, stale
 from engram.recall.service import Recaller, normalize_project, scopes_for
 from engram.store import memories
 from engram.store.db import Store
 
 DATA = Path(__file__).parent / "data" / "recall_gate"
 POOL = 20
+HALVES = ("tune", "held", "held2")  # held2: the second held-out world (README there)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Sample:
     vectors: dict[str, np.ndarray]
     x: np.ndarray
     y: np.ndarray
+    qvec: np.ndarray | None = None  # the query's unit vector (for the query probe)
 
 
 def load(half: str, path: Path) -> World:
@@ -118,7 +121,7 @@ def collect(recaller: Recaller, world: World, use_vectors: bool = True) -> list[
     with world.store.read() as conn:
         for q in world.queries:
             project = normalize_project(q.project)
-            hits, vectors, _has, x = recaller.candidates(
+            hits, vectors, has_vecs, x = recaller.candidates(
                 conn,
                 q.text,
                 scopes_for(project),
@@ -127,7 +130,8 @@ def collect(recaller: Recaller, world: World, use_vectors: bool = True) -> list[
                 use_vectors=use_vectors,
             )
             y = np.array([h.id in q.relevant for h in hits], dtype=np.float64)
-            out.append(Sample(q, hits, vectors, x, y))
+            qvec = recaller.embedder.embed_query(q.text) if has_vecs and recaller.embedder else None
+            out.append(Sample(q, hits, vectors, x, y, qvec))
     return out
 
 
@@ -243,21 +247,73 @@ def best_threshold(
     return best[1], best[2]
 
 
-def by_author_cv(samples: list[Sample], names: Sequence[str], l2: float) -> list[list[float]]:
+PROBE_L2 = (3.0, 10.0, 30.0)
+
+
+def fit_probe(samples: Sequence[Sample], l2: float) -> tuple[np.ndarray, float]:
+    """The query probe: a logistic regression from a query's unit vector to "this request
+    has a relevant memory", its standardization folded into (coef, intercept)."""
+    q = np.vstack([s.qvec for s in samples if s.qvec is not None])
+    y = np.array([float(bool(s.query.relevant)) for s in samples if s.qvec is not None])
+    fit = fit_lr(q, y, l2)
+    coef = fit["coef"] / fit["scale"]
+    return coef, float(fit["intercept"] - fit["mean"] @ coef)
+
+
+def probe_prior(coef: np.ndarray, intercept: float) -> Callable[[Sample], float]:
+    return lambda s: float(s.qvec @ coef) + intercept if s.qvec is not None else 0.0
+
+
+def with_prior(samples: list[Sample], prior: Callable[[Sample], float]) -> list[Sample]:
+    """Copies of `samples` with the `qprior` column set (no-op for samples without it)."""
+    col = features.FEATURES.index("qprior")
+    out = []
+    for s in samples:
+        x = s.x.copy()
+        if len(x) and s.qvec is not None:
+            x[:, col] = prior(s)
+        out.append(dataclasses.replace(s, x=x))
+    return out
+
+
+def probe_out_of_fold(samples: list[Sample], l2: float) -> list[Sample]:
+    """Each author's priors from a probe fitted on the other authors: the stage that
+    learns the prior's weight must see priors as good as they are on unseen people."""
+    authors = sorted({s.query.author for s in samples})
+    probes = {
+        author: probe_prior(*fit_probe([s for s in samples if s.query.author != author], l2))
+        for author in authors
+    }
+
+    def prior(s: Sample) -> float:
+        return probes[s.query.author](s)
+
+    return with_prior(samples, prior)
+
+
+def by_author_cv(
+    samples: list[Sample], names: Sequence[str], l2: float, probe_l2: float | None = None
+) -> list[list[float]]:
     """Out-of-fold probabilities: each author's queries scored by a model fitted on the
-    other authors (of the same half)."""
+    other authors (of the same half); with a probe, nested: the probe that scores the
+    held-out author and the priors the model learns from never saw that author."""
     cols = columns(names)
     authors = sorted({s.query.author for s in samples})
     out: list[list[float]] = [[] for _ in samples]
     for author in authors:
         train = [s for s in samples if s.query.author != author and len(s.hits)]
+        test = [(i, s) for i, s in enumerate(samples) if s.query.author == author and len(s.hits)]
+        if probe_l2 is not None:
+            others = [s for s in samples if s.query.author != author]
+            train = [s for s in probe_out_of_fold(others, probe_l2) if len(s.hits)]
+            scored = with_prior([s for _, s in test], probe_prior(*fit_probe(others, probe_l2)))
+            test = [(i, s) for (i, _), s in zip(test, scored, strict=True)]
         fit = fit_lr(
             np.vstack([s.x[:, cols] for s in train]), np.concatenate([s.y for s in train]), l2
         )
         model = make_model("cv", names, fit, 0.5)
-        for i, s in enumerate(samples):
-            if s.query.author == author and len(s.hits):
-                out[i] = list(model.predict(s.x))
+        for i, s in test:
+            out[i] = list(model.predict(s.x))
     return out
 
 
@@ -308,12 +364,16 @@ SPACE = {"minilm": gate_model.DEFAULT_SPACE, "wordllama": "wordllama:l2_supercat
 
 def worlds_for(embedder: Any, tmp: Path, tag: str) -> dict[str, tuple[World, Recaller]]:
     out = {}
-    for half in ("tune", "held"):
+    for half in HALVES:
         world = load(half, tmp / f"{tag}-{half}.db")
+        if embedder is not None:  # embed every memory first: a store of more than
+            # INLINE_EMBED_LIMIT would otherwise start on BM25 alone (re-embedding)
+            embed_memories(world.store, embedder, stale(world.store, embedder))
         recaller = Recaller(
             world.store, RecallConfig(refresh_ms=0), embedder=embedder, background=False
         )
         recaller.warm()
+        assert embedder is None or recaller.has_vectors
         out[half] = (world, recaller)
     return out
 
@@ -362,9 +422,12 @@ def main() -> None:
                         {},
                     )
                 settings = dataclasses.replace(base, min_score=model.threshold)
-                for half in ("tune", "held"):
+                for half in HALVES:
+                    scored = with_prior(
+                        samples[half], lambda s, m=model: m.query_prior(s.qvec, m.space)
+                    )
                     row[half] = metrics(
-                        samples[half], score(samples[half], model.predict), settings, inactive[half]
+                        scored, score(scored, model.predict), settings, inactive[half]
                     )
                 row["threshold"] = model.threshold
                 row.update(info)
@@ -398,7 +461,7 @@ def baselines(
         settings = dataclasses.replace(base, min_score=threshold, relative=0.0)
         out[label] = {
             half: metrics(samples[half], score(samples[half], fn), settings, inactive[half])
-            for half in ("tune", "held")
+            for half in HALVES
         }
         out[label]["threshold"] = threshold
     return out
@@ -407,26 +470,33 @@ def baselines(
 def fit_space(
     space: str, names: list[str], tune: list[Sample], inactive: set[str], base: gate.GateSettings
 ) -> tuple[gate_model.GateModel, dict[str, Any]]:
-    """The L2 strength by leave-one-author-out cross-validation (the best balanced gate on
-    out-of-fold probabilities), then one fit on the whole tuning half and the threshold
-    that balances hit and silent on it."""
+    """The L2 strengths (the model's, and the query probe's when there are vectors) by
+    leave-one-author-out cross-validation: the best balanced gate on out-of-fold
+    probabilities, whose threshold is kept. Then one fit on the whole tuning half (its
+    priors out of fold, as the model will meet them on new people) and the probe on all
+    of it."""
     cols = columns(names)
-    best_l2, best_key, cv = 1.0, (-1.0, -1.0), {}
-    for l2 in (0.3, 1.0, 3.0, 10.0):
-        probs = by_author_cv(tune, names, l2)
-        _t, m = best_threshold(tune, probs, base, inactive)
-        key = (min(m["hit"], m["silent"]), m["hit"] + m["silent"])
-        if key > best_key:
-            best_l2, best_key, cv = l2, key, m
-    train = [s for s in tune if len(s.hits)]
-    fit = fit_lr(
-        np.vstack([s.x[:, cols] for s in train]), np.concatenate([s.y for s in train]), best_l2
-    )
-    model = make_model(space, names, fit, 0.5)
-    threshold, _m = best_threshold(tune, score(tune, model.predict), base, inactive)
+    probe_grid: tuple[float | None, ...] = PROBE_L2 if "qprior" in names else (None,)
+    best: tuple[tuple[float, float], float, float | None, float, dict[str, float]] | None = None
+    for l2 in (0.3, 1.0, 3.0):
+        for probe_l2 in probe_grid:
+            probs = by_author_cv(tune, names, l2, probe_l2)
+            t, m = best_threshold(tune, probs, base, inactive)
+            key = (min(m["hit"], m["silent"]), m["hit"] + m["silent"])
+            if best is None or key > best[0]:
+                best = (key, l2, probe_l2, t, m)
+    assert best is not None
+    _key, l2, probe_l2, threshold, cv = best
+    train = tune if probe_l2 is None else probe_out_of_fold(tune, probe_l2)
+    train = [s for s in train if len(s.hits)]
+    fit = fit_lr(np.vstack([s.x[:, cols] for s in train]), np.concatenate([s.y for s in train]), l2)
     model = make_model(space, names, fit, threshold)
+    if probe_l2 is not None:
+        coef, b = fit_probe(tune, probe_l2)
+        model = dataclasses.replace(model, probe=coef, probe_intercept=b)
     info = {
-        "l2": best_l2,
+        "l2": l2,
+        "probe_l2": probe_l2,
         "cv_tune": cv,
         "candidates": int(sum(len(s.hits) for s in train)),
         "positives": int(sum(s.y.sum() for s in train)),
@@ -444,19 +514,32 @@ def write_models(fitted: dict[str, Any]) -> None:
             "coef": [round(float(v), 6) for v in model.coef],
             "intercept": round(model.intercept, 6),
             "threshold": model.threshold,
+            **(
+                {}
+                if model.probe is None
+                else {
+                    "query_probe": {
+                        "coef": [round(float(v), 6) for v in model.probe],
+                        "intercept": round(model.probe_intercept, 6),
+                        "l2": info["probe_l2"],
+                    }
+                }
+            ),
             "fitted_on": {
                 "data": "bench/data/recall_gate/tune",
                 "queries": row["tune"]["queries"],
                 "candidates": info["candidates"],
                 "positives": info["positives"],
                 "l2": info["l2"],
-                "selection": "l2 by leave-one-author-out CV on tune/; the threshold "
-                "maximizes min(hit, silent) on tune/",
+                "selection": "l2 (and the query probe's) by leave-one-author-out CV on "
+                "tune/, nested for the probe; the threshold maximizes min(hit, silent) on "
+                "the out-of-fold probabilities",
             },
             "scores": {
                 "tune_cross_validated": _rounded(info["cv_tune"]),
                 "tune": _rounded(row["tune"]),
                 "held_out": _rounded(row["held"]),
+                "held_out_2": _rounded(row["held2"]),
             },
         }
     payload = {
@@ -505,7 +588,9 @@ def report(results: dict[str, Any], as_json: bool) -> None:
     for name, row in results.items():
         entries = [("gate model", row)] + [(k, v) for k, v in row.get("baselines", {}).items()]
         for label, data in entries:
-            for half in ("tune", "held"):
+            if "cv_tune" in data:
+                data = {"tune CV": data["cv_tune"], **data}
+            for half in ("tune CV", *HALVES):
                 if half not in data:
                     continue
                 m = data[half]

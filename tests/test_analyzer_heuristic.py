@@ -352,3 +352,99 @@ def test_one_megabyte_delta_is_fast() -> None:
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0, f"{elapsed:.2f}s for {size} bytes"
     assert len(lines) == len(set(lines))
+
+
+# Round 2: what users say about today's work, pasted output, and how terse writers
+# state rules (written from bench/data/analyzer_quality's tuning voices, not its labels).
+TASK_TALK = [
+    "my branch is feat/login-redirect",
+    "the PR is #1234, can you review it",
+    "the migration is 0042_add_index.py",
+    "the docker image is 2.3 GB, too big",
+    "port 3000 is already in use",
+    "redis is not running",
+    "when you run it, pipe the output to a file",
+    "you must have missed the import in app.py",
+    "our main problem is the flaky redis test",
+    "no commits yet please",
+    "migrations run from the migrate job. never inside docker build",
+    "never edit .eslintrc in either repo, change the shared one and bump it",
+    "the linter says:\nworker/tasks.py:41:5: E722 do not use bare 'except'\nfix it",
+    "crash:\nKeyError: 'REDIS_URL'\n2026-12-01 09:14:02 ERROR worker: always restarting",
+    # round 3: states, requirements of the task at hand, hedges, appointments
+    "npm run dev is running in the other terminal",
+    "today I want the export done. the export should be a CSV with one row per order",
+    "please to make the function more fast. the query is in repository.py",
+    "let me think, we use postgres 14 or 15",
+    "we deploy on friday, after the demo",
+    "the background is, the tax rules came from a spreadsheet in 2021 and nobody touched them",
+]
+
+
+@pytest.mark.parametrize("text", TASK_TALK)
+def test_task_talk_and_pasted_output_are_not_facts(text: str) -> None:
+    assert _one([_user(text)]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        ("no emojis. ever. in anything you write", "No emojis, ever."),
+        (
+            "the api is since last week on port 8443 with tls",
+            "The api is on port 8443 with tls.",
+        ),
+        ("in the api repo we're on node 20", "In the api repo, we're on node 20."),
+        ("our migrations are always reversible btw", "Our migrations are always reversible."),
+        (
+            "dont add new env vars without adding them to .env.example",
+            "Dont add new env vars without adding them to .env.example.",
+        ),
+        (
+            "after changing a route run make openapi and commit the yaml",
+            "After changing a route run make openapi and commit the yaml.",
+        ),
+        ("the package manager is pnpm", "The package manager is pnpm."),
+        ("src/legacy is excluded from strict mode", "src/legacy is excluded from strict mode."),
+        ("we never deploy on fridays", "We never deploy on fridays."),
+        ("we don't deploy on fridays. monday then", "We don't deploy on fridays."),
+        (
+            "sounds good. one thing that's not negotiable: amounts are always Decimal, never"
+            " float, anywhere in the tax code",
+            "Amounts are always Decimal, never float, anywhere in the tax code.",
+        ),
+        (
+            "the import runs nightly at 02:00 from the cron container btw, so it's not urgent",
+            "The import runs nightly at 02:00 from the cron container.",
+        ),
+        (
+            "we pin weasyprint to an exact version in pyproject, leave that pin alone",
+            "We pin weasyprint to an exact version in pyproject.",
+        ),
+        ("the db has to be postgres 15", "The db has to be postgres 15."),
+        (
+            "we decided to not cache prices, because they change often and a stale price once"
+            " cost us a very unpleasant incident with a customer",
+            "We decided to not cache prices, because they change often.",
+        ),
+    ],
+)
+def test_plainly_stated_rules(text: str, fact: str) -> None:
+    assert [f.text for f in _one([_user(text)])] == [fact]
+
+
+def test_a_consequence_of_a_kept_fact_is_not_a_second_fact() -> None:
+    facts = _one(
+        [_user("One more thing: our IDs are ULIDs, not integers, so please don't use int")]
+    )
+    assert [f.text for f in facts] == ["Our IDs are ULIDs, not integers."]
+
+
+def test_a_rule_about_the_sentence_before_joins_it() -> None:
+    text = "the api docs are generated from openapi.yaml. never edit them by hand, ok?"
+    assert [f.text for f in _one([_user(text)])] == [
+        "The api docs are generated from openapi.yaml; never edit them by hand."
+    ]
+    # a caution for the task at hand is not such a rule
+    text = "in the api repo we're on node 20. dont mix them up when you write the ci files"
+    assert [f.text for f in _one([_user(text)])] == ["In the api repo, we're on node 20."]

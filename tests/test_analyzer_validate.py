@@ -37,6 +37,7 @@ SAID = validate.batch_text([{"project": PROJECT, "turns": CONVERSATION}])
     [
         ("Does the endpoint need auth?", "a question"),
         ("Understood, plain commit messages from now on.", "chatter"),
+        ("No, thanks for that.", "chatter"),
         ("Updated the CI image to the new Go version.", "report of this session"),
         ("All 88 tests pass on the CI image.", "report of this session"),
         ("88 passed in 12.4s", "tool output"),
@@ -57,6 +58,22 @@ def test_a_fact_the_user_stated_is_kept() -> None:
         validate.judge_text("The project uses Go 1.23 (go.mod)", SAID, strict=False).decision
         == "keep"
     )
+
+
+def test_a_fact_with_no_word_of_its_own_folds_unless_it_negates() -> None:
+    near = validate.NearDuplicates(WordLlamaEmbedder())
+    existing = [
+        validate.Existing("m-bbbbbbbb", "Logs go through the slog package with JSON output.")
+    ]
+    fold = near.find("We use slog, like the rest of the code.", existing)
+    assert fold is not None and fold.target == "m-bbbbbbbb"
+    assert near.find("We never use slog.", existing) is None
+    assert near.find("Never use slog in hot loops.", existing) is None
+
+
+def test_a_rule_that_opens_with_no_is_not_a_reply() -> None:
+    said = validate.batch_text([{"turns": [{"role": "user", "text": "no emojis. ever."}]}])
+    assert validate.judge_text("No emojis, ever.", said, strict=False).decision == "keep"
 
 
 def test_strict_validation_rejects_what_the_conversation_never_said() -> None:

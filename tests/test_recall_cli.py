@@ -97,21 +97,39 @@ def test_injections_show_in_engram_log(cli: Cli) -> None:
     assert "inject" in cli("log", "--all").stdout
 
 
+@pytest.mark.parametrize("flags", [("--kind", "preference", "--scope", "project"), ()])
 def test_readme_example_search_finds_the_paraphrase(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...]
 ) -> None:
     """README: `engram add "We use pnpm, never npm, in this repo" --scope project`, then
-    `engram search "package manager"` finds it, and recall injects it for the question."""
+    `engram search "package manager"` finds it, and recall injects it for the question
+    and for "How do I install dependencies here?" (no word in common: the gate's
+    `tool_kind` evidence), with the default embedder; a thank-you gets nothing."""
     repo = tmp_path / "shop"
     (repo / ".git").mkdir(parents=True)
     monkeypatch.chdir(repo)
-    mid = cli(
-        "add", "We use pnpm, never npm, in this repo", "--kind", "preference", "--scope", "project"
-    ).stdout.strip()
+    mid = cli("add", "We use pnpm, never npm, in this repo", *flags).stdout.strip()
     cli("add", "I prefer small commits with imperative subjects", "--kind", "preference")
     found = cli.json("search", "package manager")
     assert found and found[0]["id"] == mid
-    out = cli.json("recall", "which package manager do we use?")
-    assert out["injected"] and out["candidates"][0]["id"] == mid, out["reason"]
+    for question in ("which package manager do we use?", "How do I install dependencies here?"):
+        out = cli.json("recall", question)
+        assert out["injected"] and out["candidates"][0]["id"] == mid, (question, out["reason"])
+    assert not cli.json("recall", "thanks, that worked!")["injected"]
     assert "reindex" in cli("recall", "--help").stdout  # the group lists its commands
     assert cli.json("recall", "query", "reindex")["query"] == "reindex"  # the word itself
+
+
+def test_fts_syntax_in_the_request_is_just_words(cli: Cli) -> None:
+    """Quotes, `*`, `:`, `-`, parentheses and FTS5 operators in a request are words, never
+    query syntax: every search mode and recall answers (no "fts5: syntax error")."""
+    mid = cli("add", "Run the API with `make dev` (port 8001)", "--scope", PROJECT).stdout.strip()
+    nasty = [
+        'say "hi', "*", "make:dev", "-port", "(make dev", "NEAR(make dev)", "make AND NOT dev",
+        "port^2 + {dev}", "'; drop table memories; --",
+    ]  # fmt: skip
+    for text in nasty:
+        for mode in ("hybrid", "semantic", "bm25"):
+            cli("search", "--mode", mode, "--", text)
+        cli.json("recall", "-", "--project", PROJECT, input=text)
+    assert cli.json("search", '"make dev" (port)', "--mode", "bm25")[0]["id"] == mid

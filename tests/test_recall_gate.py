@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from engram.recall import gate, hybrid, index, shard
+from engram.recall import features, gate, gate_model, hybrid, index, shard
 from engram.recall.gate import Candidate, GateSettings, decide
 from engram.store import memories
 from engram.store.db import Store
@@ -231,3 +231,30 @@ def test_shard_removal_keeps_rows_consistent() -> None:
     assert rows.n == 36 and len(rows.ids) == 36 and set(rows.pos) == set(vecs)
     for mid, vec in vecs.items():
         assert np.allclose(rows.rows([rows.pos[mid]])[0], vec, atol=2e-3)
+
+
+def test_tool_kind_links_a_job_to_the_tool_a_memory_names() -> None:
+    """ "install dependencies" asks about a package manager; "we use pnpm" names one. A
+    request that names a tool itself is matched by words and identifiers instead."""
+    memory = hybrid.Hit("m", row={"content": "We use pnpm, never npm, in this repo"})
+    col = features.FEATURES.index("tool_kind")
+
+    def tool_kind(query: str) -> float:
+        return float(features.features(features.query_info(query), [memory], None)[0, col])
+
+    assert tool_kind("How do I install dependencies here?") == 1.0
+    assert tool_kind("which package manager do we use?") == 1.0
+    assert tool_kind("install lodash with yarn") == 0.0
+    assert tool_kind("thanks, that worked!") == 0.0
+
+
+def test_query_probe_applies_only_in_its_own_vector_space() -> None:
+    model = gate_model.model_for(gate_model.DEFAULT_SPACE)
+    assert model.probe is not None
+    vec = np.zeros(model.probe.shape)
+    vec[0] = 1.0
+    own = model.query_prior(vec, gate_model.DEFAULT_SPACE + ":384")
+    assert own == pytest.approx(float(model.probe[0]) + model.probe_intercept)
+    neutral = float(model.mean[model.features.index("qprior")])
+    assert model.query_prior(vec, "onnx:some-other-model") == pytest.approx(neutral)
+    assert model.query_prior(None, gate_model.DEFAULT_SPACE) == pytest.approx(neutral)

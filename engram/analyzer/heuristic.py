@@ -12,7 +12,7 @@ kinds of evidence:
 
 Assistant text is never a source: the assistant speculates, and a memory built on its
 guesses would be repeated back to it as truth. Without a model there is no judgement,
-so every rule errs towards saying nothing; see `heuristic_rules` for the filters.
+so every rule errs towards saying nothing; see `heuristic_words` for the filters.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engram.analyzer import heuristic_commands as commands
 from engram.analyzer import heuristic_rules as rules
 from engram.analyzer import heuristic_statements as statements
+from engram.analyzer import heuristic_words as words
+from engram.analyzer.validate import looks_like_output
 from engram.wire.text import is_preamble, user_words
 
 NAME = "heuristic"
@@ -97,13 +99,16 @@ def _finish(text: str) -> str | None:
     """A capitalised sentence ending in a period, or None if it cannot be a memory."""
     text = " ".join(text.split()).rstrip(" ,;:")
     text = re.sub(
-        r"(?:[,\s]+(?:please|thanks|thank you|thx|ty|by the way|btw))+[.!]*$", "", text, flags=re.I
+        r"(?:[,\s]+(?:please|thanks|thank you|thx|ty|by the way|btw|ok|okay))+[.!]*$",
+        "",
+        text,
+        flags=re.I,
     )
     text = re.sub(r"[.!\s]+$", "", text)
     if not text:
         return None
     first = text.split(" ", 1)[0]
-    text = (text if rules.keeps_case(first) else text[0].upper() + text[1:]) + "."
+    text = (text if words.keeps_case(first) else text[0].upper() + text[1:]) + "."
     if not rules.MIN_CHARS <= len(text) <= rules.MAX_CHARS or "[REDACTED" in text:
         return None
     if "engram-memory" in text.casefold():
@@ -149,6 +154,19 @@ _LIST_HEADER = re.compile(
 )
 _QUOTED = re.compile(r'"[^"\n]{0,400}"|\u201c[^\u201d\n]{0,400}\u201d')
 _SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+# A rule about what the sentence before named: "don't edit them in the UI" (doing
+# something to it; "don't mix them up" is a caution for the task at hand).
+_FOLLOW_UP = re.compile(
+    r"(?:(?:so|and|but|please|pls)\s+)*(?:don'?t|dont|do not|never|always|only) (?:edit|touch"
+    r"|change|modify|commit|delete|remove|rename|move|upgrade|bump|update|import|call|run|use"
+    r"|hardcode|log|print|expose|cache|store|format|regenerate|check in|push) (?:them|it)\b",
+    re.I,
+)
+# "no emojis. ever.": a tail that only stresses the sentence before it (not "monday then").
+_INTENSIFIER = re.compile(
+    r"(?:ever|never|always|period|anywhere|everywhere|at all|no exceptions?|seriously"
+    r"|full stop)\b[.!\s]*$"
+)
 _ABBREVIATION = re.compile(r"(?:\be\.g|\bi\.e|\betc|\bvs|\bcf)\.$", re.I)
 
 
@@ -191,13 +209,14 @@ def _drop_tags(text: str) -> str:
 
 
 def _prose(text: str) -> str:
-    """The message without code blocks, quoted lines, indented (pasted) lines and bullet
-    markers; items under a "Remember:" header become "Remember: item" lines."""
+    """The message without code blocks, quoted lines, pasted program output (indented
+    lines, log and traceback lines, `path:line:` diagnostics) and bullet markers; items
+    under a "Remember:" header become "Remember: item" lines."""
     text = "\n".join(text.split("```")[0::2])  # an unclosed fence hides the rest
     lines: list[str] = []
     in_list = False
     for line in text.split("\n"):
-        if line.startswith(("    ", "\t", ">", "$ ")):
+        if line.startswith(("    ", "\t", ">", "$ ")) or looks_like_output(line):
             continue
         bullet = _BULLET.match(line)
         stripped = line[bullet.end() :] if bullet else line.strip()
@@ -226,20 +245,49 @@ def _mask(text: str) -> str:
 
 def _sentences(text: str, masked: str) -> Iterator[tuple[str, str]]:
     """Sentences (and lines) of `text` with their masked twins, split on the masked copy
-    so that a period inside a quotation does not end a sentence."""
-    start = 0
+    so that a period inside a quotation does not end a sentence. A word or two in lower
+    case that only stresses the sentence before it on the same line ("no emojis. ever.")
+    is its tail, so the period before it reads as a comma."""
+    spans: list[list[int]] = []  # [start, end, start of the gap before it]
+    start = gap = 0
     for m in _SPLIT.finditer(masked):
-        if (
-            m.group().strip() == ""
-            and "\n" not in m.group()
-            and _ABBREVIATION.search(masked[max(start, m.start() - 5) : m.start()])
-        ):
+        inline = m.group().strip() == "" and "\n" not in m.group()
+        if inline and _ABBREVIATION.search(masked[max(start, m.start() - 5) : m.start()]):
             continue
         if m.start() > start:
-            yield text[start : m.start()], masked[start : m.start()]
-        start = m.end()
+            spans.append([start, m.start(), gap])
+        start, gap = m.end(), m.start()
     if start < len(text):
-        yield text[start:], masked[start:]
+        spans.append([start, len(text), gap])
+    merged: list[list[int]] = []
+    commas: list[int] = []
+    for span in spans:
+        s0, e0, g0 = span
+        piece = masked[s0:e0]
+        if (
+            merged
+            and "\n" not in masked[g0:s0]
+            and _INTENSIFIER.match(piece)
+            and len(piece.split()) <= 2
+            and masked[merged[-1][1] - 1] == "."
+        ):
+            commas.append(merged[-1][1] - 1)
+            merged[-1][1] = e0
+        else:
+            merged.append(span)
+    for s0, e0, _ in merged:
+        at = [i - s0 for i in commas if s0 <= i < e0]
+        yield _commas(text[s0:e0], at), _commas(masked[s0:e0], at)
+
+
+def _commas(text: str, at: list[int]) -> str:
+    """`text` with the characters at the given offsets made commas."""
+    if not at:
+        return text
+    chars = list(text)
+    for i in at:
+        chars[i] = ","
+    return "".join(chars)
 
 
 def _message_hits(text: str) -> Iterator[rules.Hit]:
@@ -249,10 +297,13 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
     masked = _mask(prose)
     explicit_only = len(prose) > LONG_MESSAGE
     corrective = False
+    previous: list[rules.Hit] = []  # held back: the next sentence may be its rule
     for index, (sentence, msentence) in enumerate(_sentences(prose, masked)):
         if index == 0:
             corrective = rules.opens_with_correction(msentence)
         if len(sentence) > MAX_SENTENCE:
+            yield from previous
+            previous = []
             continue
         hits = list(
             rules.sentence_hits(
@@ -264,6 +315,15 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
         )
         if not hits and not explicit_only:
             clause, mclause, _ = rules.strip_openers(sentence, msentence)
-            hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
-            hits = [hit] if hit else []
-        yield from hits
+            if previous and (rule := _FOLLOW_UP.match(mclause)) and words.acceptable(mclause):
+                # "the docs are generated from openapi.yaml. don't edit them by hand"
+                end = mclause.find(",", rule.end())
+                tail = clause[: end if end > 0 else len(clause)].rstrip(" .!")
+                hits = [replace(previous[-1], text=f"{previous[-1].text.rstrip(' .!')}; {tail}")]
+                previous = previous[:-1]
+            else:
+                hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
+                hits = [hit] if hit else []
+        yield from previous
+        previous = hits
+    yield from previous

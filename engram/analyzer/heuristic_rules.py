@@ -21,6 +21,18 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from engram.analyzer.heuristic_words import (
+    CONCRETE,
+    ELLIPTIC,
+    NOT_IMPERATIVE,
+    PRONOUN,
+    TASK_SUBJECT,
+    VAGUE_START,
+    acceptable,
+    classify,
+    scope_of,
+)
+
 _I = re.IGNORECASE
 MIN_CHARS, MAX_CHARS = 12, 300  # a fact: a sentence, not a fragment or an essay
 
@@ -54,88 +66,10 @@ _CORRECTION = re.compile(
 _CLAUSE_SPLIT = re.compile(
     r";\s*|\s+[\u2014-]\s+|(?<=\w):\s+(?=[a-z])"
     r"|,\s*(?:and |but |so )?(?=(?:always|never|please|we (?:always |never |only )?use"
-    r"|use|don'?t|do not)\b)"
+    r"|use|don'?t|do not|leave|keep|make sure|put|add|run|ask|check|open|ping)\b)"
     r"|\s+(?:and|but) (?=(?:always|never|please)\b)",
     _I,
 )
-
-# --- filters ----------------------------------------------------------------------------
-
-_TRANSIENT = re.compile(
-    r"\b(?:right now|currently|at the moment|for now|for the moment|for the time being"
-    r"|today|tonight|tomorrow|yesterday|this time|this session|this morning|just now"
-    r"|temporarily|in a (?:sec|second|minute|moment)|next step"
-    r"|i'?m (?:working on|trying|going to|about to|looking)"
-    r"|i am (?:working on|trying|going to|about to)"
-    r"|we'?re (?:working on|trying|going to|about to)|let'?s|let us"
-    r"|can you|could you|would you|will you|can we|could we|shall we"
-    r"|i think|i guess|i believe|maybe|probably|perhaps|might|not sure"
-    r"|when you'?re (?:done|finished)|wrong|broken"
-    r"|(?:for|in) this (?:task|pr|change|ticket|one|branch|session|conversation))\b",
-    _I,
-)
-# "this file", "that library", "the first option": things only the conversation names.
-# "that" before an article or a pronoun is a conjunction ("check that the build passes").
-_DEICTIC = re.compile(
-    r"\b(?:this|these|those) (?!(?:repo|repository|project|codebase|code base|team|company"
-    r"|monorepo|app|service|org|organization)\b)\w"
-    r"|\bthat (?!(?:the|a|an|we|you|i|it|they|all|every|each|no|there|our|your|its|their|any"
-    r"|he|she|this|these|those|when|if|new|nothing|everything|something)\b)\w"
-    r"|\bthe (?:first|second|third|last|latter|former|other|next|previous|above|below) (?:one"
-    r"|option|approach|version|way|suggestion|solution|file|change)\b"
-    r"|\byou (?:just|did|didn'?t|made|broke|forgot|missed|wrote|added|changed|removed)\b"
-    r"|\b(?:for|in|on|with|like|to|about|of) (?:this|that|these|those|it|them)\s*[.!]*$"
-    r"|\b(?:the|a) (?:same (?:approach|thing|way|one|as|pattern|fix|error|issue|problem)"
-    r"|similar|previous|above|former|latter)\b",
-    _I,
-)
-# A pronoun near the start leaves the fact meaningless outside the conversation ("never
-# do that"); "that"/"this" only when they end the phrase, not as conjunctions ("check
-# that the build passes") or before a noun ("this repo", or one `_DEICTIC` catches).
-_VAGUE_START = re.compile(
-    r"^(?:[\w'-]+\s+){0,2}?(?:(?:it|them|these|those|something|stuff"
-    r"|how|what|when|where|your|you)\b|(?:that|this)(?=\s*(?:$|[.,;!]|(?:again|instead"
-    r"|here|there|anymore|for|in|on|with|when|if|please|way)\b)))",
-    _I,
-)
-_PRONOUN = re.compile(r"\b(?:it|them)\b", _I)
-
-_TOOLS = (
-    r"npm|pnpm|yarn|bun|pip|pipx|uv|poetry|pdm|conda|pytest|tox|nox|ruff|black|flake8"
-    r"|mypy|pyright|isort|eslint|prettier|biome|jest|vitest|mocha|docker|podman|kubectl"
-    r"|helm|terraform|cmake|cargo|gradle|maven|node|deno|python[\d.]*|postgres(?:ql)?"
-    r"|mysql|sqlite|redis|git|gh|nginx|django|flask|fastapi|typescript|tabs|spaces|requests"
-    r"|httpx|aiohttp|axios|lodash|pydantic|attrs|dataclasses|sqlalchemy|alembic|prisma|celery"
-    r"|structlog|loguru|logging|unittest|nose|selenium|playwright|cypress|webpack|vite"
-    r"|esbuild|rollup|babel|tsc|jq|curl|wget|bash|zsh|fish|vim|neovim|emacs|tmux|macos|linux"
-    r"|windows|wsl|ubuntu|debian|fedora|arch|nixos|makefile"
-)
-# Words that name something concrete: the evidence that a correction is about a fact and
-# not a mood ("no, that's not what I meant"), and that "use X" names a tool, not a task.
-_CONCRETE = re.compile(
-    r"(?i:`[^`]+`|(?<![\w-])--?[a-z][\w-]*|\w/\w|~/|\b\w+\.(?:py|js|ts|tsx|jsx|toml|json|ya?ml"
-    r"|md|cfg|ini|sh|go|rs|rb|java|kt|sql|env|lock|txt|conf)\b|\b\d{2,5}\b|\b\d+\.\d+"
-    rf"|\b(?:{_TOOLS})\b|\b[a-z][\w-]*\d[\w-]*\b)"
-    r"|\b[A-Z][a-z]+[A-Z]\w*|\b[A-Z]{2,}\b|\b\w+[._]\w+",
-)
-_TOOL_NAME = re.compile(rf"(?:{_TOOLS})\b")
-# "always returns 500", "never worked": a description with its subject dropped.
-_NOT_IMPERATIVE = re.compile(r"^(?:\w*[^s\W]s|\w+ed|been|had|was|were|mind)\b", _I)
-
-
-def keeps_case(word: str) -> bool:
-    """Whether a fact's first word is a name to leave lower case (`pnpm`, `web/`)."""
-    word = word.rstrip(",.;:")
-    plain = word in ("tabs", "spaces", "logging", "requests", "windows", "arch", "black", "node")
-    return bool((_TOOL_NAME.fullmatch(word) and not plain) or re.search(r"[/._\d`-]", word))
-
-
-def acceptable(text: str) -> bool:
-    """Whether a finished fact survives the filters every sentence rule shares."""
-    return not (
-        "?" in text or _TRANSIENT.search(text) or _DEICTIC.search(text) or "[REDACTED" in text
-    )
-
 
 # --- rules -------------------------------------------------------------------------------
 
@@ -168,7 +102,7 @@ _EXPLICIT = re.compile(
     _I,
 )
 _FROM_NOW_ON = re.compile(
-    r"^(?:from now on|going forward|moving forward|in (?:the )?future|henceforth"
+    r"^(?:from now on|going forward|moving forward|in (?:the )?future|henceforth|next time"
     r"|for all future (?:work|sessions|tasks|changes))\s*[,:\u2014-]?\s*(?P<x>.+)$",
     _I,
 )
@@ -188,7 +122,21 @@ _WE_DONT = re.compile(r"^(?P<x>we (?:don'?t|do not|never) use (?P<obj>.+))$", _I
 _WE_VERB = re.compile(
     r"^(?P<x>we (?:run|deploy|publish|release|host|ship|store|keep|name|prefix|tag|version"
     r"|follow|squash|rebase|merge|target|support|pin|vendor|build|test|write|format|lint"
-    r"|document|log|review|require|branch) (?!into\b|out\b|\w+ing\b)(?P<obj>.+))$",
+    r"|document|log|review|require|branch|push|commit|install|generate|import|sync|upload"
+    r"|bump|pull|call|put|suffix|encode|validate|mock|cache|back up|round|sort|split"
+    r"|pass|send|check) (?!into\b|out\b"
+    r"|\w+ing\b)(?P<obj>.+))$",
+    _I,
+)
+# "..., so you can use X", "..., so please don't use int": what the fact meant for the task.
+_CONSEQUENCE = re.compile(
+    r",?\s+so\s+(?:please |pls )?(?:you|we|i|that|don'?t|do not|never|always|use)\b", _I
+)
+# Where a rule holds, said before it: "in the api repo", "for this project", "here".
+_WHERE = re.compile(
+    r"(?:(?:in|for|on) (?:this|the|our) (?:[\w-]+ ){0,2}?(?:repo|repository|project|codebase|code"
+    r" base|service|app|monorepo|team|package|module|directory|folder|crate|workspace)"
+    r"|in [\w./-]+/|here),?\s+(?=we\b|i\b|our\b|the\b)",
     _I,
 )
 _WE_ON = re.compile(r"^(?P<x>(?:we|i)(?:'re|'m| are| am) on (?P<obj>.+))$", _I)
@@ -238,72 +186,25 @@ _DECLARATIVE = re.compile(
     _I,
 )
 _CORRECT_USE = re.compile(r"^(?P<x>use (?P<obj>.+))$", _I)
-# "No, the problem is in utils.py": where today's bug is, not a fact worth keeping.
-_TASK_SUBJECT = re.compile(
-    r"^(?:(?:the|our|my) )?(?:\w+ )?(?:problem|bug|issue|error|failure|crash|fix|test|build"
-    r"|change|diff|output|result|reason|cause|thing|one|answer|question|task|plan|difference"
-    r"|typo|culprit|regression|exception|traceback|warning)\b",
-    _I,
-)
-
-_PROCEDURE = re.compile(
-    r"^to [^,]{3,80}, (?:run|use|call|execute|type)\b|^(?:the )?(?:way|command) to .+ is\b"
-    r"|^(?:run|use|execute) `|^(?:run|use) \S+ to\b",
-    _I,
-)
-_PREFERENCE = re.compile(
-    r"^(?:i|we)(?: really| generally| always)? (?:prefer|like|want|'d rather|would rather)\b"
-    r"|^(?:always|never|prefer|don'?t use|do not use|avoid)\b|\bi (?:prefer|like|hate|dislike)\b",
-    _I,
-)
-_DECISION = re.compile(
-    r"\bwe (?:decided|chose|agreed|went with|are going with|'re going with|settled on)\b"
-    r"|\bdecided to\b",
-    _I,
-)
-_GOTCHA = re.compile(
-    r"\b(?:doesn'?t|does not|won'?t|will not|can'?t|cannot|don'?t|do not) work\b|\bbreaks?\b"
-    r"|\bfails?\b|\bbeware\b|\bcareful\b|\bwatch out\b|\bflaky\b|\bhangs?\b|\bcrash(?:es)?\b"
-    r"|\bmust not\b|\bcan'?t be\b|\bcannot be\b|\btimes? out\b",
-    _I,
-)
-
-_PROJECT_HINT = re.compile(
-    r"\b(?:we|we'?re|we'?ll|our|us|here|this (?:repo|repository|project|codebase|code base"
-    r"|app|service|monorepo|team)|the (?:repo|repository|project|codebase|monorepo))\b",
-    _I,
-)
-_PERSONAL = re.compile(
-    r"^(?:i\b|i'|my\b)|\bmy (?:style|preference|taste|editor|shell|machine|laptop|setup"
-    r"|workflow|os|terminal)\b",
-    _I,
-)
 
 
-def classify(text: str) -> str:
-    """The kind of a freely worded fact, for rules whose form does not say it."""
-    if _PROCEDURE.search(text):
-        return "procedure"
-    if _PREFERENCE.search(text):
-        return "preference"
-    if _DECISION.search(text):
-        return "decision"
-    if _GOTCHA.search(text):
-        return "gotcha"
-    return "fact"
-
-
-def scope_of(text: str) -> str:
-    """ "project" for facts about "we"/this repo, "global" for facts about the user, else ""."""
-    if _PROJECT_HINT.search(text):
-        return "project"
-    if _PERSONAL.search(text):
-        return "global"
-    return ""
+# The reason given for a rule: worth keeping in its first clause ("because prices change
+# often"), a story after that ("... and a stale price once cost us an incident").
+_REASON = re.compile(r"(?P<keep>,?\s+because\s+[^,;]+?)(?:,|\s+and\s+)(?P<story>.+)$", _I)
+_MAX_REASON_WORDS = 8
+_STANDS = re.compile(r"\b(?:is|are|must be|should be) (?:always|never|only)\b", _I)
+# "let me think, we use postgres 14 or 15": a hedge governs the clause after it.
+_HEDGE = re.compile(
+    r"^(?:hmm+\W*)?(?:let me (?:think|see|check)|i'?m not sure|not sure|no idea|i think|i guess"
+    r"|i believe|maybe|probably|perhaps|iirc|idk)\b",
+    _I,
+)
 
 
 def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit | None:
     text = text.strip(" \t,;:\u2014-")
+    if (m := _REASON.search(text)) and len(m.group("keep").split()) <= _MAX_REASON_WORDS:
+        text = text[: m.end("keep")]
     if not text or not acceptable(text):
         return None
     return Hit(text, kind, scope_of(text) if scope is None else scope, evidence)
@@ -313,12 +214,12 @@ def _object_ok(obj: str) -> bool:
     """The object of "use"/"don't use": something named, not "it" or "that". A pronoun
     after a comma may refer back within the sentence ("never hardcode keys, read them
     from the environment")."""
-    return not (_VAGUE_START.match(obj) or _PRONOUN.search(re.split(r"[,;]", obj, maxsplit=1)[0]))
+    return not (VAGUE_START.match(obj) or PRONOUN.search(re.split(r"[,;]", obj, maxsplit=1)[0]))
 
 
 def _imperative_ok(obj: str) -> bool:
     """What follows "always"/"never": an instruction, not "never mind" or "always fails"."""
-    return not _NOT_IMPERATIVE.match(obj) and _object_ok(obj)
+    return not NOT_IMPERATIVE.match(obj) and not ELLIPTIC.match(obj) and _object_ok(obj)
 
 
 def _explicit(clause: str, masked: str) -> Hit | None:
@@ -335,7 +236,7 @@ def _explicit(clause: str, masked: str) -> Hit | None:
         r"to\s+", x, _I
     )
     x = _POLITE.sub("", x[to.end() :] if to else x)
-    if _VAGUE_START.match(x):
+    if VAGUE_START.match(x):
         return None
     if to and not _HABIT.search(x):
         return None  # "remember to run the migrations" is about this task
@@ -359,7 +260,7 @@ def _from_now_on(clause: str, masked: str) -> Hit | None:
         x = _POLITE.sub("", _FUTURE_TAIL.sub("", clause))
     else:
         return None
-    if _VAGUE_START.match(x) or _PRONOUN.search(x) or re.match(r"i(?:'ll| will|'m| am)\b", x, _I):
+    if VAGUE_START.match(x) or PRONOUN.search(x) or re.match(r"i(?:'ll| will|'m| am)\b", x, _I):
         return None  # "from now on I'll review them myself": the user's plan, not a rule
     return _hit(x, "preference", "from-now-on")
 
@@ -386,20 +287,27 @@ def _convention(clause: str, masked: str) -> Hit | None:
         return _hit(take(m), "preference", "we-use", "project")
     if m := _WE_VERB.match(masked):
         obj = m.group("obj")
-        ok = len(obj.split()) <= 15 and not _VAGUE_START.match(obj) and not _PRONOUN.search(obj)
+        ok = len(obj.split()) <= 15 and not VAGUE_START.match(obj) and not PRONOUN.search(obj)
         return _hit(take(m), "preference", "we-verb", "project") if ok else None
     for rule, name in ((_PROJECT_USES, "project-uses"), (_OUR, "our"), (_WE_ON, "we-on")):
         if m := rule.match(masked):
-            ok = _object_ok(m.group("obj")) and (
-                rule is _PROJECT_USES or bool(_CONCRETE.search(m.group("x")))
+            ok = (
+                _object_ok(m.group("obj"))
+                and (
+                    rule is _PROJECT_USES
+                    or bool(CONCRETE.search(m.group("x")))
+                    # "our migrations are always reversible": a rule by its form
+                    or bool(re.match(r"(?:always|never|only)\b", m.group("obj"), _I))
+                )
+                and not TASK_SUBJECT.match(m.group("x"))  # "our main problem is ..."
             )
             # "we're on 3.12 so you can use X": the fact, without what it meant for the task
-            text = re.split(r",?\s+so (?:you|we|i|that)\b", take(m), maxsplit=1, flags=_I)[0]
+            text = _CONSEQUENCE.split(take(m), maxsplit=1)[0]
             return _hit(text, "fact", name, "project") if ok else None
     if m := _USE_NOT.match(masked):
         # "use a dict instead of a list" is a task; a named tool or library is a convention.
         obj = m.group("obj")
-        named = bool(_CONCRETE.search(obj)) or not re.match(
+        named = bool(CONCRETE.search(obj)) or not re.match(
             r"(?:a|an|the|this|that|some|my|your|our|its|their|existing)\b", obj, _I
         )
         ok = _object_ok(obj) and named
@@ -431,16 +339,16 @@ def _correction(clause: str, masked: str) -> Hit | None:
     """After "no,"/"actually": a statement naming something concrete is a correction."""
     for rule, kind in ((_DECLARATIVE, "fact"), (_CORRECT_USE, "preference")):
         m = rule.match(masked)
-        if not m or not _CONCRETE.search(m.group("x")):
+        if not m or not CONCRETE.search(m.group("x")):
             continue
         obj = m.group("obj")
-        if re.search(r"\b(?:was|were|had)\b", m.group("x"), _I) or _VAGUE_START.match(obj):
+        if re.search(r"\b(?:was|were|had)\b", m.group("x"), _I) or VAGUE_START.match(obj):
             return None
-        if _TASK_SUBJECT.match(m.group("x")) or re.match(
+        if TASK_SUBJECT.match(m.group("x")) or re.match(
             r"(?:it|that|this|they|you|i|we|he|she|there|which|what|who)\b", m.group("x"), _I
         ):
             return None
-        if kind == "preference" and _PRONOUN.search(obj):
+        if kind == "preference" and PRONOUN.search(obj):
             return None
         return _hit(clause[m.start("x") : m.end("x")], kind, "correction")
     return None
@@ -473,6 +381,12 @@ def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool)
     cut = polite.end() if polite else 0
     if hit := _convention(clause[cut:], masked[cut:]):
         return hit
+    # "in the api repo, we're on node 20": the rule after the place it holds in
+    if (where := _WHERE.match(masked)) and (
+        hit := _convention(clause[where.end() :], masked[where.end() :])
+    ):
+        text = clause[: where.end()].rstrip(" ,") + ", " + hit.text
+        return _hit(text, hit.kind, hit.evidence, "project" if hit.scope else None)
     if m := _NOT_BUT.match(masked):
         return _hit(clause[m.start("x") : m.end("x")], "fact", "not-but")
     if corrective or corrected:
@@ -489,16 +403,28 @@ def sentence_hits(
         yield hit
         return
     start = 0
-    pieces: list[tuple[str, str]] = []
+    pieces: list[tuple[str, str, bool]] = []  # (clause, masked, follows "so")
+    consequence = False
     for m in _CLAUSE_SPLIT.finditer(masked):
-        pieces.append((sentence[start : m.start()], masked[start : m.start()]))
-        start = m.end()
+        pieces.append((sentence[start : m.start()], masked[start : m.start()], consequence))
+        start, consequence = m.end(), bool(re.search(r"\bso\s*$", m.group(), _I))
     if not pieces:
         return
-    pieces.append((sentence[start:], masked[start:]))
-    for clause, mclause in pieces:
-        if hit := _clause_hit(clause, mclause, corrective, explicit_only):
+    pieces.append((sentence[start:], masked[start:], consequence))
+    previous: Hit | None = None
+    hedged = contrasted = False
+    for clause, mclause, follows_so in pieces:
+        # "IDs are ULIDs, so don't use int": what follows from a fact already kept;
+        # "amounts are always Decimal, never float": the second half of a contrast whose
+        # verb is in the first, which the sentence as a statement keeps whole.
+        hit = _clause_hit(clause, mclause, corrective, explicit_only)
+        elliptic = contrasted and bool(_ALWAYS.match(strip_openers(clause, mclause)[1]))
+        if hit and not (follows_so and previous) and not hedged and not elliptic:
             yield hit
+        previous = hit
+        opened = strip_openers(clause, mclause)[1]
+        hedged = bool(_HEDGE.match(opened))
+        contrasted = not hit and bool(_STANDS.search(opened))
 
 
 def opens_with_correction(masked: str) -> bool:

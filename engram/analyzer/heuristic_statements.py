@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import re
 
-from engram.analyzer.heuristic_rules import (
-    _CONCRETE,
-    _TASK_SUBJECT,
-    _VAGUE_START,
-    Hit,
-)
+from engram.analyzer.heuristic_rules import Hit
 from engram.analyzer.heuristic_rules import _hit as rule_hit
+from engram.analyzer.heuristic_words import CONCRETE, TASK_SUBJECT, TOOL_NAME, VAGUE_START
 
 _I = re.IGNORECASE
 
@@ -34,6 +30,12 @@ _ESL = (
 # "X, not Y" / "X instead of Y" / "X rather than Y" with something named on the X side.
 _CONTRAST = re.compile(
     r"^(?P<x>(?P<a>[^,;]{3,80}?),?\s+(?:not|instead of|rather than)\s+(?P<b>[^,;]{1,60}))$", _I
+)
+# "redis is not running", "it's not started": "not" negates a verb, contrasting nothing.
+_NEGATED_VERB = re.compile(
+    r"\b(?:is|are|was|were|be|do|does|did|has|have|had|can|could|will|would|should|must"
+    r"|it'?s|that'?s|i'?m|we'?re|they'?re|isn'?t|aren'?t)$",
+    _I,
 )
 # "we dont do down migrations", "we only block on errors", "we never push on fridays".
 _WE_RULE = re.compile(
@@ -65,13 +67,54 @@ _I_HABIT = re.compile(
 # "the db is on 5433", "local pg runs in the devcontainer on port 15432", "you need X".
 _STATEMENT = re.compile(
     r"^(?P<x>(?P<subj>(?:the |our |my |local |staging |prod )?[a-z][\w./-]*(?: [\w./-]+){0,3}?)"
-    r" (?:is|are|runs|run|lives|live|listens|goes|go|sits|needs|need|requires|require|uses"
+    r" (?P<verb>runs|run|lives|live|listens|goes|go|sits|needs|need|requires|require|uses"
     r"|has to be|must be|should be|can be|can'?t be|cannot be|must not be|is at|are at|is in"
-    r"|are in|is on|are on)\b(?P<obj>.{2,120}))$",
+    r"|are in|is on|are on|is|are)\b(?P<obj>.{2,120}))$",
+    _I,
+)
+# "the X is Y" alone is as often today's state ("my branch is feat/x", "the PR is #12",
+# "the image is 2.3 GB") as configuration ("the package manager is pnpm"). It counts when
+# a developer tool is named or the sentence says it holds generally.
+_STANDING = re.compile(
+    r"\b(?:always|never|only|everywhere|every|all|by default|in (?:all|every)|must|should"
+    r"|keep it that way|for good|on purpose)\b",
+    _I,
+)
+_ALWAYS_STATED = re.compile(r"^[^,;]{3,60}? (?:is|are) (?:always|never)\b", _I)
+# ...or the subject is a standing part of a setup (its service, store, host, toolchain),
+_SETUP_PART = re.compile(
+    r"\b(?:db|database|server|api|host(?:name)?|cluster|registry|bucket|queue|broker|cache"
+    r"|model|env(?:ironment)?|staging|prod(?:uction)?|dev|ci|pipeline|runner|editor|shell|os"
+    r"|package manager|linter|formatter|framework|language|runtime|orm|proxy|gateway|domain"
+    r"|region|namespace|default branch|main branch|python|node|node version|python version)$",
+    _I,
+)
+_WORK_ITEM = re.compile(
+    r"^(?:my|new|last|latest|current|failing)\b|\b(?:branch|pr|pull request|commit|ticket|issue"
+    r"|migration|user|response|request|page|file|line|version|image|log|screenshot|link|url|id"
+    r"|value|number|count|size|query|loop|function|method|class|variable|output|input|stash"
+    r"|port)$",
+    _I,
+)
+# ...or it says how something is set up ("is excluded from strict mode", "are generated
+# from the openapi.yaml", "is managed by the ops team").
+_SET_UP = re.compile(
+    r"^\s*(?:\w+ed|built|written|kept|run|done|made|set)"
+    r" (?:from|by|to|with|in|on|via|through|under|at|for|into)\b",
+    _I,
+)
+# "npm run dev is running in the other terminal", "the workers are restarting": a state.
+_PROGRESSIVE = re.compile(r"\b(?:is|are|am|'s|'re)\s+(?:still\s+|now\s+)?\w{2,}ing\b", _I)
+_MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:[kmgt]i?b|ms|s|sec|seconds|min|%)\b", _I)
+_STATE = re.compile(
+    r"^\s*(?:not|already|still|now|too|so|very|really|just|empty|down|up|broken|slow|fast|wrong"
+    r"|missing|gone|done|ready|running|failing|red|green|blank|huge|big)\b",
     _I,
 )
 _YOU_NEED = re.compile(
-    r"^(?P<x>(?:you|u) (?:need|must|have to|should always|should never)\b(?P<obj>.{3,120}))$", _I
+    r"^(?P<x>(?:you|u) (?:need|must|have to|should always|should never)\b"
+    r"(?!\s+(?:have|be)\b)(?P<obj>.{3,120}))$",  # "you must have missed": about the past
+    _I,
 )
 # A subject that is really an imperative ("search the codebase for uses of X") or holds a
 # preposition ("the fix for ...") is no statement's subject.
@@ -105,9 +148,20 @@ _I_WOULD_LIKE = re.compile(
 )
 
 
+# When a standing fact started ("since last week", "last sprint"): true when said, a
+# riddle in a month. The fact stays, the date goes ("we decided last sprint to drop 3.9").
+_SINCE = re.compile(
+    r"(?:, ?| )?\b(?:(?:since|as of|starting|from)\s+(?:(?:last|this)\s+(?:week|month|sprint|year"
+    r"|quarter|release|night|time)|yesterday|today)|last\s+(?:week|month"
+    r"|sprint|year|quarter|release))\b",
+    _I,
+)
+
+
 def normalise(text: str) -> str:
     for pattern, repl in _ESL:
         text = pattern.sub(repl, text)
+    text = _SINCE.sub("", text)
     return _TAG_QUESTION.sub("", text)
 
 
@@ -117,13 +171,29 @@ def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit |
     hit = rule_hit(text, kind, evidence, scope)
     if hit is None:
         head = re.split(r",\s+", text.strip(), maxsplit=1)[0]
-        if head != text.strip() and _CONCRETE.search(head):
+        if head != text.strip() and CONCRETE.search(head):
             hit = rule_hit(head, kind, evidence, scope)
     return hit
 
 
+# "one thing that's not negotiable: amounts are ...": a short header before the statement.
+_HEADER = re.compile(r"^[^:,;]{3,40}:\s+(?=\S)")
+
+
+# "..., so it's not urgent", "..., but that's fine": what the fact means today.
+_AFTERTHOUGHT = re.compile(
+    r",\s*(?:so|but|and)\s+(?:it'?s|it is|it was|that'?s|that is|this is|there'?s|no rush"
+    r"|not (?:urgent|important|a big deal))\b",
+    _I,
+)
+
+
 def statement_hit(clause: str, masked: str) -> Hit | None:
     """A plainly stated fact or rule in one clause (see the module docstring), or None."""
+    if (m := _HEADER.match(masked)) and len(masked[: m.end()].split()) <= 6:
+        clause, masked = clause[m.end() :], masked[m.end() :]
+    if m := _AFTERTHOUGHT.search(masked):
+        clause, masked = clause[: m.start()], masked[: m.start()]
     for rule in (_rule_hit, _concrete_hit):
         if hit := rule(clause, masked):
             return hit
@@ -134,16 +204,40 @@ def _take(clause: str, m: re.Match[str]) -> str:
     return clause[m.start("x") : m.end("x")]
 
 
+# "dont add env vars without adding them to .env.example": a condition on every time.
+_NOT_WITHOUT = re.compile(
+    r"^(?P<x>(?:don'?t|dont|do not|never) (?!\w+ing\b)\w+ .{2,80}? without \w+ing\b.{2,100})$", _I
+)
+# "after changing a route run make openapi": what to do each time something happens.
+_AFTER_DOING = re.compile(
+    r"^(?P<x>(?:after|before|whenever|every time|each time) (?:you )?\w+ing\b.{2,60}?,?\s+"
+    r"(?:always |also )?(?P<verb>run|use|call|commit|update|regenerate|rebuild|restart|bump|add"
+    r"|check|execute|push|tag|notify|ping|ask)\b.{2,120})$",
+    _I,
+)
+
+
 def _rule_hit(clause: str, masked: str) -> Hit | None:
     """Rules whose form makes them standing rules, named thing or not."""
+    m = _NOT_WITHOUT.match(masked)
+    if m:
+        return _hit(_take(clause, m), "preference", "not-without")
+    m = _AFTER_DOING.match(masked)
+    if m and (m.group("verb").lower() == "run" or CONCRETE.search(masked[m.start("verb") :])):
+        return _hit(_take(clause, m), "procedure", "after-doing")
     m = _WE_RULE.match(masked)
-    if m and not _VAGUE_START.match(m.group("obj")):
+    if m and not VAGUE_START.match(m.group("obj")):
         return _hit(_take(clause, m), "preference", "we-rule", "project")
     m = _NO_THING.match(masked)
     if m and not _NOT_A_RULE.match(masked):
         return _hit(_take(clause, m), "preference", "no-thing")
     m = _WHEN_YOU.match(masked)
-    if m and m.group("verb").lower() not in ("are", "were", "re", "have", "had", "get", "got"):
+    if (
+        m
+        and m.group("verb").lower() not in ("are", "were", "re", "have", "had", "get", "got")
+        # "when you run it, ...": the condition points at something in the conversation
+        and not re.search(r"\b(?:it|this|that|them|those|these)\b", masked[: m.start("rule")], _I)
+    ):
         # the rule ends at its own clause: "..., also add it to X, the SREs read that file"
         end = masked.find(",", m.start("rule"))
         text = clause[m.start("x") : end if end > 0 else m.end("x")]
@@ -155,27 +249,29 @@ def _rule_hit(clause: str, masked: str) -> Hit | None:
     if m:
         return _hit(_take(clause, m), "preference", "i-would-like")
     m = _I_HABIT.match(masked)
-    if m and _CONCRETE.search(m.group("obj")) and not _VAGUE_START.match(m.group("obj")):
+    if m and CONCRETE.search(m.group("obj")) and not VAGUE_START.match(m.group("obj")):
         return _hit(_take(clause, m), "preference", "i-habit", "global")
     return None
 
 
 def _concrete_hit(clause: str, masked: str) -> Hit | None:
-    """Statements that name a tool, file, flag, port, path or version."""
-    if not _CONCRETE.search(masked):
+    """Statements that name a tool, file, flag, port, path or version, or that say they
+    hold always ("amounts are always integer cents")."""
+    if not CONCRETE.search(masked) and not _ALWAYS_STATED.search(masked):
         return None
     m = _CONTRAST.match(masked)
     if (
         m
-        and _CONCRETE.search(m.group("a"))
+        and CONCRETE.search(m.group("a"))
+        and not _NEGATED_VERB.search(m.group("a"))
         and not _PRONOUN_SUBJECT.match(m.group("a"))
-        and not _TASK_SUBJECT.match(m.group("a"))
+        and not TASK_SUBJECT.match(m.group("a"))
     ):
         return _hit(_take(clause, m), "preference", "contrast")
     m = _YOU_NEED.match(masked)
     if (
         m
-        and not _VAGUE_START.match(m.group("obj").strip())
+        and not VAGUE_START.match(m.group("obj").strip())
         and not re.match(
             r"\s*to (?:fix|check|look|see|update|change|add|remove|try)\b", m.group("obj"), _I
         )
@@ -185,9 +281,35 @@ def _concrete_hit(clause: str, masked: str) -> Hit | None:
     if (
         m
         and not _PRONOUN_SUBJECT.match(m.group("subj"))
-        and not _TASK_SUBJECT.match(m.group("subj"))
+        and not TASK_SUBJECT.match(m.group("subj"))
         and not _NOT_A_SUBJECT.search(m.group("subj"))
         and not re.search(r"\b(?:was|were|had|did)\b", m.group("x"), _I)
+        and not _STATE.match(m.group("obj"))
+        and not m.group("obj").startswith((",", ":"))  # "the background is, ...": a story
+        and not _MEASURE.search(m.group("obj"))
+        and not _PROGRESSIVE.search(m.group("x"))
+        and _standing_statement(m)
     ):
         return _hit(_take(clause, m), "fact", "statement")
     return None
+
+
+def _standing_statement(m: re.Match[str]) -> bool:
+    """Whether "X is/should be Y" reads as how things are set up rather than today's
+    work. "is in"/"is on" are "is" ("the query is in repository.py" points at today's
+    code); a modal ("the export should be a CSV") is a requirement of the task at hand
+    unless the subject is a standing part of the setup or the sentence says it holds
+    generally ("migrations must always be reversible")."""
+    verb = m.group("verb").lower()
+    named = bool(TOOL_NAME.search(m.group("x").lower()))
+    standing = bool(_STANDING.search(m.group("obj")) or _SETUP_PART.search(m.group("subj")))
+    if verb.split()[0] in ("should", "must", "has", "can", "can't", "cannot"):
+        return named or standing
+    if verb.split()[0] not in ("is", "are"):
+        return True
+    return (
+        named
+        or standing
+        or bool(_SET_UP.match(m.group("obj")))
+        or not _WORK_ITEM.search(m.group("subj"))
+    )

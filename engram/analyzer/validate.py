@@ -67,7 +67,8 @@ _STOP = frozenset(
     all any each every should must can could would will shall do does did don't doesn't
     have has had our your their we you they i me my he she them there here which what
     before after instead also more most other same such via per about over under new one
-    run runs running keep make sure project repo repository code file files like just""".split()
+    run runs running keep make sure project repo repository code file files like just rest
+    everywhere else usual""".split()
 )
 _WORD = re.compile(r"[a-z][a-z0-9+#'-]{2,}")
 _CORRECTION = re.compile(
@@ -145,7 +146,9 @@ _QUESTION = re.compile(
 )
 _CHATTER = re.compile(
     r"^(?:ok(?:ay)?|k|thanks?|thank you|thx|ty|great|perfect|nice|cool|good|sure|yes|yeah|yep"
-    r"|no|got it|understood|noted|will do|sounds good|lgtm|done|fine|let me (?:check|look|see"
+    # "no, ..." is a reply, "no emojis, ever" a rule
+    r"|no(?=\s*(?:[,.!:;\u2014-]|$)|\s+(?:thanks?|thank you|problem|worries|need|idea|way)\b)"
+    r"|got it|understood|noted|will do|sounds good|lgtm|done|fine|let me (?:check|look|see"
     r"|think)[\w ]*|one moment|anything else|hello|hi|hey)\b[\W\w]{0,20}$",
     re.IGNORECASE,
 )
@@ -187,11 +190,34 @@ _RUN_RESULT = re.compile(
     r"|\bfailed (?:once|twice|\d+ times)\b|\bout of \d+ runs\b",
     re.IGNORECASE,
 )
-# Log lines: decoration and level prefixes tools print.
-_LOG_LINE = re.compile(
-    r"={3,}|-{4,}|^\s*(?:INFO|DEBUG|WARN(?:ING)?|ERROR|E|W|FATAL|npm ERR!|error)\b\s*[:!\[]"
-    r"|^\s*[\u2713\u2714\u2716\u2717\u2718\u25cf]|\\[tn]|\t",
+# What programs print, line by line: decoration, log levels, timestamps, tracebacks,
+# `path:line:col:` diagnostics, test-runner and build-step markers, HTTP status lines.
+# People paste this into their messages; none of it is something they said.
+_OUTPUT_LINE = re.compile(
+    r"={3,}|-{4,}"
+    r"|^\s*(?:INFO|DEBUG|WARN(?:ING)?|ERROR|CRITICAL|FATAL|TRACE|E|W|npm ERR!|error)\b\s*[:!\[]"
+    r"|^\s*\[?(?:INFO|DEBUG|WARN(?:ING)?|ERROR|CRITICAL|FATAL|TRACE)\]?\s"
+    r"|^\s*[\u2713\u2714\u2716\u2717\u2718\u25cf]"
+    r"|^\s*\d{4}-\d\d-\d\d[T ]\d\d:\d\d"  # a timestamp
+    r"|^\s*(?:Traceback \(most recent call last\)|File \"[^\"]+\", line \d+)"
+    r"|^\s*(?:[a-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Warning)\b(?::|\s*\(|$)"
+    r"|^\s*[\w./-]+\.\w{1,5}(?::\d+){1,2}:|^\s*[\w./-]+\.\w{1,5}\(\d+,\d+\)"
+    r"|^\s*(?:FAILED|PASSED|ERROR|SKIPPED)\s+\S+(?:::|\.\w+\b)"
+    r"|^\s*(?:Step \d+/\d+\s*:|--->|\+\s*\[|\[\+\])"
+    r"|^\s*\d+ (?:passed|failed|errors?)\b.*\bin \d"
+    r"|^\s*[1-5]\d\d (?:[A-Z][a-z]+)(?: [A-Z][a-z]+)*\s*$",  # "500 Internal Server Error"
 )
+
+
+# A fact with tabs or escaped control characters was copied out of a JSON or log line.
+_ESCAPED = re.compile(r"\\[tn]|\t")
+
+
+def looks_like_output(line: str) -> bool:
+    """Whether one line reads as program output rather than something a person wrote."""
+    return bool(_OUTPUT_LINE.search(line))
+
+
 _DEICTIC_START = re.compile(
     r"^(?:it|this|that|they|these|those|he|she|him|her|there)\b"
     r"(?!\s+(?:project|repo|repository|codebase|code base|team|app|service|monorepo|company)\b)",
@@ -210,7 +236,7 @@ def judge_text(text: str, said: BatchText, *, strict: bool, known: str = "") -> 
         return Verdict("reject", "a question, not a fact")
     if _CHATTER.match(plain) or _REPLY_START.match(plain):
         return Verdict("reject", "transient chatter (a reply, not a statement)")
-    if _LOG_LINE.search(text) or _copied_output(plain, said):
+    if looks_like_output(text) or _ESCAPED.search(text) or _copied_output(plain, said):
         return Verdict("reject", "a line of tool output, not a fact")
     if _RUN_RESULT.search(plain):
         return Verdict("reject", "a result of this run (counts, timings)")
@@ -283,6 +309,12 @@ class Existing:
 FOLD_COSINE = 0.85
 FOLD_COSINE_WITH_OVERLAP = 0.55
 FOLD_OVERLAP = 0.5
+# A fact none of whose words is new ("We use slog, like the rest of the code." against
+# "Logs go through the slog package with JSON output.", 0.47-0.51) says nothing the
+# memory does not: folded above the floor of unrelated facts (0.14-0.36 measured), unless
+# one of the two is negated and the other not (that is a contradiction).
+FOLD_COSINE_CONTAINED = 0.4
+_NEGATED = re.compile(r"\b(?:not|never|no|don'?t|doesn'?t|do not|does not|avoid|stop)\b", re.I)
 
 
 class NearDuplicates:
@@ -318,8 +350,16 @@ class NearDuplicates:
                 continue  # a new port, path or version: an update, not a duplicate
             theirs = content_words(other.content) | concrete_tokens(other.content)
             overlap = len(mine & theirs) / len(mine) if mine else 1.0
-            similar = cos >= FOLD_COSINE or (
-                cos >= FOLD_COSINE_WITH_OVERLAP and overlap >= FOLD_OVERLAP
+            contained = (
+                bool(mine)
+                and overlap == 1.0
+                and cos >= FOLD_COSINE_CONTAINED
+                and bool(_NEGATED.search(text)) == bool(_NEGATED.search(other.content))
+            )
+            similar = (
+                cos >= FOLD_COSINE
+                or (cos >= FOLD_COSINE_WITH_OVERLAP and overlap >= FOLD_OVERLAP)
+                or contained
             )
             if similar and (best is None or cos > best[0]):
                 best = (cos, other)

@@ -43,6 +43,28 @@ class GateModel:
     coef: np.ndarray
     intercept: float
     threshold: float  # inject a memory when its probability is at least this
+    # The query probe (features.py `qprior`): a logit from the query's unit vector,
+    # standardization folded in. None: this space has no probe (bm25), the feature is 0.
+    probe: np.ndarray | None = None
+    probe_intercept: float = 0.0
+
+    def query_prior(self, query_vec: np.ndarray | None, embedder_name: str | None) -> float:
+        """The probe's logit that a request like this one needs a note at all; for a
+        vector from another space (an embedder using this model as a stand-in) or none,
+        the value the model saw on average, so the feature weighs nothing either way."""
+        if (
+            self.probe is None
+            or query_vec is None
+            or embedder_name is None
+            or not embedder_name.startswith(self.space)
+            or query_vec.shape != self.probe.shape
+        ):
+            return (
+                float(self.mean[self.features.index("qprior")])
+                if "qprior" in self.features
+                else 0.0
+            )
+        return float(query_vec @ self.probe) + self.probe_intercept
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Probabilities for rows of FEATURES (columns this model does not use ignored)."""
@@ -55,6 +77,7 @@ class GateModel:
 
     @classmethod
     def from_dict(cls, space: str, d: dict[str, Any]) -> GateModel:
+        probe = d.get("query_probe")
         return cls(
             space,
             tuple(d["features"]),
@@ -63,6 +86,8 @@ class GateModel:
             np.asarray(d["coef"], dtype=np.float64),
             float(d["intercept"]),
             float(d["threshold"]),
+            np.asarray(probe["coef"], dtype=np.float64) if probe else None,
+            float(probe["intercept"]) if probe else 0.0,
         )
 
 

@@ -441,7 +441,11 @@ class Recaller:
         info = features.query_info(
             query, lambda word: self.term_stats.doc_freq(conn, word), self.term_stats.rows
         )
-        x = features.features(info, hits, project, has_vectors=qvec is not None)
+        name = self._embedder.name if self._embedder else None
+        model = gate_model.model_for(name, has_vectors=qvec is not None)
+        x = features.features(
+            info, hits, project, has_vectors=qvec is not None, prior=model.query_prior(qvec, name)
+        )
         timings["features"] = (time.perf_counter() - t) * 1000
         return hits, vectors, qvec is not None, x
 

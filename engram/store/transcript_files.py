@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict, dataclass
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from engram.store import schema
-from engram.store.models import TranscriptFile
+
+if TYPE_CHECKING:  # the ORM costs ~230 ms to import: only writers pay for it
+    from sqlalchemy.orm import Session
 
 _COLUMNS = (
     "path",
@@ -76,6 +76,8 @@ def save(session: Session, state: FileState) -> None:
     global _UPSERT
     if _UPSERT is None:
         from sqlalchemy.dialects.sqlite import insert
+
+        from engram.store.models import TranscriptFile
 
         table = TranscriptFile.__table__
         stmt = insert(table)  # type: ignore[arg-type]

@@ -1,0 +1,167 @@
+"""The heuristic analyzer's vocabulary: what marks a sentence as transient, deictic or
+vague, what names something concrete, and which kind and scope a fact's words give it.
+Shared by the cue-word rules (`heuristic_rules`) and the plain statements
+(`heuristic_statements`).
+"""
+
+from __future__ import annotations
+
+import re
+
+_I = re.IGNORECASE
+
+# --- filters ----------------------------------------------------------------------------
+
+TRANSIENT = re.compile(
+    r"\b(?:right now|currently|at the moment|for now|for the moment|for the time being"
+    r"|today|tonight|tomorrow|yesterday|this time|this session|this morning|just now"
+    r"|temporarily|in a (?:sec|second|minute|moment)|next step|yet"
+    r"|i'?m (?:working on|trying|going to|about to|looking)"
+    r"|i am (?:working on|trying|going to|about to)"
+    r"|we'?re (?:working on|trying|going to|about to)|let'?s|let us"
+    r"|can you|could you|would you|will you|can we|could we|shall we"
+    r"|i think|i guess|i believe|maybe|probably|perhaps|might|not sure|no idea|let me"
+    r"|iirc|afaik|i suppose|i assume|or something"
+    # a day or week named once is an appointment; "on fridays" is a habit
+    r"|(?:on|by|until|before|after|this|next|last) (?:monday|tuesday|wednesday|thursday|friday"
+    r"|saturday|sunday)(?!s)|(?:this|next) (?:week|sprint|month|quarter)|end of (?:the )?day|eod"
+    r"|when you'?re (?:done|finished)|wrong|broken"
+    r"|(?:for|in) this (?:task|pr|change|ticket|one|branch|session|conversation))\b",
+    _I,
+)
+# "this file", "that library", "the first option": things only the conversation names.
+# "that" before an article or a pronoun is a conjunction ("check that the build passes").
+DEICTIC = re.compile(
+    r"\b(?:this|these|those) (?!(?:repo|repository|project|codebase|code base|team|company"
+    r"|monorepo|app|service|org|organization)\b)\w"
+    r"|\bthat (?!(?:the|a|an|we|you|i|it|they|all|every|each|no|there|our|your|its|their|any"
+    r"|he|she|this|these|those|when|if|new|nothing|everything|something)\b)\w"
+    r"|\bthe (?:first|second|third|last|latter|former|other|next|previous|above|below) (?:one"
+    r"|option|approach|version|way|suggestion|solution|file|change)\b"
+    r"|\byou (?:just|did|didn'?t|made|broke|forgot|missed|wrote|added|changed|removed)\b"
+    r"|\b(?:for|in|on|with|like|to|about|of) (?:this|that|these|those|it|them)\s*[.!]*$"
+    r"|\bthe (?:[a-z]+ )?ones?\b(?!-)"  # "change the shared one": which one?
+    r"|\b(?:the|a) (?:same (?:approach|thing|way|one|as|pattern|fix|error|issue|problem)"
+    r"|similar|previous|above|former|latter)\b",
+    _I,
+)
+# A pronoun near the start leaves the fact meaningless outside the conversation ("never
+# do that"); "that"/"this" only when they end the phrase, not as conjunctions ("check
+# that the build passes") or before a noun ("this repo", or one `DEICTIC` catches).
+VAGUE_START = re.compile(
+    r"^(?:[\w'-]+\s+){0,2}?(?:(?:it|them|these|those|something|stuff"
+    r"|how|what|when|where|your|you)\b|(?:that|this)(?=\s*(?:$|[.,;!]|(?:again|instead"
+    r"|here|there|anymore|for|in|on|with|when|if|please|way)\b)))",
+    _I,
+)
+PRONOUN = re.compile(r"\b(?:it|them)\b", _I)
+
+TOOLS = (
+    r"npm|pnpm|yarn|bun|pip|pipx|uv|poetry|pdm|conda|pytest|tox|nox|ruff|black|flake8"
+    r"|mypy|pyright|isort|eslint|prettier|biome|jest|vitest|mocha|docker|podman|kubectl"
+    r"|helm|terraform|cmake|cargo|gradle|maven|node|deno|python[\d.]*|postgres(?:ql)?"
+    r"|mysql|sqlite|redis|git|gh|nginx|django|flask|fastapi|typescript|tabs|spaces|requests"
+    r"|httpx|aiohttp|axios|lodash|pydantic|attrs|dataclasses|sqlalchemy|alembic|prisma|celery"
+    r"|structlog|loguru|logging|unittest|nose|selenium|playwright|cypress|webpack|vite"
+    r"|esbuild|rollup|babel|tsc|jq|curl|wget|bash|zsh|fish|vim|neovim|emacs|tmux|macos|linux"
+    r"|windows|wsl|ubuntu|debian|fedora|arch|nixos|makefile"
+)
+# Words that name something concrete: the evidence that a correction is about a fact and
+# not a mood ("no, that's not what I meant"), and that "use X" names a tool, not a task.
+CONCRETE = re.compile(
+    r"(?i:`[^`]+`|(?<![\w-])--?[a-z][\w-]*|\w/\w|~/|\b\w+\.(?:py|js|ts|tsx|jsx|toml|json|ya?ml"
+    r"|md|cfg|ini|sh|go|rs|rb|java|kt|sql|env|lock|txt|conf)\b|\b\d{2,5}\b|\b\d+\.\d+"
+    rf"|\b(?:{TOOLS})\b|\b[a-z][\w-]*\d[\w-]*\b)"
+    r"|\b[A-Z][a-z]+[A-Z]\w*|\b[A-Z]{2,}s?\b|\b\w+[._]\w+",
+)
+TOOL_NAME = re.compile(rf"(?:{TOOLS})\b")
+# "always returns 500", "never worked": a description with its subject dropped.
+NOT_IMPERATIVE = re.compile(r"^(?:\w*[^s\W]s|\w+ed|been|had|was|were|mind)\b", _I)
+# "never inside docker build", "always in the morning": the verb is left behind in an
+# earlier clause ("migrations run from the job, never inside docker build"). With a
+# comma later, a clause follows ("always before committing, run make check").
+ELLIPTIC = re.compile(
+    r"^(?:in|inside|on|at|from|with|without|for|to|into|onto|during|by|via|through|under"
+    r"|over|outside|within|the|a|an|than|as|here|there)\b[^,;]*$",
+    _I,
+)
+
+
+def keeps_case(word: str) -> bool:
+    """Whether a fact's first word is a name to leave lower case (`pnpm`, `web/`)."""
+    word = word.rstrip(",.;:")
+    plain = word in ("tabs", "spaces", "logging", "requests", "windows", "arch", "black", "node")
+    return bool((TOOL_NAME.fullmatch(word) and not plain) or re.search(r"[/._\d`-]", word))
+
+
+def acceptable(text: str) -> bool:
+    """Whether a finished fact survives the filters every sentence rule shares."""
+    return not (
+        "?" in text or TRANSIENT.search(text) or DEICTIC.search(text) or "[REDACTED" in text
+    )
+
+
+# "No, the problem is in utils.py": where today's bug is, not a fact worth keeping.
+TASK_SUBJECT = re.compile(
+    r"^(?:(?:the|our|my) )?(?:\w+ )?(?:problem|bug|issue|error|failure|crash|fix|test|build"
+    r"|change|diff|output|result|reason|cause|thing|one|answer|question|task|plan|difference"
+    r"|typo|culprit|regression|exception|traceback|warning"
+    # how a story is framed ("the background is, ...", "the idea is to ...")
+    r"|background|context|story|point|idea|goal|deal|situation|status|summary|deadline)\b",
+    _I,
+)
+
+PROCEDURE = re.compile(
+    r"^to [^,]{3,80}, (?:run|use|call|execute|type)\b|^(?:the )?(?:way|command) to .+ is\b"
+    r"|^(?:run|use|execute) `|^(?:run|use) \S+ to\b",
+    _I,
+)
+PREFERENCE = re.compile(
+    r"^(?:i|we)(?: really| generally| always)? (?:prefer|like|want|'d rather|would rather)\b"
+    r"|^(?:always|never|prefer|don'?t use|do not use|avoid)\b|\bi (?:prefer|like|hate|dislike)\b",
+    _I,
+)
+DECISION = re.compile(
+    r"\bwe (?:decided|chose|agreed|went with|are going with|'re going with|settled on)\b"
+    r"|\bdecided to\b",
+    _I,
+)
+GOTCHA = re.compile(
+    r"\b(?:doesn'?t|does not|won'?t|will not|can'?t|cannot|don'?t|do not) work\b|\bbreaks?\b"
+    r"|\bfails?\b|\bbeware\b|\bcareful\b|\bwatch out\b|\bflaky\b|\bhangs?\b|\bcrash(?:es)?\b"
+    r"|\bmust not\b|\bcan'?t be\b|\bcannot be\b|\btimes? out\b",
+    _I,
+)
+
+PROJECT_HINT = re.compile(
+    r"\b(?:we|we'?re|we'?ll|our|us|here|this (?:repo|repository|project|codebase|code base"
+    r"|app|service|monorepo|team)|the (?:repo|repository|project|codebase|monorepo))\b",
+    _I,
+)
+PERSONAL = re.compile(
+    r"^(?:i\b|i'|my\b)|\bmy (?:style|preference|taste|editor|shell|machine|laptop|setup"
+    r"|workflow|os|terminal)\b",
+    _I,
+)
+
+
+def classify(text: str) -> str:
+    """The kind of a freely worded fact, for rules whose form does not say it."""
+    if PROCEDURE.search(text):
+        return "procedure"
+    if PREFERENCE.search(text):
+        return "preference"
+    if DECISION.search(text):
+        return "decision"
+    if GOTCHA.search(text):
+        return "gotcha"
+    return "fact"
+
+
+def scope_of(text: str) -> str:
+    """ "project" for facts about "we"/this repo, "global" for facts about the user, else ""."""
+    if PROJECT_HINT.search(text):
+        return "project"
+    if PERSONAL.search(text):
+        return "global"
+    return ""
