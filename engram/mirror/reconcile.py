@@ -14,6 +14,16 @@ For each memory the gap between what it is locally and what MuninnDB holds for i
 - forgotten -> `muninn_forget`. A forget skips a MuninnDB memory another local memory
   still uses (content de-duplication can map two local memories to one).
 
+Crash safety: what a call did is recorded when the page commits. Remembers write their
+intent first (engram/mirror/sync.py); forgets and restores of a recorded copy first mark
+it `in_doubt` (one write per phase for the whole page). A sync killed, or left without an
+answer, after MuninnDB applied the call would otherwise leave the old state on record:
+a copy recorded active that MuninnDB had forgotten was then taken as "already there"
+once the memory was restored (or edited back) locally, and lost for good. A copy in
+doubt is forgotten again if it is not wanted (forget is repeatable), and restored if it
+is (a refusal because it is active after all falls back to a remember, which MuninnDB's
+content de-duplication answers with the same id).
+
 Three phases per page: single calls (repairs, forgets of old copies, restores), then
 every remember batched per vault (<= 50 items, < 1 MiB, never the same text twice in one
 call since MuninnDB does not de-duplicate within a batch; one item alone goes as a single
@@ -43,6 +53,7 @@ from engram.mirror.client import (
 from engram.mirror.vault import vault_for_scope
 from engram.store import outbox, reader, schema
 from engram.store.outbox import Mirror, Outcome, Target
+from engram.store.schema import MirrorState
 
 if TYPE_CHECKING:
     from engram.config import MuninnConfig
@@ -159,11 +170,13 @@ class PageReconciler:
             self.works.append(_Work(t, want, Mirror(**t.mirror.__dict__)))
         stop = None
         try:
+            self._doubt([w for w in self.works if self._repair(w)])
             for w in self.works:
                 self._guard(w, functools.partial(self._prepare, w))
             self._remember_all([w for w in self.works if w.item is not None and not w.outcome])
             gone = [w for w in self.works if w.want is None and w.outcome is None]
             successors = self._successors(gone)
+            self._doubt([w for w in gone if w.mirror.live and not self._waits(w, successors)])
             for w in gone:
                 self._guard(w, functools.partial(self._retire, w, successors))
         except (Stop, MuninnUnavailable, MuninnAuthError) as exc:
@@ -202,6 +215,14 @@ class PageReconciler:
         self._bad_answers = 0
         w.settle("done", note)
 
+    def _doubt(self, works: list[_Work]) -> None:
+        """Mark copies about to be forgotten or restored as in doubt, durably, before
+        the calls (see the module docstring)."""
+        works = [w for w in works if w.mirror.state != MirrorState.IN_DOUBT]
+        for w in works:
+            w.mirror.state, w.touched = MirrorState.IN_DOUBT, True
+        outbox.mark_in_doubt(self.store, [w.memory_id for w in works])
+
     # -- phase 1: single calls ---------------------------------------------------------
 
     def _prepare(self, w: _Work) -> None:
@@ -216,21 +237,16 @@ class PageReconciler:
         if m.active and (m.vault, m.content_hash) == w.want:
             self._claims[(vault, m.muninn_id or "")] = w.memory_id
             return self._done(w)
-        if m.active:  # edited, or its vault changed: the old copy goes first
+        repair = self._repair(w)
+        if repair == "forget":  # edited, or its vault changed: the old copy goes first
             self._forget(w, m.vault or "", m.muninn_id or "")
-            m.state, m.forgotten_at, w.touched = "forgotten", self.now, True
+            m.state, m.forgotten_at, w.touched = MirrorState.FORGOTTEN, self.now, True
             self._released.add(w.memory_id)
-        if (
-            m.state == "forgotten"
-            and m.muninn_id
-            and (m.vault, m.content_hash) == w.want
-            and m.forgotten_at
-            and self._restorable(m.forgotten_at)
-        ):
+        elif repair == "restore":
             try:
-                restored = self.client.restore(vault, m.muninn_id)
+                restored = self.client.restore(vault, m.muninn_id or "")
             except MuninnToolError:
-                pass  # purged or otherwise gone: remember it again below
+                pass  # purged, or active after all (in doubt): remember it below
             else:
                 self.report.restored += 1
                 return self._activate(w, vault, restored)
@@ -240,6 +256,22 @@ class PageReconciler:
             return self._fail(w, problem)
         w.item = mapping.remember_item(loc)
         w.op_id = w.op_id or f"engram-{self.install}-{w.target.upto}-{chash[:12]}"
+
+    def _repair(self, w: _Work) -> str | None:
+        """The call phase 1 makes on the copy on record of a memory that is wanted:
+        "forget" one that holds other text or sits in another vault, "restore" one with
+        the wanted text that was forgotten recently (or may have been)."""
+        m = w.mirror
+        if w.want is None or m.muninn_id is None:
+            return None
+        same = (m.vault, m.content_hash) == w.want
+        if m.live and not same:
+            return "forget"
+        if same and m.state == MirrorState.IN_DOUBT:
+            return "restore"
+        if same and m.state == MirrorState.FORGOTTEN and m.forgotten_at:
+            return "restore" if self._restorable(m.forgotten_at) else None
+        return None
 
     def _replay_intent(self, w: _Work) -> None:
         """A remember whose answer was lost: keep it if it is still wanted, else find the
@@ -258,7 +290,7 @@ class PageReconciler:
         m.intent, w.touched = None, True
 
     def _activate(self, w: _Work, vault: str, muninn_id: str) -> None:
-        w.mirror = Mirror(vault, muninn_id, w.hash, "active", None, None)
+        w.mirror = Mirror(vault, muninn_id, w.hash, MirrorState.ACTIVE, None, None)
         w.touched, w.item = True, None
         self._claims[(vault, muninn_id)] = w.memory_id
         self._released.discard(w.memory_id)
@@ -370,7 +402,7 @@ class PageReconciler:
         with self.store.read() as conn:
             for w in gone:
                 sid = (w.target.local or {}).get("superseded_by")
-                if not sid or not w.mirror.active:
+                if not sid or not w.mirror.live:
                     continue
                 row: tuple[Any, Any] = (None, None)
                 for _hop in range(10):
@@ -396,13 +428,29 @@ class PageReconciler:
                     )
         return out
 
+    @staticmethod
+    def _link_to(w: _Work, successors: dict[str, tuple[Mirror | None, bool]]) -> Mirror | None:
+        """The active copy, in the same vault, of the memory that replaces this one."""
+        new, _queued = successors.get(w.memory_id, (None, False))
+        if new is not None and new.active and new.vault == w.mirror.vault:
+            return new
+        return None
+
+    def _waits(self, w: _Work, successors: dict[str, tuple[Mirror | None, bool]]) -> bool:
+        """The replacement is still queued: retire this copy once it can be linked."""
+        queued = successors.get(w.memory_id, (None, False))[1]
+        return queued and self._link_to(w, successors) is None
+
     def _retire(self, w: _Work, successors: dict[str, tuple[Mirror | None, bool]]) -> None:
         m = w.mirror
-        if not m.active:
+        if not m.live:
             return self._done(w)
+        if self._waits(w, successors):
+            self.report.deferred += 1
+            return None  # the successor is not in MuninnDB yet: next run
         note = None
-        new, queued = successors.get(w.memory_id, (None, False))
-        if new is not None and new.active and new.vault == m.vault:
+        new = self._link_to(w, successors)
+        if new is not None:
             try:
                 self.client.link(
                     m.vault or "", new.muninn_id or "", m.muninn_id or "", "supersedes"
@@ -410,10 +458,7 @@ class PageReconciler:
                 self.report.linked += 1
             except MuninnToolError as exc:
                 note = f"supersedes link not made: {exc}"
-        elif queued:
-            self.report.deferred += 1
-            return None  # the successor is not in MuninnDB yet: next run
         self._forget(w, m.vault or "", m.muninn_id or "")
-        m.state, m.forgotten_at, w.touched = "forgotten", self.now, True
+        m.state, m.forgotten_at, w.touched = MirrorState.FORGOTTEN, self.now, True
         self._released.add(w.memory_id)
         self._done(w, note)

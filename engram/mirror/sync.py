@@ -14,6 +14,8 @@ rely on MuninnDB's content de-duplication. Before any remember is sent its inten
 text, op_id) is written down; if the answer is lost (crash, timeout) and the memory has
 changed by the next run, the intent is replayed (same op_id, same text: MuninnDB answers
 with the id it created) and that copy is forgotten, so nothing stray is left behind.
+Forgets and restores mark the copy `in_doubt` first and are repeated after a crash
+(engram/mirror/reconcile.py).
 
 Failures: unreachable or 401 stops the run, keeps every row pending, and backs off
 exponentially up to `muninn.max_backoff` (durably: `state` table and `next_attempt_at`);

@@ -60,13 +60,21 @@ class Mirror:
     vault: str | None = None
     muninn_id: str | None = None
     content_hash: str | None = None
-    state: str = "none"
+    state: str = schema.MirrorState.NONE
     forgotten_at: str | None = None
     intent: dict[str, Any] | None = None
 
     @property
     def active(self) -> bool:
-        return self.state == "active" and self.muninn_id is not None
+        return self.state == schema.MirrorState.ACTIVE and self.muninn_id is not None
+
+    @property
+    def live(self) -> bool:
+        """MuninnDB may hold an active copy: it is active, or in doubt."""
+        return self.muninn_id is not None and self.state in (
+            schema.MirrorState.ACTIVE,
+            schema.MirrorState.IN_DOUBT,
+        )
 
 
 @dataclass
@@ -232,6 +240,23 @@ def write_intents(store: Store, intents: dict[str, tuple[str, dict[str, Any]]]) 
                 {"m": mid, "v": vault, "i": json.dumps(intent, ensure_ascii=False)}
                 for mid, (vault, intent) in intents.items()
             ],
+        )
+
+
+def mark_in_doubt(store: Store, memory_ids: list[str]) -> None:
+    """Record, before forgetting or restoring these memories' copies, that their state
+    is about to change: the outcome is recorded only when the page commits, and a sync
+    killed (or left without an answer) in between must not trust the old state next time
+    (a copy recorded active that MuninnDB has forgotten is lost for good once the memory
+    is restored locally)."""
+    if not memory_ids:
+        return
+    from sqlalchemy import text
+
+    with store.write() as session:
+        session.execute(
+            text("UPDATE mirror_ids SET state = :s WHERE memory_id = :m"),
+            [{"s": schema.MirrorState.IN_DOUBT.value, "m": mid} for mid in memory_ids],
         )
 
 

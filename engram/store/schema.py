@@ -65,6 +65,17 @@ class OutboxStatus(StrEnum):
     FAILED = "failed"
 
 
+class MirrorState(StrEnum):
+    """What MuninnDB holds for one local memory (`mirror_ids.state`)."""
+
+    NONE = "none"  # nothing yet (perhaps a remember intent)
+    ACTIVE = "active"
+    FORGOTTEN = "forgotten"  # soft-deleted there, restorable for 7 days
+    # A forget or restore of the copy was sent and its outcome is not recorded (the sync
+    # died or never heard back): the copy may be active or soft-deleted.
+    IN_DOUBT = "in_doubt"
+
+
 KINDS = tuple(Kind)
 STATUSES = tuple(MemoryStatus)
 ACTIONS = tuple(Action)
@@ -74,7 +85,7 @@ MAX_CONTENT_CHARS = 4000
 # Alembic revisions in order. tests/test_store_migrations.py checks this against the
 # scripts in migrations/versions, so the fast path can tell "up to date", "needs an
 # upgrade" and "written by a newer engram" apart without importing Alembic.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
 HEAD = REVISIONS[-1]
 
 ID_PREFIX = "m-"
