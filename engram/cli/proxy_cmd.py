@@ -99,7 +99,7 @@ def proxy(
     journals every exchange, and distils new memories in the background. Point the
     agent's base URL at it."""
     from engram.sources.agents import AGENTS, get_agent, resolve_upstream
-    from engram.sources.server import ServerThread
+    from engram.sources.server import ServerThread, check_free
 
     st = state(ctx)
     cfg = st.config
@@ -108,6 +108,7 @@ def proxy(
     chosen = get_agent(agent) if agent else AGENTS["claude"]
     route = resolve_upstream(chosen, override=cfg.proxy.upstream)
     host, port = parse_listen(cfg.proxy.listen)
+    check_free(host, port)
     from engram.net import is_loopback
 
     if not is_loopback(host):

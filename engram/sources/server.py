@@ -21,6 +21,34 @@ from engram.errors import EngramError
 RUNNER_OPTIONS = web.AppKey("engram_runner_options", dict)
 
 
+def listen_error(host: str, port: int, error: BaseException) -> EngramError:
+    reason = str(error)
+    if isinstance(error, OSError) and error.strerror:
+        reason = error.strerror.lower()
+    return EngramError(
+        f"cannot listen on {host}:{port}: {reason}",
+        hint="choose another port with --listen HOST:PORT (0 picks a free one)",
+    )
+
+
+def check_free(host: str, port: int) -> None:
+    """Fail now if `host:port` cannot be bound, before anything slow starts: a process
+    that exits while the recall model loads on a daemon thread can abort in native code
+    ("terminate called without an active exception", seen once in ~20 runs). The real
+    bind can still fail (a race): `ServerThread.start` says so the same way."""
+    if port == 0:
+        return
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise listen_error(host, port, exc) from None
+
+
 class ServerThread:
     def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = app
@@ -43,14 +71,7 @@ class ServerThread:
             raise EngramError("the proxy did not start in time")
         if self._error is not None:
             self._thread.join(timeout)
-            error = self._error
-            reason = str(error)
-            if isinstance(error, OSError) and error.strerror:
-                reason = error.strerror.lower()
-            raise EngramError(
-                f"cannot listen on {self.host}:{self.port}: {reason}",
-                hint="choose another port with --listen HOST:PORT (0 picks a free one)",
-            )
+            raise listen_error(self.host, self.port, self._error)
         return self
 
     def _run(self) -> None:
