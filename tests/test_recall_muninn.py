@@ -70,12 +70,12 @@ def test_slow_muninn_never_delays_recall_past_the_budget(stub: MuninnStub, tmp_p
     store = Store(tmp_path / "e.db")
     with store.write() as session:
         memories.add(session, "Staging runs on port 5433", scope=PROJECT)
-    stub.latency = 1.0
+    stub.latency = 3.0
     recaller = Runtime(with_db(cfg(stub, ENGRAM_PROXY_RECALL_BUDGET_MS="50"), store)).recaller()
     recaller.warm()
     started = time.monotonic()
     result = recaller.recall("which port is staging on", PROJECT)
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 1.5  # the budget (50 ms), not MuninnDB's 3 s
     assert not any(c.id.startswith("muninn:") for c in result.candidates)
 
 
