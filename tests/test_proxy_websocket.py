@@ -171,7 +171,11 @@ def test_an_agent_that_hangs_up_mid_turn_keeps_the_turn_as_interrupted(
     async def hang_up(url: str) -> None:
         async with (
             aiohttp.ClientSession() as session,
-            session.ws_connect(url + "/v1/responses", compress=15) as ws,
+            # The upstream is busy (Delay) and answers no close frame: the agent stops
+            # waiting for one after half a second (aiohttp's default is 10 s).
+            session.ws_connect(
+                url + "/v1/responses", compress=15, timeout=aiohttp.ClientWSTimeout(ws_close=0.5)
+            ) as ws,
         ):
             await ws.send_str(json.dumps(create("Which port does staging use?")))
 
