@@ -52,6 +52,35 @@ from engram.recall.model_files import (
 PASSAGE_BATCH = 32
 
 
+# One InferenceSession per model file and thread count in a process (creating one costs
+# ~0.2 s and ~60 MB; `run` is thread-safe): a process that builds several recallers (the
+# web UI, the MCP server, the test suite's in-process CLI) loads the model once. A file
+# checked against its pin is not hashed again (23 MB, ~40 ms) unless it changed.
+_SESSIONS: dict[tuple[str, tuple[int, int], int], Any] = {}
+_VERIFIED: set[tuple[str, str, tuple[int, int]]] = set()
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def _session(onnxruntime: Any, model: Path, threads: int) -> Any:
+    key = (str(model), _stamp(model), threads)
+    with _SESSIONS_LOCK:
+        if key not in _SESSIONS:
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.enable_cpu_mem_arena = False
+            options.log_severity_level = 3  # warnings about unused initializers are noise
+            _SESSIONS[key] = onnxruntime.InferenceSession(
+                str(model), options, providers=["CPUExecutionProvider"]
+            )
+        return _SESSIONS[key]
+
+
 class OnnxEmbedder:
     """Mean-pooled, L2-normalized sentence embeddings from an ONNX model."""
 
@@ -98,8 +127,9 @@ class OnnxEmbedder:
                     f"{path} not found",
                     hint="recall.onnx_model_dir needs model.onnx and tokenizer.json",
                 )
-        if self.sha256:
+        if self.sha256 and (str(model), self.sha256, _stamp(model)) not in _VERIFIED:
             verify(model, self.sha256)
+            _VERIFIED.add((str(model), self.sha256, _stamp(model)))
         return model, tokenizer
 
     def load(self) -> None:
@@ -123,15 +153,8 @@ class OnnxEmbedder:
                     hint="pip install onnxruntime tokenizers, or set recall.embedder = wordllama",
                 ) from None
             onnxruntime.disable_telemetry_events()
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            options.enable_cpu_mem_arena = False
-            options.log_severity_level = 3  # warnings about unused initializers are noise
             try:
-                session = onnxruntime.InferenceSession(
-                    str(model), options, providers=["CPUExecutionProvider"]
-                )
+                session = _session(onnxruntime, model, self.threads)
                 query_tok = tokenizers.Tokenizer.from_file(str(tokenizer))
                 passage_tok = tokenizers.Tokenizer.from_file(str(tokenizer))
             except Exception as exc:  # onnxruntime raises its own untyped errors
