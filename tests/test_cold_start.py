@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("sqlalchemy.orm", "alembic", "anthropic", "openai", "onnxruntime", "pydantic", "aiohttp")
+HEAVY = (
+    "sqlalchemy.orm", "alembic", "anthropic", "openai", "onnxruntime", "pydantic", "aiohttp",
+    "rich",
+)  # fmt: skip
 
 PROBE = """
 import json, sys

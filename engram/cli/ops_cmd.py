@@ -30,43 +30,31 @@ def status(
     if json_out:
         render.emit_json(data)
         return
-    console = render.out()
     if data["paused"] is not None:
         from engram.cli.privacy import describe_pause
 
-        console.print(
-            f"PAUSED {describe_pause(data['paused'])}: nothing is captured or analysed",
-            highlight=False,
-            markup=False,
-        )
+        render.line(f"PAUSED {describe_pause(data['paused'])}: nothing is captured or analysed")
     poll = data["last_poll"]
     if poll:
-        console.print(
-            f"last poll: {poll.get('at', '?')}  {poll.get('summary', '')}",
-            highlight=False,
-            markup=False,
-        )
+        render.line(f"last poll: {poll.get('at', '?')}  {poll.get('summary', '')}")
     elif data["captured_by_source"].get("mitmweb"):
-        console.print("last poll: none recorded (is `engram mitmproxy` running?)")
+        render.line("last poll: none recorded (is `engram mitmproxy` running?)")
     elif not data["captured_by_source"]:
-        console.print(
+        render.line(
             "nothing captured yet: `engram run <agent>`, `engram proxy` or `engram mitmproxy`"
         )
-    console.print(
+    render.line(
         f"captured today: {data['captured_today']}   pending analysis: "
         f"{data['pending']}   failed: {data['failed']} "
-        f"({data['failed_batches']} analysis batches)",
-        highlight=False,
+        f"({data['failed_batches']} analysis batches)"
     )
     if data["transcripts"]:
-        console.print(
+        render.line(
             "transcripts read: "
             + ", ".join(
                 f"{t['agent']} {t['files']} files ({t['exchanges']} exchanges, {t['turns']} turns)"
                 for t in data["transcripts"]
-            ),
-            highlight=False,
-            markup=False,
+            )
         )
     if data.get("recall_today"):
         from engram.recall.audit import summarize
@@ -74,37 +62,26 @@ def status(
         outcomes = data["recall_today"]
         got = outcomes.get("injected", 0)
         rate = 100 * got / max(sum(outcomes.values()), 1)
-        console.print(
-            f"recall today: {summarize(outcomes, 'request')} [{rate:.0f}% injected]",
-            highlight=False,
-            markup=False,
-        )
+        render.line(f"recall today: {summarize(outcomes, 'request')} [{rate:.0f}% injected]")
     run = data["last_analyzer_run"]
     if run:
-        console.print(
+        render.line(
             f"last analyzer run: {run['started_at'][:19].replace('T', ' ')} "
             f"{run['backend']} {run['status']}: +{run['added']} "
             f"~{run['superseded']} -{run['forgotten']}"
-            + (f" ({run['error']})" if run["error"] else ""),
-            highlight=False,
-            markup=False,
+            + (f" ({run['error']})" if run["error"] else "")
         )
     backlog = data["mirror_backlog"]
     if backlog is None:
-        console.print("mirror: disabled", highlight=False)
+        render.line("mirror: disabled")
     else:
-        console.print(
+        render.line(
             f"mirror backlog: {backlog.get('pending', 0)} pending, "
-            f"{backlog.get('failed', 0)} failed",
-            highlight=False,
+            f"{backlog.get('failed', 0)} failed"
         )
-    console.print(f"memories: {data['memories']}", highlight=False)
+    render.line(f"memories: {data['memories']}")
     if data["awaiting_review"]:
-        console.print(
-            f"awaiting review: {data['awaiting_review']} (see `engram review`)",
-            highlight=False,
-            markup=False,
-        )
+        render.line(f"awaiting review: {data['awaiting_review']} (see `engram review`)")
     if data["memories_by_kind"]:
         render.table(["kind", "memories"], [[k, n] for k, n in data["memories_by_kind"].items()])
         render.table(

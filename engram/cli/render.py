@@ -37,7 +37,14 @@ def emit_json(value: Any) -> None:
 
 
 def note(message: str) -> None:
-    err().print(message, markup=False, soft_wrap=True)  # paths must not break mid-line
+    """One line for people on stderr, as it is (paths must not break mid-line)."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def line(text: str = "") -> None:
+    """One line of plain output on stdout (no markup, no highlighting)."""
+    sys.stdout.write(text + "\n")
 
 
 def short(text: str, width: int = 100) -> str:
@@ -63,24 +70,67 @@ WRAPPING = {"content", "detail", "value", "summary", "message"}  # free text wra
 FIXED_LIMIT = 40  # a one-line column wider than this is shortened with an ellipsis
 
 
+def width() -> int:
+    """The terminal's width; 80 when stdout is not a terminal (as rich assumes), or
+    COLUMNS when set."""
+    import os
+    import shutil
+
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    return shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80
+
+
 def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
     """A plain table that keeps what matters at 80 columns: ids, keys, dates and counts are
     never cut (each one-line column is as wide as its widest cell, up to FIXED_LIMIT);
-    only the free-text column wraps, and it takes whatever width is left."""
-    from rich import box
-    from rich.table import Table
+    only the free-text column wraps, and it takes whatever width is left.
 
-    cells = [["" if v is None else str(v) for v in row] for row in rows]
-    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    Drawn here, not with rich: importing and laying out a rich Table cost ~110 ms of
+    `engram list`'s ~300 ms cold start."""
+    import textwrap
+
+    cells = [["" if v is None else " ".join(str(v).split("\n")) for v in row] for row in rows]
+    gap = "   "
+    widths = []
     for i, name in enumerate(columns):
-        if name in WRAPPING:
-            t.add_column(name, ratio=1, overflow="fold", min_width=20)
-            continue
-        width = max([len(name), *(len(r[i]) for r in cells if i < len(r))])
-        if width <= FIXED_LIMIT:
-            t.add_column(name, no_wrap=True, min_width=width)
-        else:
-            t.add_column(name, no_wrap=True, overflow="ellipsis", max_width=FIXED_LIMIT)
+        widest = max([len(name), *(len(r[i]) for r in cells if i < len(r))])
+        widths.append(widest if name in WRAPPING else min(widest, FIXED_LIMIT))
+    free = [i for i, name in enumerate(columns) if name in WRAPPING]
+    if free:
+        fixed = sum(w for i, w in enumerate(widths) if i not in free)
+        left = width() - fixed - len(gap) * (len(columns) - 1)
+        share = max(20, left // len(free))
+        for i in free:
+            widths[i] = min(widths[i], share)
+    # Still too wide: the widest one-line column gives way (ids and dates are narrower).
+    excess = sum(widths) + len(gap) * (len(columns) - 1) - width()
+    one_line = [j for j in range(len(columns)) if j not in free]
+    while excess > 0 and one_line:
+        i = max(one_line, key=lambda j: widths[j])
+        cut = min(excess, widths[i] - 12)
+        if cut <= 0:
+            break
+        widths[i] -= cut
+        excess -= cut
+
+    def fit(i: int, text: str) -> list[str]:
+        if i in free:
+            return textwrap.wrap(text, widths[i], break_on_hyphens=False) or [""]
+        return [text if len(text) <= widths[i] else text[: widths[i] - 1] + "…"]
+
+    lines = []
+    if title:
+        lines.append(title)
+    lines.append(gap.join(n.ljust(w) for n, w in zip(columns, widths, strict=True)).rstrip())
+    lines.append("─" * (sum(widths) + len(gap) * (len(columns) - 1)))
     for row in cells:
-        t.add_row(*row)
-    out().print(t)
+        parts = [fit(i, row[i] if i < len(row) else "") for i in range(len(columns))]
+        for k in range(max(len(p) for p in parts)):
+            lines.append(
+                gap.join(
+                    (p[k] if k < len(p) else "").ljust(w)
+                    for p, w in zip(parts, widths, strict=True)
+                ).rstrip()
+            )
+    sys.stdout.write("\n".join(lines) + "\n")
