@@ -124,3 +124,20 @@ def test_dry_run_shows_each_decision_and_the_run_folds(
     provenance = conn.execute("SELECT provenance FROM memories WHERE id = ?", (old.id,)).fetchone()
     conn.close()
     assert json.loads(provenance[0])  # the folded restatement's exchange is recorded
+
+
+@pytest.mark.parametrize(
+    ("new", "old"),
+    [
+        ("Use pnpm for the web app", "Use npm for the web app"),
+        ("We deploy staging on Fridays", "We deploy production on Fridays"),
+        ("Never push directly to main", "Always push directly to main"),
+    ],
+)
+def test_a_swapped_term_or_a_flipped_rule_is_never_folded_away(new: str, old: str) -> None:
+    """With the default embedder these pairs score 0.71-0.97: folding them would drop
+    the new fact as "already stored". They are updates or other facts."""
+    from engram.recall.onnx_embedder import OnnxEmbedder
+
+    near = validate.NearDuplicates(OnnxEmbedder())
+    assert near.find(new, [validate.Existing("m-aaaaaaaa", old)]) is None

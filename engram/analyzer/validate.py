@@ -314,6 +314,9 @@ FOLD_OVERLAP = 0.5
 # memory does not: folded above the floor of unrelated facts (0.14-0.36 measured), unless
 # one of the two is negated and the other not (that is a contradiction).
 FOLD_COSINE_CONTAINED = 0.4
+# Above this, a swapped word is read as a paraphrase after all (the same sentence with a
+# filler word changed); below it, as another fact.
+FOLD_COSINE_SWAP = 0.95
 _NEGATED = re.compile(r"\b(?:not|never|no|don'?t|doesn'?t|do not|does not|avoid|stop)\b", re.I)
 
 
@@ -360,14 +363,17 @@ class NearDuplicates:
         for cos, other in zip(cosines, existing, strict=True):
             if tokens - concrete_tokens(other.content):
                 continue  # a new port, path or version: an update, not a duplicate
+            if bool(_NEGATED.search(text)) != bool(_NEGATED.search(other.content)):
+                continue  # "never X" against "always X": a contradiction, not a restatement
             theirs = content_words(other.content) | concrete_tokens(other.content)
+            if (mine | tokens) - theirs and theirs - (mine | tokens) and cos < FOLD_COSINE_SWAP:
+                # A word of its own in place of one of the memory's ("pnpm" for "npm",
+                # "staging" for "production"): another fact or an update, whatever the
+                # cosine says (MiniLM puts such pairs at 0.71-0.87). Folding it would drop
+                # it; at worst a paraphrase is kept twice.
+                continue
             overlap = len(mine & theirs) / len(mine) if mine else 1.0
-            contained = (
-                bool(mine)
-                and overlap == 1.0
-                and cos >= FOLD_COSINE_CONTAINED
-                and bool(_NEGATED.search(text)) == bool(_NEGATED.search(other.content))
-            )
+            contained = bool(mine) and overlap == 1.0 and cos >= FOLD_COSINE_CONTAINED
             similar = (
                 cos >= FOLD_COSINE
                 or (cos >= FOLD_COSINE_WITH_OVERLAP and overlap >= FOLD_OVERLAP)
