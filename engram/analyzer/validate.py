@@ -302,7 +302,8 @@ class Existing:
     content: str
 
 
-# Calibrated with wordllama (recall's default embedder) on paraphrase pairs written for
+# Calibrated with wordllama (round 1's default embedder; MiniLM is now the default and
+# folds the analyzer bench's conversations identically) on paraphrase pairs written for
 # this: a restated memory scores 0.58-0.93, a related but different fact 0.39-0.58, the
 # same sentence with another number 0.96 (hence the concrete-token guard: a changed port
 # or version is an update, never a duplicate).
