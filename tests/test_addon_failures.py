@@ -4,9 +4,7 @@ and journaling errors are shown instead of vanishing into mitmdump's stdout."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ import httpx2
 import pytest
 
 from engram.sources.launcher import Interceptor, start_interceptor
+from tests.support.agents import script_agent
 from tests.support.expect import call_fails
 from tests.support.llm_stub import LLMStub
 from tests.support.raw_upstream import SSE_HEAD, RawUpstream, Reset, Send, chunk, http_head
@@ -99,29 +98,22 @@ print("agent done")
 
 
 def test_journaling_errors_under_engram_run_mitm_are_shown(tmp_path: Path) -> None:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
     db = tmp_path / "e.db"
-    env = {
-        **os.environ,
-        "PATH": f"{bindir}:{os.environ['PATH']}",
-        "ENGRAM_DB": str(db),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-    }
-    subprocess.run(
-        [sys.executable, "-m", "engram", "db", "upgrade"], env=env, check=True, capture_output=True
-    )
-    conn = sqlite3.connect(db)  # every journal write fails, as on a full disk
-    conn.execute(
-        "CREATE TRIGGER full BEFORE INSERT ON exchanges "
-        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
-    )
-    conn.commit()
-    conn.close()
     with LLMStub() as stub:
-        agent = bindir / "claude"
-        agent.write_text(AGENT.format(python=sys.executable, url=stub.url))
-        agent.chmod(agent.stat().st_mode | stat.S_IEXEC)
+        env = script_agent(tmp_path, AGENT.format(python=sys.executable, url=stub.url))
+        subprocess.run(
+            [sys.executable, "-m", "engram", "db", "upgrade"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        conn = sqlite3.connect(db)  # every journal write fails, as on a full disk
+        conn.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON exchanges "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        conn.commit()
+        conn.close()
         done = subprocess.run(
             [sys.executable, "-m", "engram", "run", "--mitm", "--analyzer", "none", "claude"],
             cwd=tmp_path,

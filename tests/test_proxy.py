@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import sqlite3
-import stat
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from engram.sources.proxy import Proxy, ProxySettings
 from engram.sources.server import ServerThread
 from engram.store.db import Store
 from engram.wire.block import BLOCK_OPEN
+from tests.support.agents import script_agent
 from tests.support.llm_stub import Fail, LLMStub, Reply
 
 FAKE_KEY = "sk-ant-api03-Pq5wE8rT2yU6iO0pA3sD7fG1hJ4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG8hJ2kL6zX"
@@ -314,20 +314,11 @@ sys.exit(3)
 
 
 def test_engram_run_launches_an_agent_behind_the_proxy(stub: LLMStub, tmp_path: Path) -> None:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    agent = bindir / "claude"
-    agent.write_text(FAKE_AGENT.format(python=sys.executable))
-    agent.chmod(agent.stat().st_mode | stat.S_IEXEC)
+    env = script_agent(tmp_path, FAKE_AGENT.format(python=sys.executable))
+    env["ANTHROPIC_BASE_URL"] = stub.url
     project = tmp_path / "myproject"
     project.mkdir()
     db = tmp_path / "e.db"
-    env = {
-        **os.environ,
-        "PATH": f"{bindir}:{os.environ['PATH']}",
-        "ENGRAM_DB": str(db),
-        "ANTHROPIC_BASE_URL": stub.url,
-    }
     done = subprocess.run(
         [
             sys.executable,
@@ -424,20 +415,10 @@ for i in range(8):
 def test_engram_run_mitm_captures_and_injects_through_mitmdump(
     stub: LLMStub, tmp_path: Path
 ) -> None:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    agent = bindir / "claude"
-    agent.write_text(MITM_AGENT.format(python=sys.executable, url=stub.url))
-    agent.chmod(agent.stat().st_mode | stat.S_IEXEC)
+    env = script_agent(tmp_path, MITM_AGENT.format(python=sys.executable, url=stub.url))
     project = tmp_path / "shop"
     project.mkdir()
     db = tmp_path / "e.db"
-    env = {
-        **os.environ,
-        "PATH": f"{bindir}:{os.environ['PATH']}",
-        "ENGRAM_DB": str(db),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-    }
     subprocess.run(
         [
             sys.executable,

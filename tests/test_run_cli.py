@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.agents import AGENTS_BIN
+from tests.support.agents import AGENTS_BIN, script_agent
 from tests.support.llm_stub import LLMStub
 
 AGENT = """#!{python}
@@ -40,16 +39,7 @@ def engram(
 
 
 def test_engram_run_keeps_stdout_for_the_agent(tmp_path: Path) -> None:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    agent = bindir / "claude"
-    agent.write_text(AGENT.format(python=sys.executable))
-    agent.chmod(agent.stat().st_mode | stat.S_IEXEC)
-    env = {
-        **os.environ,
-        "PATH": f"{bindir}:{os.environ['PATH']}",
-        "ENGRAM_DB": str(tmp_path / "e.db"),
-    }
+    env = script_agent(tmp_path, AGENT.format(python=sys.executable))
     with LLMStub() as stub:
         done = engram(
             "run",

@@ -87,3 +87,20 @@ def gemini_api_key_mode(home: Path) -> None:
     (home / ".gemini" / "settings.json").write_text(
         json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}})
     )
+
+
+def script_agent(tmp_path: Path, source: str, name: str = "claude") -> dict[str, str]:
+    """A Python script standing in for an agent CLI: written as `name` into tmp_path/bin,
+    executable. Returns an environment with that directory first on PATH, a database at
+    tmp_path/e.db and a data dir of its own (where `engram run --mitm` keeps its CA)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    agent = bindir / name
+    agent.write_text(source)
+    agent.chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+        "ENGRAM_DB": str(tmp_path / "e.db"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
