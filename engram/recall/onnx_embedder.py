@@ -127,9 +127,11 @@ class OnnxEmbedder:
                     f"{path} not found",
                     hint="recall.onnx_model_dir needs model.onnx and tokenizer.json",
                 )
-        if self.sha256 and (str(model), self.sha256, _stamp(model)) not in _VERIFIED:
-            verify(model, self.sha256)
-            _VERIFIED.add((str(model), self.sha256, _stamp(model)))
+        if self.sha256:
+            checked = (str(model), self.sha256, _stamp(model))
+            if checked not in _VERIFIED:
+                verify(model, self.sha256)
+                _VERIFIED.add(checked)
         return model, tokenizer
 
     def load(self) -> None:
