@@ -12,7 +12,9 @@ after validation. What the run stored is then scored against the labels:
 - secrets: stored memories holding a secret of the conversation or a redaction marker.
 
 Backends: `heuristic`; `local-0.5b` and `local-1.5b` (the GGUF models from
-`engram models fetch`, looked up in .tools/models, then <data dir>/models); and
+`engram models fetch`, looked up in .tools/models, then <data dir>/models; as
+configured by default, with the heuristic's facts merged in), `local-0.5b-alone` and
+`local-1.5b-alone` (the model's own facts only, `analyzer.local_heuristic = false`); and
 `anthropic-standin`, the real `anthropic` SDK path against the loopback stand-in API,
 which answers like a careless model: each expected fact and each must-not item as the
 conversation's own sentence that holds it, and engram's stored memories restated. It
@@ -146,10 +148,14 @@ def make_backend(
     if name.startswith("local-"):
         from engram.analyzer.backend_local import LocalBackend
 
-        path = model_path(name.split("-", 1)[1])
+        size, _, variant = name.split("-", 1)[1].partition("-")
+        path = model_path(size)
         if path is None:
             raise LookupError(f"{name}: model not installed (engram models fetch)")
-        return LocalBackend(model_path=path, max_output_tokens=512), lambda _c: None, lambda: None
+        backend = LocalBackend(
+            model_path=path, max_output_tokens=512, with_heuristic=variant != "alone"
+        )
+        return backend, lambda _c: None, lambda: None
     if name == "anthropic-standin":
         from engram.analyzer.backends import AnthropicBackend
         from tests.support.llm_stub import LLMStub, Reply

@@ -21,7 +21,7 @@ from conftest import Cli
 from test_analyzer_runner import FAKE_KEY, capture
 
 from engram.analyzer import models
-from engram.analyzer.backend_local import grammar
+from engram.analyzer.backend_local import grammar, merge
 from engram.errors import EngramError
 from engram.store.db import Store
 from tests.support.models import ROOT, local_model
@@ -51,6 +51,15 @@ def test_grammar_allows_only_offered_ids_and_known_scopes() -> None:
     offered = grammar(["m-4k2p9xqa", "not-an-id"], project_known=True)
     assert '"m-4k2p9xqa"' in offered and "not-an-id" not in offered
     assert '"global" | "project"' in offered
+
+
+def test_the_heuristic_facts_come_first_and_none_only_when_both_have_nothing() -> None:
+    heuristic = ['engram add --kind fact --scope project "The db is on port 5433"']
+    model = 'engram add --kind fact --scope project "Use pnpm, never npm"'
+    assert merge([], "NONE") == "NONE"
+    assert merge(heuristic, "NONE") == heuristic[0]
+    assert merge([], model + "\n") == model
+    assert merge(heuristic, model).splitlines() == [heuristic[0], model]
 
 
 def test_auto_says_what_it_chose_and_why(tmp_path: Path) -> None:

@@ -286,3 +286,38 @@ def test_doc_names_the_current_version() -> None:
     doc = DOC.read_text(encoding="utf-8")
     assert f"`{PROMPT_VERSION}`" in doc
     assert "engram/analyzer/prompt.py" in doc
+
+
+# --- the local backend's prompt -------------------------------------------------------------
+
+LOCAL_PINNED = {"local-2026-12-1": "81d0764467451b26"}
+
+
+def test_local_prompt_changes_come_with_a_version_bump() -> None:
+    blob = prompt.LOCAL_SYSTEM_PROMPT + prompt.LOCAL_CHECK + repr(prompt.LOCAL_EXAMPLES)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    assert LOCAL_PINNED.get(prompt.LOCAL_PROMPT_VERSION) == digest, (
+        "the local prompt changed: bump LOCAL_PROMPT_VERSION and pin the new hash"
+    )
+
+
+def test_local_examples_are_answers_the_parser_accepts() -> None:
+    for _conversation, answer in prompt.LOCAL_EXAMPLES:
+        parsed = parse_commands(answer)
+        assert parsed.commands and not parsed.rejected and not parsed.ignored
+
+
+def test_local_message_shows_the_candidates_and_little_tool_output() -> None:
+    conv = ConversationInput("/home/ana/shop", "conv-1", TURNS)
+    full = build_user_message([conv], [CANDIDATE])
+    listed = prompt.listed_candidates(full)
+    assert listed == [("m-4k2p9xqa", "The API listens on port 8000")]
+    local = prompt.build_local_message([conv], listed)
+    assert local.startswith("Project: /home/ana/shop\n\n")
+    assert local.endswith("Already stored:\nm-4k2p9xqa The API listens on port 8000")
+    assert "You are Claude Code" not in local  # harness turns never reach the model
+    for line in local.splitlines():
+        if line.startswith("TOOL RESULT"):
+            assert len(line) <= prompt.LOCAL_TOOL_RESULT_CHARS + 80
+    alone = prompt.build_local_message([conv], prompt.listed_candidates(message(candidates=[])))
+    assert "Already stored" not in alone

@@ -82,6 +82,34 @@ def test_strict_validation_rejects_what_the_conversation_never_said() -> None:
     assert "never used" in validate.judge_text(text, SAID, strict=True).reason
 
 
+PLANNED = [
+    {"role": "user", "text": "the pi only has python 3.9. can you add a chart page?"},
+    {"role": "assistant", "text": "I'll add a /chart page with the last 24 hours of readings."},
+    {"role": "user", "text": "ok"},
+    {"role": "assistant", "text": "The supplier sends files in cp1252, not utf-8."},
+    {"role": "user", "text": "ah yes, right"},
+    {"role": "assistant", "text": "A retry with backoff might fix the flaky upload."},
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "decision"),
+    [
+        ("The Raspberry Pi only has Python 3.9", "keep"),  # the user's, paraphrased
+        ("The supplier sends its files in cp1252", "keep"),  # said by the assistant, affirmed
+        ("The chart page reads the last 24 hours of readings", "reject"),  # the agent's plan
+        ("A retry with backoff fixes the flaky upload", "reject"),  # never affirmed
+    ],
+)
+def test_strict_validation_keeps_only_what_the_user_said_or_affirmed(
+    text: str, decision: str
+) -> None:
+    said = validate.batch_text([{"project": PROJECT, "turns": PLANNED}])
+    verdict = validate.judge_text(text, said, strict=True)
+    assert verdict.decision == decision, verdict
+    assert validate.judge_text(text, said, strict=False).decision == "keep"
+
+
 def test_restatements_fold_but_updates_do_not() -> None:
     near = validate.NearDuplicates(WordLlamaEmbedder())
     existing = [validate.Existing("m-aaaaaaaa", "The metrics service listens on port 9102.")]

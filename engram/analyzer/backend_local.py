@@ -26,7 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engram.analyzer import heuristic, prompt
 from engram.analyzer.backends import AnalyzerError, Answer, Batch
+from engram.analyzer.grammar import parse_commands
 from engram.store.schema import ID_ALPHABET, ID_LENGTH, ID_PREFIX, KINDS
 from engram.wire.model import Usage
 
@@ -71,6 +73,7 @@ def default_threads() -> int:
 class LocalBackend:
     name = "local"
     strict = True  # small models write junk: validation is harder (engram.analyzer.validate)
+    prompt_version = prompt.LOCAL_PROMPT_VERSION
 
     def __init__(
         self,
@@ -79,12 +82,16 @@ class LocalBackend:
         threads: int = 0,
         context: int = 8192,
         max_output_tokens: int = 512,
+        with_heuristic: bool = True,
+        verify: bool = True,
     ) -> None:
         self.path = Path(model_path)
         self.model = self.path.stem
         self.threads = threads or default_threads()
         self.context = context
         self.max_output_tokens = max_output_tokens
+        self.with_heuristic = with_heuristic
+        self.verify = verify
         # The runner packs a batch's turns under this; the system prompt (~800 tokens),
         # up to 20 candidate memories (~600) and the answer must fit beside them.
         self.max_input_tokens = max(1000, context - max_output_tokens - 2000)
@@ -136,16 +143,25 @@ class LocalBackend:
     def analyze(self, batch: Batch) -> Answer:
         self.load()
         project_known = any(c.get("project") for c in batch.conversations)
-        request = {
-            "messages": [
-                {"role": "system", "content": batch.system},
-                {"role": "user", "content": batch.user},
-            ],
-            "temperature": 0.0,
-            "max_tokens": self.max_output_tokens,
-            "grammar": grammar(batch.candidate_ids, project_known),
-            "cache_prompt": True,  # the system prompt's KV is reused from the last batch
-        }
+        chat = messages(batch)
+        result = self._complete(
+            {
+                "messages": chat,
+                "temperature": 0.0,
+                "max_tokens": self.max_output_tokens,
+                "grammar": grammar(batch.candidate_ids, project_known),
+                "cache_prompt": True,  # the prompt and examples' KV is reused from the last batch
+            }
+        )
+        text = _content(result)
+        usage = _usage(result)
+        if self.verify and text.strip() != "NONE":
+            text, usage = self._verified(chat, text, usage)
+        if self.with_heuristic:
+            text = merge(heuristic.analyze(batch.conversations), text)
+        return Answer(text=text, model=self.model, usage=usage, cost_usd=0.0)
+
+    def _complete(self, request: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             try:
                 result = self._server.handle_chat_completions(request)
@@ -154,13 +170,84 @@ class LocalBackend:
         if not isinstance(result, dict) or "choices" not in result:
             message = result.get("error") if isinstance(result, dict) else result
             raise AnalyzerError(f"the local model failed: {str(message)[:300]}")
-        choices = result.get("choices") or [{}]
-        text = str(((choices[0] or {}).get("message") or {}).get("content") or "")
-        u = result.get("usage") or {}
-        cached = int(((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
-        usage = Usage(
-            input_tokens=max(0, int(u.get("prompt_tokens") or 0) - cached),
-            output_tokens=int(u.get("completion_tokens") or 0),
-            cache_read_tokens=cached,
-        )
-        return Answer(text=text, model=self.model, usage=usage, cost_usd=0.0)
+        return result
+
+    def _verified(self, chat: list[dict[str, str]], answer: str, usage: Usage) -> tuple[str, Usage]:
+        """The lines of `answer` the model, asked once per line, confirms as lasting facts
+        the user stated; `forget` lines pass. Each question follows the whole extraction
+        chat, so llama.cpp's prompt cache has processed everything before it: a check costs
+        its ~60 question tokens and one answer token."""
+        kept: list[str] = []
+        for line in answer.splitlines():
+            parsed = parse_commands(line).commands
+            if not parsed or parsed[0].text is None:
+                kept.append(line)
+                continue
+            question = prompt.LOCAL_CHECK.format(fact=parsed[0].text)
+            result = self._complete(
+                {
+                    "messages": [
+                        *chat,
+                        {"role": "assistant", "content": answer},
+                        {"role": "user", "content": question},
+                    ],
+                    "temperature": 0.0,
+                    "max_tokens": 2,
+                    "grammar": 'root ::= "yes" | "no"\n',
+                    "cache_prompt": True,
+                }
+            )
+            u = _usage(result)
+            usage = Usage(
+                input_tokens=usage.input_tokens + u.input_tokens,
+                output_tokens=usage.output_tokens + u.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens + u.cache_read_tokens,
+            )
+            if _content(result).strip().lower().startswith("yes"):
+                kept.append(line)
+        return ("\n".join(kept) or "NONE"), usage
+
+
+def _content(result: dict[str, Any]) -> str:
+    choices = result.get("choices") or [{}]
+    return str(((choices[0] or {}).get("message") or {}).get("content") or "")
+
+
+def _usage(result: dict[str, Any]) -> Usage:
+    u = result.get("usage") or {}
+    cached = int(((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0)
+    return Usage(
+        input_tokens=max(0, int(u.get("prompt_tokens") or 0) - cached),
+        output_tokens=int(u.get("completion_tokens") or 0),
+        cache_read_tokens=cached,
+    )
+
+
+def messages(batch: Batch) -> list[dict[str, str]]:
+    """The chat: the local system prompt, the worked examples as earlier turns, the batch.
+
+    Everything before the batch is the same on every call, so llama.cpp reuses its KV
+    cache (`cache_prompt`) and only the batch itself is processed.
+    """
+    out = [{"role": "system", "content": prompt.LOCAL_SYSTEM_PROMPT}]
+    for conversation, answer in prompt.LOCAL_EXAMPLES:
+        out.append({"role": "user", "content": conversation})
+        out.append({"role": "assistant", "content": answer})
+    conversations = [
+        prompt.ConversationInput(c.get("project"), str(c.get("conversation") or ""), c["turns"])
+        for c in batch.conversations
+    ]
+    candidates = prompt.listed_candidates(batch.user)
+    out.append({"role": "user", "content": prompt.build_local_message(conversations, candidates)})
+    return out
+
+
+def merge(heuristic_lines: Sequence[str], model_text: str) -> str:
+    """The heuristic's lines first (read from the user's words only, its precision is
+    the higher), then the model's; "NONE" only when both have nothing. Validation then
+    folds a model line that repeats a heuristic one (`repeats line N`)."""
+    model_lines = [
+        line for line in model_text.splitlines() if line.strip() and line.strip() != "NONE"
+    ]
+    lines = [*heuristic_lines, *model_lines]
+    return "\n".join(lines) if lines else "NONE"

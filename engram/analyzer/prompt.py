@@ -92,6 +92,80 @@ Answer:
 NONE
 """
 
+# The `local` backend's prompt (engram.analyzer.backend_local). A 1.5B model follows the
+# long prompt above poorly: it copies its examples, describes what the agent did and
+# keeps the user's greetings. This one is short, names only what the user said, and
+# teaches by worked examples sent as earlier chat turns (LOCAL_EXAMPLES). The grammar
+# keeps the answer to command lines, so the prompt spends no words on the syntax.
+LOCAL_PROMPT_VERSION = "local-2026-12-1"
+
+LOCAL_SYSTEM_PROMPT = """\
+You read a conversation between a USER and a coding ASSISTANT and write down the \
+lasting facts a future session must know.
+
+Keep only what the USER stated or confirmed and what will still be true next month:
+- a rule or preference: how the user wants things done;
+- a fact about the setup: a port, path, host, version, tool or command of the project;
+- a decision and its reason.
+
+Never keep: questions; greetings and thanks; today's task, plans and what the assistant \
+did or will do; the assistant's guesses; results of one run (errors, counts, times); \
+secrets; a fact already listed under "Already stored".
+
+Write each fact as one short sentence in plain words, with the exact names, numbers \
+and paths the user used. Use --scope project for the project, --scope global for the \
+user's habits in every project. If nothing lasting was said, answer NONE.\
+"""
+
+# The local backend's second look at each line it wrote (a yes/no question after the
+# extraction chat): a 1.5B model judges one fact better than it writes a list of them.
+LOCAL_CHECK = (
+    'Check one note you wrote: "{fact}"\n'
+    "Is it a lasting rule, preference or fact about the project or the user that the USER "
+    "stated or agreed to, still true next month? Answer no if it is a question, a plan or "
+    "today's task, what the assistant did or suggested, a guess, or the result of one run. "
+    "Answer yes or no."
+)
+
+# (conversation as rendered for the local model, answer): taught as chat turns.
+LOCAL_EXAMPLES: tuple[tuple[str, str], ...] = (
+    (
+        "Project: /home/kim/shop\n\n"
+        "USER: start the dev server\n"
+        "ASSISTANT: Starting it with `npm run dev` on port 3000.\n"
+        "TOOL RESULT (error): Error: listen EADDRINUSE :::3000\n"
+        "USER: no, we use pnpm here, never npm. and the dev server runs on 5173 now\n"
+        "ASSISTANT: Right, `pnpm dev` on port 5173.\n\n"
+        "Already stored:\n"
+        "m-2b7x9k4c The dev server runs on port 3000",
+        'engram add --kind preference --scope project "Use pnpm in this project, never npm"\n'
+        'engram supersede m-2b7x9k4c --kind fact "The dev server runs on port 5173"',
+    ),
+    (
+        "Project: /home/lee/etl\n\n"
+        "USER: the import job fails again\n"
+        'TOOL CALL Bash({"command": "python -m etl.load"})\n'
+        "TOOL RESULT (error): OperationalError: connection refused on port 5432\n"
+        "USER: the etl db is on 5433, 5432 is the old one. it's in the env var ETL_DB_URL\n"
+        "ASSISTANT: Using ETL_DB_URL; the import ran and loaded 1,204 rows.",
+        'engram add --kind fact --scope project "The ETL database is on port 5433 '
+        '(ETL_DB_URL), not 5432"',
+    ),
+    (
+        "Project: /srv/api\n\n"
+        "USER: which python do we target?\n"
+        "ASSISTANT: I assume Python 3.8.\n"
+        "USER: no, 3.12 everywhere. we dropped 3.8 because we want the new typing syntax\n"
+        "ASSISTANT: Python 3.12 it is.\n"
+        "USER: and I'm on zsh, so give me zsh commands\n\n"
+        "Already stored:\n"
+        "m-9d4f6h8j Deploys go through the GitHub Actions release workflow",
+        'engram add --kind decision --scope project "The project targets Python 3.12 '
+        'because it uses the new typing syntax"\n'
+        'engram add --kind preference --scope global "Give shell commands for zsh"',
+    ),
+)
+
 # How much of each part of a turn reaches the model: enough to see what happened, not
 # a pasted log or a whole file written by a tool.
 TEXT_CHARS = 6000
@@ -227,3 +301,50 @@ def build_user_message(
         + "\n\n".join(parts)
         + f"\n\n# Candidate memories\n{listed}\n\n{_ANSWER_REMINDER}\n"
     )
+
+
+# The local model's view of a batch: tool output cut short (a 1.5B model copies log
+# lines into facts), turns on consecutive lines as in LOCAL_EXAMPLES.
+LOCAL_TOOL_RESULT_CHARS = 300
+LOCAL_TOOL_CALL_CHARS = 200
+
+
+def listed_candidates(user_message: str) -> list[tuple[str, str]]:
+    """(id, content) of the candidates `build_user_message` listed, in order."""
+    _, marker, rest = user_message.rpartition("\n# Candidate memories\n")
+    if not marker:
+        return []
+    out = []
+    for line in rest.splitlines():
+        ident, _, tail = line.partition(" [")
+        if not line.strip():
+            break
+        if tail and "] " in tail:
+            out.append((ident, tail.split("] ", 1)[1]))
+    return out
+
+
+def build_local_message(
+    conversations: Sequence[ConversationInput], candidates: Sequence[tuple[str, str]]
+) -> str:
+    """The batch as LOCAL_EXAMPLES show a conversation (see LOCAL_SYSTEM_PROMPT)."""
+    parts: list[str] = []
+    for number, conv in enumerate(conversations, start=1):
+        project = conv.project or "unknown (use --scope global only)"
+        rendered = [
+            r
+            for r in (
+                render_turn(
+                    t,
+                    tool_result_chars=LOCAL_TOOL_RESULT_CHARS,
+                    tool_call_chars=LOCAL_TOOL_CALL_CHARS,
+                )
+                for t in conv.turns
+            )
+            if r
+        ]
+        head = f"Conversation {number}\n" if len(conversations) > 1 else ""
+        body = "\n".join(rendered) if rendered else "(no new turns with text)"
+        parts.append(f"{head}Project: {project}\n\n{body}")
+    stored = "\n".join(f"{i} {' '.join(c.split())}" for i, c in candidates)
+    return "\n\n".join(parts) + (f"\n\nAlready stored:\n{stored}" if stored else "")

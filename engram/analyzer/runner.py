@@ -443,7 +443,7 @@ class Analyzer:
             ended_at=schema.now_iso(),
             backend=self.backend.name,
             model=model,
-            prompt_version=prompt.PROMPT_VERSION,
+            prompt_version=getattr(self.backend, "prompt_version", prompt.PROMPT_VERSION),
             project=batch.project,
             exchanges=json.dumps(sorted({u.row_id for u in batch.units})),
             status=status,

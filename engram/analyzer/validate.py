@@ -79,6 +79,15 @@ _CORRECTION = re.compile(
 )
 
 
+# A reply that accepts what the assistant just said: its words become the user's.
+# "ok" alone is not one ("ok bump the interval to 30s" accepts nothing it was told).
+_AFFIRMATION = re.compile(
+    r"^\W*(?:(?:ah|oh) )?(?:yes|yep|yeah|right|correct|exactly|true|that'?s (?:it|right"
+    r"|correct))\b",
+    re.IGNORECASE,
+)
+
+
 def concrete_tokens(text: str) -> set[str]:
     return {m.group().strip("`.,;:").lower() for m in _CONCRETE.finditer(text)} - {""}
 
@@ -95,6 +104,8 @@ class BatchText:
     assistant: str = ""
     tools: str = ""
     guesses: set[str] = field(default_factory=set)  # concrete tokens the user corrected
+    confirmed: str = ""  # assistant turns the user then affirmed ("yes", "right", ...)
+    calls: str = ""  # the commands the assistant ran (tool-call arguments)
 
     @property
     def everything(self) -> str:
@@ -106,6 +117,8 @@ def batch_text(conversations: Iterable[Mapping[str, Any]]) -> BatchText:
     user: list[str] = []
     assistant: list[str] = []
     tools: list[str] = []
+    confirmed: list[str] = []
+    calls: list[str] = []
     for conv in conversations:
         turns = [t for t in conv.get("turns") or () if isinstance(t, Mapping)]
         last_assistant = ""
@@ -115,6 +128,7 @@ def batch_text(conversations: Iterable[Mapping[str, Any]]) -> BatchText:
             for call in turn.get("tool_calls") or ():
                 if isinstance(call, Mapping):
                     tools.append(str(call.get("arguments") or ""))
+                    calls.append(str(call.get("arguments") or ""))
             for result in turn.get("tool_results") or ():
                 if isinstance(result, Mapping):
                     tools.append(str(result.get("content") or ""))
@@ -124,6 +138,8 @@ def batch_text(conversations: Iterable[Mapping[str, Any]]) -> BatchText:
                 if last_assistant and _CORRECTION.search(words):
                     said = concrete_tokens(last_assistant) - concrete_tokens(words)
                     out.guesses |= said
+                elif last_assistant and _AFFIRMATION.search(words):
+                    confirmed.append(last_assistant)
                 last_assistant = ""
             elif role == "assistant" and text:
                 assistant.append(text)
@@ -131,6 +147,7 @@ def batch_text(conversations: Iterable[Mapping[str, Any]]) -> BatchText:
             elif role == "tool" and text:
                 tools.append(text)
     out.user, out.assistant, out.tools = "\n".join(user), "\n".join(assistant), "\n".join(tools)
+    out.confirmed, out.calls = "\n".join(confirmed), "\n".join(calls)
     # A token the user said themselves is theirs, whatever the assistant guessed.
     user_tokens = concrete_tokens(out.user)
     out.guesses = {g for g in out.guesses if g not in user_tokens and len(g) > 1}
@@ -259,15 +276,41 @@ def judge_text(text: str, said: BatchText, *, strict: bool, known: str = "") -> 
             "reject", f"repeats the assistant's guess {guessed[0]!r} that the user corrected"
         )
     if strict:
-        content = content_words(plain)
-        if content:
-            unseen = [w for w in content if w not in haystack]
-            if len(unseen) * 2 > len(content):
-                return Verdict("reject", "mostly words the conversation never used (invented)")
-            grounded = (said.user + "\n" + said.tools + "\n" + known).lower()
-            keys = tokens | content
-            if keys and not any(k in grounded for k in keys):
-                return Verdict("reject", "only the assistant said so")
+        return _grounded(plain, tokens, said, haystack, known)
+    return KEEP
+
+
+# Words a model wraps a user's fact in ("The user prefers ...", "... in this project"):
+# they say nothing about where the fact came from.
+_FRAMING = frozenset(
+    """user users prefer prefers preferred preference wants want wanted likes need needs
+    needed required requires set sets setup configured config uses""".split()
+)
+
+
+def _word_in(word: str, text: str) -> bool:
+    """`word` or its stem (a few letters off its end: "renamed" ~ "rename") in `text`."""
+    return word in text or (len(word) > 5 and word[: max(5, len(word) - 3)] in text)
+
+
+def _grounded(plain: str, tokens: set[str], said: BatchText, haystack: str, known: str) -> Verdict:
+    """For small models: a fact must be the user's. Its names, numbers and paths appear
+    in what the user said, an assistant turn the user affirmed, a command that ran or a
+    memory shown; most of its words were the user's (or affirmed). Small models
+    otherwise turn the assistant's plans ("Add a /chart page ..."), its guesses and log
+    lines into facts; the user's own words rarely are any of those."""
+    content = content_words(plain) - _FRAMING
+    if content:
+        unseen = [w for w in content if w not in haystack]
+        if len(unseen) * 2 > len(content):
+            return Verdict("reject", "mostly words the conversation never used (invented)")
+    own = "\n".join((said.user, said.confirmed, known)).lower()
+    theirs = own + "\n" + said.calls.lower()
+    foreign = sorted(t for t in tokens if t not in theirs)
+    if foreign:
+        return Verdict("reject", f"names {foreign[0]!r}, which the user never said")
+    if content and sum(_word_in(w, own) for w in content) * 2 < len(content):
+        return Verdict("reject", "mostly not the user's words (the assistant's or a tool's)")
     return KEEP
 
 
