@@ -60,6 +60,8 @@ def test_the_heuristic_facts_come_first_and_none_only_when_both_have_nothing() -
     assert merge(heuristic, "NONE") == heuristic[0]
     assert merge([], model + "\n") == model
     assert merge(heuristic, model).splitlines() == [heuristic[0], model]
+    same = 'engram add --kind fact --scope project "The db is on port 5433."'
+    assert merge(heuristic, same) == heuristic[0]  # the user's sentence says it already
 
 
 def test_auto_says_what_it_chose_and_why(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 from engram.analyzer import heuristic, prompt
 from engram.analyzer.backends import AnalyzerError, Answer, Batch
 from engram.analyzer.grammar import parse_commands
+from engram.analyzer.validate import concrete_tokens, content_words
 from engram.store.schema import ID_ALPHABET, ID_LENGTH, ID_PREFIX, KINDS
 from engram.wire.model import Usage
 
@@ -244,10 +245,25 @@ def messages(batch: Batch) -> list[dict[str, str]]:
 
 def merge(heuristic_lines: Sequence[str], model_text: str) -> str:
     """The heuristic's lines first (read from the user's words only, its precision is
-    the higher), then the model's; "NONE" only when both have nothing. Validation then
-    folds a model line that repeats a heuristic one (`repeats line N`)."""
-    model_lines = [
-        line for line in model_text.splitlines() if line.strip() and line.strip() != "NONE"
-    ]
-    lines = [*heuristic_lines, *model_lines]
+    the higher), then the model's that say something the heuristic's do not; "NONE"
+    only when both have nothing. A model line most of whose words one heuristic line
+    holds ("Use yarn in this project, not npm" beside the user's "Always use yarn in
+    this project, npm is making problem with the lock file") is the same fact, and the
+    embedder's folding does not catch such a pair (the user's sentence has words of its
+    own). Validation folds what is left against stored memories."""
+    covered = [_words(line) for line in heuristic_lines]
+    lines = list(heuristic_lines)
+    for line in model_text.splitlines():
+        if not line.strip() or line.strip() == "NONE":
+            continue
+        mine = _words(line)
+        if mine and any(len(mine & theirs) >= 0.75 * len(mine) for theirs in covered):
+            continue
+        lines.append(line)
     return "\n".join(lines) if lines else "NONE"
+
+
+def _words(line: str) -> set[str]:
+    parsed = parse_commands(line).commands
+    text = parsed[0].text if parsed and parsed[0].text else ""
+    return content_words(text) | concrete_tokens(text)
