@@ -17,7 +17,14 @@ import re
 
 from engram.analyzer.heuristic_rules import Hit
 from engram.analyzer.heuristic_rules import _hit as rule_hit
-from engram.analyzer.heuristic_words import CONCRETE, TASK_SUBJECT, TOOL_NAME, VAGUE_START
+from engram.analyzer.heuristic_words import (
+    CONCRETE,
+    PRONOUN,
+    TASK_SUBJECT,
+    TOOL_NAME,
+    VAGUE_START,
+    bug_report,
+)
 
 _I = re.IGNORECASE
 
@@ -259,12 +266,15 @@ def _concrete_hit(clause: str, masked: str) -> Hit | None:
     hold always ("amounts are always integer cents")."""
     if not CONCRETE.search(masked) and not _ALWAYS_STATED.search(masked):
         return None
+    if bug_report(masked):
+        return None
     m = _CONTRAST.match(masked)
     if (
         m
         and CONCRETE.search(m.group("a"))
         and not _NEGATED_VERB.search(m.group("a"))
         and not _PRONOUN_SUBJECT.match(m.group("a"))
+        and not PRONOUN.search(m.group("a"))  # "rename them in a separate PR, not here"
         and not TASK_SUBJECT.match(m.group("a"))
     ):
         return _hit(_take(clause, m), "preference", "contrast")
