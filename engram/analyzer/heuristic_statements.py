@@ -97,7 +97,7 @@ _SETUP_PART = re.compile(
     _I,
 )
 _WORK_ITEM = re.compile(
-    r"^(?:my|new|last|latest|current|failing)\b|\b(?:branch|pr|pull request|commit|ticket|issue"
+    r"^(?:(?:the|a|an) )?(?:my|new|last|latest|current|failing|old|temporary)\b|\b(?:branch|pr|pull request|commit|ticket|issue"
     r"|migration|user|response|request|page|file|line|version|image|log|screenshot|link|url|id"
     r"|value|number|count|size|query|loop|function|method|class|variable|output|input|stash"
     r"|port)$",
@@ -112,10 +112,11 @@ _SET_UP = re.compile(
 )
 # "npm run dev is running in the other terminal", "the workers are restarting": a state.
 _PROGRESSIVE = re.compile(r"\b(?:is|are|am|'s|'re)\s+(?:still\s+|now\s+)?\w{2,}ing\b", _I)
-_MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:[kmgt]i?b|ms|s|sec|seconds|min|%)\b", _I)
+_MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:(?:[kmgt]i?b|ms|s|sec|seconds|min)\b|%)", _I)
 _STATE = re.compile(
     r"^\s*(?:not|already|still|now|too|so|very|really|just|empty|down|up|broken|slow|fast|wrong"
-    r"|missing|gone|done|ready|running|failing|red|green|blank|huge|big)\b",
+    r"|missing|gone|done|ready|running|failing|red|green|blank|huge|big|full|offline"
+    r"|unreachable|unhealthy|behind|dirty|installed)\b",
     _I,
 )
 _YOU_NEED = re.compile(
