@@ -98,7 +98,8 @@ _SETUP_PART = re.compile(
 )
 _WORK_ITEM = re.compile(
     r"^(?:(?:the|a|an) )?(?:my|new|last|latest|current|failing|old|temporary)\b"
-    r"|\b(?:branch|pr|pull request|commit|ticket|issue|migration|user|response|request|page|file|line|version|image|log|screenshot|link|url|id"
+    r"|\b(?:branch|pr|pull request|commit|ticket|issue|migration|user|response|request|page"
+    r"|file|line|version|image|log|screenshot|link|url|id"
     r"|value|number|count|size|query|loop|function|method|class|variable|output|input|stash"
     r"|port)$",
     _I,
