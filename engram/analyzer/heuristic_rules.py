@@ -394,11 +394,21 @@ def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool)
     return None
 
 
+_AGENDA = re.compile(
+    r"^\W*(?:(?:the|my|our|today'?s|a|rough) )?(?:\w+ )?(?:plan|todo|to-do|to do|agenda)\b"
+    r"[^:.]{0,25}:",
+    _I,
+)
+
+
 def sentence_hits(
     sentence: str, masked: str, *, corrective: bool = False, explicit_only: bool = False
 ) -> Iterator[Hit]:
     """The facts in one sentence: first the sentence as a whole, then clause by clause
-    (so "fix the typo; always run ruff first" still yields its second half)."""
+    (so "fix the typo; always run ruff first" still yields its second half). What
+    follows "the plan is:" / "todo:" is today's agenda, whatever its words."""
+    if _AGENDA.match(masked):
+        return
     if hit := _clause_hit(sentence, masked, corrective, explicit_only):
         yield hit
         return

@@ -111,6 +111,9 @@ _SET_UP = re.compile(
     r" (?:from|by|to|with|in|on|via|through|under|at|for|into)\b",
     _I,
 )
+# "the report is in reports/monthly.py": where today's file is; directories where a kind
+# of thing lives ("the templates are in templates/emails/") stay.
+_FILE_POINTER = re.compile(r"^\s*(?:in|at|inside|under)?\s*[\w./~-]+\.[a-z]{1,6}\s*$", _I)
 # "npm run dev is running in the other terminal", "the workers are restarting": a state.
 _PROGRESSIVE = re.compile(r"\b(?:is|are|am|'s|'re)\s+(?:still\s+|now\s+)?\w{2,}ing\b", _I)
 _MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:(?:[kmgt]i?b|ms|s|sec|seconds|min)\b|%)", _I)
@@ -191,7 +194,7 @@ _HEADER = re.compile(r"^[^:,;]{3,40}:\s+(?=\S)")
 
 # "..., so it's not urgent", "..., but that's fine": what the fact means today.
 _AFTERTHOUGHT = re.compile(
-    r",\s*(?:so|but|and)\s+(?:it'?s|it is|it was|that'?s|that is|this is|there'?s|no rush"
+    r",\s*(?:so|but|and)\s+(?:(?:it|that|this|there|they)(?:'s|'re|'ve)?|no rush"
     r"|not (?:urgent|important|a big deal))\b",
     _I,
 )
@@ -313,6 +316,8 @@ def _standing_statement(m: re.Match[str]) -> bool:
     unless the subject is a standing part of the setup or the sentence says it holds
     generally ("migrations must always be reversible")."""
     verb = m.group("verb").lower()
+    if _FILE_POINTER.match(m.group("obj")) and not _SETUP_PART.search(m.group("subj")):
+        return bool(_STANDING.search(m.group("x")))  # "the notebook is in notebooks/x.ipynb"
     named = bool(TOOL_NAME.search(m.group("x").lower()))
     standing = bool(_STANDING.search(m.group("obj")) or _SETUP_PART.search(m.group("subj")))
     if verb.split()[0] in ("should", "must", "has", "can", "can't", "cannot"):
