@@ -378,6 +378,19 @@ TASK_TALK = [
     "let me think, we use postgres 14 or 15",
     "we deploy on friday, after the demo",
     "the background is, the tax rules came from a spreadsheet in 2021 and nobody touched them",
+    # round 4: questions without "?", bug reports, requirements of the task, agendas
+    "why is 0.1 + 0.2 not equal to 0.3",
+    "is the staging db on 5433 or 5432",
+    "process.env.STRIPE_KEY is undefined in the browser",
+    "tests fail on the windows runner with path not found",
+    "the price shows NaN instead of the currency on android",
+    "git push is blocked by some hook complaining about type errors",
+    "the new endpoint is /api/v2/orders",
+    "the disk on build-01 is 91% full",
+    "the limit should be 50, not 100",
+    "rename them in a separate PR please, not in this one",
+    "the notebook is in notebooks/churn.ipynb",
+    "the plan is: first we write the tests, then we refactor the module",
 ]
 
 
@@ -448,3 +461,23 @@ def test_a_rule_about_the_sentence_before_joins_it() -> None:
     # a caution for the task at hand is not such a rule
     text = "in the api repo we're on node 20. dont mix them up when you write the ci files"
     assert [f.text for f in _one([_user(text)])] == ["In the api repo, we're on node 20."]
+
+
+def test_a_restated_fact_is_one_fact() -> None:
+    turns = [_user("the api is on port 8080"), _user("remember the api is on 8080")]
+    assert [f.text for f in _one(turns)] == ["The api is on port 8080."]
+    # the fuller restatement wins; a prohibition never swallows its opposite
+    turns = [_user("the db is on 5433"), _user("yes db on 5433 not 5432")]
+    assert [f.text for f in _one(turns)] == ["Db on 5433 not 5432."]
+    turns = [_user("always use npm ci in docker"), _user("never use npm ci in docker")]
+    assert len(_one(turns)) == 2
+
+
+def test_a_symptom_with_its_remedy_is_a_gotcha() -> None:
+    text = "test_order_expiry is flaky because it depends on the wall clock; freeze time"
+    assert _one([_user(text)]) != []
+    text = (
+        "Firmware updates go through MCUboot; images must be signed with the key in keys/"
+        " (`west sign`), unsigned images are rejected."
+    )
+    assert _one([_user(text)]) != []

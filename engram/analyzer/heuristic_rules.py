@@ -52,6 +52,8 @@ class Hit:
 _LEAD = re.compile(
     r"(?:(?:thanks|thank you|great|perfect|nice|cool|good|lgtm|awesome|sure|yes|yeah|yep"
     r"|ok|okay|hmm|oh|hey|well|right|important|note|nb|ps)[,.!:;\u2014-]+\s*"
+    # terse users drop the comma: "yeah 8080", "yes db on 5433 not 5432"
+    r"|(?:yes|yeah|yep|yup)\s+(?!(?:and|but|or|so|i|we|you|it)\b)"
     r"|(?:also|and|so|btw|by the way|fyi|plus|but|oh and|one more thing|just so you know"
     r"|heads up|first(?:ly)?|second(?:ly)?|third(?:ly)?|finally|lastly|and finally)\b"
     r"[\s,:\u2014-]*)+",

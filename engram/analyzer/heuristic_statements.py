@@ -192,6 +192,7 @@ def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit |
 _HEADER = re.compile(r"^[^:,;]{3,40}:\s+(?=\S)")
 
 
+_REMEMBER = re.compile(r"^(?:please\s+)?(?:remember|recall|reminder|fyi)[,:]?\s+(?=the |our )", _I)
 # "..., so it's not urgent", "..., but that's fine": what the fact means today.
 _AFTERTHOUGHT = re.compile(
     r",\s*(?:so|but|and)\s+(?:(?:it|that|this|there|they)(?:'s|'re|'ve)?|no rush"
@@ -202,6 +203,8 @@ _AFTERTHOUGHT = re.compile(
 
 def statement_hit(clause: str, masked: str) -> Hit | None:
     """A plainly stated fact or rule in one clause (see the module docstring), or None."""
+    if m := _REMEMBER.match(masked):  # "remember the api is on 8080"
+        clause, masked = clause[m.end() :], masked[m.end() :]
     if (m := _HEADER.match(masked)) and len(masked[: m.end()].split()) <= 6:
         clause, masked = clause[m.end() :], masked[m.end() :]
     if m := _AFTERTHOUGHT.search(masked):
@@ -281,6 +284,7 @@ def _concrete_hit(clause: str, masked: str) -> Hit | None:
         and not _PRONOUN_SUBJECT.match(m.group("a"))
         and not PRONOUN.search(m.group("a"))  # "rename them in a separate PR, not here"
         and not TASK_SUBJECT.match(m.group("a"))
+        and _standing_requirement(m.group("a"))
     ):
         return _hit(_take(clause, m), "preference", "contrast")
     m = _YOU_NEED.match(masked)
@@ -307,6 +311,27 @@ def _concrete_hit(clause: str, masked: str) -> Hit | None:
     ):
         return _hit(_take(clause, m), "fact", "statement")
     return None
+
+
+_MODAL = re.compile(
+    r"^(?P<subj>[^,;]{1,60}?) (?:should|must|needs? to|has to|have to)"
+    r" (?:be|have|go|use|stay)\b",
+    _I,
+)
+
+
+def _standing_requirement(text: str) -> bool:
+    """ "the limit should be 50, not 100" asks for a change in today's task; it is a
+    standing rule only about a part of the setup or a named tool ("db should be on 5433,
+    not 5432"), or when it says so ("always")."""
+    m = _MODAL.match(text)
+    if not m:
+        return True
+    return bool(
+        TOOL_NAME.search(text.lower())
+        or _SETUP_PART.search(m.group("subj"))
+        or _STANDING.search(text[m.end() :])
+    )
 
 
 def _standing_statement(m: re.Match[str]) -> bool:
