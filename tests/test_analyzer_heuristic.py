@@ -391,6 +391,8 @@ TASK_TALK = [
     "rename them in a separate PR please, not in this one",
     "the notebook is in notebooks/churn.ipynb",
     "the plan is: first we write the tests, then we refactor the module",
+    "we're on the 2.x branch till the release",
+    "we switched to python 3.12 yesterday",
 ]
 
 
@@ -443,6 +445,25 @@ def test_task_talk_and_pasted_output_are_not_facts(text: str) -> None:
     ],
 )
 def test_plainly_stated_rules(text: str, fact: str) -> None:
+    assert [f.text for f in _one([_user(text)])] == [fact]
+
+
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        ("ok that settles it. we stay on celery", "We stay on celery."),
+        ("we moved to postgres 16 last month", "We moved to postgres 16."),
+        (
+            "1 yes. 2 no, we don't put money amounts in redis, ever. 3 maybe later",
+            "We don't put money amounts in redis, ever.",
+        ),
+        (
+            "freeze time. we already use freezegun everywhere else",
+            "We already use freezegun everywhere else.",
+        ),
+    ],
+)
+def test_where_a_debate_or_a_proposal_ended(text: str, fact: str) -> None:
     assert [f.text for f in _one([_user(text)])] == [fact]
 
 
