@@ -393,6 +393,9 @@ TASK_TALK = [
     "the plan is: first we write the tests, then we refactor the module",
     "we're on the 2.x branch till the release",
     "we switched to python 3.12 yesterday",
+    "hm, isn't the build using vite? the vite.config.ts is right there",
+    "the code is in the branch feature/payment, please to review",
+    "the README is outdated",
 ]
 
 

@@ -120,7 +120,10 @@ _MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:(?:[kmgt]i?b|ms|s|sec|seconds|min)\
 _STATE = re.compile(
     r"^\s*(?:not|already|still|now|too|so|very|really|just|empty|down|up|broken|slow|fast|wrong"
     r"|missing|gone|done|ready|running|failing|red|green|blank|huge|big|full|offline"
-    r"|unreachable|unhealthy|behind|dirty|installed)\b",
+    r"|unreachable|unhealthy|behind|dirty|installed"
+    # a judgement of today's code or docs, not how things are set up
+    r"|outdated|out of date|stale|obsolete|incorrect|messy|a mess|confusing|ugly|fine|ok|okay"
+    r"|good|great|bad|better|worse|weird|strange|annoying|nice|perfect|right there|here)\b",
     _I,
 )
 _YOU_NEED = re.compile(
@@ -192,6 +195,12 @@ def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit |
 _HEADER = re.compile(r"^[^:,;]{3,40}:\s+(?=\S)")
 
 
+_REQUEST_TAIL = re.compile(
+    r"[,;]\s*(?:so\s+|and\s+)?(?:please|pls|can you|could you|would you)\s+(?:to\s+)?(?:review"
+    r"|check|fix|look|have a look|take a look|update|explain|help|test|debug|investigate|merge"
+    r"|rebase|rerun|retry|try)\b",
+    _I,
+)
 _REMEMBER = re.compile(r"^(?:please\s+)?(?:remember|recall|reminder|fyi)[,:]?\s+(?=the |our )", _I)
 # "..., so it's not urgent", "..., but that's fine": what the fact means today.
 _AFTERTHOUGHT = re.compile(
@@ -209,6 +218,8 @@ def statement_hit(clause: str, masked: str) -> Hit | None:
         clause, masked = clause[m.end() :], masked[m.end() :]
     if m := _AFTERTHOUGHT.search(masked):
         clause, masked = clause[: m.start()], masked[: m.start()]
+    if _REQUEST_TAIL.search(masked):
+        return None  # "the code is in the branch feature/x, please review": the task's context
     for rule in (_rule_hit, _concrete_hit):
         if hit := rule(clause, masked):
             return hit
