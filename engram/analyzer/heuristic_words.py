@@ -101,7 +101,7 @@ def keeps_case(word: str) -> bool:
 # "don't use X", "do it on staging").
 INTERROGATIVE = re.compile(
     r"^(?:why|what|how|where|which|who|whom|whose)\b(?!-)"
-    r"|^(?:is|are|was|were|does|did|do|can|could|should|would|will|shall|has|have|had|may"
+    r"|^(?:is|are|was|were|does|did|do|can|could|should|would|will|shall"
     r"|isn'?t|aren'?t|doesn'?t|didn'?t|wasn'?t|shouldn'?t|wouldn'?t|couldn'?t|hasn'?t)"
     r" (?:the|this|that|these|those|it|there|we|you|u|i|they|he|she|our|my|your|its|their"
     r"|a|an|any|some|anyone|anybody|someone|everyone)\b",
@@ -138,7 +138,7 @@ SYMPTOM = re.compile(
 )
 KNOWN_BEHAVIOUR = re.compile(
     r"\b(?:always|never|every time|each time|whenever|any|unless|otherwise|by design"
-    r"|on purpose|expected|known|by default)\b"
+    r"|on purpose|expected|known|by default|(?:if|when|once) (?:you|u|we|one)|without)\b"
     r"|(?:[,;]|\bso|\band|\bbut)\s+(?:please\s+|just\s+)?(?:use|run|set|pass|add|call|pin"
     r"|restart|export|install)\b",
     _I,
