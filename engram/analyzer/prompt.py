@@ -117,16 +117,6 @@ and paths the user used. Use --scope project for the project, --scope global for
 user's habits in every project. If nothing lasting was said, answer NONE.\
 """
 
-# The local backend's second look at each line it wrote (a yes/no question after the
-# extraction chat): a 1.5B model judges one fact better than it writes a list of them.
-LOCAL_CHECK = (
-    'Check one note you wrote: "{fact}"\n'
-    "Is it a lasting rule, preference or fact about the project or the user that the USER "
-    "stated or agreed to, still true next month? Answer no if it is a question, a plan or "
-    "today's task, what the assistant did or suggested, a guess, or the result of one run. "
-    "Answer yes or no."
-)
-
 # (conversation as rendered for the local model, answer): taught as chat turns.
 LOCAL_EXAMPLES: tuple[tuple[str, str], ...] = (
     (
