@@ -6,7 +6,8 @@
     if result.injected: inject(result.block_text)
     later, off the request path: recaller.log_injections([(result, conversation)])
 
-One recall = one FTS5 query + one query embedding (~2-5 ms of CPU with MiniLM) + one
+One recall = one FTS5 query + one query embedding (~7 ms of CPU with MiniLM on a
+2-core machine, on its own thread while the FTS5 query runs) + one
 matrix-vector product per visible scope + a primary-key lookup of the finalists (which
 also guarantees that a memory forgotten a moment ago is never returned, however stale
 the in-memory index) + the gate model over a few dozen candidates (features.py,
