@@ -588,7 +588,8 @@ class Recaller:
 # The query embedding runs on its own thread while this one queries FTS5: both release
 # the GIL (onnxruntime's run, SQLite's step), so on an idle machine a recall costs the
 # longer of the two, not their sum (BM25 was 1.3 ms of 11 at 10k memories, 3.4 of 25 at
-# 100k). Sized for the proxy's recall workers and a few in-process callers.
+# 100k). Two threads, as the proxy runs two recalls at a time (more would only wait
+# for the same two cores, each with its own malloc arena in the RSS).
 _EMBED_POOL: ThreadPoolExecutor | None = None
 _EMBED_POOL_LOCK = threading.Lock()
 
@@ -598,7 +599,7 @@ def _embed_pool() -> ThreadPoolExecutor:
     if _EMBED_POOL is None:
         with _EMBED_POOL_LOCK:
             if _EMBED_POOL is None:
-                _EMBED_POOL = ThreadPoolExecutor(4, thread_name_prefix="engram-embed")
+                _EMBED_POOL = ThreadPoolExecutor(2, thread_name_prefix="engram-embed")
     return _EMBED_POOL
 
 
