@@ -27,12 +27,13 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -44,6 +45,7 @@ from engram.store import memories
 from engram.store.db import Store
 from tests.support.llm_stub import LLMStub
 from tests.support.mitmweb import free_port
+from tests.support.proxied import engram_proxy
 
 N_MEMORIES = int(os.environ.get("ENGRAM_BENCH_MEMORIES", "10000"))
 RUNS = int(os.environ.get("ENGRAM_BENCH_RUNS", "300"))
@@ -184,7 +186,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def start_proxy(db: Path, upstream: str, source: str | None) -> tuple[subprocess.Popen, str]:
+def start_proxy(db: Path, upstream: str, source: str | None) -> tuple[Any, str]:
     """An `engram proxy` on its own copy of the store, from this checkout or `source` (an
     engram source tree, e.g. `git worktree add /tmp/base main`), warm (it injects).
 
@@ -194,26 +196,17 @@ def start_proxy(db: Path, upstream: str, source: str | None) -> tuple[subprocess
     own = db.with_name(f"{db.stem}-{abs(hash(source))}.db")
     shutil.copy(db, own)
     port = free_port()
-    env = {**os.environ, "ENGRAM_DB": str(own)}
-    if source:
-        env["PYTHONPATH"] = source
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engram",
-            "proxy",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--upstream",
-            upstream,
-            "--analyzer",
-            "none",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    proc = engram_proxy(
+        port,
+        upstream,
+        own,
+        "--analyzer",
+        "none",
+        env={"PYTHONPATH": source} if source else None,
     )
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    threading.Thread(target=stderr.read, daemon=True).start()  # never let the pipe fill
     return proc, f"http://127.0.0.1:{port}"
 
 
