@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
 import sys
 import tempfile
@@ -250,9 +251,21 @@ def best_threshold(
 PROBE_L2 = (3.0, 10.0, 30.0)
 
 
+_PROBES: dict[tuple[bytes, float], tuple[np.ndarray, float]] = {}
+
+
 def fit_probe(samples: Sequence[Sample], l2: float) -> tuple[np.ndarray, float]:
     """The query probe: a logistic regression from a query's unit vector to "this request
-    has a relevant memory", its standardization folded into (coef, intercept)."""
+    has a relevant memory", its standardization folded into (coef, intercept). Memoized
+    by (query vectors, l2): the CV grid refits the same probes for every gate l2."""
+    vecs = [s.qvec for s in samples if s.qvec is not None]
+    key = (hashlib.sha1(np.vstack(vecs).tobytes()).digest() if vecs else b"", l2)
+    if key not in _PROBES:
+        _PROBES[key] = _fit_probe(samples, l2)
+    return _PROBES[key]
+
+
+def _fit_probe(samples: Sequence[Sample], l2: float) -> tuple[np.ndarray, float]:
     q = np.vstack([s.qvec for s in samples if s.qvec is not None])
     y = np.array([float(bool(s.query.relevant)) for s in samples if s.qvec is not None])
     fit = fit_lr(q, y, l2)
