@@ -378,6 +378,24 @@ TASK_TALK = [
     "let me think, we use postgres 14 or 15",
     "we deploy on friday, after the demo",
     "the background is, the tax rules came from a spreadsheet in 2021 and nobody touched them",
+    # round 4: questions without "?", bug reports, requirements of the task, agendas
+    "why is 0.1 + 0.2 not equal to 0.3",
+    "is the staging db on 5433 or 5432",
+    "process.env.STRIPE_KEY is undefined in the browser",
+    "tests fail on the windows runner with path not found",
+    "the price shows NaN instead of the currency on android",
+    "git push is blocked by some hook complaining about type errors",
+    "the new endpoint is /api/v2/orders",
+    "the disk on build-01 is 91% full",
+    "the limit should be 50, not 100",
+    "rename them in a separate PR please, not in this one",
+    "the notebook is in notebooks/churn.ipynb",
+    "the plan is: first we write the tests, then we refactor the module",
+    "we're on the 2.x branch till the release",
+    "we switched to python 3.12 yesterday",
+    "hm, isn't the build using vite? the vite.config.ts is right there",
+    "the code is in the branch feature/payment, please to review",
+    "the README is outdated",
 ]
 
 
@@ -433,6 +451,25 @@ def test_plainly_stated_rules(text: str, fact: str) -> None:
     assert [f.text for f in _one([_user(text)])] == [fact]
 
 
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        ("ok that settles it. we stay on celery", "We stay on celery."),
+        ("we moved to postgres 16 last month", "We moved to postgres 16."),
+        (
+            "1 yes. 2 no, we don't put money amounts in redis, ever. 3 maybe later",
+            "We don't put money amounts in redis, ever.",
+        ),
+        (
+            "freeze time. we already use freezegun everywhere else",
+            "We already use freezegun everywhere else.",
+        ),
+    ],
+)
+def test_where_a_debate_or_a_proposal_ended(text: str, fact: str) -> None:
+    assert [f.text for f in _one([_user(text)])] == [fact]
+
+
 def test_a_consequence_of_a_kept_fact_is_not_a_second_fact() -> None:
     facts = _one(
         [_user("One more thing: our IDs are ULIDs, not integers, so please don't use int")]
@@ -448,3 +485,23 @@ def test_a_rule_about_the_sentence_before_joins_it() -> None:
     # a caution for the task at hand is not such a rule
     text = "in the api repo we're on node 20. dont mix them up when you write the ci files"
     assert [f.text for f in _one([_user(text)])] == ["In the api repo, we're on node 20."]
+
+
+def test_a_restated_fact_is_one_fact() -> None:
+    turns = [_user("the api is on port 8080"), _user("remember the api is on 8080")]
+    assert [f.text for f in _one(turns)] == ["The api is on port 8080."]
+    # the fuller restatement wins; a prohibition never swallows its opposite
+    turns = [_user("the db is on 5433"), _user("yes db on 5433 not 5432")]
+    assert [f.text for f in _one(turns)] == ["Db on 5433 not 5432."]
+    turns = [_user("always use npm ci in docker"), _user("never use npm ci in docker")]
+    assert len(_one(turns)) == 2
+
+
+def test_a_symptom_with_its_remedy_is_a_gotcha() -> None:
+    text = "test_order_expiry is flaky because it depends on the wall clock; freeze time"
+    assert _one([_user(text)]) != []
+    text = (
+        "Firmware updates go through MCUboot; images must be signed with the key in keys/"
+        " (`west sign`), unsigned images are rejected."
+    )
+    assert _one([_user(text)]) != []

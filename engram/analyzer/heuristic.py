@@ -27,7 +27,7 @@ from engram.analyzer import heuristic_commands as commands
 from engram.analyzer import heuristic_rules as rules
 from engram.analyzer import heuristic_statements as statements
 from engram.analyzer import heuristic_words as words
-from engram.analyzer.validate import looks_like_output
+from engram.analyzer.validate import concrete_tokens, content_words, looks_like_output
 from engram.wire.text import is_preamble, user_words
 
 NAME = "heuristic"
@@ -84,6 +84,7 @@ def extract(conversations: Sequence[Mapping[str, Any]]) -> list[Fact]:
                 found.append((hit.text, hit.kind, hit.scope, hit.evidence))
         for text in commands.command_facts(turns):
             found.append((text, "gotcha", "", "command-fix"))
+        mine: list[Fact] = []
         for raw, kind, scope, evidence in found:
             finished = _finish(raw)
             key = _dedupe_key(finished) if finished else ""
@@ -91,8 +92,35 @@ def extract(conversations: Sequence[Mapping[str, Any]]) -> list[Fact]:
                 continue
             seen.add(key)
             scope = (scope or "project") if has_project else "global"
-            facts.append(Fact(finished, kind, scope, evidence))
+            _keep_once(mine, Fact(finished, kind, scope, evidence))
+        facts.extend(mine)
     return facts
+
+
+_PROHIBITION = re.compile(r"\b(?:never|don'?t|dont|do not|avoid|stop|no longer)\b", re.I)
+
+
+def _keep_once(kept: list[Fact], fact: Fact) -> None:
+    """Add `fact` unless a fact of the same conversation already says all of it; replace
+    one it says all of. People restate a fact ("the api is on 8080" ... "yes, 8080 not
+    8000"), and each restatement would otherwise be a memory of its own, some of them
+    fragments. Only facts naming the same things (ports, tools, paths) with the same
+    polarity are compared: "always use npm" never swallows "never use npm"."""
+    tokens, words = concrete_tokens(fact.text), content_words(fact.text)
+    if not tokens:
+        kept.append(fact)
+        return
+    banned = bool(_PROHIBITION.search(fact.text))
+    for i, other in enumerate(kept):
+        if bool(_PROHIBITION.search(other.text)) != banned:
+            continue
+        theirs, their_words = concrete_tokens(other.text), content_words(other.text)
+        if tokens <= theirs and words <= their_words:
+            return
+        if theirs and theirs <= tokens and their_words <= words:
+            kept[i] = replace(fact, kind=other.kind if fact.kind == "fact" else fact.kind)
+            return
+    kept.append(fact)
 
 
 def _finish(text: str) -> str | None:

@@ -44,7 +44,7 @@ _INVOCATION = re.compile(
     r"|invalid (?:option|choice|argument)|^usage:|ERR!|ERESOLVE|ENOENT|ERR_PNPM"
     r"|permission denied|is not recognized|not installed|externally-managed-environment"
     r"|requires python|could not find|cannot find|no rule to make target|missing required"
-    r"|no upstream|did you mean",
+    r"|no upstream|did you mean|(?:failed to|could not|cannot|unable to) resolve",
     re.I | re.M,
 )
 _EXCEPTION_LINE = re.compile(r"^\w+(?:Error|Exception)\b.*:")
@@ -269,10 +269,14 @@ def _fixes(failed: _Run, run: _Run) -> bool:
     (_, ra), (_, rb) = a, b
     if "--no-verify" in rb and "--no-verify" not in ra:
         return False
-    if ra == rb:
-        return True
+    # Only an error about how or where a command ran makes another way of running it the
+    # fix: after a failing test or a lint finding, a later success (same arguments under
+    # `uv run`, a flag added) says the code or the state changed in between, not that the
+    # first way is wrong.
     if not _INVOCATION.search(failed.output):
         return False
+    if ra == rb:
+        return True
     sub_a = next((w for w in ra if not w.startswith("-")), None)
     sub_b = next((w for w in rb if not w.startswith("-")), None)
     if sub_a and sub_b and sub_a != sub_b and not _similar(sub_a, sub_b):

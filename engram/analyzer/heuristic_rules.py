@@ -52,6 +52,10 @@ class Hit:
 _LEAD = re.compile(
     r"(?:(?:thanks|thank you|great|perfect|nice|cool|good|lgtm|awesome|sure|yes|yeah|yep"
     r"|ok|okay|hmm|oh|hey|well|right|important|note|nb|ps)[,.!:;\u2014-]+\s*"
+    # answering numbered options: "1 yes. 2 no, we don't ..."
+    r"|\d{1,2}[.):]?\s+(?=(?:yes|no|nope|yeah|ok|okay)\b)"
+    # terse users drop the comma: "yeah 8080", "yes db on 5433 not 5432"
+    r"|(?:yes|yeah|yep|yup)\s+(?!(?:and|but|or|so|i|we|you|it)\b)"
     r"|(?:also|and|so|btw|by the way|fyi|plus|but|oh and|one more thing|just so you know"
     r"|heads up|first(?:ly)?|second(?:ly)?|third(?:ly)?|finally|lastly|and finally)\b"
     r"[\s,:\u2014-]*)+",
@@ -115,7 +119,7 @@ _WE_USE_NOT = re.compile(
 )
 _WE_USE = re.compile(
     r"^(?P<x>(?:(?:in this (?:repo|repository|project|codebase)|here)\s*,?\s*)?"
-    r"we (?:always |only |generally |usually |all )?use (?P<obj>.+))$",
+    r"we (?:always |only |generally |usually |all |already )?use (?P<obj>.+))$",
     _I,
 )
 _WE_DONT = re.compile(r"^(?P<x>we (?:don'?t|do not|never) use (?P<obj>.+))$", _I)
@@ -139,7 +143,14 @@ _WHERE = re.compile(
     r"|in [\w./-]+/|here),?\s+(?=we\b|i\b|our\b|the\b)",
     _I,
 )
-_WE_ON = re.compile(r"^(?P<x>(?:we|i)(?:'re|'m| are| am) on (?P<obj>.+))$", _I)
+# "we're still on pydantic 1.10", "we stay on celery", "we moved to valkey 8": where a
+# setup stands after a debate or a migration (the object must name something).
+_WE_ON = re.compile(
+    r"^(?P<x>(?:(?:we|i)(?:'re|'m| are| am) (?:still |all )?on|we (?:stay|stick) (?:on|with)"
+    r"|we(?:'re| are) staying (?:on|with)|we(?:'ve| have)? (?:moved|switched|migrated)"
+    r"(?: from [\w.-]+(?: [\d.]+)?)? to) (?P<obj>.+))$",
+    _I,
+)
 _OUR = re.compile(
     r"^(?P<x>our [\w -]{1,30}? (?:runs on|runs|uses|is|are|lives in|live in|is hosted on"
     r"|deploys to|is deployed to) (?P<obj>.+))$",
@@ -300,6 +311,8 @@ def _convention(clause: str, masked: str) -> Hit | None:
                     or bool(re.match(r"(?:always|never|only)\b", m.group("obj"), _I))
                 )
                 and not TASK_SUBJECT.match(m.group("x"))  # "our main problem is ..."
+                # "we're on v2 until the migration is done": a state with its end date
+                and not re.search(r"\buntil\b|\btill\b", m.group("obj"), _I)
             )
             # "we're on 3.12 so you can use X": the fact, without what it meant for the task
             text = _CONSEQUENCE.split(take(m), maxsplit=1)[0]
@@ -394,11 +407,21 @@ def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool)
     return None
 
 
+_AGENDA = re.compile(
+    r"^\W*(?:(?:the|my|our|today'?s|a|rough) )?(?:\w+ )?(?:plan|todo|to-do|to do|agenda)\b"
+    r"[^:.]{0,25}:",
+    _I,
+)
+
+
 def sentence_hits(
     sentence: str, masked: str, *, corrective: bool = False, explicit_only: bool = False
 ) -> Iterator[Hit]:
     """The facts in one sentence: first the sentence as a whole, then clause by clause
-    (so "fix the typo; always run ruff first" still yields its second half)."""
+    (so "fix the typo; always run ruff first" still yields its second half). What
+    follows "the plan is:" / "todo:" is today's agenda, whatever its words."""
+    if _AGENDA.match(masked):
+        return
     if hit := _clause_hit(sentence, masked, corrective, explicit_only):
         yield hit
         return

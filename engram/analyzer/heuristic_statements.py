@@ -17,7 +17,14 @@ import re
 
 from engram.analyzer.heuristic_rules import Hit
 from engram.analyzer.heuristic_rules import _hit as rule_hit
-from engram.analyzer.heuristic_words import CONCRETE, TASK_SUBJECT, TOOL_NAME, VAGUE_START
+from engram.analyzer.heuristic_words import (
+    CONCRETE,
+    PRONOUN,
+    TASK_SUBJECT,
+    TOOL_NAME,
+    VAGUE_START,
+    bug_report,
+)
 
 _I = re.IGNORECASE
 
@@ -90,8 +97,9 @@ _SETUP_PART = re.compile(
     _I,
 )
 _WORK_ITEM = re.compile(
-    r"^(?:my|new|last|latest|current|failing)\b|\b(?:branch|pr|pull request|commit|ticket|issue"
-    r"|migration|user|response|request|page|file|line|version|image|log|screenshot|link|url|id"
+    r"^(?:(?:the|a|an) )?(?:my|new|last|latest|current|failing|old|temporary)\b"
+    r"|\b(?:branch|pr|pull request|commit|ticket|issue|migration|user|response|request|page"
+    r"|file|line|version|image|log|screenshot|link|url|id"
     r"|value|number|count|size|query|loop|function|method|class|variable|output|input|stash"
     r"|port)$",
     _I,
@@ -103,12 +111,19 @@ _SET_UP = re.compile(
     r" (?:from|by|to|with|in|on|via|through|under|at|for|into)\b",
     _I,
 )
+# "the report is in reports/monthly.py": where today's file is; directories where a kind
+# of thing lives ("the templates are in templates/emails/") stay.
+_FILE_POINTER = re.compile(r"^\s*(?:in|at|inside|under)?\s*[\w./~-]+\.[a-z]{1,6}\s*$", _I)
 # "npm run dev is running in the other terminal", "the workers are restarting": a state.
 _PROGRESSIVE = re.compile(r"\b(?:is|are|am|'s|'re)\s+(?:still\s+|now\s+)?\w{2,}ing\b", _I)
-_MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:[kmgt]i?b|ms|s|sec|seconds|min|%)\b", _I)
+_MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:(?:[kmgt]i?b|ms|s|sec|seconds|min)\b|%)", _I)
 _STATE = re.compile(
     r"^\s*(?:not|already|still|now|too|so|very|really|just|empty|down|up|broken|slow|fast|wrong"
-    r"|missing|gone|done|ready|running|failing|red|green|blank|huge|big)\b",
+    r"|missing|gone|done|ready|running|failing|red|green|blank|huge|big|full|offline"
+    r"|unreachable|unhealthy|behind|dirty|installed"
+    # a judgement of today's code or docs, not how things are set up
+    r"|outdated|out of date|stale|obsolete|incorrect|messy|a mess|confusing|ugly|fine|ok|okay"
+    r"|good|great|bad|better|worse|weird|strange|annoying|nice|perfect|right there|here)\b",
     _I,
 )
 _YOU_NEED = re.compile(
@@ -180,9 +195,16 @@ def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit |
 _HEADER = re.compile(r"^[^:,;]{3,40}:\s+(?=\S)")
 
 
+_REQUEST_TAIL = re.compile(
+    r"[,;]\s*(?:so\s+|and\s+)?(?:please|pls|can you|could you|would you)\s+(?:to\s+)?(?:review"
+    r"|check|fix|look|have a look|take a look|update|explain|help|test|debug|investigate|merge"
+    r"|rebase|rerun|retry|try)\b",
+    _I,
+)
+_REMEMBER = re.compile(r"^(?:please\s+)?(?:remember|recall|reminder|fyi)[,:]?\s+(?=the |our )", _I)
 # "..., so it's not urgent", "..., but that's fine": what the fact means today.
 _AFTERTHOUGHT = re.compile(
-    r",\s*(?:so|but|and)\s+(?:it'?s|it is|it was|that'?s|that is|this is|there'?s|no rush"
+    r",\s*(?:so|but|and)\s+(?:(?:it|that|this|there|they)(?:'s|'re|'ve)?|no rush"
     r"|not (?:urgent|important|a big deal))\b",
     _I,
 )
@@ -190,10 +212,14 @@ _AFTERTHOUGHT = re.compile(
 
 def statement_hit(clause: str, masked: str) -> Hit | None:
     """A plainly stated fact or rule in one clause (see the module docstring), or None."""
+    if m := _REMEMBER.match(masked):  # "remember the api is on 8080"
+        clause, masked = clause[m.end() :], masked[m.end() :]
     if (m := _HEADER.match(masked)) and len(masked[: m.end()].split()) <= 6:
         clause, masked = clause[m.end() :], masked[m.end() :]
     if m := _AFTERTHOUGHT.search(masked):
         clause, masked = clause[: m.start()], masked[: m.start()]
+    if _REQUEST_TAIL.search(masked):
+        return None  # "the code is in the branch feature/x, please review": the task's context
     for rule in (_rule_hit, _concrete_hit):
         if hit := rule(clause, masked):
             return hit
@@ -259,13 +285,17 @@ def _concrete_hit(clause: str, masked: str) -> Hit | None:
     hold always ("amounts are always integer cents")."""
     if not CONCRETE.search(masked) and not _ALWAYS_STATED.search(masked):
         return None
+    if bug_report(masked):
+        return None
     m = _CONTRAST.match(masked)
     if (
         m
         and CONCRETE.search(m.group("a"))
         and not _NEGATED_VERB.search(m.group("a"))
         and not _PRONOUN_SUBJECT.match(m.group("a"))
+        and not PRONOUN.search(m.group("a"))  # "rename them in a separate PR, not here"
         and not TASK_SUBJECT.match(m.group("a"))
+        and _standing_requirement(m.group("a"))
     ):
         return _hit(_take(clause, m), "preference", "contrast")
     m = _YOU_NEED.match(masked)
@@ -294,6 +324,27 @@ def _concrete_hit(clause: str, masked: str) -> Hit | None:
     return None
 
 
+_MODAL = re.compile(
+    r"^(?P<subj>[^,;]{1,60}?) (?:should|must|needs? to|has to|have to)"
+    r" (?:be|have|go|use|stay)\b",
+    _I,
+)
+
+
+def _standing_requirement(text: str) -> bool:
+    """ "the limit should be 50, not 100" asks for a change in today's task; it is a
+    standing rule only about a part of the setup or a named tool ("db should be on 5433,
+    not 5432"), or when it says so ("always")."""
+    m = _MODAL.match(text)
+    if not m:
+        return True
+    return bool(
+        TOOL_NAME.search(text.lower())
+        or _SETUP_PART.search(m.group("subj"))
+        or _STANDING.search(text[m.end() :])
+    )
+
+
 def _standing_statement(m: re.Match[str]) -> bool:
     """Whether "X is/should be Y" reads as how things are set up rather than today's
     work. "is in"/"is on" are "is" ("the query is in repository.py" points at today's
@@ -301,6 +352,8 @@ def _standing_statement(m: re.Match[str]) -> bool:
     unless the subject is a standing part of the setup or the sentence says it holds
     generally ("migrations must always be reversible")."""
     verb = m.group("verb").lower()
+    if _FILE_POINTER.match(m.group("obj")) and not _SETUP_PART.search(m.group("subj")):
+        return bool(_STANDING.search(m.group("x")))  # "the notebook is in notebooks/x.ipynb"
     named = bool(TOOL_NAME.search(m.group("x").lower()))
     standing = bool(_STANDING.search(m.group("obj")) or _SETUP_PART.search(m.group("subj")))
     if verb.split()[0] in ("should", "must", "has", "can", "can't", "cannot"):

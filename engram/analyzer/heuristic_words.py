@@ -94,11 +94,63 @@ def keeps_case(word: str) -> bool:
     return bool((TOOL_NAME.fullmatch(word) and not plain) or re.search(r"[/._\d`-]", word))
 
 
+# A question by its word order, question mark or not ("why is x 44", "is the db on 5433",
+# "do we pin it"): terse users drop the "?", and a question is never a fact. "when"
+# opens conditions ("when u show diffs, unified format"), and an auxiliary before "be",
+# "not" or a verb is an elliptic statement or an imperative ("should be 5433",
+# "don't use X", "do it on staging").
+INTERROGATIVE = re.compile(
+    r"^(?:why|what|how|where|which|who|whom|whose)\b(?!-)"
+    r"|^(?:is|are|was|were|does|did|do|can|could|should|would|will|shall"
+    r"|isn'?t|aren'?t|doesn'?t|didn'?t|wasn'?t|shouldn'?t|wouldn'?t|couldn'?t|hasn'?t)"
+    r" (?:the|this|that|these|those|it|there|we|you|u|i|they|he|she|our|my|your|its|their"
+    r"|a|an|any|some|anyone|anybody|someone|everyone)\b",
+    _I,
+)
+
+
 def acceptable(text: str) -> bool:
     """Whether a finished fact survives the filters every sentence rule shares."""
     return not (
-        "?" in text or TRANSIENT.search(text) or DEICTIC.search(text) or "[REDACTED" in text
+        "?" in text
+        or INTERROGATIVE.match(text)
+        or TRANSIENT.search(text)
+        or DEICTIC.search(text)
+        or "[REDACTED" in text
     )
+
+
+# A bug report, not a fact: what something does wrong today ("process.env.X is undefined
+# in the browser", "tests fail on the windows runner", "the price shows NaN instead of
+# the currency"). People state gotchas in the same words, but then say that it holds
+# each time or what to do about it (`KNOWN_BEHAVIOUR`). In the recall set's 459 user
+# requests (bench/data/recall_gate/tune) these were 6 of the heuristic's 9 false facts.
+SYMPTOM = re.compile(
+    r"\b(?:is|are|'s|'re|stays?|comes? back|gets?)\s+(?:still\s+|now\s+|just\s+)?(?:undefined"
+    r"|null|nan|none|empty|blank|rejected|refused|blocked|locked|stuck|missing|broken)\b"
+    r"|(?<!must )(?<!should )(?<!to )(?<!will )(?<!can )\b(?:fails|failing|crash(?:es|ing)"
+    r"|throws|throwing|hangs|hanging|shows|showing|prints|printing|returns|returning"
+    r"|complains?|complaining|says|errors out|times out|timing out)\b"
+    r"|\bnot (?:found|working|defined|loaded|equal|showing|updating)\b"
+    r"|\b(?:doesn'?t|does not|won'?t|isn'?t|is not) (?:work|load|start|compile|run|show"
+    r"|update|render)\w*\b",
+    _I,
+)
+KNOWN_BEHAVIOUR = re.compile(
+    r"\b(?:always|never|every time|each time|whenever|any|unless|otherwise|by design"
+    r"|on purpose|expected|known|by default|(?:if|when|once) (?:you|u|we|one)|without)\b"
+    r"|(?:[,;]|\bso|\band|\bbut)\s+(?:please\s+|just\s+)?(?:use|run|set|pass|add|call|pin"
+    r"|restart|export|install)\b",
+    _I,
+)
+
+
+def bug_report(text: str) -> bool:
+    """Whether `text` reports a symptom in its first clause without saying it is standing
+    behaviour (a later clause is often the reason a rule holds: "...; unsigned images are
+    rejected")."""
+    head = re.split(r"[;,(]\s|\s[\u2014-]\s", text, maxsplit=1)[0]
+    return bool(SYMPTOM.search(head)) and not KNOWN_BEHAVIOUR.search(text)
 
 
 # "No, the problem is in utils.py": where today's bug is, not a fact worth keeping.

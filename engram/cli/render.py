@@ -18,7 +18,8 @@ def out() -> Console:
     if _out is None:
         from rich.console import Console
 
-        _out = Console(highlight=False, soft_wrap=False)
+        # soft_wrap: piped output is never hard-wrapped at 80 columns (grep sees whole lines)
+        _out = Console(highlight=False, soft_wrap=True)
     return _out
 
 
