@@ -9,22 +9,31 @@ series repeats a conversation's request (the cached decision). Measured in the s
 run against the direct upstream: added latency p50/p99 (sequential and 16 concurrent),
 the ratio, forwarding only, streaming time to first byte, and the proxy's RSS.
 
+`--baseline DIR` runs a second proxy from another engram source tree (a worktree of
+main) in the same series, the targets taking turns request by request: on a busy
+machine only such an interleaved A/B comparison says whether a change helped.
+
+    python bench/proxy.py [--baseline /tmp/engram-main]
+
 Targets (issue 12): added p50 <= 5 ms, p99 <= 15 ms; tool-loop cache hit <= 1 ms added;
 SSE time to first byte added <= 2 ms; proxy RSS <= 300 MB.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -36,6 +45,7 @@ from engram.store import memories
 from engram.store.db import Store
 from tests.support.llm_stub import LLMStub
 from tests.support.mitmweb import free_port
+from tests.support.proxied import engram_proxy
 
 N_MEMORIES = int(os.environ.get("ENGRAM_BENCH_MEMORIES", "10000"))
 RUNS = int(os.environ.get("ENGRAM_BENCH_RUNS", "300"))
@@ -139,23 +149,34 @@ THINK = 0.1  # an agent's requests are seconds apart (the model is generating); 
 # lets the proxy's background work (journaling, logging) finish as it would in use.
 
 
-def series(fn, runs: int) -> list[float]:
-    fn()  # warm the connection
-    out = []
-    for _ in range(runs):
-        out.append(fn())
-        time.sleep(THINK)
+def interleaved(fn, targets: list[str], runs: int) -> dict[str, list[float]]:
+    """`fn(url)` `runs` times per target, the targets taking turns (their order rotating),
+    so a busy machine's slow moments fall on all of them alike."""
+    out: dict[str, list[float]] = {t: [] for t in targets}
+    for t in targets:
+        fn(t)  # warm the connection
+    for i in range(runs):
+        k = i % len(targets)
+        for t in targets[k:] + targets[:k]:
+            out[t].append(fn(t))
+            time.sleep(THINK / len(targets))
     return out
 
 
-def concurrent(url: str, runs: int, workers: int = 16) -> list[float]:
-    def worker(_: int) -> list[float]:
-        s = requests.Session()
+def concurrent(urls: list[str], runs: int, workers: int = 16) -> dict[str, list[float]]:
+    """`workers` clients at once against each target, in rounds of one request per
+    client, the targets taking turns round by round."""
+    sessions = [requests.Session() for _ in range(workers)]
+    for s in sessions:
         s.trust_env = False
-        return [timed_post(s, url, body()) for _ in range(max(1, runs // workers))]
-
+    out: dict[str, list[float]] = {u: [] for u in urls}
     with ThreadPoolExecutor(workers) as pool:
-        return [x for chunk in pool.map(worker, range(workers)) for x in chunk]
+        for i in range(max(1, runs // workers)):
+            k = i % len(urls)
+            for url in urls[k:] + urls[:k]:
+                out[url] += pool.map(lambda s, u=url: timed_post(s, u, body()), sessions)
+                time.sleep(THINK)
+    return out
 
 
 def rss_mb(pid: int) -> float:
@@ -165,59 +186,87 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def start_proxy(db: Path, upstream: str, source: str | None) -> tuple[Any, str]:
+    """An `engram proxy` on its own copy of the store, from this checkout or `source` (an
+    engram source tree, e.g. `git worktree add /tmp/base main`), warm (it injects).
+
+    The analyzer is off (`--analyzer none`): it would distil memories from every one of
+    the benchmark's thousands of exchanges on the same two cores, which measures the
+    analyzer, not the request path (an agent's requests are seconds apart)."""
+    own = db.with_name(f"{db.stem}-{abs(hash(source))}.db")
+    shutil.copy(db, own)
+    port = free_port()
+    proc = engram_proxy(
+        port,
+        upstream,
+        own,
+        "--analyzer",
+        "none",
+        env={"PYTHONPATH": source} if source else None,
+    )
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    threading.Thread(target=stderr.read, daemon=True).start()  # never let the pipe fill
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_warm(url: str, stub: LLMStub) -> None:
+    s = requests.Session()
+    s.trust_env = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until it injects (recall is warm)
+        try:
+            timed_post(s, url + "/v1/messages", body())
+            if "engram-memory" in json.dumps(stub.requests[-1].json):
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the proxy at {url} never injected")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--baseline",
+        help="another engram source tree (e.g. a worktree of main) to run in the same "
+        "series, requests interleaved, for an A/B comparison on a busy machine",
+    )
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LLMStub() as stub:
         db = Path(tmp) / "bench.db"
         fill(db)
-        port = free_port()
-        env = {**os.environ, "ENGRAM_DB": str(db)}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "engram",
-                "proxy",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--upstream",
-                stub.url,
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        proxy = f"http://127.0.0.1:{port}"
-        s = requests.Session()
-        s.trust_env = False
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait until it injects (recall is warm)
-            try:
-                timed_post(s, proxy + "/v1/messages", body())
-                if "engram-memory" in json.dumps(stub.requests[-1].json):
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
+        sources = {"this": None, **({"baseline": args.baseline} if args.baseline else {})}
+        procs = {name: start_proxy(db, stub.url, src) for name, src in sources.items()}
         try:
-            direct = series(lambda: timed_post(s, stub.url + "/v1/messages", body()), RUNS)
-            via = series(lambda: timed_post(s, proxy + "/v1/messages", body()), RUNS)
+            for _proc, url in procs.values():
+                wait_warm(url, stub)
+            s = requests.Session()
+            s.trust_env = False
+            urls = {"direct": stub.url, **{n: u for n, (_p, u) in procs.items()}}
+            by_url = {u: n for n, u in urls.items()}
+
+            def run(fn, runs: int) -> dict[str, list[float]]:
+                got = interleaved(fn, list(urls.values()), runs)
+                return {by_url[u]: v for u, v in got.items()}
+
+            fresh = run(lambda u: timed_post(s, u + "/v1/messages", body()), RUNS)
             injected = sum("engram-memory" in json.dumps(r.json) for r in stub.requests[-RUNS:])
-            fwd_direct = series(lambda: _get(s, stub.url + "/health"), RUNS)
-            fwd_via = series(lambda: _get(s, proxy + "/health"), RUNS)
-            c_direct = concurrent(stub.url + "/v1/messages", RUNS)
-            c_via = concurrent(proxy + "/v1/messages", RUNS)
-            t_direct = series(lambda: ttfb(s, stub.url + "/v1/messages"), RUNS // 3)
-            t_via = series(lambda: ttfb(s, proxy + "/v1/messages"), RUNS // 3)
-            loop_direct = series(lambda: tool_loop(s, stub.url + "/v1/messages"), RUNS // 3)
-            loop_via = series(lambda: tool_loop(s, proxy + "/v1/messages"), RUNS // 3)
-            memory = rss_mb(proc.pid)
+            forward = run(lambda u: _get(s, u + "/health"), RUNS)
+            first_byte = run(lambda u: ttfb(s, u + "/v1/messages"), RUNS // 3)
+            loop = run(lambda u: tool_loop(s, u + "/v1/messages"), RUNS // 3)
+            got = concurrent([u + "/v1/messages" for u in urls.values()], RUNS)
+            together = {by_url[u.removesuffix("/v1/messages")]: v for u, v in got.items()}
+            memory = {n: rss_mb(p.pid) for n, (p, _u) in procs.items()}
         finally:
-            proc.terminate()
-            proc.wait(30)
+            for proc, _url in procs.values():
+                proc.terminate()
+                proc.wait(30)
 
-    def added(a: list[float], b: list[float], p: float) -> float:
-        return percentile(b, p) - percentile(a, p)
+    def added(series: dict[str, list[float]], name: str, p: float) -> float:
+        return percentile(series[name], p) - percentile(series["direct"], p)
 
+    direct = fresh["direct"]
     rows = [
         (
             "requests per series",
@@ -231,63 +280,61 @@ def main() -> None:
             "",
             "",
         ),
-        (
-            "via the proxy p50 / p99 (ratio to direct at p50)",
-            f"{statistics.median(via):.2f} / {percentile(via, 99):.2f} ms "
-            f"({statistics.median(via) / statistics.median(direct):.2f}x)",
-            "",
-            "",
-        ),
-        (
-            "added, fresh recall + inject, p50",
-            f"{added(direct, via, 50):.2f} ms",
-            "<= 5 ms",
-            verdict(added(direct, via, 50), 5),
-        ),
-        (
-            "added, fresh recall + inject, p99",
-            f"{added(direct, via, 99):.2f} ms",
-            "<= 15 ms",
-            verdict(added(direct, via, 99), 15),
-        ),
-        (
-            "added, tool loop (the turn's cached decision), p50",
-            f"{added(loop_direct, loop_via, 50):.2f} ms",
-            "<= 1 ms",
-            verdict(added(loop_direct, loop_via, 50), 1),
-        ),
-        (
-            "added, 16 concurrent, p50 / p99",
-            f"{added(c_direct, c_via, 50):.2f} / {added(c_direct, c_via, 99):.2f} ms",
-            "",
-            "",
-        ),
-        (
-            "added, forwarded only (GET), p50",
-            f"{added(fwd_direct, fwd_via, 50):.2f} ms",
-            "<= 1 ms",
-            verdict(added(fwd_direct, fwd_via, 50), 1),
-        ),
-        (
-            "streaming time to first byte, direct / via",
-            f"{statistics.median(t_direct):.2f} / {statistics.median(t_via):.2f} ms",
-            "",
-            "",
-        ),
-        (
-            "streaming time to first byte, added p50",
-            f"{statistics.median(t_via) - statistics.median(t_direct):.2f} ms",
-            "<= 2 ms",
-            verdict(statistics.median(t_via) - statistics.median(t_direct), 2),
-        ),
-        (
-            "proxy RSS with the embedder and 10k index loaded",
-            f"{memory:.0f} MB",
-            "<= 300 MB",
-            verdict(memory, 300),
-        ),
     ]
-    print_table("proxy benchmark (engram proxy subprocess, loopback stand-in API)", rows)
+    for name in procs:
+        via = fresh[name]
+        label = "" if name == "this" else f" ({name})"
+        rows += [
+            (
+                f"via the proxy p50 / p99 (ratio to direct at p50){label}",
+                f"{statistics.median(via):.2f} / {percentile(via, 99):.2f} ms "
+                f"({statistics.median(via) / statistics.median(direct):.2f}x)",
+                "",
+                "",
+            ),
+            _row(f"added, fresh recall + inject, p50{label}", added(fresh, name, 50), 5),
+            _row(f"added, fresh recall + inject, p99{label}", added(fresh, name, 99), 15),
+            _row(
+                f"added, tool loop (the turn's cached decision), p50{label}",
+                added(loop, name, 50),
+                1,
+            ),
+            (
+                f"added, 16 concurrent, p50 / p99{label}",
+                f"{added(together, name, 50):.2f} / {added(together, name, 99):.2f} ms",
+                "",
+                "",
+            ),
+            _row(f"added, forwarded only (GET), p50{label}", added(forward, name, 50), 1),
+            (
+                f"streaming time to first byte, direct / via{label}",
+                f"{statistics.median(first_byte['direct']):.2f} / "
+                f"{statistics.median(first_byte[name]):.2f} ms",
+                "",
+                "",
+            ),
+            _row(
+                f"streaming time to first byte, added p50{label}",
+                added(first_byte, name, 50),
+                2,
+            ),
+            _row(
+                f"proxy RSS with the embedder and 10k index loaded{label}",
+                memory[name],
+                300,
+                "MB",
+            ),
+        ]
+    load = os.getloadavg()
+    print_table(
+        f"proxy benchmark (engram proxy subprocess, loopback stand-in API; load average "
+        f"{load[0]:.1f} / {load[1]:.1f} at the end)",
+        rows,
+    )
+
+
+def _row(label: str, value: float, target: float, unit: str = "ms") -> tuple[str, str, str, str]:
+    return (label, f"{value:.2f} {unit}", f"<= {target:g} {unit}", verdict(value, target))
 
 
 def _get(session: requests.Session, url: str) -> float:

@@ -469,7 +469,7 @@ def _advance_conversation(
         return new  # counted as seen only once a reply arrives (see record())
     held[key] = (conv, seen)
     if paused:
-        journal.note_seen(conv, seen)
+        journal.note_seen(session, conv, seen)
         return []
-    journal.advance_conversation(conv, seen, exchange.project)
+    journal.advance_conversation(session, conv, seen, exchange.project)
     return new

@@ -361,3 +361,33 @@ def test_scopes_and_project_normalization(monkeypatch: pytest.MonkeyPatch) -> No
     assert normalize_project("/home/dev/app/../app") == "/home/dev/app"
     assert normalize_project(Path("/x")) == "/x"
     assert normalize_project("") is None and normalize_project("global") is None
+
+
+def test_a_recall_whose_request_gave_up_is_not_run(store: Store, filled: dict[str, str]) -> None:
+    """A job still queued when its budget ran out (a burst of concurrent requests) is
+    answered `budget exceeded` without a search; one within its budget is searched."""
+    from engram.sources.recall_step import Job, RecallStep
+
+    embedder = Counting()
+    queries: list[str] = []
+    original = embedder.embed_query
+
+    def counting_query(text: str) -> np.ndarray:
+        queries.append(text)
+        return original(text)
+
+    embedder.embed_query = counting_query  # type: ignore[method-assign]
+    recaller = make(store, embedder)
+    recaller.warm()
+    queries.clear()
+    step = RecallStep(recaller, API, lambda fn: fn())
+    stale = Job("which port does the local postgres use?", API, "c1", 50.0)
+    stale.started -= 0.2  # queued for 200 ms: its caller stopped waiting at 50
+    decision = step.run(stale)
+    assert decision.block is None
+    assert decision.record["outcome"] == "budget exceeded"
+    assert queries == []
+    fresh = Job("which port does the local postgres use?", API, "c2", 60_000.0)
+    decision = step.run(fresh)
+    assert decision.block is not None and "5433" in decision.block
+    assert queries == ["which port does the local postgres use?"]

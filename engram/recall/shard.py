@@ -97,12 +97,14 @@ class Shard:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(row indexes, exact cosines) of this shard's best k rows."""
         scores = self.coarse[: self.n] @ query_coarse
-        if self.fine is not None:
-            wide = min(self.n, max(COARSE_CANDIDATES, 4 * k))
-            rows = np.argpartition(scores, -wide)[-wide:] if self.n > wide else np.arange(self.n)
-            scores = self.fine[rows].astype(np.float32) @ query
-        else:
-            rows = np.arange(self.n)
+        if self.fine is None:  # one exact pass (MiniLM): no index array over every row
+            if self.n <= k:
+                return np.arange(self.n), scores
+            rows = np.argpartition(scores, -k)[-k:]
+            return rows, scores[rows]
+        wide = min(self.n, max(COARSE_CANDIDATES, 4 * k))
+        rows = np.argpartition(scores, -wide)[-wide:] if self.n > wide else np.arange(self.n)
+        scores = self.fine[rows].astype(np.float32) @ query
         if rows.shape[0] > k:
             keep = np.argpartition(scores, -k)[-k:]
             rows, scores = rows[keep], scores[keep]

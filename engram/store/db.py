@@ -276,6 +276,19 @@ def _make_engine(path: Path, busy_timeout_ms: int) -> Engine:
     return engine
 
 
+def raw_connection(session: Session) -> sqlite3.Connection:
+    """The sqlite3 connection under a write session, inside its transaction.
+
+    For the statements every proxied request runs (journaling an exchange): through the
+    ORM (a query, an identity-map lookup, a unit-of-work flush at commit) they cost
+    ~1 ms of the thread a response's last byte waits for; as plain statements on the
+    same connection and transaction, ~0.1 ms. Only for rows the session does not also
+    hold as ORM objects (the ORM would not see these writes).
+    """
+    conn: sqlite3.Connection = session.connection().connection.driver_connection  # type: ignore[assignment]
+    return conn
+
+
 def affected(result: Any) -> int:
     """Rows changed by an UPDATE/INSERT/DELETE executed through a Session.
 

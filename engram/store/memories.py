@@ -41,9 +41,14 @@ def log_event(
             action=action,
             memory_id=memory_id,
             actor=actor,
-            detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            detail=event_detail(**detail),
         )
     )
+
+
+def event_detail(**detail: Any) -> str:
+    """An event's `detail` column: JSON, keys sorted."""
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True)
 
 
 def get(session: Session, memory_id: str) -> Memory:
