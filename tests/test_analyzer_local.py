@@ -56,12 +56,15 @@ def test_grammar_allows_only_offered_ids_and_known_scopes() -> None:
 def test_the_heuristic_facts_come_first_and_none_only_when_both_have_nothing() -> None:
     heuristic = ['engram add --kind fact --scope project "The db is on port 5433"']
     model = 'engram add --kind fact --scope project "Use pnpm, never npm"'
-    assert merge([], "NONE") == "NONE"
-    assert merge(heuristic, "NONE") == heuristic[0]
-    assert merge([], model + "\n") == model
-    assert merge(heuristic, model).splitlines() == [heuristic[0], model]
+    assert merge([], "NONE") == ("NONE", ())
+    assert merge(heuristic, "NONE") == (heuristic[0], ())
+    assert merge([], model + "\n") == (model, ())
+    text, dropped = merge(heuristic, model)
+    assert text.splitlines() == [heuristic[0], model] and dropped == ()
     same = 'engram add --kind fact --scope project "The db is on port 5433."'
-    assert merge(heuristic, same) == heuristic[0]  # the user's sentence says it already
+    text, dropped = merge(heuristic, same)  # the user's sentence says it already
+    assert text == heuristic[0]
+    assert dropped == ((same, f"repeats the heuristic's fact: {heuristic[0]}"),)
 
 
 def test_auto_says_what_it_chose_and_why(tmp_path: Path) -> None:
@@ -140,3 +143,28 @@ def test_fetch_assembles_verifies_and_refuses_a_mismatch(
     with pytest.raises(EngramError, match="does not match its pin"):
         models.fetch(wrong, tmp_path / "models")
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["test.gguf"]
+
+
+def test_dry_run_lists_the_model_lines_the_heuristic_already_holds(store: Store) -> None:
+    """The local backend drops a model line that repeats one of the heuristic's facts
+    before validation sees it; `analyze --dry-run` still accounts for it, with why."""
+    from engram.analyzer.backends import Answer, Batch
+    from engram.analyzer.runner import Analyzer
+    from engram.config import AnalyzerConfig
+
+    heuristic = 'engram add --kind fact --scope project "The db is on port 5433"'
+    model = 'engram add --kind fact --scope project "The db is on port 5433."'
+
+    class MergingBackend:  # what LocalBackend.analyze returns, without loading a model
+        name, model = "local", "qwen-test"
+
+        def analyze(self, batch: Batch) -> Answer:
+            text, dropped = merge([heuristic], model)
+            return Answer(text=text, model=self.model, dropped=dropped)
+
+    capture(store, "a", "c1", ["the db is on port 5433"])
+    report = Analyzer(store, MergingBackend(), AnalyzerConfig()).run(dry_run=True)
+    assert [d["decision"] for d in report.decisions] == ["keep", "reject"]
+    assert report.decisions[1]["command"] == model
+    assert report.decisions[1]["reason"] == f"repeats the heuristic's fact: {heuristic}"
+    assert report.proposed[1].endswith(f"  # reject: repeats the heuristic's fact: {heuristic}")

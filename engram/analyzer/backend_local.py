@@ -154,9 +154,10 @@ class LocalBackend:
         )
         text = _content(result)
         usage = _usage(result)
+        dropped: tuple[tuple[str, str], ...] = ()
         if self.with_heuristic:
-            text = merge(heuristic.analyze(batch.conversations), text)
-        return Answer(text=text, model=self.model, usage=usage, cost_usd=0.0)
+            text, dropped = merge(heuristic.analyze(batch.conversations), text)
+        return Answer(text=text, model=self.model, usage=usage, cost_usd=0.0, dropped=dropped)
 
     def _complete(self, request: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -204,24 +205,33 @@ def messages(batch: Batch) -> list[dict[str, str]]:
     return out
 
 
-def merge(heuristic_lines: Sequence[str], model_text: str) -> str:
+def merge(
+    heuristic_lines: Sequence[str], model_text: str
+) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The heuristic's lines first (read from the user's words only, its precision is
     the higher), then the model's that say something the heuristic's do not; "NONE"
     only when both have nothing. A model line most of whose words one heuristic line
     holds ("Use yarn in this project, not npm" beside the user's "Always use yarn in
     this project, npm is making problem with the lock file") is the same fact, and the
     embedder's folding does not catch such a pair (the user's sentence has words of its
-    own). Validation folds what is left against stored memories."""
-    covered = [_words(line) for line in heuristic_lines]
+    own). Validation folds what is left against stored memories. Also returns the model
+    lines dropped that way, each with the heuristic line that holds it."""
+    covered = [(line, _words(line)) for line in heuristic_lines]
     lines = list(heuristic_lines)
+    dropped: list[tuple[str, str]] = []
     for line in model_text.splitlines():
         if not line.strip() or line.strip() == "NONE":
             continue
         mine = _words(line)
-        if mine and any(len(mine & theirs) >= 0.75 * len(mine) for theirs in covered):
+        holder = next(
+            (h for h, theirs in covered if mine and len(mine & theirs) >= 0.75 * len(mine)),
+            None,
+        )
+        if holder is not None:
+            dropped.append((line.strip(), f"repeats the heuristic's fact: {holder}"))
             continue
         lines.append(line)
-    return "\n".join(lines) if lines else "NONE"
+    return ("\n".join(lines) if lines else "NONE"), tuple(dropped)
 
 
 def _words(line: str) -> set[str]:

@@ -36,6 +36,10 @@ class Answer:
     # What the call cost as the backend itself reports it (the Claude Code CLI does);
     # None: estimated from `analyzer.prices`.
     cost_usd: float | None = None
+    # Lines the backend set aside itself before validation, with why (the local backend:
+    # a model line that repeats one of the heuristic's facts). `analyze --dry-run` lists
+    # them beside validation's decisions, so every line the model wrote is accounted for.
+    dropped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

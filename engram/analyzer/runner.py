@@ -218,6 +218,11 @@ class Analyzer:
                         "target": verdict.target,
                     }
                 )
+            for line, why in answer.dropped:  # set aside by the backend itself
+                report.proposed.append(f"{line}  # reject: {why}")
+                report.decisions.append(
+                    {"command": line, "decision": "reject", "reason": why, "target": None}
+                )
             self._record(batch, answer, started, "dry-run", None, report, parsed, {})
             return True
         self._apply(batch, answer, parsed, verdicts, guard, started, report)
