@@ -71,6 +71,15 @@ def test_a_fact_with_no_word_of_its_own_folds_unless_it_negates() -> None:
     assert near.find("Never use slog in hot loops.", existing) is None
 
 
+def test_a_restatement_in_other_inflections_folds() -> None:
+    from engram.recall.onnx_embedder import OnnxEmbedder
+
+    near = validate.NearDuplicates(OnnxEmbedder())
+    old = validate.Existing("m-cccccccc", "Errors are wrapped with fmt.Errorf and %w.")
+    fold = near.find("Wrap errors using fmt.Errorf with %w.", [old])
+    assert fold is not None and fold.target == "m-cccccccc"
+
+
 def test_a_rule_that_opens_with_no_is_not_a_reply() -> None:
     said = validate.batch_text([{"turns": [{"role": "user", "text": "no emojis. ever."}]}])
     assert validate.judge_text("No emojis, ever.", said, strict=False).decision == "keep"
@@ -160,11 +169,19 @@ def test_dry_run_shows_each_decision_and_the_run_folds(
         ("Use pnpm for the web app", "Use npm for the web app"),
         ("We deploy staging on Fridays", "We deploy production on Fridays"),
         ("Never push directly to main", "Always push directly to main"),
+        (
+            "Images are built in CI and pushed to the staging registry after every merge.",
+            "Images are built in CI and pushed to the production registry after every merge.",
+        ),
+        ("Deploys go through make ship on Fridays.", "Deploys go through make ship."),
+        ("The web app uses pnpm workspaces.", "The web app uses pnpm."),
     ],
 )
-def test_a_swapped_term_or_a_flipped_rule_is_never_folded_away(new: str, old: str) -> None:
+def test_a_swapped_term_a_flipped_rule_or_a_new_detail_is_never_folded_away(
+    new: str, old: str
+) -> None:
     """With the default embedder these pairs score 0.71-0.97: folding them would drop
-    the new fact as "already stored". They are updates or other facts."""
+    the new fact as "already stored". They are updates, other facts or more precise ones."""
     from engram.recall.onnx_embedder import OnnxEmbedder
 
     near = validate.NearDuplicates(OnnxEmbedder())
