@@ -505,3 +505,26 @@ def test_a_symptom_with_its_remedy_is_a_gotcha() -> None:
         " (`west sign`), unsigned images are rejected."
     )
     assert _one([_user(text)]) != []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "so we use postgres here right",
+        "ok and the tests use sqlite i guess",
+        "we deploy with helm i think",
+        "the api is on port 8080, right",
+    ],
+)
+def test_a_statement_asking_for_confirmation_is_not_a_fact(text: str) -> None:
+    assert _one([_user(text)]) == []
+
+
+def test_a_rhetorical_tag_and_a_place_called_right_stay() -> None:
+    text = "we don't bump versions in feature branches, do we? release-please does that"
+    assert _one([_user(text)]) != []
+    # with its "?" the tag is a correction phrased as a question
+    text = "isn't that wrong? the api is on port 8080, right?"
+    assert [f.text for f in _one([_user(text)])] == ["The api is on port 8080."]
+    text = "the sidebar is always on the right"
+    assert [f.text for f in _one([_user(text)])] == ["The sidebar is always on the right."]

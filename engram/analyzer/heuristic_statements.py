@@ -22,6 +22,7 @@ from engram.analyzer.heuristic_words import (
     PRONOUN,
     TASK_SUBJECT,
     TOOL_NAME,
+    UNSURE_TAIL,
     VAGUE_START,
     bug_report,
 )
@@ -184,7 +185,7 @@ def _hit(text: str, kind: str, evidence: str, scope: str | None = None) -> Hit |
     """The hit, or its first clause when what follows a comma spoils it ("the model is
     gpt-4o-mini, keep it that way"), as long as that clause still names something."""
     hit = rule_hit(text, kind, evidence, scope)
-    if hit is None:
+    if hit is None and not UNSURE_TAIL.search(text):  # not "it's on 8080, right"
         head = re.split(r",\s+", text.strip(), maxsplit=1)[0]
         if head != text.strip() and CONCRETE.search(head):
             hit = rule_hit(head, kind, evidence, scope)
