@@ -16,7 +16,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engram.errors import EngramError
 from engram.paths import make_private_dir
@@ -285,8 +285,7 @@ def raw_connection(session: Session) -> sqlite3.Connection:
     same connection and transaction, ~0.1 ms. Only for rows the session does not also
     hold as ORM objects (the ORM would not see these writes).
     """
-    conn: sqlite3.Connection = session.connection().connection.driver_connection  # type: ignore[assignment]
-    return conn
+    return cast(sqlite3.Connection, session.connection().connection.driver_connection)
 
 
 def affected(result: Any) -> int:
