@@ -333,7 +333,7 @@ class Recaller:
         if not conversation or not self.ready:
             return None
         start = time.perf_counter()
-        conn = self._connection()
+        conn = self.connection()
         self._maybe_refresh(conn)  # a changed memory invalidates the cache
         project = normalize_project(project)
         generation = self.index.generation if self.index else 0
@@ -375,7 +375,7 @@ class Recaller:
                     outcome=Outcome.WARMING,
                 )
             self.warm()
-        conn = self._connection()
+        conn = self.connection()
         try:
             self._maybe_refresh(conn)  # before the cache: a changed memory invalidates it
         except sqlite3.OperationalError as exc:
@@ -481,9 +481,6 @@ class Recaller:
         """This thread's read connection, kept open: opening and closing one per recall
         cost ~0.2 ms. Reads in WAL mode see every committed write, so it never goes stale.
         """
-        return self._connection()
-
-    def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             self.store.ensure()
@@ -514,7 +511,7 @@ class Recaller:
         self, query: str, project: str | None, scopes: tuple[str, ...], start: float
     ) -> RecallResult:
         timings: dict[str, float] = {}
-        conn = self._connection()
+        conn = self.connection()
         remote = self.remote.start(query, project) if self.remote is not None else None
         try:
             ranking = self.rank(conn, query, scopes, project=project, timings=timings)
