@@ -238,6 +238,7 @@ class Runtime:
         on_recall_unavailable: Callable[[str], None] | None = None,
     ) -> Proxy:
         """The reverse proxy: journal capture always, recall and injection when `inject`."""
+        from engram.sources.capture_spool import spool_dir
         from engram.sources.capture_writer import journal_capture
         from engram.sources.proxy import Proxy, ProxySettings
 
@@ -248,6 +249,7 @@ class Runtime:
             recall_budget_ms=p.recall_budget_ms,
             max_body_bytes=int(p.max_body_mb * 2**20),
             inject=inject,
+            spool_dir=spool_dir(self.store.path),
         )
         proxy = Proxy(
             settings, capture=journal_capture(self.store, project_hint, self.capture_policy())

@@ -129,11 +129,13 @@ def proxy(
     # batch/max-wait rule, and the mirror when it is enabled.
     hook, label = rt.analyzer(analyzer)
     background = rt.scheduler(Reporter(), analyze=hook, sync=rt.mirror_job())
-    server = ServerThread(proxy_.app(), host, port).start()
-    background.start()
+    # Before the server listens: a SIGTERM that arrives as soon as a client sees it
+    # listening still stops it cleanly (the writer drained, the spool removed).
     stop = threading.Event()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, lambda *_: stop.set())
+    server = ServerThread(proxy_.app(), host, port).start()
+    background.start()
     render.note(
         f"engram proxy on {server.url}{route.prefix} -> {route.upstream_base} "
         f"({'capture only' if not proxy_.recall else 'recall + inject'}; "

@@ -27,6 +27,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
@@ -93,6 +94,9 @@ class ProxySettings:
     # The longest a response's last bytes wait for its exchange to be journaled (a
     # locked database); past it they go anyway and the exchange stays queued.
     durable_wait_s: float = 2.0
+    # Where finished exchanges are spooled so the last bytes need not wait for the
+    # journal's commit (capture_spool.spool_dir); None: they wait for it.
+    spool_dir: Path | None = None
     stats: ProxyStats = field(default_factory=ProxyStats)
 
 
@@ -137,7 +141,9 @@ class Proxy:
         self.upstream = settings.upstream.rstrip("/")
         # One writer keeps SQLite writes serial, batched and off the event loop; the
         # recall pool lets a slow recall be abandoned at the budget without blocking it.
-        self.writer = CaptureWriter(self.capture, settings.capture_queue, self.stats)
+        self.writer = CaptureWriter(
+            self.capture, settings.capture_queue, self.stats, settings.spool_dir
+        )
         self._recaller = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="recall")
         self._session: ClientSession | None = None
 

@@ -1,0 +1,91 @@
+"""The capture spool (engram/sources/capture_spool.py): records survive as written, a torn
+tail is dropped, a live proxy's file is left alone, and recovery journals each exchange
+once, under its own key (the kill -9 paths run in tests/test_proxy_durability.py)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from engram.sources.capture_spool import Spool, decode, encode, new_key, recover
+from engram.wire.model import RawRequest, RawResponse
+
+
+def _item(n: int) -> Any:
+    raw = RawRequest(
+        headers=[("content-type", "application/json"), ("x-api-key", "sk-ant-api03-" + "k" * 40)],
+        body=f'{{"n": {n}, "text": "caf\u00e9 \\u0000"}}'.encode(),
+        timestamp_start=1700000000.25 + n,
+        timestamp_end=1700000001.5 + n,
+        host="api.anthropic.com",
+        path="/v1/messages?beta=true",
+        recall={"outcome": "injected", "memories": [{"id": "m1", "score": 0.91}]},
+    )
+    response = RawResponse(
+        headers=[("content-type", "text/event-stream")],
+        body=b"event: message_stop\ndata: {}\n\n" * (n + 1),
+        timestamp_start=raw.timestamp_start,
+        timestamp_end=raw.timestamp_end,
+        status_code=200,
+    )
+    return raw, (response if n % 2 == 0 else None), (None if n % 2 == 0 else "upstream reset")
+
+
+def test_records_round_trip_without_credentials() -> None:
+    items = [(new_key(), _item(n)) for n in range(4)]
+    data = b"".join(encode(k, i) for k, i in items)
+    back = list(decode(data))
+    assert [k for k, _ in back] == [k for k, _ in items]
+    for (_, (raw, resp, err)), (_, (raw2, resp2, err2)) in zip(items, back, strict=True):
+        assert raw2.body == raw.body and raw2.recall == raw.recall and err2 == err
+        assert raw2.headers == [h for h in raw.headers if h[0] != "x-api-key"]
+        assert (raw2.timestamp_start, raw2.path, raw2.host) == (
+            raw.timestamp_start,
+            raw.path,
+            raw.host,
+        )
+        assert (resp2 is None) == (resp is None)
+        if resp is not None and resp2 is not None:
+            assert (resp2.body, resp2.status_code, resp2.headers) == (
+                resp.body,
+                resp.status_code,
+                resp.headers,
+            )
+    assert b"sk-ant-api03" not in data
+
+
+def test_a_torn_tail_is_dropped() -> None:
+    records = [encode(new_key(), _item(n)) for n in range(3)]
+    data = b"".join(records)
+    assert len(list(decode(data[:-5]))) == 2
+    corrupt = bytearray(data)
+    corrupt[len(records[0]) + 30] ^= 0xFF  # a bad byte inside the second record
+    assert len(list(decode(bytes(corrupt)))) == 1
+
+
+def test_recovery_journals_dead_spools_once_and_leaves_live_ones(tmp_path: Path) -> None:
+    journal: dict[str, Any] = {}
+
+    def capture(items: list[tuple[str, Any]]) -> None:
+        for key, item in items:
+            journal.setdefault(key, item)  # journaling is idempotent on the key
+
+    live = Spool(tmp_path)
+    assert live.append(new_key(), _item(0))
+    assert stat.S_IMODE(os.stat(live.path).st_mode) == 0o600
+    dead = Spool(tmp_path)
+    keys = [new_key() for _ in range(3)]
+    for n, key in enumerate(keys):
+        assert dead.append(key, _item(n))
+    capture([(keys[0], _item(0))])  # committed before the crash, still in the file
+    os.close(dead._fd)  # the process died: its lock is gone, its file stays
+    assert recover(tmp_path, capture) == 3
+    assert sorted(journal) == sorted(keys)
+    assert not dead.path.exists() and live.path.exists()
+    assert recover(tmp_path, capture) == 0  # a live proxy's spool is its own
+    live.journaled(1)
+    assert live.path.stat().st_size == 0  # nothing pending: emptied
+    live.close()
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())
