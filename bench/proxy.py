@@ -179,6 +179,13 @@ def concurrent(urls: list[str], runs: int, workers: int = 16) -> dict[str, list[
     return out
 
 
+def cpu_s(pid: int) -> float:
+    """The process's CPU time so far (user + system, all threads): on a shared machine
+    the per-request CPU says more than wall time about what a change saved."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -250,12 +257,31 @@ def main() -> None:
                 got = interleaved(fn, list(urls.values()), runs)
                 return {by_url[u]: v for u, v in got.items()}
 
+            cpu: dict[str, dict[str, float]] = {}
+
+            def cpu_per_request(series: str, runs: int) -> Any:
+                """Wraps a series: each proxy's CPU ms per request over it."""
+                before = {n: cpu_s(p.pid) for n, (p, _u) in procs.items()}
+
+                def done() -> None:
+                    for n, (p, _u) in procs.items():
+                        spent = (cpu_s(p.pid) - before[n]) * 1000 / runs
+                        cpu.setdefault(n, {})[series] = spent
+
+                return done
+
+            done = cpu_per_request("fresh", RUNS)
             fresh = run(lambda u: timed_post(s, u + "/v1/messages", body()), RUNS)
+            done()
             injected = sum("engram-memory" in json.dumps(r.json) for r in stub.requests[-RUNS:])
             forward = run(lambda u: _get(s, u + "/health"), RUNS)
             first_byte = run(lambda u: ttfb(s, u + "/v1/messages"), RUNS // 3)
+            done = cpu_per_request("loop", 2 * (RUNS // 3))
             loop = run(lambda u: tool_loop(s, u + "/v1/messages"), RUNS // 3)
+            done()
+            done = cpu_per_request("together", 16 * max(1, RUNS // 16))
             got = concurrent([u + "/v1/messages" for u in urls.values()], RUNS)
+            done()
             together = {by_url[u.removesuffix("/v1/messages")]: v for u, v in got.items()}
             memory = {n: rss_mb(p.pid) for n, (p, _u) in procs.items()}
         finally:
@@ -306,6 +332,13 @@ def main() -> None:
                 "",
             ),
             _row(f"added, forwarded only (GET), p50{label}", added(forward, name, 50), 1),
+            (
+                f"proxy CPU per request: fresh / tool loop / 16 concurrent{label}",
+                f"{cpu[name]['fresh']:.2f} / {cpu[name]['loop']:.2f} / "
+                f"{cpu[name]['together']:.2f} ms",
+                "",
+                "",
+            ),
             (
                 f"streaming time to first byte, direct / via{label}",
                 f"{statistics.median(first_byte['direct']):.2f} / "
