@@ -47,6 +47,7 @@ from engram.recall.audit import Outcome, audit
 from engram.recall.embedder import Embedder, make_embedder
 from engram.recall.index import VectorIndex
 from engram.recall.query import QueryCache
+from engram.recall.query_vectors import QueryVectors
 from engram.recall.remote import RemoteSource
 from engram.redact import warm as warm_redaction
 from engram.store import vectors as vector_store
@@ -171,6 +172,7 @@ class Recaller:
         self.background = background
         self.remote = remote
         self.cache = QueryCache()
+        self.query_vectors = QueryVectors()  # embedded ahead by the proxy's recall step
         self.term_stats = hybrid.TermStats()
         self._local = threading.local()
         self._warm_lock = threading.Lock()
@@ -410,7 +412,8 @@ class Recaller:
         has_vectors = self.has_vectors if use_vectors is None else use_vectors and self.has_vectors
         embedding = None
         if has_vectors and self.index is not None and self._embedder is not None:
-            embedding = _embed_pool().submit(_timed, self._embedder.embed_query, query)
+            take = self.query_vectors.take
+            embedding = _embed_pool().submit(_timed, take, self._embedder, query)
         t = time.perf_counter()
         visible = self.index.share(scopes) if self.index is not None else 1.0
         bm25_hits = hybrid.bm25_search(conn, query, scopes, pool, self.term_stats, visible)

@@ -8,6 +8,9 @@ Two phases, so the request path never waits longer than it must:
 - `run` does the search on a worker thread; the caller waits at most the job's budget
   (`proxy.recall_budget_ms`, or `proxy.first_request_budget_ms` for a conversation's
   first request, which is seconds long anyway) and records `budget exceeded` past it.
+  A worker that finds other jobs queued behind its own embeds all their queries in one
+  model call first (recall/query_vectors.py): a burst costs one batched call instead
+  of one call per request in a row.
 
 Every request gets an audit record (recall/audit.py) that the caller stores with the
 exchange; injections are logged (use counts, `inject` events) on the caller's writer
@@ -32,6 +35,7 @@ from engram.recall.audit import Outcome, audit, budget_exceeded
 from engram.wire.model import Format, RawRequest
 
 log = logging.getLogger("engram.proxy")
+BATCH = 16  # queued queries embedded with a worker's own, at most
 
 
 @dataclass(slots=True)
@@ -72,6 +76,8 @@ class RecallStep:
         self.first_request_budget_ms = max(first_request_budget_ms, budget_ms)
         self._pending: list[tuple[Any, str]] = []
         self._lock = threading.Lock()
+        # Jobs prepared and not yet picked up by a worker (their queries not embedded).
+        self._queued: dict[int, Job] = {}
 
     # -- phase 1: on the event loop -------------------------------------------------------
 
@@ -95,7 +101,10 @@ class RecallStep:
             return Decision(cached.block_text if cached.injected else None, cached.audit())
         first = sum(1 for t in exchange.turns if t.role == "assistant") == 0
         budget = self.first_request_budget_ms if first else self.budget_ms
-        return Job(query, exchange.project, conversation, budget, started)
+        job = Job(query, exchange.project, conversation, budget, started)
+        with self._lock:
+            self._queued[id(job)] = job
+        return job
 
     # -- phase 2: on a worker thread ------------------------------------------------------
 
@@ -103,6 +112,7 @@ class RecallStep:
         """The search, within the job's budget: a model still loading is waited for
         until just before the budget ends, then the request goes without memory."""
         recaller = self.recaller
+        others = self._claim(job)
         spent_ms = (time.perf_counter() - job.started) * 1000
         if spent_ms >= job.budget_ms:
             # The caller stopped waiting while this job queued (a burst of concurrent
@@ -114,12 +124,32 @@ class RecallStep:
             left = job.budget_ms / 1000 - (time.perf_counter() - job.started) - 0.005
             if not recaller.wait_ready(left):
                 return Decision(None, audit(Outcome.WARMING, "warming up: the model is loading"))
+        if others and recaller.has_vectors:
+            try:
+                recaller.query_vectors.ahead(recaller.embedder, [job.query, *others])
+            except Exception as exc:  # each recall embeds its own query then
+                log.debug("embedding %d queued queries at once failed: %r", len(others), exc)
         result = recaller.recall(job.query, job.project, job.conversation or None, wait=False)
         result.timings_ms["total"] = (time.perf_counter() - job.started) * 1000
         if result.injected and result.block_text:
             self._log(result, job.conversation)
             return Decision(result.block_text, result.audit())
         return Decision(None, result.audit())
+
+    def _claim(self, job: Job) -> list[str]:
+        """Take `job` and up to BATCH jobs still queued off the queue: the others'
+        queries (of those whose caller still waits), to embed with this one's."""
+        now = time.perf_counter()
+        claimed: list[str] = []
+        with self._lock:
+            self._queued.pop(id(job), None)
+            for key, other in list(self._queued.items()):
+                if len(claimed) >= BATCH:
+                    break
+                del self._queued[key]
+                if (now - other.started) * 1000 < other.budget_ms:
+                    claimed.append(other.query)
+        return claimed
 
     def __call__(self, body: bytes, fmt: Format, raw: RawRequest) -> Decision:
         """Both phases in one call (no budget: for callers without an event loop)."""
