@@ -35,7 +35,7 @@ def _item(n: int) -> Any:
 
 def test_records_round_trip_without_credentials() -> None:
     items = [(new_key(), _item(n)) for n in range(4)]
-    data = b"".join(encode(k, i) for k, i in items)
+    data = b"".join(b"".join(encode(k, i)) for k, i in items)
     back = list(decode(data))
     assert [k for k, _ in back] == [k for k, _ in items]
     for (_, (raw, resp, err)), (_, (raw2, resp2, err2)) in zip(items, back, strict=True):
@@ -57,7 +57,7 @@ def test_records_round_trip_without_credentials() -> None:
 
 
 def test_a_torn_tail_is_dropped() -> None:
-    records = [encode(new_key(), _item(n)) for n in range(3)]
+    records = [b"".join(encode(new_key(), _item(n))) for n in range(3)]
     data = b"".join(records)
     assert len(list(decode(data[:-5]))) == 2
     corrupt = bytearray(data)
