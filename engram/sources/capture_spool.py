@@ -238,15 +238,18 @@ def recover(directory: Path, capture: Callable[[list[tuple[str, Item]]], Any]) -
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # its proxy is alive
+                if os.fstat(fd).st_ino != path.stat().st_ino:
+                    continue
+            except OSError:  # its proxy is alive, or another proxy recovered it first
+                continue
             with os.fdopen(os.dup(fd), "rb") as f:
                 data = f.read()
             items = list(decode(data))
             for i in range(0, len(items), 100):
                 capture(items[i : i + 100])
             done += len(items)
-            path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         finally:
             os.close(fd)
     if done:
