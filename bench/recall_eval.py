@@ -387,7 +387,9 @@ def embedders(names: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         if name == "minilm":
-            out[name] = OnnxEmbedder()
+            out[name] = OnnxEmbedder(int8=False)
+        elif name == "minilm-q":  # int8 activations (quantized_model.py)
+            out[name] = OnnxEmbedder(int8=True)
         elif name == "wordllama":
             out[name] = WordLlamaEmbedder(256)
         elif name == "e5":
@@ -398,7 +400,11 @@ def embedders(names: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-SPACE = {"minilm": gate_model.DEFAULT_SPACE, "wordllama": "wordllama:l2_supercat:256"}
+SPACE = {
+    "minilm": gate_model.DEFAULT_SPACE,
+    "minilm-q": "onnx:all-MiniLM-L6-v2-qint8",
+    "wordllama": "wordllama:l2_supercat:256",
+}
 
 
 def worlds_for(embedder: Any, tmp: Path, tag: str) -> dict[str, tuple[World, Recaller]]:
@@ -545,7 +551,9 @@ def fit_space(
 
 
 def write_models(fitted: dict[str, Any]) -> None:
-    models = {}
+    """Replace the fitted spaces' models; the others (embedders not in this run) stay."""
+    old = json.loads(gate_model.MODEL_FILE.read_text(encoding="utf-8"))["models"]
+    models = {space: d for space, d in old.items() if space not in fitted}
     for space, (model, info, row) in fitted.items():
         models[space] = {
             "features": list(model.features),
