@@ -13,7 +13,8 @@ import os
 import numpy as np
 import pytest
 
-from engram.recall import onnx_embedder, quantized_model
+from engram.config import RecallConfig
+from engram.recall import gate_model, onnx_embedder, quantized_model
 from engram.recall.model_files import (
     MINILM_ONNX,
     MINILM_QINT8_SHA256,
@@ -21,6 +22,10 @@ from engram.recall.model_files import (
 )
 from engram.recall.onnx_embedder import OnnxEmbedder
 from engram.recall.quantized_model import TransformError, cached_path, derive, load_model
+from engram.recall.reindex import coverage
+from engram.recall.service import Recaller
+from engram.store import memories
+from engram.store.db import Store
 
 
 @functools.cache
@@ -157,3 +162,23 @@ def test_an_older_rewrites_file_is_removed_when_the_new_one_is_written() -> None
     old.write_bytes(b"old")
     load_model()
     assert not old.exists() and cached_path().is_file()
+
+
+def test_switching_to_int8_reembeds_the_memories_in_their_own_space(store: Store) -> None:
+    with store.write() as session:
+        ids = [
+            memories.add(session, text, kind="fact", scope="global").memory.id
+            for text in ("We use pnpm, never npm, in this repo", "Postgres listens on 5433")
+        ]
+    fp32 = Recaller(store, RecallConfig(refresh_ms=0, onnx_int8=False), background=False)
+    fp32.warm()
+    assert coverage(store, fp32.embedder.name) == (2, 2)  # type: ignore[union-attr]
+    q = Recaller(store, RecallConfig(refresh_ms=0), background=False)
+    name = q.embedder.name  # type: ignore[union-attr]
+    assert name.startswith("onnx:all-MiniLM-L6-v2-qint8:") and coverage(store, name) == (2, 0)
+    q.warm()  # two missing vectors: embedded at once (a large store: in the background)
+    assert q.has_vectors and coverage(store, name) == (2, 2)
+    result = q.recall("which package manager do we use?", None)
+    assert (
+        result.candidates[0].id == ids[0] and result.gate_model == gate_model.model_for(name).space
+    )
