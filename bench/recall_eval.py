@@ -552,8 +552,7 @@ def fit_space(
 
 def write_models(fitted: dict[str, Any]) -> None:
     """Replace the fitted spaces' models; the others (embedders not in this run) stay."""
-    old = json.loads(gate_model.MODEL_FILE.read_text(encoding="utf-8"))["models"]
-    models = {space: d for space, d in old.items() if space not in fitted}
+    models = json.loads(gate_model.MODEL_FILE.read_text(encoding="utf-8"))["models"]
     for space, (model, info, row) in fitted.items():
         models[space] = {
             "features": list(model.features),

@@ -296,10 +296,10 @@ class RecallConfig:
     )
     onnx_threads: int = setting(1, "Threads the `onnx` embedder may use per call", min=1, max=64)
     onnx_int8: bool = setting(
-        True,
+        False,
         "Run the packaged MiniLM with int8 activations (derived once into the data dir, "
-        "pinned): ~2.5x less CPU per query; false runs the file as shipped (fp32 compute). "
-        "Either change re-embeds the memories in the background",
+        "pinned): ~2x less CPU per query and ~100 MB less memory, slightly weaker gate "
+        "(docs/recall.md). A change re-embeds the memories in the background",
     )
     wordllama_dim: int = setting(
         256,

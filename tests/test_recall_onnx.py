@@ -107,7 +107,7 @@ def hook(event, args):
 sys.addaudithook(hook)
 from engram.recall.onnx_embedder import OnnxEmbedder
 from engram.recall.quantized_model import cached_path
-e = OnnxEmbedder()  # the default: int8 activations, derived and cached in the data dir
+e = OnnxEmbedder(int8=True)  # int8 activations: derived and cached in the data dir
 vec = e.embed_query("run the tests with pytest")
 assert e.int8 and e.name.startswith("onnx:all-MiniLM-L6-v2-qint8:"), e.name
 assert vec.shape == (384,), vec.shape

@@ -57,7 +57,7 @@ def test_derived_once_cached_verified_and_close_to_the_fp32_vectors(fresh_sessio
     stamp = target.stat().st_mtime_ns
     assert load_model() == target and target.stat().st_mtime_ns == stamp  # reused as is
 
-    q = OnnxEmbedder()
+    q = OnnxEmbedder(int8=True)
     texts = ["We use pnpm, never npm, in this repo", "which package manager do we use?"]
     fp32 = OnnxEmbedder(int8=False)
     agree = np.sum(q.embed(texts) * fp32.embed(texts), axis=1)
@@ -127,7 +127,7 @@ def test_no_int8_model_falls_back_to_fp32_with_one_log_line(
         raise TransformError("not the packaged MiniLM graph")
 
     monkeypatch.setattr(quantized_model, "derive", broken)
-    e = OnnxEmbedder()
+    e = OnnxEmbedder(int8=True)
     with caplog.at_level(logging.WARNING, "engram.recall"):
         v = e.embed_query("run the tests")
     assert not e.int8 and e.name == OnnxEmbedder(int8=False).name
@@ -173,7 +173,7 @@ def test_switching_to_int8_reembeds_the_memories_in_their_own_space(store: Store
     fp32 = Recaller(store, RecallConfig(refresh_ms=0, onnx_int8=False), background=False)
     fp32.warm()
     assert coverage(store, fp32.embedder.name) == (2, 2)  # type: ignore[union-attr]
-    q = Recaller(store, RecallConfig(refresh_ms=0), background=False)
+    q = Recaller(store, RecallConfig(refresh_ms=0, onnx_int8=True), background=False)
     name = q.embedder.name  # type: ignore[union-attr]
     assert name.startswith("onnx:all-MiniLM-L6-v2-qint8:") and coverage(store, name) == (2, 0)
     q.warm()  # two missing vectors: embedded at once (a large store: in the background)

@@ -110,15 +110,15 @@ class OnnxEmbedder:
         threads: int = 1,
         max_query_tokens: int = 64,
         max_passage_tokens: int = 256,
-        int8: bool = True,
+        int8: bool = False,
     ) -> None:
         self.model_dir = Path(model_dir).expanduser() if model_dir else None
         self.sha256 = sha256 or None
         self.threads = max(1, threads)
         self.max_query_tokens = max_query_tokens
         self.max_passage_tokens = max_passage_tokens
-        # The packaged model with int8 activations (quantized_model.py); a directory's
-        # model always runs as it is.
+        # The packaged model with int8 activations (quantized_model.py; opt-in, see
+        # docs/recall.md for its speed and quality); a directory's model runs as it is.
         self.int8 = int8 and self.model_dir is None
         # The vector space's name: the packaged model by its id and pinned hash; a
         # directory by its name and the hash it was configured with (when given).
