@@ -236,16 +236,52 @@ def _drop_tags(text: str) -> str:
     return text
 
 
+# A line that announces someone else's text: "here's the README section, for
+# reference:", "colleague's message from teams:", "the agent in the other session wrote
+# this plan:", "the slack thread, pasting so you have context:". It names a source or the
+# act of pasting and ends in a colon; what follows is not the user's own statement.
+_PASTE_INTRO = re.compile(
+    r"\b(?:here'?s|here is|pasting|pasted|paste|copying|copied|quoting|quote|wrote|writes"
+    r"|says|said|for reference|for context|readme|docs?|documentation|faq|issue|ticket|thread"
+    r"|message|email|mail|slack|teams|chat|transcript|plan|post|comment|answer|section"
+    r"|changelog|release notes|spec)\b[^:]*:\s*$",
+    re.I,
+)
+# A pasted document's lines: a heading, a list item, "name: text" (a chat log), or a line
+# that opens with something other than the user's own voice. The user's voice comes back
+# with a line that opens in lower case (typed, not typeset) or with I/we/our/my or a
+# reply word ("I don't agree with 3. our tiles are immutable").
+_USER_VOICE = re.compile(
+    r"^(?:[a-z]|(?:i|i'm|i'd|i've|we|we're|we'd|we've|our|my|ok|okay|yes|no|but|so|and"
+    r"|that'?s|this is|thanks)\b)"
+)
+_SPEAKER = re.compile(r"^[\w .'-]{1,30}:\s")
+
+
+def _pasted(line: str) -> bool:
+    stripped = line.strip()
+    return bool(
+        stripped.startswith("#")
+        or _BULLET.match(line)
+        or _SPEAKER.match(stripped)
+        or not _USER_VOICE.match(stripped)
+    )
+
+
 def _prose(text: str) -> str:
     """The message without code blocks, quoted lines, pasted program output (indented
-    lines, log and traceback lines, `path:line:` diagnostics) and bullet markers; items
-    under a "Remember:" header become "Remember: item" lines."""
+    lines, log and traceback lines, `path:line:` diagnostics), pasted documents (the lines
+    after a line announcing them, see `_PASTE_INTRO`) and bullet markers; items under a
+    "Remember:" header become "Remember: item" lines."""
     text = "\n".join(text.split("```")[0::2])  # an unclosed fence hides the rest
     lines: list[str] = []
-    in_list = False
+    in_list = in_paste = False
     for line in text.split("\n"):
         if line.startswith(("    ", "\t", ">", "$ ")) or looks_like_output(line):
             continue
+        if in_paste and line.strip() and _pasted(line):
+            continue
+        in_paste = bool(_PASTE_INTRO.search(line))
         bullet = _BULLET.match(line)
         stripped = line[bullet.end() :] if bullet else line.strip()
         if _LIST_HEADER.match(stripped):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from engram.analyzer.heuristic_words import (
     CONCRETE,
     ELLIPTIC,
+    ELLIPTIC_HEAD,
     NOT_IMPERATIVE,
     PRONOUN,
     TASK_SUBJECT,
@@ -441,11 +442,14 @@ def sentence_hits(
         # "amounts are always Decimal, never float": the second half of a contrast whose
         # verb is in the first, which the sentence as a statement keeps whole.
         hit = _clause_hit(clause, mclause, corrective, explicit_only)
-        elliptic = contrasted and bool(_ALWAYS.match(strip_openers(clause, mclause)[1]))
+        opened = strip_openers(clause, mclause)[1]
+        rule = _ALWAYS.match(opened)
+        # "..., never by row, otherwise leakage": a clause of the sentence with no verb of
+        # its own ("never" + a preposition) is the contrast of a clause before it, not a rule
+        elliptic = bool(rule) and (contrasted or bool(ELLIPTIC_HEAD.match(rule.group("obj"))))
         if hit and not (follows_so and previous) and not hedged and not elliptic:
             yield hit
         previous = hit
-        opened = strip_openers(clause, mclause)[1]
         hedged = bool(_HEDGE.match(opened))
         contrasted = not hit and bool(_STANDS.search(opened))
 

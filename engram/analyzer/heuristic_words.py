@@ -80,11 +80,12 @@ NOT_IMPERATIVE = re.compile(r"^(?:\w*[^s\W]s|\w+ed|been|had|was|were|mind)\b", _
 # "never inside docker build", "always in the morning": the verb is left behind in an
 # earlier clause ("migrations run from the job, never inside docker build"). With a
 # comma later, a clause follows ("always before committing, run make check").
-ELLIPTIC = re.compile(
+ELLIPTIC_HEAD = re.compile(
     r"^(?:in|inside|on|at|from|with|without|for|to|into|onto|during|by|via|through|under"
-    r"|over|outside|within|the|a|an|than|as|here|there)\b[^,;]*$",
+    r"|over|outside|within|the|a|an|than|as|here|there)\b",
     _I,
 )
+ELLIPTIC = re.compile(ELLIPTIC_HEAD.pattern + r"[^,;]*$", _I)
 
 
 def keeps_case(word: str) -> bool:
