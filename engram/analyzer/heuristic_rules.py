@@ -144,6 +144,17 @@ _WHERE = re.compile(
     r"|in [\w./-]+/|here),?\s+(?=we\b|i\b|our\b|the\b)",
     _I,
 )
+# What a rule is about, said before it: "for plots in this repo we use plotly", "for
+# migrations we use alembic". Not a time ("for now we use sqlite", "for this sprint"):
+# that is a temporary state, and not "for example" / "for you".
+_FOR_TOPIC = re.compile(
+    r"(?:also |and )?for (?!(?:now|today|tonight|the moment|the time being|this|that|these|those"
+    r"|a|an|one|once|now|next|the next|example|instance|you|me|us|them|it|real|sure|some|more"
+    r"|starters|context|reference|the record)\b)(?:all |our )?[a-z][\w-]*(?: [a-z][\w-]*)?"
+    r"(?: (?:in|for|on) (?:this|the|our) (?:[\w-]+ )?(?:repo|repository|project|codebase|service"
+    r"|app|team))?,?\s+(?=we\b|our\b)",
+    _I,
+)
 # "we're still on pydantic 1.10", "we stay on celery", "we moved to valkey 8": where a
 # setup stands after a debate or a migration (the object must name something).
 _WE_ON = re.compile(
@@ -157,8 +168,19 @@ _OUR = re.compile(
     r"|deploys to|is deployed to) (?P<obj>.+))$",
     _I,
 )
+# "my lead said we should never commit to develop", "I was told validation is always done
+# with zod": a rule of the user's team relayed by the user. Only the frame goes; what it
+# relays must pass the rules on its own (a colleague's opinion, "mark said we should move
+# to envoy", does not), and only people who set a team's rules count.
+_RELAYED = re.compile(
+    r"^(?:(?:my|our|the) (?:tech |team )?(?:lead|manager|team|cto|architect|boss|maintainers?"
+    r"|reviewers?) (?:said|says|told (?:me|us)|wants|insists|decided)(?: that)?"
+    r"|(?:i|we) (?:was|were|have been|'ve been|got) told(?: that)?),?\s+",
+    _I,
+)
 _WE_ALWAYS = re.compile(
-    r"^(?P<x>we (?:always|never) (?!(?:have|had|get|got|seem|end|forget|run into|hit|see"
+    r"^(?P<x>we (?:(?:should|must|have to) )?(?:always|never) (?!(?:have|had|get|got|seem|end"
+    r"|forget|run into|hit|see"
     r"|break|lose|need|did|do)\b)(?P<obj>.+))$",
     _I,
 )
@@ -369,10 +391,11 @@ def _correction(clause: str, masked: str) -> Hit | None:
 
 
 def strip_openers(clause: str, masked: str) -> tuple[str, str, bool]:
-    """Drop interjections and correction openers; report whether one was a correction."""
+    """Drop interjections, correction openers and a relayed rule's frame ("my lead said");
+    report whether one was a correction."""
     corrected = False
     while True:
-        m = _LEAD.match(masked) or _CORRECTION.match(masked)
+        m = _LEAD.match(masked) or _CORRECTION.match(masked) or _RELAYED.match(masked)
         if not m or not m.end():
             return clause, masked, corrected
         corrected = corrected or _CORRECTION.match(masked) is not None
@@ -396,7 +419,7 @@ def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool)
     if hit := _convention(clause[cut:], masked[cut:]):
         return hit
     # "in the api repo, we're on node 20": the rule after the place it holds in
-    if (where := _WHERE.match(masked)) and (
+    if (where := _WHERE.match(masked) or _FOR_TOPIC.match(masked)) and (
         hit := _convention(clause[where.end() :], masked[where.end() :])
     ):
         text = clause[: where.end()].rstrip(" ,") + ", " + hit.text
