@@ -354,6 +354,20 @@ def _commas(text: str, at: list[int]) -> str:
     return "".join(chars)
 
 
+def _fuller(hits: list[rules.Hit], sentence: str, masked: str) -> list[rules.Hit]:
+    """The sentence read as one statement instead of the clause rules' pieces, when that
+    reading holds every piece: "the apps should always go through sentinel and never
+    hardcode a redis host" is one rule, not "Never hardcode a redis host."."""
+    clause, mclause, _ = rules.strip_openers(sentence, masked)
+    whole = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
+    if whole is None:
+        return hits
+    text = _dedupe_key(whole.text)
+    if all(_dedupe_key(h.text) in text and len(h.text) < len(whole.text) for h in hits):
+        return [whole]
+    return hits
+
+
 def _message_hits(text: str) -> Iterator[rules.Hit]:
     """The facts in one user message. A message that opens with "no,"/"actually" makes
     its first sentences corrections, so "No. The port is 5433." is read as one."""
@@ -377,6 +391,8 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
                 explicit_only=explicit_only,
             )
         )
+        if hits and not explicit_only:
+            hits = _fuller(hits, sentence, msentence)
         if not hits and not explicit_only:
             clause, mclause, _ = rules.strip_openers(sentence, msentence)
             if previous and (rule := _FOLLOW_UP.match(mclause)) and words.acceptable(mclause):

@@ -52,7 +52,8 @@ class Hit:
 # connectives only a space.
 _LEAD = re.compile(
     r"(?:(?:thanks|thank you|great|perfect|nice|cool|good|lgtm|awesome|sure|yes|yeah|yep"
-    r"|ok|okay|hmm|oh|hey|well|right|important|note|nb|ps)[,.!:;\u2014-]+\s*"
+    r"|ok|okay|hmm|oh|hey|well|right|important|note|nb|ps|for context|for reference"
+    r"|for the record|for background)[,.!:;\u2014-]+\s*"
     # answering numbered options: "1 yes. 2 no, we don't ..."
     r"|\d{1,2}[.):]?\s+(?=(?:yes|no|nope|yeah|ok|okay)\b)"
     # terse users drop the comma: "yeah 8080", "yes db on 5433 not 5432"

@@ -244,8 +244,26 @@ _AFTER_DOING = re.compile(
 )
 
 
+# "migrations must always be reversible", "exports should never load a whole table": a
+# subject, a modal and "always"/"never"/"only" make a standing rule whatever the words.
+_MODAL_ALWAYS = re.compile(
+    r"^(?P<x>(?P<subj>(?:the |our |all |every |any )?[a-z][\w./-]*(?: [\w./-]+){0,3}?)"
+    r" (?:must|should|need to|needs to|has to|have to) (?:always|never|only) (?P<obj>\w.{2,150}))$",
+    _I,
+)
+
+
 def _rule_hit(clause: str, masked: str) -> Hit | None:
     """Rules whose form makes them standing rules, named thing or not."""
+    m = _MODAL_ALWAYS.match(masked)
+    if (
+        m
+        and not _PRONOUN_SUBJECT.match(m.group("subj"))
+        and not TASK_SUBJECT.match(m.group("subj"))
+        and not _NOT_A_SUBJECT.search(m.group("subj"))
+        and not VAGUE_START.match(m.group("obj"))
+    ):
+        return _hit(_take(clause, m), "preference", "modal-always")
     m = _NOT_WITHOUT.match(masked)
     if m:
         return _hit(_take(clause, m), "preference", "not-without")

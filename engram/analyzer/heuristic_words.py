@@ -123,6 +123,28 @@ UNSURE_TAIL = re.compile(
 )
 
 
+# Not how things are: a condition or a hypothesis ("if we ever move to k8s we'd use
+# helm", "suppose we always ran X"), a future ("eventually the frontend will use vite",
+# "once we migrate"), a past ("we used to use jenkins").
+HYPOTHETICAL = re.compile(
+    r"\b(?:if (?:we|i|you|they) (?:ever|were|had|did|went|moved|switched|migrated|wanted"
+    r"|decide|decided)|we'?d (?!rather|like|prefer)|we would (?!rather|like|prefer)"
+    r"|suppose|supposing|imagine|hypothetically|what if|in (?:a|an) (?:perfect|ideal) world"
+    r"|once we (?:move|switch|migrate|upgrade|have|get)|eventually|at some point|some ?day"
+    r"|one day|in the future|long(?:er)? term|down the road|used to)\b",
+    _I,
+)
+# Someone else's setup: "their repo uses bazel", "the upstream library requires python
+# 3.8", "in marta's repo they publish on every merge": true, but not this project's.
+OTHERS = re.compile(
+    r"^(?:in )?(?:their|they|upstream|the upstream|the vendor'?s?|the library|the sdk"
+    r"|[a-z]+'s (?:repo|repository|team|project|service|code|library|fork))\b",
+    _I,
+)
+# Said with a roll of the eyes: "the ci is always green, totally", "... lol", "/s".
+SARCASM = re.compile(r"(?:,\s*|\s+)(?:totally|lol|lmao|haha|/s|yeah right|as if|not)\s*[.!]*$", _I)
+
+
 def acceptable(text: str) -> bool:
     """Whether a finished fact survives the filters every sentence rule shares."""
     return not (
@@ -131,6 +153,9 @@ def acceptable(text: str) -> bool:
         or UNSURE_TAIL.search(text)
         or TRANSIENT.search(text)
         or DEICTIC.search(text)
+        or HYPOTHETICAL.search(text)
+        or OTHERS.match(text)
+        or SARCASM.search(text)
         or "[REDACTED" in text
     )
 
