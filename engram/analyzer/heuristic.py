@@ -354,16 +354,22 @@ def _commas(text: str, at: list[int]) -> str:
     return "".join(chars)
 
 
+_SUBJECTLESS = re.compile(r"(?:always|never|only|don'?t|do not)\b", re.I)
+
+
 def _fuller(hits: list[rules.Hit], sentence: str, masked: str) -> list[rules.Hit]:
-    """The sentence read as one statement instead of the clause rules' pieces, when that
-    reading holds every piece: "the apps should always go through sentinel and never
+    """The sentence read as one statement instead of the clause rules' pieces, when the
+    pieces lost their subject to it and it holds them all: "the apps should always go through sentinel and never
     hardcode a redis host" is one rule, not "Never hardcode a redis host."."""
     clause, mclause, _ = rules.strip_openers(sentence, masked)
     whole = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
     if whole is None:
         return hits
     text = _dedupe_key(whole.text)
-    if all(_dedupe_key(h.text) in text and len(h.text) < len(whole.text) for h in hits):
+    if all(
+        _SUBJECTLESS.match(h.text) and _dedupe_key(h.text) in text and len(h.text) < len(text)
+        for h in hits
+    ):
         return [whole]
     return hits
 
