@@ -359,8 +359,9 @@ _SUBJECTLESS = re.compile(r"(?:always|never|only|don'?t|do not)\b", re.I)
 
 def _fuller(hits: list[rules.Hit], sentence: str, masked: str) -> list[rules.Hit]:
     """The sentence read as one statement instead of the clause rules' pieces, when the
-    pieces lost their subject to it and it holds them all: "the apps should always go through sentinel and never
-    hardcode a redis host" is one rule, not "Never hardcode a redis host."."""
+    pieces lost their subject to it and it holds them all: "the apps should always go
+    through sentinel and never hardcode a redis host" is one rule, not "Never hardcode a
+    redis host."."""
     clause, mclause, _ = rules.strip_openers(sentence, masked)
     whole = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
     if whole is None:
