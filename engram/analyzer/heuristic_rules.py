@@ -25,6 +25,7 @@ from engram.analyzer.heuristic_words import (
     CONCRETE,
     ELLIPTIC,
     ELLIPTIC_HEAD,
+    HAPPENS_TO_US,
     NOT_IMPERATIVE,
     PRONOUN,
     TASK_SUBJECT,
@@ -182,7 +183,7 @@ _RELAYED = re.compile(
 _WE_ALWAYS = re.compile(
     r"^(?P<x>we (?:(?:should|must|have to) )?(?:always|never) (?!(?:have|had|get|got|seem|end"
     r"|forget|run into|hit|see"
-    r"|break|lose|need|did|do)\b)(?P<obj>.+))$",
+    rf"|break|lose|need|did|do)\b|{HAPPENS_TO_US})(?P<obj>.+))$",
     _I,
 )
 _PROJECT_USES = re.compile(
@@ -433,7 +434,8 @@ def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool)
 
 
 _AGENDA = re.compile(
-    r"^\W*(?:(?:the|my|our|today'?s|a|rough) )?(?:\w+ )?(?:plan|todo|to-do|to do|agenda)\b"
+    r"^\W*(?:(?:ok|okay|so|well|right|alright|yeah|and)\W+)*"
+    r"(?:(?:the|my|our|today'?s|a|rough) )?(?:\w+ )?(?:plan|todo|to-do|to do|agenda)\b"
     r"[^:.]{0,25}:",
     _I,
 )

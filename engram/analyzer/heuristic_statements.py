@@ -19,6 +19,7 @@ from engram.analyzer.heuristic_rules import Hit
 from engram.analyzer.heuristic_rules import _hit as rule_hit
 from engram.analyzer.heuristic_words import (
     CONCRETE,
+    HAPPENS_TO_US,
     PRONOUN,
     TASK_SUBJECT,
     TOOL_NAME,
@@ -49,7 +50,7 @@ _NEGATED_VERB = re.compile(
 _WE_RULE = re.compile(
     r"^(?P<x>(?:here,?\s+|in this (?:repo|project|codebase),?\s+)?we (?:don'?t|dont|do not|never"
     r"|only|always|usually|generally|normally)\s+(?!(?:know|have|need|want|think|see|get|care"
-    r"|mind|remember|understand)\b)(?P<obj>\w.{2,100}))$",
+    rf"|mind|remember|understand)\b|{HAPPENS_TO_US})(?P<obj>\w.{{2,100}}))$",
     _I,
 )
 # "no emojis", "no summaries at the end": a standing prohibition.

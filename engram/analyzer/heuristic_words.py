@@ -77,6 +77,12 @@ CONCRETE = re.compile(
 TOOL_NAME = re.compile(rf"(?:{TOOLS})\b")
 # "always returns 500", "never worked": a description with its subject dropped.
 NOT_IMPERATIVE = re.compile(r"^(?:\w*[^s\W]s|\w+ed|been|had|was|were|mind)\b", _I)
+# After "we always/never": what happens to us, not what we do on purpose ("we always forget
+# to bump the version", "we never finished the migration": a complaint, a story).
+HAPPENS_TO_US = (
+    r"(?:forget|forgot|fail|failed|end up|manage|managed|seem"
+    r"|(?!(?:need|seed|feed|embed|speed|proceed|shred|breed)\b)\w{2,}ed)\b"
+)
 # "never inside docker build", "always in the morning": the verb is left behind in an
 # earlier clause ("migrations run from the job, never inside docker build"). With a
 # comma later, a clause follows ("always before committing, run make check").
@@ -199,7 +205,9 @@ TASK_SUBJECT = re.compile(
     r"|change|diff|output|result|reason|cause|thing|one|answer|question|task|plan|difference"
     r"|typo|culprit|regression|exception|traceback|warning"
     # how a story is framed ("the background is, ...", "the idea is to ...")
-    r"|background|context|story|point|idea|goal|deal|situation|status|summary|deadline)\b",
+    r"|background|context|story|point|idea|goal|deal|situation|status|summary|deadline"
+    # an aim, not how things are ("our target is 99.9% uptime", "the priority is billing")
+    r"|target|objective|priority|priorities|aim|okr|kpi|milestone|focus|ambition|wish)\b",
     _I,
 )
 
