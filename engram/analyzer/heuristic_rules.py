@@ -180,6 +180,12 @@ _RELAYED = re.compile(
     r"|(?:i|we) (?:was|were|have been|'ve been|got) told(?: that)?),?\s+",
     _I,
 )
+_OUR_SETUP = re.compile(
+    r"\b(?:runs on|uses|lives in|live in|is hosted on|deploys to|is deployed to"
+    r"|(?:is|are) (?:built|deployed|hosted|generated|managed|written|kept|stored|run)"
+    r" (?:with|on|in|to|from|by|via|through))\b",
+    _I,
+)
 _WE_ALWAYS = re.compile(
     r"^(?P<x>we (?:(?:should|must|have to) )?(?:always|never) (?!(?:have|had|get|got|seem|end"
     r"|forget|run into|hit|see"
@@ -334,6 +340,9 @@ def _convention(clause: str, masked: str) -> Hit | None:
                     or bool(CONCRETE.search(m.group("x")))
                     # "our migrations are always reversible": a rule by its form
                     or bool(re.match(r"(?:always|never|only)\b", m.group("obj"), _I))
+                    # "our ci runs on github actions", "our docs are built with mkdocs":
+                    # ours, and how it is set up
+                    or (rule is _OUR and bool(_OUR_SETUP.search(m.group("x"))))
                 )
                 and not TASK_SUBJECT.match(m.group("x"))  # "our main problem is ..."
                 # "we're on v2 until the migration is done": a state with its end date

@@ -234,7 +234,7 @@ def _take(clause: str, m: re.Match[str]) -> str:
 
 # "dont add env vars without adding them to .env.example": a condition on every time.
 _NOT_WITHOUT = re.compile(
-    r"^(?P<x>(?:don'?t|dont|do not|never) (?!\w+ing\b)\w+ .{2,80}? without \w+ing\b.{2,100})$", _I
+    r"^(?P<x>(?:don'?t|dont|do not|never) (?!\w+ing\b)\w+ .{2,80}? without \w+ing\b.{0,100})$", _I
 )
 # "after changing a route run make openapi": what to do each time something happens.
 _AFTER_DOING = re.compile(
