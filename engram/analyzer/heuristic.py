@@ -195,6 +195,14 @@ _INTENSIFIER = re.compile(
     r"(?:ever|never|always|period|anywhere|everywhere|at all|no exceptions?|seriously"
     r"|full stop)\b[.!\s]*$"
 )
+# A sentence that declares the one before it a standing rule: "that's our policy from
+# now on", "that's the rule here", "this is how we do it".
+_RATIFY = re.compile(
+    r"(?:that'?s|that is|this is|it'?s) (?:our|the|a|the team'?s) (?:policy|rule|convention"
+    r"|standard|norm|process|practice)\b(?! for (?:today|now|this)\b)"
+    r"|(?:that'?s|this is) how we do (?:it|things)\b",
+    re.I,
+)
 _ABBREVIATION = re.compile(r"(?:\be\.g|\bi\.e|\betc|\bvs|\bcf)\.$", re.I)
 
 
@@ -383,6 +391,7 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
     explicit_only = len(prose) > LONG_MESSAGE
     corrective = False
     previous: list[rules.Hit] = []  # held back: the next sentence may be its rule
+    unmatched: tuple[str, str] | None = None  # the sentence before, if it held no fact
     for index, (sentence, msentence) in enumerate(_sentences(prose, masked)):
         if index == 0:
             corrective = rules.opens_with_correction(msentence)
@@ -408,9 +417,14 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
                 tail = clause[: end if end > 0 else len(clause)].rstrip(" .!")
                 hits = [replace(previous[-1], text=f"{previous[-1].text.rstrip(' .!')}; {tail}")]
                 previous = previous[:-1]
+            elif unmatched and _RATIFY.match(mclause):
+                # "every deploy needs a 30 minute canary. that's our policy from now on"
+                hit = rules.ratified(*unmatched)
+                hits = [hit] if hit else []
             else:
                 hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
                 hits = [hit] if hit else []
+        unmatched = None if hits else (sentence, msentence)
         yield from previous
         previous = hits
     yield from previous

@@ -489,6 +489,19 @@ def sentence_hits(
         contrasted = not hit and bool(_STANDS.search(opened))
 
 
+def ratified(sentence: str, masked: str) -> Hit | None:
+    """A sentence the user then called a standing rule ("that's our policy"), without a
+    short header ("add to action items: ..."), unless it is a question, a request or
+    transient by the filters every rule shares. Named or not: the user said it is a rule."""
+    clause, masked, _ = strip_openers(sentence, masked)
+    if (m := re.match(r"[^:,;]{3,40}:\s+(?=\S)", masked)) and len(m.group().split()) <= 6:
+        clause, masked = clause[m.end() :], masked[m.end() :]
+    if re.match(r"(?:can|could|would|will) (?:you|u)\b", masked, _I):
+        return None
+    cut = m.end() if (m := _POLITE.match(masked)) else 0
+    return _hit(clause[cut:].rstrip(" .!"), "preference", "ratified")
+
+
 def opens_with_correction(masked: str) -> bool:
     """Whether a message starts by telling the assistant it got something wrong."""
     m = _LEAD.match(masked)

@@ -89,6 +89,13 @@ _STANDING = re.compile(
     r"|keep it that way|for good|on purpose)\b",
     _I,
 )
+# "tests in this repo must be deterministic": said of the whole project, so it holds
+# generally, not for today's change.
+_PROJECT_WIDE = re.compile(
+    r"\b(?:in|across|throughout|for) (?:this|our|the whole) (?:repo|repository|project|codebase"
+    r"|code base|monorepo|company|org)\b",
+    _I,
+)
 _ALWAYS_STATED = re.compile(r"^[^,;]{3,60}? (?:is|are) (?:always|never)\b", _I)
 # ...or the subject is a standing part of a setup (its service, store, host, toolchain),
 _SETUP_PART = re.compile(
@@ -303,7 +310,9 @@ def _rule_hit(clause: str, masked: str) -> Hit | None:
 def _concrete_hit(clause: str, masked: str) -> Hit | None:
     """Statements that name a tool, file, flag, port, path or version, or that say they
     hold always ("amounts are always integer cents")."""
-    if not CONCRETE.search(masked) and not _ALWAYS_STATED.search(masked):
+    if not (
+        CONCRETE.search(masked) or _ALWAYS_STATED.search(masked) or _PROJECT_WIDE.search(masked)
+    ):
         return None
     if bug_report(masked):
         return None
@@ -375,7 +384,11 @@ def _standing_statement(m: re.Match[str]) -> bool:
     if _FILE_POINTER.match(m.group("obj")) and not _SETUP_PART.search(m.group("subj")):
         return bool(_STANDING.search(m.group("x")))  # "the notebook is in notebooks/x.ipynb"
     named = bool(TOOL_NAME.search(m.group("x").lower()))
-    standing = bool(_STANDING.search(m.group("obj")) or _SETUP_PART.search(m.group("subj")))
+    standing = bool(
+        _STANDING.search(m.group("obj"))
+        or _SETUP_PART.search(m.group("subj"))
+        or _PROJECT_WIDE.search(m.group("x"))
+    )
     if verb.split()[0] in ("should", "must", "has", "can", "can't", "cannot"):
         return named or standing
     if verb.split()[0] not in ("is", "are"):
