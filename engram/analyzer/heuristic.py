@@ -260,7 +260,7 @@ _PASTE_INTRO = re.compile(
 # with a line that opens in lower case (typed, not typeset) or with I/we/our/my or a
 # reply word ("I don't agree with 3. our tiles are immutable").
 _USER_VOICE = re.compile(
-    r"^(?:[a-z]|(?:i|i'm|i'd|i've|we|we're|we'd|we've|our|my|ok|okay|yes|no|but|so|and"
+    r"^(?:[a-z]|(?i:i|i'm|i'd|i've|we|we're|we'd|we've|our|my|ok|okay|yes|no|but|so|and"
     r"|that'?s|this is|thanks)\b)"
 )
 _SPEAKER = re.compile(r"^[\w .'-]{1,30}:\s")
