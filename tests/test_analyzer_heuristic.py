@@ -623,3 +623,15 @@ def test_rules_in_new_voices(text: str, fact: str) -> None:
 def test_a_topic_is_not_a_time() -> None:
     assert _one([_user("for now we use sqlite")]) == []
     assert _one([_user("for this sprint we use the old api")]) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the linter is always complaining about line length",
+        "the api is always slow on mondays",
+        "the tutorial uses sqlite but we don't",
+    ],
+)
+def test_complaints_and_other_peoples_examples_are_not_facts(text: str) -> None:
+    assert _one([_user(text)]) == []

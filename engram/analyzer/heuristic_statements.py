@@ -124,10 +124,15 @@ _SET_UP = re.compile(
 # of thing lives ("the templates are in templates/emails/") stay.
 _FILE_POINTER = re.compile(r"^\s*(?:in|at|inside|under)?\s*[\w./~-]+\.[a-z]{1,6}\s*$", _I)
 # "npm run dev is running in the other terminal", "the workers are restarting": a state.
-_PROGRESSIVE = re.compile(r"\b(?:is|are|am|'s|'re)\s+(?:still\s+|now\s+)?\w{2,}ing\b", _I)
+# ("the linter is always complaining about X": a complaint, habitual or not)
+_PROGRESSIVE = re.compile(
+    r"\b(?:is|are|am|'s|'re)\s+(?:still\s+|now\s+|always\s+|constantly\s+)?\w{2,}ing\b", _I
+)
 _MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:(?:[kmgt]i?b|ms|s|sec|seconds|min)\b|%)", _I)
 _STATE = re.compile(
-    r"^\s*(?:not|already|still|now|too|so|very|really|just|empty|down|up|broken|slow|fast|wrong"
+    # "always slow on mondays": a state that recurs is still a state
+    r"^\s*(?:(?:always|often|usually|sometimes|constantly) )?"
+    r"(?:not|already|still|now|too|so|very|really|just|empty|down|up|broken|slow|fast|wrong"
     r"|missing|gone|done|ready|running|failing|red|green|blank|huge|big|full|offline"
     r"|unreachable|unhealthy|behind|dirty|installed"
     # a judgement of today's code or docs, not how things are set up

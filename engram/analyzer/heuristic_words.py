@@ -141,9 +141,11 @@ HYPOTHETICAL = re.compile(
     _I,
 )
 # Someone else's setup: "their repo uses bazel", "the upstream library requires python
-# 3.8", "marta's repo publishes on every merge": true, but not this project's.
+# 3.8", "marta's repo publishes on every merge", "the tutorial uses sqlite": true, but
+# not this project's.
 OTHERS = re.compile(
-    r"^(?:in )?(?:their|they|upstream|the upstream|the vendor'?s?"
+    r"^(?:in )?(?:their|they|upstream|the upstream|the vendor'?s?|(?:the|this|that) (?:tutorial"
+    r"|example|blog post|article|book|course|video)"
     r"|[a-z]+'s (?:repo|repository|team|project|service|code|library|fork))\b",
     _I,
 )
