@@ -481,7 +481,7 @@ def sentence_hits(
         rule = _ALWAYS.match(opened)
         # "..., never by row, otherwise leakage": a clause of the sentence with no verb of
         # its own ("never" + a preposition) is the contrast of a clause before it, not a rule
-        elliptic = bool(rule) and (contrasted or bool(ELLIPTIC_HEAD.match(rule.group("obj"))))
+        elliptic = rule is not None and (contrasted or bool(ELLIPTIC_HEAD.match(rule["obj"])))
         if hit and not (follows_so and previous) and not hedged and not elliptic:
             yield hit
         previous = hit
