@@ -12,6 +12,7 @@ import numpy as np
 
 from engram.config import RecallConfig
 from engram.recall.onnx_embedder import OnnxEmbedder
+from engram.recall.query_vectors import QueryVectors
 from engram.recall.service import Recaller
 from engram.sources.recall_step import Decision, Job, make_recall
 from engram.store import memories
@@ -66,6 +67,15 @@ def test_a_batch_of_queries_equals_one_by_one_bit_for_bit() -> None:
     for text, row in zip(QUESTIONS, together, strict=True):
         assert np.array_equal(row, model.embed_query(text)), text[:40]
     assert model.embed_queries([]).shape == (0, model.dim)
+
+
+def test_a_model_whose_batches_are_not_exact_is_not_batched() -> None:
+    model = OnnxEmbedder(int8=True)
+    model.load()
+    if model.int8:  # int8 activations: a batch's scale changes every row
+        assert not model.batch_exact
+        assert QueryVectors().ahead(model, QUESTIONS[:3]) == 0
+    assert np.array_equal(model.embed_queries(QUESTIONS[:2])[1], model.embed_query(QUESTIONS[1]))
 
 
 def _request(question: str) -> RawRequest:

@@ -7,7 +7,8 @@ over a batch costs far less per query (MiniLM int8, 8 queries: 47-49 ms in one c
 against 83-89 ms one by one), so the recall step embeds the queued queries together
 (`ahead`) as soon as a worker is free, and each recall then takes its vector from here
 (`take`) instead of calling the model. Vectors are bit-identical to one-by-one ones
-(onnx_embedder.embed_queries), so batching never changes a decision.
+(onnx_embedder.embed_queries), so batching never changes a decision; a model whose
+batches are not exact (`batch_exact`: int8 activations) is not batched.
 
 A vector not yet finished is waited for (the worker that computes it is already on it);
 one never asked for is computed on the spot. Entries are used once and bounded.
@@ -33,10 +34,10 @@ class QueryVectors:
 
     def ahead(self, embedder: Any, texts: Sequence[str]) -> int:
         """Embed `texts` (those not already under way) in one call on this thread; how
-        many were embedded. Without a batch method, nothing is done."""
+        many were embedded. Without an exact batch method, nothing is done."""
         batch = getattr(embedder, "embed_queries", None)
-        if batch is None:
-            return 0
+        if batch is None or not getattr(embedder, "batch_exact", True):
+            return 0  # one by one, in parallel, is then the faster way
         name = str(getattr(embedder, "name", ""))
         mine: list[tuple[str, Future[np.ndarray]]] = []
         with self._lock:
