@@ -90,6 +90,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.stderr.close()
 
 
+def _restart(db: Path, upstream: str) -> None:
+    """Start a proxy on `db` again, wait until it has journaled every exchange (from the
+    spool a killed one left), and stop it cleanly."""
+    proc, _client = _start(db, upstream)
+    try:
+        wait_until(lambda: _rows(db) >= STREAMS, timeout=30, what="the spool recovered")
+    finally:
+        _stop(proc)
+
+
 def _rows(db: Path) -> int:
     conn = sqlite3.connect(db)
     try:
@@ -108,11 +118,7 @@ def test_kill_9_after_streams_complete_loses_nothing(tmp_path: Path) -> None:
             _kill(proc)  # at once, as the streams complete
         # What the writer had not committed is in the spool: the next proxy journals it,
         # and what it had committed is not journaled twice.
-        proc, _client = _start(db, stub.url)
-        try:
-            wait_until(lambda: _rows(db) >= STREAMS, timeout=30, what="the spool recovered")
-        finally:
-            _stop(proc)
+        _restart(db, stub.url)
     assert _rows(db) == STREAMS
 
 
@@ -140,10 +146,6 @@ def test_a_locked_journal_neither_delays_answers_nor_loses_them(tmp_path: Path) 
             lock.execute("ROLLBACK")
             lock.close()
         assert _rows(db) == 0
-        proc, _client = _start(db, stub.url)
-        try:
-            wait_until(lambda: _rows(db) >= STREAMS, timeout=30, what="the spool recovered")
-        finally:
-            _stop(proc)
+        _restart(db, stub.url)
     assert _rows(db) == STREAMS
     assert not directory.exists()  # a clean stop leaves nothing behind
