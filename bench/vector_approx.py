@@ -84,6 +84,21 @@ def vectors(n: int, cache: Path) -> np.ndarray:
     return out
 
 
+def synthetic_vectors(n: int) -> np.ndarray:
+    """recall_speed.py's vectors (two labelled memories mixed, plus noise), to compare."""
+    from engram.recall.onnx_embedder import OnnxEmbedder
+
+    embedder = OnnxEmbedder()
+    embedder.load()
+    base = embedder.embed(recall_speed.base_memories())
+    rng = np.random.default_rng(n)
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    for i, (_, _, a, b) in enumerate(recall_speed.synthetic(n, "worst", random.Random(n))):
+        vec = 0.6 * base[a] + 0.4 * base[b] + rng.normal(0, 0.02, base.shape[1])
+        out[i] = vec / np.linalg.norm(vec)
+    return out
+
+
 def queries() -> np.ndarray:
     from engram.recall.onnx_embedder import OnnxEmbedder
 
@@ -130,9 +145,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,20000,50000,100000")
     parser.add_argument("--candidates", default="250,500,1000,2000")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/engram-vector-approx"))
+    parser.add_argument(
+        "--synthetic", action="store_true", help="recall_speed.py's mixed vectors instead"
+    )
     args = parser.parse_args()
     shard.single_threaded_blas()
-    everything = vectors(args.size, args.cache)
+    everything = synthetic_vectors(args.size) if args.synthetic else vectors(args.size, args.cache)
     qs = queries()
     rng = np.random.default_rng(0)
     shard.SIGN_ROWS = 0
@@ -151,8 +169,9 @@ def main() -> None:
                     f"{m['approx_ms']:.2f} ms",
                 )
             )
+    kind = "recall_speed.py's synthetic" if args.synthetic else "real"
     print_table(
-        "sign-code first pass vs exact scan (MiniLM, real vectors): share of the exact"
+        f"sign-code first pass vs exact scan (MiniLM, {kind} vectors): share of the exact"
         " top 10 / top 20 found, CPU time p50 of the exact pass, of signs + re-scoring",
         rows,
     )
