@@ -14,11 +14,14 @@ import numpy as np
 COARSE_CANDIDATES = 512
 
 # Without a Matryoshka prefix (MiniLM), a shard of at least SIGN_ROWS rows is first
-# ranked by the sign bits of its vectors (`SignCodes`), and its best
-# SIGN_CANDIDATES rows are re-scored exactly from float32. Below SIGN_ROWS every row is
-# scored exactly, so small stores (and the labelled sets of bench/recall_eval.py) find
-# exactly what they did. Numbers (MiniLM, bench/vector_approx.py, docs/recall.md):
-# filled in below once measured.
+# ranked by the sign bits of its vectors (`SignCodes`), and its best SIGN_CANDIDATES
+# rows are re-scored exactly from float32. Below SIGN_ROWS every row is scored exactly,
+# so small stores (and the labelled sets of bench/recall_eval.py) find exactly what they
+# did. Measured with bench/vector_approx.py on real MiniLM vectors of varied texts (CPU
+# time, one thread): at 20k rows the exact pass takes 2.5 ms, signs + re-scoring 1.0 ms,
+# and the exact top 10 / top 20 are found 0.994 / 0.990 of the time with 1000
+# candidates (0.986 / 0.974 with 500); at 10k the gain (1.3 -> 0.9 ms) is not worth any
+# loss. At 100k one pass takes ~1.0 ms against ~12 ms.
 SIGN_ROWS = 20_000
 SIGN_CANDIDATES = 1000
 
