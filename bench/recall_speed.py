@@ -11,8 +11,11 @@ words and identifiers sprinkled in, so FTS5 sees a realistic spread of common an
 terms. Their vectors are stored before timing, as in a running proxy; embedding 100k
 memories with MiniLM takes ~15 minutes here, so each synthetic memory's vector is made
 from the real embeddings of the two memories it was cut from, plus noise (the rate of
-real embedding is measured separately). Queries are the 451 labelled requests, each a
-fresh recall (no conversation, so no cache).
+real embedding is measured separately). Such vectors are fine for timing, but they
+are ~450 topics repeated, denser with near-ties than a real store's: the sign-code
+first pass of large scopes loses 5x as much on them as on real MiniLM vectors
+(bench/vector_approx.py). Queries are the 813 labelled requests (tune + held), each
+a fresh recall (no conversation, so no cache).
 
 With --ab, the largest store (all visible) is also timed old against new in one process:
 the vector index's exact scan (engram/recall/shard.py with SIGN_ROWS out of reach) and

@@ -7,7 +7,7 @@ noise) is not a real store's, and how well sign bits rank depends on exactly tha
 every vector is a real MiniLM embedding of a real-looking text: half are recall_speed's
 synthetic memories (cut-and-joined labelled memories with real words and identifiers
 sprinkled in), half the first paragraphs of docstrings of the installed Python packages
-(developer prose on thousands of topics). Queries are the 451 labelled requests of
+(developer prose on thousands of topics). Queries are the 813 labelled requests of
 bench/data/recall_gate (tune + held: nothing is tuned on this).
 
 For each store size (a random subset of the corpus) and candidate count it prints the
