@@ -63,7 +63,7 @@ def spool_dir(db: Path) -> Path | None:
     base = os.environ.get("XDG_RUNTIME_DIR") or ""
     roots = [Path(base)] if base else []
     roots.append(Path("/dev/shm"))
-    digest = hashlib.sha256(str(db.expanduser().absolute()).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(str(db.expanduser().resolve()).encode()).hexdigest()[:16]
     for root in roots:
         if not root.is_dir():
             continue
