@@ -8,9 +8,10 @@ Two phases, so the request path never waits longer than it must:
 - `run` does the search on a worker thread; the caller waits at most the job's budget
   (`proxy.recall_budget_ms`, or `proxy.first_request_budget_ms` for a conversation's
   first request, which is seconds long anyway) and records `budget exceeded` past it.
-  A worker that finds other jobs queued behind its own embeds all their queries in one
-  model call first (recall/query_vectors.py): a burst costs one batched call instead
-  of one call per request in a row.
+  A worker that finds other jobs queued behind its own embeds half of their queries
+  with its own in one model call first (recall/query_vectors.py), the other worker
+  the next half: a burst costs a few batched calls on both cores instead of one call
+  per request.
 
 Every request gets an audit record (recall/audit.py) that the caller stores with the
 exchange; injections are logged (use counts, `inject` events) on the caller's writer
@@ -137,19 +138,20 @@ class RecallStep:
         return Decision(None, result.audit())
 
     def _claim(self, job: Job) -> list[str]:
-        """Take `job` and up to BATCH jobs still queued off the queue: the others'
-        queries (of those whose caller still waits), to embed with this one's."""
+        """Take `job` off the queue, and half of the jobs queued behind it (those whose
+        caller still waits; at most BATCH): their queries, to embed with this one's. The
+        other half is left for the other worker, so both cores embed a burst at once
+        (one worker taking all of it halved the CPU but put the burst on one core)."""
         now = time.perf_counter()
-        claimed: list[str] = []
         with self._lock:
             self._queued.pop(id(job), None)
-            for key, other in list(self._queued.items()):
-                if len(claimed) >= BATCH:
-                    break
-                del self._queued[key]
-                if (now - other.started) * 1000 < other.budget_ms:
-                    claimed.append(other.query)
-        return claimed
+            for key in [
+                k for k, j in self._queued.items() if (now - j.started) * 1000 >= j.budget_ms
+            ]:
+                del self._queued[key]  # its caller gave up
+            share = min(BATCH, (len(self._queued) + 1) // 2)
+            claimed = list(self._queued)[:share]
+            return [self._queued.pop(key).query for key in claimed]
 
     def __call__(self, body: bytes, fmt: Format, raw: RawRequest) -> Decision:
         """Both phases in one call (no budget: for callers without an event loop)."""
