@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engram.recall.embedder import EmbedderError
+from engram.config import RecallConfig
+from engram.recall.embedder import EmbedderError, make_embedder
 from engram.recall.model_files import MINILM_ONNX, MINILM_TOKENIZER, PinnedFile, sha256_of
 from engram.recall.onnx_embedder import OnnxEmbedder
 from tests.support.offline import run_offline
@@ -81,6 +82,37 @@ def test_any_model_directory_named_by_its_hash_and_pinnable(tmp_path: Path) -> N
     (target / "tokenizer.json").unlink()
     with pytest.raises(EmbedderError, match=r"tokenizer\.json not found"):
         OnnxEmbedder(target).load()
+
+
+def test_pooling_and_prefixes_for_bge_and_e5_style_models(tmp_path: Path) -> None:
+    """bge wants [CLS] pooling and an instruction before queries, e5 "query: "/"passage: "
+    prefixes: what changes stored vectors names a new vector space (a switch re-embeds)."""
+    target = model_dir(tmp_path)
+    cls = OnnxEmbedder(target, pooling="cls")
+    styled = make_embedder(
+        RecallConfig(
+            onnx_model_dir=str(target),
+            onnx_pooling="cls",
+            onnx_query_prefix="query: ",
+            onnx_passage_prefix="passage: ",
+        )
+    )
+    assert isinstance(styled, OnnxEmbedder)
+    query, memory = styled.embed_query("run the tests"), styled.embed(["We use pnpm"])[0]
+    assert np.allclose(query, cls.embed(["query: run the tests"])[0], atol=1e-5)
+    assert np.allclose(memory, cls.embed(["passage: We use pnpm"])[0], atol=1e-5)
+    assert abs(float(np.linalg.norm(query)) - 1.0) < 1e-5
+    mean = minilm().embed_query("run the tests")
+    assert not np.allclose(cls.embed_query("run the tests"), mean, atol=1e-3)
+    base = f"onnx:my-model:{MINILM_ONNX.sha256[:12]}"
+    assert cls.name == f"{base}:cls"
+    assert styled.name.startswith(f"{base}:cls:passage-prefix-") and styled.name != cls.name
+    only_queries = OnnxEmbedder(target, query_prefix="query: ")
+    only_queries.load()
+    assert only_queries.name == base  # stored vectors unchanged: no re-embedding
+    assert OnnxEmbedder(target, sha256=MINILM_ONNX.sha256, pooling="cls").name == f"{base}:cls"
+    with pytest.raises(EmbedderError, match="onnx_pooling"):
+        OnnxEmbedder(target, pooling="max")
 
 
 def test_pinned_files_are_checked(tmp_path: Path) -> None:

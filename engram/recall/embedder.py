@@ -240,7 +240,12 @@ def make_embedder(config: Any) -> Embedder | None:
         from engram.recall.onnx_embedder import OnnxEmbedder
 
         return OnnxEmbedder(
-            rc.onnx_model_dir or None, sha256=rc.onnx_sha256 or None, threads=rc.onnx_threads
+            rc.onnx_model_dir or None,
+            sha256=rc.onnx_sha256 or None,
+            threads=rc.onnx_threads,
+            pooling=rc.onnx_pooling,
+            query_prefix=rc.onnx_query_prefix,
+            passage_prefix=rc.onnx_passage_prefix,
         )
     if kind == "wordllama":
         return WordLlamaEmbedder(rc.wordllama_dim)
