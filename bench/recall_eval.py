@@ -394,7 +394,9 @@ def embedders(names: Sequence[str], onnx_dir: Any = None) -> dict[str, Any]:
         )
     for name in names:
         if name == "minilm":
-            out[name] = OnnxEmbedder()
+            out[name] = OnnxEmbedder(int8=False)
+        elif name == "minilm-q":  # int8 activations (quantized_model.py)
+            out[name] = OnnxEmbedder(int8=True)
         elif name == "wordllama":
             out[name] = WordLlamaEmbedder(256)
         elif name == "e5":
@@ -405,7 +407,11 @@ def embedders(names: Sequence[str], onnx_dir: Any = None) -> dict[str, Any]:
     return out
 
 
-SPACE = {"minilm": gate_model.DEFAULT_SPACE, "wordllama": "wordllama:l2_supercat:256"}
+SPACE = {
+    "minilm": gate_model.DEFAULT_SPACE,
+    "minilm-q": "onnx:all-MiniLM-L6-v2-qint8",
+    "wordllama": "wordllama:l2_supercat:256",
+}
 
 
 def worlds_for(embedder: Any, tmp: Path, tag: str) -> dict[str, tuple[World, Recaller]]:
@@ -615,12 +621,8 @@ def fit_space(
 
 
 def write_models(fitted: dict[str, Any]) -> None:
-    """Replace the refitted spaces' models; keep the others (a refit of one embedder
-    must not drop another space's model, which would leave it on a stand-in)."""
-    previous = json.loads(gate_model.MODEL_FILE.read_text(encoding="utf-8"))["models"]
-    models = {space: m for space, m in previous.items() if space not in fitted}
-    if models:
-        print(f"kept the models of {', '.join(sorted(models))}", file=sys.stderr)
+    """Replace the fitted spaces' models; the others (embedders not in this run) stay."""
+    models = json.loads(gate_model.MODEL_FILE.read_text(encoding="utf-8"))["models"]
     for space, (model, info, row) in fitted.items():
         models[space] = {
             "features": list(model.features),
@@ -657,8 +659,6 @@ def write_models(fitted: dict[str, Any]) -> None:
                 "held_out_2": _rounded(row["held2"]),
             },
         }
-    order = [*previous, *fitted]
-    models = {space: models[space] for space in dict.fromkeys(order) if space in models}
     payload = {
         "about": "engram's recall gate: logistic regression per vector space, fitted by "
         "bench/recall_eval.py --fit on the tuning half of bench/data/recall_gate only",

@@ -308,6 +308,12 @@ class RecallConfig:
     onnx_passage_prefix: str = setting(
         "", "Text put before every memory for onnx_model_dir's model, e.g. 'passage: ' (e5)"
     )
+    onnx_int8: bool = setting(
+        False,
+        "Run the packaged MiniLM with int8 activations (derived once into the data dir, "
+        "pinned): ~2x less CPU per query and ~100 MB less memory, slightly weaker gate "
+        "(docs/recall.md). A change re-embeds the memories in the background",
+    )
     wordllama_dim: int = setting(
         256,
         "wordllama vector size: 256, 128 or 64 (smaller: less memory and time, lower quality)",
