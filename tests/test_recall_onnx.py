@@ -15,11 +15,11 @@ from engram.config import RecallConfig
 from engram.recall.embedder import EmbedderError, make_embedder
 from engram.recall.model_files import MINILM_ONNX, MINILM_TOKENIZER, PinnedFile, sha256_of
 from engram.recall.onnx_embedder import OnnxEmbedder
+from engram.recall.quantized_model import cached_path
 from engram.recall.reindex import coverage
 from engram.recall.service import Recaller
 from engram.store import memories
 from engram.store.db import Store
-from engram.recall.quantized_model import cached_path
 from tests.support.offline import run_offline
 
 # Cross-checks between spaces (the unpinned directory below holds the fp32 file).
