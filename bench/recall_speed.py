@@ -11,14 +11,23 @@ words and identifiers sprinkled in, so FTS5 sees a realistic spread of common an
 terms. Their vectors are stored before timing, as in a running proxy; embedding 100k
 memories with MiniLM takes ~15 minutes here, so each synthetic memory's vector is made
 from the real embeddings of the two memories it was cut from, plus noise (the rate of
-real embedding is measured separately). Queries are the 451 labelled requests, each a
-fresh recall (no conversation, so no cache).
+real embedding is measured separately). Such vectors are fine for timing, but they
+are ~450 topics repeated, denser with near-ties than a real store's: the sign-code
+first pass of large scopes loses 5x as much on them as on real MiniLM vectors
+(bench/vector_approx.py). Queries are the 813 labelled requests (tune + held), each
+a fresh recall (no conversation, so no cache).
+
+With --ab, the largest store (all visible) is also timed old against new in one process:
+the vector index's exact scan (engram/recall/shard.py with SIGN_ROWS out of reach) and
+its sign-code first pass, alternating query by query (which goes first alternates too),
+so a busy machine's noise falls on both alike. Wall and CPU time of the whole recall and
+of the vector search alone are printed for both.
 
 Two scope layouts per size: "worst case" (every memory visible to the request: half in
 its project, half global) and "spread" (20 projects, 10% global: what a request sees
 is ~1/20th of the projects plus global).
 
-    python bench/recall_speed.py [--sizes 10000,100000]
+    python bench/recall_speed.py [--sizes 10000,100000] [--ab]
 """
 
 from __future__ import annotations
@@ -122,7 +131,45 @@ def queries() -> list[str]:
     return out
 
 
-def measure(n: int, layout: str, tmp: Path, embedder: Any) -> dict[str, float]:
+def ab(recaller: Any, embedder: Any, qs: list[str]) -> list[tuple[str, str, str, str]]:
+    """Exact scan (A) against the sign-code pass (B), alternating; see the docstring."""
+    import numpy as np
+
+    from engram.recall import shard
+
+    modes = {"exact scan": sys.maxsize, "sign codes + re-score": shard.SIGN_ROWS}
+    scopes = (PROJECT, "global")
+    qvecs = [embedder.embed_query(q) for q in qs]
+    got: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
+    for i, (q, qvec) in enumerate(zip(qs, qvecs, strict=True)):
+        for name in list(modes)[:: 1 if i % 2 else -1]:
+            shard.SIGN_ROWS = modes[name]
+            out = got[name]
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            recaller.index.search(qvec, scopes, 20)
+            out.setdefault("vec_wall", []).append((time.perf_counter() - start) * 1000)
+            out.setdefault("vec_cpu", []).append((time.thread_time() - start_cpu) * 1000)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            recaller.recall(q, PROJECT)
+            out.setdefault("wall", []).append((time.perf_counter() - start) * 1000)
+            out.setdefault("cpu", []).append((time.process_time() - start_cpu) * 1000)
+    shard.SIGN_ROWS = modes["sign codes + re-score"]
+    rows = []
+    for name, out in got.items():
+        p50 = {k: float(np.median(v)) for k, v in out.items()}
+        rows.append(
+            (
+                f"  A/B {name}: recall wall / CPU p50; vector search wall / CPU p50",
+                f"{p50['wall']:.2f} / {p50['cpu']:.2f} ms; "
+                f"{p50['vec_wall']:.2f} / {p50['vec_cpu']:.2f} ms",
+                "",
+                "",
+            )
+        )
+    return rows
+
+
+def measure(n: int, layout: str, tmp: Path, embedder: Any, compare: bool = False) -> dict[str, Any]:
     from engram.config import RecallConfig
     from engram.recall.service import Recaller
     from engram.store.db import Store
@@ -152,8 +199,10 @@ def measure(n: int, layout: str, tmp: Path, embedder: Any) -> dict[str, float]:
         recaller.cached(q, PROJECT, "c1")
         cached.append((time.perf_counter() - start) * 1000)
     p50, p99 = summary(total)
+    ab_rows = ab(recaller, embedder, qs) if compare else []
     store.close()
     return {
+        "ab": ab_rows,
         "p50": p50,
         "p99": p99,
         "cpu_p50": summary(cpu)[0],
@@ -200,6 +249,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--ab", action="store_true", help="old vs new vector pass, alternating")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     embedder = OnnxEmbedder()
@@ -220,7 +270,9 @@ def main() -> None:
         rows.append(("embedding memories (re-index rate)", f"{rate:.0f} / s", "", ""))
         for n in sizes:
             for layout in ("worst", "spread"):
-                m = measure(n, layout, tmp, embedder)
+                m = measure(
+                    n, layout, tmp, embedder, args.ab and n == max(sizes) and layout == "worst"
+                )
                 label = f"{n // 1000}k {'all visible' if layout == 'worst' else '20 projects'}"
                 target = "p50 <= 5 ms" if n >= 100_000 and layout == "worst" else ""
                 rows.append(
@@ -257,6 +309,7 @@ def main() -> None:
                     )
                 )
                 rows.append(("  index load at start", f"{m['rebuild_s']:.2f} s", "", ""))
+                rows.extend(m["ab"])
                 if layout == "worst":
                     probe = rss_probe(tmp / f"speed-{n}-worst.db")
                     rows.append(

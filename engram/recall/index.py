@@ -9,7 +9,10 @@ every change is O(dim) and nothing is copied on the request path.
 Why two passes (see `shard.Shard`): a matrix-vector product over 100k x 256 float32 reads
 100 MB and took 8-25 ms here, over its 64-d prefix 0.5-1.5 ms; re-scoring the best 512
 rows exactly costs microseconds. The full vectors are kept as float16 (re-scoring needs
-no more precision), so 100k memories take ~75 MB instead of ~100 MB.
+no more precision), so 100k memories take ~75 MB instead of ~100 MB. MiniLM's vectors
+have no such prefix: a scope of 20k memories or more is ranked first by the sign bits
+of its vectors (48 bytes a row) and the best 1000 are re-scored from float32; smaller
+scopes are scanned exactly.
 
 Vectors are stored in `memory_vectors` (float32 little-endian, L2-normalized, with the
 embedder's name and the content hash they were computed from). On `build` a vector is
