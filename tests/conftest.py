@@ -21,9 +21,9 @@ from typer.testing import CliRunner, Result
 from engram.cli.app import app
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    home = tmp_path_factory.mktemp("home")
+def isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
+    """Point HOME and the XDG directories at `home` and drop engram's settings from the
+    environment (also for fixtures wider than one test, which start before this one's)."""
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local/share"))
@@ -31,6 +31,11 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
         if var.startswith(("ENGRAM_", "MUNINN_")) or var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
             monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    return isolate(monkeypatch, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import httpx2
 import openai
 import pytest
 import requests
-from conftest import Cli
+from conftest import Cli, isolate
 
 from tests.support.llm_stub import LLMStub
 from tests.support.mitmweb import Mitmweb
@@ -32,10 +32,26 @@ def stub() -> Iterator[LLMStub]:
         yield server
 
 
-@pytest.fixture
-def mitm() -> Iterator[Mitmweb]:
-    with Mitmweb() as m:
+@pytest.fixture(scope="module")
+def shared_mitmweb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mitmweb]:
+    """One mitmweb (with engram's addon) for the module: a start costs ~4 s of CPU. Its
+    addon sees a home of its own, as a per-test one would."""
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp_path_factory.mktemp("mitmweb-home"))
+        m = Mitmweb().start()
+    try:
         yield m
+    finally:
+        m.close()
+
+
+@pytest.fixture
+def mitm(shared_mitmweb: Mitmweb) -> Mitmweb:
+    """The shared mitmweb, emptied: each test sees only its own flows."""
+    if shared_mitmweb.proc is None or shared_mitmweb.proc.poll() is not None:
+        shared_mitmweb.start()  # a test that failed mid-restart leaves it down
+    shared_mitmweb.clear()
+    return shared_mitmweb
 
 
 def http_client(mitm: Mitmweb) -> httpx2.Client:
@@ -341,25 +357,34 @@ def test_journal_cli_contract(cli: Cli, stub: LLMStub, mitm: Mitmweb) -> None:
     assert "no exchange" in cli.fail("journal", "show", "999").stderr
 
 
-def test_ingest_flow_file_once(cli: Cli, stub: LLMStub, tmp_path: Path, db_path: Path) -> None:
-    dump = tmp_path / "flows.mitm"
-    with Mitmweb(extra=["--set", f"save_stream_file={dump}"]) as m:
-        converse(claude(stub, m), "ff", ["from a flow file", "second turn"])
+@pytest.fixture(scope="module")
+def flow_file(stub: LLMStub, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A flow file as mitmweb's save_stream_file writes it: one two-turn conversation,
+    recorded once for the module (read-only for the tests, which copy it)."""
+    home = tmp_path_factory.mktemp("flowfile-home")
+    dump = home / "flows.mitm"
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, home)
+        with Mitmweb(extra=["--set", f"save_stream_file={dump}"]) as m:
+            converse(claude(stub, m), "ff", ["alpha", "beta"])
     assert dump.exists() and dump.stat().st_size > 0
+    return dump.read_bytes()
+
+
+def test_ingest_flow_file_once(cli: Cli, flow_file: bytes, tmp_path: Path, db_path: Path) -> None:
+    dump = tmp_path / "flows.mitm"
+    dump.write_bytes(flow_file)
     first = cli.json("ingest", str(dump))
     assert (first["llm"], first["captured"]) == (2, 2)
     again = cli.json("ingest", str(dump))
     assert (again["captured"], again["duplicates"]) == (0, 2)
-    assert user_texts(db_path) == ["from a flow file", "second turn"]
+    assert user_texts(db_path) == ["alpha", "beta"]
 
 
 def test_follow_flow_file_with_partial_tail(
-    cli: Cli, stub: LLMStub, tmp_path: Path, db_path: Path
+    cli: Cli, flow_file: bytes, tmp_path: Path, db_path: Path
 ) -> None:
-    dump = tmp_path / "flows.mitm"
-    with Mitmweb(extra=["--set", f"save_stream_file={dump}"]) as m:
-        converse(claude(stub, m), "tail", ["alpha", "beta"])
-    whole = dump.read_bytes()
+    whole = flow_file
     growing = tmp_path / "growing.mitm"
     growing.write_bytes(whole[: len(whole) - 40])  # the second flow is cut off
     args = ("mitmproxy", "--flow-file", str(growing), "--once", "--analyzer", "none")
