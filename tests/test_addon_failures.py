@@ -13,6 +13,7 @@ from pathlib import Path
 import anthropic
 import httpx2
 import pytest
+from conftest import isolate
 
 from engram.sources.launcher import Interceptor, start_interceptor
 from tests.support.agents import script_agent
@@ -26,11 +27,13 @@ pytestmark = pytest.mark.slow  # a mitmdump per test
 FAKE_KEY = "sk-ant-api03-Wq8wE8rT2yU6iO0pA3sD7fG1hJ4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG8hJ2kL6zX"
 
 
-@pytest.fixture
-def mitm(tmp_path: Path) -> Iterator[Interceptor]:
-    interceptor = start_interceptor(
-        str(tmp_path), tmp_path / "e.db", inject=False, confdir=tmp_path / "mitm"
-    )
+@pytest.fixture(scope="module")
+def mitm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Interceptor]:
+    """One mitmdump for the module's failure tests (each brings its own upstream)."""
+    tmp = tmp_path_factory.mktemp("interceptor")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp / "home")
+        interceptor = start_interceptor(str(tmp), tmp / "e.db", inject=False, confdir=tmp / "mitm")
     try:
         yield interceptor
     finally:
