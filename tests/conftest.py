@@ -172,3 +172,30 @@ def ui_server(
 
     with UiServer(ui_seeded[0], tmp_path_factory.mktemp("home")) as running:
         yield running
+
+
+# -- mitmweb with engram's addon, shared by a test module --------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_mitmweb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real mitmweb (engram's addon loaded) for a module: a start costs ~2-4 s of CPU.
+    Its addon gets a home of its own, as under a test's isolated one."""
+    from tests.support.mitmweb import Mitmweb
+
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp_path_factory.mktemp("mitmweb-home"))
+        m = Mitmweb().start()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+@pytest.fixture
+def mitm(shared_mitmweb: Any) -> Any:
+    """The module's mitmweb, emptied (`POST /clear`): a test sees only its own flows."""
+    if shared_mitmweb.proc is None or shared_mitmweb.proc.poll() is not None:
+        shared_mitmweb.start()  # a test that failed mid-restart left it down
+    shared_mitmweb.clear()
+    return shared_mitmweb

@@ -32,28 +32,6 @@ def stub() -> Iterator[LLMStub]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def shared_mitmweb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mitmweb]:
-    """One mitmweb (with engram's addon) for the module: a start costs ~4 s of CPU. Its
-    addon sees a home of its own, as a per-test one would."""
-    with pytest.MonkeyPatch.context() as mp:
-        isolate(mp, tmp_path_factory.mktemp("mitmweb-home"))
-        m = Mitmweb().start()
-    try:
-        yield m
-    finally:
-        m.close()
-
-
-@pytest.fixture
-def mitm(shared_mitmweb: Mitmweb) -> Mitmweb:
-    """The shared mitmweb, emptied: each test sees only its own flows."""
-    if shared_mitmweb.proc is None or shared_mitmweb.proc.poll() is not None:
-        shared_mitmweb.start()  # a test that failed mid-restart leaves it down
-    shared_mitmweb.clear()
-    return shared_mitmweb
-
-
 def http_client(mitm: Mitmweb) -> httpx2.Client:
     return httpx2.Client(proxy=mitm.proxy_url, trust_env=False, timeout=30)
 
