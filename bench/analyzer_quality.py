@@ -21,10 +21,12 @@ conversation's own sentence that holds it, and engram's stored memories restated
 measures the pipeline and validation (what survives), not Claude's judgement.
 
 Targets (held-out half): local 1.5B found >= 0.5 with <= 5% violations; heuristic
-found >= 0.35 with precision >= 0.9; no secret ever stored.
+found >= 0.35 with precision >= 0.9; no secret ever stored. `new-tune` and `new-check`
+(session 5) are a second set in ten other voices, split by voice: tune on `tuning` and
+`new-tune` only; `new-check` is scored once, at the end, as an estimate on unseen voices.
 
     .venv/bin/python bench/analyzer_quality.py [--backends heuristic,local-0.5b,...]
-        [--half tuning|heldout|both] [--details]   # --details: tuning half only
+        [--half tuning|heldout|both|new-tune|new-check] [--details]  # tuning halves only
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from engram.wire.model import RawRequest, RawResponse
 
 FAKE_KEY = "sk-ant-api03-" + "benchquality" * 6
 BACKENDS = ("heuristic", "local-0.5b", "local-1.5b", "anthropic-standin")
+HALVES = ("tuning", "heldout", "new-tune", "new-check")
 REJECTED: list[str] = []  # what validation rejected, for --details
 
 
@@ -215,7 +218,7 @@ def summarize(path: Path, console: Any) -> None:
         results.setdefault(r["backend"], {}).setdefault(r["half"], []).append(r)
     for name, halves in results.items():
         t = table(f"analyzer quality: {name}")
-        for half in ("tuning", "heldout"):
+        for half in HALVES:
             rs = halves.get(half, [])
             if rs:
                 score = qs.Score()
@@ -228,8 +231,14 @@ def summarize(path: Path, console: Any) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--half", default="both", choices=("tuning", "heldout", "both"))
-    parser.add_argument("--details", action="store_true", help="misses and junk (tuning only)")
+    parser.add_argument(
+        "--half",
+        default="both",
+        help="tuning, heldout, both, new-tune, new-check (comma-separated)",
+    )
+    parser.add_argument(
+        "--details", action="store_true", help="misses and junk (tuning halves only)"
+    )
     parser.add_argument("--only", default="", help="comma-separated conversation ids")
     parser.add_argument(
         "--out", type=Path, help="append each conversation's result to this JSONL file"
@@ -248,7 +257,10 @@ def main() -> None:
 
     embedder = WordLlamaEmbedder()
     halves = qs.halves()
-    wanted = ("tuning", "heldout") if args.half == "both" else (args.half,)
+    wanted = ("tuning", "heldout") if args.half == "both" else tuple(args.half.split(","))
+    unknown = set(wanted) - set(halves)
+    if unknown:
+        raise SystemExit(f"unknown half {', '.join(sorted(unknown))} (one of {', '.join(halves)})")
     only = set(filter(None, args.only.split(",")))
     settings = AnalyzerConfig()
     console = Console()
@@ -279,7 +291,7 @@ def main() -> None:
                 print(file=sys.stderr)
                 elapsed = (time.monotonic() - started) / max(1, len(convs))
                 tab.add_row(*row(half, len(convs), score, elapsed))
-                if args.details and half == "tuning":
+                if args.details and half in ("tuning", "new-tune"):
                     for line in score.misses + score.junk + ["rejected:"] + REJECTED:
                         console.print(f"  {line}", markup=False)
         finally:

@@ -149,7 +149,7 @@ def make_split(conversations: Sequence[Conversation]) -> dict[str, list[str]]:
 def halves() -> dict[str, list[Conversation]]:
     split = json.loads(SPLIT.read_text(encoding="utf-8"))
     by_id = {c.id: c for c in load()}
-    missing = set(by_id) - set(split["tuning"]) - set(split["heldout"])
+    missing = set(by_id) - {cid for ids in split.values() for cid in ids}
     if missing:
         raise ValueError(f"conversations not in split.json: {sorted(missing)}")
     return {half: [by_id[i] for i in ids] for half, ids in split.items()}

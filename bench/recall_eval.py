@@ -8,6 +8,7 @@ and features the proxy computes) and `gate.decide`.
     python bench/recall_eval.py                 # score the shipped gate model, both halves
     python bench/recall_eval.py --compare       # embedders and rankers side by side
     python bench/recall_eval.py --fit           # refit on tune/ only, write gate_model.json
+    python bench/recall_eval.py --calibration   # per-store self-calibration, simulated
 
 Reported per half:
 - R@1 (top candidate relevant), R@5 (share of a request's relevant memories in the top
@@ -191,17 +192,8 @@ def metrics(
     for s, p in zip(samples, probs, strict=True):
         order = sorted(range(len(s.hits)), key=lambda i: (-p[i], s.hits[i].id))
         ranked = [s.hits[i].id for i in order]
-        cands = [
-            gate.Candidate(
-                s.hits[i].id,
-                str(s.hits[i].row["content"]),
-                str(s.hits[i].row["kind"]),
-                str(s.hits[i].row["scope"]),
-                p[i],
-                content_hash=str(s.hits[i].row["content_hash"]),
-            )
-            for i in order
-        ]
+        unordered = candidates_of(s, p)
+        cands = [unordered[i] for i in order]
         decision = gate.decide(cands, s.vectors, settings)
         chosen = [c for c in cands if c.injected]
         visible = set(scopes_for(normalize_project(s.query.project)))
@@ -387,7 +379,9 @@ def embedders(names: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         if name == "minilm":
-            out[name] = OnnxEmbedder()
+            out[name] = OnnxEmbedder(int8=False)
+        elif name == "minilm-q":  # int8 activations (quantized_model.py)
+            out[name] = OnnxEmbedder(int8=True)
         elif name == "wordllama":
             out[name] = WordLlamaEmbedder(256)
         elif name == "e5":
@@ -398,7 +392,11 @@ def embedders(names: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-SPACE = {"minilm": gate_model.DEFAULT_SPACE, "wordllama": "wordllama:l2_supercat:256"}
+SPACE = {
+    "minilm": gate_model.DEFAULT_SPACE,
+    "minilm-q": "onnx:all-MiniLM-L6-v2-qint8",
+    "wordllama": "wordllama:l2_supercat:256",
+}
 
 
 def worlds_for(embedder: Any, tmp: Path, tag: str) -> dict[str, tuple[World, Recaller]]:
@@ -423,12 +421,20 @@ def main() -> None:
     )
     ap.add_argument("--fit", action="store_true", help="refit on tune/, write gate_model.json")
     ap.add_argument("--compare", action="store_true", help="embedders and rankers side by side")
+    ap.add_argument(
+        "--calibration",
+        action="store_true",
+        help="simulate per-store self-calibration of the shipped gate (recall_calibration.py)",
+    )
     ap.add_argument("--embedders", default="minilm,wordllama,e5")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     base = gate.GateSettings(
         max_memories=RecallConfig().max_memories, relative=RecallConfig().relative_score
     )
+    if args.calibration:
+        calibration(base)
+        return
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         names = args.embedders.split(",") if (args.fit or args.compare) else ["minilm"]
@@ -476,6 +482,57 @@ def main() -> None:
         if args.fit:
             write_models(fitted)
         report(results, args.json)
+
+
+def calibration(base: gate.GateSettings) -> None:
+    """Self-calibration per store, simulated with the shipped MiniLM gate model: tune/
+    scored out of fold (the model's own l2 and probe l2, by author), held/ and held2/ by
+    the shipped model."""
+    import recall_calibration
+
+    embedder = embedders(["minilm"])["minilm"]
+    model = gate_model.model_for(embedder.name)
+    shipped = json.loads(gate_model.MODEL_FILE.read_text())["models"][model.space]
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        worlds = worlds_for(embedder, Path(tmp_dir), "calibration")
+        samples = {half: collect(r, w) for half, (w, r) in worlds.items()}
+    probs = {
+        "tune": by_author_cv(
+            samples["tune"],
+            list(model.features),
+            shipped["fitted_on"]["l2"],
+            shipped["query_probe"]["l2"] if model.probe is not None else None,
+        )
+    }
+    for half in ("held", "held2"):
+        scored = with_prior(samples[half], lambda s: model.query_prior(s.qvec, model.space))
+        probs[half] = score(scored, model.predict)
+    settings = dataclasses.replace(base, min_score=model.threshold)
+    halves = {
+        half: recall_calibration.requests(
+            [
+                (s.query.author, s.query.relevant, candidates_of(s, p), s.vectors)
+                for s, p in zip(samples[half], probs[half], strict=True)
+            ],
+            settings,
+        )
+        for half in HALVES
+    }
+    recall_calibration.report(recall_calibration.evaluate(halves, model.threshold))
+
+
+def candidates_of(s: Sample, p: Sequence[float]) -> list[gate.Candidate]:
+    return [
+        gate.Candidate(
+            h.id,
+            str(h.row["content"]),
+            str(h.row["kind"]),
+            str(h.row["scope"]),
+            float(pi),
+            content_hash=str(h.row["content_hash"]),
+        )
+        for h, pi in zip(s.hits, p, strict=True)
+    ]
 
 
 def baselines(
@@ -545,7 +602,8 @@ def fit_space(
 
 
 def write_models(fitted: dict[str, Any]) -> None:
-    models = {}
+    """Replace the fitted spaces' models; the others (embedders not in this run) stay."""
+    models = json.loads(gate_model.MODEL_FILE.read_text(encoding="utf-8"))["models"]
     for space, (model, info, row) in fitted.items():
         models[space] = {
             "features": list(model.features),

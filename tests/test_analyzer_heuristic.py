@@ -528,3 +528,110 @@ def test_a_rhetorical_tag_and_a_place_called_right_stay() -> None:
     assert [f.text for f in _one([_user(text)])] == ["The api is on port 8080."]
     text = "the sidebar is always on the right"
     assert [f.text for f in _one([_user(text)])] == ["The sidebar is always on the right."]
+
+
+# Session 5: cases from bench/data/analyzer_quality's new-tune voices (notebooks, incident
+# timelines, a junior developer, pasted documents, hypotheticals) and probes written for
+# the rules; nothing from new-check.
+
+
+def test_a_pasted_document_is_not_the_users_word() -> None:
+    text = (
+        "here's the upstream library's README section, for reference:\n"
+        "## Configuration\n"
+        "Set GEOCODER_TIMEOUT (default 10s). We recommend always using the batch endpoint.\n"
+        "Never call geocode() in a tight loop."
+    )
+    assert _one([_user(text)]) == []
+    text = (
+        "the agent in the other session wrote this plan:\n"
+        "1. Migrate the tile cache to Redis.\n"
+        "2. Always invalidate on write.\n"
+        "I don't agree with 2. we never invalidate tiles, they are immutable"
+    )
+    assert [f.text for f in _one([_user(text)])] == [
+        "We never invalidate tiles, they are immutable."
+    ]
+    # the user's own list under a header is still theirs
+    text = "a few rules for this repo:\n- always use pnpm\n- never push to main"
+    assert [f.text for f in _one([_user(text)])] == ["Always use pnpm.", "Never push to main."]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "if we ever move to k8s we'd use helm",
+        "suppose we always ran the tests in docker, would that be slower",
+        "eventually the frontend will use vite",
+        "we used to use jenkins",
+        "their repo uses bazel",
+        "the upstream library requires python 3.8",
+        "yeah great, the ci is always green, totally",
+        "we always forget to bump the version",
+        "we never finished the migration to typescript",
+        "ok so the plan: we use redis for the queue and postgres for the rest",
+        "the priority is the billing page, then search",
+        "mark said we should just move everything to envoy",
+    ],
+)
+def test_conditions_futures_others_and_sarcasm_are_not_facts(text: str) -> None:
+    assert _one([_user(text)]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        (
+            "and the train/test split is by customer_id, never by row, otherwise leakage",
+            "The train/test split is by customer_id, never by row, otherwise leakage.",
+        ),
+        (
+            "also for plots in this repo we use plotly, not seaborn",
+            "For plots in this repo, we use plotly, not seaborn.",
+        ),
+        (
+            "my lead said we should never commit directly to develop",
+            "We should never commit directly to develop.",
+        ),
+        (
+            "thanks!! also I was told form validation here is always done with zod schemas in"
+            " src/schemas, not inline",
+            "Form validation here is always done with zod schemas in src/schemas, not inline.",
+        ),
+        ("migrations must always be reversible", "Migrations must always be reversible."),
+        (
+            "the apps should always go through sentinel and never hardcode a redis host",
+            "The apps should always go through sentinel and never hardcode a redis host.",
+        ),
+        (
+            "good. add to action items: every deploy to payments needs a canary of at least 30"
+            " minutes. that's our policy from now on",
+            "Every deploy to payments needs a canary of at least 30 minutes.",
+        ),
+        (
+            "yeah. tests in this repo must be deterministic: no network, no wall clock",
+            "Tests in this repo must be deterministic: no network, no wall clock.",
+        ),
+        ("our docs are built with mkdocs", "Our docs are built with mkdocs."),
+        ("don't add dependencies without asking", "Don't add dependencies without asking."),
+    ],
+)
+def test_rules_in_new_voices(text: str, fact: str) -> None:
+    assert [f.text for f in _one([_user(text)])] == [fact]
+
+
+def test_a_topic_is_not_a_time() -> None:
+    assert _one([_user("for now we use sqlite")]) == []
+    assert _one([_user("for this sprint we use the old api")]) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the linter is always complaining about line length",
+        "the api is always slow on mondays",
+        "the tutorial uses sqlite but we don't",
+    ],
+)
+def test_complaints_and_other_peoples_examples_are_not_facts(text: str) -> None:
+    assert _one([_user(text)]) == []

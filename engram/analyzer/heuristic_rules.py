@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from engram.analyzer.heuristic_words import (
     CONCRETE,
     ELLIPTIC,
+    ELLIPTIC_HEAD,
+    HAPPENS_TO_US,
     NOT_IMPERATIVE,
     PRONOUN,
     TASK_SUBJECT,
@@ -51,7 +53,8 @@ class Hit:
 # connectives only a space.
 _LEAD = re.compile(
     r"(?:(?:thanks|thank you|great|perfect|nice|cool|good|lgtm|awesome|sure|yes|yeah|yep"
-    r"|ok|okay|hmm|oh|hey|well|right|important|note|nb|ps)[,.!:;\u2014-]+\s*"
+    r"|ok|okay|hmm|oh|hey|well|right|important|note|nb|ps|for context|for reference"
+    r"|for the record|for background)[,.!:;\u2014-]+\s*"
     # answering numbered options: "1 yes. 2 no, we don't ..."
     r"|\d{1,2}[.):]?\s+(?=(?:yes|no|nope|yeah|ok|okay)\b)"
     # terse users drop the comma: "yeah 8080", "yes db on 5433 not 5432"
@@ -143,6 +146,17 @@ _WHERE = re.compile(
     r"|in [\w./-]+/|here),?\s+(?=we\b|i\b|our\b|the\b)",
     _I,
 )
+# What a rule is about, said before it: "for plots in this repo we use plotly", "for
+# migrations we use alembic". Not a time ("for now we use sqlite", "for this sprint"):
+# that is a temporary state, and not "for example" / "for you".
+_FOR_TOPIC = re.compile(
+    r"(?:also |and )?for (?!(?:now|today|tonight|the moment|the time being|this|that|these|those"
+    r"|a|an|one|once|now|next|the next|example|instance|you|me|us|them|it|real|sure|some|more"
+    r"|starters|context|reference|the record)\b)(?:all |our )?[a-z][\w-]*(?: [a-z][\w-]*)?"
+    r"(?: (?:in|for|on) (?:this|the|our) (?:[\w-]+ )?(?:repo|repository|project|codebase|service"
+    r"|app|team))?,?\s+(?=we\b|our\b)",
+    _I,
+)
 # "we're still on pydantic 1.10", "we stay on celery", "we moved to valkey 8": where a
 # setup stands after a debate or a migration (the object must name something).
 _WE_ON = re.compile(
@@ -156,9 +170,26 @@ _OUR = re.compile(
     r"|deploys to|is deployed to) (?P<obj>.+))$",
     _I,
 )
+# "my lead said we should never commit to develop", "I was told validation is always done
+# with zod": a rule of the user's team relayed by the user. Only the frame goes; what it
+# relays must pass the rules on its own (a colleague's opinion, "mark said we should move
+# to envoy", does not), and only people who set a team's rules count.
+_RELAYED = re.compile(
+    r"^(?:(?:my|our|the) (?:tech |team )?(?:lead|manager|team|cto|architect|boss|maintainers?"
+    r"|reviewers?) (?:said|says|told (?:me|us)|wants|insists|decided)(?: that)?"
+    r"|(?:i|we) (?:was|were|have been|'ve been|got) told(?: that)?),?\s+",
+    _I,
+)
+_OUR_SETUP = re.compile(
+    r"\b(?:runs on|uses|lives in|live in|is hosted on|deploys to|is deployed to"
+    r"|(?:is|are) (?:built|deployed|hosted|generated|managed|written|kept|stored|run)"
+    r" (?:with|on|in|to|from|by|via|through))\b",
+    _I,
+)
 _WE_ALWAYS = re.compile(
-    r"^(?P<x>we (?:always|never) (?!(?:have|had|get|got|seem|end|forget|run into|hit|see"
-    r"|break|lose|need|did|do)\b)(?P<obj>.+))$",
+    r"^(?P<x>we (?:(?:should|must|have to) )?(?:always|never) (?!(?:have|had|get|got|seem|end"
+    r"|forget|run into|hit|see"
+    rf"|break|lose|need|did|do)\b|{HAPPENS_TO_US})(?P<obj>.+))$",
     _I,
 )
 _PROJECT_USES = re.compile(
@@ -309,6 +340,9 @@ def _convention(clause: str, masked: str) -> Hit | None:
                     or bool(CONCRETE.search(m.group("x")))
                     # "our migrations are always reversible": a rule by its form
                     or bool(re.match(r"(?:always|never|only)\b", m.group("obj"), _I))
+                    # "our ci runs on github actions", "our docs are built with mkdocs":
+                    # ours, and how it is set up
+                    or (rule is _OUR and bool(_OUR_SETUP.search(m.group("x"))))
                 )
                 and not TASK_SUBJECT.match(m.group("x"))  # "our main problem is ..."
                 # "we're on v2 until the migration is done": a state with its end date
@@ -368,10 +402,11 @@ def _correction(clause: str, masked: str) -> Hit | None:
 
 
 def strip_openers(clause: str, masked: str) -> tuple[str, str, bool]:
-    """Drop interjections and correction openers; report whether one was a correction."""
+    """Drop interjections, correction openers and a relayed rule's frame ("my lead said");
+    report whether one was a correction."""
     corrected = False
     while True:
-        m = _LEAD.match(masked) or _CORRECTION.match(masked)
+        m = _LEAD.match(masked) or _CORRECTION.match(masked) or _RELAYED.match(masked)
         if not m or not m.end():
             return clause, masked, corrected
         corrected = corrected or _CORRECTION.match(masked) is not None
@@ -395,7 +430,7 @@ def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool)
     if hit := _convention(clause[cut:], masked[cut:]):
         return hit
     # "in the api repo, we're on node 20": the rule after the place it holds in
-    if (where := _WHERE.match(masked)) and (
+    if (where := _WHERE.match(masked) or _FOR_TOPIC.match(masked)) and (
         hit := _convention(clause[where.end() :], masked[where.end() :])
     ):
         text = clause[: where.end()].rstrip(" ,") + ", " + hit.text
@@ -408,7 +443,8 @@ def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool)
 
 
 _AGENDA = re.compile(
-    r"^\W*(?:(?:the|my|our|today'?s|a|rough) )?(?:\w+ )?(?:plan|todo|to-do|to do|agenda)\b"
+    r"^\W*(?:(?:ok|okay|so|well|right|alright|yeah|and)\W+)*"
+    r"(?:(?:the|my|our|today'?s|a|rough) )?(?:\w+ )?(?:plan|todo|to-do|to do|agenda)\b"
     r"[^:.]{0,25}:",
     _I,
 )
@@ -441,13 +477,29 @@ def sentence_hits(
         # "amounts are always Decimal, never float": the second half of a contrast whose
         # verb is in the first, which the sentence as a statement keeps whole.
         hit = _clause_hit(clause, mclause, corrective, explicit_only)
-        elliptic = contrasted and bool(_ALWAYS.match(strip_openers(clause, mclause)[1]))
+        opened = strip_openers(clause, mclause)[1]
+        rule = _ALWAYS.match(opened)
+        # "..., never by row, otherwise leakage": a clause of the sentence with no verb of
+        # its own ("never" + a preposition) is the contrast of a clause before it, not a rule
+        elliptic = rule is not None and (contrasted or bool(ELLIPTIC_HEAD.match(rule["obj"])))
         if hit and not (follows_so and previous) and not hedged and not elliptic:
             yield hit
         previous = hit
-        opened = strip_openers(clause, mclause)[1]
         hedged = bool(_HEDGE.match(opened))
         contrasted = not hit and bool(_STANDS.search(opened))
+
+
+def ratified(sentence: str, masked: str) -> Hit | None:
+    """A sentence the user then called a standing rule ("that's our policy"), without a
+    short header ("add to action items: ..."), unless it is a question, a request or
+    transient by the filters every rule shares. Named or not: the user said it is a rule."""
+    clause, masked, _ = strip_openers(sentence, masked)
+    if (m := re.match(r"[^:,;]{3,40}:\s+(?=\S)", masked)) and len(m.group().split()) <= 6:
+        clause, masked = clause[m.end() :], masked[m.end() :]
+    if re.match(r"(?:can|could|would|will) (?:you|u)\b", masked, _I):
+        return None
+    cut = m.end() if (m := _POLITE.match(masked)) else 0
+    return _hit(clause[cut:].rstrip(" .!"), "preference", "ratified")
 
 
 def opens_with_correction(masked: str) -> bool:

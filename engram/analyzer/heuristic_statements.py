@@ -19,6 +19,7 @@ from engram.analyzer.heuristic_rules import Hit
 from engram.analyzer.heuristic_rules import _hit as rule_hit
 from engram.analyzer.heuristic_words import (
     CONCRETE,
+    HAPPENS_TO_US,
     PRONOUN,
     TASK_SUBJECT,
     TOOL_NAME,
@@ -49,7 +50,7 @@ _NEGATED_VERB = re.compile(
 _WE_RULE = re.compile(
     r"^(?P<x>(?:here,?\s+|in this (?:repo|project|codebase),?\s+)?we (?:don'?t|dont|do not|never"
     r"|only|always|usually|generally|normally)\s+(?!(?:know|have|need|want|think|see|get|care"
-    r"|mind|remember|understand)\b)(?P<obj>\w.{2,100}))$",
+    rf"|mind|remember|understand)\b|{HAPPENS_TO_US})(?P<obj>\w.{{2,100}}))$",
     _I,
 )
 # "no emojis", "no summaries at the end": a standing prohibition.
@@ -88,6 +89,13 @@ _STANDING = re.compile(
     r"|keep it that way|for good|on purpose)\b",
     _I,
 )
+# "tests in this repo must be deterministic": said of the whole project, so it holds
+# generally, not for today's change.
+_PROJECT_WIDE = re.compile(
+    r"\b(?:in|across|throughout|for) (?:this|our|the whole) (?:repo|repository|project|codebase"
+    r"|code base|monorepo|company|org)\b",
+    _I,
+)
 _ALWAYS_STATED = re.compile(r"^[^,;]{3,60}? (?:is|are) (?:always|never)\b", _I)
 # ...or the subject is a standing part of a setup (its service, store, host, toolchain),
 _SETUP_PART = re.compile(
@@ -116,10 +124,15 @@ _SET_UP = re.compile(
 # of thing lives ("the templates are in templates/emails/") stay.
 _FILE_POINTER = re.compile(r"^\s*(?:in|at|inside|under)?\s*[\w./~-]+\.[a-z]{1,6}\s*$", _I)
 # "npm run dev is running in the other terminal", "the workers are restarting": a state.
-_PROGRESSIVE = re.compile(r"\b(?:is|are|am|'s|'re)\s+(?:still\s+|now\s+)?\w{2,}ing\b", _I)
+# ("the linter is always complaining about X": a complaint, habitual or not)
+_PROGRESSIVE = re.compile(
+    r"\b(?:is|are|am|'s|'re)\s+(?:still\s+|now\s+|always\s+|constantly\s+)?\w{2,}ing\b", _I
+)
 _MEASURE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:(?:[kmgt]i?b|ms|s|sec|seconds|min)\b|%)", _I)
 _STATE = re.compile(
-    r"^\s*(?:not|already|still|now|too|so|very|really|just|empty|down|up|broken|slow|fast|wrong"
+    # "always slow on mondays": a state that recurs is still a state
+    r"^\s*(?:(?:always|often|usually|sometimes|constantly) )?"
+    r"(?:not|already|still|now|too|so|very|really|just|empty|down|up|broken|slow|fast|wrong"
     r"|missing|gone|done|ready|running|failing|red|green|blank|huge|big|full|offline"
     r"|unreachable|unhealthy|behind|dirty|installed"
     # a judgement of today's code or docs, not how things are set up
@@ -233,7 +246,7 @@ def _take(clause: str, m: re.Match[str]) -> str:
 
 # "dont add env vars without adding them to .env.example": a condition on every time.
 _NOT_WITHOUT = re.compile(
-    r"^(?P<x>(?:don'?t|dont|do not|never) (?!\w+ing\b)\w+ .{2,80}? without \w+ing\b.{2,100})$", _I
+    r"^(?P<x>(?:don'?t|dont|do not|never) (?!\w+ing\b)\w+ .{2,80}? without \w+ing\b.{0,100})$", _I
 )
 # "after changing a route run make openapi": what to do each time something happens.
 _AFTER_DOING = re.compile(
@@ -244,8 +257,26 @@ _AFTER_DOING = re.compile(
 )
 
 
+# "migrations must always be reversible", "exports should never load a whole table": a
+# subject, a modal and "always"/"never"/"only" make a standing rule whatever the words.
+_MODAL_ALWAYS = re.compile(
+    r"^(?P<x>(?P<subj>(?:the |our |all |every |any )?[a-z][\w./-]*(?: [\w./-]+){0,3}?)"
+    r" (?:must|should|need to|needs to|has to|have to) (?:always|never|only) (?P<obj>\w.{2,150}))$",
+    _I,
+)
+
+
 def _rule_hit(clause: str, masked: str) -> Hit | None:
     """Rules whose form makes them standing rules, named thing or not."""
+    m = _MODAL_ALWAYS.match(masked)
+    if (
+        m
+        and not _PRONOUN_SUBJECT.match(m.group("subj"))
+        and not TASK_SUBJECT.match(m.group("subj"))
+        and not _NOT_A_SUBJECT.search(m.group("subj"))
+        and not VAGUE_START.match(m.group("obj"))
+    ):
+        return _hit(_take(clause, m), "preference", "modal-always")
     m = _NOT_WITHOUT.match(masked)
     if m:
         return _hit(_take(clause, m), "preference", "not-without")
@@ -284,7 +315,9 @@ def _rule_hit(clause: str, masked: str) -> Hit | None:
 def _concrete_hit(clause: str, masked: str) -> Hit | None:
     """Statements that name a tool, file, flag, port, path or version, or that say they
     hold always ("amounts are always integer cents")."""
-    if not CONCRETE.search(masked) and not _ALWAYS_STATED.search(masked):
+    if not (
+        CONCRETE.search(masked) or _ALWAYS_STATED.search(masked) or _PROJECT_WIDE.search(masked)
+    ):
         return None
     if bug_report(masked):
         return None
@@ -356,7 +389,11 @@ def _standing_statement(m: re.Match[str]) -> bool:
     if _FILE_POINTER.match(m.group("obj")) and not _SETUP_PART.search(m.group("subj")):
         return bool(_STANDING.search(m.group("x")))  # "the notebook is in notebooks/x.ipynb"
     named = bool(TOOL_NAME.search(m.group("x").lower()))
-    standing = bool(_STANDING.search(m.group("obj")) or _SETUP_PART.search(m.group("subj")))
+    standing = bool(
+        _STANDING.search(m.group("obj"))
+        or _SETUP_PART.search(m.group("subj"))
+        or _PROJECT_WIDE.search(m.group("x"))
+    )
     if verb.split()[0] in ("should", "must", "has", "can", "can't", "cannot"):
         return named or standing
     if verb.split()[0] not in ("is", "are"):

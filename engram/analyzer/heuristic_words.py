@@ -77,14 +77,21 @@ CONCRETE = re.compile(
 TOOL_NAME = re.compile(rf"(?:{TOOLS})\b")
 # "always returns 500", "never worked": a description with its subject dropped.
 NOT_IMPERATIVE = re.compile(r"^(?:\w*[^s\W]s|\w+ed|been|had|was|were|mind)\b", _I)
+# After "we always/never": what happens to us, not what we do on purpose ("we always forget
+# to bump the version", "we never finished the migration": a complaint, a story).
+HAPPENS_TO_US = (
+    r"(?:forget|forgot|fail|failed|end up|manage|managed|seem"
+    r"|(?!(?:need|seed|feed|embed|speed|proceed|shred|breed)\b)\w{2,}ed)\b"
+)
 # "never inside docker build", "always in the morning": the verb is left behind in an
 # earlier clause ("migrations run from the job, never inside docker build"). With a
 # comma later, a clause follows ("always before committing, run make check").
-ELLIPTIC = re.compile(
+ELLIPTIC_HEAD = re.compile(
     r"^(?:in|inside|on|at|from|with|without|for|to|into|onto|during|by|via|through|under"
-    r"|over|outside|within|the|a|an|than|as|here|there)\b[^,;]*$",
+    r"|over|outside|within|the|a|an|than|as|here|there)\b",
     _I,
 )
+ELLIPTIC = re.compile(ELLIPTIC_HEAD.pattern + r"[^,;]*$", _I)
 
 
 def keeps_case(word: str) -> bool:
@@ -122,6 +129,30 @@ UNSURE_TAIL = re.compile(
 )
 
 
+# Not how things are: a condition or a hypothesis ("if we ever move to k8s we'd use
+# helm", "suppose we always ran X"), a future ("eventually the frontend will use vite",
+# "once we migrate"), a past ("we used to use jenkins").
+HYPOTHETICAL = re.compile(
+    r"\b(?:if (?:we|i|you|they) (?:ever|were|had|did|went|moved|switched|migrated|wanted"
+    r"|decide|decided)|we'?d (?!rather|like|prefer)|we would (?!rather|like|prefer)"
+    r"|suppose|supposing|imagine|hypothetically|what if|in (?:a|an) (?:perfect|ideal) world"
+    r"|once we (?:move|switch|migrate|upgrade|have|get)|eventually|at some point|some ?day"
+    r"|one day|in the future|long(?:er)? term|down the road|used to)\b",
+    _I,
+)
+# Someone else's setup: "their repo uses bazel", "the upstream library requires python
+# 3.8", "marta's repo publishes on every merge", "the tutorial uses sqlite": true, but
+# not this project's.
+OTHERS = re.compile(
+    r"^(?:in )?(?:their|they|upstream|the upstream|the vendor'?s?|(?:the|this|that) (?:tutorial"
+    r"|example|blog post|article|book|course|video)"
+    r"|[a-z]+'s (?:repo|repository|team|project|service|code|library|fork))\b",
+    _I,
+)
+# Said with a roll of the eyes: "the ci is always green, totally", "... lol", "/s".
+SARCASM = re.compile(r"(?:,\s*|\s+)(?:totally|lol|lmao|haha|/s|yeah right|as if|not)\s*[.!]*$", _I)
+
+
 def acceptable(text: str) -> bool:
     """Whether a finished fact survives the filters every sentence rule shares."""
     return not (
@@ -130,6 +161,9 @@ def acceptable(text: str) -> bool:
         or UNSURE_TAIL.search(text)
         or TRANSIENT.search(text)
         or DEICTIC.search(text)
+        or HYPOTHETICAL.search(text)
+        or OTHERS.match(text)
+        or SARCASM.search(text)
         or "[REDACTED" in text
     )
 
@@ -173,7 +207,10 @@ TASK_SUBJECT = re.compile(
     r"|change|diff|output|result|reason|cause|thing|one|answer|question|task|plan|difference"
     r"|typo|culprit|regression|exception|traceback|warning"
     # how a story is framed ("the background is, ...", "the idea is to ...")
-    r"|background|context|story|point|idea|goal|deal|situation|status|summary|deadline)\b",
+    r"|background|context|story|point|idea|goal|deal|situation|status|summary|deadline"
+    # an aim, not how things are ("the priority is billing, then search"; not "target":
+    # "the deploy target is fly.io" is a setup)
+    r"|objective|priority|priorities|aim|okr|kpi|milestone|ambition|wish)\b",
     _I,
 )
 

@@ -240,7 +240,10 @@ def make_embedder(config: Any) -> Embedder | None:
         from engram.recall.onnx_embedder import OnnxEmbedder
 
         return OnnxEmbedder(
-            rc.onnx_model_dir or None, sha256=rc.onnx_sha256 or None, threads=rc.onnx_threads
+            rc.onnx_model_dir or None,
+            sha256=rc.onnx_sha256 or None,
+            threads=rc.onnx_threads,
+            int8=rc.onnx_int8,
         )
     if kind == "wordllama":
         return WordLlamaEmbedder(rc.wordllama_dim)

@@ -90,6 +90,16 @@ def memory_line(candidate: Candidate, project_scope: bool) -> str:
     return f"- [{candidate.id}] ({where}, {candidate.kind}) {text}"
 
 
+def _distinct(score: float, threshold: float) -> str:
+    """'0.248 < min_score 0.25', with enough digits that the two never print equal
+    (0.2597 against 0.26 once read '0.260 < 0.26')."""
+    for digits in (2, 3, 4, 6):
+        a, b = f"{score:.{digits + 1}f}", f"{threshold:.{digits}f}"
+        if float(a) < float(b):
+            return f"{a} < min_score {b}"
+    return f"{score!r} < min_score {threshold!r}"
+
+
 def decide(
     candidates: Sequence[Candidate], vectors: dict[str, np.ndarray], settings: GateSettings
 ) -> Decision:
@@ -109,8 +119,7 @@ def decide(
             c.note = "below min_score"
         return Decision(
             False,
-            f"below gate: best {best.id} scores {best.score:.3f} < min_score "
-            f"{settings.min_score:.2f}",
+            f"below gate: best {best.id} scores {_distinct(best.score, settings.min_score)}",
             None,
             Outcome.BELOW_GATE,
         )

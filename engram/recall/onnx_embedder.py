@@ -39,10 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from engram.recall.embedder import EmbedderError, normalize
+from engram.recall.embedder import EmbedderError, log, normalize
 from engram.recall.model_files import (
     MINILM_ID,
     MINILM_ONNX,
+    MINILM_QINT8_ID,
+    MINILM_QINT8_SHA256,
     MINILM_TOKENIZER,
     first_available,
     sha256_of,
@@ -56,7 +58,7 @@ PASSAGE_BATCH = 32
 # ~0.2 s and ~60 MB; `run` is thread-safe): a process that builds several recallers (the
 # web UI, the MCP server, the test suite's in-process CLI) loads the model once. A file
 # checked against its pin is not hashed again (23 MB, ~40 ms) unless it changed.
-_SESSIONS: dict[tuple[str, tuple[int, int], int], Any] = {}
+_SESSIONS: dict[tuple[Any, ...], Any] = {}
 _VERIFIED: set[tuple[str, str, tuple[int, int]]] = set()
 _SESSIONS_LOCK = threading.Lock()
 
@@ -66,8 +68,10 @@ def _stamp(path: Path) -> tuple[int, int]:
     return st.st_mtime_ns, st.st_size
 
 
-def _session(onnxruntime: Any, model: Path, threads: int) -> Any:
-    key = (str(model), _stamp(model), threads)
+def _session(
+    onnxruntime: Any, model: Path | bytes, threads: int, key: tuple[Any, ...] | None = None
+) -> Any:
+    key = key or (str(model), _stamp(model), threads)  # type: ignore[arg-type]
     with _SESSIONS_LOCK:
         if key not in _SESSIONS:
             options = onnxruntime.SessionOptions()
@@ -76,9 +80,23 @@ def _session(onnxruntime: Any, model: Path, threads: int) -> Any:
             options.enable_cpu_mem_arena = False
             options.log_severity_level = 3  # warnings about unused initializers are noise
             _SESSIONS[key] = onnxruntime.InferenceSession(
-                str(model), options, providers=["CPUExecutionProvider"]
+                model if isinstance(model, bytes) else str(model),
+                options,
+                providers=["CPUExecutionProvider"],
             )
         return _SESSIONS[key]
+
+
+def _qint8_session(onnxruntime: Any, threads: int) -> Any:
+    """The int8-activation MiniLM's session: one per process, keyed by its pinned hash
+    (the cache is read, checked or written only by the first load in a process)."""
+    key = (MINILM_QINT8_SHA256, (0, 0), threads)
+    with _SESSIONS_LOCK:
+        if key in _SESSIONS:
+            return _SESSIONS[key]
+    from engram.recall.quantized_model import load_model
+
+    return _session(onnxruntime, load_model(), threads, key)
 
 
 class OnnxEmbedder:
@@ -92,15 +110,21 @@ class OnnxEmbedder:
         threads: int = 1,
         max_query_tokens: int = 64,
         max_passage_tokens: int = 256,
+        int8: bool = False,
     ) -> None:
         self.model_dir = Path(model_dir).expanduser() if model_dir else None
         self.sha256 = sha256 or None
         self.threads = max(1, threads)
         self.max_query_tokens = max_query_tokens
         self.max_passage_tokens = max_passage_tokens
+        # The packaged model with int8 activations (quantized_model.py; opt-in, see
+        # docs/recall.md for its speed and quality); a directory's model runs as it is.
+        self.int8 = int8 and self.model_dir is None
         # The vector space's name: the packaged model by its id and pinned hash; a
         # directory by its name and the hash it was configured with (when given).
-        if self.model_dir is None:
+        if self.int8:
+            self.name = f"onnx:{MINILM_QINT8_ID}:{MINILM_QINT8_SHA256[:12]}"
+        elif self.model_dir is None:
             self.name = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}"
         else:
             pin = f":{self.sha256[:12]}" if self.sha256 else ""
@@ -141,7 +165,6 @@ class OnnxEmbedder:
         with self._lock:
             if self._session is not None:
                 return
-            model, tokenizer = self.files()
             # onnxruntime >= 1.2x carries a telemetry client and, on import, writes a
             # device id under ~/.cache/Microsoft/DeveloperTools unless this is set
             # (measured: no file, no socket with it; a user's explicit setting wins).
@@ -155,8 +178,13 @@ class OnnxEmbedder:
                     hint="pip install onnxruntime tokenizers, or set recall.embedder = wordllama",
                 ) from None
             onnxruntime.disable_telemetry_events()
+            session = self._int8_session(onnxruntime) if self.int8 else None
+            if session is None:
+                model, tokenizer = self.files()
+            else:
+                model, tokenizer = Path(MINILM_QINT8_ID), first_available(MINILM_TOKENIZER)
             try:
-                session = _session(onnxruntime, model, self.threads)
+                session = session or _session(onnxruntime, model, self.threads)
                 query_tok = tokenizers.Tokenizer.from_file(str(tokenizer))
                 passage_tok = tokenizers.Tokenizer.from_file(str(tokenizer))
             except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -181,6 +209,18 @@ class OnnxEmbedder:
             self._session = session
             if not self.dim:
                 self.dim = int(self._run(self._passage_tok, ["dimension probe"]).shape[1])
+
+    def _int8_session(self, onnxruntime: Any) -> Any:
+        """The int8-activation session, or None after one log line when it cannot be had
+        (the derivation failed, onnxruntime rejects it): recall then runs the packaged
+        file as it is, in its own vector space, and never breaks over the speed-up."""
+        try:
+            return _qint8_session(onnxruntime, self.threads)
+        except Exception as exc:  # EmbedderError, or onnxruntime's own untyped errors
+            log.warning("recall: using the fp32 MiniLM (slower queries): %s", exc)
+        self.int8 = False
+        self.name = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}"
+        return None
 
     # -- embedding ----------------------------------------------------------------------
 

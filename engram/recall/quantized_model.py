@@ -1,0 +1,407 @@
+"""MiniLM with int8 activations: derived once from the pinned model file, cached, pinned.
+
+The packaged MiniLM file stores int8 weights (symmetric, one scale per output column)
+behind a `Cast` and a `Mul`, which onnxruntime folds into fp32 weights at load: every
+matrix product then runs in fp32 (~7 ms of CPU for a 16-token query on this machine)
+and the model holds ~150 MB of fp32 copies. This module rewrites the graph so the same
+int8 weights are used as int8:
+
+- every `MatMul(x, Mul(Cast(W_q), s))` becomes the pattern onnxruntime's
+  `quantize_dynamic` emits and fuses into `DynamicQuantizeMatMul`:
+  `DynamicQuantizeLinear(x) -> MatMulInteger(x_q, W_q, x_zero) -> Cast -> Mul(x_scale * s)`,
+  i.e. the activations are quantized to uint8 per call (u8 x s8 kernels, AVX-512 VNNI
+  where the CPU has it); the weights are exactly the shipped int8 values and scales
+  (nothing is re-quantized);
+- the two embedding tables (`Gather(Mul(Cast(T_q), s_rows), ids)`) gather the int8 rows
+  and their scales and dequantize only those: bit-identical values, and no 47 MB fp32
+  copy of the vocabulary table.
+
+Why not `onnxruntime.quantization.quantize_dynamic`: it needs the `onnx` package (27 MB
+plus ml_dtypes) for a rewrite of a few dozen nodes, and it cannot see these weights (a
+MatMul's weight here is a `Mul`'s output, not an initializer): it would need the model
+dequantized first and would then round every weight a second time. The rewrite is done
+on the protobuf wire format directly (below: the few fields of ModelProto, GraphProto,
+NodeProto and TensorProto it touches; everything else is copied byte for byte), so it
+needs nothing beyond the standard library, and its output is a pure function of the
+input bytes: byte-deterministic, so the derived file is pinned by sha256 like any
+packaged file (model_files.MINILM_DYNAMIC_SHA256).
+
+The cost is accuracy of the activations: vectors agree with the fp32-compute ones at
+0.96-0.99 cosine (docs/recall.md has the measurements), a new vector space with its own
+name, so stored vectors are re-embedded by the background reindex.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engram import paths
+from engram.recall.embedder import EmbedderError
+from engram.recall.model_files import (
+    MINILM_ONNX,
+    MINILM_QINT8_ID,
+    MINILM_QINT8_SHA256,
+    MINILM_QINT8_SIZE,
+    verify,
+)
+
+log = logging.getLogger("engram.recall")
+
+_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_INT8, _FLOAT, _INT32 = 3, 1, 6  # TensorProto.DataType
+_ATTR_INT = 2  # AttributeProto.AttributeType
+
+# Field numbers (onnx/onnx.proto3)
+_MODEL_GRAPH = 7
+_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_VALUE_INFO = 1, 5, 13
+_NODE_INPUT, _NODE_OUTPUT, _NODE_NAME, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    7,
+)
+_TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_NAME = 1, 2, 8
+_VALUE_INFO_NAME = 1
+
+
+class TransformError(ValueError):
+    """The file is not the graph this rewrite knows (nothing is written)."""
+
+
+# -- protobuf wire format -------------------------------------------------------------------
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise TransformError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise TransformError("varint too long")
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes, bytes]]:
+    """(field number, wire type, value, the field's raw bytes) of one message."""
+    pos = 0
+    while pos < len(buf):
+        start = pos
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        value: int | bytes
+        if wire == _VARINT:
+            value, pos = _varint(buf, pos)
+        elif wire == _I64:
+            value, pos = buf[pos : pos + 8], pos + 8
+        elif wire == _LEN:
+            size, pos = _varint(buf, pos)
+            value, pos = buf[pos : pos + size], pos + size
+        elif wire == _I32:
+            value, pos = buf[pos : pos + 4], pos + 4
+        else:
+            raise TransformError(f"unsupported wire type {wire}")
+        if pos > len(buf):
+            raise TransformError("truncated field")
+        yield number, wire, value, buf[start:pos]
+
+
+def _enc_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return _enc_varint(number << 3 | _LEN) + _enc_varint(len(payload)) + payload
+
+
+def _int_field(number: int, value: int) -> bytes:
+    return _enc_varint(number << 3 | _VARINT) + _enc_varint(value)
+
+
+def _node(op: str, inputs: list[str], outputs: list[str], name: str, **ints: int) -> bytes:
+    body = b"".join(_len_field(_NODE_INPUT, i.encode()) for i in inputs)
+    body += b"".join(_len_field(_NODE_OUTPUT, o.encode()) for o in outputs)
+    body += _len_field(_NODE_NAME, name.encode()) + _len_field(_NODE_OP_TYPE, op.encode())
+    for key, value in ints.items():
+        attr = _len_field(1, key.encode()) + _int_field(3, value) + _int_field(20, _ATTR_INT)
+        body += _len_field(_NODE_ATTRIBUTE, attr)
+    return _len_field(_GRAPH_NODE, body)
+
+
+@dataclass
+class _Node:
+    raw: bytes  # the whole GraphProto.node field
+    op: str = ""
+    domain: str = ""
+    name: str = ""
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    cast_to: int | None = None
+
+
+def _parse_node(raw: bytes, body: bytes) -> _Node:
+    node = _Node(raw)
+    for number, _wire, value, _ in _fields(body):
+        if not isinstance(value, bytes):
+            continue
+        if number == _NODE_INPUT:
+            node.inputs.append(value.decode())
+        elif number == _NODE_OUTPUT:
+            node.outputs.append(value.decode())
+        elif number == _NODE_NAME:
+            node.name = value.decode()
+        elif number == _NODE_OP_TYPE:
+            node.op = value.decode()
+        elif number == _NODE_DOMAIN:
+            node.domain = value.decode()
+        elif number == _NODE_ATTRIBUTE:
+            attr = {n: v for n, _w, v, _ in _fields(value)}
+            to = attr.get(3)
+            if attr.get(1) == b"to" and isinstance(to, int):
+                node.cast_to = to
+    return node
+
+
+def _tensor_info(body: bytes) -> tuple[str, int, tuple[int, ...]]:
+    name, dtype, dims = "", 0, []
+    for number, wire, value, _ in _fields(body):
+        if number == _TENSOR_NAME and isinstance(value, bytes):
+            name = value.decode()
+        elif number == _TENSOR_DATA_TYPE and isinstance(value, int):
+            dtype = value
+        elif number == _TENSOR_DIMS:
+            if wire == _LEN and isinstance(value, bytes):  # packed
+                pos = 0
+                while pos < len(value):
+                    d, pos = _varint(value, pos)
+                    dims.append(d)
+            elif isinstance(value, int):
+                dims.append(value)
+    return name, dtype, tuple(dims)
+
+
+# -- the rewrite ----------------------------------------------------------------------------
+
+
+def derive(model: bytes) -> bytes:
+    """The int8-activation model from the packaged MiniLM file's bytes (see above).
+
+    TransformError if the graph does not have the expected shape: no int8 weight feeding
+    a MatMul (another export), so nothing would get faster."""
+    top = list(_fields(model))
+    graphs = [v for n, _w, v, _ in top if n == _MODEL_GRAPH and isinstance(v, bytes)]
+    if len(graphs) != 1:
+        raise TransformError("not an ONNX model (no single graph)")
+    graph = graphs[0]
+
+    nodes: list[_Node] = []
+    tensors: dict[str, tuple[int, tuple[int, ...]]] = {}
+    for number, _wire, value, raw in _fields(graph):
+        if number == _GRAPH_NODE and isinstance(value, bytes):
+            nodes.append(_parse_node(raw, value))
+        elif number == _GRAPH_INITIALIZER and isinstance(value, bytes):
+            name, dtype, dims = _tensor_info(value)
+            tensors[name] = (dtype, dims)
+
+    producer = {o: n for n in nodes for o in n.outputs}
+    consumers: dict[str, list[_Node]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            consumers.setdefault(i, []).append(n)
+
+    chains: list[_Node] = []  # the Cast and Mul nodes of the weights rewritten
+
+    def dequantized(tensor: str) -> tuple[str, str, tuple[int, ...], tuple[int, ...]] | None:
+        """(int8 initializer, scale initializer, their dims) when `tensor` is
+        Mul(Cast(int8 initializer -> float), scale initializer)."""
+        mul = producer.get(tensor)
+        if mul is None or mul.op != "Mul" or mul.domain or len(mul.inputs) != 2:
+            return None
+        cast = producer.get(mul.inputs[0])
+        scale = mul.inputs[1]
+        if cast is None or cast.op != "Cast" or cast.cast_to != _FLOAT or scale not in tensors:
+            return None
+        q = cast.inputs[0]
+        if tensors.get(q, (0, ()))[0] != _INT8 or tensors[scale][0] != _FLOAT:
+            return None
+        chains.extend((mul, cast))
+        return q, scale, tensors[q][1], tensors[scale][1]
+
+    replaced: dict[int, bytes] = {}  # id(node) -> its replacement nodes
+    for n in nodes:
+        if n.domain or len(n.inputs) != 2 or len(n.outputs) != 1:
+            continue
+        tag, out = f"engram_dq/{n.name or n.outputs[0]}", n.outputs[0]
+        if n.op == "MatMul":
+            found = dequantized(n.inputs[1])
+            if found is None:
+                continue
+            q, scale, qdims, sdims = found
+            if len(qdims) != 2 or sdims not in ((1, qdims[1]), (qdims[1],)):
+                continue  # only one scale per output column is this pattern
+            x = n.inputs[0]
+            replaced[id(n)] = b"".join(
+                (
+                    _node(
+                        "DynamicQuantizeLinear",
+                        [x],
+                        [f"{tag}/x_q", f"{tag}/x_scale", f"{tag}/x_zero"],
+                        f"{tag}/quantize",
+                    ),
+                    _node(
+                        "MatMulInteger",
+                        [f"{tag}/x_q", q, f"{tag}/x_zero"],
+                        [f"{tag}/int32"],
+                        f"{tag}/matmul",
+                    ),
+                    _node("Cast", [f"{tag}/int32"], [f"{tag}/float"], f"{tag}/cast", to=_FLOAT),
+                    _node("Mul", [f"{tag}/x_scale", scale], [f"{tag}/scale"], f"{tag}/scales"),
+                    _node("Mul", [f"{tag}/float", f"{tag}/scale"], [out], f"{tag}/dequantize"),
+                )
+            )
+        elif n.op == "Gather":
+            found = dequantized(n.inputs[0])
+            if found is None:
+                continue
+            q, scale, qdims, sdims = found
+            if len(qdims) != 2 or sdims != (qdims[0], 1):
+                continue  # one scale per row: gather the rows' scales with them
+            ids = n.inputs[1]
+            replaced[id(n)] = b"".join(
+                (
+                    _node("Gather", [q, ids], [f"{tag}/rows_q"], f"{tag}/rows"),
+                    _node("Gather", [scale, ids], [f"{tag}/rows_scale"], f"{tag}/scales"),
+                    _node("Cast", [f"{tag}/rows_q"], [f"{tag}/rows_f"], f"{tag}/cast", to=_FLOAT),
+                    _node("Mul", [f"{tag}/rows_f", f"{tag}/rows_scale"], [out], f"{tag}/dequant"),
+                )
+            )
+    if not any(n.op == "MatMul" and id(n) in replaced for n in nodes):
+        raise TransformError("no MatMul with int8 weights: not the packaged MiniLM graph")
+
+    # The Cast/Mul pairs that only fed rewritten nodes go (repeatedly: a Mul's Cast goes
+    # with it), and so does the shape information recorded for their fp32 outputs.
+    dropped: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for n in chains:
+            if id(n) in dropped:
+                continue
+            users = [c for o in n.outputs for c in consumers.get(o, ())]
+            if users and all(id(c) in replaced or id(c) in dropped for c in users):
+                dropped.add(id(n))
+                changed = True
+    gone = {o for n in nodes if id(n) in dropped for o in n.outputs}
+
+    out_graph = bytearray()
+    for number, _wire, value, raw in _fields(graph):
+        if number == _GRAPH_NODE:
+            continue  # written below, in order
+        if number == _GRAPH_VALUE_INFO and isinstance(value, bytes):
+            names = [v for k, _w, v, _ in _fields(value) if k == _VALUE_INFO_NAME]
+            if names and isinstance(names[0], bytes) and names[0].decode() in gone:
+                continue
+        out_graph += raw
+    body = b"".join(replaced.get(id(n), n.raw) for n in nodes if id(n) not in dropped)
+    out_graph = bytearray(body) + out_graph  # nodes first, as exporters write them
+
+    model_out = bytearray()
+    for number, _wire, _value, raw in top:
+        model_out += _len_field(_MODEL_GRAPH, bytes(out_graph)) if number == _MODEL_GRAPH else raw
+    return bytes(model_out)
+
+
+# -- the cached file ------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Where derived model files live: `<data dir>/models`."""
+    return paths.data_dir() / "models"
+
+
+def cached_path() -> Path:
+    """The derived file's place, named by its pinned hash (a new rewrite: a new name)."""
+    return cache_dir() / f"{MINILM_QINT8_ID}-{MINILM_QINT8_SHA256[:16]}.onnx"
+
+
+def load_model() -> Path | bytes:
+    """The int8-activation MiniLM, checked against its pin: the cached file when it is
+    intact, else derived now from the pinned packaged file (~0.4 s) and cached for the
+    next process; its bytes in memory when the cache cannot be written (read-only or full
+    disk: the model still runs, the next process derives again).
+
+    EmbedderError when it cannot be had at all (the packaged file is missing or fails
+    its pin, or the rewrite does not give the pinned bytes): the caller falls back to
+    the fp32 model."""
+    target = cached_path()
+    if target.is_file():
+        try:
+            return verify(target, MINILM_QINT8_SHA256, MINILM_QINT8_SIZE)
+        except EmbedderError:
+            log.warning(
+                "recall: the cached int8 MiniLM %s fails its pin; deriving it again", target
+            )
+    source = MINILM_ONNX.verified()
+    try:
+        data = derive(source.read_bytes())
+    except (TransformError, OSError, MemoryError) as exc:
+        raise EmbedderError(f"cannot derive the int8 MiniLM from {source}: {exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != MINILM_QINT8_SHA256 or len(data) != MINILM_QINT8_SIZE:
+        raise EmbedderError(
+            f"the int8 MiniLM derived from {source} has sha256 {digest[:16]}…, expected "
+            f"{MINILM_QINT8_SHA256[:16]}…"
+        )
+    try:
+        _write_atomically(target, data)
+    except OSError as exc:
+        log.warning(
+            "recall: cannot cache the int8 MiniLM in %s (%s); using it from memory",
+            target.parent,
+            exc.strerror or exc,
+        )
+        return data
+    return target
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """A temp file in the same directory, synced, then renamed over `target`: a reader
+    sees the old file, the new one or none, never a half-written one, and two processes
+    deriving at once each rename a complete (identical) file. Older rewrites' files go."""
+    paths.make_private_dir(target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    for old in target.parent.glob(f"{MINILM_QINT8_ID}-*.onnx"):
+        if old != target:
+            with contextlib.suppress(OSError):
+                old.unlink()
