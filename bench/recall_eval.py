@@ -9,6 +9,13 @@ and features the proxy computes) and `gate.decide`.
     python bench/recall_eval.py --compare       # embedders and rankers side by side
     python bench/recall_eval.py --fit           # refit on tune/ only, write gate_model.json
     python bench/recall_eval.py --calibration   # per-store self-calibration, simulated
+    python bench/recall_eval.py --compare --embedders minilm --onnx-dir DIR \
+        --onnx-pooling cls --onnx-query-prefix "Represent this sentence for ..."
+                                                # any model.onnx + tokenizer.json directory
+                                                # as a column `dir` (here a bge export, with
+                                                # its whole query instruction; e5 wants
+                                                # "query: " and --onnx-passage-prefix
+                                                # "passage: ")
 
 Reported per half:
 - R@1 (top candidate relevant), R@5 (share of a request's relevant memories in the top
@@ -372,11 +379,19 @@ class E5Embedder:
         return np.asarray(self.model.query(text), dtype=np.float32)
 
 
-def embedders(names: Sequence[str]) -> dict[str, Any]:
+def embedders(names: Sequence[str], onnx_dir: Any = None) -> dict[str, Any]:
+    """The named embedders, plus `dir` for `--onnx-dir` (its pooling and prefixes)."""
     from engram.recall.embedder import WordLlamaEmbedder
     from engram.recall.onnx_embedder import OnnxEmbedder
 
     out: dict[str, Any] = {}
+    if onnx_dir is not None and onnx_dir.onnx_dir:
+        out["dir"] = OnnxEmbedder(
+            onnx_dir.onnx_dir,
+            pooling=onnx_dir.onnx_pooling,
+            query_prefix=onnx_dir.onnx_query_prefix,
+            passage_prefix=onnx_dir.onnx_passage_prefix,
+        )
     for name in names:
         if name == "minilm":
             out[name] = OnnxEmbedder(int8=False)
@@ -427,6 +442,10 @@ def main() -> None:
         help="simulate per-store self-calibration of the shipped gate (recall_calibration.py)",
     )
     ap.add_argument("--embedders", default="minilm,wordllama,e5")
+    ap.add_argument("--onnx-dir", help="also compare this model.onnx + tokenizer.json dir")
+    ap.add_argument("--onnx-pooling", default="mean", help="mean or cls (bge)")
+    ap.add_argument("--onnx-query-prefix", default="", help="e.g. 'query: ' (e5)")
+    ap.add_argument("--onnx-passage-prefix", default="", help="e.g. 'passage: ' (e5)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     base = gate.GateSettings(
@@ -438,7 +457,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         names = args.embedders.split(",") if (args.fit or args.compare) else ["minilm"]
-        found = embedders(names)
+        found = embedders(names, args if (args.fit or args.compare) else None)
         results: dict[str, Any] = {}
         fitted: dict[str, Any] = {}
         for name, embedder in [*found.items(), ("none", None)]:

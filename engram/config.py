@@ -295,6 +295,19 @@ class RecallConfig:
         None, "sha256 that onnx_model_dir's model.onnx must have (checked at load)"
     )
     onnx_threads: int = setting(1, "Threads the `onnx` embedder may use per call", min=1, max=64)
+    onnx_pooling: str = setting(
+        "mean",
+        "How onnx_model_dir's model turns token states into one vector: mean "
+        "(sentence-transformers, e5, gte) or cls (bge)",
+    )
+    onnx_query_prefix: str = setting(
+        "",
+        "Text put before every recall query for onnx_model_dir's model, e.g. 'query: ' (e5) "
+        "or 'Represent this sentence for searching relevant passages: ' (bge)",
+    )
+    onnx_passage_prefix: str = setting(
+        "", "Text put before every memory for onnx_model_dir's model, e.g. 'passage: ' (e5)"
+    )
     onnx_int8: bool = setting(
         False,
         "Run the packaged MiniLM with int8 activations (derived once into the data dir, "

@@ -13,6 +13,7 @@ from pathlib import Path
 import anthropic
 import httpx2
 import pytest
+from conftest import isolate
 
 from engram.sources.launcher import Interceptor, start_interceptor
 from tests.support.agents import script_agent
@@ -21,16 +22,18 @@ from tests.support.llm_stub import LLMStub
 from tests.support.raw_upstream import SSE_HEAD, RawUpstream, Reset, Send, chunk, http_head
 from tests.test_proxy_failures import ANTHROPIC_EVENTS, _turn, finishes
 
-pytestmark = pytest.mark.slow  # a mitmdump per test
+pytestmark = pytest.mark.slow  # real mitmdumps
 
 FAKE_KEY = "sk-ant-api03-Wq8wE8rT2yU6iO0pA3sD7fG1hJ4kL8zX2cV5bN9mQ3wE6rT0yU4iO7pA1sD5fG8hJ2kL6zX"
 
 
-@pytest.fixture
-def mitm(tmp_path: Path) -> Iterator[Interceptor]:
-    interceptor = start_interceptor(
-        str(tmp_path), tmp_path / "e.db", inject=False, confdir=tmp_path / "mitm"
-    )
+@pytest.fixture(scope="module")
+def interceptor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Interceptor]:
+    """One mitmdump for the module's failure tests (each brings its own upstream)."""
+    tmp = tmp_path_factory.mktemp("interceptor")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, tmp / "home")
+        interceptor = start_interceptor(str(tmp), tmp / "e.db", inject=False, confdir=tmp / "mitm")
     try:
         yield interceptor
     finally:
@@ -48,10 +51,10 @@ def claude_via(mitm: Interceptor, base: str) -> anthropic.Anthropic:
     )
 
 
-def test_reset_mid_stream_through_the_addon_is_a_transport_error(mitm: Interceptor) -> None:
+def test_reset_mid_stream_through_the_addon_is_a_transport_error(interceptor: Interceptor) -> None:
     script = [Send(SSE_HEAD), *(Send(chunk(e)) for e in ANTHROPIC_EVENTS[:5]), Reset()]
     with RawUpstream(script) as up:
-        client = claude_via(mitm, up.url)
+        client = claude_via(interceptor, up.url)
 
         def stream() -> object:
             with client.messages.stream(
@@ -65,7 +68,7 @@ def test_reset_mid_stream_through_the_addon_is_a_transport_error(mitm: Intercept
             finishes(stream)
 
 
-def test_reset_mid_body_through_the_addon_fails_at_once(mitm: Interceptor) -> None:
+def test_reset_mid_body_through_the_addon_fails_at_once(interceptor: Interceptor) -> None:
     from tests.support.llm_formats import anthropic_json
 
     body = json.dumps(anthropic_json(_turn("Staging listens on 5433."))).encode()
@@ -73,7 +76,7 @@ def test_reset_mid_body_through_the_addon_fails_at_once(mitm: Interceptor) -> No
         200, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     )
     with RawUpstream([Send(head + body[:30]), Reset()]) as up:
-        client = claude_via(mitm, up.url)
+        client = claude_via(interceptor, up.url)
         with call_fails():
             finishes(
                 lambda: client.messages.create(

@@ -347,10 +347,12 @@ def test_one_megabyte_delta_is_fast() -> None:
     delta = _big_delta()
     size = len(json.dumps(delta))
     assert size > 1_000_000
-    start = time.perf_counter()
+    # A guard against super-linear rules (catastrophic backtracking takes minutes), not a
+    # speed measurement: CPU time, so a busy machine's waits do not count (0.4 s here).
+    start = time.process_time()
     lines = analyze(delta)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"{elapsed:.2f}s for {size} bytes"
+    elapsed = time.process_time() - start
+    assert elapsed < 4.0, f"{elapsed:.2f}s of CPU for {size} bytes"
     assert len(lines) == len(set(lines))
 
 

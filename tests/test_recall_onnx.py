@@ -6,14 +6,20 @@ from __future__ import annotations
 import functools
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from engram.recall.embedder import EmbedderError
+from engram.config import RecallConfig
+from engram.recall.embedder import EmbedderError, make_embedder
 from engram.recall.model_files import MINILM_ONNX, MINILM_TOKENIZER, PinnedFile, sha256_of
 from engram.recall.onnx_embedder import OnnxEmbedder
 from engram.recall.quantized_model import cached_path
+from engram.recall.reindex import coverage
+from engram.recall.service import Recaller
+from engram.store import memories
+from engram.store.db import Store
 from tests.support.offline import run_offline
 
 # Cross-checks between spaces (the unpinned directory below holds the fp32 file).
@@ -87,6 +93,63 @@ def test_any_model_directory_named_by_its_hash_and_pinnable(tmp_path: Path) -> N
         OnnxEmbedder(target).load()
 
 
+def test_pooling_and_prefixes_for_bge_and_e5_style_models(tmp_path: Path) -> None:
+    """bge wants [CLS] pooling and an instruction before queries, e5 "query: "/"passage: "
+    prefixes: what changes stored vectors names a new vector space (a switch re-embeds)."""
+    target = model_dir(tmp_path)
+    cls = OnnxEmbedder(target, pooling="cls")
+    styled = make_embedder(
+        RecallConfig(
+            onnx_model_dir=str(target),
+            onnx_pooling="cls",
+            onnx_query_prefix="query: ",
+            onnx_passage_prefix="passage: ",
+        )
+    )
+    assert isinstance(styled, OnnxEmbedder)
+    query, memory = styled.embed_query("run the tests"), styled.embed(["We use pnpm"])[0]
+    assert np.allclose(query, cls.embed(["query: run the tests"])[0], atol=1e-5)
+    assert np.allclose(memory, cls.embed(["passage: We use pnpm"])[0], atol=1e-5)
+    assert abs(float(np.linalg.norm(query)) - 1.0) < 1e-5
+    mean = minilm().embed_query("run the tests")
+    assert not np.allclose(cls.embed_query("run the tests"), mean, atol=1e-3)
+    base = f"onnx:my-model:{MINILM_ONNX.sha256[:12]}"
+    assert cls.name == f"{base}:cls"
+    assert styled.name.startswith(f"{base}:cls:passage-prefix-") and styled.name != cls.name
+    only_queries = OnnxEmbedder(target, query_prefix="query: ")
+    only_queries.load()
+    assert only_queries.name == base  # stored vectors unchanged: no re-embedding
+    assert OnnxEmbedder(target, sha256=MINILM_ONNX.sha256, pooling="cls").name == f"{base}:cls"
+    with pytest.raises(EmbedderError, match="onnx_pooling"):
+        OnnxEmbedder(target, pooling="max")
+
+
+def test_switching_pooling_reembeds_but_a_query_prefix_does_not(
+    store: Store, tmp_path: Path
+) -> None:
+    target = model_dir(tmp_path)
+    with store.write() as session:
+        for text in ("We use pnpm, never npm, in this repo", "Postgres listens on 5433"):
+            memories.add(session, text, kind="fact", scope="global")
+
+    def recaller(**settings: Any) -> Recaller:
+        config = RecallConfig(refresh_ms=0, onnx_model_dir=str(target), **settings)
+        r = Recaller(store, config, background=False)
+        r.warm()  # two missing vectors are embedded at once (a large store: background)
+        return r
+
+    mean = recaller()
+    mean_name = mean.embedder.name  # type: ignore[union-attr]
+    assert coverage(store, mean_name) == (2, 2)
+    prefixed = recaller(onnx_query_prefix="query: ")  # queries only: stored vectors still fit
+    assert prefixed.embedder.name == mean_name  # type: ignore[union-attr]
+    cls = recaller(onnx_pooling="cls")
+    cls_name = cls.embedder.name  # type: ignore[union-attr]
+    assert cls_name == f"{mean_name}:cls" and coverage(store, cls_name) == (2, 2)
+    result = cls.recall("which package manager do we use?", None)
+    assert "pnpm" in result.candidates[0].content
+
+
 def test_pinned_files_are_checked(tmp_path: Path) -> None:
     wrong = PinnedFile(MINILM_ONNX.distribution, MINILM_ONNX.path, "0" * 64, MINILM_ONNX.size)
     with pytest.raises(EmbedderError, match="expected 00000000"):
@@ -106,6 +169,10 @@ def hook(event, args):
         raise RuntimeError("network use: " + event)
 sys.addaudithook(hook)
 from engram.recall.onnx_embedder import OnnxEmbedder
+from engram.recall.reindex import coverage
+from engram.recall.service import Recaller
+from engram.store import memories
+from engram.store.db import Store
 from engram.recall.quantized_model import cached_path
 e = OnnxEmbedder(int8=True)  # int8 activations: derived and cached in the data dir
 vec = e.embed_query("run the tests with pytest")

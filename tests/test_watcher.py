@@ -12,7 +12,7 @@ import httpx2
 import openai
 import pytest
 import requests
-from conftest import Cli
+from conftest import Cli, isolate
 
 from tests.support.llm_stub import LLMStub
 from tests.support.mitmweb import Mitmweb
@@ -30,12 +30,6 @@ FAKE_OPENAI_KEY = "sk-proj-Tq8wE3rY6uI1oP4aS7dF0gH2jK5lZ9xC3vB6nM8qW1eR4tY7uI0oP
 def stub() -> Iterator[LLMStub]:
     with LLMStub() as server:
         yield server
-
-
-@pytest.fixture
-def mitm() -> Iterator[Mitmweb]:
-    with Mitmweb() as m:
-        yield m
 
 
 def http_client(mitm: Mitmweb) -> httpx2.Client:
@@ -341,25 +335,34 @@ def test_journal_cli_contract(cli: Cli, stub: LLMStub, mitm: Mitmweb) -> None:
     assert "no exchange" in cli.fail("journal", "show", "999").stderr
 
 
-def test_ingest_flow_file_once(cli: Cli, stub: LLMStub, tmp_path: Path, db_path: Path) -> None:
-    dump = tmp_path / "flows.mitm"
-    with Mitmweb(extra=["--set", f"save_stream_file={dump}"]) as m:
-        converse(claude(stub, m), "ff", ["from a flow file", "second turn"])
+@pytest.fixture(scope="module")
+def flow_file(stub: LLMStub, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A flow file as mitmweb's save_stream_file writes it: one two-turn conversation,
+    recorded once for the module (read-only for the tests, which copy it)."""
+    home = tmp_path_factory.mktemp("flowfile-home")
+    dump = home / "flows.mitm"
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp, home)
+        with Mitmweb(extra=["--set", f"save_stream_file={dump}"]) as m:
+            converse(claude(stub, m), "ff", ["alpha", "beta"])
     assert dump.exists() and dump.stat().st_size > 0
+    return dump.read_bytes()
+
+
+def test_ingest_flow_file_once(cli: Cli, flow_file: bytes, tmp_path: Path, db_path: Path) -> None:
+    dump = tmp_path / "flows.mitm"
+    dump.write_bytes(flow_file)
     first = cli.json("ingest", str(dump))
     assert (first["llm"], first["captured"]) == (2, 2)
     again = cli.json("ingest", str(dump))
     assert (again["captured"], again["duplicates"]) == (0, 2)
-    assert user_texts(db_path) == ["from a flow file", "second turn"]
+    assert user_texts(db_path) == ["alpha", "beta"]
 
 
 def test_follow_flow_file_with_partial_tail(
-    cli: Cli, stub: LLMStub, tmp_path: Path, db_path: Path
+    cli: Cli, flow_file: bytes, tmp_path: Path, db_path: Path
 ) -> None:
-    dump = tmp_path / "flows.mitm"
-    with Mitmweb(extra=["--set", f"save_stream_file={dump}"]) as m:
-        converse(claude(stub, m), "tail", ["alpha", "beta"])
-    whole = dump.read_bytes()
+    whole = flow_file
     growing = tmp_path / "growing.mitm"
     growing.write_bytes(whole[: len(whole) - 40])  # the second flow is cut off
     args = ("mitmproxy", "--flow-file", str(growing), "--once", "--analyzer", "none")

@@ -109,10 +109,10 @@ def user_turns(db: Path) -> list[str]:
 CONVERSATIONS, TURNS = 8, 12  # 96 exchanges
 
 
-def test_sigkill_at_several_points_in_a_long_run(tmp_path: Path) -> None:
+def test_sigkill_at_several_points_in_a_long_run(tmp_path: Path, mitm: Mitmweb) -> None:
     db = tmp_path / "engram.db"
     rng = random.Random(4)
-    with LLMStub() as stub, Mitmweb() as mitm:
+    with LLMStub() as stub:
         sender = threading.Thread(
             target=send_conversations, args=(stub, mitm, CONVERSATIONS, TURNS)
         )
@@ -170,9 +170,9 @@ def test_sigkill_at_several_points_in_a_long_run(tmp_path: Path) -> None:
     assert left == []  # every captured flow was pruned, even those a kill interrupted
 
 
-def test_sigterm_stops_cleanly_with_exit_0(tmp_path: Path) -> None:
+def test_sigterm_stops_cleanly_with_exit_0(tmp_path: Path, mitm: Mitmweb) -> None:
     log = tmp_path / "watcher.log"
-    with Mitmweb() as mitm, log.open("wb") as out_file:
+    with log.open("wb") as out_file:
         proc = subprocess.Popen(
             [*ENGRAM, "mitmproxy", "--url", mitm.url, "--interval", "0.2", "--analyzer", "none"],
             env={

@@ -243,6 +243,9 @@ def make_embedder(config: Any) -> Embedder | None:
             rc.onnx_model_dir or None,
             sha256=rc.onnx_sha256 or None,
             threads=rc.onnx_threads,
+            pooling=rc.onnx_pooling,
+            query_prefix=rc.onnx_query_prefix,
+            passage_prefix=rc.onnx_passage_prefix,
             int8=rc.onnx_int8,
         )
     if kind == "wordllama":

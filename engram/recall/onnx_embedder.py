@@ -27,10 +27,17 @@ Details that matter, all measured:
   tokens, and the head of a request carries its topic (the query builder already keeps
   the head and tail of long text). Memories get up to 256 tokens (the model's
   training length).
+- Other model families want other pooling and prefixes, and lose retrieval quality
+  without them: bge takes the [CLS] token (`pooling="cls"`) and an instruction before
+  short queries only ("Represent this sentence for searching relevant passages: "); e5
+  takes mean pooling with "query: " / "passage: ". Pooling and the passage prefix change
+  the stored vectors, so they are part of the vector space's name (a change re-embeds);
+  the query prefix only changes queries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -52,6 +59,7 @@ from engram.recall.model_files import (
 )
 
 PASSAGE_BATCH = 32
+POOLINGS = ("mean", "cls")
 
 
 # One InferenceSession per model file and thread count in a process (creating one costs
@@ -110,8 +118,19 @@ class OnnxEmbedder:
         threads: int = 1,
         max_query_tokens: int = 64,
         max_passage_tokens: int = 256,
+        pooling: str = "mean",
+        query_prefix: str = "",
+        passage_prefix: str = "",
         int8: bool = False,
     ) -> None:
+        if pooling not in POOLINGS:
+            raise EmbedderError(
+                f"unknown recall.onnx_pooling {pooling!r}",
+                hint="mean (sentence-transformers, e5, gte) or cls (bge)",
+            )
+        self.pooling = pooling
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
         self.model_dir = Path(model_dir).expanduser() if model_dir else None
         self.sha256 = sha256 or None
         self.threads = max(1, threads)
@@ -129,6 +148,7 @@ class OnnxEmbedder:
         else:
             pin = f":{self.sha256[:12]}" if self.sha256 else ""
             self.name = f"onnx:{self.model_dir.name}{pin}"
+        self.name += self._space_suffix()
         self.dim = 384 if self.model_dir is None else 0
         self.coarse_dim: int | None = None  # not Matryoshka-trained: no meaningful prefix
         self._session: Any = None
@@ -136,6 +156,14 @@ class OnnxEmbedder:
         self._passage_tok: Any = None
         self._inputs: tuple[str, ...] = ()
         self._lock = threading.Lock()
+
+    def _space_suffix(self) -> str:
+        """What besides the model file shapes the stored vectors (empty by default)."""
+        suffix = "" if self.pooling == "mean" else f":{self.pooling}"
+        if self.passage_prefix:
+            digest = hashlib.sha256(self.passage_prefix.encode()).hexdigest()[:8]
+            suffix += f":passage-prefix-{digest}"
+        return suffix
 
     # -- loading ------------------------------------------------------------------------
 
@@ -205,6 +233,7 @@ class OnnxEmbedder:
                 # An unpinned directory: the vector space is named by the file's hash,
                 # so replacing the model re-embeds instead of mixing spaces.
                 self.name = f"onnx:{self.model_dir.name}:{sha256_of(model)[:12]}"
+                self.name += self._space_suffix()
             self._query_tok, self._passage_tok = query_tok, passage_tok
             self._session = session
             if not self.dim:
@@ -219,7 +248,7 @@ class OnnxEmbedder:
         except Exception as exc:  # EmbedderError, or onnxruntime's own untyped errors
             log.warning("recall: using the fp32 MiniLM (slower queries): %s", exc)
         self.int8 = False
-        self.name = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}"
+        self.name = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}" + self._space_suffix()
         return None
 
     # -- embedding ----------------------------------------------------------------------
@@ -233,7 +262,9 @@ class OnnxEmbedder:
             feeds["token_type_ids"] = np.zeros_like(ids)
         feeds = {k: v for k, v in feeds.items() if k in self._inputs}
         out = np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
-        if out.ndim == 3:  # token states: mean over the real (unpadded) tokens
+        if out.ndim == 3 and self.pooling == "cls":  # token states: the first ([CLS]) one
+            out = out[:, 0]
+        elif out.ndim == 3:  # token states: mean over the real (unpadded) tokens
             weights = mask[:, :, None].astype(np.float32)
             out = (out * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return normalize(out)
@@ -247,13 +278,14 @@ class OnnxEmbedder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), PASSAGE_BATCH):
             chunk = order[start : start + PASSAGE_BATCH]
-            out[chunk] = self._run(self._passage_tok, [texts[i] or " " for i in chunk])
+            batch = [self.passage_prefix + texts[i] if texts[i] else " " for i in chunk]
+            out[chunk] = self._run(self._passage_tok, batch)
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        """One request's query, cut to max_query_tokens."""
+        """One request's query (after the model's query prefix), cut to max_query_tokens."""
         self.load()
-        return self._run(self._query_tok, [text or " "])[0]
+        return self._run(self._query_tok, [self.query_prefix + text if text else " "])[0]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Several queries in one model call, rows in the input order (the proxy's queued
@@ -266,7 +298,7 @@ class OnnxEmbedder:
         self.load()
         if not self.batch_exact:
             return np.stack([self.embed_query(t) for t in texts])
-        return self._run(self._query_tok, [t or " " for t in texts])
+        return self._run(self._query_tok, [self.query_prefix + t if t else " " for t in texts])
 
     @property
     def batch_exact(self) -> bool:
