@@ -3,7 +3,6 @@ proxy's recall step), and that changes no vector and no decision."""
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from engram.sources.recall_step import Decision, Job, make_recall
 from engram.store import memories
 from engram.store.db import Store
 from engram.wire.model import Format, RawRequest
+from tests.support.models import minilm
 
 PROJECT = "/home/dev/work/shop-api"
 QUESTIONS = [
@@ -30,18 +30,11 @@ QUESTIONS = [
 ]
 
 
-@functools.cache
-def embedder() -> OnnxEmbedder:
-    model = OnnxEmbedder()
-    model.load()
-    return model
-
-
 class Counting:
     """The real embedder, counting model calls for queries."""
 
     def __init__(self) -> None:
-        inner = embedder()
+        inner = minilm()
         self.inner, self.name, self.dim, self.coarse_dim = inner, inner.name, inner.dim, None
         self.single: list[str] = []
         self.batches: list[list[str]] = []
@@ -62,7 +55,7 @@ class Counting:
 
 
 def test_a_batch_of_queries_equals_one_by_one_bit_for_bit() -> None:
-    model = embedder()
+    model = minilm()
     together = model.embed_queries(QUESTIONS)
     for text, row in zip(QUESTIONS, together, strict=True):
         assert np.array_equal(row, model.embed_query(text)), text[:40]
@@ -122,7 +115,7 @@ def test_queued_recalls_share_one_model_call_and_decide_the_same(tmp_path: Path)
     assert sorted(q for b in counting.batches for q in b) == sorted(q.strip() for q in questions)
     assert counting.single == []
 
-    plain = Recaller(store, RecallConfig(refresh_ms=0), embedder=embedder(), background=False)
+    plain = Recaller(store, RecallConfig(refresh_ms=0), embedder=minilm(), background=False)
     for question, decision in zip(questions, decisions, strict=True):
         assert isinstance(decision, Decision)
         alone = plain.recall(question, PROJECT).audit()

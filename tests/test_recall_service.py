@@ -4,7 +4,6 @@ errors and concurrency."""
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 import threading
 import time
@@ -17,27 +16,20 @@ import pytest
 from engram.config import RecallConfig
 from engram.errors import EngramError
 from engram.recall.embedder import EmbedderError
-from engram.recall.onnx_embedder import OnnxEmbedder
 from engram.recall.service import Recaller, normalize_project, scopes_for
 from engram.store import memories
 from engram.store.db import Store
+from tests.support.models import minilm
 
 API = "/home/dev/work/shop-api"
 WEB = "/home/dev/work/storefront"
-
-
-@functools.cache
-def shared_embedder() -> OnnxEmbedder:
-    embedder = OnnxEmbedder()
-    embedder.load()
-    return embedder
 
 
 class Counting:
     """The real embedder, counting the memories it is asked to embed."""
 
     def __init__(self) -> None:
-        inner = shared_embedder()
+        inner = minilm()
         self.inner, self.name, self.dim, self.coarse_dim = inner, inner.name, inner.dim, None
         self.texts: list[str] = []
 
