@@ -67,10 +67,12 @@ def fill(db: Path) -> None:
     store = Store(db)
     from engram.config import load
 
-    # In the space the proxy will search (ENGRAM_RECALL_ONNX_INT8=true measures the
-    # int8-activation model): vectors of another space would leave it on BM25 while it
-    # re-embeds all 10k in the background, which is not the steady state measured here.
-    embedder = OnnxEmbedder(int8=load().recall.onnx_int8)
+    # In the space the proxy will search (ENGRAM_RECALL_ONNX_INT8=true or
+    # ENGRAM_RECALL_ONNX_BLOCK_INT8=false measure the other models): vectors of another
+    # space would leave it on BM25 while it re-embeds all 10k in the background, which
+    # is not the steady state measured here.
+    rc = load().recall
+    embedder = OnnxEmbedder(int8=rc.onnx_int8, block_int8=rc.onnx_block_int8)
     word_vecs = dict(zip(WORDS, embedder.embed(WORDS), strict=True))
     rows = []
     with store.write() as session:

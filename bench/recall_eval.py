@@ -397,6 +397,8 @@ def embedders(names: Sequence[str], onnx_dir: Any = None) -> dict[str, Any]:
             out[name] = OnnxEmbedder(int8=False)
         elif name == "minilm-q":  # int8 activations (quantized_model.py)
             out[name] = OnnxEmbedder(int8=True)
+        elif name == "minilm-b8":  # int8 products on 32-value blocks (the default)
+            out[name] = OnnxEmbedder(block_int8=True)
         elif name == "wordllama":
             out[name] = WordLlamaEmbedder(256)
         elif name == "e5":
@@ -410,6 +412,7 @@ def embedders(names: Sequence[str], onnx_dir: Any = None) -> dict[str, Any]:
 SPACE = {
     "minilm": gate_model.DEFAULT_SPACE,
     "minilm-q": "onnx:all-MiniLM-L6-v2-qint8",
+    "minilm-b8": "onnx:all-MiniLM-L6-v2-q8b32",
     "wordllama": "wordllama:l2_supercat:256",
 }
 

@@ -215,8 +215,9 @@ def measure(n: int, layout: str, tmp: Path, embedder: Any, compare: bool = False
 RSS_SCRIPT = """
 import sys, time, resource
 t = time.perf_counter()
-from engram.recall.onnx_embedder import OnnxEmbedder
-e = OnnxEmbedder(); e.load(); e.embed_query("warm up")
+from engram.config import load as load_config
+from engram.recall.embedder import make_embedder
+e = make_embedder(load_config()); e.load(); e.embed_query("warm up")
 load = time.perf_counter() - t
 def rss():
     with open("/proc/self/status") as f:
@@ -245,14 +246,17 @@ def rss_probe(db: Path | None) -> dict[str, float]:
 
 
 def main() -> None:
-    from engram.recall.onnx_embedder import OnnxEmbedder
+    from engram.config import load as load_config
+    from engram.recall.embedder import make_embedder
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--ab", action="store_true", help="old vs new vector pass, alternating")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    embedder = OnnxEmbedder()
+    # The configured model (ENGRAM_RECALL_ONNX_BLOCK_INT8=false: the file as shipped).
+    embedder = make_embedder(load_config())
+    assert embedder is not None, "recall.embedder = none: nothing to measure"
     embedder.load()
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -123,7 +123,7 @@ def test_a_failed_cache_write_uses_the_model_from_memory(
 def test_no_int8_model_falls_back_to_fp32_with_one_log_line(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fresh_sessions: None
 ) -> None:
-    def broken(model: bytes) -> bytes:
+    def broken(model: bytes, matmul: str = "dynamic") -> bytes:
         raise TransformError("not the packaged MiniLM graph")
 
     monkeypatch.setattr(quantized_model, "derive", broken)
@@ -170,7 +170,7 @@ def test_switching_to_int8_reembeds_the_memories_in_their_own_space(store: Store
             memories.add(session, text, kind="fact", scope="global").memory.id
             for text in ("We use pnpm, never npm, in this repo", "Postgres listens on 5433")
         ]
-    fp32 = Recaller(store, RecallConfig(refresh_ms=0, onnx_int8=False), background=False)
+    fp32 = Recaller(store, RecallConfig(refresh_ms=0, onnx_block_int8=False), background=False)
     fp32.warm()
     assert coverage(store, fp32.embedder.name) == (2, 2)  # type: ignore[union-attr]
     q = Recaller(store, RecallConfig(refresh_ms=0, onnx_int8=True), background=False)

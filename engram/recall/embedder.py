@@ -247,6 +247,7 @@ def make_embedder(config: Any) -> Embedder | None:
             query_prefix=rc.onnx_query_prefix,
             passage_prefix=rc.onnx_passage_prefix,
             int8=rc.onnx_int8,
+            block_int8=rc.onnx_block_int8,
         )
     if kind == "wordllama":
         return WordLlamaEmbedder(rc.wordllama_dim)

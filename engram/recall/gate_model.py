@@ -32,6 +32,12 @@ from engram.recall.features import FEATURES
 MODEL_FILE = Path(__file__).with_name("gate_model.json")
 BM25_ONLY = "bm25"
 DEFAULT_SPACE = "onnx:all-MiniLM-L6-v2-int8"
+# Spaces whose vectors agree with another's so closely that its model, query probe
+# included, applies as it is until one is fitted for them (`bench/recall_eval.py --fit`
+# writes it, and a space's own model always wins): the block-int8 MiniLM's vectors are
+# within cosine 0.998 of the fp32 ones on every labelled query and memory
+# (bench/embed_agreement.py, docs/recall.md).
+SAME_SCALE = {"onnx:all-MiniLM-L6-v2-q8b32": DEFAULT_SPACE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +62,7 @@ class GateModel:
             self.probe is None
             or query_vec is None
             or embedder_name is None
-            or not embedder_name.startswith(self.space)
+            or not _in_space(embedder_name, self.space)
             or query_vec.shape != self.probe.shape
         ):
             return (
@@ -112,7 +118,17 @@ def model_for(embedder_name: str | None, *, has_vectors: bool = True) -> GateMod
     for space, model in models.items():
         if space != BM25_ONLY and embedder_name.startswith(space):
             return model
+    for space, stand_in in SAME_SCALE.items():
+        if embedder_name.startswith(space):
+            return models[stand_in]
     return models[DEFAULT_SPACE]
+
+
+def _in_space(embedder_name: str, space: str) -> bool:
+    """Whether vectors of this embedder are in `space` or one on the same scale."""
+    return embedder_name.startswith(space) or any(
+        embedder_name.startswith(other) for other, to in SAME_SCALE.items() if to == space
+    )
 
 
 def logit(p: float) -> float:

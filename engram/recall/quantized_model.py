@@ -1,34 +1,45 @@
-"""MiniLM with int8 activations: derived once from the pinned model file, cached, pinned.
+"""MiniLM with int8 products: derived once from the pinned model file, cached, pinned.
 
 The packaged MiniLM file stores int8 weights (symmetric, one scale per output column)
 behind a `Cast` and a `Mul`, which onnxruntime folds into fp32 weights at load: every
 matrix product then runs in fp32 (~7 ms of CPU for a 16-token query on this machine)
 and the model holds ~150 MB of fp32 copies. This module rewrites the graph so the same
-int8 weights are used as int8:
+int8 weights are used as int8, in one of two ways (`derive(model, matmul)`):
 
-- every `MatMul(x, Mul(Cast(W_q), s))` becomes the pattern onnxruntime's
-  `quantize_dynamic` emits and fuses into `DynamicQuantizeMatMul`:
+- "block" (the default model, model_files.MINILM_Q8BLOCK): every
+  `MatMul(x, Mul(Cast(W_q), s)) + bias` becomes onnxruntime's `MatMulNBits` with 8 bits
+  and `accuracy_level` 4: each row of the activations is quantized to int8 per block of
+  32 values (its own scale per block), multiplied with the int8 weights in integer
+  arithmetic, and the bias added in the same kernel. Fine-grained activation scales
+  keep the vectors within cosine 0.998 (min) / 0.999 (p1) of the fp32 ones on the
+  labelled queries and memories (bench/embed_agreement.py, docs/recall.md), and since
+  no scale spans more than one row, a batch's rows equal one-by-one vectors bit for
+  bit (query batching stays exact). ~30 % less CPU per query than fp32.
+- "dynamic" (`recall.onnx_int8`, opt-in): the pattern onnxruntime's `quantize_dynamic`
+  emits and fuses into `DynamicQuantizeMatMul`:
   `DynamicQuantizeLinear(x) -> MatMulInteger(x_q, W_q, x_zero) -> Cast -> Mul(x_scale * s)`,
-  i.e. the activations are quantized to uint8 per call (u8 x s8 kernels, AVX-512 VNNI
-  where the CPU has it); the weights are exactly the shipped int8 values and scales
-  (nothing is re-quantized);
-- the two embedding tables (`Gather(Mul(Cast(T_q), s_rows), ids)`) gather the int8 rows
-  and their scales and dequantize only those: bit-identical values, and no 47 MB fp32
-  copy of the vocabulary table.
+  i.e. the activations are quantized to uint8 with one scale per call (u8 x s8 kernels,
+  AVX-512 VNNI where the CPU has it): ~2x less CPU than fp32, but activation outliers
+  make that one scale coarse: vectors agree with fp32 at 0.97-0.99 and a batch's rows
+  depend on each other.
 
-Why not `onnxruntime.quantization.quantize_dynamic`: it needs the `onnx` package (27 MB
-plus ml_dtypes) for a rewrite of a few dozen nodes, and it cannot see these weights (a
-MatMul's weight here is a `Mul`'s output, not an initializer): it would need the model
-dequantized first and would then round every weight a second time. The rewrite is done
-on the protobuf wire format directly (below: the few fields of ModelProto, GraphProto,
-NodeProto and TensorProto it touches; everything else is copied byte for byte), so it
-needs nothing beyond the standard library, and its output is a pure function of the
-input bytes: byte-deterministic, so the derived file is pinned by sha256 like any
-packaged file (model_files.MINILM_DYNAMIC_SHA256).
+In both, the weights are exactly the shipped int8 values and scales (nothing is
+re-quantized; "block" stores them column-major as uint8 + 128 with the column's scale
+repeated per block, MatMulNBits' layout), and the two embedding tables
+(`Gather(Mul(Cast(T_q), s_rows), ids)`) gather the int8 rows and their scales and
+dequantize only those: bit-identical values, and no 47 MB fp32 copy of the vocabulary.
 
-The cost is accuracy of the activations: vectors agree with the fp32-compute ones at
-0.96-0.99 cosine (docs/recall.md has the measurements), a new vector space with its own
-name, so stored vectors are re-embedded by the background reindex.
+Why not `onnxruntime.quantization.quantize_dynamic` / `matmul_nbits_quantizer`: they
+need the `onnx` package (27 MB plus ml_dtypes) for a rewrite of a few dozen nodes, and
+they cannot see these weights (a MatMul's weight here is a `Mul`'s output, not an
+initializer): they would need the model dequantized first and would then round every
+weight a second time. The rewrite is done on the protobuf wire format directly (below:
+the few fields of ModelProto, GraphProto, NodeProto and TensorProto it touches;
+everything else is copied byte for byte), so it needs nothing beyond the standard
+library, and its output is a pure function of the input bytes: byte-deterministic, so
+each derived file is pinned by sha256 like any packaged file (model_files.DerivedFile).
+Each is its own vector space, so stored vectors are re-embedded by the background
+reindex when the model changes.
 """
 
 from __future__ import annotations
@@ -44,22 +55,19 @@ from pathlib import Path
 
 from engram import paths
 from engram.recall.embedder import EmbedderError
-from engram.recall.model_files import (
-    MINILM_ONNX,
-    MINILM_QINT8_ID,
-    MINILM_QINT8_SHA256,
-    MINILM_QINT8_SIZE,
-    verify,
-)
+from engram.recall.model_files import MINILM_ONNX, MINILM_QINT8, DerivedFile, verify
 
 log = logging.getLogger("engram.recall")
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
-_INT8, _FLOAT, _INT32 = 3, 1, 6  # TensorProto.DataType
+_INT8, _UINT8, _FLOAT, _INT32 = 3, 2, 1, 6  # TensorProto.DataType
 _ATTR_INT = 2  # AttributeProto.AttributeType
+BLOCK = 32  # activation values per int8 scale in the "block" rewrite (see derive)
+_FLIP_SIGN = bytes(i ^ 0x80 for i in range(256))  # int8 two's complement -> uint8 + 128
 
 # Field numbers (onnx/onnx.proto3)
-_MODEL_GRAPH = 7
+_MODEL_GRAPH, _MODEL_OPSET = 7, 8
+_OPSET_DOMAIN = 1
 _GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_VALUE_INFO = 1, 5, 13
 _NODE_INPUT, _NODE_OUTPUT, _NODE_NAME, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = (
     1,
@@ -69,7 +77,7 @@ _NODE_INPUT, _NODE_OUTPUT, _NODE_NAME, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOM
     5,
     7,
 )
-_TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_NAME = 1, 2, 8
+_TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_NAME, _TENSOR_RAW = 1, 2, 8, 9
 _VALUE_INFO_NAME = 1
 
 
@@ -139,14 +147,24 @@ def _int_field(number: int, value: int) -> bytes:
     return _enc_varint(number << 3 | _VARINT) + _enc_varint(value)
 
 
-def _node(op: str, inputs: list[str], outputs: list[str], name: str, **ints: int) -> bytes:
+def _node(
+    op: str, inputs: list[str], outputs: list[str], name: str, domain: str = "", **ints: int
+) -> bytes:
     body = b"".join(_len_field(_NODE_INPUT, i.encode()) for i in inputs)
     body += b"".join(_len_field(_NODE_OUTPUT, o.encode()) for o in outputs)
     body += _len_field(_NODE_NAME, name.encode()) + _len_field(_NODE_OP_TYPE, op.encode())
     for key, value in ints.items():
         attr = _len_field(1, key.encode()) + _int_field(3, value) + _int_field(20, _ATTR_INT)
         body += _len_field(_NODE_ATTRIBUTE, attr)
+    if domain:
+        body += _len_field(_NODE_DOMAIN, domain.encode())
     return _len_field(_GRAPH_NODE, body)
+
+
+def _initializer(name: str, dtype: int, dims: tuple[int, ...], raw: bytes) -> bytes:
+    body = b"".join(_int_field(_TENSOR_DIMS, d) for d in dims)
+    body += _int_field(_TENSOR_DATA_TYPE, dtype) + _len_field(_TENSOR_NAME, name.encode())
+    return _len_field(_GRAPH_INITIALIZER, body + _len_field(_TENSOR_RAW, raw))
 
 
 @dataclass
@@ -183,11 +201,14 @@ def _parse_node(raw: bytes, body: bytes) -> _Node:
     return node
 
 
-def _tensor_info(body: bytes) -> tuple[str, int, tuple[int, ...]]:
-    name, dtype, dims = "", 0, []
+def _tensor_info(body: bytes) -> tuple[str, int, tuple[int, ...], bytes | None]:
+    """(name, data type, dims, raw data or None when stored another way)."""
+    name, dtype, dims, raw = "", 0, [], None
     for number, wire, value, _ in _fields(body):
         if number == _TENSOR_NAME and isinstance(value, bytes):
             name = value.decode()
+        elif number == _TENSOR_RAW and isinstance(value, bytes):
+            raw = value
         elif number == _TENSOR_DATA_TYPE and isinstance(value, int):
             dtype = value
         elif number == _TENSOR_DIMS:
@@ -198,17 +219,54 @@ def _tensor_info(body: bytes) -> tuple[str, int, tuple[int, ...]]:
                     dims.append(d)
             elif isinstance(value, int):
                 dims.append(value)
-    return name, dtype, tuple(dims)
+    return name, dtype, tuple(dims), raw
 
 
 # -- the rewrite ----------------------------------------------------------------------------
 
 
-def derive(model: bytes) -> bytes:
-    """The int8-activation model from the packaged MiniLM file's bytes (see above).
+def _dynamic_matmul(tag: str, x: str, q: str, scale: str, out: str) -> bytes:
+    """Per-tensor uint8 activations x the int8 weight (onnxruntime fuses this)."""
+    return b"".join(
+        (
+            _node(
+                "DynamicQuantizeLinear",
+                [x],
+                [f"{tag}/x_q", f"{tag}/x_scale", f"{tag}/x_zero"],
+                f"{tag}/quantize",
+            ),
+            _node(
+                "MatMulInteger",
+                [f"{tag}/x_q", q, f"{tag}/x_zero"],
+                [f"{tag}/int32"],
+                f"{tag}/matmul",
+            ),
+            _node("Cast", [f"{tag}/int32"], [f"{tag}/float"], f"{tag}/cast", to=_FLOAT),
+            _node("Mul", [f"{tag}/x_scale", scale], [f"{tag}/scale"], f"{tag}/scales"),
+            _node("Mul", [f"{tag}/float", f"{tag}/scale"], [out], f"{tag}/dequantize"),
+        )
+    )
+
+
+def _block_weights(w: bytes, s: bytes, k: int, n: int) -> tuple[bytes, bytes]:
+    """MatMulNBits' layout of a (k, n) int8 weight with one scale per column: column-major
+    uint8 (value + 128, its default zero point), and the column's scale repeated for each
+    of its k / BLOCK blocks. Exact: (u8 - 128) * scale is the shipped int8 value * scale."""
+    columns = b"".join(w[c::n] for c in range(n)).translate(_FLIP_SIGN)
+    blocks = k // BLOCK
+    return columns, b"".join(s[4 * c : 4 * c + 4] * blocks for c in range(n))
+
+
+def derive(model: bytes, matmul: str = "dynamic") -> bytes:
+    """A faster model from the packaged MiniLM file's bytes (see above), its weight
+    products rewritten as `matmul` says: "dynamic" (per-tensor activations,
+    DynamicQuantizeLinear + MatMulInteger) or "block" (MatMulNBits, 8 bits, activations
+    quantized per 32 values of a row, the bias folded in).
 
     TransformError if the graph does not have the expected shape: no int8 weight feeding
     a MatMul (another export), so nothing would get faster."""
+    if matmul not in ("dynamic", "block"):
+        raise ValueError(f"unknown matmul rewrite {matmul!r}")
     top = list(_fields(model))
     graphs = [v for n, _w, v, _ in top if n == _MODEL_GRAPH and isinstance(v, bytes)]
     if len(graphs) != 1:
@@ -217,12 +275,13 @@ def derive(model: bytes) -> bytes:
 
     nodes: list[_Node] = []
     tensors: dict[str, tuple[int, tuple[int, ...]]] = {}
+    raws: dict[str, bytes | None] = {}
     for number, _wire, value, raw in _fields(graph):
         if number == _GRAPH_NODE and isinstance(value, bytes):
             nodes.append(_parse_node(raw, value))
         elif number == _GRAPH_INITIALIZER and isinstance(value, bytes):
-            name, dtype, dims = _tensor_info(value)
-            tensors[name] = (dtype, dims)
+            name, dtype, dims, data = _tensor_info(value)
+            tensors[name], raws[name] = (dtype, dims), data
 
     producer = {o: n for n in nodes for o in n.outputs}
     consumers: dict[str, list[_Node]] = {}
@@ -248,7 +307,19 @@ def derive(model: bytes) -> bytes:
         chains.extend((mul, cast))
         return q, scale, tensors[q][1], tensors[scale][1]
 
+    def bias_of(out: str, n: int) -> _Node | None:
+        """The Add that is `out`'s only use, adding an fp32 initializer of n values."""
+        users = consumers.get(out, [])
+        if len(users) != 1 or users[0].op != "Add" or users[0].domain:
+            return None
+        other = [i for i in users[0].inputs if i != out]
+        if len(other) != 1 or tensors.get(other[0]) != (_FLOAT, (n,)):
+            return None
+        return users[0]
+
     replaced: dict[int, bytes] = {}  # id(node) -> its replacement nodes
+    initializers: list[bytes] = []  # added by the "block" rewrite
+    gone: set[str] = set()  # values no longer computed, initializers no longer read
     for n in nodes:
         if n.domain or len(n.inputs) != 2 or len(n.outputs) != 1:
             continue
@@ -260,25 +331,35 @@ def derive(model: bytes) -> bytes:
             q, scale, qdims, sdims = found
             if len(qdims) != 2 or sdims not in ((1, qdims[1]), (qdims[1],)):
                 continue  # only one scale per output column is this pattern
-            x = n.inputs[0]
-            replaced[id(n)] = b"".join(
-                (
-                    _node(
-                        "DynamicQuantizeLinear",
-                        [x],
-                        [f"{tag}/x_q", f"{tag}/x_scale", f"{tag}/x_zero"],
-                        f"{tag}/quantize",
-                    ),
-                    _node(
-                        "MatMulInteger",
-                        [f"{tag}/x_q", q, f"{tag}/x_zero"],
-                        [f"{tag}/int32"],
-                        f"{tag}/matmul",
-                    ),
-                    _node("Cast", [f"{tag}/int32"], [f"{tag}/float"], f"{tag}/cast", to=_FLOAT),
-                    _node("Mul", [f"{tag}/x_scale", scale], [f"{tag}/scale"], f"{tag}/scales"),
-                    _node("Mul", [f"{tag}/float", f"{tag}/scale"], [out], f"{tag}/dequantize"),
-                )
+            if matmul == "dynamic":
+                replaced[id(n)] = _dynamic_matmul(tag, n.inputs[0], q, scale, out)
+                continue
+            k, cols = qdims
+            w, s = raws[q], raws[scale]
+            if k % BLOCK or w is None or s is None or len(w) != k * cols or len(s) != 4 * cols:
+                continue
+            packed, scales = _block_weights(w, s, k, cols)
+            gone |= {q, scale}  # stored again in MatMulNBits' layout
+            initializers.append(_initializer(f"{tag}/B", _UINT8, (cols, k // BLOCK, BLOCK), packed))
+            initializers.append(_initializer(f"{tag}/scales", _FLOAT, (len(scales) // 4,), scales))
+            inputs = [n.inputs[0], f"{tag}/B", f"{tag}/scales"]
+            add = bias_of(out, cols)
+            if add is not None:  # inputs 3 and 4 (zero points, g_idx) left out
+                inputs += ["", "", next(i for i in add.inputs if i != out)]
+                replaced[id(add)] = b""
+                gone.add(out)
+                out = add.outputs[0]
+            replaced[id(n)] = _node(
+                "MatMulNBits",
+                inputs,
+                [out],
+                f"{tag}/block_int8",
+                "com.microsoft",
+                K=k,
+                N=cols,
+                bits=8,
+                block_size=BLOCK,
+                accuracy_level=4,  # int8 products (CompInt8)
             )
         elif n.op == "Gather":
             found = dequantized(n.inputs[0])
@@ -312,23 +393,31 @@ def derive(model: bytes) -> bytes:
             if users and all(id(c) in replaced or id(c) in dropped for c in users):
                 dropped.add(id(n))
                 changed = True
-    gone = {o for n in nodes if id(n) in dropped for o in n.outputs}
+    gone |= {o for n in nodes if id(n) in dropped for o in n.outputs}
+    gone -= {i for n in nodes if id(n) not in dropped and id(n) not in replaced for i in n.inputs}
 
     out_graph = bytearray()
     for number, _wire, value, raw in _fields(graph):
         if number == _GRAPH_NODE:
             continue  # written below, in order
-        if number == _GRAPH_VALUE_INFO and isinstance(value, bytes):
-            names = [v for k, _w, v, _ in _fields(value) if k == _VALUE_INFO_NAME]
+        if number in (_GRAPH_VALUE_INFO, _GRAPH_INITIALIZER) and isinstance(value, bytes):
+            key = _VALUE_INFO_NAME if number == _GRAPH_VALUE_INFO else _TENSOR_NAME
+            names = [v for k, _w, v, _ in _fields(value) if k == key]
             if names and isinstance(names[0], bytes) and names[0].decode() in gone:
                 continue
         out_graph += raw
+    out_graph += b"".join(initializers)
     body = b"".join(replaced.get(id(n), n.raw) for n in nodes if id(n) not in dropped)
     out_graph = bytearray(body) + out_graph  # nodes first, as exporters write them
 
     model_out = bytearray()
-    for number, _wire, _value, raw in top:
+    opsets = [at for at, (number, *_rest) in enumerate(top) if number == _MODEL_OPSET]
+    for at, (number, _wire, _value, raw) in enumerate(top):
         model_out += _len_field(_MODEL_GRAPH, bytes(out_graph)) if number == _MODEL_GRAPH else raw
+        if initializers and opsets and at == opsets[-1]:  # MatMulNBits' operator set
+            model_out += _len_field(
+                _MODEL_OPSET, _len_field(_OPSET_DOMAIN, b"com.microsoft") + _int_field(2, 1)
+            )
     return bytes(model_out)
 
 
@@ -340,44 +429,45 @@ def cache_dir() -> Path:
     return paths.data_dir() / "models"
 
 
-def cached_path() -> Path:
+def cached_path(derived: DerivedFile = MINILM_QINT8) -> Path:
     """The derived file's place, named by its pinned hash (a new rewrite: a new name)."""
-    return cache_dir() / f"{MINILM_QINT8_ID}-{MINILM_QINT8_SHA256[:16]}.onnx"
+    return cache_dir() / f"{derived.id}-{derived.sha256[:16]}.onnx"
 
 
-def load_model() -> Path | bytes:
-    """The int8-activation MiniLM, checked against its pin: the cached file when it is
-    intact, else derived now from the pinned packaged file (~0.4 s) and cached for the
-    next process; its bytes in memory when the cache cannot be written (read-only or full
+def load_model(derived: DerivedFile = MINILM_QINT8) -> Path | bytes:
+    """The derived MiniLM, checked against its pin: the cached file when it is intact,
+    else derived now from the pinned packaged file (~0.2-0.4 s) and cached for the next
+    process; its bytes in memory when the cache cannot be written (read-only or full
     disk: the model still runs, the next process derives again).
 
     EmbedderError when it cannot be had at all (the packaged file is missing or fails
     its pin, or the rewrite does not give the pinned bytes): the caller falls back to
-    the fp32 model."""
-    target = cached_path()
+    the model as shipped."""
+    target = cached_path(derived)
     if target.is_file():
         try:
-            return verify(target, MINILM_QINT8_SHA256, MINILM_QINT8_SIZE)
+            return verify(target, derived.sha256, derived.size)
         except EmbedderError:
             log.warning(
-                "recall: the cached int8 MiniLM %s fails its pin; deriving it again", target
+                "recall: the cached %s %s fails its pin; deriving it again", derived.id, target
             )
     source = MINILM_ONNX.verified()
     try:
-        data = derive(source.read_bytes())
+        data = derive(source.read_bytes(), derived.matmul)
     except (TransformError, OSError, MemoryError) as exc:
-        raise EmbedderError(f"cannot derive the int8 MiniLM from {source}: {exc}") from None
+        raise EmbedderError(f"cannot derive {derived.id} from {source}: {exc}") from None
     digest = hashlib.sha256(data).hexdigest()
-    if digest != MINILM_QINT8_SHA256 or len(data) != MINILM_QINT8_SIZE:
+    if digest != derived.sha256 or len(data) != derived.size:
         raise EmbedderError(
-            f"the int8 MiniLM derived from {source} has sha256 {digest[:16]}…, expected "
-            f"{MINILM_QINT8_SHA256[:16]}…"
+            f"{derived.id} derived from {source} has sha256 {digest[:16]}…, expected "
+            f"{derived.sha256[:16]}…"
         )
     try:
-        _write_atomically(target, data)
+        _write_atomically(target, data, derived.id)
     except OSError as exc:
         log.warning(
-            "recall: cannot cache the int8 MiniLM in %s (%s); using it from memory",
+            "recall: cannot cache %s in %s (%s); using it from memory",
+            derived.id,
             target.parent,
             exc.strerror or exc,
         )
@@ -385,7 +475,7 @@ def load_model() -> Path | bytes:
     return target
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def _write_atomically(target: Path, data: bytes, model_id: str) -> None:
     """A temp file in the same directory, synced, then renamed over `target`: a reader
     sees the old file, the new one or none, never a half-written one, and two processes
     deriving at once each rename a complete (identical) file. Older rewrites' files go."""
@@ -401,7 +491,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    for old in target.parent.glob(f"{MINILM_QINT8_ID}-*.onnx"):
+    for old in target.parent.glob(f"{model_id}-*.onnx"):
         if old != target:
             with contextlib.suppress(OSError):
                 old.unlink()
