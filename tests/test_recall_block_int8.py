@@ -127,3 +127,18 @@ def test_its_space_uses_the_fp32_gate_model_with_its_probe_until_one_is_fitted()
         float(vec @ model.probe) + model.probe_intercept
     )
     assert model.query_prior(vec, name) != model.query_prior(vec, "onnx:some-other-model")
+
+
+def test_an_onnxruntime_without_8_bit_block_kernels_runs_fp32(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import onnxruntime
+
+    monkeypatch.setattr(onnx_embedder, "_SESSIONS", {})
+    monkeypatch.setattr(onnxruntime, "__version__", "1.22.1")
+    e = OnnxEmbedder(block_int8=True)
+    with caplog.at_level(logging.WARNING, "engram.recall"):
+        e.load()
+    assert e.derived is None and e.name == minilm().name
+    assert "onnxruntime 1.22.1 may lack 8-bit block kernels" in caplog.text
+    assert not cached_path(MINILM_Q8BLOCK).exists()  # not even derived

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +61,9 @@ from engram.recall.model_files import (
 )
 
 PASSAGE_BATCH = 32
+# The first onnxruntime with int8 kernels for 8-bit MatMulNBits on both x86-64 and ARM64
+# (microsoft/onnxruntime#25110); before it the block-int8 model is not used.
+BLOCK_INT8_SINCE = (1, 23)
 POOLINGS = ("mean", "cls")
 
 
@@ -77,22 +81,40 @@ def _stamp(path: Path) -> tuple[int, int]:
     return st.st_mtime_ns, st.st_size
 
 
+# onnxruntime's SkipLayerNormalization kernel (its fusion of a residual Add and the
+# LayerNormalization after it) is slower than the two ops it replaces at recall's input
+# sizes: 42 us against ~20 us per layer norm for a 16-token MiniLM query, ~0.4 ms of CPU
+# a query in every variant (bench/embed_agreement.py --options). It is left out for the
+# packaged MiniLM; other models (unmeasured) keep onnxruntime's defaults.
+UNFUSED = ["SkipLayerNormFusion"]
+
+
+def new_session(onnxruntime: Any, model: Path | bytes, threads: int, packaged: bool) -> Any:
+    """An InferenceSession as recall runs it (bench/embed_agreement.py uses it too)."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = False
+    options.log_severity_level = 3  # warnings about unused initializers are noise
+    return onnxruntime.InferenceSession(
+        model if isinstance(model, bytes) else str(model),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=UNFUSED if packaged else None,
+    )
+
+
 def _session(
-    onnxruntime: Any, model: Path | bytes, threads: int, key: tuple[Any, ...] | None = None
+    onnxruntime: Any,
+    model: Path | bytes,
+    threads: int,
+    key: tuple[Any, ...] | None = None,
+    packaged: bool = True,
 ) -> Any:
     key = key or (str(model), _stamp(model), threads)  # type: ignore[arg-type]
     with _SESSIONS_LOCK:
         if key not in _SESSIONS:
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.enable_cpu_mem_arena = False
-            options.log_severity_level = 3  # warnings about unused initializers are noise
-            _SESSIONS[key] = onnxruntime.InferenceSession(
-                model if isinstance(model, bytes) else str(model),
-                options,
-                providers=["CPUExecutionProvider"],
-            )
+            _SESSIONS[key] = new_session(onnxruntime, model, threads, packaged)
         return _SESSIONS[key]
 
 
@@ -103,6 +125,14 @@ def _derived_session(onnxruntime: Any, derived: DerivedFile, threads: int) -> An
     with _SESSIONS_LOCK:
         if key in _SESSIONS:
             return _SESSIONS[key]
+    version = tuple(int(p) for p in re.findall(r"\d+", onnxruntime.__version__)[:2])
+    if derived.matmul == "block" and version < BLOCK_INT8_SINCE:
+        # Older releases run 8-bit MatMulNBits in fp32 on some CPUs (ARM64 before 1.23),
+        # dequantizing every weight per call: ~3x slower than the file as shipped.
+        raise EmbedderError(
+            f"onnxruntime {onnxruntime.__version__} may lack 8-bit block kernels "
+            f"(needs {'.'.join(map(str, BLOCK_INT8_SINCE))})"
+        )
     from engram.recall.quantized_model import load_model
 
     return _session(onnxruntime, load_model(derived), threads, key)
@@ -224,7 +254,9 @@ class OnnxEmbedder:
             else:
                 model, tokenizer = Path(derived.id), first_available(MINILM_TOKENIZER)
             try:
-                session = session or _session(onnxruntime, model, self.threads)
+                session = session or _session(
+                    onnxruntime, model, self.threads, packaged=self.model_dir is None
+                )
                 query_tok = tokenizers.Tokenizer.from_file(str(tokenizer))
                 passage_tok = tokenizers.Tokenizer.from_file(str(tokenizer))
             except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -49,7 +49,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,11 +257,15 @@ def _block_weights(w: bytes, s: bytes, k: int, n: int) -> tuple[bytes, bytes]:
     return columns, b"".join(s[4 * c : 4 * c + 4] * blocks for c in range(n))
 
 
-def derive(model: bytes, matmul: str = "dynamic") -> bytes:
+def derive(
+    model: bytes, matmul: str = "dynamic", only: Callable[[int], bool] | None = None
+) -> bytes:
     """A faster model from the packaged MiniLM file's bytes (see above), its weight
     products rewritten as `matmul` says: "dynamic" (per-tensor activations,
     DynamicQuantizeLinear + MatMulInteger) or "block" (MatMulNBits, 8 bits, activations
-    quantized per 32 values of a row, the bias folded in).
+    quantized per 32 values of a row, the bias folded in). `only`: which weight products
+    to rewrite, by their order in the graph (six a layer: query, key, value, attention
+    output, FFN up, FFN down); the others stay fp32 (bench/embed_agreement.py --subsets).
 
     TransformError if the graph does not have the expected shape: no int8 weight feeding
     a MatMul (another export), so nothing would get faster."""
@@ -318,6 +322,7 @@ def derive(model: bytes, matmul: str = "dynamic") -> bytes:
         return users[0]
 
     replaced: dict[int, bytes] = {}  # id(node) -> its replacement nodes
+    products = 0  # weight MatMuls seen, in graph order
     initializers: list[bytes] = []  # added by the "block" rewrite
     gone: set[str] = set()  # values no longer computed, initializers no longer read
     for n in nodes:
@@ -331,6 +336,9 @@ def derive(model: bytes, matmul: str = "dynamic") -> bytes:
             q, scale, qdims, sdims = found
             if len(qdims) != 2 or sdims not in ((1, qdims[1]), (qdims[1],)):
                 continue  # only one scale per output column is this pattern
+            products += 1
+            if only is not None and not only(products - 1):
+                continue
             if matmul == "dynamic":
                 replaced[id(n)] = _dynamic_matmul(tag, n.inputs[0], q, scale, out)
                 continue
