@@ -41,9 +41,10 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engram.wire.model import RawRequest, RawResponse
+if TYPE_CHECKING:  # `engram status` reads the quarantine without the wire models
+    from engram.wire.model import RawRequest, RawResponse
 
 log = logging.getLogger("engram.proxy")
 
@@ -63,7 +64,7 @@ CREDENTIALS = frozenset(
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
-Item = tuple[RawRequest, "RawResponse | None", "str | None"]
+type Item = tuple[RawRequest, RawResponse | None, str | None]
 
 
 def spool_dir(db: Path, *, create: bool = True) -> Path | None:
@@ -137,20 +138,10 @@ def encode(key: str, item: Item, refused: str | None = None) -> list[bytes]:
 def decode(data: bytes) -> Iterator[tuple[str, Item]]:
     """The whole records in `data`; a torn one at the end (killed mid-write: its response
     had not reached the agent) ends the iteration."""
-    for head, item in _records(data):
-        yield head["key"], item
+    from engram.wire.model import RawRequest, RawResponse
 
-
-def _records(data: bytes) -> Iterator[tuple[dict[str, Any], Item]]:
-    at = 0
-    while at + _HEAD.size <= len(data):
-        magic, n_head, n_req, n_resp, crc = _HEAD.unpack_from(data, at)
-        start = at + _HEAD.size
-        end = start + n_head + n_req + (0 if n_resp == NONE else n_resp)
-        if magic != MAGIC or end > len(data) or zlib.crc32(data[start:end]) != crc:
-            return
-        head = json.loads(data[start : start + n_head])
-        req_body = data[start + n_head : start + n_head + n_req]
+    for at, head, n_req, end in _records(data):
+        req_body = data[at : at + n_req]
         r = head["request"]
         raw = RawRequest(
             headers=[(k, v) for k, v in r["headers"]],
@@ -169,12 +160,25 @@ def _records(data: bytes) -> Iterator[tuple[dict[str, Any], Item]]:
             s = head["response"]
             response = RawResponse(
                 headers=[(k, v) for k, v in s["headers"]],
-                body=data[start + n_head + n_req : end],
+                body=data[at + n_req : end],
                 timestamp_start=s["start"],
                 timestamp_end=s["end"],
                 status_code=s["status"],
             )
-        yield head, (raw, response, head["error"])
+        yield head["key"], (raw, response, head["error"])
+
+
+def _records(data: bytes) -> Iterator[tuple[int, dict[str, Any], int, int]]:
+    """Each whole record's header, where its request body starts, that body's length,
+    and where the record ends (`engram status` reads only the headers)."""
+    at = 0
+    while at + _HEAD.size <= len(data):
+        magic, n_head, n_req, n_resp, crc = _HEAD.unpack_from(data, at)
+        start = at + _HEAD.size
+        end = start + n_head + n_req + (0 if n_resp == NONE else n_resp)
+        if magic != MAGIC or end > len(data) or zlib.crc32(data[start:end]) != crc:
+            return
+        yield start + n_head, json.loads(data[start : start + n_head]), n_req, end
         at = end
 
 
@@ -321,7 +325,7 @@ def quarantined(db: Path) -> dict[str, Any] | None:
         data = path.read_bytes() if path is not None else b""
     except OSError:
         return None
-    heads = [head for head, _ in _records(data)]
+    heads = [head for _, head, _, _ in _records(data)]
     if path is None or not heads:
         return None
     return {"path": str(path), "exchanges": len(heads), "last_reason": heads[-1].get("refused")}
