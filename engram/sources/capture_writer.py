@@ -137,11 +137,13 @@ class CaptureWriter:
     async def put_durable(self, item: Captured, timeout: float) -> bool:
         """Queue `item` and return once a kill -9 can no longer lose it: at once when it
         is spooled, else when it is journaled (or failed to be), at most `timeout`
-        seconds; False when that wait ran out (the item stays queued)."""
+        seconds; False when that wait ran out (the item stays queued). While the journal
+        fails (a retry is pending), an unspooled item does not wait: its commit would
+        not come within the wait, and every response would pay it in full."""
         entry = self._spooled(item)
-        if entry.spooled:
+        if entry.spooled or self._failing_since is not None:
             await self._enqueue(entry)
-            return True
+            return entry.spooled
         loop = asyncio.get_running_loop()
         journaled: asyncio.Future[None] = loop.create_future()
 
@@ -239,9 +241,12 @@ class CaptureWriter:
     def _flush(self, batch: list[Any], final: bool = False) -> None:
         entries = [b for b in batch if isinstance(b, _Entry)]
         if self.capture is not None:
-            self._hold(entries)
-            if self._backlog:
-                self._journal(final)
+            try:
+                self._hold(entries)
+                if self._backlog:
+                    self._journal(final)
+            except Exception:  # a bug here must not stop the writer: the spool keeps them
+                log.exception("the capture writer failed; its exchanges stay spooled")
         for entry in entries:
             if entry.done is not None:
                 entry.done()
