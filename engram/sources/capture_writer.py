@@ -289,6 +289,7 @@ class CaptureWriter:
             return
         due = [e for e in self._backlog if final or e.due <= now]
         work: deque[list[_Entry]] = deque(_batches(due))
+        committed = blocked = False
         while work:
             group = work.popleft()
             try:
@@ -297,6 +298,7 @@ class CaptureWriter:
             except Exception as exc:
                 if _wait_cures(exc):
                     self._blocked(exc)
+                    blocked = True
                     break
                 if len(group) > 1:  # which one? halves, now, down to one; the others commit
                     mid = len(group) // 2
@@ -306,13 +308,15 @@ class CaptureWriter:
                 continue
             self._settle(group)
             self.stats.captured += len(group)
-            if self._failing_since is not None and not work:
+            committed = True
+        if committed and not blocked:
+            self._delay = RETRY_FIRST_S
+            if self._failing_since is not None:
                 log.warning(
                     "the journal takes writes again: exchanges held for %.1f s are journaled",
                     time.monotonic() - self._failing_since,
                 )
                 self._failing_since = None
-            self._delay = RETRY_FIRST_S
         self._backlog = [e for e in self._backlog if not e.settled]
         self._next_due = min((e.due for e in self._backlog), default=0.0)
         if final and self._backlog:
