@@ -22,11 +22,14 @@ measures the pipeline and validation (what survives), not Claude's judgement.
 
 Targets (held-out half): local 1.5B found >= 0.5 with <= 5% violations; heuristic
 found >= 0.35 with precision >= 0.9; no secret ever stored. `new-tune` and `new-check`
-(session 5) are a second set in ten other voices, split by voice: tune on `tuning` and
-`new-tune` only; `new-check` is scored once, at the end, as an estimate on unseen voices.
+(session 5) are a second set in ten other voices, split by voice, and `new2-tune` and
+`new2-check` (session 6) a third, in ten more: tune on `tuning`, `new-tune` and
+`new2-tune` only; the `-check` halves are scored once, at the end, as estimates on
+unseen voices.
 
     .venv/bin/python bench/analyzer_quality.py [--backends heuristic,local-0.5b,...]
-        [--half tuning|heldout|both|new-tune|new-check] [--details]  # tuning halves only
+        [--half tuning|heldout|both|new-tune|new-check|new2-tune|new2-check]
+        [--details]  # misses and junk, tuning halves only
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from engram.wire.model import RawRequest, RawResponse
 
 FAKE_KEY = "sk-ant-api03-" + "benchquality" * 6
 BACKENDS = ("heuristic", "local-0.5b", "local-1.5b", "anthropic-standin")
-HALVES = ("tuning", "heldout", "new-tune", "new-check")
+HALVES = ("tuning", "heldout", "new-tune", "new-check", "new2-tune", "new2-check")
 REJECTED: list[str] = []  # what validation rejected, for --details
 
 
@@ -234,7 +237,7 @@ def main() -> None:
     parser.add_argument(
         "--half",
         default="both",
-        help="tuning, heldout, both, new-tune, new-check (comma-separated)",
+        help="comma-separated: tuning, heldout, both, new-tune, new-check, new2-tune, new2-check",
     )
     parser.add_argument(
         "--details", action="store_true", help="misses and junk (tuning halves only)"
@@ -291,7 +294,7 @@ def main() -> None:
                 print(file=sys.stderr)
                 elapsed = (time.monotonic() - started) / max(1, len(convs))
                 tab.add_row(*row(half, len(convs), score, elapsed))
-                if args.details and half in ("tuning", "new-tune"):
+                if args.details and half in ("tuning", "new-tune", "new2-tune"):
                     for line in score.misses + score.junk + ["rejected:"] + REJECTED:
                         console.print(f"  {line}", markup=False)
         finally:

@@ -5,7 +5,10 @@ Two checks that need no conversation set, for rules that must hold in any voice:
 - bench/data/heuristic_probes: `facts.txt` (durable facts in plain forms: each should
   yield a fact) and `not_facts.txt` (conditions, futures, other people's setups,
   sarcasm, goals, complaints, reported opinions: none should), one sentence a line,
-  written for session 5's rules (tuning material, not a held-out set);
+  written for session 5's rules (tuning material, not a held-out set), and
+  `facts_scope.txt` / `not_facts_scope.txt` (session 6): rules said for today, this
+  demo or during a freeze, other people's advice and repositories, bug reports with
+  "always"/"never", past habits; and durable facts in the same frames;
 - the recall set's tuning half (bench/data/recall_gate/tune): its user requests are
   questions and tasks, so the heuristic should store none; its memories read as user
   sentences show how many plainly written facts the rules read.
@@ -38,7 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--show", action="store_true", help="print the sentences that fail")
     args = parser.parse_args()
-    for name, want in (("facts.txt", True), ("not_facts.txt", False)):
+    files = [(p.name, True) for p in sorted(PROBES.glob("facts*.txt"))]
+    files += [(p.name, False) for p in sorted(PROBES.glob("not_facts*.txt"))]
+    for name, want in files:
         lines = [s for s in (PROBES / name).read_text(encoding="utf-8").splitlines() if s]
         got = [(s, facts(s)) for s in lines]
         hits = sum(1 for _, f in got if f)

@@ -61,7 +61,7 @@ from engram.store.db import Store
 
 DATA = Path(__file__).parent / "data" / "recall_gate"
 POOL = 20
-HALVES = ("tune", "held", "held2")  # held2: the second held-out world (README there)
+HALVES = ("tune", "held", "held2", "held3", "held4")  # held2-4: more held-out worlds (README)
 
 
 @dataclass
@@ -508,8 +508,8 @@ def main() -> None:
 
 def calibration(base: gate.GateSettings) -> None:
     """Self-calibration per store, simulated with the shipped MiniLM gate model: tune/
-    scored out of fold (the model's own l2 and probe l2, by author), held/ and held2/ by
-    the shipped model."""
+    scored out of fold (the model's own l2 and probe l2, by author), the held-out halves
+    by the shipped model."""
     import recall_calibration
 
     embedder = embedders(["minilm"])["minilm"]
@@ -526,7 +526,7 @@ def calibration(base: gate.GateSettings) -> None:
             shipped["query_probe"]["l2"] if model.probe is not None else None,
         )
     }
-    for half in ("held", "held2"):
+    for half in HALVES[1:]:
         scored = with_prior(samples[half], lambda s: model.query_prior(s.qvec, model.space))
         probs[half] = score(scored, model.predict)
     settings = dataclasses.replace(base, min_score=model.threshold)
@@ -660,6 +660,8 @@ def write_models(fitted: dict[str, Any]) -> None:
                 "tune": _rounded(row["tune"]),
                 "held_out": _rounded(row["held"]),
                 "held_out_2": _rounded(row["held2"]),
+                "held_out_3": _rounded(row["held3"]),
+                "held_out_4": _rounded(row["held4"]),
             },
         }
     payload = {

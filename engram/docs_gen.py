@@ -1,6 +1,6 @@
 """Generate docs/reference/{configuration,cli}.md from the code itself.
 
-The settings' declarations (engram.config) and the commands' own parameters and
+The settings' declarations (engram.config_sections) and the commands' own parameters and
 docstrings are the source of truth; tests/test_docs.py regenerates both pages and fails
 if the committed ones differ, so the reference cannot drift. Regenerate with
 `python -m engram.docs_gen`.
@@ -18,7 +18,7 @@ REFERENCE = ROOT / "docs" / "reference"
 
 
 def _type_label(tp: Any) -> str:
-    from engram.config import _type_name
+    from engram.config_values import _type_name
 
     return _type_name(tp).removeprefix("a ").removeprefix("an ")
 
@@ -47,8 +47,8 @@ def configuration_md() -> str:
     out = [
         "# Configuration reference",
         "",
-        "Generated from `engram/config.py` by `python -m engram.docs_gen`; do not edit by "
-        "hand. Precedence: defaults < config file < environment < flags (see "
+        "Generated from `engram/config_sections.py` by `python -m engram.docs_gen`; do not "
+        "edit by hand. Precedence: defaults < config file < environment < flags (see "
         "[../configuration.md](../configuration.md)).",
         "",
     ]

@@ -637,3 +637,42 @@ def test_a_topic_is_not_a_time() -> None:
 )
 def test_complaints_and_other_peoples_examples_are_not_facts(text: str) -> None:
     assert _one([_user(text)]) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "for today, don't run the e2e suite, the runner is down",
+        "this afternoon, never push to main, we're cutting the release",
+        "just for this demo, always use the mock payment provider",
+        "until I say otherwise, never write to the prod database",
+        "during the freeze, never merge anything without my ok",
+        "today only: never restart the workers",
+        "for the hackathon we use sqlite, it's quicker",
+        "for this migration only, we use a 10 minute statement timeout",
+        "the intern thinks we should always write docstrings",
+        "a user on the forum says you should always pin numpy below 2",
+        "always reproducible with the demo account, never with mine",
+    ],
+)
+def test_a_rule_for_a_while_or_someone_elses_advice_is_not_a_fact(text: str) -> None:
+    assert _one([_user(text)]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        ("prices are stored net, that's the rule", "Prices are stored net."),
+        (
+            "ack after processing is the rule from now on, at-least-once delivery",
+            "Ack after processing.",
+        ),
+        (
+            "right. we require urllib3 2.x, that's in our pyproject and it stays that way",
+            "We require urllib3 2.x.",
+        ),
+        ("the node version stays pinned at 20.11", "The node version stays pinned at 20.11."),
+    ],
+)
+def test_a_rule_said_in_one_sentence_and_what_stays(text: str, fact: str) -> None:
+    assert [f.text for f in _one([_user(text)])] == [fact]

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from engram.sources.capture_spool import Spool, decode, encode, new_key, recover
+from engram.sources.capture_spool import Spool, adopt_dead, decode, encode, new_key
 from engram.wire.model import RawRequest, RawResponse
 
 
@@ -72,6 +72,14 @@ def test_recovery_journals_dead_spools_once_and_leaves_live_ones(tmp_path: Path)
         for key, item in items:
             journal.setdefault(key, item)  # journaling is idempotent on the key
 
+    def recover() -> int:
+        done = 0
+        for spool, items in adopt_dead(tmp_path):
+            capture(items)
+            spool.journaled(len(items))  # settled: the dead file is removed
+            done += len(items)
+        return done
+
     live = Spool(tmp_path)
     assert live.append(new_key(), _item(0))
     assert stat.S_IMODE(os.stat(live.path).st_mode) == 0o600
@@ -81,11 +89,32 @@ def test_recovery_journals_dead_spools_once_and_leaves_live_ones(tmp_path: Path)
         assert dead.append(key, _item(n))
     capture([(keys[0], _item(0))])  # committed before the crash, still in the file
     os.close(dead._fd)  # the process died: its lock is gone, its file stays
-    assert recover(tmp_path, capture) == 3
+    assert recover() == 3
     assert sorted(journal) == sorted(keys)
     assert not dead.path.exists() and live.path.exists()
-    assert recover(tmp_path, capture) == 0  # a live proxy's spool is its own
+    assert recover() == 0  # a live proxy's spool is its own
     live.journaled(1)
     assert live.path.stat().st_size == 0  # nothing pending: emptied
     live.close()
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+def test_an_adopted_spool_stays_until_settled_and_is_adopted_once(tmp_path: Path) -> None:
+    """A dead proxy's spool this proxy adopted is locked by it (no second proxy takes
+    it), stays until every exchange in it is settled, and is adopted again if this
+    proxy dies first."""
+    dead = Spool(tmp_path)
+    for n in range(2):
+        assert dead.append(new_key(), _item(n))
+    os.close(dead._fd)
+    [(spool, items)] = list(adopt_dead(tmp_path))
+    assert len(items) == 2 and spool.adopted
+    assert list(adopt_dead(tmp_path)) == []  # ours now
+    assert not spool.append(new_key(), _item(3))  # never grown
+    spool.journaled(1)
+    assert spool.path.exists()
+    spool.close()  # this proxy stops (or dies) with one unsettled: the next one adopts it
+    [(again, items2)] = list(adopt_dead(tmp_path))
+    assert [k for k, _ in items2] == [k for k, _ in items]
+    again.journaled(2)
+    assert not again.path.exists()

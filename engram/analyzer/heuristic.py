@@ -203,6 +203,15 @@ _RATIFY = re.compile(
     r"|(?:that'?s|this is) how we do (?:it|things)\b",
     re.I,
 )
+# The same said in one sentence: "ack after processing is the rule from now on", "prices
+# are stored net, that's the rule". What comes before is the rule; a time in the sentence
+# ("that's the rule for today") makes it none.
+_RATIFIED_INLINE = re.compile(
+    r"^(?P<x>.{8,}?)(?:,\s*(?:that'?s|that is|this is)|\s+is) (?:our|the|a|the team'?s)"
+    r" (?:policy|rule|convention|standard|norm)\b(?:\s+(?:here|now|from now on|going forward"
+    r"|in this (?:repo|repository|project|codebase)))?\s*(?:$|[,.;!])",
+    re.I,
+)
 _ABBREVIATION = re.compile(r"(?:\be\.g|\bi\.e|\betc|\bvs|\bcf)\.$", re.I)
 
 
@@ -420,6 +429,11 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
             elif unmatched and _RATIFY.match(mclause):
                 # "every deploy needs a 30 minute canary. that's our policy from now on"
                 hit = rules.ratified(*unmatched)
+                hits = [hit] if hit else []
+            elif (inline := _RATIFIED_INLINE.match(mclause)) and not words.TRANSIENT.search(
+                mclause
+            ):
+                hit = rules.ratified(clause[: inline.end("x")], mclause[: inline.end("x")])
                 hits = [hit] if hit else []
             else:
                 hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))

@@ -27,7 +27,9 @@ from engram.analyzer.heuristic_words import (
     ELLIPTIC_HEAD,
     HAPPENS_TO_US,
     NOT_IMPERATIVE,
+    OCCASION,
     PRONOUN,
+    SCOPE_FRAME,
     TASK_SUBJECT,
     VAGUE_START,
     acceptable,
@@ -148,11 +150,13 @@ _WHERE = re.compile(
 )
 # What a rule is about, said before it: "for plots in this repo we use plotly", "for
 # migrations we use alembic". Not a time ("for now we use sqlite", "for this sprint"):
-# that is a temporary state, and not "for example" / "for you".
+# that is a temporary state, nor an occasion ("for the hackathon we use sqlite"), and
+# not "for example" / "for you".
 _FOR_TOPIC = re.compile(
     r"(?:also |and )?for (?!(?:now|today|tonight|the moment|the time being|this|that|these|those"
     r"|a|an|one|once|now|next|the next|example|instance|you|me|us|them|it|real|sure|some|more"
-    r"|starters|context|reference|the record)\b)(?:all |our )?[a-z][\w-]*(?: [a-z][\w-]*)?"
+    rf"|starters|context|reference|the record|the {OCCASION})\b)"
+    r"(?:all |our )?[a-z][\w-]*(?: [a-z][\w-]*)?"
     r"(?: (?:in|for|on) (?:this|the|our) (?:[\w-]+ )?(?:repo|repository|project|codebase|service"
     r"|app|team))?,?\s+(?=we\b|our\b)",
     _I,
@@ -329,8 +333,18 @@ def _convention(clause: str, masked: str) -> Hit | None:
         return _hit(take(m), "preference", "we-use", "project")
     if m := _WE_VERB.match(masked):
         obj = m.group("obj")
-        ok = len(obj.split()) <= 15 and not VAGUE_START.match(obj) and not PRONOUN.search(obj)
-        return _hit(take(m), "preference", "we-verb", "project") if ok else None
+        # "we require urllib3 2.x, that's in our pyproject and it stays that way": the rule
+        # is the first clause; what follows the comma only remarks on it
+        head = re.split(r",\s+", obj, maxsplit=1)[0]
+        ok = len(obj.split()) <= 15 and not VAGUE_START.match(obj) and not PRONOUN.search(head)
+        if not ok:
+            return None
+        whole = _hit(take(m), "preference", "we-verb", "project")
+        if whole or head == obj or not CONCRETE.search(head):
+            return whole
+        return _hit(
+            take(m)[: len(take(m)) - len(obj) + len(head)], "preference", "we-verb", "project"
+        )
     for rule, name in ((_PROJECT_USES, "project-uses"), (_OUR, "our"), (_WE_ON, "we-on")):
         if m := rule.match(masked):
             ok = (
@@ -471,7 +485,7 @@ def sentence_hits(
         return
     pieces.append((sentence[start:], masked[start:], consequence))
     previous: Hit | None = None
-    hedged = contrasted = False
+    hedged = contrasted = framed = False
     for clause, mclause, follows_so in pieces:
         # "IDs are ULIDs, so don't use int": what follows from a fact already kept;
         # "amounts are always Decimal, never float": the second half of a contrast whose
@@ -482,10 +496,12 @@ def sentence_hits(
         # "..., never by row, otherwise leakage": a clause of the sentence with no verb of
         # its own ("never" + a preposition) is the contrast of a clause before it, not a rule
         elliptic = rule is not None and (contrasted or bool(ELLIPTIC_HEAD.match(rule["obj"])))
-        if hit and not (follows_so and previous) and not hedged and not elliptic:
+        if hit and not (follows_so and previous) and not hedged and not elliptic and not framed:
             yield hit
         previous = hit
         hedged = bool(_HEDGE.match(opened))
+        # "for today, never touch auth": the frame holds for every clause after it
+        framed = framed or (len(opened.split()) <= 6 and bool(SCOPE_FRAME.match(opened)))
         contrasted = not hit and bool(_STANDS.search(opened))
 
 

@@ -77,6 +77,7 @@ _I_HABIT = re.compile(
 _STATEMENT = re.compile(
     r"^(?P<x>(?P<subj>(?:the |our |my |local |staging |prod )?[a-z][\w./-]*(?: [\w./-]+){0,3}?)"
     r" (?P<verb>runs|run|lives|live|listens|goes|go|sits|needs|need|requires|require|uses"
+    r"|stays|stay"
     r"|has to be|must be|should be|can be|can'?t be|cannot be|must not be|is at|are at|is in"
     r"|are in|is on|are on|is|are)\b(?P<obj>.{2,120}))$",
     _I,
@@ -396,7 +397,7 @@ def _standing_statement(m: re.Match[str]) -> bool:
     )
     if verb.split()[0] in ("should", "must", "has", "can", "can't", "cannot"):
         return named or standing
-    if verb.split()[0] not in ("is", "are"):
+    if verb.split()[0] not in ("is", "are", "stays", "stay"):
         return True
     return (
         named

@@ -12,6 +12,14 @@ _I = re.IGNORECASE
 
 # --- filters ----------------------------------------------------------------------------
 
+# Occasions a rule can be limited to ("for this demo", "during the freeze", "after the
+# audit"): a rule said for one of them ends with it. Not topics ("for migrations we use
+# alembic": plural and without an article, a kind of work, not an occasion).
+OCCASION = (
+    r"(?:demo|freeze|code freeze|audit|migration|release|hackathon|incident|outage|sprint"
+    r"|call|meeting|rollout|cutover|launch|experiment|spike|prototype|poc|pilot|trial"
+    r"|maintenance(?: window)?|window|deploy|test run|run|presentation|workshop|review)\b"
+)
 TRANSIENT = re.compile(
     r"\b(?:right now|currently|at the moment|for now|for the moment|for the time being"
     r"|today|tonight|tomorrow|yesterday|this time|this session|this morning|just now"
@@ -26,7 +34,24 @@ TRANSIENT = re.compile(
     r"|(?:on|by|until|before|after|this|next|last) (?:monday|tuesday|wednesday|thursday|friday"
     r"|saturday|sunday)(?!s)|(?:this|next) (?:week|sprint|month|quarter)|end of (?:the )?day|eod"
     r"|when you'?re (?:done|finished)|wrong|broken"
+    r"|this (?:afternoon|evening|weekend)|(?:just )?this once|one-?off|one off|just for now"
+    r"|(?:for|in|during|until|till) (?:the )?(?:next|coming|rest of the) (?:\w+ )?(?:hours?"
+    r"|days?|weeks?|minutes?|sprint|release)"
+    rf"|(?:for|in|during|until|till|after) (?:this|the) {OCCASION}"
     r"|(?:for|in) this (?:task|pr|change|ticket|one|branch|session|conversation))\b",
+    _I,
+)
+# A clause that only sets when or for what a rule holds ("for today, ...", "during the
+# freeze, ...", "until I say otherwise, ...", "while the audit runs, ...", "today only:
+# ..."): the rules after it in the same sentence hold for that long, not for good. The
+# clause rules cut a sentence at ", never ..." and would otherwise drop the frame with
+# the clause it stood in.
+SCOPE_FRAME = re.compile(
+    r"^(?:(?:just|only|and|but|so|also|ok|okay)\W+)*(?:(?:while|during|until|till)\b"
+    r"|(?:for )?(?:now|today|tonight|tomorrow|the moment|the time being)\b"
+    r"|(?:for |in )?this (?:afternoon|morning|evening|week|weekend|sprint|month|quarter)\b"
+    r"|(?:for|in|during|over) (?:the )?(?:next|coming|rest of)\b"
+    rf"|(?:for|in|after|before) (?:this|the) {OCCASION})",
     _I,
 )
 # "this file", "that library", "the first option": things only the conversation names.
@@ -76,7 +101,13 @@ CONCRETE = re.compile(
 )
 TOOL_NAME = re.compile(rf"(?:{TOOLS})\b")
 # "always returns 500", "never worked": a description with its subject dropped.
-NOT_IMPERATIVE = re.compile(r"^(?:\w*[^s\W]s|\w+ed|been|had|was|were|mind)\b", _I)
+# An adjective is no instruction either ("always reproducible on staging", "never
+# available before 9"): "always" before it describes how something behaves.
+NOT_IMPERATIVE = re.compile(
+    r"^(?:\w*[^s\W]s|\w+ed|been|had|was|were|mind"
+    r"|(?!(?:en|dis)able\b)\w+(?:able|ible|ous|ful)|green|red|flaky|slow|empty|late)\b",
+    _I,
+)
 # After "we always/never": what happens to us, not what we do on purpose ("we always forget
 # to bump the version", "we never finished the migration": a complaint, a story).
 HAPPENS_TO_US = (
@@ -149,6 +180,17 @@ OTHERS = re.compile(
     r"|[a-z]+'s (?:repo|repository|team|project|service|code|library|fork))\b",
     _I,
 )
+# Someone's opinion or advice, reported: "the intern thinks we should always write
+# docstrings", "a user on the forum says you should pin numpy", "chatgpt told me to use
+# X". Not the user's conviction; a rule of the team relayed by someone who sets it ("my
+# lead said ...") has its frame cut before this filter sees it (heuristic_rules._RELAYED).
+# A file "says" what it holds ("go.mod says 1.23"), so the subject has no dot or slash.
+REPORTED = re.compile(
+    r"^(?!(?:i|we)\b)(?:[\w'#-]+ ){1,5}?(?:thinks|says|said|suggests|suggested|reckons"
+    r"|believes|claims|claimed|feels|wrote|writes|mentioned|proposed|proposes|recommends"
+    r"|recommended|argues|argued|told (?:me|us))\b",
+    _I,
+)
 # Said with a roll of the eyes: "the ci is always green, totally", "... lol", "/s".
 SARCASM = re.compile(r"(?:,\s*|\s+)(?:totally|lol|lmao|haha|/s|yeah right|as if|not)\s*[.!]*$", _I)
 
@@ -163,6 +205,7 @@ def acceptable(text: str) -> bool:
         or DEICTIC.search(text)
         or HYPOTHETICAL.search(text)
         or OTHERS.match(text)
+        or REPORTED.match(text)
         or SARCASM.search(text)
         or "[REDACTED" in text
     )

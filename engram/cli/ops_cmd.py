@@ -22,11 +22,14 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """What the watcher and analyzer are doing right now (fast: `watch engram status`)."""
+    from engram.sources.capture_spool import quarantined
     from engram.status import gather
 
     st = state(ctx)
     with st.store.read() as conn:
         data = gather(conn, mirror_enabled=st.config.muninn.enabled)
+    # Exchanges the proxy captured and the journal refused for good (in RAM, not the db).
+    data["capture_quarantine"] = quarantined(st.store.path)
     if json_out:
         render.emit_json(data)
         return
@@ -48,6 +51,12 @@ def status(
         f"{data['pending']}   failed: {data['failed']} "
         f"({data['failed_batches']} analysis batches)"
     )
+    refused = data["capture_quarantine"]
+    if refused:
+        render.line(
+            f"not journaled: {refused['exchanges']} captured exchanges the journal refused, "
+            f"kept in {refused['path']} until a reboot (last: {refused['last_reason']})"
+        )
     if data["transcripts"]:
         render.line(
             "transcripts read: "

@@ -6,58 +6,48 @@
     if result.injected: inject(result.block_text)
     later, off the request path: recaller.log_injections([(result, conversation)])
 
-One recall = one FTS5 query + one query embedding (~7 ms of CPU with MiniLM on a
-2-core machine, on its own thread while the FTS5 query runs) + one
-matrix-vector product per visible scope + a primary-key lookup of the finalists (which
-also guarantees that a memory forgotten a moment ago is never returned, however stale
-the in-memory index) + the gate model over a few dozen candidates (features.py,
-gate_model.py). Memory changes are noticed through the events table at most every
-`recall.refresh_ms` and applied on a background thread, so the request path never
-embeds memories or writes to the database.
-
-Warm: the first query a process embeds pays for lazy initialisation inside onnxruntime
-(~440 ms was measured for the first request of a one-shot `engram run`, against a 50 ms
-budget, so it went out bare). `warm()` therefore loads the model, builds the index and
-embeds a warm-up query; `ready` only turns true after that, and `wait_ready` lets
-`engram run` hold the agent back until it is (bounded).
-
-Model changes: a store whose vectors were made by another model keeps working on BM25
-alone (the gate has a model for that) while a background thread re-embeds every memory
-(`engram recall reindex` does the same in the foreground with a progress bar).
+A recall ranks candidates (ranking.py: BM25 and vectors, the gate model's scores), adds
+remote sources' candidates within the budget, and lets the gate decide (gate.py). Loading
+the model, building the index, re-embedding after a model change and noticing memory
+changes are lifecycle.py's; `Recaller` combines the two and keeps the per-thread read
+connection and the per-conversation cache.
 
 Errors are not swallowed: they surface as exceptions for the caller to fail open on.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from engram.recall import features, gate, gate_model, hybrid
+from engram.recall import gate, hybrid
 from engram.recall.audit import Outcome, audit
 from engram.recall.embedder import Embedder, make_embedder
 from engram.recall.index import VectorIndex
+from engram.recall.lifecycle import WARM_UP_QUERY, IndexLifecycle
 from engram.recall.query import QueryCache
 from engram.recall.query_vectors import QueryVectors
+from engram.recall.ranking import POOL, CandidateRanker, Ranking
 from engram.recall.remote import RemoteSource
-from engram.redact import warm as warm_redaction
-from engram.store import vectors as vector_store
 from engram.store.db import Store, is_lock_error
 
-log = logging.getLogger("engram.recall")
+__all__ = [
+    "POOL",
+    "WARM_UP_QUERY",
+    "Ranking",
+    "RecallResult",
+    "Recaller",
+    "normalize_project",
+    "scopes_for",
+    "semantic_search",
+]
 
 _DEFAULT: Any = object()
-POOL = 20  # candidates taken from each ranker
-WARM_UP_QUERY = "how do I run the tests in this project?"
 
 
 @dataclass(slots=True)
@@ -112,16 +102,6 @@ class RecallResult:
         }
 
 
-@dataclass(slots=True)
-class Ranking:
-    """Candidates best first (`score` = the gate model's probability of helping)."""
-
-    hits: list[hybrid.Hit]
-    vectors: dict[str, np.ndarray]
-    model: gate_model.GateModel
-    has_vectors: bool
-
-
 def normalize_project(project: str | os.PathLike[str] | None) -> str | None:
     """A project directory as memory scopes spell it: absolute, no trailing slash."""
     if project is None:
@@ -149,7 +129,7 @@ def scopes_for(project: str | None) -> tuple[str, ...]:
     return (*scopes, "global")
 
 
-class Recaller:
+class Recaller(IndexLifecycle, CandidateRanker):
     """Recall for one store; thread-safe; loads the embedder and index once, lazily."""
 
     def __init__(
@@ -188,141 +168,6 @@ class Recaller:
     @property
     def embedder(self) -> Embedder | None:
         return self._embedder
-
-    @property
-    def ready(self) -> bool:
-        """Whether a recall runs now without loading anything (model, index, first query)."""
-        return self._ready.is_set()
-
-    @property
-    def has_vectors(self) -> bool:
-        """Whether recall uses vectors now (not while memories are being re-embedded)."""
-        return self.index is not None and self.index.complete
-
-    # -- start-up ---------------------------------------------------------------------
-
-    def warm(self, background: bool = False) -> None:
-        """Load the embedder, build the index and embed a warm-up query (or start that on a
-        daemon thread); re-embedding for a changed model goes on in the background."""
-        warm_redaction()  # the gate redacts every block within the request's budget
-        if self.ready:
-            return
-        if background:
-            with self._warm_lock:
-                if self._warm_thread is None or not self._warm_thread.is_alive():
-                    self._warm_done.clear()
-                    self._warm_thread = threading.Thread(
-                        target=self._warm_quietly, name="engram-recall-warm", daemon=True
-                    )
-                    self._warm_thread.start()
-            return
-        with self._warm_lock:
-            if self.ready:
-                return
-            if self._embedder is not None and self.index is not None:
-                self._embedder.load()
-                self.index.build()
-                self._embedder.embed_query(WARM_UP_QUERY)  # onnxruntime's lazy init
-                if self.index.pending:
-                    self._start_reindex()
-            with self.store.read() as conn:  # SQLite's page cache and FTS5 structures
-                hybrid.bm25_search(conn, WARM_UP_QUERY, ("global",), 5, self.term_stats)
-            self._ready.set()
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Wait (bounded) until recall is warm, or its warm-up failed (`warm_error`);
-        starts warming if nobody has. True when ready."""
-        if self.ready:
-            return True
-        self.warm(background=True)
-        self._warm_done.wait(max(0.0, timeout))
-        return self.ready
-
-    @property
-    def warm_error(self) -> BaseException | None:
-        return self._warm_error
-
-    def _warm_quietly(self) -> None:
-        try:
-            self.warm()
-            self._warm_error = None
-        except Exception as exc:  # reported by the next recall, which raises it
-            log.warning("recall could not start: %s", exc)
-            self._warm_error = exc
-        finally:
-            self._warm_done.set()
-
-    def _start_reindex(self) -> None:
-        assert self.index is not None and self._embedder is not None
-        pending = list(self.index.pending)
-        log.warning(
-            "recall: %d memories have no vector of %s yet; re-embedding them in the "
-            "background (recall uses BM25 until done; `engram recall reindex` shows progress)",
-            len(pending),
-            self._embedder.name,
-        )
-        self._reindex_thread = threading.Thread(
-            target=self._reindex_quietly, args=(pending,), name="engram-reindex", daemon=True
-        )
-        self._reindex_thread.start()
-
-    def _reindex_quietly(self, pending: list[str]) -> None:
-        from engram.recall.reindex import embed_memories
-
-        assert self.index is not None and self._embedder is not None
-
-        def progress(done: int, total: int) -> None:
-            self.reindex_progress = (done, total)
-
-        try:
-            embed_memories(self.store, self._embedder, pending, progress=progress)
-            self.index.build()
-            self.cache = QueryCache()
-            log.warning("recall: re-embedding done; vectors are in use again")
-        except Exception as exc:  # the next start retries; BM25 keeps working meanwhile
-            log.warning("recall: re-embedding stopped: %s", exc)
-
-    # -- keeping current --------------------------------------------------------------
-
-    def refresh(self) -> int:
-        """Apply memory changes to the index now; returns how many memories changed."""
-        if self.index is None:
-            return 0
-        with self._refresh_lock:
-            return self.index.apply_changes()
-
-    def _maybe_refresh(self, conn: sqlite3.Connection) -> None:
-        if self.index is None:
-            return
-        now = time.monotonic()
-        if now - self._last_check < self.config.refresh_ms / 1000:
-            return
-        self._last_check = now
-        cursor = self.index.cursor
-        newest = self.index.change_counter(conn)
-        if newest == cursor:
-            return
-        if newest > cursor and not vector_store.memory_changes_after(conn, cursor):
-            # only our own inject events: nothing to redo
-            if self._refresh_lock.acquire(blocking=False):
-                try:
-                    if self.index.cursor == cursor:
-                        self.index.cursor = newest
-                finally:
-                    self._refresh_lock.release()
-            return
-        if not self.background:
-            self.refresh()
-        elif not self._refresh_lock.locked():
-            threading.Thread(
-                target=self._refresh_quietly, name="engram-recall-refresh", daemon=True
-            ).start()
-
-    def _refresh_quietly(self) -> None:
-        try:
-            self.refresh()
-        except Exception as exc:  # the next check tries again
-            log.warning("recall index refresh failed: %s", exc)
 
     # -- recall -----------------------------------------------------------------------
 
@@ -395,91 +240,6 @@ class Recaller:
             self.cache.put(conversation, key, generation, result)
         return result
 
-    def candidates(
-        self,
-        conn: sqlite3.Connection,
-        query: str,
-        scopes: tuple[str, ...],
-        *,
-        project: str | None = None,
-        pool: int = POOL,
-        timings: dict[str, float] | None = None,
-        use_vectors: bool | None = None,
-    ) -> tuple[list[hybrid.Hit], dict[str, np.ndarray], bool, np.ndarray]:
-        """Both rankers' candidates with their active rows, the unit vectors known for
-        them, whether vectors were used, and the gate's features (one row per hit)."""
-        timings = {} if timings is None else timings
-        has_vectors = self.has_vectors if use_vectors is None else use_vectors and self.has_vectors
-        embedding = None
-        if has_vectors and self.index is not None and self._embedder is not None:
-            take = self.query_vectors.take
-            embedding = _embed_pool().submit(_timed, take, self._embedder, query)
-        t = time.perf_counter()
-        visible = self.index.share(scopes) if self.index is not None else 1.0
-        bm25_hits = hybrid.bm25_search(conn, query, scopes, pool, self.term_stats, visible)
-        timings["bm25"] = (time.perf_counter() - t) * 1000
-        qvec = None
-        vector_hits: list[tuple[str, float]] = []
-        if embedding is not None and self.index is not None:
-            qvec, timings["embed"] = embedding.result()
-            t = time.perf_counter()
-            vector_hits = self.index.search(qvec, scopes, pool)
-            timings["vector"] = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        merged = hybrid.merge(bm25_hits, vector_hits)
-        vectors = self.index.vectors(list(merged)) if qvec is not None and self.index else {}
-        hybrid.fill_cosines(merged, qvec, vectors)
-        need = [h.id for h in merged.values() if not h.row]
-        rows = vector_store.candidates(conn, need) if need else {}
-        hits: list[hybrid.Hit] = []
-        for hit in merged.values():
-            if not hit.row:
-                row = rows.get(hit.id)
-                if row is None:
-                    continue  # no longer active: the index lags a forget or supersede
-                hit.row = {
-                    "content": row.content,
-                    "kind": row.kind,
-                    "scope": row.scope,
-                    "content_hash": row.content_hash,
-                }
-            hits.append(hit)
-        info = features.query_info(
-            query, lambda word: self.term_stats.doc_freq(conn, word), self.term_stats.rows
-        )
-        name = self._embedder.name if self._embedder else None
-        model = gate_model.model_for(name, has_vectors=qvec is not None)
-        x = features.features(
-            info, hits, project, has_vectors=qvec is not None, prior=model.query_prior(qvec, name)
-        )
-        timings["features"] = (time.perf_counter() - t) * 1000
-        return hits, vectors, qvec is not None, x
-
-    def rank(
-        self,
-        conn: sqlite3.Connection,
-        query: str,
-        scopes: tuple[str, ...],
-        *,
-        timings: dict[str, float] | None = None,
-        **options: Any,
-    ) -> Ranking:
-        """`candidates` (same options: project, pool, use_vectors) scored by the gate
-        model (`score`: the probability that the memory helps), best first."""
-        timings = {} if timings is None else timings
-        hits, vectors, has_vectors, x = self.candidates(
-            conn, query, scopes, timings=timings, **options
-        )
-        t = time.perf_counter()
-        model = gate_model.model_for(
-            self._embedder.name if self._embedder else None, has_vectors=has_vectors
-        )
-        for hit, p in zip(hits, model.predict(x), strict=True):
-            hit.score = hit.order = float(p)
-        hits.sort(key=lambda h: (-h.score, h.id))
-        timings["gate"] = (time.perf_counter() - t) * 1000
-        return Ranking(hits, vectors, model, has_vectors)
-
     def connection(self) -> sqlite3.Connection:
         """This thread's read connection, kept open: opening and closing one per recall
         cost ~0.2 ms. Reads in WAL mode see every committed write, so it never goes stale.
@@ -499,16 +259,6 @@ class Recaller:
         if conn is not None:
             self._local.conn = None
             conn.close()
-
-    def settings_for(self, model: gate_model.GateModel) -> gate.GateSettings:
-        c = self.config
-        return gate.GateSettings(
-            model.threshold if c.min_score is None else c.min_score,
-            c.max_memories,
-            c.budget_tokens,
-            c.dedup_threshold,
-            c.relative_score,
-        )
 
     def _search(
         self, query: str, project: str | None, scopes: tuple[str, ...], start: float
@@ -583,31 +333,6 @@ class Recaller:
             return 0
         with self.store.write() as session:
             return injections.record(session, todo)
-
-
-# The query embedding runs on its own thread while this one queries FTS5: both release
-# the GIL (onnxruntime's run, SQLite's step), so on an idle machine a recall costs the
-# longer of the two, not their sum (BM25 was 1.3 ms of 11 at 10k memories, 3.4 of 25 at
-# 100k). Two threads, as the proxy runs two recalls at a time (more would only wait
-# for the same two cores, each with its own malloc arena in the RSS).
-_EMBED_POOL: ThreadPoolExecutor | None = None
-_EMBED_POOL_LOCK = threading.Lock()
-
-
-def _embed_pool() -> ThreadPoolExecutor:
-    global _EMBED_POOL
-    if _EMBED_POOL is None:
-        with _EMBED_POOL_LOCK:
-            if _EMBED_POOL is None:
-                _EMBED_POOL = ThreadPoolExecutor(2, thread_name_prefix="engram-embed")
-    return _EMBED_POOL
-
-
-def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
-    """fn(*args) and the milliseconds it took (on the thread that ran it)."""
-    t = time.perf_counter()
-    out = fn(*args)
-    return out, (time.perf_counter() - t) * 1000
 
 
 def semantic_search(*args: Any, **kwargs: Any) -> list[tuple[Any, float]]:

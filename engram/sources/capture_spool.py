@@ -20,7 +20,10 @@ for the commit). A power loss empties RAM, as it may also lose SQLite's last com
 under `synchronous=NORMAL`; a clean stop drains the writer first.
 
 Bounded (`MAX_SPOOL_BYTES`): a writer that keeps failing does not grow the spool past
-it; past it, the last bytes wait for the commit again.
+it; past it, the last bytes wait for the commit again. A failed commit does not pin the
+file: the writer retries what failed (capture_writer.py) and the file empties once the
+retry commits; an exchange the journal refuses for good is moved to this directory's
+`quarantine.spool` (`quarantine`, shown by `engram status`) and counts as settled.
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ import struct
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engram.wire.model import RawRequest, RawResponse
+if TYPE_CHECKING:  # `engram status` reads the quarantine without the wire models
+    from engram.wire.model import RawRequest, RawResponse
 
 log = logging.getLogger("engram.proxy")
 
@@ -49,17 +53,23 @@ MAGIC = b"ESP1"
 _HEAD = struct.Struct("<4sIIII")
 NONE = 0xFFFFFFFF
 MAX_SPOOL_BYTES = 256 * 2**20
+# Exchanges the journal refused for good (`quarantine`): kept for the user to read, in
+# RAM like the spool, bounded so that a journal refusing everything cannot fill it.
+QUARANTINE = "quarantine.spool"
+MAX_QUARANTINE_BYTES = 64 * 2**20
 # Never written to the spool: the journal does not need them (wire/parse.py reads none).
 CREDENTIALS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"}
 )
 
-Item = tuple[RawRequest, "RawResponse | None", "str | None"]
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+type Item = tuple[RawRequest, RawResponse | None, str | None]
 
 
-def spool_dir(db: Path) -> Path | None:
+def spool_dir(db: Path, *, create: bool = True) -> Path | None:
     """This database's spool directory in RAM-backed storage (created 0700), or None where
-    there is none the user alone owns."""
+    there is none the user alone owns (`create=False`: or none exists yet)."""
     base = os.environ.get("XDG_RUNTIME_DIR") or ""
     roots = [Path(base)] if base else []
     roots.append(Path("/dev/shm"))
@@ -70,8 +80,9 @@ def spool_dir(db: Path) -> Path | None:
         mine = root / f"engram-{os.getuid()}" if root == Path("/dev/shm") else root / "engram"
         try:
             for d in (mine, mine / f"spool-{digest}"):
-                with contextlib.suppress(FileExistsError):
-                    d.mkdir(mode=0o700)
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        d.mkdir(mode=0o700)
                 st = d.lstat()  # not a symlink someone planted, and ours alone
                 if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
                     raise PermissionError(f"{d} is not a private directory")
@@ -86,10 +97,11 @@ def new_key() -> str:
     return f"proxy:{uuid.uuid4().hex}"
 
 
-def encode(key: str, item: Item) -> list[bytes]:
-    """One record, in parts for one `writev` (the bodies are not copied)."""
+def encode(key: str, item: Item, refused: str | None = None) -> list[bytes]:
+    """One record, in parts for one `writev` (the bodies are not copied). `refused`: why
+    the journal refused it (a quarantined record)."""
     raw, response, error = item
-    head = {
+    head: dict[str, Any] = {
         "key": key,
         "error": error,
         "request": {
@@ -113,6 +125,8 @@ def encode(key: str, item: Item) -> list[bytes]:
             "status": response.status_code,
         },
     }
+    if refused is not None:
+        head["refused"] = refused
     header = json.dumps(head, separators=(",", ":"), default=str).encode()
     request_body = raw.body or b""
     response_body = (response.body or b"") if response is not None else b""
@@ -124,15 +138,10 @@ def encode(key: str, item: Item) -> list[bytes]:
 def decode(data: bytes) -> Iterator[tuple[str, Item]]:
     """The whole records in `data`; a torn one at the end (killed mid-write: its response
     had not reached the agent) ends the iteration."""
-    at = 0
-    while at + _HEAD.size <= len(data):
-        magic, n_head, n_req, n_resp, crc = _HEAD.unpack_from(data, at)
-        start = at + _HEAD.size
-        end = start + n_head + n_req + (0 if n_resp == NONE else n_resp)
-        if magic != MAGIC or end > len(data) or zlib.crc32(data[start:end]) != crc:
-            return
-        head = json.loads(data[start : start + n_head])
-        req_body = data[start + n_head : start + n_head + n_req]
+    from engram.wire.model import RawRequest, RawResponse
+
+    for at, head, n_req, end in _records(data):
+        req_body = data[at : at + n_req]
         r = head["request"]
         raw = RawRequest(
             headers=[(k, v) for k, v in r["headers"]],
@@ -151,27 +160,46 @@ def decode(data: bytes) -> Iterator[tuple[str, Item]]:
             s = head["response"]
             response = RawResponse(
                 headers=[(k, v) for k, v in s["headers"]],
-                body=data[start + n_head + n_req : end],
+                body=data[at + n_req : end],
                 timestamp_start=s["start"],
                 timestamp_end=s["end"],
                 status_code=s["status"],
             )
         yield head["key"], (raw, response, head["error"])
+
+
+def _records(data: bytes) -> Iterator[tuple[int, dict[str, Any], int, int]]:
+    """Each whole record's header, where its request body starts, that body's length,
+    and where the record ends (`engram status` reads only the headers)."""
+    at = 0
+    while at + _HEAD.size <= len(data):
+        magic, n_head, n_req, n_resp, crc = _HEAD.unpack_from(data, at)
+        start = at + _HEAD.size
+        end = start + n_head + n_req + (0 if n_resp == NONE else n_resp)
+        if magic != MAGIC or end > len(data) or zlib.crc32(data[start:end]) != crc:
+            return
+        yield start + n_head, json.loads(data[start : start + n_head]), n_req, end
         at = end
 
 
 class Spool:
     """One proxy process's spool file, locked while the process lives (a file whose lock
-    can be taken belongs to a dead proxy: `recover` journals it)."""
+    can be taken belongs to a dead proxy: `adopt_dead` hands it to the living one)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / f"proxy-{os.getpid()}-{uuid.uuid4().hex[:8]}.spool"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(self.path, flags, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    def __init__(
+        self, directory: Path, *, _adopt: tuple[Path, int, int, int] | None = None
+    ) -> None:
+        if _adopt is None:
+            self.path = directory / f"proxy-{os.getpid()}-{uuid.uuid4().hex[:8]}.spool"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _CLOEXEC
+            self._fd = os.open(self.path, flags, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._pending = 0  # appended, not yet settled (journaled or quarantined)
+            self._size = 0
+        else:
+            self.path, self._fd, self._size, self._pending = _adopt
+        self.adopted = _adopt is not None  # a dead proxy's: removed once settled, never grown
         self._lock = threading.Lock()
-        self._pending = 0  # appended, not yet journaled
-        self._size = 0
         self._closed = False
         self.failed = False  # an append failed once (logged once)
 
@@ -180,7 +208,7 @@ class Spool:
         record = encode(key, item)
         size = sum(len(part) for part in record)
         with self._lock:
-            if self._closed or self._size + size > MAX_SPOOL_BYTES:
+            if self._closed or self.adopted or self._size + size > MAX_SPOOL_BYTES:
                 return False
             try:
                 written = os.writev(self._fd, record)
@@ -196,12 +224,24 @@ class Spool:
             self._pending += 1
             return True
 
+    @property
+    def pending(self) -> int:
+        return self._pending
+
     def journaled(self, n: int) -> None:
-        """`n` spooled items are committed; an empty backlog empties the file."""
+        """`n` spooled items are settled (committed, or quarantined); an empty backlog
+        empties the file (a dead proxy's is removed)."""
         with self._lock:
             self._pending -= n
-            if self._pending <= 0 and self._size and not self._closed:
-                self._pending = 0
+            if self._pending > 0 or self._closed:
+                return
+            self._pending = 0
+            if self.adopted:
+                self._closed = True
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                os.close(self._fd)
+            elif self._size:
                 self._truncate_to(0)
 
     def _truncate_to(self, size: int) -> None:
@@ -213,7 +253,7 @@ class Spool:
 
     def close(self) -> None:
         """After the writer drained: an empty spool is removed; one holding exchanges the
-        journal refused stays for the next proxy's `recover`."""
+        journal has not taken yet stays for the next proxy (its lock goes with the fd)."""
         with self._lock:
             if self._closed:
                 return
@@ -226,32 +266,66 @@ class Spool:
             self.path.parent.rmdir()  # only when empty
 
 
-def recover(directory: Path, capture: Callable[[list[tuple[str, Item]]], Any]) -> int:
-    """Journal what dead proxies left in `directory` (exactly once: under their own keys)
-    and remove their files; a live proxy's (locked) file is left alone."""
-    done = 0
+def adopt_dead(directory: Path) -> Iterator[tuple[Spool, list[tuple[str, Item]]]]:
+    """The spools dead proxies left in `directory`, each locked by this process and with
+    the exchanges it holds: the caller journals them (exactly once: under their own keys)
+    and settles them with `Spool.journaled`, which removes the file. A live proxy's
+    (locked) file is left alone; so is an adopted one this process dies holding: the
+    next proxy adopts it again, and the keys make journaling it twice harmless."""
     for path in sorted(directory.glob("proxy-*.spool")):
         try:
-            fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(path, os.O_RDWR | _CLOEXEC)
         except OSError:
             continue
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if os.fstat(fd).st_ino != path.stat().st_ino:
-                    continue
-            except OSError:  # its proxy is alive, or another proxy recovered it first
-                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino != path.stat().st_ino:
+                raise FileNotFoundError(path)  # recovered and removed meanwhile
             with os.fdopen(os.dup(fd), "rb") as f:
                 data = f.read()
-            items = list(decode(data))
-            for i in range(0, len(items), 100):
-                capture(items[i : i + 100])
-            done += len(items)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        finally:
+        except OSError:  # its proxy is alive, or another proxy adopted it first
             os.close(fd)
-    if done:
-        log.info("journaled %d exchanges a stopped proxy had spooled", done)
-    return done
+            continue
+        items = list(decode(data))
+        spool = Spool(directory, _adopt=(path, fd, len(data), len(items)))
+        if not items:
+            spool.journaled(0)  # nothing whole in it (torn): removed
+        yield spool, items
+
+
+def quarantine(directory: Path, key: str, item: Item, reason: str) -> Path | None:
+    """Keep an exchange the journal refused for good in `directory`'s quarantine file
+    (the spool's format, with the reason; 0600, appended whole by one `writev`); None
+    when it could not be (no room under MAX_QUARANTINE_BYTES, or the write failed)."""
+    path = directory / QUARANTINE
+    record = encode(key, item, refused=reason)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_size + sum(len(p) for p in record) > MAX_QUARANTINE_BYTES:
+            return None
+        written = os.writev(fd, record)
+        if written != sum(len(p) for p in record):
+            return None
+        return path
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def quarantined(db: Path) -> dict[str, Any] | None:
+    """What `engram status` says about `db`'s quarantine file: where it is, how many
+    exchanges it holds and the last one's reason; None when there is none."""
+    directory = spool_dir(db, create=False)
+    path = directory / QUARANTINE if directory is not None else None
+    try:
+        data = path.read_bytes() if path is not None else b""
+    except OSError:
+        return None
+    heads = [head for _, head, _, _ in _records(data)]
+    if path is None or not heads:
+        return None
+    return {"path": str(path), "exchanges": len(heads), "last_reason": heads[-1].get("refused")}

@@ -6,6 +6,20 @@ for room instead of dropping an exchange. A response's last byte waits until its
 exchange is safe from a kill -9 (`put_durable`): spooled (capture_spool.py: one write,
 microseconds) or, where there is no spool, journaled (docs/architecture.md states what
 remains).
+
+A failed commit is retried by this thread, not left for the next proxy start:
+- a database that cannot be written now (locked past its busy timeout, a full disk, an
+  I/O error) holds everything, old and new, until a retry commits: after 0.1 s, then
+  doubling up to 5 s, one attempt per wait (each costs up to the busy timeout), so the
+  spool empties within seconds of the database taking writes again;
+- any other error splits the batch in halves, at once, down to the exchange that fails
+  alone (~2 log2(n) transactions), so the others commit now; one that fails alone is
+  tried twice more (0.1 s, 0.2 s later, alone) and then moved to the quarantine file
+  next to the spool (`engram status` shows it), with one error line, and counts as
+  settled so the spool can empty.
+Exactly once throughout: an exchange keeps the key it got at capture, and the journal
+skips a key it holds (a retry after a commit whose outcome was lost, or a spool
+journaled again after a kill -9).
 """
 
 from __future__ import annotations
@@ -13,13 +27,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sqlite3
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engram.sources.capture_spool import Spool, new_key, recover
+from engram.sources.capture_spool import MAX_SPOOL_BYTES, Spool, adopt_dead, new_key, quarantine
 from engram.wire.model import RawRequest, RawResponse
 
 if TYPE_CHECKING:
@@ -34,21 +50,37 @@ Captured = tuple[RawRequest, "RawResponse | None", "str | None"]
 # exchange journaled again after a crash is found by it, not duplicated).
 CaptureFn = Callable[[list[tuple[str, Captured]]], None]
 GATHER_S = 0.01  # how long a non-urgent item waits for others to share its transaction
+BATCH = 200  # exchanges per transaction at most
+RETRY_FIRST_S = 0.1  # the first wait after a failed commit, doubled per failure ...
+RETRY_MAX_S = 5.0  # ... up to this
+REFUSALS = 3  # failures alone, with an error no wait cures, before an exchange is quarantined
 
 
 class _Entry:
-    """A capture on the queue: its key, whether the spool holds it, and who waits for
-    its commit (`done`, when it could not be spooled)."""
+    """A capture on the queue: its key, the spool file that holds it (None: memory only),
+    who waits for its commit (`done`, when it could not be spooled), and its retries."""
 
-    __slots__ = ("done", "item", "key", "spooled")
+    __slots__ = ("done", "due", "home", "item", "key", "refusals", "settled")
 
     def __init__(
-        self, item: Captured, key: str, spooled: bool, done: Callable[[], None] | None = None
+        self, item: Captured, key: str, home: Spool | None, done: Callable[[], None] | None = None
     ) -> None:
         self.item = item
         self.key = key
-        self.spooled = spooled
+        self.home = home
         self.done = done
+        self.refusals = 0  # failed alone with an error a wait does not cure; >0: tried alone
+        self.due = 0.0  # monotonic time of its next attempt
+        self.settled = False  # journaled, or quarantined
+
+    @property
+    def spooled(self) -> bool:
+        return self.home is not None
+
+    @property
+    def size(self) -> int:
+        raw, response, _ = self.item
+        return len(raw.body or b"") + (len(response.body or b"") if response is not None else 0)
 
 
 class CaptureWriter:
@@ -56,6 +88,7 @@ class CaptureWriter:
 
     Batching keeps up with a busy proxy (one transaction per batch, not per exchange);
     when the queue is full the request waits for room instead of dropping an exchange.
+    What fails to commit waits in `_backlog` for its retry (see the module's docstring).
     Deferred tasks (logging an injection) ride the same thread, in order.
     """
 
@@ -76,12 +109,20 @@ class CaptureWriter:
                 self.spool = Spool(self.spool_dir)
             except OSError as exc:
                 log.warning("no capture spool in %s (%s): journaling synchronously", spool_dir, exc)
+        self._adopted: list[Spool] = []  # dead proxies' spools this one journals
+        self._backlog: list[_Entry] = []  # not committed yet: failed, or held by a failure
+        self._next_due = 0.0  # the earliest `due` in the backlog
+        self._blocked_until = 0.0  # the database failed: nothing is tried before this
+        self._delay = RETRY_FIRST_S
+        self._failing_since: float | None = None
+        self._unspooled_bytes = 0  # held in memory only (no room in the spool)
         self.thread = threading.Thread(target=self._run, name="engram-capture", daemon=True)
         self.thread.start()
 
     def _spooled(self, item: Captured) -> _Entry:
         key = new_key()
-        return _Entry(item, key, self.spool is not None and self.spool.append(key, item))
+        home = self.spool if self.spool is not None and self.spool.append(key, item) else None
+        return _Entry(item, key, home)
 
     async def _enqueue(self, entry: _Entry | Callable[[], None]) -> None:
         try:
@@ -96,11 +137,13 @@ class CaptureWriter:
     async def put_durable(self, item: Captured, timeout: float) -> bool:
         """Queue `item` and return once a kill -9 can no longer lose it: at once when it
         is spooled, else when it is journaled (or failed to be), at most `timeout`
-        seconds; False when that wait ran out (the item stays queued)."""
+        seconds; False when that wait ran out (the item stays queued). While the journal
+        fails (a retry is pending), an unspooled item does not wait: its commit would
+        not come within the wait, and every response would pay it in full."""
         entry = self._spooled(item)
-        if entry.spooled:
+        if entry.spooled or self._failing_since is not None:
             await self._enqueue(entry)
-            return True
+            return entry.spooled
         loop = asyncio.get_running_loop()
         journaled: asyncio.Future[None] = loop.create_future()
 
@@ -126,24 +169,46 @@ class CaptureWriter:
         if self.thread.is_alive():
             self.queue.put(None)
             self.thread.join(timeout)
-        if self.spool is not None and not self.thread.is_alive():
-            self.spool.close()
+        if not self.thread.is_alive():
+            for spool in [*self._adopted, *([self.spool] if self.spool is not None else [])]:
+                spool.close()
 
     def _run(self) -> None:
         if self.spool_dir is not None and self.capture is not None:
-            try:  # what a proxy killed before its writer committed left behind
-                recover(self.spool_dir, self.capture)
-            except Exception:
-                log.exception("journaling a stopped proxy's spool failed; it is kept")
+            self._adopt(self.spool_dir)
         while True:
-            item = self.queue.get()
+            if self._backlog:
+                wait = max(self._blocked_until, self._next_due) - time.monotonic()
+                try:
+                    item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
+                except queue.Empty:
+                    self._flush([])  # a retry is due
+                    continue
+            else:
+                item = self.queue.get()
             if item is None:
+                self._flush([], final=True)
                 return
             batch = self._gather(item)
             if batch[-1] is None:
-                self._flush(batch[:-1])
+                self._flush(batch[:-1], final=True)
                 return
             self._flush(batch)
+
+    def _adopt(self, directory: Path) -> None:
+        """What proxies killed before their writer committed left behind: journaled
+        first, with the same retries as this proxy's own (their files stay until then)."""
+        found = 0
+        try:
+            for spool, items in adopt_dead(directory):
+                self._adopted.append(spool)
+                self._backlog.extend(_Entry(item, key, spool) for key, item in items)
+                found += len(items)
+        except OSError as exc:
+            log.warning("cannot read the spools stopped proxies left in %s: %s", directory, exc)
+        if found:
+            log.info("journaling %d exchanges a stopped proxy had spooled", found)
+            self._flush([])
 
     def _gather(self, first: Any) -> list[Any]:
         """`first` and what queues behind it, ending with None when told to stop.
@@ -160,7 +225,7 @@ class CaptureWriter:
         """
         batch = [first]
         deadline = time.monotonic() + (0.0 if _waited_for(first) else GATHER_S)
-        while len(batch) < 200:
+        while len(batch) < BATCH:
             left = deadline - time.monotonic()
             try:
                 nxt = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
@@ -173,17 +238,15 @@ class CaptureWriter:
                 deadline = 0.0  # take what is queued now, wait no longer
         return batch
 
-    def _flush(self, batch: list[Any]) -> None:
+    def _flush(self, batch: list[Any], final: bool = False) -> None:
         entries = [b for b in batch if isinstance(b, _Entry)]
-        if entries and self.capture is not None:
+        if self.capture is not None:
             try:
-                self.capture([(e.key, e.item) for e in entries])
-                self.stats.captured += len(entries)
-                if self.spool is not None:
-                    self.spool.journaled(sum(e.spooled for e in entries))
-            except Exception:  # spooled ones stay spooled: the next proxy retries them
-                self.stats.capture_failed += len(entries)
-                log.exception("journaling %d exchanges failed", len(entries))
+                self._hold(entries)
+                if self._backlog:
+                    self._journal(final)
+            except Exception:  # a bug here must not stop the writer: the spool keeps them
+                log.exception("the capture writer failed; its exchanges stay spooled")
         for entry in entries:
             if entry.done is not None:
                 entry.done()
@@ -193,6 +256,164 @@ class CaptureWriter:
                     task()
                 except Exception:
                     log.exception("a deferred proxy task failed")
+
+    def _hold(self, entries: list[_Entry]) -> None:
+        """New exchanges join the backlog, due now; one that is in no spool counts
+        against the same bound as the spool (memory), past which it is dropped, loudly."""
+        for entry in entries:
+            if (
+                entry.home is None
+                and self._failing_since is not None
+                and self._unspooled_bytes + entry.size > MAX_SPOOL_BYTES
+            ):
+                self.stats.capture_failed += 1
+                log.error(
+                    "the journal has refused writes for %.0f s and %d MB of exchanges wait "
+                    "in memory: dropping exchange %s",
+                    time.monotonic() - self._failing_since,
+                    self._unspooled_bytes >> 20,
+                    entry.key,
+                )
+                continue
+            if entry.home is None:
+                self._unspooled_bytes += entry.size
+            self._backlog.append(entry)
+            self._next_due = 0.0
+
+    def _journal(self, final: bool) -> None:
+        """One pass over the backlog: what is due is committed in batches; a batch that
+        fails is held (the database) or split (an exchange); see the module docstring.
+        `final`: the proxy stops, so everything is tried once, due or not."""
+        now = time.monotonic()
+        if now < self._blocked_until and not final:
+            return
+        due = [e for e in self._backlog if final or e.due <= now]
+        work: deque[list[_Entry]] = deque(_batches(due))
+        committed = blocked = False
+        while work:
+            group = work.popleft()
+            try:
+                assert self.capture is not None
+                self.capture([(e.key, e.item) for e in group])
+            except Exception as exc:
+                if _wait_cures(exc):
+                    self._blocked(exc)
+                    blocked = True
+                    break
+                if len(group) > 1:  # which one? halves, now, down to one; the others commit
+                    mid = len(group) // 2
+                    work.extendleft([group[mid:], group[:mid]])
+                else:
+                    self._refused(group[0], exc)
+                continue
+            self._settle(group)
+            self.stats.captured += len(group)
+            committed = True
+        if committed and not blocked:
+            self._delay = RETRY_FIRST_S
+            if self._failing_since is not None:
+                log.warning(
+                    "the journal takes writes again: exchanges held for %.1f s are journaled",
+                    time.monotonic() - self._failing_since,
+                )
+                self._failing_since = None
+        self._backlog = [e for e in self._backlog if not e.settled]
+        self._next_due = min((e.due for e in self._backlog), default=0.0)
+        if final and self._backlog:
+            kept = sum(e.spooled for e in self._backlog)
+            log.warning(
+                "stopping with %d exchanges not journaled: %d stay in the spool for the "
+                "next proxy on this database, %d are lost",
+                len(self._backlog),
+                kept,
+                len(self._backlog) - kept,
+            )
+
+    def _blocked(self, exc: Exception) -> None:
+        """The database takes no writes now: hold everything, retry after `_delay`."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            log.warning(
+                "cannot journal captured exchanges (%s); %d held (%d in the spool), "
+                "retrying from %g s up to every %g s",
+                exc,
+                len(self._backlog),
+                sum(e.spooled for e in self._backlog),
+                self._delay,
+                RETRY_MAX_S,
+            )
+        self._blocked_until = now + self._delay
+        self._delay = min(self._delay * 2, RETRY_MAX_S)
+
+    def _refused(self, entry: _Entry, exc: Exception) -> None:
+        """`entry` failed alone with an error no wait cures: retried alone a little
+        later, REFUSALS times in all, then quarantined."""
+        entry.refusals += 1
+        if entry.refusals < REFUSALS:
+            entry.due = time.monotonic() + RETRY_FIRST_S * 2 ** (entry.refusals - 1)
+            log.debug("exchange %s refused (%s): retrying it alone", entry.key, exc)
+            return
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        raw = entry.item[0]
+        where = None
+        if self.spool_dir is not None:
+            where = quarantine(self.spool_dir, entry.key, entry.item, reason)
+        if where is not None:
+            outcome = f"kept in {where} (`engram status` counts it)"
+        else:
+            outcome = "and cannot be kept: lost"
+        log.error(
+            "exchange %s (%s %s%s) cannot be journaled, %d attempts failed with %s; %s",
+            entry.key,
+            raw.method,
+            raw.host,
+            raw.path.split("?")[0],
+            entry.refusals,
+            reason,
+            outcome,
+        )
+        self.stats.capture_failed += 1
+        self._settle([entry])
+
+    def _settle(self, entries: list[_Entry]) -> None:
+        """Journaled or quarantined: off the backlog, and off its spool."""
+        homes: Counter[Spool] = Counter()
+        for e in entries:
+            e.settled = True
+            if e.home is not None:
+                homes[e.home] += 1
+            else:
+                self._unspooled_bytes -= e.size
+        for home, n in homes.items():
+            home.journaled(n)
+
+
+def _batches(entries: list[_Entry]) -> list[list[_Entry]]:
+    """Transactions for `entries`: up to BATCH together; one refused before goes alone."""
+    out: list[list[_Entry]] = []
+    run: list[_Entry] = []
+    for e in entries:
+        if e.refusals:
+            out.append([e])
+        else:
+            run.append(e)
+            if len(run) == BATCH:
+                out.append(run)
+                run = []
+    return [*out, run] if run else out
+
+
+def _wait_cures(exc: Exception) -> bool:
+    """The database, not the exchange, failed: locked past the busy timeout, a full
+    disk, an I/O error, a read-only file, a missing table (a migration under way)."""
+    from sqlalchemy.exc import OperationalError
+
+    from engram.store.db import DatabaseLocked, DiskFull
+
+    return isinstance(
+        exc, DatabaseLocked | DiskFull | OperationalError | sqlite3.OperationalError | OSError
+    )
 
 
 def _waited_for(entry: Any) -> bool:
@@ -206,32 +427,24 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 def journal_capture(store: Any, project_hint: str | None, policy: CapturePolicy) -> CaptureFn:
     """The standard capture: one journal row per exchange, exactly once, a batch per
-    transaction (`policy`: the config's journaling.CapturePolicy). A locked database is
-    retried rather than losing the batch."""
+    transaction (`policy`: the config's journaling.CapturePolicy). One attempt, which
+    waits up to the store's busy timeout for a lock: the writer retries a failure."""
     from engram import journaling
-    from engram.store.db import DatabaseLocked
 
     def capture(items: list[tuple[str, Captured]]) -> None:
-        for attempt in range(10):
-            try:
-                with store.write() as session:
-                    for key, (raw, response, error) in items:
-                        journaling.record(
-                            session,
-                            journaling.Capture(
-                                source="proxy",
-                                source_key=key,
-                                request=raw,
-                                response=response,
-                                project_hint=project_hint,
-                                error=error,
-                            ),
-                            policy,
-                        )
-                return
-            except DatabaseLocked:
-                if attempt == 9:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+        with store.write() as session:
+            for key, (raw, response, error) in items:
+                journaling.record(
+                    session,
+                    journaling.Capture(
+                        source="proxy",
+                        source_key=key,
+                        request=raw,
+                        response=response,
+                        project_hint=project_hint,
+                        error=error,
+                    ),
+                    policy,
+                )
 
     return capture

@@ -1,0 +1,208 @@
+"""A failed journal write is retried by the proxy's writer itself (engram/sources/
+capture_writer.py), on a real SQLite file: a database locked past its busy timeout is
+journaled once it is free, without a restart, exactly once, and the spool empties; an
+exchange the journal refuses for good is quarantined next to the spool while the others
+commit. The real proxy's versions, with a kill -9, are in tests/test_proxy_durability.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engram.journaling import CapturePolicy
+from engram.sources.capture_spool import QUARANTINE, Spool, decode, new_key, quarantined
+from engram.sources.capture_writer import CaptureWriter, journal_capture
+from engram.sources.proxy import ProxyStats
+from engram.store.db import Store
+from engram.wire.model import RawRequest, RawResponse
+from tests.support.wait import wait_until
+
+POISON = "claude-poison-1"
+
+
+def _item(n: int, model: str = "claude-haiku-4-5") -> Any:
+    body = {
+        "model": model,
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": f"remember item {n} of the retry test"}],
+    }
+    raw = RawRequest(
+        headers=[("content-type", "application/json")],
+        body=json.dumps(body).encode(),
+        timestamp_start=1700000000.0 + n,
+        timestamp_end=1700000001.0 + n,
+        host="api.anthropic.com",
+        path="/v1/messages",
+    )
+    reply = {
+        "id": f"msg_{n}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": f"noted {n}"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 10, "output_tokens": 3},
+    }
+    response = RawResponse(
+        headers=[("content-type", "application/json")],
+        body=json.dumps(reply).encode(),
+        timestamp_start=raw.timestamp_start,
+        timestamp_end=raw.timestamp_end,
+        status_code=200,
+    )
+    return raw, response, None
+
+
+@pytest.fixture
+def spool_home(tmp_path: Path) -> Path:
+    d = tmp_path / "spool"
+    d.mkdir(mode=0o700)
+    return d
+
+
+@pytest.fixture(params=["spool", "memory"])
+def writer(
+    request: pytest.FixtureRequest, db_path: Path, spool_home: Path
+) -> Iterator[tuple[CaptureWriter, Store]]:
+    """A writer on a real database, with a spool, or without one (macOS: held in memory)."""
+    store = Store(db_path, busy_timeout_ms=50)  # a lock outlasts it at once
+    store.ensure()
+    home = spool_home if request.param == "spool" else None
+    w = CaptureWriter(journal_capture(store, None, CapturePolicy()), 1000, ProxyStats(), home)
+    try:
+        yield w, store
+    finally:
+        w.close()
+        store.close()
+
+
+def _keys(db: Path) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [r[0] for r in conn.execute("SELECT source_key FROM exchanges")]
+    finally:
+        conn.close()
+
+
+def _spool_size(w: CaptureWriter) -> int:
+    return w.spool.path.stat().st_size if w.spool is not None else sum(e.size for e in w._backlog)
+
+
+def test_a_locked_database_is_journaled_once_free_without_a_restart(
+    writer: tuple[CaptureWriter, Store], db_path: Path
+) -> None:
+    w, _ = writer
+    lock = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # another process's write transaction
+    try:
+        for n in range(30):
+            w.put_nowait(_item(n))
+        wait_until(lambda: w._failing_since is not None, what="a failed commit")
+        # Retries while the lock is held: the exchanges stay held and spooled.
+        first = w._blocked_until
+        wait_until(lambda: w._blocked_until > first, what="a retry that failed too")
+        assert _keys(db_path) == [] and _spool_size(w) > 0
+        for n in range(30, 40):  # more arrive while it is locked
+            w.put_nowait(_item(n))
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    wait_until(lambda: len(_keys(db_path)) == 40, timeout=20, what="the retry to commit")
+    wait_until(lambda: _spool_size(w) == 0, what="the spool to empty")
+    keys = _keys(db_path)
+    assert len(set(keys)) == 40
+    assert w.stats.captured == 40 and w.stats.capture_failed == 0
+    assert w._backlog == [] and w._failing_since is None
+
+
+def test_a_refused_exchange_is_quarantined_and_the_rest_commit(
+    writer: tuple[CaptureWriter, Store],
+    db_path: Path,
+    spool_home: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w, _ = writer
+    conn = sqlite3.connect(db_path)
+    conn.execute(  # a constraint only this exchange violates, in the real database
+        "CREATE TRIGGER refuse BEFORE INSERT ON exchanges WHEN NEW.model = ? "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END".replace("?", f"'{POISON}'")
+    )
+    conn.commit()
+    conn.close()
+    items = [_item(n) for n in range(9)]
+    items.insert(4, _item(99, POISON))
+    with caplog.at_level("WARNING", logger="engram.proxy"):
+        for item in items:
+            w.put_nowait(item)
+        wait_until(lambda: w.stats.capture_failed == 1, timeout=20, what="the quarantine")
+    assert len(_keys(db_path)) == 9  # the others committed, and at once
+    wait_until(lambda: _spool_size(w) == 0, what="the spool to empty")
+    [line] = [r.getMessage() for r in caplog.records if "cannot be journaled" in r.getMessage()]
+    assert "3 attempts" in line and "refused by the test" in line
+    if w.spool is None:  # nowhere to keep it: lost, and said so
+        assert "cannot be kept: lost" in line
+        return
+    [(key, (raw, response, _))] = list(decode((spool_home / QUARANTINE).read_bytes()))
+    assert POISON.encode() in (raw.body or b"") and response is not None
+    assert QUARANTINE in line
+    assert key not in _keys(db_path)
+    assert (spool_home / QUARANTINE).stat().st_mode & 0o777 == 0o600
+    w.put_nowait(_item(100))  # the writer goes on as before
+    wait_until(lambda: len(_keys(db_path)) == 10, what="a later exchange")
+
+
+def test_status_counts_the_quarantine(
+    cli: Any, db_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from engram.sources.capture_spool import quarantine, spool_dir
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir(mode=0o700)
+    assert cli.json("status")["capture_quarantine"] is None
+    directory = spool_dir(db_path)
+    assert directory is not None
+    for n in range(2):
+        assert quarantine(directory, new_key(), _item(n), f"IntegrityError: refused {n}")
+    info = quarantined(db_path)
+    assert info == {
+        "path": str(directory / QUARANTINE),
+        "exchanges": 2,
+        "last_reason": "IntegrityError: refused 1",
+    }
+    assert cli.json("status")["capture_quarantine"] == info
+    assert "2 captured exchanges the journal refused" in cli("status").stdout
+
+
+def test_a_dead_spool_is_adopted_and_retried_until_the_database_is_free(
+    db_path: Path, spool_home: Path
+) -> None:
+    """A proxy killed with exchanges spooled; the next one starts while the database is
+    locked: it journals them once the lock is gone, not at its own next start."""
+    dead = Spool(spool_home)
+    keys = [new_key() for _ in range(5)]
+    for n, key in enumerate(keys):
+        assert dead.append(key, _item(n))
+    import os
+
+    os.close(dead._fd)  # killed
+    store = Store(db_path, busy_timeout_ms=50)
+    store.ensure()
+    lock = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    w = CaptureWriter(journal_capture(store, None, CapturePolicy()), 100, ProxyStats(), spool_home)
+    try:
+        wait_until(lambda: w._failing_since is not None, what="a failed commit")
+        assert dead.path.exists()
+        lock.execute("ROLLBACK")
+        wait_until(lambda: not dead.path.exists(), timeout=20, what="the dead spool journaled")
+        assert sorted(_keys(db_path)) == sorted(keys)
+    finally:
+        lock.close()
+        w.close()
+        store.close()
