@@ -17,8 +17,11 @@ from engram.config import RecallConfig
 from engram.recall import gate_model, onnx_embedder, quantized_model
 from engram.recall.model_files import (
     MINILM_ONNX,
+    MINILM_Q8BLOCK,
+    MINILM_QINT8,
     MINILM_QINT8_SHA256,
     MINILM_QINT8_SIZE,
+    DerivedFile,
 )
 from engram.recall.onnx_embedder import OnnxEmbedder
 from engram.recall.quantized_model import TransformError, cached_path, derive, load_model
@@ -68,22 +71,23 @@ def test_derived_once_cached_verified_and_close_to_the_fp32_vectors(fresh_sessio
     assert v.shape == (384,) and abs(float(np.linalg.norm(v)) - 1) < 1e-5
 
 
+@pytest.mark.parametrize("derived", [MINILM_QINT8, MINILM_Q8BLOCK], ids=lambda d: d.matmul)
 def test_a_tampered_cache_is_rejected_and_derived_again(
-    caplog: pytest.LogCaptureFixture,
+    derived: DerivedFile, caplog: pytest.LogCaptureFixture
 ) -> None:
-    target = cached_path()
-    load_model()
+    target = cached_path(derived)
+    load_model(derived)
     with target.open("r+b") as f:
         f.seek(2_000_000)
         byte = f.read(1)
         f.seek(2_000_000)
         f.write(bytes([byte[0] ^ 0x55]))
     with caplog.at_level(logging.WARNING, "engram.recall"):
-        assert load_model() == target
+        assert load_model(derived) == target
     assert "fails its pin; deriving it again" in caplog.text
-    assert hashlib.sha256(target.read_bytes()).hexdigest() == MINILM_QINT8_SHA256
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == derived.sha256
     target.write_bytes(b"short")  # truncated: caught by the size before hashing
-    assert load_model() == target and target.stat().st_size == MINILM_QINT8_SIZE
+    assert load_model(derived) == target and target.stat().st_size == derived.size
 
 
 def test_a_read_only_data_dir_uses_the_model_from_memory(
