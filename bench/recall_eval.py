@@ -9,6 +9,11 @@ and features the proxy computes) and `gate.decide`.
     python bench/recall_eval.py --compare       # embedders and rankers side by side
     python bench/recall_eval.py --fit           # refit on tune/ only, write gate_model.json
     python bench/recall_eval.py --calibration   # per-store self-calibration, simulated
+    python bench/recall_eval.py --embedders minilm,minilm-b8,minilm-q
+                                                # the file as shipped (fp32), the block-int8
+                                                # default (scored with the fp32 model until
+                                                # `--fit --embedders minilm-b8` fits its own)
+                                                # and the per-tensor int8 model
     python bench/recall_eval.py --compare --embedders minilm --onnx-dir DIR \
         --onnx-pooling cls --onnx-query-prefix "Represent this sentence for ..."
                                                 # any model.onnx + tokenizer.json directory
@@ -478,7 +483,7 @@ def main() -> None:
             row: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1)}
             if args.compare:
                 row["baselines"] = baselines(samples, inactive, base, use_vectors)
-            if args.fit or args.compare or name == "minilm":
+            if args.fit or args.compare or name.startswith("minilm"):  # minilm-b8: stand-in
                 if args.fit or (name not in SPACE and name != "none") or args.compare:
                     model, info = fit_space(space, feat, samples["tune"], inactive["tune"], base)
                 else:

@@ -33,7 +33,7 @@ Why not `onnxruntime.quantization.quantize_dynamic` / `matmul_nbits_quantizer`: 
 need the `onnx` package (27 MB plus ml_dtypes) for a rewrite of a few dozen nodes, and
 they cannot see these weights (a MatMul's weight here is a `Mul`'s output, not an
 initializer): they would need the model dequantized first and would then round every
-weight a second time. The rewrite is done on the protobuf wire format directly (below:
+weight a second time. The rewrite is done on the protobuf wire format directly (onnx_protobuf.py:
 the few fields of ModelProto, GraphProto, NodeProto and TensorProto it touches;
 everything else is copied byte for byte), so it needs nothing beyond the standard
 library, and its output is a pure function of the input bytes: byte-deterministic, so
@@ -49,177 +49,39 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from engram import paths
 from engram.recall.embedder import EmbedderError
 from engram.recall.model_files import MINILM_ONNX, MINILM_QINT8, DerivedFile, verify
+from engram.recall.onnx_protobuf import (
+    FLOAT,
+    GRAPH_INITIALIZER,
+    GRAPH_NODE,
+    GRAPH_VALUE_INFO,
+    INT8,
+    MODEL_GRAPH,
+    MODEL_OPSET,
+    OPSET_DOMAIN,
+    TENSOR_NAME,
+    UINT8,
+    VALUE_INFO_NAME,
+    Node,
+    TransformError,
+    fields,
+    initializer,
+    int_field,
+    len_field,
+    node,
+    parse_node,
+    tensor_info,
+)
 
 log = logging.getLogger("engram.recall")
 
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
-_INT8, _UINT8, _FLOAT, _INT32 = 3, 2, 1, 6  # TensorProto.DataType
-_ATTR_INT = 2  # AttributeProto.AttributeType
 BLOCK = 32  # activation values per int8 scale in the "block" rewrite (see derive)
 _FLIP_SIGN = bytes(i ^ 0x80 for i in range(256))  # int8 two's complement -> uint8 + 128
-
-# Field numbers (onnx/onnx.proto3)
-_MODEL_GRAPH, _MODEL_OPSET = 7, 8
-_OPSET_DOMAIN = 1
-_GRAPH_NODE, _GRAPH_INITIALIZER, _GRAPH_VALUE_INFO = 1, 5, 13
-_NODE_INPUT, _NODE_OUTPUT, _NODE_NAME, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOMAIN = (
-    1,
-    2,
-    3,
-    4,
-    5,
-    7,
-)
-_TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_NAME, _TENSOR_RAW = 1, 2, 8, 9
-_VALUE_INFO_NAME = 1
-
-
-class TransformError(ValueError):
-    """The file is not the graph this rewrite knows (nothing is written)."""
-
-
-# -- protobuf wire format -------------------------------------------------------------------
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise TransformError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise TransformError("varint too long")
-
-
-def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes, bytes]]:
-    """(field number, wire type, value, the field's raw bytes) of one message."""
-    pos = 0
-    while pos < len(buf):
-        start = pos
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        value: int | bytes
-        if wire == _VARINT:
-            value, pos = _varint(buf, pos)
-        elif wire == _I64:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == _LEN:
-            size, pos = _varint(buf, pos)
-            value, pos = buf[pos : pos + size], pos + size
-        elif wire == _I32:
-            value, pos = buf[pos : pos + 4], pos + 4
-        else:
-            raise TransformError(f"unsupported wire type {wire}")
-        if pos > len(buf):
-            raise TransformError("truncated field")
-        yield number, wire, value, buf[start:pos]
-
-
-def _enc_varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _len_field(number: int, payload: bytes) -> bytes:
-    return _enc_varint(number << 3 | _LEN) + _enc_varint(len(payload)) + payload
-
-
-def _int_field(number: int, value: int) -> bytes:
-    return _enc_varint(number << 3 | _VARINT) + _enc_varint(value)
-
-
-def _node(
-    op: str, inputs: list[str], outputs: list[str], name: str, domain: str = "", **ints: int
-) -> bytes:
-    body = b"".join(_len_field(_NODE_INPUT, i.encode()) for i in inputs)
-    body += b"".join(_len_field(_NODE_OUTPUT, o.encode()) for o in outputs)
-    body += _len_field(_NODE_NAME, name.encode()) + _len_field(_NODE_OP_TYPE, op.encode())
-    for key, value in ints.items():
-        attr = _len_field(1, key.encode()) + _int_field(3, value) + _int_field(20, _ATTR_INT)
-        body += _len_field(_NODE_ATTRIBUTE, attr)
-    if domain:
-        body += _len_field(_NODE_DOMAIN, domain.encode())
-    return _len_field(_GRAPH_NODE, body)
-
-
-def _initializer(name: str, dtype: int, dims: tuple[int, ...], raw: bytes) -> bytes:
-    body = b"".join(_int_field(_TENSOR_DIMS, d) for d in dims)
-    body += _int_field(_TENSOR_DATA_TYPE, dtype) + _len_field(_TENSOR_NAME, name.encode())
-    return _len_field(_GRAPH_INITIALIZER, body + _len_field(_TENSOR_RAW, raw))
-
-
-@dataclass
-class _Node:
-    raw: bytes  # the whole GraphProto.node field
-    op: str = ""
-    domain: str = ""
-    name: str = ""
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    cast_to: int | None = None
-
-
-def _parse_node(raw: bytes, body: bytes) -> _Node:
-    node = _Node(raw)
-    for number, _wire, value, _ in _fields(body):
-        if not isinstance(value, bytes):
-            continue
-        if number == _NODE_INPUT:
-            node.inputs.append(value.decode())
-        elif number == _NODE_OUTPUT:
-            node.outputs.append(value.decode())
-        elif number == _NODE_NAME:
-            node.name = value.decode()
-        elif number == _NODE_OP_TYPE:
-            node.op = value.decode()
-        elif number == _NODE_DOMAIN:
-            node.domain = value.decode()
-        elif number == _NODE_ATTRIBUTE:
-            attr = {n: v for n, _w, v, _ in _fields(value)}
-            to = attr.get(3)
-            if attr.get(1) == b"to" and isinstance(to, int):
-                node.cast_to = to
-    return node
-
-
-def _tensor_info(body: bytes) -> tuple[str, int, tuple[int, ...], bytes | None]:
-    """(name, data type, dims, raw data or None when stored another way)."""
-    name, dtype, dims, raw = "", 0, [], None
-    for number, wire, value, _ in _fields(body):
-        if number == _TENSOR_NAME and isinstance(value, bytes):
-            name = value.decode()
-        elif number == _TENSOR_RAW and isinstance(value, bytes):
-            raw = value
-        elif number == _TENSOR_DATA_TYPE and isinstance(value, int):
-            dtype = value
-        elif number == _TENSOR_DIMS:
-            if wire == _LEN and isinstance(value, bytes):  # packed
-                pos = 0
-                while pos < len(value):
-                    d, pos = _varint(value, pos)
-                    dims.append(d)
-            elif isinstance(value, int):
-                dims.append(value)
-    return name, dtype, tuple(dims), raw
 
 
 # -- the rewrite ----------------------------------------------------------------------------
@@ -229,21 +91,21 @@ def _dynamic_matmul(tag: str, x: str, q: str, scale: str, out: str) -> bytes:
     """Per-tensor uint8 activations x the int8 weight (onnxruntime fuses this)."""
     return b"".join(
         (
-            _node(
+            node(
                 "DynamicQuantizeLinear",
                 [x],
                 [f"{tag}/x_q", f"{tag}/x_scale", f"{tag}/x_zero"],
                 f"{tag}/quantize",
             ),
-            _node(
+            node(
                 "MatMulInteger",
                 [f"{tag}/x_q", q, f"{tag}/x_zero"],
                 [f"{tag}/int32"],
                 f"{tag}/matmul",
             ),
-            _node("Cast", [f"{tag}/int32"], [f"{tag}/float"], f"{tag}/cast", to=_FLOAT),
-            _node("Mul", [f"{tag}/x_scale", scale], [f"{tag}/scale"], f"{tag}/scales"),
-            _node("Mul", [f"{tag}/float", f"{tag}/scale"], [out], f"{tag}/dequantize"),
+            node("Cast", [f"{tag}/int32"], [f"{tag}/float"], f"{tag}/cast", to=FLOAT),
+            node("Mul", [f"{tag}/x_scale", scale], [f"{tag}/scale"], f"{tag}/scales"),
+            node("Mul", [f"{tag}/float", f"{tag}/scale"], [out], f"{tag}/dequantize"),
         )
     )
 
@@ -271,29 +133,29 @@ def derive(
     a MatMul (another export), so nothing would get faster."""
     if matmul not in ("dynamic", "block"):
         raise ValueError(f"unknown matmul rewrite {matmul!r}")
-    top = list(_fields(model))
-    graphs = [v for n, _w, v, _ in top if n == _MODEL_GRAPH and isinstance(v, bytes)]
+    top = list(fields(model))
+    graphs = [v for n, _w, v, _ in top if n == MODEL_GRAPH and isinstance(v, bytes)]
     if len(graphs) != 1:
         raise TransformError("not an ONNX model (no single graph)")
     graph = graphs[0]
 
-    nodes: list[_Node] = []
+    nodes: list[Node] = []
     tensors: dict[str, tuple[int, tuple[int, ...]]] = {}
     raws: dict[str, bytes | None] = {}
-    for number, _wire, value, raw in _fields(graph):
-        if number == _GRAPH_NODE and isinstance(value, bytes):
-            nodes.append(_parse_node(raw, value))
-        elif number == _GRAPH_INITIALIZER and isinstance(value, bytes):
-            name, dtype, dims, data = _tensor_info(value)
+    for number, _wire, value, raw in fields(graph):
+        if number == GRAPH_NODE and isinstance(value, bytes):
+            nodes.append(parse_node(raw, value))
+        elif number == GRAPH_INITIALIZER and isinstance(value, bytes):
+            name, dtype, dims, data = tensor_info(value)
             tensors[name], raws[name] = (dtype, dims), data
 
     producer = {o: n for n in nodes for o in n.outputs}
-    consumers: dict[str, list[_Node]] = {}
+    consumers: dict[str, list[Node]] = {}
     for n in nodes:
         for i in n.inputs:
             consumers.setdefault(i, []).append(n)
 
-    chains: list[_Node] = []  # the Cast and Mul nodes of the weights rewritten
+    chains: list[Node] = []  # the Cast and Mul nodes of the weights rewritten
 
     def dequantized(tensor: str) -> tuple[str, str, tuple[int, ...], tuple[int, ...]] | None:
         """(int8 initializer, scale initializer, their dims) when `tensor` is
@@ -303,21 +165,21 @@ def derive(
             return None
         cast = producer.get(mul.inputs[0])
         scale = mul.inputs[1]
-        if cast is None or cast.op != "Cast" or cast.cast_to != _FLOAT or scale not in tensors:
+        if cast is None or cast.op != "Cast" or cast.cast_to != FLOAT or scale not in tensors:
             return None
         q = cast.inputs[0]
-        if tensors.get(q, (0, ()))[0] != _INT8 or tensors[scale][0] != _FLOAT:
+        if tensors.get(q, (0, ()))[0] != INT8 or tensors[scale][0] != FLOAT:
             return None
         chains.extend((mul, cast))
         return q, scale, tensors[q][1], tensors[scale][1]
 
-    def bias_of(out: str, n: int) -> _Node | None:
+    def bias_of(out: str, n: int) -> Node | None:
         """The Add that is `out`'s only use, adding an fp32 initializer of n values."""
         users = consumers.get(out, [])
         if len(users) != 1 or users[0].op != "Add" or users[0].domain:
             return None
         other = [i for i in users[0].inputs if i != out]
-        if len(other) != 1 or tensors.get(other[0]) != (_FLOAT, (n,)):
+        if len(other) != 1 or tensors.get(other[0]) != (FLOAT, (n,)):
             return None
         return users[0]
 
@@ -348,8 +210,8 @@ def derive(
                 continue
             packed, scales = _block_weights(w, s, k, cols)
             gone |= {q, scale}  # stored again in MatMulNBits' layout
-            initializers.append(_initializer(f"{tag}/B", _UINT8, (cols, k // BLOCK, BLOCK), packed))
-            initializers.append(_initializer(f"{tag}/scales", _FLOAT, (len(scales) // 4,), scales))
+            initializers.append(initializer(f"{tag}/B", UINT8, (cols, k // BLOCK, BLOCK), packed))
+            initializers.append(initializer(f"{tag}/scales", FLOAT, (len(scales) // 4,), scales))
             inputs = [n.inputs[0], f"{tag}/B", f"{tag}/scales"]
             add = bias_of(out, cols)
             if add is not None:  # inputs 3 and 4 (zero points, g_idx) left out
@@ -357,7 +219,7 @@ def derive(
                 replaced[id(add)] = b""
                 gone.add(out)
                 out = add.outputs[0]
-            replaced[id(n)] = _node(
+            replaced[id(n)] = node(
                 "MatMulNBits",
                 inputs,
                 [out],
@@ -379,10 +241,10 @@ def derive(
             ids = n.inputs[1]
             replaced[id(n)] = b"".join(
                 (
-                    _node("Gather", [q, ids], [f"{tag}/rows_q"], f"{tag}/rows"),
-                    _node("Gather", [scale, ids], [f"{tag}/rows_scale"], f"{tag}/scales"),
-                    _node("Cast", [f"{tag}/rows_q"], [f"{tag}/rows_f"], f"{tag}/cast", to=_FLOAT),
-                    _node("Mul", [f"{tag}/rows_f", f"{tag}/rows_scale"], [out], f"{tag}/dequant"),
+                    node("Gather", [q, ids], [f"{tag}/rows_q"], f"{tag}/rows"),
+                    node("Gather", [scale, ids], [f"{tag}/rows_scale"], f"{tag}/scales"),
+                    node("Cast", [f"{tag}/rows_q"], [f"{tag}/rows_f"], f"{tag}/cast", to=FLOAT),
+                    node("Mul", [f"{tag}/rows_f", f"{tag}/rows_scale"], [out], f"{tag}/dequant"),
                 )
             )
     if not any(n.op == "MatMul" and id(n) in replaced for n in nodes):
@@ -405,12 +267,12 @@ def derive(
     gone -= {i for n in nodes if id(n) not in dropped and id(n) not in replaced for i in n.inputs}
 
     out_graph = bytearray()
-    for number, _wire, value, raw in _fields(graph):
-        if number == _GRAPH_NODE:
+    for number, _wire, value, raw in fields(graph):
+        if number == GRAPH_NODE:
             continue  # written below, in order
-        if number in (_GRAPH_VALUE_INFO, _GRAPH_INITIALIZER) and isinstance(value, bytes):
-            key = _VALUE_INFO_NAME if number == _GRAPH_VALUE_INFO else _TENSOR_NAME
-            names = [v for k, _w, v, _ in _fields(value) if k == key]
+        if number in (GRAPH_VALUE_INFO, GRAPH_INITIALIZER) and isinstance(value, bytes):
+            key = VALUE_INFO_NAME if number == GRAPH_VALUE_INFO else TENSOR_NAME
+            names = [v for k, _w, v, _ in fields(value) if k == key]
             if names and isinstance(names[0], bytes) and names[0].decode() in gone:
                 continue
         out_graph += raw
@@ -419,12 +281,12 @@ def derive(
     out_graph = bytearray(body) + out_graph  # nodes first, as exporters write them
 
     model_out = bytearray()
-    opsets = [at for at, (number, *_rest) in enumerate(top) if number == _MODEL_OPSET]
+    opsets = [at for at, (number, *_rest) in enumerate(top) if number == MODEL_OPSET]
     for at, (number, _wire, _value, raw) in enumerate(top):
-        model_out += _len_field(_MODEL_GRAPH, bytes(out_graph)) if number == _MODEL_GRAPH else raw
+        model_out += len_field(MODEL_GRAPH, bytes(out_graph)) if number == MODEL_GRAPH else raw
         if initializers and opsets and at == opsets[-1]:  # MatMulNBits' operator set
-            model_out += _len_field(
-                _MODEL_OPSET, _len_field(_OPSET_DOMAIN, b"com.microsoft") + _int_field(2, 1)
+            model_out += len_field(
+                MODEL_OPSET, len_field(OPSET_DOMAIN, b"com.microsoft") + int_field(2, 1)
             )
     return bytes(model_out)
 
