@@ -449,7 +449,9 @@ def main() -> None:
         action="store_true",
         help="simulate per-store self-calibration of the shipped gate (recall_calibration.py)",
     )
-    ap.add_argument("--embedders", default="minilm,wordllama,e5")
+    ap.add_argument(
+        "--embedders", help="default: minilm (scoring), minilm,wordllama,e5 (--fit, --compare)"
+    )
     ap.add_argument("--onnx-dir", help="also compare this model.onnx + tokenizer.json dir")
     ap.add_argument("--onnx-pooling", default="mean", help="mean or cls (bge)")
     ap.add_argument("--onnx-query-prefix", default="", help="e.g. 'query: ' (e5)")
@@ -464,7 +466,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        names = args.embedders.split(",") if (args.fit or args.compare) else ["minilm"]
+        default = "minilm,wordllama,e5" if (args.fit or args.compare) else "minilm"
+        names = (args.embedders or default).split(",")
         found = embedders(names, args if (args.fit or args.compare) else None)
         results: dict[str, Any] = {}
         fitted: dict[str, Any] = {}
