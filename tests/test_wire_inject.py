@@ -438,3 +438,105 @@ def test_bytes_roundtrip(case: tuple[Format, dict[str, Any]], memory: str) -> No
     assert injected != raw
     back = json.loads(strip_bytes(injected, fmt))
     assert canonical(back, fmt) == canonical(body, fmt)
+
+
+# --- splicing into the agent's bytes (wire/splice.py) ------------------------------------
+
+SERIALIZATIONS = [
+    {"ensure_ascii": False, "separators": (",", ":")},  # Node's JSON.stringify, httpx
+    {"ensure_ascii": False},
+    {"ensure_ascii": False, "indent": 2},
+    {"ensure_ascii": True},  # escaped non-ASCII; escaped surrogates take the old path
+]
+
+
+def _old_inject_bytes(raw: bytes, fmt: Format, memory: str) -> bytes:
+    """What inject_bytes did before splicing: parse, inject, serialize."""
+    return json.dumps(inject(json.loads(raw), fmt, memory), ensure_ascii=False).encode()
+
+
+@settings(max_examples=300)
+@given(bodies, memory_texts, st.sampled_from(SERIALIZATIONS))
+def test_splice_means_what_reserializing_meant(
+    case: tuple[Format, dict[str, Any]], memory: str, style: dict[str, Any]
+) -> None:
+    from engram.wire.splice import splice
+
+    fmt, body = case
+    raw = json.dumps(body, **style).encode()
+    spliced = splice(raw, fmt, wrap_block(memory))
+    if not style["ensure_ascii"]:
+        assert spliced is not None  # every generated shape is spliced, not re-serialized
+    out = inject_bytes(raw, fmt, memory)
+    assert json.loads(out) == json.loads(_old_inject_bytes(raw, fmt, memory))
+    assert json.loads(out) == inject(body, fmt, memory)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "raw", "expected"),
+    [
+        (
+            Format.ANTHROPIC,
+            b'{ "model" : "c",\n  "system" : [ {"type": "text", "text": "s"} ] ,"n": 1.50 }',
+            b'{ "model" : "c",\n  "system" : [ {"type": "text", "text": "s"} ,@B] ,"n": 1.50 }',
+        ),
+        (
+            Format.ANTHROPIC,
+            b'{"system": "s\\u00e9", "n": 1E5}',
+            b'{"system": [{"type":"text","text":"s\\u00e9"},@B], "n": 1E5}',
+        ),
+        (Format.ANTHROPIC, b'{"messages": []}', b'{"messages": [],"system":[@B]}'),
+        (Format.ANTHROPIC, b"{}", b'{"system":[@B]}'),
+        (
+            Format.OPENAI_CHAT,
+            b'{"messages": [{"role": "system", "content": "s"}, {"role": "user"}]}',
+            b'{"messages": [{"role": "system", "content": "s"}, @M,{"role": "user"}]}',
+        ),
+        (
+            Format.OPENAI_RESPONSES,
+            b'{"instructions": "be terse", "input": "hi"}',
+            b'{"instructions": "be terse\\n\\n@W", "input": "hi"}',
+        ),
+        (
+            Format.GEMINI,
+            b'{"request": {"systemInstruction": {"role": "user", "parts": [{"text": "s"}]}}}',
+            b'{"request": {"systemInstruction": {"role": "user", "parts": [{"text": "s"},@P]}}}',
+        ),
+    ],
+)
+def test_splice_keeps_the_agents_bytes(fmt: Format, raw: bytes, expected: bytes) -> None:
+    """Spacing, key order, escapes and number spelling outside the block stay as sent."""
+    w = json.dumps(W, ensure_ascii=False)
+    pieces = {
+        b"@B": '{"type":"text","text":' + w + "}",
+        b"@M": '{"role":"system","content":' + w + "}",
+        b"@W": w[1:-1],
+        b"@P": '{"text":' + w + "}",
+    }
+    for marker, text in pieces.items():
+        expected = expected.replace(marker, text.encode())
+    assert inject_bytes(raw, fmt, MEM) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"system": "a", "system": ["not", "text"]}',  # the last duplicate is the one read
+        b'{"system": "a", "messages": []}\n{"x": 1}',  # trailing data: not JSON
+        b'\xef\xbb\xbf{"system": "a"}',  # a byte-order mark: json.loads' own decoding
+        b'{"system": "a", "n": -Infinity}',
+        b'{"system": "a", "n": [1, 2,]}',
+        b'  {"system": "\\ud83d\\ude42"}  ',
+    ],
+)
+def test_splice_leaves_doubtful_bodies_to_the_old_path(raw: bytes) -> None:
+    out = inject_bytes(raw, Format.ANTHROPIC, MEM)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        assert out is raw
+        return
+    if out is raw:  # the old path failed open (NaN), or the shape is refused
+        assert inject(body, Format.ANTHROPIC, MEM) == body or "n" in body
+    else:
+        assert json.loads(out) == inject(body, Format.ANTHROPIC, MEM)

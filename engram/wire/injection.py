@@ -37,6 +37,7 @@ from typing import Any
 
 from engram.wire.block import has_block, remove_block, wrap_block
 from engram.wire.model import Format
+from engram.wire.splice import splice
 
 Body = dict[str, Any]
 _SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -61,8 +62,17 @@ def strip(body: Body, fmt: Format) -> Body:
 
 
 def inject_bytes(raw: bytes, fmt: Format, block_text: str) -> bytes:
-    """`inject` on a JSON body; `raw` comes back untouched if anything goes wrong."""
-    return _on_bytes(raw, _injector(fmt, block_text))
+    """`inject` on a JSON body; `raw` comes back untouched if anything goes wrong.
+
+    The block is spliced into the agent's own bytes (wire/splice.py: no re-serializing
+    of a 75 KB body, ~0.45 ms saved hot); bodies the splice is not sure about take the
+    parse-inject-serialize path, with the same meaning."""
+    handler = _injector(fmt, block_text)
+    if handler is not None and isinstance(raw, bytes | bytearray):
+        spliced = splice(bytes(raw), fmt, wrap_block(block_text))
+        if spliced is not None:
+            return spliced
+    return _on_bytes(raw, handler)
 
 
 def strip_bytes(raw: bytes, fmt: Format) -> bytes:
