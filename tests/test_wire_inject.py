@@ -540,3 +540,28 @@ def test_splice_leaves_doubtful_bodies_to_the_old_path(raw: bytes) -> None:
         assert inject(body, Format.ANTHROPIC, MEM) == body or "n" in body
     else:
         assert json.loads(out) == inject(body, Format.ANTHROPIC, MEM)
+
+
+@settings(max_examples=200)
+@given(bodies, memory_texts, st.sampled_from(SERIALIZATIONS))
+def test_a_body_walked_once_reads_and_splices_like_one_parsed_twice(
+    case: tuple[Format, dict[str, Any]], memory: str, style: dict[str, Any]
+) -> None:
+    """The recall step walks the body once, for its parser and for injection."""
+    from engram.wire.splice import walk
+
+    fmt, body = case
+    raw = json.dumps(body, **style).encode()
+    walked = walk(raw, fmt)
+    if walked is not None:
+        assert walked.value == json.loads(raw)
+    assert inject_bytes(raw, fmt, memory, walked) == inject_bytes(raw, fmt, memory)
+
+
+def test_a_walk_of_other_bytes_is_not_used() -> None:
+    from engram.wire.splice import walk
+
+    other = walk(b'{"system": "other", "messages": []}', Format.ANTHROPIC)
+    raw = b'{"system": "mine"}'
+    out = json.loads(inject_bytes(raw, Format.ANTHROPIC, MEM, other))
+    assert out["system"][0] == {"type": "text", "text": "mine"}

@@ -58,6 +58,19 @@ def test_exchange_fields_from_a_claude_code_flow() -> None:
     assert Exchange.from_dict(json.loads(json.dumps(exchange.to_dict()))) == exchange
 
 
+def test_a_body_parsed_by_the_caller_reads_the_same() -> None:
+    """The proxy's recall step hands the body it walked (wire/splice.py) to the parser."""
+    from engram.wire.splice import walk
+
+    raw = claude_code_raw()
+    assert raw.body is not None
+    walked = walk(raw.body, Format.ANTHROPIC)
+    assert walked is not None
+    response = raw_response(fixture_bytes("anthropic_response.sse"))
+    given = parse_exchange(raw, response, request_json=walked.value)
+    assert given == parse_exchange(raw, response)
+
+
 def test_injected_request_parses_like_the_original() -> None:
     body = claude_code_request()
     original = parse_exchange(claude_code_raw(body), None)

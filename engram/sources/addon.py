@@ -129,7 +129,7 @@ class EngramAddon:
             return
         flow.metadata["engram_recall"] = job.record
         if job.block:
-            injected = inject_bytes(body, target, job.block)
+            injected = inject_bytes(body, target, job.block, job.walked)
             if injected is not body:
                 flow.request.set_content(injected)
                 self.injected += 1

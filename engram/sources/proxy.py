@@ -409,7 +409,7 @@ class Proxy:
         raw.recall = getattr(job, "record", None)
         if not block:
             return body
-        injected = inject_bytes(body, fmt, block)
+        injected = inject_bytes(body, fmt, block, getattr(job, "walked", None))
         if injected is not body:
             self.stats.injected += 1
         return injected

@@ -45,6 +45,9 @@ class Decision:
 
     block: str | None
     record: dict[str, Any]
+    # The body walked once in `prepare` (wire/splice.py): `inject_bytes` splices the
+    # block in without parsing it again (~0.3 ms of a 75 KB body, measured in-proxy).
+    walked: Any = None
 
 
 @dataclass(slots=True)
@@ -56,6 +59,7 @@ class Job:
     conversation: str
     budget_ms: float
     started: float = field(default_factory=time.perf_counter)
+    walked: Any = None  # see Decision
 
 
 class RecallStep:
@@ -86,9 +90,16 @@ class RecallStep:
         from engram.recall.query import query_from_exchange
         from engram.wire import parse_exchange
         from engram.wire.private import strip_texts
+        from engram.wire.splice import walk
 
         started = time.perf_counter()
-        exchange = parse_exchange(raw, None, project_hint=self.project_hint)
+        walked = walk(body, fmt)  # parsed once: for the parser here, for injection later
+        exchange = parse_exchange(
+            raw,
+            None,
+            project_hint=self.project_hint,
+            request_json=walked.value if walked is not None else None,
+        )
         exchange.turns = strip_texts(exchange.turns)
         if exchange.kind.value != "conversation":
             return Decision(None, audit(Outcome.SIDE_CALL, f"{exchange.kind.value} request"))
@@ -99,10 +110,11 @@ class RecallStep:
         cached = self.recaller.cached(query, exchange.project, conversation)
         if cached is not None:
             cached.timings_ms["total"] = (time.perf_counter() - started) * 1000
-            return Decision(cached.block_text if cached.injected else None, cached.audit())
+            block = cached.block_text if cached.injected else None
+            return Decision(block, cached.audit(), walked)
         first = sum(1 for t in exchange.turns if t.role == "assistant") == 0
         budget = self.first_request_budget_ms if first else self.budget_ms
-        job = Job(query, exchange.project, conversation, budget, started)
+        job = Job(query, exchange.project, conversation, budget, started, walked)
         with self._lock:
             self._queued[id(job)] = job
         return job
@@ -134,7 +146,7 @@ class RecallStep:
         result.timings_ms["total"] = (time.perf_counter() - job.started) * 1000
         if result.injected and result.block_text:
             self._log(result, job.conversation)
-            return Decision(result.block_text, result.audit())
+            return Decision(result.block_text, result.audit(), job.walked)
         return Decision(None, result.audit())
 
     def _claim(self, job: Job) -> list[str]:

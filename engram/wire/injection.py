@@ -37,7 +37,7 @@ from typing import Any
 
 from engram.wire.block import has_block, remove_block, wrap_block
 from engram.wire.model import Format
-from engram.wire.splice import splice
+from engram.wire.splice import Walked, splice
 
 Body = dict[str, Any]
 _SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -61,15 +61,16 @@ def strip(body: Body, fmt: Format) -> Body:
     return _on_dict(body, _STRIPPERS.get(fmt))
 
 
-def inject_bytes(raw: bytes, fmt: Format, block_text: str) -> bytes:
+def inject_bytes(raw: bytes, fmt: Format, block_text: str, walked: Walked | None = None) -> bytes:
     """`inject` on a JSON body; `raw` comes back untouched if anything goes wrong.
 
     The block is spliced into the agent's own bytes (wire/splice.py: no re-serializing
-    of a 75 KB body, ~0.45 ms saved hot); bodies the splice is not sure about take the
-    parse-inject-serialize path, with the same meaning."""
+    of a 75 KB body, 0.65 -> 0.23 ms hot, and no parsing at all given the recall step's
+    `walked`); bodies the splice is not sure about take the parse-inject-serialize
+    path, with the same meaning."""
     handler = _injector(fmt, block_text)
-    if handler is not None and isinstance(raw, bytes | bytearray):
-        spliced = splice(bytes(raw), fmt, wrap_block(block_text))
+    if handler is not None and isinstance(raw, bytes):
+        spliced = splice(raw, fmt, wrap_block(block_text), walked)
         if spliced is not None:
             return spliced
     return _on_bytes(raw, handler)

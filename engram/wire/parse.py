@@ -102,19 +102,30 @@ _VOLATILE_LINE = re.compile(
 
 
 def parse_exchange(
-    request: RawRequest, response: RawResponse | None, *, project_hint: str | None = None
+    request: RawRequest,
+    response: RawResponse | None,
+    *,
+    project_hint: str | None = None,
+    request_json: dict[str, Any] | None = None,
 ) -> Exchange:
-    """Normalise one captured LLM call. Never raises (see the module docstring)."""
+    """Normalise one captured LLM call. Never raises (see the module docstring).
+
+    `request_json`: the request body already parsed (`json.loads(request.body)`), by a
+    caller that needed it anyway (the proxy's recall step walks it for injection)."""
     exchange = Exchange()
     try:
-        _parse_into(exchange, request, response, project_hint)
+        _parse_into(exchange, request, response, project_hint, request_json)
     except Exception as exc:  # the contract: one bad flow must never stop a capture
         exchange.error = f"parser failure: {type(exc).__name__}: {exc}"
     return exchange
 
 
 def _parse_into(
-    exchange: Exchange, request: RawRequest, response: RawResponse | None, project_hint: str | None
+    exchange: Exchange,
+    request: RawRequest,
+    response: RawResponse | None,
+    project_hint: str | None,
+    request_json: dict[str, Any] | None = None,
 ) -> None:
     host = request.host if isinstance(request.host, str) else ""
     exchange.host = host
@@ -129,7 +140,9 @@ def _parse_into(
         exchange.kind = Kind.INTERNAL
 
     fmt = format_from_path(exchange.endpoint)
-    body, error = load_json(request.body, "request")
+    body, error = (
+        (request_json, None) if request_json is not None else load_json(request.body, "request")
+    )
     if fmt is Format.UNKNOWN and error is None:
         fmt = format_from_body(body, host)
     exchange.format = fmt

@@ -130,9 +130,26 @@ def _append(text: str, span: tuple[int, int], items: list[Any], new: str) -> _Ed
     return _Edit(close, close, f",{new}")
 
 
-def splice(raw: bytes, fmt: Format, wrapped: str) -> bytes | None:
-    """`raw` with the block `wrapped` spliced in where `inject` puts it, or None when
-    the old path must decide (see the module docstring)."""
+class Walked:
+    """A body's top level, walked once (`walk`): its parsed value for the parser and
+    each member's offsets for `splice`, so the request path parses it only once."""
+
+    __slots__ = ("raw", "text", "top")
+
+    def __init__(self, raw: bytes, text: str, top: _Obj) -> None:
+        self.raw, self.text, self.top = raw, text, top
+
+    @property
+    def value(self) -> dict[str, Any]:
+        """What `json.loads(raw)` returns (the walk refuses anything where it might not)."""
+        return self.top.value
+
+
+def walk(raw: bytes, fmt: Format) -> Walked | None:
+    """`raw` walked for `splice`, or None where `json.loads` must decide (see the module
+    docstring): not UTF-8, not an object, trailing data, NaN, escaped surrogates."""
+    if not isinstance(raw, bytes):
+        return None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -146,11 +163,24 @@ def splice(raw: bytes, fmt: Format, wrapped: str) -> bytes | None:
         top, end = _walk(text, start, ("request",) if fmt is Format.GEMINI else ())
         if _skip(text, end) != len(text):
             return None  # json.loads refuses trailing data
-        edit = _EDITORS[fmt](text, top, wrapped) if fmt in _EDITORS else None
+    except (_Unsure, ValueError, IndexError, StopIteration, RecursionError):
+        return None
+    return Walked(raw, text, top)
+
+
+def splice(raw: bytes, fmt: Format, wrapped: str, walked: Walked | None = None) -> bytes | None:
+    """`raw` with the block `wrapped` spliced in where `inject` puts it, or None when
+    the old path must decide. `walked`: `walk(raw, fmt)` done before (by the recall
+    step, whose parser read its value); walked again when it is of other bytes."""
+    w = walked if walked is not None and walked.raw is raw else walk(raw, fmt)
+    editor = _EDITORS.get(fmt)
+    if w is None or editor is None:
+        return None
+    try:
+        edit = editor(w.text, w.top, wrapped)
         if edit is None:
             return None
-        out = text[: edit.start] + edit.new + text[edit.end :]
-        return out.encode("utf-8")
+        return (w.text[: edit.start] + edit.new + w.text[edit.end :]).encode("utf-8")
     except (_Unsure, ValueError, IndexError, StopIteration, RecursionError, UnicodeEncodeError):
         return None
 
@@ -224,7 +254,7 @@ def _gemini(text: str, top: _Obj, wrapped: str) -> _Edit | None:
     return _append(text, inner.spans["parts"], inner.value["parts"], part)
 
 
-_EDITORS = {
+_EDITORS: dict[Format, Callable[[str, _Obj, str], _Edit | None]] = {
     Format.ANTHROPIC: _anthropic,
     Format.OPENAI_CHAT: _chat,
     Format.OPENAI_RESPONSES: _responses,
