@@ -14,6 +14,7 @@ main) in the same series, the targets taking turns request by request: on a busy
 machine only such an interleaved A/B comparison says whether a change helped.
 
     python bench/proxy.py [--baseline /tmp/engram-main]
+    ENGRAM_BENCH_BODY_KB=75 python bench/proxy.py  # bodies the size of Claude Code's
 
 Targets (issue 12): added p50 <= 5 ms, p99 <= 15 ms; tool-loop cache hit <= 1 ms added;
 SSE time to first byte added <= 2 ms; proxy RSS <= 300 MB.
@@ -49,6 +50,9 @@ from tests.support.mitmweb import free_port
 
 N_MEMORIES = int(os.environ.get("ENGRAM_BENCH_MEMORIES", "10000"))
 RUNS = int(os.environ.get("ENGRAM_BENCH_RUNS", "300"))
+# Bodies of about this many KB (0: a bare question, ~250 bytes): a tool catalogue and a
+# history of tool calls before the question, as Claude Code sends (~75 KB mid-session).
+BODY_KB = int(os.environ.get("ENGRAM_BENCH_BODY_KB", "0"))
 PROJECT = "/home/dev/shop"
 WORDS = (
     "postgres redis pnpm docker pytest deploy staging migration cache token proxy port "
@@ -116,13 +120,56 @@ def body(stream: bool = False) -> dict:
     (the anchor measured for MuninnDB-backed peers), not the tool-loop cache."""
     n = next(_COUNTER)
     question = f"{QUESTIONS[n % len(QUESTIONS)]} (case {n})"
+    tools, history = _padding()
     return {
         "model": "claude-haiku-4-5",
         "max_tokens": 32,
         "stream": stream,
         "system": f"You are a coding agent.\nPrimary working directory: {PROJECT}\n",
-        "messages": [{"role": "user", "content": question}],
+        "messages": [{"role": "user", "content": question}, *history],
+        **({"tools": tools} if tools else {}),
     }
+
+
+_PADDING: tuple[list[dict], list[dict]] | None = None
+
+
+def _padding() -> tuple[list[dict], list[dict]]:
+    """(tools, tool-call history) of about BODY_KB KB together, the same every request:
+    the question stays the latest user turn with words (tool results are skipped), so
+    each request is still a fresh recall in a new conversation."""
+    global _PADDING
+    if _PADDING is None:
+        rng = random.Random(7)
+        text = lambda n: " ".join(rng.choices(WORDS, k=n))  # noqa: E731
+        tools: list[dict] = []
+        history: list[dict] = []
+        size = 0
+        while size < BODY_KB * 1024:
+            i = len(tools)
+            tools.append(
+                {
+                    "name": f"Tool{i}",
+                    "description": text(60),
+                    "input_schema": {
+                        "type": "object",
+                        "properties": {"command": {"type": "string", "description": text(12)}},
+                    },
+                }
+            )
+            call = {"type": "tool_use", "id": f"toolu_{i:04d}", "name": "Bash"}
+            history += [
+                {"role": "assistant", "content": [{**call, "input": {"command": text(6)}}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": call["id"], "content": text(150)}
+                    ],
+                },
+            ]
+            size = len(json.dumps([tools, history]))
+        _PADDING = (tools, history)
+    return _PADDING
 
 
 def tool_loop(session: requests.Session, url: str, primed: dict[str, list[dict]]) -> float:
@@ -314,7 +361,8 @@ def main() -> None:
     rows = [
         (
             "requests per series",
-            f"{RUNS}, each a fresh recall ({N_MEMORIES:,} memories; {injected} got memory)",
+            f"{RUNS}, each a fresh recall ({N_MEMORIES:,} memories; {injected} got memory; "
+            f"bodies of {len(json.dumps(body())) / 1024:.1f} KB)",
             "",
             "",
         ),
