@@ -691,8 +691,8 @@ def test_a_rule_said_in_one_sentence_and_what_stays(text: str, fact: str) -> Non
             "We only deploy from tags; leave main alone.",
         ),
         (
-            "Please avoid adding new environment variables. We only configure through settings files.",
-            "Avoid adding new environment variables; we only configure through settings files.",
+            "Please avoid new environment variables. We only configure through settings files.",
+            "Avoid new environment variables; we only configure through settings files.",
         ),
         (
             "don't we pin every dependency with a hash? requirements.txt is generated",
