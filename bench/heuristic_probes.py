@@ -8,7 +8,12 @@ Two checks that need no conversation set, for rules that must hold in any voice:
   written for session 5's rules (tuning material, not a held-out set), and
   `facts_scope.txt` / `not_facts_scope.txt` (session 6): rules said for today, this
   demo or during a freeze, other people's advice and repositories, bug reports with
-  "always"/"never", past habits; and durable facts in the same frames;
+  "always"/"never", past habits; and durable facts in the same frames; and
+  `context_join.txt` / `context_alone.txt` (session 6, issue 13's partial facts), two
+  sentences a line with the memories expected (`message => memory | memory`, `-` for
+  none): a short fact that names nothing concrete carries the user's own instruction or
+  question-form correction next to it ("keep prs small. we review within a day"), and
+  stays alone next to chatter, a task, a question to the assistant or a time frame;
 - the recall set's tuning half (bench/data/recall_gate/tune): its user requests are
   questions and tasks, so the heuristic should store none; its memories read as user
   sentences show how many plainly written facts the rules read.
@@ -52,6 +57,21 @@ def main() -> None:
             for s, f in got:
                 if bool(f) != want:
                     print(f"  {s!r} -> {f}")
+    for path in sorted(PROBES.glob("context_*.txt")):
+        pairs = [
+            line.split(" => ", 1)
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        wrong = [
+            (message, want, got)
+            for message, want in pairs
+            if (got := facts(message)) != ([] if want == "-" else want.split(" | "))
+        ]
+        print(f"{path.name}: {len(pairs) - len(wrong)} of {len(pairs)} as expected")
+        if args.show:
+            for message, want, got in wrong:
+                print(f"  {message!r} -> {got} (expected {want!r})")
     queries = [
         json.loads(line)
         for line in (RECALL / "queries.jsonl").read_text(encoding="utf-8").splitlines()

@@ -676,3 +676,54 @@ def test_a_rule_for_a_while_or_someone_elses_advice_is_not_a_fact(text: str) -> 
 )
 def test_a_rule_said_in_one_sentence_and_what_stays(text: str, fact: str) -> None:
     assert [f.text for f in _one([_user(text)])] == [fact]
+
+
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        (
+            "leave flaky tests quarantined. we don't delete tests",
+            "Leave flaky tests quarantined; we don't delete tests.",
+        ),
+        ("bullet points pls. no paragraphs", "Bullet points; no paragraphs."),
+        (
+            "we only deploy from tags. leave main alone",
+            "We only deploy from tags; leave main alone.",
+        ),
+        (
+            "Please avoid new environment variables. We only configure through settings files.",
+            "Avoid new environment variables; we only configure through settings files.",
+        ),
+        (
+            "don't we pin every dependency with a hash? requirements.txt is generated",
+            "We pin every dependency with a hash; requirements.txt is generated.",
+        ),
+        # a pronoun in the question refers to what the fact names, so the fact goes first
+        (
+            "aren't we moving them all to pathlib now? os.path is legacy",
+            "os.path is legacy; we're moving them all to pathlib.",
+        ),
+    ],
+)
+def test_a_thin_fact_carries_the_instruction_next_to_it(text: str, fact: str) -> None:
+    assert [f.text for f in _one([_user(text)])] == [fact]
+
+
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        ("thanks. we use pnpm", "We use pnpm."),  # chatter
+        ("can you check the logs? the api runs on 8080", "The api runs on 8080."),
+        ("leave warnings. we use pnpm", "We use pnpm."),  # a whole fact stands alone
+        ("fix the build. we only block on errors", "We only block on errors."),  # a task
+        ("why is this failing? we only block on errors", "We only block on errors."),
+        ("aren't you done yet? app.js is legacy", "app.js is legacy."),
+        ("for today, leave warnings. we only block on errors", "We only block on errors."),
+        ("don't we have a standup at 10? we squash on merge", "We squash on merge."),
+        ("we only block on errors. leave it", "We only block on errors."),
+        ("keep it that way. app.js is legacy", "app.js is legacy."),
+        ("don't worry. we only block on errors", "We only block on errors."),
+    ],
+)
+def test_a_thin_fact_stays_alone_next_to_chatter_tasks_and_questions(text: str, fact: str) -> None:
+    assert [f.text for f in _one([_user(text)])] == [fact]

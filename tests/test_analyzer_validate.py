@@ -85,6 +85,17 @@ def test_a_rule_that_opens_with_no_is_not_a_reply() -> None:
     assert validate.judge_text("No emojis, ever.", said, strict=False).decision == "keep"
 
 
+def test_not_just_today_widens_a_rule_instead_of_limiting_it() -> None:
+    said = validate.batch_text(
+        [{"turns": [{"role": "user", "text": "I always want short answers, not just today"}]}]
+    )
+    text = "I always want short answers, not just today."
+    assert validate.judge_text(text, said, strict=False).decision == "keep"
+    assert (
+        "transient" in validate.judge_text("Keep answers short today.", said, strict=False).reason
+    )
+
+
 def test_strict_validation_rejects_what_the_conversation_never_said() -> None:
     text = "Always write commit messages in the imperative mood"  # a prompt example, copied
     assert validate.judge_text(text, SAID, strict=False).decision == "keep"

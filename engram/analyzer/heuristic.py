@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from engram.analyzer import heuristic_commands as commands
+from engram.analyzer import heuristic_context as context
 from engram.analyzer import heuristic_rules as rules
 from engram.analyzer import heuristic_statements as statements
 from engram.analyzer import heuristic_words as words
@@ -394,18 +395,22 @@ def _fuller(hits: list[rules.Hit], sentence: str, masked: str) -> list[rules.Hit
 
 def _message_hits(text: str) -> Iterator[rules.Hit]:
     """The facts in one user message. A message that opens with "no,"/"actually" makes
-    its first sentences corrections, so "No. The port is 5433." is read as one."""
+    its first sentences corrections, so "No. The port is 5433." is read as one. A thin
+    fact carries the user's instruction next to it (`heuristic_context`)."""
     prose = statements.normalise(_prose(text))
     masked = _mask(prose)
     explicit_only = len(prose) > LONG_MESSAGE
     corrective = False
+    kept: list[tuple[int, rules.Hit]] = []  # (sentence index, hit)
+    bare: dict[int, tuple[str, str]] = {}  # sentences that gave no fact and joined none
     previous: list[rules.Hit] = []  # held back: the next sentence may be its rule
+    at = 0  # the sentence `previous` came from
     unmatched: tuple[str, str] | None = None  # the sentence before, if it held no fact
     for index, (sentence, msentence) in enumerate(_sentences(prose, masked)):
         if index == 0:
             corrective = rules.opens_with_correction(msentence)
         if len(sentence) > MAX_SENTENCE:
-            yield from previous
+            kept.extend((at, hit) for hit in previous)
             previous = []
             continue
         hits = list(
@@ -430,6 +435,7 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
                 # "every deploy needs a 30 minute canary. that's our policy from now on"
                 hit = rules.ratified(*unmatched)
                 hits = [hit] if hit else []
+                bare.pop(index - 1, None)
             elif (inline := _RATIFIED_INLINE.match(mclause)) and not words.TRANSIENT.search(
                 mclause
             ):
@@ -439,6 +445,29 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
                 hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
                 hits = [hit] if hit else []
         unmatched = None if hits else (sentence, msentence)
-        yield from previous
-        previous = hits
-    yield from previous
+        if not hits:
+            bare[index] = (sentence, msentence)
+        kept.extend((at, hit) for hit in previous)
+        previous, at = hits, index
+    kept.extend((at, hit) for hit in previous)
+    yield from _with_neighbours(kept, bare) if not explicit_only else (h for _, h in kept)
+
+
+def _with_neighbours(
+    kept: list[tuple[int, rules.Hit]], bare: dict[int, tuple[str, str]]
+) -> Iterator[rules.Hit]:
+    """Each hit, a thin one joined to the instruction just before it or else just after
+    it, when that sentence gave no fact of its own (see `heuristic_context`)."""
+    per_sentence: dict[int, int] = {}
+    for at, _ in kept:
+        per_sentence[at] = per_sentence.get(at, 0) + 1
+    for at, hit in kept:
+        if per_sentence[at] == 1 and context.thin(hit.text):
+            for side, before in ((at - 1, True), (at + 1, False)):
+                if side not in bare or (said := context.instruction(*bare[side])) is None:
+                    continue
+                if whole := context.joined(hit, *said, before=before):
+                    del bare[side]
+                    hit = whole
+                    break
+        yield hit

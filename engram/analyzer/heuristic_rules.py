@@ -427,6 +427,12 @@ def strip_openers(clause: str, masked: str) -> tuple[str, str, bool]:
         clause, masked = clause[m.end() :], masked[m.end() :]
 
 
+def strip_polite(clause: str, masked: str) -> tuple[str, str]:
+    """Drop "please", "just", "make sure to" and the like before an instruction."""
+    cut = m.end() if (m := _POLITE.match(masked)) else 0
+    return clause[cut:], masked[cut:]
+
+
 def _clause_hit(clause: str, masked: str, corrective: bool, explicit_only: bool) -> Hit | None:
     """The first rule that fires on a clause, strongest evidence first."""
     clause, masked, corrected = strip_openers(clause, masked)

@@ -20,8 +20,10 @@ OCCASION = (
     r"|call|meeting|rollout|cutover|launch|experiment|spike|prototype|poc|pilot|trial"
     r"|maintenance(?: window)?|window|deploy|test run|run|presentation|workshop|review)\b"
 )
+# "not just today" / "not only for now" widens a rule to every day: not transient.
+_NOT_JUST = r"(?<!not just )(?<!not only )(?<!not just for )(?<!not only for )"
 TRANSIENT = re.compile(
-    r"\b(?:right now|currently|at the moment|for now|for the moment|for the time being"
+    _NOT_JUST + r"\b(?:right now|currently|at the moment|for now|for the moment|for the time being"
     r"|today|tonight|tomorrow|yesterday|this time|this session|this morning|just now"
     r"|temporarily|in a (?:sec|second|minute|moment)|next step|yet"
     r"|i'?m (?:working on|trying|going to|about to|looking)"

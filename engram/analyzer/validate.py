@@ -183,6 +183,8 @@ _NARRATION = re.compile(
     re.IGNORECASE,
 )
 _TRANSIENT = re.compile(
+    # "not just today" widens a rule to every day: not transient
+    r"(?<!not just )(?<!not only )(?<!not just for )(?<!not only for )"
     r"\b(?:today|tonight|tomorrow|yesterday|right now|for now|at the moment|this session"
     r"|this morning|this afternoon|next hour|in a (?:sec|second|minute|moment)|later today"
     r"|currently (?:failing|broken|working on)|is failing|are failing|last time|so far"
