@@ -383,3 +383,42 @@ def test_a_recall_whose_request_gave_up_is_not_run(store: Store, filled: dict[st
     decision = step.run(fresh)
     assert decision.block is not None and "5433" in decision.block
     assert queries == ["which port does the local postgres use?"]
+
+
+def test_stop_background_waits_for_warm_up_and_stops_re_embedding_between_batches(
+    store: Store, filled: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process exiting with a daemon thread inside onnxruntime aborts (exit -6): the
+    edges call stop_background() first, which must end every background thread."""
+    from engram.recall import index, reindex
+
+    make(store).warm()
+    monkeypatch.setattr(index, "INLINE_EMBED_LIMIT", 2)
+    monkeypatch.setattr(reindex, "BATCH", 1)
+    other = Counting()
+    other.name = "onnx:another-model"
+    release = threading.Event()
+    real_embed = other.embed
+
+    def held_embed(texts: Any) -> np.ndarray:
+        release.wait(30)
+        return real_embed(texts)
+
+    other.embed = held_embed  # type: ignore[method-assign]
+    recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=other, background=True)
+    recaller.warm()  # ready on BM25; re-embedding 5 memories in the background
+    assert recaller._reindex_thread is not None and recaller._reindex_thread.is_alive()
+    assert not recaller.stop_background(timeout=0.2)  # still inside a batch: bounded
+    release.set()
+    assert recaller.stop_background(timeout=30)
+    assert not recaller._reindex_thread.is_alive()
+    assert recaller.reindex_progress[0] < 5 and len(other.texts) < 5  # stopped between batches
+    recaller.warm(background=True)  # nothing new starts once stopping
+    assert recaller._warm_thread is None or not recaller._warm_thread.is_alive()
+
+
+def test_stop_background_joins_a_warm_up_in_progress(store: Store, filled: dict[str, str]) -> None:
+    recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=Counting())
+    recaller.warm(background=True)
+    assert recaller.stop_background(timeout=60)
+    assert recaller._warm_thread is not None and not recaller._warm_thread.is_alive()

@@ -454,3 +454,16 @@ def test_store_functions_behind_the_pages(ui_seeded: tuple[Path, ui_seed.Seeded]
         assert runs.covering(conn, data.exchange_ids[2]) == []
     finally:
         conn.close()
+
+
+def test_a_stop_while_the_model_loads_exits_cleanly(tmp_path: Path) -> None:
+    """SIGTERM right after the URL, while the embedding model is still loading (a fresh
+    data dir also derives the block-int8 file): the server waits for the load instead of
+    exiting under a thread inside onnxruntime, which aborted it (exit -6, "terminate
+    called without an active exception"; seen once in a loaded full run). The abort needs
+    the exit to land inside onnxruntime's native code, so this catches a regression only
+    sometimes; test_recall_service's stop_background tests check the mechanism."""
+    ui_server = UiServer(tmp_path / "engram.db", tmp_path / "home").start()
+    code = ui_server.stop()
+    assert code == 0, "".join(ui_server.stderr_lines)
+    assert not any("terminate called" in line for line in ui_server.stderr_lines)

@@ -83,7 +83,10 @@ def mcp_(
     if sock is None:
         app_ = server.build(tools, cwd=Path.cwd(), project_flag=project, budget=budget)
         tools.warm(background=True)
-        server.run_stdio(app_)
+        try:
+            server.run_stdio(app_)
+        finally:
+            tools.recaller.stop_background()  # no thread left inside onnxruntime at exit
         return
     host, port = sock.getsockname()[:2]
     import secrets
@@ -105,3 +108,4 @@ def mcp_(
         server.run_http(app_, sock)
     finally:
         sock.close()
+        tools.recaller.stop_background()  # no thread left inside onnxruntime at exit

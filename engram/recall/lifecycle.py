@@ -58,6 +58,8 @@ class IndexLifecycle:
     _warm_thread: threading.Thread | None
     _warm_error: BaseException | None
     _reindex_thread: threading.Thread | None
+    _refresh_thread: threading.Thread | None
+    _stopping: threading.Event
     reindex_progress: tuple[int, int]
     _last_check: float
 
@@ -76,6 +78,8 @@ class IndexLifecycle:
             return
         if background:
             with self._warm_lock:
+                if self._stopping.is_set():
+                    return
                 if self._warm_thread is None or not self._warm_thread.is_alive():
                     self._warm_done.clear()
                     self._warm_thread = threading.Thread(
@@ -90,7 +94,7 @@ class IndexLifecycle:
                 self._embedder.load()
                 self.index.build()
                 self._embedder.embed_query(WARM_UP_QUERY)  # onnxruntime's lazy init
-                if self.index.pending:
+                if self.index.pending and not self._stopping.is_set():
                     self._start_reindex()
             with self.store.read() as conn:  # SQLite's page cache and FTS5 structures
                 hybrid.bm25_search(conn, WARM_UP_QUERY, ("global",), 5, self.term_stats)
@@ -142,12 +146,37 @@ class IndexLifecycle:
             self.reindex_progress = (done, total)
 
         try:
-            embed_memories(self.store, self._embedder, pending, progress=progress)
+            embed_memories(
+                self.store, self._embedder, pending, progress=progress, stop=self._stopping
+            )
+            if self._stopping.is_set():
+                return  # the next start re-embeds what is left
             self.index.build()
             self.cache = QueryCache()
             log.warning("recall: re-embedding done; vectors are in use again")
         except Exception as exc:  # the next start retries; BM25 keeps working meanwhile
             log.warning("recall: re-embedding stopped: %s", exc)
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def stop_background(self, timeout: float = 10.0) -> bool:
+        """Stop the background work (warm-up, re-embedding, index refresh) and wait for it,
+        at most `timeout` seconds; True when none is left. A process must call this before
+        it exits: its threads are daemons, and one still inside onnxruntime while the
+        interpreter exits aborts the process ("terminate called without an active
+        exception", exit -6) as onnxruntime's globals are torn down under it. Warm-up takes
+        well under a second, and re-embedding stops between batches of 64 (~0.7 s)."""
+        self._stopping.set()
+        deadline = time.monotonic() + max(0.0, timeout)
+        busy = False
+        for thread in (self._warm_thread, self._reindex_thread, self._refresh_thread):
+            if thread is None or thread is threading.current_thread():
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
+            busy = busy or thread.is_alive()
+        if busy:
+            log.warning("recall: background work still running after %.0f s at exit", timeout)
+        return not busy
 
     # -- keeping current --------------------------------------------------------------
 
@@ -180,10 +209,11 @@ class IndexLifecycle:
             return
         if not self.background:
             self.refresh()
-        elif not self._refresh_lock.locked():
-            threading.Thread(
+        elif not self._refresh_lock.locked() and not self._stopping.is_set():
+            self._refresh_thread = threading.Thread(
                 target=self._refresh_quietly, name="engram-recall-refresh", daemon=True
-            ).start()
+            )
+            self._refresh_thread.start()
 
     def _refresh_quietly(self) -> None:
         try:

@@ -162,6 +162,8 @@ class Recaller(IndexLifecycle, CandidateRanker):
         self._warm_thread: threading.Thread | None = None
         self._warm_error: BaseException | None = None
         self._reindex_thread: threading.Thread | None = None
+        self._refresh_thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # stop_background(): the process is exiting
         self.reindex_progress: tuple[int, int] = (0, 0)  # (done, total) in the background
         self._last_check = 0.0
 

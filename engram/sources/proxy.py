@@ -193,6 +193,9 @@ class Proxy:
     def close(self) -> None:
         """Wait for queued captures (nothing is lost on a clean stop)."""
         self._recaller.shutdown(wait=False, cancel_futures=True)
+        stop_background = getattr(getattr(self.recall, "recaller", None), "stop_background", None)
+        if stop_background is not None:  # no thread left inside onnxruntime at exit
+            stop_background()
         self.writer.close()
 
     # -- request path ----------------------------------------------------------------

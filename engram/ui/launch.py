@@ -28,6 +28,10 @@ DEFAULT_PORT = 8789  # engram proxy is 8787; a busy default moves on to a free p
 PORT_TRIES = 10
 
 
+# How long a stopping `engram ui` waits for the model to finish loading (~0.5 s).
+WARM_JOIN_S = 15.0
+
+
 def has_display() -> bool:
     """Whether a browser could open here: always on macOS/Windows; on Linux and the
     BSDs only under X11 or Wayland (an SSH session has neither, so the URL is printed)."""
@@ -92,6 +96,7 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    warming: threading.Thread | None = None
     instance = instances.Instance(
         pid=os.getpid(), port=guard.port, db=str(deps.store.path), started_at=_now()
     )
@@ -101,7 +106,8 @@ async def _serve(
         print(url, flush=True)
         note(f"engram ui: serving {deps.store.path} on 127.0.0.1:{guard.port}; Ctrl-C stops it")
         # Past days' counts, the embedding model and the index load off-thread.
-        threading.Thread(target=_warm, args=(deps,), name="engram-ui-warm", daemon=True).start()
+        warming = threading.Thread(target=_warm, args=(deps,), name="engram-ui-warm", daemon=True)
+        warming.start()
         if open_browser and has_display():
             threading.Thread(target=_open, args=(url,), daemon=True).start()
         elif open_browser:
@@ -110,7 +116,11 @@ async def _serve(
     finally:
         instances.unregister(instance.pid)
         await runner.cleanup()
-        deps.close()
+        if warming is not None:
+            # A daemon thread still inside onnxruntime when the interpreter exits aborts
+            # the process (exit -6): let the model finish loading (bounded) first.
+            warming.join(WARM_JOIN_S)
+        deps.close()  # stops recall's own background work the same way
 
 
 def _warm(deps: Deps) -> None:

@@ -57,6 +57,7 @@ class Deps:
 
     def close(self) -> None:
         if self._recaller is not None:
+            self._recaller.stop_background()  # no thread left inside onnxruntime at exit
             self._recaller.close()
         self.store.close()
 
