@@ -232,24 +232,33 @@ def test_warm_up_embeds_a_query_and_requests_meanwhile_say_warming_up(
     assert result.injected and result.timings_ms["embed"] < 1000
 
 
-def test_a_model_change_reembeds_in_the_background_and_recall_uses_bm25_meanwhile(
-    store: Store, filled: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _changed_model(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Recaller, Counting, threading.Event]:
+    """A recaller whose model differs from the stored vectors' (5 memories, too many to
+    embed inline), and whose embedding of memories waits for the returned event."""
     from engram.recall import index
 
     make(store).warm()  # vectors of the current model for all 5 memories
     monkeypatch.setattr(index, "INLINE_EMBED_LIMIT", 2)  # 5 missing: too many to embed inline
     other = Counting()
     other.name = "onnx:another-model"
-    gate_release = threading.Event()
+    release = threading.Event()
     real_embed = other.embed
 
-    def slow_embed(texts: Any) -> np.ndarray:
-        gate_release.wait(30)
+    def held_embed(texts: Any) -> np.ndarray:
+        release.wait(30)
         return real_embed(texts)
 
-    other.embed = slow_embed  # type: ignore[method-assign]
+    other.embed = held_embed  # type: ignore[method-assign]
     recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=other, background=True)
+    return recaller, other, release
+
+
+def test_a_model_change_reembeds_in_the_background_and_recall_uses_bm25_meanwhile(
+    store: Store, filled: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recaller, other, gate_release = _changed_model(store, monkeypatch)
     recaller.warm()
     assert recaller.ready and not recaller.has_vectors  # ready at once, on BM25
     during = recaller.recall("docker compose integration tests connection refused", API)
@@ -390,22 +399,10 @@ def test_stop_background_waits_for_warm_up_and_stops_re_embedding_between_batche
 ) -> None:
     """A process exiting with a daemon thread inside onnxruntime aborts (exit -6): the
     edges call stop_background() first, which must end every background thread."""
-    from engram.recall import index, reindex
+    from engram.recall import reindex
 
-    make(store).warm()
-    monkeypatch.setattr(index, "INLINE_EMBED_LIMIT", 2)
     monkeypatch.setattr(reindex, "BATCH", 1)
-    other = Counting()
-    other.name = "onnx:another-model"
-    release = threading.Event()
-    real_embed = other.embed
-
-    def held_embed(texts: Any) -> np.ndarray:
-        release.wait(30)
-        return real_embed(texts)
-
-    other.embed = held_embed  # type: ignore[method-assign]
-    recaller = Recaller(store, RecallConfig(refresh_ms=0), embedder=other, background=True)
+    recaller, other, release = _changed_model(store, monkeypatch)
     recaller.warm()  # ready on BM25; re-embedding 5 memories in the background
     assert recaller._reindex_thread is not None and recaller._reindex_thread.is_alive()
     assert not recaller.stop_background(timeout=0.2)  # still inside a batch: bounded
