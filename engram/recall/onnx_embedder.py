@@ -65,6 +65,7 @@ PASSAGE_BATCH = 32
 # (microsoft/onnxruntime#25110); before it the block-int8 model is not used.
 BLOCK_INT8_SINCE = (1, 23)
 POOLINGS = ("mean", "cls")
+PACKAGED_SPACE = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}"  # the file as shipped (fp32)
 
 
 # One InferenceSession per model file and thread count in a process (creating one costs
@@ -180,7 +181,7 @@ class OnnxEmbedder:
         if self.derived is not None:
             self.name = f"onnx:{self.derived.id}:{self.derived.sha256[:12]}"
         elif self.model_dir is None:
-            self.name = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}"
+            self.name = PACKAGED_SPACE
         else:
             pin = f":{self.sha256[:12]}" if self.sha256 else ""
             self.name = f"onnx:{self.model_dir.name}{pin}"
@@ -292,7 +293,7 @@ class OnnxEmbedder:
         except Exception as exc:  # EmbedderError, or onnxruntime's own untyped errors
             log.warning("recall: using the fp32 MiniLM (slower queries): %s", exc)
         self.derived = None
-        self.name = f"onnx:{MINILM_ID}:{MINILM_ONNX.sha256[:12]}" + self._space_suffix()
+        self.name = PACKAGED_SPACE + self._space_suffix()
         return None
 
     # -- embedding ----------------------------------------------------------------------
@@ -329,7 +330,7 @@ class OnnxEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """One request's query (after the model's query prefix), cut to max_query_tokens."""
         self.load()
-        return self._run(self._query_tok, [self.query_prefix + text if text else " "])[0]
+        return self._run(self._query_tok, [self._query_input(text)])[0]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Several queries in one model call, rows in the input order (the proxy's queued
@@ -342,7 +343,11 @@ class OnnxEmbedder:
         self.load()
         if not self.batch_exact:
             return np.stack([self.embed_query(t) for t in texts])
-        return self._run(self._query_tok, [self.query_prefix + t if t else " " for t in texts])
+        return self._run(self._query_tok, [self._query_input(t) for t in texts])
+
+    def _query_input(self, text: str) -> str:
+        """What the model reads for a query: its prefix and the text (a space if empty)."""
+        return self.query_prefix + text if text else " "
 
     @property
     def batch_exact(self) -> bool:
