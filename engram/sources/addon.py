@@ -67,12 +67,10 @@ class EngramAddon:
 
     def done(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._recall is not None:  # no thread left inside onnxruntime at exit
-            stop_background = getattr(
-                getattr(self._recall[0], "recaller", None), "stop_background", None
-            )
-            if stop_background is not None:
-                stop_background()
+        if self._recall is not None:  # engram was importable
+            from engram.sources.recall_step import stop_background
+
+            stop_background(self._recall[0])  # no thread left inside onnxruntime at exit
         self._writer.shutdown(wait=True)
         if self.journal_failures:
             log.error(

@@ -34,7 +34,7 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from aiohttp.client_exceptions import ClientError
 from yarl import URL
 
-from engram.sources import bodies
+from engram.sources import bodies, recall_step
 from engram.sources.capture_writer import Captured, CaptureFn, CaptureWriter
 from engram.sources.server import RUNNER_OPTIONS
 from engram.wire.detect import completion_format, endpoint_of, format_from_path
@@ -193,9 +193,7 @@ class Proxy:
     def close(self) -> None:
         """Wait for queued captures (nothing is lost on a clean stop)."""
         self._recaller.shutdown(wait=False, cancel_futures=True)
-        stop_background = getattr(getattr(self.recall, "recaller", None), "stop_background", None)
-        if stop_background is not None:  # no thread left inside onnxruntime at exit
-            stop_background()
+        recall_step.stop_background(self.recall)  # no thread left inside onnxruntime
         self.writer.close()
 
     # -- request path ----------------------------------------------------------------

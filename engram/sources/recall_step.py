@@ -192,6 +192,15 @@ class RecallStep:
         self.recaller.log_injections(items)
 
 
+def stop_background(step: Any) -> None:
+    """Before a proxy or the addon exits: stop its recaller's background work and wait
+    for it (Recaller.stop_background: a daemon thread inside onnxruntime at exit aborts
+    the process). `step` is whatever recall function the edge was given."""
+    stop = getattr(getattr(step, "recaller", None), "stop_background", None)
+    if stop is not None:
+        stop()
+
+
 def make_recall(
     recaller: Any,
     project_hint: str | None,
