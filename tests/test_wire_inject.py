@@ -519,25 +519,29 @@ def test_splice_keeps_the_agents_bytes(fmt: Format, raw: bytes, expected: bytes)
 
 
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "spliced"),
     [
-        b'{"system": "a", "system": ["not", "text"]}',  # the last duplicate is the one read
-        b'{"system": "a", "messages": []}\n{"x": 1}',  # trailing data: not JSON
-        b'\xef\xbb\xbf{"system": "a"}',  # a byte-order mark: json.loads' own decoding
-        b'{"system": "a", "n": -Infinity}',
-        b'{"system": "a", "n": [1, 2,]}',
-        b'  {"system": "\\ud83d\\ude42"}  ',
+        # the last duplicate is the one json.loads reads, and the one spliced
+        (b'{"system": "a", "system": ["not", "text"]}', True),
+        (b'{"system": "a", "messages": []}\n{"x": 1}', False),  # trailing data: not JSON
+        (b'\xef\xbb\xbf{"system": "a"}', False),  # a byte-order mark: json.loads' decoding
+        (b'{"system": "a", "n": -Infinity}', False),
+        (b'{"system": "a", "n": [1, 2,]}', False),
+        (b'  {"system": "\\ud83d\\ude42"}  ', False),  # escaped surrogates
     ],
 )
-def test_splice_leaves_doubtful_bodies_to_the_old_path(raw: bytes) -> None:
+def test_splice_leaves_doubtful_bodies_to_the_old_path(raw: bytes, spliced: bool) -> None:
+    from engram.wire.splice import splice
+
+    assert (splice(raw, Format.ANTHROPIC, wrap_block(MEM)) is not None) == spliced
     out = inject_bytes(raw, Format.ANTHROPIC, MEM)
     try:
         body = json.loads(raw)
     except ValueError:
         assert out is raw
         return
-    if out is raw:  # the old path failed open (NaN), or the shape is refused
-        assert inject(body, Format.ANTHROPIC, MEM) == body or "n" in body
+    if out is raw:  # the old path failed open (-Infinity goes out untouched)
+        assert "n" in body and body["n"] == float("-inf")
     else:
         assert json.loads(out) == inject(body, Format.ANTHROPIC, MEM)
 

@@ -37,11 +37,9 @@ from typing import Any
 
 from engram.wire.block import has_block, remove_block, wrap_block
 from engram.wire.model import Format
-from engram.wire.splice import Walked, splice
+from engram.wire.splice import GEMINI_KEYS, Walked, dumps, is_system_message, splice
 
 Body = dict[str, Any]
-_SYSTEM_ROLES = frozenset({"system", "developer"})
-_GEMINI_KEYS = ("systemInstruction", "system_instruction")
 
 
 def inject(body: Body, fmt: Format, block_text: str) -> Body:
@@ -132,7 +130,7 @@ def canonical(body: Any, fmt: Format) -> Any:
     elif fmt is Format.GEMINI:
         target, rebuild = _gemini_target(out)
         target = dict(target)
-        for key in _GEMINI_KEYS:
+        for key in GEMINI_KEYS:
             si = target.get(key)
             if _gemini_blank(si):
                 target.pop(key, None)
@@ -182,7 +180,7 @@ def _inject_chat(body: Body, wrapped: str) -> Body | None:
     if not isinstance(messages, list):
         return None
     at = 0
-    while at < len(messages) and _is_system_message(messages[at]):
+    while at < len(messages) and is_system_message(messages[at]):
         at += 1
     message = {"role": "system", "content": wrapped}
     return {**body, "messages": [*messages[:at], message, *messages[at:]]}
@@ -195,7 +193,7 @@ def _strip_chat(body: Body) -> Body | None:
     kept: list[Any] = []
     changed = False
     for message in messages:
-        if _is_system_message(message):
+        if is_system_message(message):
             content = message.get("content")
             rest: Any = None
             keep = False
@@ -212,10 +210,6 @@ def _strip_chat(body: Body) -> Body | None:
                 continue
         kept.append(message)
     return {**body, "messages": kept} if changed else None
-
-
-def _is_system_message(message: Any) -> bool:
-    return isinstance(message, dict) and message.get("role") in _SYSTEM_ROLES
 
 
 def _inject_responses(body: Body, wrapped: str) -> Body | None:
@@ -238,7 +232,7 @@ def _strip_responses(body: Body) -> Body | None:
 def _inject_gemini(body: Body, wrapped: str) -> Body | None:
     target, rebuild = _gemini_target(body)
     # The API reads proto JSON, which accepts snake_case too: extend what the agent sent.
-    camel, snake = _GEMINI_KEYS
+    camel, snake = GEMINI_KEYS
     key = snake if snake in target and camel not in target else camel
     part = {"text": wrapped}
     si = target.get(key)
@@ -256,7 +250,7 @@ def _inject_gemini(body: Body, wrapped: str) -> Body | None:
 def _strip_gemini(body: Body) -> Body | None:
     target, rebuild = _gemini_target(body)
     changed = False
-    for key in _GEMINI_KEYS:
+    for key in GEMINI_KEYS:
         si = target.get(key)
         new_si: Any = None
         if isinstance(si, str):
@@ -327,10 +321,7 @@ def _with(body: Body, key: str, value: Any) -> Body:
 
 
 def _dump(body: Body) -> bytes:
-    # allow_nan=False: a body Python parsed leniently (NaN, 1e400) must not go out as
-    # invalid JSON; the ValueError sends the caller down the fail-open path instead.
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8")
+    return dumps(body).encode("utf-8")
 
 
 _INJECTORS: dict[Format, Callable[[Body, str], Body | None]] = {

@@ -32,7 +32,9 @@ _WS = re.compile(r"[ \t\n\r]*")
 # `\ud800`-`\udfff` escapes: a lone one cannot be encoded as UTF-8, and the old path
 # knows what to do with it (fail open); a pair (an escaped emoji) only costs that path.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_GEMINI_KEYS = ("systemInstruction", "system_instruction")
+# Shared with injection.py (the same rules, parsed and spliced).
+GEMINI_KEYS = ("systemInstruction", "system_instruction")
+SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
 class _Unsure(Exception):
@@ -101,7 +103,10 @@ def _walk(text: str, at: int, descend: tuple[str, ...] = ()) -> tuple[_Obj, int]
             raise _Unsure("separator")
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
+    """Compact JSON as engram writes it into bodies. allow_nan=False: a value Python
+    parsed leniently (NaN, 1e400) must not go out as invalid JSON; the ValueError sends
+    the caller down the fail-open path instead."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -118,7 +123,7 @@ def _set(obj: _Obj, key: str, new: str) -> _Edit:
     """Replace `key`'s value with the JSON text `new`, or add the member at the end."""
     if key in obj.spans:
         return _Edit(*obj.spans[key], new)
-    member = f"{_dumps(key)}:{new}"
+    member = f"{dumps(key)}:{new}"
     return _Edit(obj.close, obj.close, f",{member}" if obj.value else member)
 
 
@@ -180,13 +185,18 @@ def splice(raw: bytes, fmt: Format, wrapped: str, walked: Walked | None = None) 
         edit = editor(w.text, w.top, wrapped)
         if edit is None:
             return None
-        return (w.text[: edit.start] + edit.new + w.text[edit.end :]).encode("utf-8")
-    except (_Unsure, ValueError, IndexError, StopIteration, RecursionError, UnicodeEncodeError):
+        if len(w.text) == len(raw):  # ASCII: character offsets are byte offsets
+            start, end = edit.start, edit.end
+        else:  # only the prefix and the replaced span are encoded, not the whole body
+            start = len(w.text[: edit.start].encode("utf-8"))
+            end = start + len(w.text[edit.start : edit.end].encode("utf-8"))
+        return raw[:start] + edit.new.encode("utf-8") + raw[end:]
+    except (_Unsure, ValueError, LookupError, StopIteration, RecursionError, UnicodeEncodeError):
         return None
 
 
 def _anthropic(text: str, top: _Obj, wrapped: str) -> _Edit | None:
-    block = _dumps({"type": "text", "text": wrapped})
+    block = dumps({"type": "text", "text": wrapped})
     system = top.value.get("system")
     if system is None or (isinstance(system, str) and not system.strip()):
         return _set(top, "system", f"[{block}]")
@@ -203,9 +213,9 @@ def _chat(text: str, top: _Obj, wrapped: str) -> _Edit | None:
     if not isinstance(messages, list):
         return None
     at = 0
-    while at < len(messages) and _is_system(messages[at]):
+    while at < len(messages) and is_system_message(messages[at]):
         at += 1
-    message = _dumps({"role": "system", "content": wrapped})
+    message = dumps({"role": "system", "content": wrapped})
     span = top.spans["messages"]
     if at == len(messages):
         return _append(text, span, messages, message)
@@ -220,26 +230,26 @@ def _chat(text: str, top: _Obj, wrapped: str) -> _Edit | None:
     return _Edit(pos, pos, f"{message},")
 
 
-def _is_system(message: Any) -> bool:
-    return isinstance(message, dict) and message.get("role") in ("system", "developer")
+def is_system_message(message: Any) -> bool:
+    return isinstance(message, dict) and message.get("role") in SYSTEM_ROLES
 
 
 def _responses(text: str, top: _Obj, wrapped: str) -> _Edit | None:
     instructions = top.value.get("instructions")
     if instructions is None or instructions == "":
-        return _set(top, "instructions", _dumps(wrapped))
+        return _set(top, "instructions", dumps(wrapped))
     if not isinstance(instructions, str):
         return None
-    return _set(top, "instructions", _dumps(f"{instructions}\n\n{wrapped}"))
+    return _set(top, "instructions", dumps(f"{instructions}\n\n{wrapped}"))
 
 
 def _gemini(text: str, top: _Obj, wrapped: str) -> _Edit | None:
     target = top
     if "contents" not in top.value and isinstance(top.value.get("request"), dict):
         target = top.inner["request"]  # Code Assist wraps the request
-    camel, snake = _GEMINI_KEYS
+    camel, snake = GEMINI_KEYS
     key = snake if snake in target.value and camel not in target.value else camel
-    part = _dumps({"text": wrapped})
+    part = dumps({"text": wrapped})
     si = target.value.get(key)
     if si is None or (isinstance(si, str) and not si.strip()):
         return _set(target, key, f'{{"parts":[{part}]}}')
