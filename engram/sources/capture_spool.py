@@ -9,8 +9,8 @@ journals it as before, off the request path, and the spool is emptied once every
 in it is committed. What a writev(2) put in the page cache survives the death of the
 process that wrote it, so a proxy killed before its writer committed leaves its
 exchanges here, and the next proxy on the same database journals them when it starts
-(`recover`), under the keys they were given at capture: exactly once, whether or not
-the dead one had committed them.
+(`adopt_dead`, `CaptureWriter._adopt`), under the keys they were given at capture:
+exactly once, whether or not the dead one had committed them.
 
 Privacy: the spool holds traffic before redaction, so it lives only in RAM-backed
 storage (`$XDG_RUNTIME_DIR`, else `/dev/shm`), in a 0700 directory of the user's, files

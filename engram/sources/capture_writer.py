@@ -131,9 +131,6 @@ class CaptureWriter:
             self.stats.capture_waits += 1
             await asyncio.get_running_loop().run_in_executor(None, self.queue.put, entry)
 
-    async def put(self, item: Captured) -> None:
-        await self._enqueue(self._spooled(item))
-
     async def put_durable(self, item: Captured, timeout: float) -> bool:
         """Queue `item` and return once a kill -9 can no longer lose it: at once when it
         is spooled, else when it is journaled (or failed to be), at most `timeout`
@@ -247,6 +244,7 @@ class CaptureWriter:
                     self._journal(final)
             except Exception:  # a bug here must not stop the writer: the spool keeps them
                 log.exception("the capture writer failed; its exchanges stay spooled")
+                self._blocked_until = time.monotonic() + RETRY_MAX_S  # not in a tight loop
         for entry in entries:
             if entry.done is not None:
                 entry.done()
@@ -287,7 +285,7 @@ class CaptureWriter:
         now = time.monotonic()
         if now < self._blocked_until and not final:
             return
-        due = [e for e in self._backlog if final or e.due <= now]
+        due = [e for e in self._backlog if not e.settled and (final or e.due <= now)]
         work: deque[list[_Entry]] = deque(_batches(due))
         committed = blocked = False
         while work:
@@ -380,6 +378,8 @@ class CaptureWriter:
         """Journaled or quarantined: off the backlog, and off its spool."""
         homes: Counter[Spool] = Counter()
         for e in entries:
+            if e.settled:  # a pass that failed half-way left it on the backlog
+                continue
             e.settled = True
             if e.home is not None:
                 homes[e.home] += 1
