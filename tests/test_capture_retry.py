@@ -105,8 +105,8 @@ def test_a_locked_database_is_journaled_once_free_without_a_restart(
             w.put_nowait(_item(n))
         wait_until(lambda: w._failing_since is not None, what="a failed commit")
         # Retries while the lock is held: the exchanges stay held and spooled.
-        first = w._blocked_until
-        wait_until(lambda: w._blocked_until > first, what="a retry that failed too")
+        first = w._backoff.until
+        wait_until(lambda: w._backoff.until > first, what="a retry that failed too")
         assert _keys(db_path) == [] and _spool_size(w) > 0
         for n in range(30, 40):  # more arrive while it is locked
             w.put_nowait(_item(n))

@@ -11,6 +11,7 @@ from typing import Any
 from engram.analyzer import validate
 from engram.analyzer.backends import Backend
 from engram.analyzer.runner import Analyzer, RunReport
+from engram.backoff import Backoff
 from engram.config import AnalyzerConfig
 from engram.store import journal, schema
 from engram.store.db import Store
@@ -48,32 +49,6 @@ def describe(report: RunReport) -> list[str]:
     for m in report.held:
         lines.append(f"   held for review: {redact(m.content)} ({m.id}; `engram review`)")
     return lines
-
-
-class Backoff:
-    """After a failed run, the next waits: 15 s, doubling to 10 minutes; a good run resets.
-
-    The watcher polls every few seconds; without this, a rate-limited or logged-out
-    backend would be called (and a `claude -p` started) on every poll, and a batch would
-    burn through `analyzer.max_attempts` in a minute.
-    """
-
-    def __init__(self, base: float = 15.0, cap: float = 600.0) -> None:
-        self.base, self.cap = base, cap
-        self.failures = 0
-        self.until = 0.0
-
-    def ready(self) -> bool:
-        return time.monotonic() >= self.until
-
-    def failed(self) -> float:
-        delay = min(self.cap, self.base * 2**self.failures)
-        self.failures += 1
-        self.until = time.monotonic() + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures, self.until = 0, 0.0
 
 
 def make_daemon_hook(

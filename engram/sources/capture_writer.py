@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engram.backoff import Backoff
 from engram.sources.capture_spool import MAX_SPOOL_BYTES, Spool, adopt_dead, new_key, quarantine
 from engram.wire.model import RawRequest, RawResponse
 
@@ -112,8 +113,8 @@ class CaptureWriter:
         self._adopted: list[Spool] = []  # dead proxies' spools this one journals
         self._backlog: list[_Entry] = []  # not committed yet: failed, or held by a failure
         self._next_due = 0.0  # the earliest `due` in the backlog
-        self._blocked_until = 0.0  # the database failed: nothing is tried before this
-        self._delay = RETRY_FIRST_S
+        # the database failed: nothing is tried before `until`
+        self._backoff = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
         self._failing_since: float | None = None
         self._unspooled_bytes = 0  # held in memory only (no room in the spool)
         self.thread = threading.Thread(target=self._run, name="engram-capture", daemon=True)
@@ -175,7 +176,7 @@ class CaptureWriter:
             self._adopt(self.spool_dir)
         while True:
             if self._backlog:
-                wait = max(self._blocked_until, self._next_due) - time.monotonic()
+                wait = max(self._backoff.until, self._next_due) - time.monotonic()
                 try:
                     item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
                 except queue.Empty:
@@ -244,7 +245,7 @@ class CaptureWriter:
                     self._journal(final)
             except Exception:  # a bug here must not stop the writer: the spool keeps them
                 log.exception("the capture writer failed; its exchanges stay spooled")
-                self._blocked_until = time.monotonic() + RETRY_MAX_S  # not in a tight loop
+                self._backoff.until = time.monotonic() + RETRY_MAX_S  # not in a tight loop
         for entry in entries:
             if entry.done is not None:
                 entry.done()
@@ -283,7 +284,7 @@ class CaptureWriter:
         fails is held (the database) or split (an exchange); see the module docstring.
         `final`: the proxy stops, so everything is tried once, due or not."""
         now = time.monotonic()
-        if now < self._blocked_until and not final:
+        if not self._backoff.ready() and not final:
             return
         due = [e for e in self._backlog if not e.settled and (final or e.due <= now)]
         work: deque[list[_Entry]] = deque(_batches(due))
@@ -308,7 +309,7 @@ class CaptureWriter:
             self.stats.captured += len(group)
             committed = True
         if committed and not blocked:
-            self._delay = RETRY_FIRST_S
+            self._backoff.succeeded()
             if self._failing_since is not None:
                 log.warning(
                     "the journal takes writes again: exchanges held for %.1f s are journaled",
@@ -328,21 +329,19 @@ class CaptureWriter:
             )
 
     def _blocked(self, exc: Exception) -> None:
-        """The database takes no writes now: hold everything, retry after `_delay`."""
-        now = time.monotonic()
+        """The database takes no writes now: hold everything, retry after a backoff."""
+        delay = self._backoff.failed()
         if self._failing_since is None:
-            self._failing_since = now
+            self._failing_since = time.monotonic()
             log.warning(
                 "cannot journal captured exchanges (%s); %d held (%d in the spool), "
                 "retrying from %g s up to every %g s",
                 exc,
                 len(self._backlog),
                 sum(e.spooled for e in self._backlog),
-                self._delay,
+                delay,
                 RETRY_MAX_S,
             )
-        self._blocked_until = now + self._delay
-        self._delay = min(self._delay * 2, RETRY_MAX_S)
 
     def _refused(self, entry: _Entry, exc: Exception) -> None:
         """`entry` failed alone with an error no wait cures: retried alone a little
