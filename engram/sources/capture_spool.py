@@ -299,15 +299,15 @@ def quarantine(directory: Path, key: str, item: Item, reason: str) -> Path | Non
     when it could not be (no room under MAX_QUARANTINE_BYTES, or the write failed)."""
     path = directory / QUARANTINE
     record = encode(key, item, refused=reason)
+    size = sum(len(part) for part in record)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _CLOEXEC, 0o600)
     except OSError:
         return None
     try:
-        if os.fstat(fd).st_size + sum(len(p) for p in record) > MAX_QUARANTINE_BYTES:
+        if os.fstat(fd).st_size + size > MAX_QUARANTINE_BYTES:
             return None
-        written = os.writev(fd, record)
-        if written != sum(len(p) for p in record):
+        if os.writev(fd, record) != size:
             return None
         return path
     except OSError:
