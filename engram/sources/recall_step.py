@@ -125,7 +125,8 @@ class RecallStep:
         """The search, within the job's budget: a model still loading is waited for
         until just before the budget ends, then the request goes without memory."""
         recaller = self.recaller
-        others = self._claim(job)
+        with self._lock:
+            self._queued.pop(id(job), None)
         spent_ms = (time.perf_counter() - job.started) * 1000
         if spent_ms >= job.budget_ms:
             # The caller stopped waiting while this job queued (a burst of concurrent
@@ -137,7 +138,9 @@ class RecallStep:
             left = job.budget_ms / 1000 - (time.perf_counter() - job.started) - 0.005
             if not recaller.wait_ready(left):
                 return Decision(None, audit(Outcome.WARMING, "warming up: the model is loading"))
-        if others and recaller.has_vectors:
+        # claimed only now: a job that gives up above leaves the queue to the other worker
+        others = self._claim() if recaller.has_vectors else []
+        if others:
             try:
                 recaller.query_vectors.ahead(recaller.embedder, [job.query, *others])
             except Exception as exc:  # each recall embeds its own query then
@@ -149,14 +152,13 @@ class RecallStep:
             return Decision(result.block_text, result.audit(), job.walked)
         return Decision(None, result.audit())
 
-    def _claim(self, job: Job) -> list[str]:
-        """Take `job` off the queue, and half of the jobs queued behind it (those whose
-        caller still waits; at most BATCH): their queries, to embed with this one's. The
+    def _claim(self) -> list[str]:
+        """Half of the jobs queued behind this one (those whose caller still waits; at
+        most BATCH): their queries, to embed with this one's. The
         other half is left for the other worker, so both cores embed a burst at once
         (one worker taking all of it halved the CPU but put the burst on one core)."""
         now = time.perf_counter()
         with self._lock:
-            self._queued.pop(id(job), None)
             for key in [
                 k for k, j in self._queued.items() if (now - j.started) * 1000 >= j.budget_ms
             ]:
