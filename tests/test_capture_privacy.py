@@ -79,7 +79,8 @@ def assert_private_paused_ignored(db: Path) -> None:
     assert "deploy with make ship" in dump and "[private]" in dump
     assert "hunter2" not in dump and "Zq9" not in dump  # nor the stub's echo of it
     assert RESUMED in dump
-    assert "4242" not in dump and "while paused" not in dump  # not then, not after resume
+    # not then, not after resume ("4242" alone also matches a hash or a timestamp's digits)
+    assert "4242-alpha" not in dump and "while paused" not in dump
     assert "Initech" not in dump and all(r["project"] != SECRET for r in rows)
     conn = sqlite3.connect(db)
     projects = {p for (p,) in conn.execute("SELECT project FROM conversations")}
