@@ -28,7 +28,7 @@ found >= 0.35 with precision >= 0.9; no secret ever stored. `new-tune` and `new-
 unseen voices.
 
     .venv/bin/python bench/analyzer_quality.py [--backends heuristic,local-0.5b,...]
-        [--half tuning|heldout|both|new-tune|new-check|new2-tune|new2-check]
+        [--half tuning|heldout|both|new-tune|new-check|new2-tune|new2-check|new3-tune|new3-check]
         [--details]  # misses and junk, tuning halves only
 """
 
@@ -59,8 +59,21 @@ from engram.wire.model import RawRequest, RawResponse
 
 FAKE_KEY = "sk-ant-api03-" + "benchquality" * 6
 BACKENDS = ("heuristic", "local-0.5b", "local-1.5b", "anthropic-standin")
-HALVES = ("tuning", "heldout", "new-tune", "new-check", "new2-tune", "new2-check")
+HALVES = (
+    "tuning",
+    "heldout",
+    "new-tune",
+    "new-check",
+    "new2-tune",
+    "new2-check",
+    "new3-tune",
+    "new3-check",
+)
 REJECTED: list[str] = []  # what validation rejected, for --details
+# The halves whose details may be read. `new-check` and `new2-check` were each scored
+# once, as unseen voices (sessions 5 and 6), and joined the tuning data in session 7,
+# when `new3-check` (written by other authors) took their place.
+TUNING_HALVES = ("tuning", "new-tune", "new-check", "new2-tune", "new2-check", "new3-tune")
 
 
 def model_path(name: str) -> Path | None:
@@ -237,7 +250,7 @@ def main() -> None:
     parser.add_argument(
         "--half",
         default="both",
-        help="comma-separated: tuning, heldout, both, new-tune, new-check, new2-tune, new2-check",
+        help="comma-separated: both (= tuning,heldout) or any of " + ", ".join(HALVES),
     )
     parser.add_argument(
         "--details", action="store_true", help="misses and junk (tuning halves only)"
@@ -294,7 +307,7 @@ def main() -> None:
                 print(file=sys.stderr)
                 elapsed = (time.monotonic() - started) / max(1, len(convs))
                 tab.add_row(*row(half, len(convs), score, elapsed))
-                if args.details and half in ("tuning", "new-tune", "new2-tune"):
+                if args.details and half in TUNING_HALVES:
                     for line in score.misses + score.junk + ["rejected:"] + REJECTED:
                         console.print(f"  {line}", markup=False)
         finally:
