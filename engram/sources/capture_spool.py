@@ -303,22 +303,32 @@ def _create(directory: Path) -> tuple[Path, int]:
     raise failure
 
 
+def _take(path: Path, flags: int) -> int | None:
+    """`path` opened and locked by this process, when no live process holds it and it
+    is still the file of that name; else None."""
+    try:
+        fd = os.open(path, flags | _CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != path.stat().st_ino:
+            raise FileNotFoundError(path)  # removed or renamed meanwhile
+    except OSError:  # a live process holds it
+        os.close(fd)
+        return None
+    return fd
+
+
 def _remove_leftovers(directory: Path) -> None:
     """Remove the `creating-*.tmp` files of creators that died before renaming theirs
     (empty: nothing is appended before the rename). One whose lock is held is a live
     creator's and stays; one not locked yet is removed, and its creator starts over."""
     for temp in directory.glob(f"{CREATING}*.tmp"):
-        try:
-            fd = os.open(temp, os.O_RDONLY | _CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino == temp.stat().st_ino:
+        fd = _take(temp, os.O_RDONLY)
+        if fd is not None:
+            with contextlib.suppress(OSError):
                 temp.unlink()
-        except OSError:  # a live creator's, or renamed meanwhile
-            pass
-        finally:
             os.close(fd)
 
 
@@ -331,17 +341,13 @@ def adopt_dead(directory: Path) -> Iterator[tuple[Spool, list[tuple[str, Item]]]
     creator left half made (`_create`) are removed."""
     _remove_leftovers(directory)
     for path in sorted(directory.glob("proxy-*.spool")):
-        try:
-            fd = os.open(path, os.O_RDWR | _CLOEXEC)
-        except OSError:
+        fd = _take(path, os.O_RDWR)  # None: its proxy is alive, or another adopted it
+        if fd is None:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino != path.stat().st_ino:
-                raise FileNotFoundError(path)  # recovered and removed meanwhile
             with os.fdopen(os.dup(fd), "rb") as f:
                 data = f.read()
-        except OSError:  # its proxy is alive, or another proxy adopted it first
+        except OSError:
             os.close(fd)
             continue
         items = list(decode(data))
