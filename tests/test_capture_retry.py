@@ -7,9 +7,12 @@ commit. The real proxy's versions, with a kill -9, are in tests/test_proxy_durab
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +205,153 @@ def test_a_dead_spool_is_adopted_and_retried_until_the_database_is_free(
         lock.execute("ROLLBACK")
         wait_until(lambda: not dead.path.exists(), timeout=20, what="the dead spool journaled")
         assert sorted(_keys(db_path)) == sorted(keys)
+    finally:
+        lock.close()
+        w.close()
+        store.close()
+
+
+def _spooled_bytes(home: Path) -> int:
+    return sum(p.stat().st_size for p in home.glob("proxy-*.spool"))
+
+
+def test_captures_cancelled_while_waiting_for_queue_room_are_journaled_now(
+    db_path: Path, spool_home: Path
+) -> None:
+    """Requests cancelled (the agent hung up) while their exchanges wait for room in a
+    full queue: the cancellation goes through at once, and every exchange is journaled
+    by this writer and the spool empties, without a restart. The loop's executor has
+    two threads, as a busy proxy's is taken: the wait used to be a call queued there,
+    and a cancellation dropped the ones not started (spooled, unjournaled until the
+    next proxy)."""
+    store = Store(db_path)
+    store.ensure()
+    w = CaptureWriter(journal_capture(store, None, CapturePolicy()), 1, ProxyStats(), spool_home)
+    busy, release = threading.Event(), threading.Event()
+
+    def occupy_writer() -> None:
+        busy.set()
+        release.wait(60)
+
+    async def requests() -> None:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2))
+        waiting = [asyncio.create_task(w.put_durable(_item(n), 2.0)) for n in range(1, 6)]
+        for _ in range(1000):  # until each has found the queue full
+            if w.stats.capture_waits == len(waiting):
+                break
+            await asyncio.sleep(0)
+        assert w.stats.capture_waits == len(waiting)
+        for task in waiting:
+            task.cancel()
+        done = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 30)
+        assert all(isinstance(d, asyncio.CancelledError) for d in done)
+        # A capture from a handler already cancelled does not block the loop either.
+        w.put_nowait(_item(6))
+        release.set()
+
+    try:
+        w.defer(occupy_writer)
+        wait_until(busy.is_set, what="the writer busy")
+        w.put_nowait(_item(0))  # the queue (one place) is full
+        asyncio.run(requests())
+        wait_until(lambda: len(_keys(db_path)) == 7, what="every exchange journaled")
+        wait_until(lambda: _spooled_bytes(spool_home) == 0, what="the spool to empty")
+        assert w.spool is not None and w.spool.pending == 0
+        assert w.stats.captured == 7 and len(set(_keys(db_path))) == 7
+    finally:
+        release.set()
+        w.close()
+        store.close()
+
+
+def _memory(store: Store) -> str:
+    from engram.store import memories
+
+    with store.write() as session:
+        return memories.add(session, "The staging database is Postgres 16").memory.id
+
+
+def _injections(db: Path, memory_id: str) -> tuple[int, int]:
+    conn = sqlite3.connect(db)
+    try:
+        [(uses,)] = conn.execute("SELECT use_count FROM memories WHERE id = ?", (memory_id,))
+        [(events,)] = conn.execute("SELECT count(*) FROM events WHERE action = 'inject'")
+        return uses, events
+    finally:
+        conn.close()
+
+
+def _log_injection(writer: CaptureWriter, store: Store, memory_id: str) -> None:
+    """What the proxy's recall step does after a request that got memory: its injection
+    log goes to the writer as a deferred task."""
+    from engram.recall.gate import Candidate
+    from engram.recall.service import Recaller, RecallResult
+    from engram.sources.recall_step import RecallStep
+
+    step = RecallStep(Recaller(store, embedder=None), None, writer.defer)
+    hit = Candidate(memory_id, "The staging database is Postgres 16", "fact", "global", 0.9, True)
+    result = RecallResult(True, "test", [hit], query="which staging database")
+    step._log(result, "conversation-1")
+
+
+def test_an_injection_log_waits_out_a_locked_database(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deferred write (the injection log) that meets a database locked past its busy
+    timeout is retried, and written once when the lock goes; a capture queued behind it
+    is journaled too."""
+    store = Store(db_path, busy_timeout_ms=50)
+    store.ensure()
+    memory_id = _memory(store)
+    w = CaptureWriter(journal_capture(store, None, CapturePolicy()), 100, ProxyStats())
+    lock = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    try:
+        with caplog.at_level("DEBUG", logger="engram.proxy"):
+            lock.execute("BEGIN IMMEDIATE")
+            _log_injection(w, store, memory_id)
+            wait_until(lambda: w.tasks.held and w.tasks.held[0].failures >= 2, what="retries")
+            w.put_nowait(_item(1))
+            lock.execute("ROLLBACK")
+            wait_until(lambda: _injections(db_path, memory_id) == (1, 1), what="the log")
+            wait_until(lambda: len(_keys(db_path)) == 1, what="the capture")
+        assert w.tasks.held == []
+        assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    finally:
+        lock.close()
+        w.close()
+        store.close()
+
+
+def test_an_injection_log_is_dropped_after_its_bound_with_one_line(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that stays locked: the deferred write is dropped after its attempts,
+    with one warning; captures keep being taken meanwhile and are journaled once the
+    lock goes, and later injection logs are written."""
+    store = Store(db_path, busy_timeout_ms=50)
+    store.ensure()
+    memory_id = _memory(store)
+    w = CaptureWriter(
+        journal_capture(store, None, CapturePolicy()), 100, ProxyStats(), task_attempts=3
+    )
+    lock = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    try:
+        with caplog.at_level("WARNING", logger="engram.proxy"):
+            lock.execute("BEGIN IMMEDIATE")
+            _log_injection(w, store, memory_id)
+            for n in range(3):
+                w.put_nowait(_item(n))
+            wait_until(
+                lambda: any("dropping 1 deferred" in r.getMessage() for r in caplog.records),
+                what="the drop",
+            )
+            lock.execute("ROLLBACK")
+            wait_until(lambda: len(_keys(db_path)) == 3, timeout=20, what="the captures")
+        [line] = [r.getMessage() for r in caplog.records if "deferred" in r.getMessage()]
+        assert "log_injections" in line and "3 attempts" in line and "locked" in line
+        assert _injections(db_path, memory_id) == (0, 0) and w.tasks.held == []
+        _log_injection(w, store, memory_id)
+        wait_until(lambda: _injections(db_path, memory_id) == (1, 1), what="a later log")
     finally:
         lock.close()
         w.close()

@@ -4,13 +4,21 @@ once, under its own key (the kill -9 paths run in tests/test_proxy_durability.py
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import stat
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engram.sources.capture_spool import Spool, adopt_dead, decode, encode, new_key
 from engram.wire.model import RawRequest, RawResponse
+from tests.support.wait import wait_until
 
 
 def _item(n: int) -> Any:
@@ -118,3 +126,115 @@ def test_an_adopted_spool_stays_until_settled_and_is_adopted_once(tmp_path: Path
     assert [k for k, _ in items2] == [k for k, _ in items]
     again.journaled(2)
     assert not again.path.exists()
+
+
+# -- two proxies starting at once -----------------------------------------------------
+
+_ADOPT = """
+import json, sys
+from pathlib import Path
+from engram.sources.capture_spool import adopt_dead
+print(json.dumps([[str(s.path), len(items)] for s, items in adopt_dead(Path(sys.argv[1]))]))
+"""
+
+
+def _adopt_in_another_process(directory: Path) -> list[list[Any]]:
+    """What a second proxy starting now would adopt (its own process, its own locks)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ADOPT, str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_a_spool_being_created_is_never_adopted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy paused between creating its spool and locking it (the real flock, held
+    back) while another process adopts dead spools: the other takes nothing, and the
+    paused proxy ends with a locked spool under its name that a kill -9 would leave for
+    the next proxy (it used to be taken as a dead proxy's, and removed)."""
+    at_window, go = threading.Event(), threading.Event()
+    real_flock = fcntl.flock
+    created: list[Spool] = []
+
+    def held_back_flock(fd: int, op: int) -> None:
+        if threading.current_thread().name == "creator" and not at_window.is_set():
+            at_window.set()
+            go.wait(60)
+        real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", held_back_flock)
+    creator = threading.Thread(target=lambda: created.append(Spool(tmp_path)), name="creator")
+    creator.start()
+    try:
+        wait_until(at_window.is_set, what="the creator between create and lock")
+        assert list(tmp_path.iterdir()), "the file exists, not locked yet"
+        assert _adopt_in_another_process(tmp_path) == []
+    finally:
+        go.set()
+        creator.join(60)
+    [spool] = created
+    assert spool.append(new_key(), _item(0))
+    assert os.fstat(spool._fd).st_ino == spool.path.stat().st_ino  # its file, named
+    assert spool.path.stat().st_size > 0
+    assert _adopt_in_another_process(tmp_path) == []  # alive: its own
+    assert [p.name for p in tmp_path.iterdir()] == [spool.path.name]
+    spool.journaled(1)
+    spool.close()
+
+
+_DIE_HOLDING = """
+import os, sys, threading
+from pathlib import Path
+from engram.sources import capture_spool
+from tests.test_capture_spool import _item
+
+directory, marker, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+if mode == "records":  # a proxy with three exchanges spooled
+    spool = capture_spool.Spool(directory)
+    for n in range(3):
+        assert spool.append(f"proxy:dead-{n}", _item(n))
+else:  # a proxy paused between locking its new file and renaming it
+    def paused(src, dst):
+        marker.write_text("at rename")
+        threading.Event().wait()
+    os.rename = paused
+    capture_spool.Spool(directory)
+marker.write_text("ready")
+threading.Event().wait()
+"""
+
+
+def test_dead_spools_are_adopted_and_half_made_ones_removed(tmp_path: Path) -> None:
+    """Two proxies killed -9: one with exchanges spooled, one between creating its
+    spool and naming it. Adoption leaves the half-made file alone while its creator
+    lives, then removes it, and journals the other's exchanges."""
+    directory = tmp_path / "spool"
+    directory.mkdir(mode=0o700)
+    procs = []
+    for mode in ("records", "creating"):
+        marker = tmp_path / f"{mode}.marker"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _DIE_HOLDING, str(directory), str(marker), mode],
+            cwd=Path(__file__).parent.parent,
+            stdin=subprocess.DEVNULL,
+        )
+        procs.append(proc)
+        wait_until(marker.exists, timeout=30, what=f"the {mode} proxy")
+    try:
+        [temp] = directory.glob("creating-*.tmp")
+        assert _adopt_in_another_process(directory) == []  # both alive
+        assert temp.exists()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(30)
+    [(spool, items)] = list(adopt_dead(directory))
+    assert [k for k, _ in items] == [f"proxy:dead-{n}" for n in range(3)]
+    assert not temp.exists()
+    spool.journaled(3)
+    assert list(directory.iterdir()) == []

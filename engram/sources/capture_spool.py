@@ -62,6 +62,10 @@ CREDENTIALS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"}
 )
 
+# A spool file being made: not adoptable until locked and renamed to proxy-*.spool.
+CREATING = "creating-"
+CREATE_TRIES = 5
+
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 type Item = tuple[RawRequest, RawResponse | None, str | None]
@@ -190,10 +194,7 @@ class Spool:
         self, directory: Path, *, _adopt: tuple[Path, int, int, int] | None = None
     ) -> None:
         if _adopt is None:
-            self.path = directory / f"proxy-{os.getpid()}-{uuid.uuid4().hex[:8]}.spool"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _CLOEXEC
-            self._fd = os.open(self.path, flags, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.path, self._fd = _create(directory)
             self._pending = 0  # appended, not yet settled (journaled or quarantined)
             self._size = 0
         else:
@@ -266,24 +267,87 @@ class Spool:
             self.path.parent.rmdir()  # only when empty
 
 
+def _create(directory: Path) -> tuple[Path, int]:
+    """A new spool file, locked before it takes the name `adopt_dead` looks for.
+
+    Created as `proxy-*.spool` and locked after, it was adoptable in between: a proxy
+    starting at the same moment took the empty, unlocked file for a dead proxy's and
+    removed it, and this one went on appending to a file with no name (lost to a kill
+    -9), or failed its lock and ran without a spool. So it is created under a name
+    adoption ignores (`creating-*.tmp`), locked, and renamed into place (atomic). A file
+    of that name whose lock can be taken is a creator's that died or has not locked yet:
+    `adopt_dead` removes it, and a creator that finds its file gone (its lock or rename
+    fails) starts over under a new name (CREATE_TRIES in all)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | _CLOEXEC
+    failure: OSError = FileNotFoundError(directory)
+    for _ in range(CREATE_TRIES):
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        temp, path = directory / f"{CREATING}{name}.tmp", directory / f"proxy-{name}.spool"
+        try:
+            fd = os.open(temp, flags, 0o600)
+        except FileNotFoundError as exc:  # a proxy stopping removed the empty directory
+            failure = exc
+            with contextlib.suppress(FileExistsError):
+                directory.mkdir(mode=0o700)  # in spool_dir's private parent
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(temp, path)
+        except OSError as exc:  # removed as a leftover before it was locked: again
+            failure = exc
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                temp.unlink()  # this process's own name: nobody else's file
+            continue
+        return path, fd
+    raise failure
+
+
+def _take(path: Path, flags: int) -> int | None:
+    """`path` opened and locked by this process, when no live process holds it and it
+    is still the file of that name; else None."""
+    try:
+        fd = os.open(path, flags | _CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != path.stat().st_ino:
+            raise FileNotFoundError(path)  # removed or renamed meanwhile
+    except OSError:  # a live process holds it
+        os.close(fd)
+        return None
+    return fd
+
+
+def _remove_leftovers(directory: Path) -> None:
+    """Remove the `creating-*.tmp` files of creators that died before renaming theirs
+    (empty: nothing is appended before the rename). One whose lock is held is a live
+    creator's and stays; one not locked yet is removed, and its creator starts over."""
+    for temp in directory.glob(f"{CREATING}*.tmp"):
+        fd = _take(temp, os.O_RDONLY)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            os.close(fd)
+
+
 def adopt_dead(directory: Path) -> Iterator[tuple[Spool, list[tuple[str, Item]]]]:
     """The spools dead proxies left in `directory`, each locked by this process and with
     the exchanges it holds: the caller journals them (exactly once: under their own keys)
     and settles them with `Spool.journaled`, which removes the file. A live proxy's
     (locked) file is left alone; so is an adopted one this process dies holding: the
-    next proxy adopts it again, and the keys make journaling it twice harmless."""
+    next proxy adopts it again, and the keys make journaling it twice harmless. Files a
+    creator left half made (`_create`) are removed."""
+    _remove_leftovers(directory)
     for path in sorted(directory.glob("proxy-*.spool")):
-        try:
-            fd = os.open(path, os.O_RDWR | _CLOEXEC)
-        except OSError:
+        fd = _take(path, os.O_RDWR)  # None: its proxy is alive, or another adopted it
+        if fd is None:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino != path.stat().st_ino:
-                raise FileNotFoundError(path)  # recovered and removed meanwhile
             with os.fdopen(os.dup(fd), "rb") as f:
                 data = f.read()
-        except OSError:  # its proxy is alive, or another proxy adopted it first
+        except OSError:
             os.close(fd)
             continue
         items = list(decode(data))

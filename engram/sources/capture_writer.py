@@ -20,14 +20,22 @@ A failed commit is retried by this thread, not left for the next proxy start:
 Exactly once throughout: an exchange keeps the key it got at capture, and the journal
 skips a key it holds (a retry after a commit whose outcome was lost, or a spool
 journaled again after a kill -9).
+
+A request cancelled (the agent hung up) while its exchange waits for room in the queue
+hands the exchange to the writer anyway (`_strand`): it is journaled in this process's
+life and its spool can empty, where it used to stay spooled until the next proxy start
+(the wait ran in the event loop's executor, whose queued calls a cancellation drops).
+
+Deferred tasks (logging an injection) run on this thread after each batch; one the
+database refuses now is retried on the same schedule (deferred_tasks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import Counter, deque
@@ -37,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from engram.backoff import Backoff
 from engram.sources.capture_spool import MAX_SPOOL_BYTES, Spool, adopt_dead, new_key, quarantine
+from engram.sources.deferred_tasks import TASK_ATTEMPTS, DeferredTasks, wait_cures
 from engram.wire.model import RawRequest, RawResponse
 
 if TYPE_CHECKING:
@@ -99,6 +108,8 @@ class CaptureWriter:
         size: int,
         stats: ProxyStats,
         spool_dir: Path | None = None,
+        *,
+        task_attempts: int = TASK_ATTEMPTS,
     ) -> None:
         self.capture = capture
         self.stats = stats
@@ -117,6 +128,11 @@ class CaptureWriter:
         self._backoff = Backoff(RETRY_FIRST_S, RETRY_MAX_S)
         self._failing_since: float | None = None
         self._unspooled_bytes = 0  # held in memory only (no room in the spool)
+        # Captures whose request went away while they waited for room in the queue.
+        self._stranded: deque[_Entry] = deque()
+        self._room_lock = threading.Lock()
+        self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self.tasks = DeferredTasks(Backoff(RETRY_FIRST_S, RETRY_MAX_S), task_attempts)
         self.thread = threading.Thread(target=self._run, name="engram-capture", daemon=True)
         self.thread.start()
 
@@ -125,12 +141,44 @@ class CaptureWriter:
         home = self.spool if self.spool is not None and self.spool.append(key, item) else None
         return _Entry(item, key, home)
 
-    async def _enqueue(self, entry: _Entry | Callable[[], None]) -> None:
+    async def _enqueue(self, entry: _Entry) -> None:
+        """Queue `entry`, waiting on the event loop for room (the writer wakes the
+        waiters whenever it takes from the queue). Cancelled while waiting, the entry is
+        handed to the writer all the same (`_strand`), and the cancellation goes on."""
         try:
             self.queue.put_nowait(entry)
+            return
         except queue.Full:
             self.stats.capture_waits += 1
-            await asyncio.get_running_loop().run_in_executor(None, self.queue.put, entry)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                room: asyncio.Future[None] = loop.create_future()
+                with self._room_lock:  # registered before the last look: no wake-up missed
+                    self._room_waiters.append((loop, room))
+                try:
+                    self.queue.put_nowait(entry)
+                    return
+                except queue.Full:
+                    await room
+        except asyncio.CancelledError:
+            self._strand(entry)
+            raise
+
+    def _strand(self, entry: _Entry) -> None:
+        """Give the writer `entry` without waiting for room. The writer takes stranded
+        entries in every pass; one is queued to wake it, and when the queue is full it
+        holds items whose pass comes after this append."""
+        self._stranded.append(entry)
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(_wake)
+
+    def _room_made(self) -> None:
+        with self._room_lock:
+            waiters, self._room_waiters = self._room_waiters, []
+        for loop, room in waiters:
+            with contextlib.suppress(RuntimeError):  # its loop has closed
+                loop.call_soon_threadsafe(_resolve, room)
 
     async def put_durable(self, item: Captured, timeout: float) -> bool:
         """Queue `item` and return once a kill -9 can no longer lose it: at once when it
@@ -146,7 +194,8 @@ class CaptureWriter:
         journaled: asyncio.Future[None] = loop.create_future()
 
         def done() -> None:
-            loop.call_soon_threadsafe(_resolve, journaled)
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, journaled)
 
         entry.done = done
         await self._enqueue(entry)
@@ -157,8 +206,17 @@ class CaptureWriter:
         return True
 
     def put_nowait(self, item: Captured | Callable[[], None]) -> None:
-        # From a cancelled handler or a worker thread: blocking is fine.
-        self.queue.put(item if callable(item) else self._spooled(item))
+        """Queue `item` without waiting: a capture from a cancelled handler or a closed
+        WebSocket (on the event loop, which must not block) is stranded when the queue
+        is full; a task from a worker thread waits for room (backpressure)."""
+        if callable(item):
+            self.queue.put(item)
+            return
+        entry = self._spooled(item)
+        try:
+            self.queue.put_nowait(entry)
+        except queue.Full:
+            self._strand(entry)
 
     def defer(self, fn: Callable[[], None]) -> None:
         self.put_nowait(fn)
@@ -168,6 +226,8 @@ class CaptureWriter:
             self.queue.put(None)
             self.thread.join(timeout)
         if not self.thread.is_alive():
+            if self._stranded:  # stranded after the writer's last pass: journaled here
+                self._flush([], final=True)
             for spool in [*self._adopted, *([self.spool] if self.spool is not None else [])]:
                 spool.close()
 
@@ -175,8 +235,9 @@ class CaptureWriter:
         if self.spool_dir is not None and self.capture is not None:
             self._adopt(self.spool_dir)
         while True:
-            if self._backlog:
-                wait = max(self._backoff.until, self._next_due) - time.monotonic()
+            due = self._due()
+            if due is not None:
+                wait = due - time.monotonic()
                 try:
                     item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
                 except queue.Empty:
@@ -188,10 +249,18 @@ class CaptureWriter:
                 self._flush([], final=True)
                 return
             batch = self._gather(item)
+            self._room_made()
             if batch[-1] is None:
                 self._flush(batch[:-1], final=True)
                 return
             self._flush(batch)
+
+    def _due(self) -> float | None:
+        """When the next retry is due (monotonic), or None when nothing waits for one."""
+        dues = [max(self._backoff.until, self._next_due)] if self._backlog else []
+        if self.tasks.held:
+            dues.append(self.tasks.backoff.until)
+        return min(dues, default=None)
 
     def _adopt(self, directory: Path) -> None:
         """What proxies killed before their writer committed left behind: journaled
@@ -238,6 +307,8 @@ class CaptureWriter:
 
     def _flush(self, batch: list[Any], final: bool = False) -> None:
         entries = [b for b in batch if isinstance(b, _Entry)]
+        while self._stranded:
+            entries.append(self._stranded.popleft())
         if self.capture is not None:
             try:
                 self._hold(entries)
@@ -249,12 +320,7 @@ class CaptureWriter:
         for entry in entries:
             if entry.done is not None:
                 entry.done()
-        for task in batch:
-            if callable(task):
-                try:
-                    task()
-                except Exception:
-                    log.exception("a deferred proxy task failed")
+        self.tasks.run([task for task in batch if callable(task) and task is not _wake], final)
 
     def _hold(self, entries: list[_Entry]) -> None:
         """New exchanges join the backlog, due now; one that is in no spool counts
@@ -295,7 +361,7 @@ class CaptureWriter:
                 assert self.capture is not None
                 self.capture([(e.key, e.item) for e in group])
             except Exception as exc:
-                if _wait_cures(exc):
+                if wait_cures(exc):
                     self._blocked(exc)
                     blocked = True
                     break
@@ -388,6 +454,10 @@ class CaptureWriter:
             home.journaled(n)
 
 
+def _wake() -> None:
+    """Queued to wake the writer for a stranded capture; does nothing itself."""
+
+
 def _batches(entries: list[_Entry]) -> list[list[_Entry]]:
     """Transactions for `entries`: up to BATCH together; one refused before goes alone."""
     out: list[list[_Entry]] = []
@@ -401,18 +471,6 @@ def _batches(entries: list[_Entry]) -> list[list[_Entry]]:
                 out.append(run)
                 run = []
     return [*out, run] if run else out
-
-
-def _wait_cures(exc: Exception) -> bool:
-    """The database, not the exchange, failed: locked past the busy timeout, a full
-    disk, an I/O error, a read-only file, a missing table (a migration under way)."""
-    from sqlalchemy.exc import OperationalError
-
-    from engram.store.db import DatabaseLocked, DiskFull
-
-    return isinstance(
-        exc, DatabaseLocked | DiskFull | OperationalError | sqlite3.OperationalError | OSError
-    )
 
 
 def _waited_for(entry: Any) -> bool:

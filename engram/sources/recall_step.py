@@ -179,19 +179,29 @@ class RecallStep:
             self._pending.append((result, conversation))
             first = len(self._pending) == 1
         if first:
-            self.defer(self._flush)  # one writer task drains everything queued by then
+            self.defer(self._flush())  # one writer task drains everything queued by then
 
-    def _flush(self) -> None:
+    def _flush(self) -> Callable[[], None]:
+        """The writer task that logs what is pending when it first runs. It keeps those
+        items: the writer calls it again while the database refuses writes
+        (sources/deferred_tasks.py), and later injections go to a task of their own."""
         from engram.store import pause
 
-        with self._lock:
-            items = self._pending[:]
-            self._pending.clear()
-        # The writer thread's own read connection, kept open (opening one per flush cost
-        # ~0.6 ms of the thread every request with memory waits behind).
-        if pause.read_current(self.recaller.connection()) is not None:
-            return  # paused: nothing is recorded, not even what was injected
-        self.recaller.log_injections(items)
+        items: list[tuple[Any, str]] | None = None
+
+        def log_injections() -> None:
+            nonlocal items
+            if items is None:
+                with self._lock:
+                    items = self._pending[:]
+                    self._pending.clear()
+            # The writer thread's own read connection, kept open (opening one per flush
+            # cost ~0.6 ms of the thread every request with memory waits behind).
+            if pause.read_current(self.recaller.connection()) is not None:
+                return  # paused: nothing is recorded, not even what was injected
+            self.recaller.log_injections(items)
+
+        return log_injections
 
 
 def stop_background(step: Any) -> None:
