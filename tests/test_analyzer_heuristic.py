@@ -409,7 +409,7 @@ def test_task_talk_and_pasted_output_are_not_facts(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "fact"),
     [
-        ("no emojis. ever. in anything you write", "No emojis, ever."),
+        ("no emojis. ever. in anything you write", "No emojis, ever. In anything you write."),
         (
             "the api is since last week on port 8443 with tls",
             "The api is on port 8443 with tls.",
@@ -727,3 +727,64 @@ def test_a_thin_fact_carries_the_instruction_next_to_it(text: str, fact: str) ->
 )
 def test_a_thin_fact_stays_alone_next_to_chatter_tasks_and_questions(text: str, fact: str) -> None:
     assert [f.text for f in _one([_user(text)])] == [fact]
+
+
+# Session 7: probes written for the rules that the set written by other people
+# (bench/data/analyzer_quality, new3-tune) asked for; nothing from new3-check.
+
+
+@pytest.mark.parametrize(
+    ("text", "fact"),
+    [
+        # the next sentence finishes the rule: one memory, not its first half
+        (
+            "we never hardcode timeouts in this service. there's config/timeouts.py with all"
+            " of them and you import them from there",
+            "We never hardcode timeouts in this service. There's config/timeouts.py with all"
+            " of them and you import them from there.",
+        ),
+        # an order for today after the rule stays out of it
+        (
+            "we require urllib3 2.x. close it with a pointer to the changelog",
+            "We require urllib3 2.x.",
+        ),
+        ("we don't deploy on fridays. monday then", "We don't deploy on fridays."),
+        # an aside after a request is still the project's fact
+        (
+            "fix the flaky test pls. btw the ci runner is on python 3.12",
+            "The ci runner is on python 3.12.",
+        ),
+        # "always" / ", ever" where the cue-word rules do not look
+        (
+            "pytest-xdist, always, we never run the suite serially in this repo",
+            "pytest-xdist, always, we never run the suite serially in this repo.",
+        ),
+        ("no raw card numbers in any log line, ever", "No raw card numbers in any log line, ever."),
+    ],
+)
+def test_a_rule_is_kept_whole_wherever_its_cue_stands(text: str, fact: str) -> None:
+    assert [f.text for f in _one([_user(text)])] == [fact]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a description after a request for work describes the work
+        "can you add a retry to the uploader. the uploader lives in sync/upload.py",
+        "need a dark mode toggle on the settings page. settings live in ui/settings.tsx",
+        # "always" in a pronoun's sentence, a report, a behaviour, a code comment, a retort
+        "It has always been mysql.",
+        "our cto friend said we should always use uuids for keys",
+        "# always retry on 503",
+        "Always reproducible on the staging build, never locally",
+        "because deploying on a friday evening is always a great idea",
+        # a clause whose verb is in the clause before it
+        "the widgets only read semantic tokens, never palette ones directly",
+        # today's state, leave for the task, a hedge after the comma
+        "the queue on redis-2 is backed up since noon",
+        "payments.py go ahead",
+        "pricing is 12 euros a seat, might change",
+    ],
+)
+def test_task_context_reports_and_fragments_are_not_facts(text: str) -> None:
+    assert [f.text for f in _one([_user(text)])] == []

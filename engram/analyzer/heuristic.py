@@ -406,6 +406,7 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
     previous: list[rules.Hit] = []  # held back: the next sentence may be its rule
     at = 0  # the sentence `previous` came from
     unmatched: tuple[str, str] | None = None  # the sentence before, if it held no fact
+    asked = False  # a sentence before asked for work (`words.REQUEST`)
     for index, (sentence, msentence) in enumerate(_sentences(prose, masked)):
         if index == 0:
             corrective = rules.opens_with_correction(msentence)
@@ -443,14 +444,27 @@ def _message_hits(text: str) -> Iterator[rules.Hit]:
                 hits = [hit] if hit else []
             else:
                 hit = statements.statement_hit(clause.rstrip(" .!"), mclause.rstrip(" .!"))
+                hit = hit or statements.standing_hit(clause, mclause)
                 hits = [hit] if hit else []
+        if asked and not words.ASIDE.search(msentence):
+            hits = [hit for hit in hits if not _describes_task(hit)]
+        asked = asked or bool(words.REQUEST.match(msentence.strip()))
         unmatched = None if hits else (sentence, msentence)
         if not hits:
             bare[index] = (sentence, msentence)
         kept.extend((at, hit) for hit in previous)
         previous, at = hits, index
     kept.extend((at, hit) for hit in previous)
-    yield from _with_neighbours(kept, bare) if not explicit_only else (h for _, h in kept)
+    if explicit_only:
+        yield from (hit for _, hit in kept)
+    else:
+        yield from _with_neighbours(context.elaborated(kept, bare), bare)
+
+
+def _describes_task(hit: rules.Hit) -> bool:
+    """A plain description ("player is a CharacterBody2D") after the user asked for work
+    in the same message: it describes that work (see `words.REQUEST`)."""
+    return hit.evidence == "statement" and not words.GENERAL.search(hit.text)
 
 
 def _with_neighbours(
