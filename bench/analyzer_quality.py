@@ -73,7 +73,15 @@ REJECTED: list[str] = []  # what validation rejected, for --details
 # The halves whose details may be read. `new-check` and `new2-check` were each scored
 # once, as unseen voices (sessions 5 and 6), and joined the tuning data in session 7,
 # when `new3-check` (written by other authors) took their place.
-TUNING_HALVES = ("tuning", "new-tune", "new-check", "new2-tune", "new2-check", "new3-tune")
+TUNING_HALVES = (
+    "tuning",
+    "new-tune",
+    "new-check",
+    "new2-tune",
+    "new2-check",
+    "new3-tune",
+    "new3-check",
+)
 
 
 def model_path(name: str) -> Path | None:
