@@ -68,11 +68,13 @@ HALVES = (
     "new2-check",
     "new3-tune",
     "new3-check",
+    "new4-check",
 )
 REJECTED: list[str] = []  # what validation rejected, for --details
 # The halves whose details may be read. `new-check` and `new2-check` were each scored
-# once, as unseen voices (sessions 5 and 6), and joined the tuning data in session 7,
-# when `new3-check` (written by other authors) took their place.
+# once, as unseen voices (sessions 5 and 6), and joined the tuning data in session 7;
+# so did `new3-check` (by other writers) once scored. `new4-check` (100 conversations by
+# five more writers) and `heldout` are never read.
 TUNING_HALVES = (
     "tuning",
     "new-tune",
