@@ -185,11 +185,17 @@ def prime(session: requests.Session, url: str, primed: dict[str, list[dict]]) ->
     return timed_post(session, url, payload)
 
 
+# (url, start, end) of every timed POST, on the clock the proxies' GC log uses
+SPANS: list[tuple[str, float, float]] = []
+
+
 def timed_post(session: requests.Session, url: str, payload: dict) -> float:
     start = time.perf_counter()
     r = session.post(url, json=payload, headers={"x-api-key": "sk-ant-api03-" + "b" * 40})
     r.raise_for_status()
-    return (time.perf_counter() - start) * 1000
+    end = time.perf_counter()
+    SPANS.append((url, start, end))  # list.append is atomic: safe from the pool's threads
+    return (end - start) * 1000
 
 
 def ttfb(session: requests.Session, url: str) -> float:
@@ -252,24 +258,37 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def start_proxy(db: Path, upstream: str, source: str | None) -> tuple[Any, str]:
+GC_PROBE = Path(__file__).with_name("_gc_probe.py")
+
+
+def start_proxy(
+    db: Path, upstream: str, source: str | None, env: dict[str, str], gc_log: Path
+) -> tuple[Any, str]:
     """An `engram proxy` on its own copy of the store, from this checkout or `source` (an
-    engram source tree, e.g. `git worktree add /tmp/base main`), warm (it injects).
+    engram source tree, e.g. `git worktree add /tmp/base main`), warm (it injects), with
+    `env` added to its environment and every garbage collection timed into `gc_log`
+    (bench/_gc_probe.py).
 
     The analyzer is off (`--analyzer none`): it would distil memories from every one of
     the benchmark's thousands of exchanges on the same two cores, which measures the
     analyzer, not the request path (an agent's requests are seconds apart)."""
-    own = db.with_name(f"{db.stem}-{abs(hash(source))}.db")
+    own = db.with_name(f"{db.stem}-{gc_log.stem}.db")
     shutil.copy(db, own)
     port = free_port()
-    # `python -m engram` puts its working directory first on sys.path, ahead of
+    # `python -c`/`-m` put the working directory first on sys.path, ahead of
     # PYTHONPATH: each proxy runs in its own tree, or both would run the same code (as
     # every `--baseline` comparison before session 5 did, from the repository's root).
     tree = Path(source) if source else Path(__file__).resolve().parent.parent
     command = ["proxy", "--listen", f"127.0.0.1:{port}", "--upstream", upstream]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engram", *command, "--analyzer", "none"],
-        env={**os.environ, "ENGRAM_DB": str(own), "PYTHONPATH": str(tree)},
+        [sys.executable, "-c", GC_PROBE.read_text(), *command, "--analyzer", "none"],
+        env={
+            **os.environ,
+            **env,
+            "ENGRAM_DB": str(own),
+            "PYTHONPATH": str(tree),
+            "ENGRAM_BENCH_GC_LOG": str(gc_log),
+        },
         cwd=tree,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -302,12 +321,30 @@ def main() -> None:
         help="another engram source tree (e.g. a worktree of main) to run in the same "
         "series, requests interleaved, for an A/B comparison on a busy machine",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[;KEY=VALUE]",
+        help="one more proxy from this tree with these environment variables, in the "
+        "same interleaved series (repeatable), e.g. "
+        "frozen:ENGRAM_BENCH_GC_FREEZE=1 (bench/_gc_probe.py)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LLMStub() as stub:
         db = Path(tmp) / "bench.db"
         fill(db)
-        sources = {"this": None, **({"baseline": args.baseline} if args.baseline else {})}
-        procs = {name: start_proxy(db, stub.url, src) for name, src in sources.items()}
+        sources: dict[str, tuple[str | None, dict[str, str]]] = {"this": (None, {})}
+        if args.baseline:
+            sources["baseline"] = (args.baseline, {})
+        for spec in args.variant:
+            name, _, pairs = spec.partition(":")
+            sources[name] = (None, dict(kv.split("=", 1) for kv in pairs.split(";") if kv))
+        gc_logs = {name: Path(tmp) / f"gc-{name}.json" for name in sources}
+        procs = {
+            name: start_proxy(db, stub.url, src, env, gc_logs[name])
+            for name, (src, env) in sources.items()
+        }
         try:
             for _proc, url in procs.values():
                 wait_warm(url, stub)
@@ -334,7 +371,9 @@ def main() -> None:
                 return done
 
             done = cpu_per_request("fresh", RUNS)
+            marks = [len(SPANS)]
             fresh = run(lambda u: timed_post(s, u + "/v1/messages", body()), RUNS)
+            marks.append(len(SPANS))
             done()
             injected = sum("engram-memory" in json.dumps(r.json) for r in stub.requests[-RUNS:])
             forward = run(lambda u: _get(s, u + "/health"), RUNS)
@@ -345,7 +384,9 @@ def main() -> None:
             loop = run(lambda u: tool_loop(s, u + "/v1/messages", primed), RUNS // 3)
             done()
             done = cpu_per_request("together", 16 * max(1, RUNS // 16))
+            marks.append(len(SPANS))
             got = concurrent([u + "/v1/messages" for u in urls.values()], RUNS)
+            marks.append(len(SPANS))
             done()
             together = {by_url[u.removesuffix("/v1/messages")]: v for u, v in got.items()}
             memory = {n: rss_mb(p.pid) for n, (p, _u) in procs.items()}
@@ -353,6 +394,18 @@ def main() -> None:
             for proc, _url in procs.values():
                 proc.terminate()
                 proc.wait(30)
+        gc_rows = {
+            name: gc_during(
+                gc_logs[name],
+                {
+                    "fresh": (SPANS[marks[0] : marks[1]], len(fresh[name])),
+                    "16 concurrent": (SPANS[marks[2] : marks[3]], len(together[name])),
+                },
+                url + "/v1/messages",
+                stub.url + "/v1/messages",
+            )
+            for name, (_p, url) in procs.items()
+        }
 
     def added(series: dict[str, list[float]], name: str, p: float) -> float:
         return percentile(series[name], p) - percentile(series["direct"], p)
@@ -423,6 +476,7 @@ def main() -> None:
                 300,
                 "MB",
             ),
+            *gc_rows[name](label),
         ]
     load = os.getloadavg()
     print_table(
@@ -430,6 +484,64 @@ def main() -> None:
         f"{load[0]:.1f} / {load[1]:.1f} at the end)",
         rows,
     )
+
+
+def gc_during(
+    log: Path,
+    series: dict[str, tuple[list[tuple[str, float, float]], int]],
+    url: str,
+    direct_url: str,
+) -> Any:
+    """Rows on the proxy's garbage collections during each series (by name: the timed
+    POSTs made then and how many of them count, not the connection's warm-up): per
+    generation count, total and longest pause; how many requests had a collection
+    running while they waited, for how long; and whether the slowest 1 % did (do GC
+    pauses make the p99?), with the added p99 recomputed less the GC inside each
+    request."""
+    try:
+        data = json.loads(log.read_text())
+    except (OSError, ValueError):
+        return lambda label: [(f"GC log{label}", "missing", "", "")]
+    rows: list[tuple[str, str]] = []
+    for name, (spans_all, n) in series.items():
+        spans = [(a, b) for u, a, b in spans_all if u == url][-n:]
+        direct = [(b - a) * 1000 for u, a, b in spans_all if u == direct_url][-n:]
+        if not spans or not direct:
+            continue
+        begin, end = min(a for a, _b in spans), max(b for _a, b in spans)
+        pauses = [(t, d, g) for t, d, g in data["collections"] if begin <= t <= end]
+        by_gen = []
+        for gen in (0, 1, 2):
+            ds = [d * 1000 for _t, d, g in pauses if g == gen]
+            by_gen.append(f"gen{gen} {len(ds)} / {sum(ds):.1f} / {max(ds, default=0):.1f}")
+        overlap = [
+            sum(max(0.0, min(b, t + d) - max(a, t)) for t, d, _g in pauses) * 1000 for a, b in spans
+        ]
+        via = [(b - a) * 1000 for a, b in spans]
+        k = max(3, len(via) // 100)  # the slowest 1 % (at least 3)
+        slowest = sorted(range(len(via)), key=lambda i: via[i])[-k:]
+        hit = [overlap[i] for i in slowest if overlap[i] > 0]
+        p99 = percentile(via, 99) - percentile(direct, 99)
+        less = [v - o for v, o in zip(via, overlap, strict=True)]
+        p99_less = percentile(less, 99) - percentile(direct, 99)
+        rows += [
+            (
+                f"GC in the {name} series: count / total / longest ms per generation",
+                "; ".join(by_gen) + f" (objects frozen: {data['frozen']:,})",
+            ),
+            (
+                f"GC inside {name} requests: requests / their GC ms / all GC ms",
+                f"{sum(o > 0 for o in overlap)} of {len(overlap)} / {sum(overlap):.1f} / "
+                f"{sum(d for _t, d, _g in pauses) * 1000:.1f} ms",
+            ),
+            (
+                f"GC in the slowest {k} {name} requests: how many / mean ms",
+                f"{len(hit)} / {statistics.mean(hit) if hit else 0:.1f} ms; added p99 "
+                f"{p99:.2f} ms, less the GC inside each request {p99_less:.2f} ms; "
+                f"slowest {max(via):.1f} ms",
+            ),
+        ]
+    return lambda label: [(f"{m}{label}", v, "", "") for m, v in rows]
 
 
 def _row(label: str, value: float, target: float, unit: str = "ms") -> tuple[str, str, str, str]:
