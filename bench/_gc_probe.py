@@ -2,10 +2,12 @@
 
 Executed as the `-c` program of a benchmarked proxy (not imported: `python bench/x.py`
 would put bench/ first on sys.path, where `proxy.py`, `store.py` and `wire.py` would
-shadow modules of the same name). It appends (start, duration, generation) of every
-collection, on `time.perf_counter()` (CLOCK_MONOTONIC, so comparable with the bench's
-own request times), and writes them as JSON to `ENGRAM_BENCH_GC_LOG` when the process
-exits (the proxy stops cleanly on SIGTERM).
+shadow modules of the same name). It appends (start, duration, generation, CPU seconds) of
+every collection, on `time.perf_counter()` (CLOCK_MONOTONIC, so comparable with the
+bench's own request times) and the collecting thread's CPU clock (a pause on a busy
+machine is mostly waiting for a core: the CPU figure is the collection's own cost),
+and writes them as JSON to `ENGRAM_BENCH_GC_LOG` when the process exits (the proxy
+stops cleanly on SIGTERM).
 
 Bench-only variants, for the A/B of the GC remedies before any of them ships:
 `ENGRAM_BENCH_GC_THRESHOLD=a,b,c` calls `gc.set_threshold(a, b, c)` at start;
@@ -21,16 +23,16 @@ import runpy
 import sys
 import time
 
-_log: list[tuple[float, float, int]] = []
-_started: list[float] = [0.0]
+_log: list[tuple[float, float, int, float]] = []
+_started: list[float] = [0.0, 0.0]
 
 
 def _on_gc(phase: str, info: dict) -> None:
     if phase == "start":
-        _started[0] = time.perf_counter()
+        _started[:] = time.perf_counter(), time.thread_time()
     else:
-        now = time.perf_counter()
-        _log.append((_started[0], now - _started[0], info["generation"]))
+        now, cpu = time.perf_counter(), time.thread_time()
+        _log.append((_started[0], now - _started[0], info["generation"], cpu - _started[1]))
 
 
 def _dump() -> None:
