@@ -253,7 +253,7 @@ def statement_hit(clause: str, masked: str) -> Hit | None:
 # (7/7); on the older tuning halves 29 of 37 did, and the misses were a pronoun's
 # sentence ("it has always been postgres"), a report ("our cto friend said we should
 # always ..."), a behaviour ("always reproducible on staging") and a code comment.
-_STANDING = re.compile(r"\balways\b|,\s*ever\b|\b(?:never|not|don'?t|dont|do not) ever\b", _I)
+_STANDING_CUE = re.compile(r"\balways\b|,\s*ever\b|\b(?:never|not|don'?t|dont|do not) ever\b", _I)
 _STANDING_WORD = re.compile(r"\b(?:always|ever)\s+(\S+)", _I)
 # a code comment, a pronoun's sentence, or half of one ("because restarting prod on a
 # friday is always a great idea")
@@ -270,8 +270,8 @@ MIN_STANDING_WORDS = 4
 
 def standing_hit(clause: str, masked: str) -> Hit | None:
     """The whole sentence as a rule when it says "always" (or "..., ever") and no other
-    rule read it (see `_STANDING`), or None."""
-    if not _STANDING.search(masked):
+    rule read it (see `_STANDING_CUE`), or None."""
+    if not _STANDING_CUE.search(masked):
         return None
     text = clause.strip().rstrip(" .!")
     after = _STANDING_WORD.search(text)
