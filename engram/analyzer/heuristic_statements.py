@@ -269,8 +269,11 @@ _STANDING_WORD = re.compile(r"\b(?:always|ever)\s+(\S+)", _I)
 _NOT_STANDALONE = re.compile(
     r"(?:#|//|--)|(?:it|that|this|they|these|those|he|she|because|which)\b", _I
 )
+# someone else's words, or the user's own plan ("from now on I'll review them myself")
 _REPORT = re.compile(
-    r"\b(?:said|says|told (?:me|us)|thinks|suggested|suggests|recommends|recommended)\b", _I
+    r"\b(?:said|says|told (?:me|us)|thinks|suggested|suggests|recommends|recommended"
+    r"|i'?ll|i will)\b",
+    _I,
 )
 # "always reproducible", "always complaining", "always forget": how something behaves
 _BEHAVIOUR = re.compile(rf"{NOT_IMPERATIVE.pattern}|\w+ing\b|{HAPPENS_TO_US}", _I)
