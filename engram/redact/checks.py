@@ -88,7 +88,7 @@ def _mode_key(m: Candidate, rule: Rule, groups: Groups) -> list[Hit] | None:
     prefix = _MODE_PREFIX.search(text, max(0, m.start() - 10), m.start())
     if prefix is None or prefix[0] in _PUBLISHABLE or not bounded(text, prefix.start()):
         return None
-    mode, _, rest = text[m.start() + 1 : m.end()].partition("_")
+    rest = text[m.start() + 1 : m.end()].partition("_")[2]
     last = rest.rsplit("_", 1)[-1] if len(rest) > 40 else rest  # `apikey_<26>_<22>_<3>`
     if not any(c.isdigit() for c in rest) or not looks_random(rest.replace("_", ""), 14):
         return None

@@ -331,8 +331,8 @@ CONTEXT: tuple[Rule, ...] = (
          check="k8s"),
     # Assignments to secret-named keys, anchored on the key's last word; checks.py reads the
     # whole key (`DB_PASSWORD`, `apiKey`, `x-api-key`) and judges the value.
-    Rule("secret-assignment", "pP", f"(?:{ci('ass')}(?<={ci('pass')})(?:{ci('word')}|{ci('wd')}|{ci('wort')}"
-         f"|{ci('phrase')})?|{ci('wd')}(?<={ci('pwd')})|[wW](?<={ci('pw')})|AT(?<=_PAT))"
+    Rule("secret-assignment", "pP", f"(?:{ci('ass')}(?<={ci('pass')})(?:{ci('word')}|{ci('wd')}"
+         f"|{ci('wort')}|{ci('phrase')})?|{ci('wd')}(?<={ci('pwd')})|[wW](?<={ci('pw')})|AT(?<=_PAT))"
          + _ASSIGN, check="assign"),
     Rule("secret-assignment", "cC", f"(?:{ci('ret')}(?<={ci('secret')})|{ci('red')}"
          f"(?<={ci('cred')}){ci('ential')}[sS]?)" + _ASSIGN, check="assign"),

@@ -21,8 +21,9 @@ were tuned on, goes to the tuning half only, and so do `source/tuning-*.txt`, wr
 the split to widen the tuning half. `source/s7-*.txt` (session 7: passwords under `_pw`-style
 keys and in chat, keys with unknown live/test prefixes, UUID tokens, short GitHub tokens, and
 their look-alikes) were written before the rules changed for them and are split by the same
-method with their own generator, appended to both halves. Values come from one seeded generator, so a
-rerun reproduces the files byte for byte; the committed files are the corpus of record.
+method with their own generator, appended to both halves. Values come from seeded
+generators, so a rerun reproduces the files byte for byte; the committed files are the
+corpus of record.
 """
 
 from __future__ import annotations
