@@ -476,6 +476,7 @@ _KEY40 = _rs(40)
         # keys after a vendor's name or an arrow
         (f"here's my mistral key {_KEY40}", _KEY40),
         (f"use this token for the staging bot — {_KEY40}", _KEY40),
+        ("key 1d3aab36e9a305fd9b1035ca5dbe7973 works for me", "1d3aab36e9a305fd9b1035ca5dbe7973"),
         # live/test-mode keys without a rule of their own, UUID tokens, short GitHub tokens
         ("RAZORPAY_KEY_ID=rzp_test_" + "u3dXZ6pvMWNoNx", "rzp_test_u3dXZ6pvMWNoNx"),
         ("using gc_live_" + _KEY40 + " now", "gc_live_" + _KEY40),
@@ -514,7 +515,8 @@ def test_session7_secrets(text: str, value: str) -> None:
         "Token 2a303dbb-2d82-440a-a7ee-51e9309e2af2 revoked by admin",
         "X-Request-Id: 2a303dbb-2d82-440a-a7ee-51e9309e2af2",
         "the cache key 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
-        "the key 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b was rotated",
+        "the sha1 key 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+        '{"key": "9f86d081884c7d659a2feaa0c55ad015"}',
         "NEXT_PUBLIC_STRIPE_KEY=pk_live_8cOxzjSffmxMyBPKFyJPS0xj",
         'OMISE_PUBLIC_KEY = "pkey_test_ucb9xkojtcsy5y18wv9"',
         "tests/test_payments.py::test_live_refund_full_amount PASSED",

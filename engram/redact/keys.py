@@ -178,6 +178,8 @@ _NAME = re.compile(r"[A-Za-z_][\w.]*")
 _SECRET_WORD = re.compile(r"(?i)pass|pwd|secret|token|key|cred|auth")
 _COMPOUND = re.compile(r"[._]|[a-z][A-Z]")
 _MIN_LEN = {"human": 6, "machine": 10, "token": 12, "auth": 12, "shouty": 16, "vendor": 24}
+_MIN_LEN["bare"] = 24
+_HEX_KEY = re.compile(r"[0-9a-f]{32,40}|[0-9A-F]{32,40}")
 _SYMBOL = re.compile(r"[!@#$^*?~]")
 _LETTER_DIGIT_LETTER = re.compile(r"[A-Za-z][0-9]+[A-Za-z]")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -244,6 +246,8 @@ def plausible(value: str, cls: str, *, quoted: bool, sep: str, key: str) -> bool
         return False  # only the key's shape speaks for it: the value must look generated
     if cls == "vendor" and not _MIXED.fullmatch(value):
         return False  # "Cohere key": hex after a word and `key` is as often a digest
+    if cls == "bare" and not (_MIXED.fullmatch(value) or _HEX_KEY.fullmatch(value)):
+        return False  # a bare `key` holds many things: only an API key's shapes count
     if chosen and sep not in ("is", "ws"):
         return True  # `JWT_SECRET=Lotus824^`: a person chose it, under a generated-value key
     return looks_random(value, _MIN_LEN[cls])
@@ -288,6 +292,7 @@ def _whitespace_sep(text: str, key_start: int, key: str, value: str) -> str | No
     return "ws" if looks_random(value, 16) and any(c.isdigit() for c in value) else None
 
 
+_DIGEST_WORDS = re.compile(r"(?i)sha|md5|hash|digest|checksum|etag|commit|cache|fingerprint")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
@@ -302,6 +307,8 @@ def assignment(m: Candidate, groups: Groups) -> list[Hit] | None:
     text = m.string
     key, key_start = key_span(text, m.start())
     cls = classify_key(key)
+    if cls is None and key.lower() == "key":
+        cls = "bare"  # `key = ...`, "key 3f9a... works": an API key's shape, not a digest
     quoted_span = span_of(m, groups, "v", "v2", "v3")
     span = quoted_span or span_of(m, groups, "w")
     if cls is None or span is None:
@@ -339,6 +346,8 @@ def assignment(m: Candidate, groups: Groups) -> list[Hit] | None:
             return None
     if not plausible(value, cls, quoted=quoted_span is not None, sep=sep, key=key):
         return None
+    if cls == "bare" and _DIGEST_WORDS.search(line_before(text, key_start, 200)):
+        return None  # `cache key`, `sha1 key`, an ETag: a digest named `key`
     words = key_words(key)
     kind = "secret-assignment"
     if "secret" in words and ("aws" in words or "access" in words):

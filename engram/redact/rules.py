@@ -337,7 +337,7 @@ CONTEXT: tuple[Rule, ...] = (
     Rule("secret-assignment", "cC", f"(?:{ci('ret')}(?<={ci('secret')})|{ci('red')}"
          f"(?<={ci('cred')}){ci('ential')}[sS]?)" + _ASSIGN, check="assign"),
     Rule("secret-assignment", "kK", f"(?:{ci('en')}(?<={ci('token')})|{ci('ey')}"
-         rf"(?<=[A-Za-z0-9 _.\-]{ci('key')}))" + _ASSIGN, check="assign"),
+         rf"(?:(?<=[A-Za-z0-9 \t\n_.\-]{ci('key')})|(?<![\s\S]{{4}})))" + _ASSIGN, check="assign"),
     Rule("secret-assignment", "uU", ci("th") + f"(?<={ci('auth')})" + _ASSIGN, check="assign"),
 )
 # fmt: on
