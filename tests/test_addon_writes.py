@@ -8,7 +8,6 @@ read, so a lost injection log was silent and a journal row was lost at once.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from engram.store.db import Store
+from tests.support.flows import anthropic_flow
 from tests.support.wait import wait_until
 
 PROJECT = "/home/dev/shop"
@@ -53,8 +53,6 @@ def addon(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any,
 
 
 def _flow(n: int) -> Any:
-    from mitmproxy.test import tflow, tutils
-
     body = {
         "model": "claude-haiku-4-5",
         "max_tokens": 20,
@@ -63,15 +61,6 @@ def _flow(n: int) -> Any:
             {"role": "user", "content": f"Which port does the staging database use? ({n})"}
         ],
     }
-    req = tutils.treq(
-        host="api.anthropic.com",
-        port=443,
-        scheme=b"https",
-        path=b"/v1/messages",
-        method=b"POST",
-        content=json.dumps(body).encode(),
-    )
-    req.headers["content-type"] = "application/json"
     reply = {
         "id": f"msg_{n}",
         "type": "message",
@@ -81,9 +70,7 @@ def _flow(n: int) -> Any:
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 10, "output_tokens": 3},
     }
-    resp = tutils.tresp(content=json.dumps(reply).encode())
-    resp.headers["content-type"] = "application/json"
-    return tflow.tflow(req=req, resp=resp)
+    return anthropic_flow(body, reply)
 
 
 def _through(a: Any, tctx: Any, n: int) -> None:
@@ -105,54 +92,58 @@ def _rows(db: Path) -> tuple[int, int]:
         conn.close()
 
 
-def _locked(db: Path) -> sqlite3.Connection:
-    lock = sqlite3.connect(db, timeout=0, isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")  # the write lock, as a long analysis or a backup holds it
-    return lock
+@pytest.fixture
+def locked(addon: tuple[Any, Any], db_path: Path) -> Iterator[sqlite3.Connection]:
+    """Another connection holding the write lock, as a long analysis or a backup does."""
+    lock = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        yield lock
+    finally:
+        lock.close()
 
 
 def test_the_addons_writes_wait_out_a_locked_database(
-    addon: tuple[Any, Any], db_path: Path, caplog: pytest.LogCaptureFixture
+    addon: tuple[Any, Any],
+    locked: sqlite3.Connection,
+    db_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     a, tctx = addon
-    lock = _locked(db_path)
-    try:
-        with caplog.at_level("DEBUG", logger="engram.addon"):
-            for n in range(3):  # each hook returns while the database refuses writes
-                _through(a, tctx, n)
-            tasks = a._writes.tasks
-            wait_until(lambda: tasks.held and tasks.held[0].failures >= 2, what="retries")
-            assert _rows(db_path) == (0, 0)
-            lock.execute("ROLLBACK")
-            wait_until(lambda: _rows(db_path) == (3, 3), what="every row and every log")
-            wait_until(lambda: not tasks.held, what="nothing held")
-        assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
-        assert not tasks.dropped and a.journal_failures == 0
-        _through(a, tctx, 3)  # and on as before
-        wait_until(lambda: _rows(db_path) == (4, 4), what="a later flow")
-    finally:
-        lock.close()
+    with caplog.at_level("DEBUG", logger="engram.addon"):
+        for n in range(3):  # each hook returns while the database refuses writes
+            _through(a, tctx, n)
+        tasks = a._writes.tasks
+        wait_until(lambda: tasks.held and tasks.held[0].failures >= 2, what="retries")
+        assert _rows(db_path) == (0, 0)
+        locked.execute("ROLLBACK")
+        wait_until(lambda: _rows(db_path) == (3, 3), what="every row and every log")
+        wait_until(lambda: not tasks.held, what="nothing held")
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert not tasks.dropped and a.journal_failures == 0
+    _through(a, tctx, 3)  # and on as before
+    wait_until(lambda: _rows(db_path) == (4, 4), what="a later flow")
 
 
 def test_writes_still_refused_as_mitmproxy_stops_are_dropped_with_one_line(
-    addon: tuple[Any, Any], db_path: Path, caplog: pytest.LogCaptureFixture
+    addon: tuple[Any, Any],
+    locked: sqlite3.Connection,
+    db_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     a, tctx = addon
-    lock = _locked(db_path)
-    try:
-        with caplog.at_level("WARNING", logger="engram.addon"):
-            _through(a, tctx, 1)
-            _through(a, tctx, 2)
-            tasks = a._writes.tasks
-            wait_until(lambda: tasks.held and tasks.held[0].failures >= 1, what="a retry")
-            a.done()  # mitmproxy stops
-        lines = [r.getMessage() for r in caplog.records]
-        [dropped] = [line for line in lines if "dropping" in line]
-        assert "locked" in dropped  # one line for the two rows and the logs
-        assert "journal_exchange" in dropped and "log_injections" in dropped
-        [summary] = [line for line in lines if "could not be journaled" in line]
-        assert "2 exchanges" in summary
-        assert not a._writes.thread.is_alive()
-    finally:
-        lock.close()
+    with caplog.at_level("WARNING", logger="engram.addon"):
+        _through(a, tctx, 1)
+        _through(a, tctx, 2)
+        tasks = a._writes.tasks
+        wait_until(lambda: tasks.held and tasks.held[0].failures >= 1, what="a retry")
+        a.done()  # mitmproxy stops
+    lines = [r.getMessage() for r in caplog.records]
+    [dropped] = [line for line in lines if "dropping" in line]
+    assert "locked" in dropped  # one line for the two rows and the logs
+    assert "journal_exchange" in dropped and "log_injections" in dropped
+    [summary] = [line for line in lines if "could not be journaled" in line]
+    assert "2 exchanges" in summary
+    assert not a._writes.thread.is_alive()
+    locked.execute("ROLLBACK")
     assert _rows(db_path) == (0, 0)  # nothing written after the stop either
