@@ -69,12 +69,14 @@ HALVES = (
     "new3-tune",
     "new3-check",
     "new4-check",
+    "new5-check",
 )
 REJECTED: list[str] = []  # what validation rejected, for --details
 # The halves whose details may be read. `new-check` and `new2-check` were each scored
 # once, as unseen voices (sessions 5 and 6), and joined the tuning data in session 7;
 # so did `new3-check` (by other writers) and then `new4-check` (100 conversations by five
-# more writers), each once scored. `heldout` is never read.
+# more writers), each once scored. `new5-check` (100 more, by five more writers) and
+# `heldout` are never read.
 TUNING_HALVES = (
     "tuning",
     "new-tune",
