@@ -29,7 +29,7 @@ only) before anyone reads it and then joins the tuning data; `heldout` and the n
 check half (`UNREAD`) are never read (bench/data/analyzer_quality/README.md).
 
     .venv/bin/python bench/analyzer_quality.py [--backends heuristic,local-0.5b,...]
-        [--half tuning|heldout|both|new-tune|new-check|new2-tune|new2-check|new3-tune|new3-check]
+        [--half both|tuning|heldout|new-tune|...|new5-check]  (comma-separated)
         [--details]  # misses and junk, tuning halves only
 """
 
