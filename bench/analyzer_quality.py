@@ -21,14 +21,15 @@ conversation's own sentence that holds it, and engram's stored memories restated
 measures the pipeline and validation (what survives), not Claude's judgement.
 
 Targets (held-out half): local 1.5B found >= 0.5 with <= 5% violations; heuristic
-found >= 0.35 with precision >= 0.9; no secret ever stored. `new-tune` and `new-check`
-(session 5) are a second set in ten other voices, split by voice, and `new2-tune` and
-`new2-check` (session 6) a third, in ten more: tune on `tuning`, `new-tune` and
-`new2-tune` only; the `-check` halves are scored once, at the end, as estimates on
-unseen voices.
+found >= 0.35 with precision >= 0.9; no secret ever stored. `new-tune`/`new-check`
+(session 5) and `new2-tune`/`new2-check` (session 6) are sets in other voices by the
+rules' own author; `new3-tune`/`new3-check`, `new4-check` and `new5-check` (session 7)
+are 300 conversations by fifteen other writers. Each check half is scored once (totals
+only) before anyone reads it and then joins the tuning data; `heldout` and the newest
+check half (`UNREAD`) are never read (bench/data/analyzer_quality/README.md).
 
     .venv/bin/python bench/analyzer_quality.py [--backends heuristic,local-0.5b,...]
-        [--half tuning|heldout|both|new-tune|new-check|new2-tune|new2-check|new3-tune|new3-check]
+        [--half both|tuning|heldout|new-tune|...|new5-check]  (comma-separated)
         [--details]  # misses and junk, tuning halves only
 """
 
@@ -69,22 +70,16 @@ HALVES = (
     "new3-tune",
     "new3-check",
     "new4-check",
+    "new5-check",
 )
 REJECTED: list[str] = []  # what validation rejected, for --details
 # The halves whose details may be read. `new-check` and `new2-check` were each scored
 # once, as unseen voices (sessions 5 and 6), and joined the tuning data in session 7;
 # so did `new3-check` (by other writers) and then `new4-check` (100 conversations by five
-# more writers), each once scored. `heldout` is never read.
-TUNING_HALVES = (
-    "tuning",
-    "new-tune",
-    "new-check",
-    "new2-tune",
-    "new2-check",
-    "new3-tune",
-    "new3-check",
-    "new4-check",
-)
+# more writers), each once scored. `new5-check` (100 more, by five more writers) and
+# `heldout` are never read.
+UNREAD = ("heldout", "new5-check")
+TUNING_HALVES = tuple(half for half in HALVES if half not in UNREAD)
 
 
 def model_path(name: str) -> Path | None:

@@ -356,3 +356,59 @@ def test_an_injection_log_is_dropped_after_its_bound_with_one_line(
         lock.close()
         w.close()
         store.close()
+
+
+def test_a_worker_deferring_onto_a_full_queue_returns_at_once_and_its_task_runs(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A recall worker logs its injection (a deferred task) while the writer is busy and
+    its queue full: the worker returns at once, its request keeping what is left of its
+    recall budget (it used to wait for room), and the log is written once the writer is
+    free. Past the bound a task is dropped, with one warning for the whole stretch."""
+    store = Store(db_path)
+    store.ensure()
+    memory_id = _memory(store)
+    w = CaptureWriter(journal_capture(store, None, CapturePolicy()), 1, ProxyStats(), task_bound=3)
+    busy, release = threading.Event(), threading.Event()
+    ran: list[int] = []
+
+    def occupy_writer() -> None:
+        busy.set()
+        release.wait(60)
+
+    def note(n: int) -> Any:
+        def task() -> None:
+            ran.append(n)
+
+        return task
+
+    def recall_worker() -> None:
+        _log_injection(w, store, memory_id)  # the real recall step's deferred log
+        for n in range(4):  # two more fit under the bound; the last two are dropped
+            w.defer(note(n))
+
+    try:
+        with caplog.at_level("WARNING", logger="engram.proxy"):
+            w.defer(occupy_writer)
+            wait_until(busy.is_set, what="the writer busy")
+            w.put_nowait(_item(0))
+            assert w.queue.full()
+            worker = threading.Thread(target=recall_worker, name="recall-worker")
+            worker.start()
+            # The writer stays busy and the queue full until `release`: a worker that
+            # waited for room would still be waiting.
+            wait_until(lambda: not worker.is_alive(), what="the worker to return")
+            assert w.queue.full() and not release.is_set() and ran == []
+            release.set()
+            wait_until(lambda: _injections(db_path, memory_id) == (1, 1), what="the log")
+            wait_until(lambda: ran == [0, 1], what="the tasks under the bound")
+            wait_until(lambda: len(_keys(db_path)) == 1, what="the capture")
+        [line] = [r.getMessage() for r in caplog.records]
+        assert "dropping new ones (task)" in line
+        assert w.tasks.dropped == {"task": 2}
+        w.defer(note(9))  # the writer caught up: tasks are taken again
+        wait_until(lambda: ran == [0, 1, 9], what="a later task")
+    finally:
+        release.set()
+        w.close()
+        store.close()

@@ -3,7 +3,6 @@ room again (a red-team run saw a full traceback on every poll, 1,132 lines a min
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ENGRAM
 
+from tests.support.flows import anthropic_flow
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def write_flows(path: Path, n: int, size: int, *, first: int, append: bool = False) -> None:
     from mitmproxy import io
-    from mitmproxy.test import tflow, tutils
 
     with path.open("ab" if append else "wb") as fh:
         writer = io.FlowWriter(fh)
@@ -49,17 +48,8 @@ def write_flows(path: Path, n: int, size: int, *, first: int, append: bool = Fal
                 "system": "Primary working directory: /home/dev/shop",
                 "messages": [{"role": "user", "content": f"turn {i}: " + "word " * size}],
             }
-            req = tutils.treq(
-                host="api.anthropic.com",
-                port=443,
-                scheme=b"https",
-                path=b"/v1/messages",
-                method=b"POST",
-                content=json.dumps(body).encode(),
-            )
             reply = {"content": [{"type": "text", "text": f"ok {i}"}], "model": "m"}
-            resp = tutils.tresp(content=json.dumps(reply).encode())
-            flow = tflow.tflow(req=req, resp=resp)
+            flow = anthropic_flow(body, reply)
             flow.request.timestamp_start = 1_800_000_000 + i
             writer.add(flow)
 

@@ -443,3 +443,94 @@ def test_warm_compiles_once() -> None:
     warm()
     warm()
     assert compiled.cache_info().currsize == 1
+
+
+# -- session 7: shapes the analyzer benchmark's writers pasted -------------------------------
+
+_PW = "Quill#" + _rs(5) + "!7k"  # a person's password with symbols inside
+_KEY40 = _rs(40)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # keys that shorten the password word, in YAML/INI/env/TOML/JSON, quoted or not
+        (f"db_pw: {_PW}", _PW),
+        (f"[ftp]\nftp_pw = {_PW}", _PW),
+        (f'SMTP_PASS="{_PW}"', _PW),
+        (f"passwd={_PW}", _PW),
+        (f'{{"pw": "{_PW}"}}', _PW),
+        # a person's password under a key that expects a generated value
+        (f"JWT_SECRET={_PW}", _PW),
+        ('access_token = "olive4olive4"', "olive4olive4"),
+        # prose and chat
+        ("the wifi password is tangerine-Walrus-418", "tangerine-Walrus-418"),
+        ("pw: hunter2hunter2", "hunter2hunter2"),
+        ("login is admin / S3cr3t!x", "S3cr3t!x"),
+        ("root password? it's Thunder@Cedar!96", "Thunder@Cedar!96"),
+        ("**Password:** Bronze#Copper@26", "Bronze#Copper@26"),
+        ("the password for the shared mailbox is Plum-Otter-77", "Plum-Otter-77"),
+        ("PW for the router: otter7otter7", "otter7otter7"),
+        ("ssh in as deploy, password W1nt3r#k, then restart", "W1nt3r#k"),
+        ("> what's the db pw?\ngarnet7garnet7 - same as prod", "garnet7garnet7"),
+        # keys after a vendor's name or an arrow
+        (f"here's my mistral key {_KEY40}", _KEY40),
+        (f"use this token for the staging bot — {_KEY40}", _KEY40),
+        ("key 1d3aab36e9a305fd9b1035ca5dbe7973 works for me", "1d3aab36e9a305fd9b1035ca5dbe7973"),
+        # live/test-mode keys without a rule of their own, UUID tokens, short GitHub tokens
+        ("RAZORPAY_KEY_ID=rzp_test_" + "u3dXZ6pvMWNoNx", "rzp_test_u3dXZ6pvMWNoNx"),
+        ("using gc_live_" + _KEY40 + " now", "gc_live_" + _KEY40),
+        ("MOLLIE_API_KEY=test_" + _KEY40[:30], "test_" + _KEY40[:30]),
+        (
+            "CODECOV_TOKEN=3f2a9c1e-8b7d-4e6f-a5c4-1b2d3e4f5a6b",
+            "3f2a9c1e-8b7d-4e6f-a5c4-1b2d3e4f5a6b",
+        ),
+        (
+            "./codecov -t 3f2a9c1e-8b7d-4e6f-a5c4-1b2d3e4f5a6b -f cov.xml",
+            "3f2a9c1e-8b7d-4e6f-a5c4-1b2d3e4f5a6b",
+        ),
+        ("snyk auth 3f2a9c1e-8b7d-4e6f-a5c4-1b2d3e4f5a6b", "3f2a9c1e-8b7d-4e6f-a5c4-1b2d3e4f5a6b"),
+        ("GITHUB_TOKEN=ghp_" + _KEY40[:35], "ghp_" + _KEY40[:35]),
+    ],
+)
+def test_session7_secrets(text: str, value: str) -> None:
+    out = redact(text)
+    assert value not in out, out
+    assert redact(out) == out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pw_min_length: 12\npw_max_age_days: 90",
+        "pwd: /home/deploy/app",
+        "PASSWORD_FILE=/run/secrets/postgres-passwd",
+        "STRIPE_SECRET_KEY=sk_live_...",
+        "secret_name: prod/db-credentials",
+        "client_secret: user@example.com",
+        "the wifi password is on the fridge",
+        "login is admin / the usual one",
+        "we hash the password argon2id-style",
+        "the password is Winter",
+        "Token 2a303dbb-2d82-440a-a7ee-51e9309e2af2 revoked by admin",
+        "X-Request-Id: 2a303dbb-2d82-440a-a7ee-51e9309e2af2",
+        "the cache key 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+        "the sha1 key 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b",
+        '{"key": "9f86d081884c7d659a2feaa0c55ad015"}',
+        "NEXT_PUBLIC_STRIPE_KEY=pk_live_8cOxzjSffmxMyBPKFyJPS0xj",
+        'OMISE_PUBLIC_KEY = "pkey_test_ucb9xkojtcsy5y18wv9"',
+        "tests/test_payments.py::test_live_refund_full_amount PASSED",
+        "run_test_suite_20250115_120000",
+        "ghs_installation_token_expires_at = now",
+        "GITHUB_TOKEN=ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "docker run -t ubuntu:24.04 bash",
+        "commit 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n    fix token refresh",
+        'PuTTY-User-Key-File-3: ssh-ed25519\nPrivate-MAC: 0c6e\nsecret: ""',
+    ],
+)
+def test_session7_lookalikes(text: str) -> None:
+    findings = find_secrets(text)
+    if text.startswith("PuTTY"):  # the block is a secret; the line after it is not
+        assert all(text[f.end :].startswith("\nsecret") for f in findings)
+    else:
+        assert findings == [], redact(text)

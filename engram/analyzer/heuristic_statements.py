@@ -245,23 +245,35 @@ def statement_hit(clause: str, masked: str) -> Hit | None:
     return None
 
 
-# "always" or a stressed "ever" anywhere in the sentence: "nextest, always, we dont use
-# cargo test in this repo", "double underscore between source and entity, always", "no raw
-# PII in any log line or audit event, ever". People put the word where the rules above
-# do not look for it. In the session-7 set written by other people (new3-tune) every
+# "always", a stressed "ever" or "no exceptions" anywhere in the sentence: "nextest,
+# always, we dont use cargo test in this repo", "double underscore between source and
+# entity, always", "no raw PII in any log line or audit event, ever", "every table gets
+# RLS enabled + its policies in the same migration, no exceptions". People put the word
+# where the rules above do not look for it. In the session-7 set written by other people
+# (new3-tune) every
 # user sentence with "always" that passes the shared filters held an expected fact
 # (7/7); on the older tuning halves 29 of 37 did, and the misses were a pronoun's
 # sentence ("it has always been postgres"), a report ("our cto friend said we should
 # always ..."), a behaviour ("always reproducible on staging") and a code comment.
-_STANDING = re.compile(r"\balways\b|,\s*ever\b|\b(?:never|not|don'?t|dont|do not) ever\b", _I)
+_STANDING_CUE = re.compile(
+    r"\balways\b|,\s*ever\b|\b(?:never|not|don'?t|dont|do not) ever\b|\bonly ever\b"
+    # stress that makes a sentence a standing rule: on the conversations written by other
+    # people (new3, new4) 11 of 12 such user sentences held an expected fact
+    r"|\b(?:no exceptions?|full stop|non-?negotiable|from now on|going forward"
+    r"|without exception|hard requirement|and nothing else)\b",
+    _I,
+)
 _STANDING_WORD = re.compile(r"\b(?:always|ever)\s+(\S+)", _I)
 # a code comment, a pronoun's sentence, or half of one ("because restarting prod on a
 # friday is always a great idea")
 _NOT_STANDALONE = re.compile(
     r"(?:#|//|--)|(?:it|that|this|they|these|those|he|she|because|which)\b", _I
 )
+# someone else's words, or the user's own plan ("from now on I'll review them myself")
 _REPORT = re.compile(
-    r"\b(?:said|says|told (?:me|us)|thinks|suggested|suggests|recommends|recommended)\b", _I
+    r"\b(?:said|says|told (?:me|us)|thinks|suggested|suggests|recommends|recommended"
+    r"|i'?ll|i will)\b",
+    _I,
 )
 # "always reproducible", "always complaining", "always forget": how something behaves
 _BEHAVIOUR = re.compile(rf"{NOT_IMPERATIVE.pattern}|\w+ing\b|{HAPPENS_TO_US}", _I)
@@ -270,8 +282,8 @@ MIN_STANDING_WORDS = 4
 
 def standing_hit(clause: str, masked: str) -> Hit | None:
     """The whole sentence as a rule when it says "always" (or "..., ever") and no other
-    rule read it (see `_STANDING`), or None."""
-    if not _STANDING.search(masked):
+    rule read it (see `_STANDING_CUE`), or None."""
+    if not _STANDING_CUE.search(masked):
         return None
     text = clause.strip().rstrip(" .!")
     after = _STANDING_WORD.search(text)

@@ -44,7 +44,7 @@ TRANSIENT = re.compile(
     # a state since a time of day is today's ("credits are through the roof since noon");
     # "go ahead" gives leave for the task at hand ("raster.rs go ahead")
     r"|since (?:noon|lunch|this morning|last night|an? (?:hour|few hours|couple of hours) ago"
-    r"|\d{1,2}(?::\d\d)? ?(?:am|pm))|go ahead)\b",
+    r"|\d{1,2}(?::\d\d)? ?(?:am|pm))|go ahead|afterwards)\b",
     _I,
 )
 # A clause that only sets when or for what a rule holds ("for today, ...", "during the
@@ -129,6 +129,7 @@ ELLIPTIC_HEAD = re.compile(
     r"^(?:in|inside|on|at|from|with|without|for|to|into|onto|during|by|via|through|under"
     r"|over|outside|within|the|a|an|than|as|here|there)\b"
     r"|^(?!(?:apply|reply|supply|fly|rely|multiply|comply|imply)\b)\w+ly\b"
+    r"|^again\b"
     r"|^(?:\S+ ){0,2}ones\b",
     _I,
 )

@@ -23,6 +23,7 @@ from engram.redact.keys import (
     line_before,
     span_of,
     text_of,
+    typed_password,
 )
 from engram.redact.rules import GLUE, Rule
 from engram.redact.values import (
@@ -70,6 +71,30 @@ def _token(m: Candidate, rule: Rule, groups: Groups) -> list[Hit] | None:
     if rule.check == "rand" and (is_wordy(value) or not any(c.isdigit() for c in value)):
         return None  # a generic prefix (`re_`, `fw_`): an identifier is no key
     return [(rule.type, start, m.end())]
+
+
+# Prefixes of live/test-mode keys that are published on purpose (Stripe's and Omise's
+# publishable keys go into web pages) and words that make `x_test_...` an identifier.
+_PUBLISHABLE = frozenset({"pk", "pkey", "pub", "public", "publishable", "client"})
+_VENDORS = {"rzp": "razorpay"}
+_MODE_PREFIX = re.compile(r"[a-z][a-z0-9]{1,9}\Z")
+
+
+def _mode_key(m: Candidate, rule: Rule, groups: Groups) -> list[Hit] | None:
+    """`<vendor>_<mode>_<random>`: the vendor prefix (2-10 lower-case characters) is read back
+    from the lead; the part after the mode must look generated (`test_live_reload_assets` and
+    `run_test_suite_20250115` are names)."""
+    text = m.string
+    prefix = _MODE_PREFIX.search(text, max(0, m.start() - 10), m.start())
+    if prefix is None or prefix[0] in _PUBLISHABLE or not bounded(text, prefix.start()):
+        return None
+    rest = text[m.start() + 1 : m.end()].partition("_")[2]
+    last = rest.rsplit("_", 1)[-1] if len(rest) > 40 else rest  # `apikey_<26>_<22>_<3>`
+    if not any(c.isdigit() for c in rest) or not looks_random(rest.replace("_", ""), 14):
+        return None
+    if is_fake_token(rest) or is_wordy(last):
+        return None
+    return [(_VENDORS.get(prefix[0], rule.type), prefix.start(), m.end())]
 
 
 def _telegram(m: Candidate, rule: Rule, groups: Groups) -> list[Hit] | None:
@@ -249,6 +274,7 @@ _FLAG_COMMANDS = {
     "w": re.compile(r"\bldap(?:search|add|modify|delete|passwd|whoami|compare)\b"),
     "P": re.compile(r"\b(?:sqlcmd|bcp|osql)\b"),
     "-body": re.compile(r"\bgh\s+secret\s+set\b"),
+    "t": re.compile(r"\bcodecov(?:cli|-cli)?\b"),  # the Codecov uploader's upload token
 }
 
 
@@ -290,6 +316,25 @@ def _command_line(m: Candidate, rule: Rule, groups: Groups) -> list[Hit] | None:
     return [(rule.type, *span)]
 
 
+_LOGIN = re.compile(
+    r"(?i)\b(?:log(?:ged)?[ -]?in|sign[ -]?in|credentials?|creds|account|ssh)\b[^\n]{0,60}?"
+    r"([\w.@+-]{2,64})[ \t]+\Z"
+)
+
+
+def _login(m: Candidate, rule: Rule, groups: Groups) -> list[Hit] | None:
+    """`login is admin / S3cr3t!x`: a user and a password written as `user / password` in a
+    sentence about logging in. The password must look chosen (not `the usual one`)."""
+    span = span_of(m, groups, "v")
+    found = _LOGIN.search(line_before(m.string, m.start(), 200))
+    if span is None or found is None:
+        return None
+    value = m.string[span[0] : span[1]].rstrip(".,;:)")
+    if not (credential_ok(found[1], value) and typed_password(value)):
+        return None
+    return [(rule.type, span[0], span[0] + len(value))]
+
+
 _JUDGES: dict[str, Callable[[Candidate, Rule, Groups], list[Hit] | None]] = {
     "token": _token,
     "rand": _token,
@@ -310,11 +355,13 @@ _JUDGES: dict[str, Callable[[Candidate, Rule, Groups], list[Hit] | None]] = {
     "cliflag": _command_line,
     "sql": _command_line,
     "assign": lambda m, rule, groups: assignment(m, groups),
+    "mode": _mode_key,
+    "login": _login,
 }
 # Checks whose match runs from a key to its value: the pass goes on from the value, which may
 # be a token that the same pass knows (`API_KEY=sk-...`, `--user 'api:key-...'`).
 CONTEXT_CHECKS = frozenset(
-    {"assign", "header", "bearer", "basic", "url", "curl", "mysql", "cliflag", "sql"}
+    {"assign", "header", "bearer", "basic", "url", "curl", "mysql", "cliflag", "sql", "login"}
 )
 
 

@@ -107,7 +107,17 @@ def key_span(text: str, pos: int) -> tuple[str, int]:
         before = _PROSE_KEY.search(text, max(0, start - 20), start)
         if before and before[1].lower() in _KEY_QUALIFIERS:
             key = before[1] + "_" + key  # "API key", "secret key", "access token"
+        elif before and key.lower() == "key" and before[1].lower() not in _NOT_A_VENDOR:
+            key = before[1] + " " + key  # "Cohere key", "my mistral key": a vendor's key
     return key, start
+
+
+# Words before a prose `key` that say it is no service's key.
+_NOT_A_VENDOR = frozenset(
+    """the a an this that my your our their his her its new old same one any each every which
+    what whose some no primary foreign sort partition hash cache lookup map dict row range
+    composite unique index api""".split()
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -130,8 +140,8 @@ def classify_key(key: str) -> str | None:
     last, before = words[-1], words[:-1]
     if any(w in _NEGATIONS for w in before):
         return None
-    if last in ("password", "passwd", "pwd", "pass", "passphrase") or (
-        last.endswith(("password", "passwd", "pass", "pwd")) and last not in _NOT_PASS
+    if last in ("password", "passwd", "pwd", "pw", "pass", "passphrase") or (
+        last.endswith(("password", "passwd", "pass", "pwd", "passwort")) and last not in _NOT_PASS
     ):
         return "human" if last not in ("cwd", "oldpwd") else None
     if last in ("secret", "credential", "credentials", "creds"):
@@ -147,6 +157,8 @@ def classify_key(key: str) -> str | None:
     if last == "key" and before:
         if before[-1] in _KEY_QUALIFIERS:
             return "machine"
+        if " " in key:
+            return "vendor"  # "Cohere key X" in prose (key_span): only a generated value
         return "shouty" if key.isupper() and "_" in key else None  # SENDGRID_KEY=...
     return None
 
@@ -165,7 +177,29 @@ _ABNF = re.compile(r"[0-9]*\*")
 _NAME = re.compile(r"[A-Za-z_][\w.]*")
 _SECRET_WORD = re.compile(r"(?i)pass|pwd|secret|token|key|cred|auth")
 _COMPOUND = re.compile(r"[._]|[a-z][A-Z]")
-_MIN_LEN = {"human": 6, "machine": 10, "token": 12, "auth": 12, "shouty": 16}
+_MIN_LEN = {"human": 6, "machine": 10, "token": 12, "auth": 12, "shouty": 16, "vendor": 24}
+_MIN_LEN["bare"] = 24
+_HEX_KEY = re.compile(r"[0-9a-f]{32,40}|[0-9A-F]{32,40}")
+_SYMBOL = re.compile(r"[!@#$^*?~]")
+_LETTER_DIGIT_LETTER = re.compile(r"[A-Za-z][0-9]+[A-Za-z]")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_MIXED = re.compile(r"(?=[^a-z]*[a-z])(?=[^A-Z]*[A-Z])(?=[^0-9]*[0-9])[A-Za-z0-9]+")
+
+
+def typed_password(value: str) -> bool:
+    """Whether a value looks like a password a person typed, not a word or a name: a symbol
+    between letters and digits (`Kestrel@Bay#19`, `Lotus824^`), digits between letters
+    (`hunter2hunter2`, `W1nt3r`), or random. `Winter2024`, `argon2id`, `sha256`, `1Password`
+    and emails do not count: they are also words, versions and names."""
+    if len(value) < 7 or "/" in value or ":" in value or _EMAIL.fullmatch(value):
+        return False
+    if not (any(c.isalpha() for c in value) and any(c.isdigit() for c in value)):
+        return False
+    if _SYMBOL.search(value.strip("!?")) or (_SYMBOL.search(value[-1]) and len(value) >= 9):
+        return True
+    if _LETTER_DIGIT_LETTER.search(value) and value.isalnum():
+        return sum(c.isdigit() for c in value) >= 2 or not reads_as_words(value)
+    return looks_random(value, 8)
 
 
 def _password_like(value: str) -> bool:
@@ -180,8 +214,9 @@ def _password_like(value: str) -> bool:
 
 def plausible(value: str, cls: str, *, quoted: bool, sep: str, key: str) -> bool:
     """Whether the value of a secret-named key is a literal secret, not code or a label."""
+    chosen = cls in ("machine", "token") and typed_password(value)
     if (
-        len(value) < _MIN_LEN[cls]
+        len(value) < (8 if chosen else _MIN_LEN[cls])
         or is_placeholder(value)
         or value.lower() in STOPWORDS
         or "://" in value  # a URL: credentials in URLs have their own rule
@@ -209,6 +244,12 @@ def plausible(value: str, cls: str, *, quoted: bool, sep: str, key: str) -> bool
         return sep not in ("is", "ws") or _password_like(value)
     if cls == "shouty" and not any(c.isdigit() for c in value):
         return False  # only the key's shape speaks for it: the value must look generated
+    if cls == "vendor" and not _MIXED.fullmatch(value):
+        return False  # "Cohere key": hex after a word and `key` is as often a digest
+    if cls == "bare" and not (_MIXED.fullmatch(value) or _HEX_KEY.fullmatch(value)):
+        return False  # a bare `key` holds many things: only an API key's shapes count
+    if chosen and sep not in ("is", "ws"):
+        return True  # `JWT_SECRET=Lotus824^`: a person chose it, under a generated-value key
     return looks_random(value, _MIN_LEN[cls])
 
 
@@ -224,7 +265,7 @@ def _trim_bare(value: str) -> str:
 
 _SET_COMMAND = re.compile(
     r"(?:^|[\s;|&(])(?:set|setx|set\s+-[a-zA-Z]+|ENV|export|configure\s+set|config\s+set"
-    r"|config:set|secrets?\s+set|add-authtoken)\s+\S*$"
+    r"|config:set|secrets?\s+set|add-authtoken|snyk)\s+\S*$"
 )
 # netrc: `machine <host> [login <user>] [account <a>] password <x>`, on one line or several.
 _NETRC = re.compile(
@@ -244,7 +285,15 @@ def _whitespace_sep(text: str, key_start: int, key: str, value: str) -> str | No
         return "="
     if key.lower() == "password" and _NETRC.search(text, max(0, key_start - 300), key_start):
         return "="
+    if _UUID.fullmatch(value):
+        return None  # `Token 3f2a... revoked`, `session 3f2a... started`: ids are named so
+    if classify_key(key) == "human" and typed_password(value.rstrip(".,;:")):
+        return "is"  # "ssh in as deploy, password W1nt3r#k", "pw jasper4jasper4"
     return "ws" if looks_random(value, 16) and any(c.isdigit() for c in value) else None
+
+
+_DIGEST_WORDS = re.compile(r"(?i)sha|md5|hash|digest|checksum|etag|commit|cache|fingerprint")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 _SEPS = ("ann", "xml", "attr", "pair", "env", "is", "ws")
@@ -258,6 +307,8 @@ def assignment(m: Candidate, groups: Groups) -> list[Hit] | None:
     text = m.string
     key, key_start = key_span(text, m.start())
     cls = classify_key(key)
+    if cls is None and key.lower() == "key":
+        cls = "bare"  # `key = ...`, "key 3f9a... works": an API key's shape, not a digest
     quoted_span = span_of(m, groups, "v", "v2", "v3")
     span = quoted_span or span_of(m, groups, "w")
     if cls is None or span is None:
@@ -295,6 +346,8 @@ def assignment(m: Candidate, groups: Groups) -> list[Hit] | None:
             return None
     if not plausible(value, cls, quoted=quoted_span is not None, sep=sep, key=key):
         return None
+    if cls == "bare" and _DIGEST_WORDS.search(line_before(text, key_start, 200)):
+        return None  # `cache key`, `sha1 key`, an ETag: a digest named `key`
     words = key_words(key)
     kind = "secret-assignment"
     if "secret" in words and ("aws" in words or "access" in words):

@@ -101,6 +101,7 @@ def _end(chars: str = "A-Za-z0-9_-") -> str:
     return f"(?![{chars}])"
 
 
+_MODES = "live|test|sandbox|sbox|sdbx|development|production"
 _DISCORD = "[A-Za-z][A-Za-z0-9_-]{22,26}\\.[A-Za-z0-9_-]{6}\\.[A-Za-z0-9_-]{27,40}"
 _UUID = f"{_HEX}{{8}}-(?:{_HEX}{{4}}-){{3}}{_HEX}{{12}}"
 
@@ -167,6 +168,8 @@ FORMATS: tuple[Rule, ...] = (
         r"/webhook)/(?P<v>[\w@./-]{60,})", check="path"),
     # code hosting, packages, CI
     fmt("github", "_", f"{_AN}{{36,}}" + _end(), before="gh[pousr]"),
+    # a token cut short (pasted in part, or a hand-made fake): the prefix is unambiguous
+    fmt("github", "_", f"{_AN}{{30,35}}" + _end(), before="gh[pousr]", check="rand"),
     fmt("github", "github_pat_", f"{_B64U}{{40,}}", lead_at=10),
     *(fmt("gitlab", p + "-", f"{_B64U}{{20,}}(?:\\.[A-Za-z0-9_-]+)*") for p in
       ("glpat", "gldt", "glrt", "glptt", "glsoat", "glft", "glimt", "glcbt", "gloas", "glagent",
@@ -236,24 +239,39 @@ FORMATS: tuple[Rule, ...] = (
     fmt("1password", "ops_", f"eyJ{_B64}{{50,}}={{0,2}}"),
     fmt("1password", "A3-", "[A-Z0-9]{6}-(?:[A-Z0-9]{5,6}-){4}[A-Z0-9]{5}" + _end(), lead_at=0),
     fmt("jwt", "eyJ", f"{_B64U}{{8,}}\\.{_B64U}{{8,}}\\.{_B64U}*", lead_at=2),
+    # Live/test-mode keys of services without a rule of their own (payment providers copy
+    # Stripe: `rzp_live_`, `skey_test_`, `xnd_development_`, `pdl_sdbx_apikey_`; Mollie's
+    # and GoCardless' bare `live_`/`test_`): checks.py reads the vendor prefix back and
+    # leaves the publishable ones (`pk_`, `pkey_`) alone.
+    Rule("api-key", "_", f"(?:{_MODES})_[A-Za-z0-9_]{{14,}}" + _end(), check="mode"),
+    fmt("api-key", "_", f"{_AN}{{24,}}" + _end(), before="(?:live|test)", check="rand"),
 )
 # fmt: on
 
 # -- context: a value is a secret because of where it stands --------------------------------
 
 _Q = r"""\\{0,3}["'`]"""  # a quote, possibly escaped once or twice (JSON inside JSON)
-_KEYEND = rf"(?P<kq>{_Q})?\]?"  # the closing quote of a quoted key, a subscript's `]`
+# the closing quote of a quoted key, a subscript's `]`, markdown bold (`**Password**: x`)
+_KEYEND = rf"(?P<kq>{_Q})?\]?(?:\*\*)?"
 # `k=v`, `k: v`, `k := v`, `k => v`, `k: Type = v`, `<k>v</k>`, `key="k" value="v"`,
 # `("k", "v")`, `k is v` (prose), `--k v` (whitespace: checked later). Atomic: once the key is
 # read one way it stays so, or a second pass over the redacted text could read it another way
 # (`K: T = [REDACTED]` as `K: <value>`) and redaction not be idempotent.
 # str, Optional[str], t.Dict[str, int], &'a str, Option<String>
 _TYPE = r"[&*]?(?:'\w+[ \t]+)?(?:mut[ \t]+)?[A-Za-z_][\w.]*(?:[\[<][\w.,|&' \[\]<>]{0,40}[\]>])?"
+# Prose: "the password is x", "password? it's x", "the password for the router: x", "the
+# token for the bot — x", "api key → x". What follows is judged as prose (keys.py).
+_FOR = r"(?:[ \t]+(?:for|of|on)(?:[ \t]+[\w.@-]{1,40}){1,3}?)"
+_PROSE_SEP = (
+    rf"{_FOR}?\??[ \t]+(?:it'?s|(?:is|ist|was|are|to|(?:should|will|must)[ \t]+be|has[ \t]+been"
+    r"|(?:changed|set)[ \t]+to)(?:[ \t]+(?:now|still|just|currently|actually|simply))?)[ \t]"
+    rf"|{_FOR}?[ \t]*(?:→|->|—|–)[ \t]|{_FOR}:[ \t]|\?[ \t]*\r?\n(?=[^\s>]{{7}})"
+)
 _SEP = (
     rf"[ \t]*(?>(?P<ann>:[ \t]*{_TYPE}(?:[ \t]*\|[ \t]*{_TYPE}){{0,3}}[ \t]+=(?![=>]))|:=|=>"
     r"|=(?!=)|:(?![:/])|(?P<xml>>(?=[^<\s]{1,512}</))|(?P<attr>[ \t]+[vV]alue=)|(?P<pair>,)"
     r"|(?P<env>(?:\r?\n|\\n)[ \t]*(?:-[ \t]+)?value:)"
-    r"|(?P<is>[ \t]+(?:is|was|to)[ \t])|(?P<ws>[ \t]+(?=[^\s:=]{6}|[\"'`])))[ \t]*"
+    rf"|(?P<is>{_PROSE_SEP})|(?P<ws>[ \t]+(?=[^\s:=]{{6}}|[\"'`])))[ \t]*(?:(?<=:)\*\*[ \t]*)?"
 )
 # A quoted value (string prefixes b"", r'' allowed) or a bare one; the bare one must not be
 # followed by `(`/`[` (a call or subscript: `pwd = os.getcwd()`, `token = tokens[0]`).
@@ -279,7 +297,9 @@ CONTEXT: tuple[Rule, ...] = (
          r"|(?P<w>(?:(?:\s|\\{1,2}[nrt])+(?:[A-Za-z0-9+/=]{16,}"
          r"|(?:Proc-Type|DEK-Info|Comment|Version):[^\n\\]*))++))", back=5, check="pem"),
     Rule("private-key", "P", r"uTTY-User-Key-File-(?<=PuTTY-User-Key-File-)[0-9]+:[^\r\n\\]*"
-         r"(?:(?:\r?\n|\\r?\\n)(?:[A-Za-z-]+:[^\r\n\\]*|[A-Za-z0-9+/=]{8,}))*+", check="ppk"),
+         r"(?:(?:\r?\n|\\r?\\n)(?:(?:Encryption|Comment|Public-Lines|Private-Lines|Private-MAC"
+         r"|Private-Hash|Key-Derivation|Argon2-[A-Za-z]+):[^\r\n\\]*"
+         r"|[A-Za-z0-9+/=]{8,}(?![^\r\n\\])))*+", check="ppk"),
     fmt("private-key", "LS0tLS1CRUdJTi", f"{_B64RUN}{{16,}}={{0,2}}", check="b64pem"),
     # Headers and schemes.
     Rule("bearer", "zZ", ci("ation") + f"(?<={ci('authorization')})" + _KEYEND
@@ -298,10 +318,12 @@ CONTEXT: tuple[Rule, ...] = (
          r"(?P<v>[^\s\"'`:]{0,128}:[^\s\"'`]{1,256})(?P=q)", check="curl"),
     Rule("secret-assignment", "-", r"p(?:'(?P<v>[^'\n]{1,256})'|\"(?P<v2>[^\"\n]{1,256})\""
          r"|(?P<w>[^\s'\"`\-][^\s'\"`]{0,255}))", check="mysql"),
-    Rule("secret-assignment", "-", r"(?P<f>[pawP]|-body)(?:[ \t]+|(?<=y)=)(?P<q>[\"']?)"
+    Rule("secret-assignment", "-", r"(?P<f>[pawPt]|-body)(?:[ \t]+|(?<=y)=)(?P<q>[\"']?)"
          r"(?P<v>[^\s\"'`\-][^\s\"'`]{0,511})(?P=q)", check="cliflag"),
     Rule("secret-assignment", "I", r"DENTIFIED(?<=IDENTIFIED)[ \t]+BY[ \t]+(?:PASSWORD[ \t]+)?"
          r"(?P<q>['\"])(?P<v>[^'\"\s]{1,256})(?P=q)", check="sql"),
+    # Chat: "login is admin / S3cr3t!x", "log in with deploy / x": user / password.
+    Rule("secret-assignment", "/", r"(?<=[ \t]/)[ \t]+(?P<v>[^\s\"'`/]{6,128})", check="login"),
     # A Kubernetes Secret: every value under its data:/stringData:, found from `kind: Secret`.
     Rule("kubernetes-secret", "S", r"ecret(?=[\"'\\]{0,2}[ \t]*(?:[,}\r\n]|\\[nr]|$))"
          r"(?:(?<=kind: Secret)|(?<=kind:Secret)|(?<=\"kind\": \"Secret)|(?<=\"kind\":\"Secret)"
@@ -310,18 +332,19 @@ CONTEXT: tuple[Rule, ...] = (
     # Assignments to secret-named keys, anchored on the key's last word; checks.py reads the
     # whole key (`DB_PASSWORD`, `apiKey`, `x-api-key`) and judges the value.
     Rule("secret-assignment", "pP", f"(?:{ci('ass')}(?<={ci('pass')})(?:{ci('word')}|{ci('wd')}"
-         f"|{ci('phrase')})?|{ci('wd')}(?<={ci('pwd')})|AT(?<=_PAT))" + _ASSIGN, check="assign"),
+         f"|{ci('wort')}|{ci('phrase')})?|{ci('wd')}(?<={ci('pwd')})|[wW](?<={ci('pw')})|AT(?<=_PAT))"
+         + _ASSIGN, check="assign"),
     Rule("secret-assignment", "cC", f"(?:{ci('ret')}(?<={ci('secret')})|{ci('red')}"
          f"(?<={ci('cred')}){ci('ential')}[sS]?)" + _ASSIGN, check="assign"),
     Rule("secret-assignment", "kK", f"(?:{ci('en')}(?<={ci('token')})|{ci('ey')}"
-         rf"(?<=[A-Za-z0-9 _.\-]{ci('key')}))" + _ASSIGN, check="assign"),
+         rf"(?:(?<=[A-Za-z0-9 \t\n_.\-]{ci('key')})|(?<![\s\S]{{4}})))" + _ASSIGN, check="assign"),
     Rule("secret-assignment", "uU", ci("th") + f"(?<={ci('auth')})" + _ASSIGN, check="assign"),
 )
 # fmt: on
 
 RULES: tuple[Rule, ...] = FORMATS + CONTEXT
 # Types a check gives besides its rule's: `aws_secret_access_key = ...` (assignments).
-REDACTION_TYPES: frozenset[str] = frozenset(r.type for r in RULES) | {"aws-secret-key"}
+REDACTION_TYPES: frozenset[str] = frozenset(r.type for r in RULES) | {"aws-secret-key", "razorpay"}
 
 _FILTERED = "_-."  # frequent in code and prose: their long formats first need 16 token chars
 _FILTER = "(?=[A-Za-z0-9+/=_.~-]{16})"
@@ -335,7 +358,9 @@ _FILTER = "(?=[A-Za-z0-9+/=_.~-]{16})"
 _PASSES = (("cCpPuUbBkKzZ",), ("ABCEFGHIJLMNOPS",), (".",), ("_",), (":",), ("-",),
            ("~", "$", "@", "/", "x", "&", "?"))  # fmt: skip
 _KEY_WORD_CHECKS = frozenset({"assign", "header", "bearer", "basic"})
-_LATE = frozenset({"assign", "header", "bearer", "basic", "url", "curl", "mysql", "cliflag"})
+_LATE = frozenset(
+    {"assign", "header", "bearer", "basic", "url", "curl", "mysql", "cliflag", "login"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +411,7 @@ def compile_rules(rules: tuple[Rule, ...] = RULES) -> list[Pass]:
     for i, rule in enumerate(rules):
         where = _place(rule)
         body = re.sub(r"\(\?P([<=])(\w+)", rf"(?P\1\2_{i}", rule.body)
-        long_format = where[1] in _FILTERED and rule.check in ("token", "rand")
+        long_format = where[1] in _FILTERED and rule.check in ("token", "rand", "mode")
         target = filtered if long_format and _min_width(rule.body) >= 16 else plain
         target.setdefault(where, []).append((i, f"(?:{body})(?P<r_{i}>)"))
     compiled = []

@@ -10,6 +10,14 @@ also recalls and injects memories into LLM completion requests, with the same re
 gate and time budget as `engram proxy`, failing open. The block lives only in the system
 prompt, which the journal never stores, so the watcher cannot learn it back. In another
 mitmproxy installation, where engram cannot be imported, the addon only streams.
+
+Writes (the injection logs, and the journal rows under `engram run --mitm`) go to a
+thread of their own (sources/deferred_tasks.py: DeferredWriter), handed over without
+waiting, so no flow hook and no recall worker waits for the database. One the database
+refuses for now (locked past its busy timeout, a full disk) is retried, 0.1 s doubling
+up to 5 s, and dropped with one warning after 10 failed passes or when mitmproxy stops;
+they used to get one attempt on an executor whose futures nobody read, so a lost
+injection log was silent.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ class EngramAddon:
         self._journal: Any = None
         self._tried = False
         self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="engram")
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="engram-log")
+        self._writes: Any = None  # a DeferredWriter, once engram is imported
         self.injected = 0
         self.journal_failures = 0
         self._reported: set[str] = set()
@@ -71,20 +79,22 @@ class EngramAddon:
             from engram.sources.recall_step import stop_background
 
             stop_background(self._recall[0])  # no thread left inside onnxruntime at exit
-        self._writer.shutdown(wait=True)
-        if self.journal_failures:
+        lost = self.journal_failures
+        if self._writes is not None:
+            self._writes.close()  # one more try of what waits; what fails is dropped
+            lost += self._writes.tasks.dropped["journal_exchange"]
+        if lost:
             log.error(
                 "engram: %d exchanges could not be journaled (see the first error above)",
-                self.journal_failures,
+                lost,
             )
 
     def _journal_failed(self, exc: BaseException) -> None:
         """Counted always, said once per distinct error: a full disk fails every flow."""
+        from engram.sources.deferred_tasks import one_line
+
         self.journal_failures += 1
-        # The database's own error, one line: SQLAlchemy's text would add the statement
-        # and its parameters, which hold conversation text.
-        cause = getattr(exc, "orig", None) or exc
-        text = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
+        text = one_line(exc)  # not SQLAlchemy's text: it holds the conversation
         if text not in self._reported:
             self._reported.add(text)
             log.error("engram could not journal an exchange: %s", text)
@@ -155,7 +165,12 @@ class EngramAddon:
         request.recall = flow.metadata.get("engram_recall")
         reply = response(flow)
         error = flow.error.msg if flow.error else None
-        self._writer.submit(record, f"addon:{flow.id}", request, reply, error)
+        key = f"addon:{flow.id}"  # retried under the same key: journaled once
+
+        def journal_exchange() -> None:
+            record(key, request, reply, error)
+
+        self._writes.defer(journal_exchange)
 
     # -- engram, when importable -----------------------------------------------------
 
@@ -165,16 +180,18 @@ class EngramAddon:
         self._tried = True
         try:
             from engram.runtime import Runtime
+            from engram.sources.deferred_tasks import DeferredWriter, wait_cures
             from engram.sources.flowfile import request_of, response_of
             from engram.wire.injection import inject_bytes
         except ImportError:
             log.info("engram is not importable here: streaming only, no memory injection")
             return
+        self._writes = DeferredWriter(logger=log)  # stopped in `done`
         try:
             runtime = Runtime.load()
             store = runtime.store
             policy = runtime.capture_policy()
-            recall = runtime.proxy_recall(os.environ.get("ENGRAM_PROJECT"), self._writer.submit)
+            recall = runtime.proxy_recall(os.environ.get("ENGRAM_PROJECT"), self._writes.defer)
         except Exception as exc:  # bad config, no recall in this build: still stream
             log.warning("engram memory injection is off: %s", exc)
             return
@@ -204,6 +221,8 @@ class EngramAddon:
                         policy,
                     )
             except Exception as exc:
+                if wait_cures(exc):
+                    raise  # the database takes no writes now: the writer retries
                 self._journal_failed(exc)
 
         self._journal = (record, request_of, response)

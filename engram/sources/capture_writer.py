@@ -27,7 +27,11 @@ life and its spool can empty, where it used to stay spooled until the next proxy
 (the wait ran in the event loop's executor, whose queued calls a cancellation drops).
 
 Deferred tasks (logging an injection) run on this thread after each batch; one the
-database refuses now is retried on the same schedule (deferred_tasks.py).
+database refuses now is retried on the same schedule (deferred_tasks.py). `defer` never
+waits, even while the queue is full: a recall worker calls it after its search, and
+used to wait there for room, so a request whose recall had finished could still miss
+its recall budget. Its task is handed to the writer beside the queue, like a stranded
+capture, and bounded (deferred_tasks.TASK_BOUND, then dropped with one warning).
 """
 
 from __future__ import annotations
@@ -45,7 +49,14 @@ from typing import TYPE_CHECKING, Any
 
 from engram.backoff import Backoff
 from engram.sources.capture_spool import MAX_SPOOL_BYTES, Spool, adopt_dead, new_key, quarantine
-from engram.sources.deferred_tasks import TASK_ATTEMPTS, DeferredTasks, wait_cures
+from engram.sources.deferred_tasks import (
+    RETRY_FIRST_S,
+    RETRY_MAX_S,
+    TASK_ATTEMPTS,
+    TASK_BOUND,
+    DeferredTasks,
+    wait_cures,
+)
 from engram.wire.model import RawRequest, RawResponse
 
 if TYPE_CHECKING:
@@ -61,8 +72,6 @@ Captured = tuple[RawRequest, "RawResponse | None", "str | None"]
 CaptureFn = Callable[[list[tuple[str, Captured]]], None]
 GATHER_S = 0.01  # how long a non-urgent item waits for others to share its transaction
 BATCH = 200  # exchanges per transaction at most
-RETRY_FIRST_S = 0.1  # the first wait after a failed commit, doubled per failure ...
-RETRY_MAX_S = 5.0  # ... up to this
 REFUSALS = 3  # failures alone, with an error no wait cures, before an exchange is quarantined
 
 
@@ -99,7 +108,8 @@ class CaptureWriter:
     Batching keeps up with a busy proxy (one transaction per batch, not per exchange);
     when the queue is full the request waits for room instead of dropping an exchange.
     What fails to commit waits in `_backlog` for its retry (see the module's docstring).
-    Deferred tasks (logging an injection) ride the same thread, in order.
+    Deferred tasks (logging an injection) ride the same thread, handed over beside the
+    queue (`defer` never waits).
     """
 
     def __init__(
@@ -110,6 +120,7 @@ class CaptureWriter:
         spool_dir: Path | None = None,
         *,
         task_attempts: int = TASK_ATTEMPTS,
+        task_bound: int = TASK_BOUND,
     ) -> None:
         self.capture = capture
         self.stats = stats
@@ -132,7 +143,7 @@ class CaptureWriter:
         self._stranded: deque[_Entry] = deque()
         self._room_lock = threading.Lock()
         self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self.tasks = DeferredTasks(Backoff(RETRY_FIRST_S, RETRY_MAX_S), task_attempts)
+        self.tasks = DeferredTasks(None, task_attempts, task_bound)
         self.thread = threading.Thread(target=self._run, name="engram-capture", daemon=True)
         self.thread.start()
 
@@ -205,13 +216,10 @@ class CaptureWriter:
             return False
         return True
 
-    def put_nowait(self, item: Captured | Callable[[], None]) -> None:
+    def put_nowait(self, item: Captured) -> None:
         """Queue `item` without waiting: a capture from a cancelled handler or a closed
         WebSocket (on the event loop, which must not block) is stranded when the queue
-        is full; a task from a worker thread waits for room (backpressure)."""
-        if callable(item):
-            self.queue.put(item)
-            return
+        is full."""
         entry = self._spooled(item)
         try:
             self.queue.put_nowait(entry)
@@ -219,14 +227,20 @@ class CaptureWriter:
             self._strand(entry)
 
     def defer(self, fn: Callable[[], None]) -> None:
-        self.put_nowait(fn)
+        """Run `fn` on the writer thread after its next batch, never waiting (a recall
+        worker calls this; its request waits for it). The first task handed over since
+        the writer's last pass queues a wake-up; when the queue is full, the writer is
+        busy with it and takes the task in the pass it is about to make."""
+        if self.tasks.add(fn):
+            with contextlib.suppress(queue.Full):
+                self.queue.put_nowait(_wake)
 
     def close(self, timeout: float = 30.0) -> None:
         if self.thread.is_alive():
             self.queue.put(None)
             self.thread.join(timeout)
         if not self.thread.is_alive():
-            if self._stranded:  # stranded after the writer's last pass: journaled here
+            if self._stranded or self.tasks.pending:  # after the writer's last pass
                 self._flush([], final=True)
             for spool in [*self._adopted, *([self.spool] if self.spool is not None else [])]:
                 spool.close()
@@ -260,6 +274,8 @@ class CaptureWriter:
         dues = [max(self._backoff.until, self._next_due)] if self._backlog else []
         if self.tasks.held:
             dues.append(self.tasks.backoff.until)
+        if self.tasks.pending:  # its wake-up found the queue full: this pass takes it
+            dues.append(0.0)
         return min(dues, default=None)
 
     def _adopt(self, directory: Path) -> None:
@@ -320,7 +336,7 @@ class CaptureWriter:
         for entry in entries:
             if entry.done is not None:
                 entry.done()
-        self.tasks.run([task for task in batch if callable(task) and task is not _wake], final)
+        self.tasks.run(final)
 
     def _hold(self, entries: list[_Entry]) -> None:
         """New exchanges join the backlog, due now; one that is in no spool counts
@@ -455,7 +471,8 @@ class CaptureWriter:
 
 
 def _wake() -> None:
-    """Queued to wake the writer for a stranded capture; does nothing itself."""
+    """Queued to wake the writer for a stranded capture or a deferred task; does
+    nothing itself."""
 
 
 def _batches(entries: list[_Entry]) -> list[list[_Entry]]:

@@ -18,8 +18,12 @@ The split is made once, before any rule is tuned, and committed with the data: w
 type the records are shuffled with a fixed seed and dealt alternately to the two halves, so
 every type is in both. The round-1 corpus (`source/round1-*.txt`), which the round-1 rules
 were tuned on, goes to the tuning half only, and so do `source/tuning-*.txt`, written after
-the split to widen the tuning half. Values come from one seeded generator, so a
-rerun reproduces the files byte for byte; the committed files are the corpus of record.
+the split to widen the tuning half. `source/s7-*.txt` (session 7: passwords under `_pw`-style
+keys and in chat, keys with unknown live/test prefixes, UUID tokens, short GitHub tokens, and
+their look-alikes) were written before the rules changed for them and are split by the same
+method with their own generator, appended to both halves. Values come from seeded
+generators, so a rerun reproduces the files byte for byte; the committed files are the
+corpus of record.
 """
 
 from __future__ import annotations
@@ -75,6 +79,29 @@ def _password(rng: random.Random) -> str:
             "!?#"
         )
     return _rs(rng, rng.randint(12, 20), AN)  # random alphanumeric
+
+
+_LEET = str.maketrans("aeios", "43105")
+
+
+def _human(rng: random.Random, style: str) -> str:
+    """Passwords people type into chat and config (session 7): `tangerine-Walrus-418`,
+    `hunter2hunter2`, `S3cr3t!x`, `Kestrel@Bay#19`; `hpw` picks any of them or `pw`."""
+    if style == "hpw":
+        style = rng.choice(["phrase", "double", "leet", "symbols", "symbols", "pw"])
+    if style == "phrase":
+        a, b = rng.sample(WORDS, 2)
+        return f"{a}{rng.choice('-.')}{b.capitalize()}{rng.choice('-.')}{rng.randint(100, 999)}"
+    if style == "double":
+        return (rng.choice(WORDS) + str(rng.randint(1, 9))) * 2
+    if style == "leet":
+        word = rng.choice(WORDS).capitalize().translate(_LEET)
+        return word + rng.choice("!#@") + rng.choice(string.ascii_lowercase)
+    if style == "symbols":
+        a, b = rng.sample(WORDS, 2)
+        sym = rng.sample("#!@", 2)
+        return f"{a.capitalize()}{sym[0]}{b.capitalize()}{sym[1]}{rng.randint(10, 99)}"
+    return _password(rng)
 
 
 def _pem_body(rng: random.Random, lines: int) -> list[str]:
@@ -144,6 +171,8 @@ def _generate(rng: random.Random, spec: str) -> str:
         return _generate(rng, "uuid").upper()
     if name == "pw":
         return _password(rng)
+    if name in ("hpw", "phrase", "double", "leet"):
+        return _human(rng, name)
     if name == "b64pw":
         return _b64(arg + ":" + _password(rng) if arg else _password(rng))
     if name == "b64of":
@@ -248,11 +277,7 @@ def build() -> dict[str, list[dict[str, object]]]:
                 {"label": label, "type": kind, "context": context, "secrets": secrets, "text": text}
             )
     halves: dict[str, list[dict[str, object]]] = {"tuning": [], "heldout": []}
-    for (label, kind), records in sorted(groups.items()):
-        rng.shuffle(records)
-        for i, record in enumerate(records):
-            record["id"] = f"{label[0]}-{kind}-{i + 1}"
-            halves["heldout" if i % 2 else "tuning"].append(record)
+    _deal(groups, rng, halves, "")
     for i, record in enumerate(_round1()):
         record["id"] = f"r1-{i + 1}"
         halves["tuning"].append(record)
@@ -266,7 +291,35 @@ def build() -> dict[str, list[dict[str, object]]]:
             halves["tuning"].append(
                 {**record, "context": context, "secrets": secrets, "text": text}
             )
+    # Session 7: texts written after round 2 but before the rules changed for them, split by
+    # the same method (each type shuffled, dealt alternately) with their own seeded generator,
+    # so the records above stay byte for byte what they were.
+    s7 = random.Random(SEED + 7)
+    groups = defaultdict(list)
+    for label, name in (("secret", "s7-secrets.txt"), ("benign", "s7-lookalikes.txt")):
+        for kind, context, template in _source(name):
+            text, secrets = expand(template, kind, s7)
+            assert (label == "secret") == bool(secrets), template
+            groups[(label, kind)].append(
+                {"label": label, "type": kind, "context": context, "secrets": secrets, "text": text}
+            )
+    _deal(groups, s7, halves, "s7")
     return halves
+
+
+def _deal(
+    groups: dict[tuple[str, str], list[dict[str, object]]],
+    rng: random.Random,
+    halves: dict[str, list[dict[str, object]]],
+    tag: str,
+) -> None:
+    """The split: within each type, shuffle with the seeded generator and deal alternately
+    (first to tuning), so every type is in both halves and nobody chooses which goes where."""
+    for (label, kind), records in sorted(groups.items()):
+        rng.shuffle(records)
+        for i, record in enumerate(records):
+            record["id"] = f"{tag}{label[0]}-{kind}-{i + 1}"
+            halves["heldout" if i % 2 else "tuning"].append(record)
 
 
 def main() -> None:
