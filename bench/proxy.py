@@ -461,6 +461,13 @@ def main() -> None:
             "",
             "",
         ),
+        (
+            "direct, 16 concurrent, p50 / p99",
+            f"{statistics.median(together['direct']):.2f} / "
+            f"{percentile(together['direct'], 99):.2f} ms",
+            "",
+            "",
+        ),
     ]
     for name in procs:
         via = fresh[name]
