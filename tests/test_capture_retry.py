@@ -412,3 +412,37 @@ def test_a_worker_deferring_onto_a_full_queue_returns_at_once_and_its_task_runs(
         release.set()
         w.close()
         store.close()
+
+
+def test_a_refused_deferred_write_logs_one_line_without_the_statements_text(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write the database refuses for good: one error line with SQLite's own error;
+    SQLAlchemy's text (the statement and its parameters, conversation text) stays out of
+    the log above debug level, traceback included."""
+    from sqlalchemy import text
+
+    store = Store(db_path)
+    store.ensure()
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE probe (x TEXT NOT NULL CHECK (length(x) < 5))")
+    conn.commit()
+    conn.close()
+    words = "the user said the staging password rotates every monday"
+
+    def refused() -> None:
+        with store.write() as session:
+            session.execute(text("INSERT INTO probe (x) VALUES (:x)"), {"x": words})
+
+    w = CaptureWriter(journal_capture(store, None, CapturePolicy()), 100, ProxyStats())
+    try:
+        with caplog.at_level("INFO", logger="engram.proxy"):
+            w.defer(refused)
+            wait_until(lambda: any("refused" in r.getMessage() for r in caplog.records))
+        [record] = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert record.levelname == "ERROR" and "CHECK constraint failed" in record.getMessage()
+        assert record.exc_info is None
+        assert not any(words in r.getMessage() or r.exc_info for r in caplog.records)
+    finally:
+        w.close()
+        store.close()

@@ -55,6 +55,7 @@ from engram.sources.deferred_tasks import (
     TASK_ATTEMPTS,
     TASK_BOUND,
     DeferredTasks,
+    log_failure,
     wait_cures,
 )
 from engram.wire.model import RawRequest, RawResponse
@@ -330,8 +331,8 @@ class CaptureWriter:
                 self._hold(entries)
                 if self._backlog:
                     self._journal(final)
-            except Exception:  # a bug here must not stop the writer: the spool keeps them
-                log.exception("the capture writer failed; its exchanges stay spooled")
+            except Exception as exc:  # a bug here must not stop the writer: the spool keeps them
+                log_failure(log, "the capture writer failed; its exchanges stay spooled", exc)
                 self._backoff.until = time.monotonic() + RETRY_MAX_S  # not in a tight loop
         for entry in entries:
             if entry.done is not None:

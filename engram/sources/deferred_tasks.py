@@ -121,7 +121,7 @@ class DeferredTasks:
                 task.fn()
             except Exception as exc:
                 if not wait_cures(exc):
-                    self.log.exception("a deferred write (%s) failed", _name(task.fn))
+                    log_failure(self.log, f"a deferred write ({_name(task.fn)}) failed", exc)
                     continue
                 self._hold(todo[at:], exc, final)
                 return
@@ -186,8 +186,8 @@ class DeferredWriter:
             stopping = self._stopping
             try:
                 self.tasks.run(final=stopping)
-            except Exception:  # a bug here must not end the thread
-                self.tasks.log.exception("the deferred writer failed")
+            except Exception as exc:  # a bug here must not end the thread
+                log_failure(self.tasks.log, "the deferred writer failed", exc)
             if stopping:
                 return
 
@@ -202,6 +202,14 @@ def one_line(exc: BaseException) -> str:
     cause = getattr(exc, "orig", None) or exc
     text = str(cause)
     return f"{type(cause).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """One error line with the database's own error (`one_line`); the traceback only at
+    debug level. A failed write's exception text carries SQLAlchemy's statement and its
+    parameters, which hold conversation text, and logs are not redacted."""
+    logger.error("%s: %s", what, one_line(exc))
+    logger.debug("%s", what, exc_info=exc)
 
 
 def wait_cures(exc: Exception) -> bool:
