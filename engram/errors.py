@@ -6,6 +6,8 @@ exit; daemons log it and carry on. Anything else escaping is a bug.
 
 from __future__ import annotations
 
+import logging
+
 
 class EngramError(Exception):
     """A failure with a message fit to show a user as is."""
@@ -29,3 +31,22 @@ class ConfigError(EngramError):
 
 class NotFound(EngramError):
     pass
+
+
+# -- saying an unexpected error without the data it carries ------------------------------
+
+
+def one_line(exc: BaseException) -> str:
+    """The database's own error in one line: SQLAlchemy's text would add the statement
+    and its parameters, which hold conversation text."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause)
+    return f"{type(cause).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """One error line with the database's own error (`one_line`); the traceback only at
+    debug level. A failed write's exception text carries SQLAlchemy's statement and its
+    parameters, which hold conversation text, and logs are not redacted."""
+    logger.error("%s: %s", what, one_line(exc))
+    logger.debug("%s", what, exc_info=exc)

@@ -31,7 +31,7 @@ from mcp.server.session import ServerSession
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import Field
 
-from engram.errors import EngramError
+from engram.errors import EngramError, log_failure, one_line
 from engram.mcp import project
 from engram.mcp.memory import Caller, MemoryTools, client_label
 
@@ -160,8 +160,8 @@ async def _run[T](fn: Callable[..., T], *args: Any) -> T:
     except EngramError as exc:
         raise ToolError(str(exc)) from None
     except Exception as exc:
-        log.exception("engram mcp: %s failed", getattr(fn, "__name__", "tool"))
-        raise ToolError(f"internal error in engram: {type(exc).__name__}: {exc}") from None
+        log_failure(log, f"engram mcp: {getattr(fn, '__name__', 'tool')} failed", exc)
+        raise ToolError(f"internal error in engram: {one_line(exc)}") from None
 
 
 def build(

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engram.errors import log_failure
 from engram.mirror.client import MuninnClient, MuninnError
 from engram.mirror.vault import make_client, vault_for_scope
 from engram.recall import gate
@@ -102,8 +103,8 @@ def muninn_candidates(
         except MuninnError as exc:
             log.debug("muninn recall failed: %s", exc)
             continue
-        except Exception:  # fail open: recall never breaks a request
-            log.exception("muninn recall failed")
+        except Exception as exc:  # fail open: recall never breaks a request
+            log_failure(log, "muninn recall failed", exc)
             continue
         for hit in hits:
             kept = best.get(hit.content_hash)

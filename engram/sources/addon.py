@@ -91,7 +91,7 @@ class EngramAddon:
 
     def _journal_failed(self, exc: BaseException) -> None:
         """Counted always, said once per distinct error: a full disk fails every flow."""
-        from engram.sources.deferred_tasks import one_line
+        from engram.errors import one_line
 
         self.journal_failures += 1
         text = one_line(exc)  # not SQLAlchemy's text: it holds the conversation

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engram.backoff import Backoff
+from engram.errors import log_failure
 from engram.sources.capture_spool import MAX_SPOOL_BYTES, Spool, adopt_dead, new_key, quarantine
 from engram.sources.deferred_tasks import (
     RETRY_FIRST_S,
@@ -55,7 +56,6 @@ from engram.sources.deferred_tasks import (
     TASK_ATTEMPTS,
     TASK_BOUND,
     DeferredTasks,
-    log_failure,
     wait_cures,
 )
 from engram.wire.model import RawRequest, RawResponse

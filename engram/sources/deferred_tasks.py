@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from engram.backoff import Backoff
+from engram.errors import log_failure, one_line
 
 log = logging.getLogger("engram.proxy")
 
@@ -194,22 +195,6 @@ class DeferredWriter:
 
 def _name(fn: Callable[[], None]) -> str:
     return getattr(fn, "__name__", "task")
-
-
-def one_line(exc: BaseException) -> str:
-    """The database's own error in one line: SQLAlchemy's text would add the statement
-    and its parameters, which hold conversation text."""
-    cause = getattr(exc, "orig", None) or exc
-    text = str(cause)
-    return f"{type(cause).__name__}: {text.splitlines()[0] if text else ''}"
-
-
-def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
-    """One error line with the database's own error (`one_line`); the traceback only at
-    debug level. A failed write's exception text carries SQLAlchemy's statement and its
-    parameters, which hold conversation text, and logs are not redacted."""
-    logger.error("%s: %s", what, one_line(exc))
-    logger.debug("%s", what, exc_info=exc)
 
 
 def wait_cures(exc: Exception) -> bool:

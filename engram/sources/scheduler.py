@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from engram.errors import EngramError
+from engram.errors import EngramError, log_failure, one_line
 from engram.store.db import Store
 
 log = logging.getLogger("engram.scheduler")
@@ -260,8 +260,8 @@ class Scheduler:
         except EngramError as exc:
             self.reporter.error("analyze", str(exc))
         except Exception as exc:
-            log.exception("analysis check failed")
-            self.reporter.error("analyze", f"analysis check failed: {exc!r}")
+            log_failure(log, "analysis check failed", exc)
+            self.reporter.error("analyze", f"analysis check failed: {one_line(exc)}")
 
     # -- running ---------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from engram.errors import EngramError, NotFound
+from engram.errors import EngramError, NotFound, log_failure
 from engram.ui import security
 from engram.ui.security import Guard
 from engram.ui.web import STATIC, BadRequest, Deps, Page, Redirect, Req, View, make_env
@@ -118,7 +118,7 @@ def _run(app: web.Application, fn: View, req: Req) -> web.StreamResponse:
     try:
         return _render(app, fn, req)
     except Exception as exc:  # a bug or a broken store: say so, keep serving
-        log.exception("engram ui: %s failed", req.path)
+        log_failure(log, f"engram ui: {req.path} failed", exc)
         page = Page(
             "error.html",
             {
