@@ -760,6 +760,11 @@ def test_a_thin_fact_stays_alone_next_to_chatter_tasks_and_questions(text: str, 
             "pytest-xdist, always, we never run the suite serially in this repo.",
         ),
         ("no raw card numbers in any log line, ever", "No raw card numbers in any log line, ever."),
+        # a pronoun start is validation's call: "this repo" names the project
+        (
+            "this repo always uses tabs for indentation",
+            "This repo always uses tabs for indentation.",
+        ),
     ],
 )
 def test_a_rule_is_kept_whole_wherever_its_cue_stands(text: str, fact: str) -> None:

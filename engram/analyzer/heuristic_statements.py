@@ -29,6 +29,7 @@ from engram.analyzer.heuristic_words import (
     VAGUE_START,
     bug_report,
 )
+from engram.analyzer.validate import DEICTIC_START
 
 _I = re.IGNORECASE
 
@@ -264,11 +265,9 @@ _STANDING_CUE = re.compile(
     _I,
 )
 _STANDING_WORD = re.compile(r"\b(?:always|ever)\s+(\S+)", _I)
-# a code comment, a pronoun's sentence, or half of one ("because restarting prod on a
-# friday is always a great idea")
-_NOT_STANDALONE = re.compile(
-    r"(?:#|//|--)|(?:it|that|this|they|these|those|he|she|because|which)\b", _I
-)
+# a code comment, or half a sentence ("because restarting prod on a friday is always a
+# great idea"); a pronoun's sentence is validation's (`validate.DEICTIC_START`)
+_NOT_STANDALONE = re.compile(r"(?:#|//|--)|(?:because|which)\b", _I)
 # someone else's words, or the user's own plan ("from now on I'll review them myself")
 _REPORT = re.compile(
     r"\b(?:said|says|told (?:me|us)|thinks|suggested|suggests|recommends|recommended"
@@ -290,6 +289,7 @@ def standing_hit(clause: str, masked: str) -> Hit | None:
     if (
         len(text.split()) < MIN_STANDING_WORDS
         or _NOT_STANDALONE.match(text)
+        or DEICTIC_START.match(text)
         or _REPORT.search(text)
         or bug_report(text)
         or (after and _BEHAVIOUR.match(after[1]))

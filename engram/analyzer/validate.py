@@ -237,7 +237,7 @@ def looks_like_output(line: str) -> bool:
     return bool(_OUTPUT_LINE.search(line))
 
 
-_DEICTIC_START = re.compile(
+DEICTIC_START = re.compile(
     r"^(?:it|this|that|they|these|those|he|she|him|her|there)\b"
     r"(?!\s+(?:project|repo|repository|codebase|code base|team|app|service|monorepo|company)\b)",
     re.IGNORECASE,
@@ -265,7 +265,7 @@ def judge_text(text: str, said: BatchText, *, strict: bool, known: str = "") -> 
         return Verdict("reject", "the agent's report of this session's work (task state)")
     if _TRANSIENT.search(plain):
         return Verdict("reject", "tied to this session (transient)")
-    if _DEICTIC_START.match(plain):
+    if DEICTIC_START.match(plain):
         return Verdict("reject", f"not self-contained (starts with {words[0]!r})")
     haystack = (said.everything + "\n" + known).lower()
     tokens = concrete_tokens(plain)
