@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -472,9 +473,7 @@ def _with_neighbours(
 ) -> Iterator[rules.Hit]:
     """Each hit, a thin one joined to the instruction just before it or else just after
     it, when that sentence gave no fact of its own (see `heuristic_context`)."""
-    per_sentence: dict[int, int] = {}
-    for at, _ in kept:
-        per_sentence[at] = per_sentence.get(at, 0) + 1
+    per_sentence = Counter(at for at, _ in kept)  # facts per sentence
     for at, hit in kept:
         if per_sentence[at] == 1 and context.thin(hit.text):
             for side, before in ((at - 1, True), (at + 1, False)):

@@ -47,6 +47,7 @@ halves it added 2 facts and no must-not item.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import replace
 
 from engram.analyzer import heuristic_rules as rules
@@ -215,9 +216,7 @@ def elaborated(
     """Each (sentence index, fact), a fact that is its sentence's only one carrying the
     sentences after it (up to `MAX_ELABORATION`) while they finish it (see the module's
     docstring). A sentence used so is taken out of `bare`."""
-    per_sentence: dict[int, int] = {}
-    for at, _ in kept:
-        per_sentence[at] = per_sentence.get(at, 0) + 1
+    per_sentence = Counter(at for at, _ in kept)  # facts per sentence
     out: list[tuple[int, rules.Hit]] = []
     for at, hit in kept:
         after = at + 1
