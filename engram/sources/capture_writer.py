@@ -302,11 +302,10 @@ class CaptureWriter:
         A response waiting for its row (`put_durable` without a spool) ends the wait at
         once: an idle proxy must not add the gather time to an answer (measured: +19 ms with a fixed
         wait, ~2 ms without), and a busy one batches anyway (what queues during one
-        commit is the next batch). That includes a durable capture arriving while an
-        injection log (a deferred task, whose wake-up is queued a few ms before its exchange
-        ends)
-        gathers: it used to sit out the rest of the wait, +5-8 ms on every request
-        that got memory.
+        commit is the next batch). That includes a durable capture arriving while the
+        wake-up of an injection log (a deferred task, handed over a few ms before its
+        exchange ends) gathers: it used to sit out the rest of the wait, +5-8 ms on
+        every request that got memory.
         """
         batch = [first]
         deadline = time.monotonic() + (0.0 if _waited_for(first) else GATHER_S)
