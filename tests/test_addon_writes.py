@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from engram.store.db import Store
+from tests.support.expect import engram_warnings
 from tests.support.flows import anthropic_flow
 from tests.support.wait import wait_until
 
@@ -119,7 +120,7 @@ def test_the_addons_writes_wait_out_a_locked_database(
         locked.execute("ROLLBACK")
         wait_until(lambda: _rows(db_path) == (3, 3), what="every row and every log")
         wait_until(lambda: not tasks.held, what="nothing held")
-    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert not engram_warnings(caplog)
     assert not tasks.dropped and a.journal_failures == 0
     _through(a, tctx, 3)  # and on as before
     wait_until(lambda: _rows(db_path) == (4, 4), what="a later flow")

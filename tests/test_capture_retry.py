@@ -24,6 +24,7 @@ from engram.sources.capture_writer import CaptureWriter, journal_capture
 from engram.sources.proxy import ProxyStats
 from engram.store.db import Store
 from engram.wire.model import RawRequest, RawResponse
+from tests.support.expect import engram_warnings
 from tests.support.wait import wait_until
 
 POISON = "claude-poison-1"
@@ -315,7 +316,7 @@ def test_an_injection_log_waits_out_a_locked_database(
             wait_until(lambda: _injections(db_path, memory_id) == (1, 1), what="the log")
             wait_until(lambda: len(_keys(db_path)) == 1, what="the capture")
         assert w.tasks.held == []
-        assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+        assert not engram_warnings(caplog)
     finally:
         lock.close()
         w.close()

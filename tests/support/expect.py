@@ -8,9 +8,11 @@ engram does changed; what matters is that the call failed instead of returning.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -30,3 +32,14 @@ def call_fails() -> Iterator[Failure]:
         failure.error = exc
         return
     raise AssertionError("the call succeeded; expected it to fail")
+
+
+def engram_warnings(caplog: Any) -> list[logging.LogRecord]:
+    """engram's own warnings and errors among pytest's captured records: caplog also
+    holds other libraries' records, e.g. asyncio's "Task was destroyed but it is
+    pending" for an aiohttp task an earlier test left to the garbage collector."""
+    return [
+        r
+        for r in caplog.records
+        if r.name.startswith("engram") and r.levelname in ("WARNING", "ERROR")
+    ]
